@@ -1,0 +1,353 @@
+package accesslog
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	defaultBuffer       = 4096
+	defaultCloseTimeout = 5 * time.Second
+	writeBufferSize     = 64 << 10
+	// Lines larger than this are left to the garbage collector rather than
+	// pooled, so one huge request does not pin memory.
+	maxPooledLine = 64 << 10
+)
+
+var (
+	// ErrClosed is returned by Reopen after Close.
+	ErrClosed = errors.New("accesslog: logger closed")
+	// ErrCloseTimeout is returned by Close when the writer did not finish
+	// within Config.CloseTimeout.
+	ErrCloseTimeout = errors.New("accesslog: close timed out waiting for the writer")
+)
+
+// line is one encoded JSON line travelling from Log to the writer.
+type line struct{ b []byte }
+
+var linePool = sync.Pool{New: func() any { return &line{b: make([]byte, 0, 512)} }}
+
+func releaseLine(ln *line) {
+	if cap(ln.b) <= maxPooledLine {
+		linePool.Put(ln)
+	}
+}
+
+// cacheLinePad keeps counters written on every request off the cache line
+// of the read-mostly fields.
+type cacheLinePad [64]byte
+
+// Logger writes access log lines. Log is safe for concurrent use and never
+// blocks; a single writer goroutine owns the output.
+type Logger struct {
+	// Read-mostly, set in the constructor.
+	stopped      atomic.Bool // set by Close; always set for an Off logger
+	every        uint64      // sample one in every; <= 1 logs all
+	lines        chan *line
+	reopens      chan chan error
+	quit         chan struct{} // closed by Close
+	done         chan struct{} // closed when the writer goroutine exits
+	closeTimeout time.Duration
+	path         string // reopened by Reopen; empty when the output is not a file we opened
+
+	_       cacheLinePad
+	seq     atomic.Uint64 // sampling counter
+	dropped atomic.Uint64
+	_       cacheLinePad
+	written atomic.Uint64
+
+	// Owned by the writer goroutine.
+	out io.Writer
+	bw  *bufio.Writer
+	err error // first output error; read by Close once done is closed
+
+	fileMu sync.Mutex // guards file: swapped by the writer, closed by Close on timeout
+	file   *os.File   // nil when the output is not ours to close
+}
+
+// New returns a Logger for cfg: it appends to cfg.Path (created with mode
+// 0644) or writes to stdout when Path is empty or "-". With cfg.Off the
+// Logger does nothing and no file is opened.
+func New(cfg Config) (*Logger, error) {
+	if cfg.Off {
+		return newOff(), nil
+	}
+	if cfg.Path == "" || cfg.Path == "-" {
+		return NewWriter(cfg, os.Stdout), nil
+	}
+	f, err := openFile(cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	l := newLogger(cfg, f)
+	l.path = cfg.Path
+	l.file = f
+	go l.run()
+	return l, nil
+}
+
+// NewWriter returns a Logger for cfg that writes to w, ignoring cfg.Path.
+// The Logger never closes w and Reopen does nothing. w is written from one
+// goroutine at a time.
+func NewWriter(cfg Config, w io.Writer) *Logger {
+	if cfg.Off {
+		return newOff()
+	}
+	l := newLogger(cfg, w)
+	go l.run()
+	return l
+}
+
+func newOff() *Logger {
+	l := &Logger{}
+	l.stopped.Store(true)
+	return l
+}
+
+func newLogger(cfg Config, w io.Writer) *Logger {
+	l := &Logger{
+		lines:        make(chan *line, orDefault(cfg.Buffer, defaultBuffer)),
+		reopens:      make(chan chan error),
+		quit:         make(chan struct{}),
+		done:         make(chan struct{}),
+		closeTimeout: orDefault(cfg.CloseTimeout, defaultCloseTimeout),
+		out:          w,
+		bw:           bufio.NewWriterSize(w, writeBufferSize),
+	}
+	if cfg.SampleEvery > 1 {
+		l.every = uint64(cfg.SampleEvery)
+	}
+	return l
+}
+
+// orDefault returns v, or def when v is not positive.
+func orDefault[T ~int | ~int64](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func openFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("accesslog: %w", err)
+	}
+	return f, nil
+}
+
+// Log queues e as one JSON line. It encodes e on the calling goroutine,
+// never blocks, and does not allocate in steady state; e is not retained.
+// When the queue is full the line is dropped and counted (see Dropped).
+// Log on an Off or closed Logger does nothing; a Log that races with Close
+// may be lost without being counted.
+//
+// With Config.SampleEvery = N > 1, the 1st, (N+1)th, (2N+1)th... request
+// are logged; responses with status >= 500 or 499 are always logged and do
+// not advance the sampling counter.
+//
+// Each line is one JSON object, with fields in this order:
+//
+//	@timestamp             string  Entry.Time in UTC, RFC 3339 with milliseconds: "2024-05-01T12:34:56.789Z"
+//	request_id             string
+//	client_ip              string
+//	method                 string
+//	host                   string
+//	path                   string  request URI as received
+//	handling_cluster       string  "" when unknown
+//	handling_instance      string  "" when not proxied
+//	availability_zones     array   of strings: [] when not proxied, else ["zone-a"]
+//	status_code            number
+//	status_reason          string  omitted when empty
+//	response_time          number  milliseconds with three decimals (microsecond precision): 12.345
+//	backend_response_time  number  as response_time; omitted when no instance answered
+//	bytes_in               number  request body bytes
+//	bytes_out              number  response body bytes
+//
+// Strings are escaped as JSON requires; control bytes are written as
+// \u00XX and bytes that are not valid UTF-8 as \ufffd, so a line never
+// contains a raw newline and is always valid UTF-8.
+func (l *Logger) Log(e *Entry) {
+	if l == nil || l.stopped.Load() {
+		return
+	}
+	if l.every > 1 && e.StatusCode < 500 && e.StatusCode != 499 {
+		if (l.seq.Add(1)-1)%l.every != 0 {
+			return
+		}
+	}
+	ln := linePool.Get().(*line)
+	ln.b = appendEntry(ln.b[:0], e)
+	select {
+	case l.lines <- ln:
+	default:
+		releaseLine(ln)
+		l.dropped.Add(1)
+	}
+}
+
+// Dropped returns how many lines were lost: the queue was full, or the
+// output returned an error when the line was handed to it. Lines already in
+// the 64 KiB write buffer when a flush fails are counted as written.
+func (l *Logger) Dropped() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.dropped.Load()
+}
+
+// Written returns how many lines were handed to the output.
+func (l *Logger) Written() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.written.Load()
+}
+
+// Reopen closes and reopens Config.Path, for log rotation: lines queued
+// before the call go to the old file, later ones to the new. If the path
+// cannot be opened the Logger keeps writing to the old file and Reopen
+// returns the error. It does nothing for stdout or a NewWriter Logger, and
+// returns ErrClosed after Close. Reopen waits for the writer goroutine, so
+// it blocks while the output is stuck.
+func (l *Logger) Reopen() error {
+	if l == nil || l.path == "" {
+		return nil
+	}
+	if l.stopped.Load() {
+		return ErrClosed
+	}
+	req := make(chan error, 1)
+	select {
+	case l.reopens <- req:
+		return <-req
+	case <-l.done:
+		return ErrClosed
+	}
+}
+
+// Close writes out every queued line, stops the writer goroutine and
+// closes the file (never stdout or a NewWriter writer). It returns the
+// first error the output reported, if any. If the output is stuck, Close
+// gives up after Config.CloseTimeout, closes the file so the writer can
+// fail and exit, and returns ErrCloseTimeout; a writer stuck on a
+// NewWriter writer exits when that write returns. Further calls return nil.
+func (l *Logger) Close() error {
+	if l == nil || !l.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(l.quit)
+	t := time.NewTimer(l.closeTimeout)
+	defer t.Stop()
+	select {
+	case <-l.done:
+		return l.err
+	case <-t.C:
+	}
+	l.fileMu.Lock()
+	f := l.file
+	l.file = nil
+	l.fileMu.Unlock()
+	err := fmt.Errorf("%w after %v", ErrCloseTimeout, l.closeTimeout)
+	if f != nil {
+		if cerr := f.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("accesslog: %w", cerr))
+		}
+	}
+	return err
+}
+
+// run is the writer goroutine. It batches bursts in the write buffer and
+// flushes whenever the queue is momentarily empty.
+func (l *Logger) run() {
+	defer close(l.done)
+	for {
+		select {
+		case ln := <-l.lines:
+			l.write(ln)
+			if len(l.lines) == 0 {
+				l.flush()
+			}
+		case req := <-l.reopens:
+			req <- l.reopen()
+		case <-l.quit:
+			l.drain()
+			l.flush()
+			if err := l.swapFile(nil); err != nil && l.err == nil {
+				l.err = err
+			}
+			return
+		}
+	}
+}
+
+// drain writes every line queued so far.
+func (l *Logger) drain() {
+	for {
+		select {
+		case ln := <-l.lines:
+			l.write(ln)
+		default:
+			return
+		}
+	}
+}
+
+func (l *Logger) write(ln *line) {
+	_, err := l.bw.Write(ln.b)
+	releaseLine(ln)
+	if err != nil {
+		l.fail(err)
+		l.dropped.Add(1)
+		return
+	}
+	l.written.Add(1)
+}
+
+func (l *Logger) flush() {
+	if err := l.bw.Flush(); err != nil {
+		l.fail(err)
+	}
+}
+
+// fail records err and resets the write buffer, discarding what it held,
+// so that the next line tries the output again.
+func (l *Logger) fail(err error) {
+	if l.err == nil {
+		l.err = fmt.Errorf("accesslog: %w", err)
+	}
+	l.bw.Reset(l.out)
+}
+
+func (l *Logger) reopen() error {
+	l.drain()
+	l.flush()
+	f, err := openFile(l.path)
+	if err != nil {
+		return err
+	}
+	l.out = f
+	l.bw.Reset(f)
+	return l.swapFile(f)
+}
+
+// swapFile makes f the file closed by Close and closes the previous one.
+func (l *Logger) swapFile(f *os.File) error {
+	l.fileMu.Lock()
+	old := l.file
+	l.file = f
+	l.fileMu.Unlock()
+	if old == nil {
+		return nil
+	}
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("accesslog: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/zones"
+)
+
+// Config configures a Server. The zero value of every field selects the
+// default named in its comment.
+type Config struct {
+	// Listen is the client listener address. Default 127.0.0.1:9200.
+	Listen string
+	// AdminListen serves /metrics, /status and /_health. Default
+	// 127.0.0.1:9244; "-" disables it.
+	AdminListen string
+	// Domain is the suffix of Host route keys (<key>.<domain>). Empty means
+	// the domain that the route table names.
+	Domain string
+	// Zone is the availability zone this proxy runs in (informational until
+	// zone-aware balancing).
+	Zone string
+
+	// TrustedProxies lists the peers whose X-Forwarded-For is kept and
+	// appended to; from any other peer the header is replaced.
+	TrustedProxies []netip.Prefix
+
+	// ClientHeaderTimeout bounds reading a request's headers (slowloris).
+	// Default 10s.
+	ClientHeaderTimeout time.Duration
+	// ClientIdleTimeout bounds the wait for the next request on a
+	// keep-alive client connection, and each read or write of a body once it
+	// has started. Default 60s.
+	ClientIdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers; larger requests get
+	// 431. Default 16 KiB.
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds request bodies; larger get 413. 0: no limit.
+	MaxBodyBytes int64
+
+	// ConnectTimeout bounds dialing an instance. Default 5s.
+	ConnectTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for an instance's response
+	// headers once the request is sent. Default 60s.
+	ResponseHeaderTimeout time.Duration
+	// UpstreamIdleTimeout bounds each read or write of a body to or from an
+	// instance. Default 60s.
+	UpstreamIdleTimeout time.Duration
+	// MaxConnsPerInstance bounds connections to one instance; a request
+	// waits up to ConnectTimeout for one to free up, then gets 503.
+	// Default 512.
+	MaxConnsPerInstance int
+	// MaxIdleConnsPerInstance bounds the keep-alive pool of one instance.
+	// Default 64.
+	MaxIdleConnsPerInstance int
+	// IdleConnTimeout closes pooled connections unused this long. Default 30s.
+	IdleConnTimeout time.Duration
+
+	// DrainDelay is how long the listener keeps accepting after SIGTERM
+	// while /_health says 502, so load balancers notice. Default 5s.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds how long running requests may finish after the
+	// listener closes. Default 30s.
+	ShutdownTimeout time.Duration
+
+	// AccessLog configures the access log; the zero value logs every
+	// request to stdout.
+	AccessLog accesslog.Config
+	// DeploymentMetrics adds a deployment label to request metrics.
+	DeploymentMetrics bool
+
+	// Picker chooses instances. Default zones.Weighted.
+	Picker zones.Picker
+	// Logger receives operational logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:9200"
+	}
+	if c.AdminListen == "" {
+		c.AdminListen = "127.0.0.1:9244"
+	}
+	def(&c.ClientHeaderTimeout, 10*time.Second)
+	def(&c.ClientIdleTimeout, 60*time.Second)
+	def(&c.ConnectTimeout, 5*time.Second)
+	def(&c.ResponseHeaderTimeout, 60*time.Second)
+	def(&c.UpstreamIdleTimeout, 60*time.Second)
+	def(&c.IdleConnTimeout, 30*time.Second)
+	def(&c.DrainDelay, 5*time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 16 << 10
+	}
+	if c.MaxConnsPerInstance <= 0 {
+		c.MaxConnsPerInstance = 512
+	}
+	if c.MaxIdleConnsPerInstance <= 0 {
+		c.MaxIdleConnsPerInstance = 64
+	}
+	if c.Picker == nil {
+		c.Picker = zones.Weighted{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}

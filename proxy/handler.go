@@ -1,0 +1,366 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/proxy/upstream"
+	"github.com/switchyard/switchyard/routes"
+	"github.com/valyala/fasthttp"
+)
+
+var strHealthPath = []byte("/_health")
+
+// exchange is the state of one request. It comes from a pool; when the
+// response has a streamed body, the exchange is that body's reader and
+// lives until fasthttp closes it.
+type exchange struct {
+	s     *Server
+	start time.Time
+
+	idBuf   [requestIDLen]byte
+	keyBuf  [maxKeyLen]byte
+	ipBuf   [64]byte
+	scratch []byte
+	xffBuf  []byte
+
+	dep      *routes.Deployment
+	inst     *routes.Instance
+	clientIP []byte
+
+	ureq   upstream.Request
+	uresp  upstream.Response
+	ubody  *upstream.Body
+	cbody  clientBody
+	client net.Conn
+
+	wdeadline time.Time
+	status    int
+	reason    reason
+	bytesIn   int64
+	bytesOut  int64
+	backend   time.Duration
+
+	entry accesslog.Entry
+}
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	x := s.exPool.Get().(*exchange)
+	x.s, x.start, x.backend = s, ctx.Time(), -1
+	s.metrics.inFlight.Inc()
+	id := s.ids.next(&x.idBuf)
+	if x.serve(ctx, id) {
+		return // finished by CloseWithError once the body is written
+	}
+	ctx.Response.Header.SetBytesV(hdrRequestID, id)
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	x.status = ctx.Response.StatusCode()
+	x.finish(ctx)
+}
+
+// serve handles the request; it returns true when the response body is
+// being streamed from an instance by x.
+func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
+	s := x.s
+	h := &ctx.Request.Header
+	if bytes.Equal(ctx.Path(), strHealthPath) {
+		s.writeHealth(ctx)
+		x.reason = reasonHealth
+		return false
+	}
+	// fasthttp already refuses duplicate Content-Length and unknown
+	// Transfer-Encodings; a request with both framings is ambiguous
+	// (request smuggling) and is refused too.
+	if h.ContentLength() == -1 && hasContentLength(h.RawHeaders()) {
+		x.own(ctx, reasonBadRequest)
+		ctx.SetConnectionClose()
+		return false
+	}
+	st := s.state.Load()
+	if st == nil {
+		x.own(ctx, reasonNoTable)
+		return false
+	}
+	key := routeKey(x.keyBuf[:], h.Peek(hdrFoundCluster), h.Host(), st.suffix)
+	if key == nil {
+		x.own(ctx, reasonUnknownResource)
+		return false
+	}
+	d := st.table.Lookup(key)
+	if d == nil {
+		x.own(ctx, reasonUnknownResource)
+		return false
+	}
+	x.dep = d
+	in := s.cfg.Picker.Pick(d)
+	if in == nil {
+		x.own(ctx, reasonUnavailable)
+		return false
+	}
+	x.inst = in
+
+	cl := h.ContentLength()
+	if max := s.cfg.MaxBodyBytes; max > 0 && int64(cl) > max {
+		x.own(ctx, reasonBodyTooLarge)
+		ctx.SetConnectionClose()
+		return false
+	}
+	x.client = ctx.Conn()
+	x.ureq = upstream.Request{Header: h}
+	stream := ctx.RequestBodyStream()
+	if cl == -2 || (cl == -1 && stream == nil) {
+		cl = 0 // no framing: a request without a body
+	}
+	if cl >= 0 && cl <= prefetchBytes {
+		if cl > 0 {
+			x.ureq.Body = ctx.Request.Body()
+		}
+		x.bytesIn = int64(len(x.ureq.Body))
+	} else {
+		x.cbody = clientBody{r: stream, conn: x.client, idle: s.cfg.ClientIdleTimeout, max: s.cfg.MaxBodyBytes}
+		x.ureq.BodyStream, x.ureq.BodyLen = &x.cbody, int64(cl)
+	}
+
+	clientClose := h.ConnectionClose()
+	h.ResetConnectionClose()
+	stripHopRequest(h, &x.scratch)
+	h.SetProtocol("HTTP/1.1")
+	h.SetNoDefaultContentType(true)
+	var peer netip.Addr
+	if ip := ctx.RemoteIP(); ip != nil {
+		peer, _ = netip.AddrFromSlice(ip)
+		peer = peer.Unmap()
+	}
+	x.clientIP = setForwarded(h, peer, s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
+	h.SetBytesV(hdrRequestID, id)
+
+	resp := &ctx.Response
+	x.uresp = upstream.Response{Header: &resp.Header}
+	err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
+	if x.ureq.BodyStream != nil {
+		x.bytesIn = x.cbody.n
+	}
+	if err != nil {
+		resp.Header.Reset()
+		r := classify(err)
+		if ue, ok := upstream.AsError(err); ok && ue.Kind != upstream.KindClientBody {
+			s.metrics.upstreamErrors[ue.Kind].Inc()
+		}
+		if x.ureq.BodyStream != nil || r == reasonClientClosed {
+			// The rest of the request body is unread.
+			ctx.SetConnectionClose()
+		}
+		s.log.Debug("upstream exchange failed", "instance", in.ID, "addr", in.Addr, "error", err)
+		x.own(ctx, r)
+		return false
+	}
+	x.backend = x.uresp.Received.Sub(x.uresp.Sent)
+	s.metrics.upstreamDuration.Observe(x.backend.Seconds())
+
+	rh := &resp.Header
+	rh.ResetConnectionClose()
+	stripHopResponse(rh, &x.scratch)
+	rh.SetNoDefaultContentType(true)
+	if clientClose || s.draining.Load() || x.uresp.BodyPending {
+		rh.SetConnectionClose()
+	}
+	rh.SetBytesV(hdrRequestID, id)
+	rh.Set(hdrHandlingCluster, d.ID)
+	rh.Set(hdrHandlingInstance, in.ID)
+	x.status = rh.StatusCode()
+	if x.uresp.Body == nil {
+		return false // HEAD, 204, 304: headers only
+	}
+	x.ubody = x.uresp.Body
+	resp.SetBodyStream(x, int(x.uresp.ContentLength))
+	return true
+}
+
+// own writes the proxy's own response for r.
+func (x *exchange) own(ctx *fasthttp.RequestCtx, r reason) {
+	x.reason = r
+	writeOwn(ctx, r)
+}
+
+// Read streams the instance's response body to the client, extending the
+// client's write deadline as data flows.
+func (x *exchange) Read(p []byte) (int, error) {
+	if now := time.Now(); x.client != nil && x.wdeadline.Sub(now) < x.s.cfg.ClientIdleTimeout*7/8 {
+		x.wdeadline = now.Add(x.s.cfg.ClientIdleTimeout)
+		_ = x.client.SetWriteDeadline(x.wdeadline)
+	}
+	n, err := x.ubody.Read(p)
+	x.bytesOut += int64(n)
+	return n, err
+}
+
+// CloseWithError is called by fasthttp once the body is written, or
+// writing it failed with werr.
+func (x *exchange) CloseWithError(werr error) error {
+	b := x.ubody
+	x.ubody = nil
+	if b == nil {
+		return nil
+	}
+	complete, uerr := b.Complete(), b.Err()
+	_ = b.Close()
+	if !complete {
+		switch {
+		case uerr != nil:
+			x.reason = reasonUpstreamBody
+			x.s.log.Debug("instance failed mid-body", "instance", x.inst.ID, "error", uerr)
+		case werr != nil:
+			x.reason, x.status = reasonClientClosed, 499
+		}
+	}
+	x.finish(nil)
+	return nil
+}
+
+// finish records the request in metrics and the access log and returns x
+// to the pool.
+func (x *exchange) finish(ctx *fasthttp.RequestCtx) {
+	s := x.s
+	total := time.Since(x.start)
+	if x.reason == reasonClientClosed {
+		x.status = 499
+	}
+	depID := ""
+	if x.dep != nil {
+		depID = x.dep.ID
+	}
+	s.metrics.observe(x.status, depID, total)
+	s.metrics.inFlight.Dec()
+
+	e := &x.entry
+	*e = accesslog.Entry{
+		Time:                x.start,
+		RequestID:           x.idBuf[:],
+		ClientIP:            x.clientIP,
+		HandlingCluster:     depID,
+		StatusCode:          x.status,
+		StatusReason:        x.reason.String(),
+		ResponseTime:        total,
+		BackendResponseTime: x.backend,
+		BytesIn:             x.bytesIn,
+		BytesOut:            x.bytesOut,
+	}
+	if x.inst != nil {
+		e.HandlingInstance, e.AvailabilityZones = x.inst.ID, x.inst.Zone
+	}
+	if ctx != nil {
+		e.Method, e.Host, e.Path = ctx.Method(), ctx.Host(), ctx.RequestURI()
+		if x.bytesOut == 0 && x.reason != reasonNone {
+			x.bytesOut = int64(len(ctx.Response.Body()))
+			e.BytesOut = x.bytesOut
+		}
+		if e.ClientIP == nil {
+			if ip := ctx.RemoteIP(); ip != nil {
+				if a, ok := netip.AddrFromSlice(ip); ok {
+					e.ClientIP = a.Unmap().AppendTo(x.ipBuf[:0])
+				}
+			}
+		}
+	} else {
+		e.Method, e.Host, e.Path = x.ureq.Header.Method(), x.ureq.Header.Host(), x.ureq.Header.RequestURI()
+	}
+	s.alog.Log(e)
+
+	scratch, xff := x.scratch[:0], x.xffBuf[:0]
+	*x = exchange{scratch: scratch, xffBuf: xff}
+	s.exPool.Put(x)
+}
+
+// clientBody reads a streamed request body from the client, extending the
+// client's read deadline as data flows and enforcing MaxBodyBytes.
+type clientBody struct {
+	r        io.Reader
+	conn     net.Conn
+	idle     time.Duration
+	max      int64
+	n        int64
+	deadline time.Time
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if now := time.Now(); b.conn != nil && b.deadline.Sub(now) < b.idle*7/8 {
+		b.deadline = now.Add(b.idle)
+		_ = b.conn.SetReadDeadline(b.deadline)
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.max > 0 && b.n > b.max {
+		return n, errBodyTooLarge
+	}
+	return n, err
+}
+
+// Interrupt makes a Read blocked on the client return (upstream.Interrupter).
+func (b *clientBody) Interrupt() {
+	if b.conn != nil {
+		_ = b.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// writeHealth answers /_health: 200 once a table is loaded, 502 before that
+// and while draining.
+func (s *Server) writeHealth(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
+	if s.state.Load() == nil || s.draining.Load() {
+		ctx.Response.SetStatusCode(fasthttp.StatusBadGateway)
+		ctx.Response.SetBodyRaw(healthDown)
+		return
+	}
+	ctx.Response.SetStatusCode(fasthttp.StatusOK)
+	ctx.Response.SetBodyRaw(healthOK)
+}
+
+// handleParseError answers requests that fasthttp could not parse.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	x := s.exPool.Get().(*exchange)
+	x.s, x.start, x.backend = s, time.Now(), -1
+	s.metrics.inFlight.Inc()
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		x.own(ctx, reasonHeaderTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		x.own(ctx, reasonClientTimeout)
+	default:
+		x.own(ctx, reasonBadRequest)
+	}
+	ctx.Response.Header.SetBytesV(hdrRequestID, s.ids.next(&x.idBuf))
+	ctx.SetConnectionClose()
+	x.status = ctx.Response.StatusCode()
+	s.log.Debug("malformed request", "error", err, "remote", ctx.RemoteAddr().String())
+	x.finish(ctx)
+}
+
+// hasContentLength reports whether raw request headers carry a
+// Content-Length field (in any case).
+func hasContentLength(raw []byte) bool {
+	const name = "content-length"
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if len(line) > len(name) && equalFoldASCII(line[:len(name)], []byte(name)) {
+			rest := bytes.TrimLeft(line[len(name):], " \t")
+			if len(rest) > 0 && rest[0] == ':' {
+				return true
+			}
+		}
+	}
+	return false
+}

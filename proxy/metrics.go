@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/switchyard/switchyard/proxy/upstream"
+)
+
+// metrics are the proxy's Prometheus metrics, in a registry of its own.
+// Label values are resolved once, so that recording allocates nothing,
+// except per-deployment labels, which are opt-in.
+type metrics struct {
+	reg *prometheus.Registry
+
+	requests         [6]prometheus.Counter // by status class: 1xx..5xx; [0] other
+	requestsByDep    *prometheus.CounterVec
+	duration         prometheus.Histogram
+	upstreamDuration prometheus.Histogram
+	upstreamErrors   []prometheus.Counter // by upstream.Kind
+	inFlight         prometheus.Gauge
+	reloadsApplied   prometheus.Counter
+	reloadsRejected  prometheus.Counter
+	tableVersion     prometheus.Gauge
+	tableDeployments prometheus.Gauge
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_requests_total",
+		Help: "Requests answered, by status class (2xx, 4xx, ...).",
+	}, []string{"code_class"})
+	m.reg.MustRegister(reqs)
+	m.requests[0] = reqs.WithLabelValues("other")
+	for i := 1; i <= 5; i++ {
+		m.requests[i] = reqs.WithLabelValues(strconv.Itoa(i) + "xx")
+	}
+	if s.cfg.DeploymentMetrics {
+		m.requestsByDep = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_deployment_requests_total",
+			Help: "Requests answered, by deployment and status class.",
+		}, []string{"deployment", "code_class"})
+		m.reg.MustRegister(m.requestsByDep)
+	}
+	buckets := prometheus.ExponentialBuckets(0.00025, 2, 18) // 250µs .. ~33s
+	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "switchyard_request_duration_seconds",
+		Help:    "Time from request arrival to response headers written (streamed bodies excluded).",
+		Buckets: buckets,
+	})
+	m.upstreamDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "switchyard_upstream_response_seconds",
+		Help:    "Time from the request sent to an instance until its response headers arrived.",
+		Buckets: buckets,
+	})
+	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_upstream_errors_total",
+		Help: "Failed exchanges with instances, by kind.",
+	}, []string{"kind"})
+	for _, k := range upstream.Kinds() {
+		m.upstreamErrors = append(m.upstreamErrors, errs.WithLabelValues(k.String()))
+	}
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchyard_requests_in_flight",
+		Help: "Requests being handled.",
+	})
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_route_table_loads_total",
+		Help: "Route table loads, by result (applied, rejected).",
+	}, []string{"result"})
+	m.reloadsApplied = reloads.WithLabelValues("applied")
+	m.reloadsRejected = reloads.WithLabelValues("rejected")
+	m.tableVersion = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchyard_route_table_version",
+		Help: "Version of the route table being served.",
+	})
+	m.tableDeployments = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchyard_route_table_deployments",
+		Help: "Deployments in the route table being served.",
+	})
+	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchyard_route_table_age_seconds",
+		Help: "Time since the route table being served was loaded.",
+	}, func() float64 {
+		if st := s.state.Load(); st != nil {
+			return time.Since(st.table.LoadedAt).Seconds()
+		}
+		return 0
+	})
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchyard_access_log_dropped_total",
+		Help: "Access log lines dropped because the log writer fell behind.",
+	}, func() float64 { return float64(s.alog.Dropped()) })
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchyard_upstream_connections",
+		Help: "Open connections to instances.",
+	}, func() float64 { return float64(s.transport.Stats("").Open) })
+	idle := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchyard_upstream_idle_connections",
+		Help: "Idle pooled connections to instances.",
+	}, func() float64 { return float64(s.transport.Stats("").Idle) })
+	m.reg.MustRegister(m.duration, m.upstreamDuration, errs, m.inFlight, reloads,
+		m.tableVersion, m.tableDeployments, age, dropped, open, idle)
+	return m
+}
+
+// observe records one finished request.
+func (m *metrics) observe(status int, deployment string, total time.Duration) {
+	class := status / 100
+	if class < 1 || class > 5 {
+		class = 0
+	}
+	m.requests[class].Inc()
+	if m.requestsByDep != nil && deployment != "" {
+		label := "other"
+		if class > 0 {
+			label = strconv.Itoa(class) + "xx"
+		}
+		m.requestsByDep.WithLabelValues(deployment, label).Inc()
+	}
+	m.duration.Observe(total.Seconds())
+}

@@ -1,0 +1,234 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/proxy/upstream"
+	"github.com/switchyard/switchyard/routes"
+	"github.com/valyala/fasthttp"
+)
+
+// prefetchBytes is how much of a request body is read before the handler
+// runs. Bodies up to this size are held in memory (and may be replayed);
+// larger ones are streamed.
+const prefetchBytes = 64 << 10
+
+// Server is a proxy: a client listener, an admin listener, the route table
+// it serves, and the connection pools to instances. It implements
+// routes.Sink.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	state     atomic.Pointer[tableState]
+	transport *upstream.Transport
+	alog      *accesslog.Logger
+	metrics   *metrics
+	ids       *requestIDs
+	draining  atomic.Bool
+	exPool    sync.Pool
+
+	srv   *fasthttp.Server
+	admin *http.Server
+
+	ready     chan struct{}
+	addr      net.Addr
+	adminAddr net.Addr
+
+	rejected atomic.Pointer[rejection]
+}
+
+// tableState is a route table with what the hot path derives from it.
+type tableState struct {
+	table  *routes.Table
+	suffix []byte // "." + domain, lowercase
+}
+
+type rejection struct {
+	At     time.Time
+	Source string
+	Error  string
+}
+
+var _ routes.Sink = (*Server)(nil)
+
+// New builds a Server. It opens the access log but binds nothing until Run.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	alog, err := accesslog.New(cfg.AccessLog)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: access log: %w", err)
+	}
+	s := &Server{
+		cfg: cfg,
+		log: cfg.Logger,
+		transport: upstream.New(upstream.Config{
+			ConnectTimeout:        cfg.ConnectTimeout,
+			ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+			IdleTimeout:           cfg.UpstreamIdleTimeout,
+			IdleConnTimeout:       cfg.IdleConnTimeout,
+			MaxConns:              cfg.MaxConnsPerInstance,
+			MaxIdleConns:          cfg.MaxIdleConnsPerInstance,
+		}),
+		alog:  alog,
+		ids:   newRequestIDs(),
+		ready: make(chan struct{}),
+	}
+	s.exPool.New = func() any { return new(exchange) }
+	s.metrics = newMetrics(s)
+	s.srv = &fasthttp.Server{
+		Handler:                      s.handle,
+		ErrorHandler:                 s.handleParseError,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		ReadBufferSize:               cfg.MaxHeaderBytes,
+		WriteBufferSize:              16 << 10,
+		ReadTimeout:                  cfg.ClientHeaderTimeout,
+		IdleTimeout:                  cfg.ClientIdleTimeout,
+		WriteTimeout:                 cfg.ClientIdleTimeout,
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           prefetchBytes,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{cfg.Logger},
+	}
+	return s, nil
+}
+
+// fasthttpLogger sends fasthttp's own messages (connection-level errors)
+// to the debug log.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "fasthttp")
+}
+
+// Apply makes t the table that new requests see.
+func (s *Server) Apply(t *routes.Table) {
+	domain := s.cfg.Domain
+	if domain == "" {
+		domain = t.Domain
+	}
+	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
+	st := &tableState{table: t}
+	if domain != "" {
+		st.suffix = []byte("." + domain)
+	}
+	s.state.Store(st)
+	s.metrics.reloadsApplied.Inc()
+	s.metrics.tableVersion.Set(float64(t.Version))
+	s.metrics.tableDeployments.Set(float64(t.Len()))
+	s.log.Info("route table applied", "version", t.Version, "deployments", t.Len(), "source", t.Source, "domain", domain)
+}
+
+// Reject records a table load that was refused; the current table stays.
+func (s *Server) Reject(source string, err error) {
+	s.metrics.reloadsRejected.Inc()
+	s.rejected.Store(&rejection{At: time.Now(), Source: source, Error: err.Error()})
+}
+
+// Table returns the table being served, or nil before the first Apply.
+func (s *Server) Table() *routes.Table {
+	if st := s.state.Load(); st != nil {
+		return st.table
+	}
+	return nil
+}
+
+// Ready is closed once the listeners are bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the client listener's address; valid after Ready.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// AdminAddr is the admin listener's address (nil when disabled); valid
+// after Ready.
+func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
+
+// Run serves until ctx ends, then drains and returns nil. It returns an
+// error at once when a listener cannot be bound or fails.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.alog.Close()
+	defer s.transport.Close()
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("proxy: listen: %w", err)
+	}
+	var aln net.Listener
+	if s.cfg.AdminListen != "-" {
+		if aln, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("proxy: admin listen: %w", err)
+		}
+		s.adminAddr = aln.Addr()
+	}
+	s.addr = ln.Addr()
+	errc := make(chan error, 2)
+	go func() { errc <- s.srv.Serve(ln) }()
+	if aln != nil {
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := s.admin.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	close(s.ready)
+	s.log.Info("proxy listening", "listen", s.addr.String(), "admin", addrString(s.adminAddr))
+
+	select {
+	case err := <-errc:
+		s.shutdownNow()
+		return fmt.Errorf("proxy: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Drain: health says 502 at once and responses close their
+	// connections, the listener keeps accepting so load balancers notice,
+	// then it closes and running requests finish.
+	s.draining.Store(true)
+	s.log.Info("draining", "drain_delay", s.cfg.DrainDelay.String(), "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+	select {
+	case <-time.After(s.cfg.DrainDelay):
+	case err := <-errc:
+		s.shutdownNow()
+		return fmt.Errorf("proxy: serve: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.srv.ShutdownWithContext(sctx); err != nil {
+		s.log.Warn("shutdown deadline passed; cutting remaining connections", "error", err)
+	}
+	if s.admin != nil {
+		_ = s.admin.Shutdown(sctx)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+func (s *Server) shutdownNow() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.srv.ShutdownWithContext(ctx)
+	if s.admin != nil {
+		_ = s.admin.Close()
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

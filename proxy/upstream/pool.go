@@ -1,0 +1,359 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Config configures a Transport. The zero value of every field selects the
+// default named in its comment.
+type Config struct {
+	// ConnectTimeout bounds dialing, and the wait for a free connection
+	// slot when MaxConns are open. Default 5s.
+	ConnectTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers once the
+	// request is written. Default 60s.
+	ResponseHeaderTimeout time.Duration
+	// IdleTimeout bounds each read or write of a body. Default 60s.
+	IdleTimeout time.Duration
+	// IdleConnTimeout closes pooled connections unused this long. Default 30s.
+	IdleConnTimeout time.Duration
+	// MaxConns bounds open connections per address. Default 512.
+	MaxConns int
+	// MaxIdleConns bounds pooled idle connections per address. Default 64.
+	MaxIdleConns int
+	// ReadBufferSize is the per-connection read buffer; response headers
+	// must fit in it. Default 16 KiB.
+	ReadBufferSize int
+	// WriteBufferSize is the per-connection write buffer. Default 16 KiB.
+	WriteBufferSize int
+	// Dial opens a connection; default a TCP dial with ConnectTimeout.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ConnectTimeout, 5*time.Second)
+	def(&c.ResponseHeaderTimeout, 60*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.IdleConnTimeout, 30*time.Second)
+	if c.MaxConns <= 0 {
+		c.MaxConns = 512
+	}
+	if c.MaxIdleConns <= 0 {
+		c.MaxIdleConns = 64
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = 16 << 10
+	}
+	if c.WriteBufferSize <= 0 {
+		c.WriteBufferSize = 16 << 10
+	}
+	if c.Dial == nil {
+		c.Dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+			return net.DialTimeout("tcp", addr, timeout)
+		}
+	}
+}
+
+// Transport holds one connection pool per instance address. It is safe for
+// concurrent use.
+type Transport struct {
+	cfg    Config
+	pools  sync.Map // addr -> *pool
+	closed atomic.Bool
+	stop   chan struct{}
+	done   chan struct{}
+
+	dials atomic.Uint64
+}
+
+// New starts a Transport and its idle-connection reaper. Close stops it.
+func New(cfg Config) *Transport {
+	cfg.setDefaults()
+	t := &Transport{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}
+	go t.reap()
+	return t
+}
+
+// Close closes every idle connection and stops the reaper. Connections in
+// use close when their exchange ends.
+func (t *Transport) Close() {
+	if t.closed.Swap(true) {
+		return
+	}
+	close(t.stop)
+	<-t.done
+	t.CloseIdle("")
+}
+
+// CloseIdle closes the idle connections to addr, or to every address when
+// addr is empty.
+func (t *Transport) CloseIdle(addr string) {
+	t.pools.Range(func(k, v any) bool {
+		if addr == "" || k.(string) == addr {
+			v.(*pool).closeIdle(time.Time{})
+		}
+		return true
+	})
+}
+
+// Stats counts connections.
+type Stats struct {
+	Open  int    // open connections, idle or in use
+	Idle  int    // idle pooled connections
+	Dials uint64 // connections dialled since start
+}
+
+// Stats returns connection counts, for addr or for every address when addr
+// is empty.
+func (t *Transport) Stats(addr string) Stats {
+	var s Stats
+	t.pools.Range(func(k, v any) bool {
+		if addr == "" || k.(string) == addr {
+			p := v.(*pool)
+			p.mu.Lock()
+			s.Open += p.open
+			s.Idle += len(p.idle)
+			p.mu.Unlock()
+		}
+		return true
+	})
+	s.Dials = t.dials.Load()
+	return s
+}
+
+func (t *Transport) reap() {
+	defer close(t.done)
+	every := t.cfg.IdleConnTimeout / 2
+	if every < 100*time.Millisecond {
+		every = 100 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case now := <-tick.C:
+			cutoff := now.Add(-t.cfg.IdleConnTimeout)
+			t.pools.Range(func(k, v any) bool {
+				p := v.(*pool)
+				p.closeIdle(cutoff)
+				// Forget pools of addresses unused for a long time (instances
+				// that left the table).
+				if p.unusedSince(now) > 10*t.cfg.IdleConnTimeout {
+					t.pools.Delete(k)
+				}
+				return true
+			})
+		}
+	}
+}
+
+func (t *Transport) pool(addr string) *pool {
+	if v, ok := t.pools.Load(addr); ok {
+		return v.(*pool)
+	}
+	v, _ := t.pools.LoadOrStore(addr, &pool{addr: addr, t: t})
+	return v.(*pool)
+}
+
+// conn is one connection to an instance.
+type conn struct {
+	net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	p         *pool
+	idleSince time.Time
+
+	// Set during one exchange.
+	req       *Request
+	writing   bool             // a body goroutine is running
+	broken    bool             // not reusable whatever the response says
+	gotHeader atomic.Bool      // response headers have been read
+	wdone     chan writeResult // the body goroutine's result
+}
+
+type pool struct {
+	addr string
+	t    *Transport
+
+	mu       sync.Mutex
+	idle     []*conn // oldest first; taken from the end
+	open     int     // idle + in use + dialing
+	wake     chan struct{}
+	lastUsed atomic.Int64 // unix nanos
+}
+
+func (p *pool) unusedSince(now time.Time) time.Duration {
+	p.mu.Lock()
+	busy := p.open > 0
+	p.mu.Unlock()
+	if busy {
+		return 0
+	}
+	return now.Sub(time.Unix(0, p.lastUsed.Load()))
+}
+
+// signalLocked wakes every goroutine waiting for a slot or an idle conn.
+func (p *pool) signalLocked() {
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
+	}
+}
+
+// get returns an idle connection (reused true) or dials a new one. fresh
+// skips idle connections.
+func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
+	cfg := &p.t.cfg
+	p.lastUsed.Store(time.Now().UnixNano())
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if p.t.closed.Load() {
+			return nil, false, ErrTransportClosed
+		}
+		p.mu.Lock()
+		if n := len(p.idle); n > 0 && !fresh {
+			c = p.idle[n-1]
+			p.idle[n-1] = nil
+			p.idle = p.idle[:n-1]
+			p.mu.Unlock()
+			if time.Since(c.idleSince) > cfg.IdleConnTimeout {
+				p.closeConn(c)
+				continue
+			}
+			return c, true, nil
+		}
+		if p.open < cfg.MaxConns {
+			p.open++
+			p.mu.Unlock()
+			c, err = p.dial()
+			if err != nil {
+				p.mu.Lock()
+				p.open--
+				p.signalLocked()
+				p.mu.Unlock()
+				return nil, false, err
+			}
+			return c, false, nil
+		}
+		if fresh && len(p.idle) > 0 {
+			// Make room for a fresh connection.
+			old := p.idle[0]
+			p.idle = append(p.idle[:0], p.idle[1:]...)
+			p.mu.Unlock()
+			p.closeConn(old)
+			continue
+		}
+		if p.wake == nil {
+			p.wake = make(chan struct{})
+		}
+		wake := p.wake
+		p.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(cfg.ConnectTimeout)
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return nil, false, &Error{Kind: KindPoolTimeout, Err: ErrPoolExhausted}
+		}
+	}
+}
+
+func (p *pool) dial() (*conn, error) {
+	cfg := &p.t.cfg
+	nc, err := cfg.Dial(p.addr, cfg.ConnectTimeout)
+	if err != nil {
+		kind := KindConnectRefused
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			kind = KindConnectTimeout
+		}
+		return nil, &Error{Kind: kind, Err: err}
+	}
+	p.t.dials.Add(1)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return &conn{
+		Conn:  nc,
+		br:    bufio.NewReaderSize(nc, cfg.ReadBufferSize),
+		bw:    bufio.NewWriterSize(nc, cfg.WriteBufferSize),
+		p:     p,
+		wdone: make(chan writeResult, 1),
+	}, nil
+}
+
+// put returns a healthy connection to the pool, or closes it when the pool
+// is full or the transport closed.
+func (p *pool) put(c *conn) {
+	if p.t.closed.Load() {
+		p.closeConn(c)
+		return
+	}
+	c.idleSince = time.Now()
+	p.lastUsed.Store(c.idleSince.UnixNano())
+	p.mu.Lock()
+	if len(p.idle) >= p.t.cfg.MaxIdleConns {
+		p.mu.Unlock()
+		p.closeConn(c)
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.signalLocked()
+	p.mu.Unlock()
+}
+
+func (p *pool) closeConn(c *conn) {
+	_ = c.Conn.Close()
+	p.mu.Lock()
+	p.open--
+	p.signalLocked()
+	p.mu.Unlock()
+}
+
+// closeIdle closes idle connections idle since before cutoff; a zero cutoff
+// closes them all.
+func (p *pool) closeIdle(cutoff time.Time) {
+	p.mu.Lock()
+	var victims []*conn
+	keep := p.idle[:0]
+	for _, c := range p.idle {
+		if cutoff.IsZero() || c.idleSince.Before(cutoff) {
+			victims = append(victims, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	for i := len(keep); i < len(p.idle); i++ {
+		p.idle[i] = nil
+	}
+	p.idle = keep
+	p.mu.Unlock()
+	for _, c := range victims {
+		p.closeConn(c)
+	}
+}
+
+// isConnReset reports errors that mean the peer closed the connection.
+func isConnReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED)
+}

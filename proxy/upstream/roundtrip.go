@@ -1,0 +1,358 @@
+package upstream
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Request is what RoundTrip sends.
+type Request struct {
+	// Header is written as is, except for its framing: RoundTrip sets
+	// Content-Length or Transfer-Encoding from the body. The caller has
+	// removed hop-by-hop headers.
+	Header *fasthttp.RequestHeader
+	// Body is a body held in memory. A request with no BodyStream can be
+	// sent again on another connection.
+	Body []byte
+	// BodyStream, when not nil, is streamed instead of Body; BodyLen is its
+	// length, or -1 when unknown (sent chunked).
+	BodyStream io.Reader
+	BodyLen    int64
+}
+
+// Response is what RoundTrip received.
+type Response struct {
+	// Header receives the response headers. RoundTrip resets it first.
+	Header *fasthttp.ResponseHeader
+	// Body streams the response body; nil when the response has none.
+	// The caller must Close it exactly once and not use it afterwards.
+	Body *Body
+	// ContentLength is the body length, or -1 when it is not known in
+	// advance (chunked or until close).
+	ContentLength int64
+	// Sent is the time the request was fully written; Received the time
+	// the response headers were read.
+	Sent, Received time.Time
+	// BytesOut is how many request body bytes were sent. With a streamed
+	// body it is final only when BodyPending is false.
+	BytesOut int64
+	// BodyPending is true when the response arrived before the streamed
+	// request body was completely sent: the instance did not read all of
+	// it, and the rest of the client's body is unread.
+	BodyPending bool
+}
+
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// RoundTrip sends req to the instance at addr and reads the response
+// headers into resp. On success resp.Body, when not nil, streams the body
+// and owns the connection until closed.
+//
+// A request that failed on a reused keep-alive connection before any
+// response byte arrived is sent once more on a new connection, when its
+// method is idempotent and its body is in memory: the instance closed an
+// idle connection as the request went out, and never saw it.
+func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
+	p := t.pool(addr)
+	replayable := req.BodyStream == nil && isIdempotent(req.Header.Method())
+	fresh := false
+	for {
+		c, reused, err := p.get(fresh)
+		if err != nil {
+			return err
+		}
+		err = t.exchange(c, req, resp)
+		if err == nil {
+			return nil
+		}
+		c.req, c.broken = nil, false
+		p.closeConn(c)
+		var ue *Error
+		if reused && replayable && errors.As(err, &ue) && ue.stale {
+			fresh = true
+			continue
+		}
+		return err
+	}
+}
+
+func isIdempotent(method []byte) bool {
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
+		fasthttp.MethodTrace, fasthttp.MethodPut, fasthttp.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// Interrupter is an optional capability of Request.BodyStream: Interrupt
+// makes a Read blocked on the client return at once. The transport calls
+// it when it abandons a streamed body (the instance failed or answered
+// without reading it), so that the body goroutine ends promptly.
+type Interrupter interface {
+	Interrupt()
+}
+
+// writeResult is what the body-writing goroutine reports.
+type writeResult struct {
+	n    int64
+	err  error
+	sent time.Time
+}
+
+func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
+	cfg := &t.cfg
+	h := req.Header
+	switch {
+	case req.BodyStream != nil:
+		h.SetContentLength(int(req.BodyLen))
+	case len(req.Body) > 0 || h.ContentLength() > 0:
+		h.SetContentLength(len(req.Body))
+	}
+	resp.BytesOut, resp.BodyPending = 0, false
+	c.req = req
+	c.gotHeader.Store(false)
+	_ = c.SetWriteDeadline(time.Now().Add(cfg.IdleTimeout))
+	if err := h.Write(c.bw); err != nil {
+		return writeErr(err, false, true)
+	}
+	if len(req.Body) > 0 && req.BodyStream == nil {
+		if _, err := c.bw.Write(req.Body); err != nil {
+			return writeErr(err, true, true)
+		}
+		resp.BytesOut = int64(len(req.Body))
+	}
+	if err := c.bw.Flush(); err != nil {
+		return writeErr(err, true, true)
+	}
+	if req.BodyStream != nil {
+		// Full duplex: the body goes out on its own goroutine while the
+		// response is awaited, so an instance that answers before reading
+		// the whole body (an early 413, a streaming echo) cannot deadlock
+		// the exchange.
+		c.writing = true
+		_ = c.SetReadDeadline(time.Now().Add(cfg.ResponseHeaderTimeout))
+		go t.writeBody(c, req.BodyStream, req.BodyLen)
+	} else {
+		resp.Sent = time.Now()
+		_ = c.SetReadDeadline(resp.Sent.Add(cfg.ResponseHeaderTimeout))
+	}
+
+	rh := resp.Header
+	for {
+		if err := rh.Read(c.br); err != nil {
+			rerr := readErr(err)
+			if c.writing {
+				res := c.stopWriting()
+				resp.BytesOut = res.n
+				if ue, ok := AsError(res.err); ok && ue.Kind == KindClientBody {
+					return res.err // the client's failure caused the abort
+				}
+			}
+			return rerr
+		}
+		code := rh.StatusCode()
+		if code >= 200 {
+			break
+		}
+		if code == fasthttp.StatusSwitchingProtocols || code < 100 {
+			if c.writing {
+				c.stopWriting()
+			}
+			return &Error{Kind: KindMalformed, Sent: true, Err: errors.New("unexpected status " + strconv.Itoa(code))}
+		}
+		// 100 Continue, 103 Early Hints: skip to the final response.
+	}
+	resp.Received = time.Now()
+	c.gotHeader.Store(true)
+	if c.writing {
+		select {
+		case res := <-c.wdone:
+			c.writing = false
+			resp.BytesOut = res.n
+			resp.Sent = res.sent
+			if res.err != nil {
+				// The instance answered, but not all of the body reached
+				// it: the connection cannot be reused.
+				c.broken = true
+				resp.BodyPending = true
+			}
+		default:
+			resp.BodyPending = true
+			resp.Sent = resp.Received
+		}
+	}
+
+	keepAlive := !rh.ConnectionClose() && !c.broken
+	code := rh.StatusCode()
+	if h.IsHead() || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+		resp.Body, resp.ContentLength = nil, 0
+		c.release(keepAlive)
+		return nil
+	}
+	b := bodyPool.Get().(*Body)
+	*b = Body{c: c, idle: cfg.IdleTimeout, keepAlive: keepAlive}
+	switch cl := rh.ContentLength(); {
+	case cl >= 0:
+		b.mode, b.left = modeLength, int64(cl)
+		resp.ContentLength = int64(cl)
+	case cl == -1:
+		b.mode = modeChunked
+		resp.ContentLength = -1
+	default:
+		b.mode, b.keepAlive = modeClose, false
+		resp.ContentLength = -1
+	}
+	resp.Body = b
+	return nil
+}
+
+// writeBody runs on its own goroutine: it streams the request body and
+// reports on c.wdone. While it makes progress it keeps pushing the
+// response-header deadline out, so that the header timeout counts from the
+// end of the body.
+func (t *Transport) writeBody(c *conn, r io.Reader, n int64) {
+	sent, err := t.writeStream(c, r, n)
+	if err == nil {
+		if ferr := c.bw.Flush(); ferr != nil {
+			err = writeErr(ferr, true, false)
+		}
+	}
+	now := time.Now()
+	if !c.gotHeader.Load() {
+		if err == nil {
+			_ = c.SetReadDeadline(now.Add(t.cfg.ResponseHeaderTimeout))
+		} else {
+			// The request cannot be completed: make the reader give up too.
+			_ = c.SetReadDeadline(now)
+		}
+	}
+	c.wdone <- writeResult{n: sent, err: err, sent: now}
+}
+
+// stopWriting ends the body goroutine and waits for it: the connection is
+// cut and a Read blocked on the client is interrupted.
+func (c *conn) stopWriting() writeResult {
+	c.writing = false
+	select {
+	case res := <-c.wdone:
+		return res
+	default:
+	}
+	c.broken = true
+	_ = c.Conn.SetDeadline(time.Now())
+	if in, ok := c.req.BodyStream.(Interrupter); ok {
+		in.Interrupt()
+	}
+	return <-c.wdone
+}
+
+// release returns c to the pool when it can carry another exchange, and
+// closes it otherwise. A body goroutine still running is given a moment to
+// finish (it normally has: the instance answered after reading the whole
+// body), then stopped.
+func (c *conn) release(keepAlive bool) {
+	if c.writing {
+		select {
+		case res := <-c.wdone:
+			c.writing = false
+			if res.err != nil {
+				keepAlive = false
+			}
+		case <-time.After(writeGrace):
+			c.stopWriting()
+			keepAlive = false
+		}
+	}
+	c.req = nil
+	if keepAlive && !c.broken {
+		c.p.put(c)
+	} else {
+		c.p.closeConn(c)
+	}
+}
+
+// writeGrace is how long a finished response waits for its request body to
+// finish sending before the connection is given up.
+const writeGrace = 50 * time.Millisecond
+
+// writeStream sends a streamed body, chunked when n < 0.
+func (t *Transport) writeStream(c *conn, r io.Reader, n int64) (int64, error) {
+	bufp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bufp)
+	buf := *bufp
+	var sent int64
+	chunked := n < 0
+	var hdr [20]byte
+	for chunked || sent < n {
+		want := buf
+		if !chunked && int64(len(want)) > n-sent {
+			want = want[:n-sent]
+		}
+		m, rerr := r.Read(want)
+		if m > 0 {
+			_ = c.SetWriteDeadline(time.Now().Add(t.cfg.IdleTimeout))
+			var werr error
+			if chunked {
+				line := strconv.AppendInt(hdr[:0], int64(m), 16)
+				line = append(line, '\r', '\n')
+				if _, werr = c.bw.Write(line); werr == nil {
+					if _, werr = c.bw.Write(want[:m]); werr == nil {
+						_, werr = c.bw.WriteString("\r\n")
+					}
+				}
+			} else {
+				_, werr = c.bw.Write(want[:m])
+			}
+			if werr != nil {
+				return sent, writeErr(werr, true, false)
+			}
+			sent += int64(m)
+		}
+		if rerr == io.EOF {
+			if !chunked && sent < n {
+				return sent, &Error{Kind: KindClientBody, Sent: true, Err: io.ErrUnexpectedEOF}
+			}
+			break
+		}
+		if rerr != nil {
+			return sent, &Error{Kind: KindClientBody, Sent: true, Err: rerr}
+		}
+	}
+	if chunked {
+		if _, err := c.bw.WriteString("0\r\n\r\n"); err != nil {
+			return sent, writeErr(err, true, false)
+		}
+	}
+	return sent, nil
+}
+
+func writeErr(err error, sent, stale bool) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Kind: KindTimeout, Sent: sent, Err: err}
+	}
+	return &Error{Kind: KindWrite, Sent: sent, Err: err, stale: stale && !sent}
+}
+
+func readErr(err error) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()):
+		return &Error{Kind: KindTimeout, Sent: true, Err: err}
+	case err == io.EOF:
+		// Nothing at all was read: the instance closed the connection.
+		return &Error{Kind: KindReset, Sent: true, Err: err, stale: true}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isConnReset(err):
+		return &Error{Kind: KindReset, Sent: true, Err: err}
+	}
+	// Unparsable status line or headers, or headers larger than the read
+	// buffer (*fasthttp.ErrSmallBuffer).
+	return &Error{Kind: KindMalformed, Sent: true, Err: err}
+}

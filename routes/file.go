@@ -1,0 +1,202 @@
+package routes
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ParseFile reads and parses a routes file; see Parse. Errors name path as
+// given.
+func ParseFile(path string) (*Table, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and validates a routes file named name:
+//
+//	domain: example.test
+//	zones:                      # absent zone = up
+//	  zone-a: up
+//	  zone-b: down
+//	deployments:
+//	  - id: 7f3a9c2e51d04b8e
+//	    kind: es
+//	    aliases: [prod-search]
+//	    serving: {blue: 100}    # generation -> weight; weights sum > 0
+//	    instances:
+//	      - {id: i-0001, addr: 127.0.0.1:19201, zone: zone-a, generation: blue}
+//	      - {id: i-0002, addr: 127.0.0.1:19202, zone: zone-b, generation: blue, maintenance: true}
+//
+// The domain is a DNS name; zone states are up or down; a deployment follows
+// the rules of ValidateDeployment; deployment IDs and "<alias>.<kind>" keys
+// are unique across the file. Unknown and repeated keys are errors, and so
+// are tabs in indentation.
+//
+// The file is accepted whole or not at all. The error is an *Error whose
+// text is one line, "NAME:LINE: what is wrong", wrapping ErrInvalid, or
+// ErrEmptyTable for a file without deployments (an empty table never
+// replaces a good one). The table's Version, Source and LoadedAt are left
+// for the caller to set.
+func Parse(name string, data []byte) (*Table, error) {
+	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*Deployment]*depPos{}}}
+	t, err := p.parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// yamlLine matches the position yaml.v3 puts in its syntax errors.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parse reads the single YAML document in data into a table.
+func (p *parser) parse(data []byte) (*Table, *Error) {
+	if line := tabIndent(data); line > 0 {
+		return nil, &Error{Err: ErrInvalid, File: p.name, Line: line, Msg: "tab in indentation (indent with spaces)"}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{Err: ErrEmptyTable, File: p.name, Msg: "file is empty"}
+		}
+		return nil, p.yamlError(err)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		return nil, &Error{Err: ErrInvalid, File: p.name, Line: extra.Line, Msg: "more than one YAML document"}
+	case !errors.Is(err, io.EOF):
+		return nil, p.yamlError(err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	root = deref(root)
+	if isNull(root) {
+		return nil, &Error{Err: ErrEmptyTable, File: p.name, Msg: "file is empty"}
+	}
+	t, err := p.table(root)
+	if err != nil {
+		if err.File == "" {
+			err.File, err.Line = p.name, p.pos.line(err.at)
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// yamlError turns a yaml.v3 syntax error into NAME:LINE: message.
+func (p *parser) yamlError(err error) *Error {
+	e := &Error{Err: ErrInvalid, File: p.name, Msg: err.Error()}
+	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
+	} else if len(e.Msg) > 6 && e.Msg[:6] == "yaml: " {
+		e.Msg = e.Msg[6:]
+	}
+	return e
+}
+
+// tabIndent returns the 1-based number of the first line whose indentation
+// holds a tab, or 0. YAML forbids tabs there, and yaml.v3 says so with
+// "found character that cannot start any token".
+func tabIndent(data []byte) int {
+	line := 1
+	for len(data) > 0 {
+		end := bytes.IndexByte(data, '\n')
+		if end < 0 {
+			end = len(data)
+		}
+		l := data[:end]
+		ws := len(l) - len(bytes.TrimLeft(l, " \t"))
+		if ws < len(l) && bytes.IndexByte(l[:ws], '\t') >= 0 {
+			return line
+		}
+		if end < len(data) {
+			end++
+		}
+		data = data[end:]
+		line++
+	}
+	return 0
+}
+
+// positions remembers where each part of a parsed file was, so that errors
+// found on the values (by ValidateDeployment and NewTable) name a line.
+type positions struct {
+	top   map[string]int // top-level key -> line of its value
+	zones map[string]int // zone name -> line
+	deps  map[*Deployment]*depPos
+}
+
+type depPos struct {
+	line    int            // where the deployment starts
+	fields  map[string]int // key -> line of its value
+	aliases []int
+	serving map[string]int // generation -> line
+	insts   map[*Instance]*instPos
+}
+
+type instPos struct {
+	line   int
+	fields map[string]int
+}
+
+// line returns the line of what at refers to: the value if it was given,
+// else the enclosing mapping; 0 if unknown.
+func (ps *positions) line(at ref) int {
+	if at.dep == nil {
+		if l := ps.zones[at.key]; at.field == "zones" && l > 0 {
+			return l
+		}
+		return ps.top[at.field]
+	}
+	dp := ps.deps[at.dep]
+	if dp == nil {
+		return 0
+	}
+	if at.inst != nil {
+		ip := dp.insts[at.inst]
+		if ip == nil {
+			return dp.line
+		}
+		if l := ip.fields[at.field]; l > 0 {
+			return l
+		}
+		return ip.line
+	}
+	switch {
+	case at.field == "aliases" && at.idx < len(dp.aliases):
+		return dp.aliases[at.idx]
+	case at.field == "serving" && dp.serving[at.key] > 0:
+		return dp.serving[at.key]
+	}
+	if l := dp.fields[at.field]; l > 0 {
+		return l
+	}
+	return dp.line
+}
+
+// where formats the start of a message about a deployment being parsed,
+// before its id has been checked.
+func where(id string) string {
+	switch {
+	case id == "":
+		return "deployment: "
+	case isDeploymentID(id):
+		return "deployment " + id + ": "
+	}
+	return fmt.Sprintf("deployment %q: ", id)
+}

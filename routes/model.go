@@ -1,0 +1,80 @@
+// Package routes holds the route model (deployment, instance, generation,
+// zone), the immutable table snapshot that readers load without locking, its
+// validation, and the sources that feed it.
+package routes
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Refused input is an *Error wrapping one of them, saying
+// what is wrong and where.
+var (
+	ErrInvalid    = errors.New("routes: invalid")
+	ErrEmptyTable = errors.New("routes: empty table")
+)
+
+// ZoneState is what an operator says of a zone. A zone that is not listed is up.
+type ZoneState uint8
+
+const (
+	ZoneUp ZoneState = iota
+	ZoneDown
+)
+
+func (s ZoneState) String() string {
+	if s == ZoneDown {
+		return "down"
+	}
+	return "up"
+}
+
+// Instance is one running copy of a deployment.
+type Instance struct {
+	ID          string
+	Addr        string // host:port
+	Zone        string
+	Generation  string
+	Maintenance bool
+}
+
+// Deployment is one routable deployment and its instances.
+//
+// A Deployment inside a Table is immutable: readers share it across
+// goroutines without locking.
+type Deployment struct {
+	ID        string
+	Kind      string   // kind code: es, kb, apm, fleet, ...
+	Aliases   []string // reachable as "<alias>.<kind>"
+	Serving   map[string]int
+	Instances []*Instance
+
+	// Computed by NewTable.
+
+	// Eligible lists the instances that may get new requests: generation
+	// weight > 0, not in maintenance, zone not down.
+	Eligible []*Instance
+	// Weights[i] is the share of traffic Eligible[i] gets, in units whose
+	// sum is TotalWeight: a generation's weight split evenly over its
+	// eligible instances.
+	Weights     []uint64
+	TotalWeight uint64
+}
+
+// Table is an immutable snapshot of the routing table. Build it with NewTable
+// and never modify it afterwards.
+type Table struct {
+	// Version is set by the source: it grows with every table the source
+	// accepts (a FileSource starts at 1). 0 for a table built directly.
+	Version     uint64
+	Domain      string               // lowercase, without leading dot
+	Zones       map[string]ZoneState // as listed; a zone not listed is up
+	Deployments []*Deployment        // sorted by ID
+
+	// Where and when this table came from (for the admin status page).
+	Source   string
+	LoadedAt time.Time
+
+	byKey map[string]*Deployment // id and "<alias>.<kind>", lowercase
+}

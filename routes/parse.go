@@ -1,0 +1,342 @@
+package routes
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Keys of the routes file, in the order they are documented.
+var (
+	topKeys        = []string{"domain", "zones", "deployments"}
+	deploymentKeys = []string{"id", "kind", "aliases", "serving", "instances"}
+	instanceKeys   = []string{"id", "addr", "zone", "generation", "maintenance"}
+)
+
+// parser turns the YAML node tree of a routes file into a table, checking
+// the shape of the input (types, unknown and repeated keys) itself and the
+// values with the builder that NewTable uses.
+type parser struct {
+	name string
+	pos  positions
+}
+
+// errAt returns an *Error at n's line.
+func (p *parser) errAt(n *yaml.Node, format string, args ...any) *Error {
+	return &Error{Err: ErrInvalid, File: p.name, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) table(root *yaml.Node) (*Table, *Error) {
+	if root.Kind != yaml.MappingNode {
+		return nil, p.errAt(root, "file must be a mapping with keys %s", strings.Join(topKeys, ", "))
+	}
+	f, err := p.fields(root, "", topKeys)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range f {
+		p.pos.top[k] = v.Line
+	}
+	domain, err := p.str(f["domain"], "domain")
+	if err != nil {
+		return nil, err
+	}
+	zones, err := p.zones(f["zones"])
+	if err != nil {
+		return nil, err
+	}
+
+	dn := f["deployments"]
+	if !isNull(dn) && dn.Kind != yaml.SequenceNode {
+		return nil, p.errAt(dn, "deployments must be a list")
+	}
+	var deps []*yaml.Node
+	if dn != nil {
+		deps = dn.Content
+	}
+	b, err := newBuilder(domain, zones, len(deps))
+	if err != nil {
+		return nil, err
+	}
+	if len(deps) == 0 {
+		return nil, p.noDeployments(dn)
+	}
+	for i, n := range deps {
+		d, err := p.deployment(deref(n), i+1)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.add(d); err != nil {
+			return nil, err
+		}
+	}
+	return b.finish(), nil
+}
+
+// noDeployments is the error for a file whose deployments are missing or
+// empty; n (the value of deployments:) may be nil.
+func (p *parser) noDeployments(n *yaml.Node) *Error {
+	e := &Error{Err: ErrEmptyTable, File: p.name, Msg: "no deployments"}
+	if n != nil {
+		e.Line = n.Line
+	}
+	return e
+}
+
+func (p *parser) zones(n *yaml.Node) (map[string]ZoneState, *Error) {
+	if isNull(n) {
+		return nil, nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, p.errAt(n, "zones must be a mapping of zone name to up or down")
+	}
+	zones := make(map[string]ZoneState, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			return nil, p.errAt(k, "zones: zone name must be a string")
+		}
+		name := k.Value
+		if _, dup := zones[name]; dup {
+			return nil, p.errAt(k, "zone %q is given twice", name)
+		}
+		p.pos.zones[name] = k.Line
+		state, err := p.str(v, "zone "+name)
+		if err != nil {
+			return nil, err
+		}
+		switch state {
+		case "up":
+			zones[name] = ZoneUp
+		case "down":
+			zones[name] = ZoneDown
+		default:
+			return nil, p.errAt(orNode(v, k), "zone %s: state %q is not up or down", name, state)
+		}
+	}
+	return zones, nil
+}
+
+// deployment reads the i-th (1-based) entry of deployments.
+func (p *parser) deployment(n *yaml.Node, i int) (*Deployment, *Error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, p.errAt(n, "deployment %d must be a mapping", i)
+	}
+	pre := where(peek(n, "id"))
+	f, err := p.fields(n, pre, deploymentKeys)
+	if err != nil {
+		return nil, err
+	}
+	d := &Deployment{}
+	dp := &depPos{
+		line:    n.Line,
+		fields:  make(map[string]int, len(f)),
+		serving: map[string]int{},
+		insts:   map[*Instance]*instPos{},
+	}
+	p.pos.deps[d] = dp
+	for k, v := range f {
+		dp.fields[k] = v.Line
+	}
+
+	if d.ID, err = p.str(f["id"], pre+"id"); err != nil {
+		return nil, err
+	}
+	if d.Kind, err = p.str(f["kind"], pre+"kind"); err != nil {
+		return nil, err
+	}
+	aliases, err := p.list(f["aliases"], pre+"aliases")
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range aliases {
+		s, err := p.str(a, pre+"alias")
+		if err != nil {
+			return nil, err
+		}
+		d.Aliases = append(d.Aliases, s)
+		dp.aliases = append(dp.aliases, a.Line)
+	}
+	if d.Serving, err = p.serving(f["serving"], pre, dp); err != nil {
+		return nil, err
+	}
+	insts, err := p.list(f["instances"], pre+"instances")
+	if err != nil {
+		return nil, err
+	}
+	for j, in := range insts {
+		inst, err := p.instance(in, j+1, pre, dp)
+		if err != nil {
+			return nil, err
+		}
+		d.Instances = append(d.Instances, inst)
+	}
+	return d, nil
+}
+
+func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, *Error) {
+	if isNull(n) {
+		return nil, nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil, p.errAt(n, "%sserving must be a mapping of generation to weight", pre)
+	}
+	serving := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			return nil, p.errAt(k, "%sserving: generation must be a string", pre)
+		}
+		g := k.Value
+		if _, dup := serving[g]; dup {
+			return nil, p.errAt(k, "%sserving: generation %q is given twice", pre, g)
+		}
+		dp.serving[g] = k.Line
+		if isNull(v) || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" {
+			if !isNull(v) && v.Kind == yaml.ScalarNode && isDigits(strings.TrimPrefix(v.Value, "-")) {
+				// Too large for YAML's int: resolved as a float.
+				return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, g, v.Value, MaxWeight)
+			}
+			if !isNull(v) && v.Kind == yaml.ScalarNode {
+				return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, g, v.Value)
+			}
+			return nil, p.errAt(orNode(v, k), "%sserving: %s: weight is not an integer", pre, g)
+		}
+		var w int64
+		if err := v.Decode(&w); err != nil || w < 0 || w > MaxWeight {
+			return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, g, v.Value, MaxWeight)
+		}
+		serving[g] = int(w)
+	}
+	return serving, nil
+}
+
+// instance reads the j-th (1-based) instance of a deployment.
+func (p *parser) instance(n *yaml.Node, j int, pre string, dp *depPos) (*Instance, *Error) {
+	if n.Kind != yaml.MappingNode {
+		return nil, p.errAt(n, "%sinstance %d must be a mapping", pre, j)
+	}
+	switch id := peek(n, "id"); {
+	case id == "":
+		pre += "instance: "
+	case isInstanceID(id):
+		pre += "instance " + id + ": "
+	default:
+		pre += fmt.Sprintf("instance %q: ", id)
+	}
+	f, err := p.fields(n, pre, instanceKeys)
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{}
+	ip := &instPos{line: n.Line, fields: make(map[string]int, len(f))}
+	dp.insts[in] = ip
+	for k, v := range f {
+		ip.fields[k] = v.Line
+	}
+	for _, s := range []struct {
+		key string
+		dst *string
+	}{{"id", &in.ID}, {"addr", &in.Addr}, {"zone", &in.Zone}, {"generation", &in.Generation}} {
+		if *s.dst, err = p.str(f[s.key], pre+s.key); err != nil {
+			return nil, err
+		}
+	}
+	if m := f["maintenance"]; !isNull(m) {
+		if m.Kind != yaml.ScalarNode || m.ShortTag() != "!!bool" || m.Decode(&in.Maintenance) != nil {
+			return nil, p.errAt(m, "%smaintenance must be true or false", pre)
+		}
+	}
+	return in, nil
+}
+
+// fields returns the values of the mapping n by key, refusing keys that are
+// not strings, given twice, or not in known. Messages start with pre.
+func (p *parser) fields(n *yaml.Node, pre string, known []string) (map[string]*yaml.Node, *Error) {
+	f := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode {
+			return nil, p.errAt(k, "%skey must be a string", pre)
+		}
+		if !slices.Contains(known, k.Value) {
+			return nil, p.errAt(k, "%sunknown key %q (known: %s)", pre, k.Value, strings.Join(known, ", "))
+		}
+		if _, dup := f[k.Value]; dup {
+			return nil, p.errAt(k, "%skey %q is given twice", pre, k.Value)
+		}
+		f[k.Value] = v
+	}
+	return f, nil
+}
+
+// str returns the text of a scalar; a missing or null value is "". A number
+// is taken as written (an ID of digits only stays as it is).
+func (p *parser) str(n *yaml.Node, what string) (string, *Error) {
+	if isNull(n) {
+		return "", nil
+	}
+	if n.Kind != yaml.ScalarNode {
+		return "", p.errAt(n, "%s must be a string", what)
+	}
+	return n.Value, nil
+}
+
+// list returns the elements of a sequence; a missing or null value is empty.
+func (p *parser) list(n *yaml.Node, what string) ([]*yaml.Node, *Error) {
+	if isNull(n) {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, p.errAt(n, "%s must be a list", what)
+	}
+	out := make([]*yaml.Node, len(n.Content))
+	for i, c := range n.Content {
+		out[i] = deref(c)
+	}
+	return out, nil
+}
+
+// peek returns the text of key in the mapping n, or "".
+func peek(n *yaml.Node, key string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		if k.Kind == yaml.ScalarNode && k.Value == key && v.Kind == yaml.ScalarNode && !isNull(v) {
+			return v.Value
+		}
+	}
+	return ""
+}
+
+// deref follows YAML aliases (*name) to the anchored node.
+func deref(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// isNull reports whether n is missing or an explicit null (~, null, or
+// nothing after the colon).
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+// orNode returns n, or fallback when n is nil.
+func orNode(n, fallback *yaml.Node) *yaml.Node {
+	if n == nil {
+		return fallback
+	}
+	return n
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}

@@ -1,0 +1,132 @@
+package routes
+
+import (
+	"sort"
+	"strings"
+)
+
+// weightUnit scales generation weights so that splitting a generation's
+// weight over its instances stays integral for any realistic count.
+const weightUnit = 720720 // lcm(1..16)
+
+// NewTable validates the domain, zones and deployments and builds an
+// immutable snapshot. It takes ownership of its arguments (it sorts deps and
+// fills each deployment's Eligible, Weights and TotalWeight). A zone that
+// zones does not list is up.
+//
+// An empty set of deployments is ErrEmptyTable; anything invalid (see
+// ValidateDeployment; also the domain, a zone name, a deployment ID or an
+// "<alias>.<kind>" key used twice) is an *Error wrapping ErrInvalid, and no
+// table is built.
+func NewTable(domain string, zones map[string]ZoneState, deps []*Deployment) (*Table, error) {
+	if len(deps) == 0 {
+		return nil, ErrEmptyTable
+	}
+	b, err := newBuilder(domain, zones, len(deps))
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range deps {
+		if err := b.add(d); err != nil {
+			return nil, err
+		}
+	}
+	return b.finish(), nil
+}
+
+// builder checks and indexes deployments one at a time, in input order, so
+// that the first error reported is the first one in the input.
+type builder struct {
+	t *Table
+}
+
+func newBuilder(domain string, zones map[string]ZoneState, n int) (*builder, *Error) {
+	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
+	if err := validateDomain(domain); err != nil {
+		return nil, err
+	}
+	if zones == nil {
+		zones = map[string]ZoneState{}
+	}
+	if err := validateZones(zones); err != nil {
+		return nil, err
+	}
+	return &builder{t: &Table{
+		Domain:      domain,
+		Zones:       zones,
+		Deployments: make([]*Deployment, 0, n),
+		byKey:       make(map[string]*Deployment, n*2),
+	}}, nil
+}
+
+// add validates d and indexes its keys: its ID and "<alias>.<kind>" for each
+// alias. The two kinds of key cannot collide: IDs have no dot.
+func (b *builder) add(d *Deployment) *Error {
+	if err := validateDeployment(d); err != nil {
+		return err
+	}
+	if _, dup := b.t.byKey[d.ID]; dup {
+		return invalidf(ref{dep: d, field: "id"}, "deployment %s is listed twice", d.ID)
+	}
+	for i, a := range d.Aliases {
+		k := a + "." + d.Kind
+		if other, dup := b.t.byKey[k]; dup {
+			return invalidf(ref{dep: d, field: "aliases", idx: i},
+				"deployment %s: alias key %q is already used by deployment %s", d.ID, k, other.ID)
+		}
+	}
+	b.t.byKey[d.ID] = d
+	for _, a := range d.Aliases {
+		b.t.byKey[a+"."+d.Kind] = d
+	}
+	b.t.Deployments = append(b.t.Deployments, d)
+	return nil
+}
+
+// finish sorts the deployments by ID and computes who gets traffic. The
+// caller has added at least one deployment.
+func (b *builder) finish() *Table {
+	t := b.t
+	sort.Slice(t.Deployments, func(i, j int) bool { return t.Deployments[i].ID < t.Deployments[j].ID })
+	for _, d := range t.Deployments {
+		d.computeEligible(t.Zones)
+	}
+	return t
+}
+
+// computeEligible fills Eligible, Weights and TotalWeight.
+func (d *Deployment) computeEligible(zones map[string]ZoneState) {
+	d.Eligible, d.Weights, d.TotalWeight = nil, nil, 0
+	perGen := make(map[string]uint64, len(d.Serving))
+	for _, in := range d.Instances {
+		if d.Serving[in.Generation] > 0 && !in.Maintenance && zones[in.Zone] != ZoneDown {
+			perGen[in.Generation]++
+		}
+	}
+	for _, in := range d.Instances {
+		n := perGen[in.Generation]
+		if n == 0 || in.Maintenance || zones[in.Zone] == ZoneDown {
+			continue
+		}
+		w := uint64(d.Serving[in.Generation]) * weightUnit / n
+		if w == 0 {
+			w = 1
+		}
+		d.Eligible = append(d.Eligible, in)
+		d.Weights = append(d.Weights, w)
+		d.TotalWeight += w
+	}
+}
+
+// Lookup finds the deployment for a route key: a deployment ID or
+// "<alias>.<kind>". key must already be lowercase. Lookup does not allocate
+// and takes no lock; a nil table finds nothing.
+func (t *Table) Lookup(key []byte) *Deployment {
+	if t == nil {
+		return nil
+	}
+	return t.byKey[string(key)]
+}
+
+// Len is the number of deployments.
+func (t *Table) Len() int { return len(t.Deployments) }

@@ -1,0 +1,226 @@
+package routes
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// dep builds a valid deployment for tests; change it before use.
+func dep(id string, gens map[string]int, insts ...*Instance) *Deployment {
+	return &Deployment{ID: id, Kind: "es", Aliases: []string{"a" + id[:4]}, Serving: gens, Instances: insts}
+}
+
+func inst(id, zone, gen string) *Instance {
+	return &Instance{ID: id, Addr: "127.0.0.1:9200", Zone: zone, Generation: gen}
+}
+
+func TestNewTableEligible(t *testing.T) {
+	down := map[string]ZoneState{"zone-b": ZoneDown}
+	tests := []struct {
+		name    string
+		zones   map[string]ZoneState
+		serving map[string]int
+		insts   []*Instance
+		want    map[string]float64 // eligible instance -> share of traffic
+	}{
+		{
+			name:    "one generation, even split",
+			serving: map[string]int{"blue": 100},
+			insts:   []*Instance{inst("i1", "zone-a", "blue"), inst("i2", "zone-b", "blue")},
+			want:    map[string]float64{"i1": 0.5, "i2": 0.5},
+		},
+		{
+			name:    "weight-0 generation excluded",
+			serving: map[string]int{"blue": 0, "green": 100},
+			insts:   []*Instance{inst("i1", "zone-a", "blue"), inst("i2", "zone-a", "green")},
+			want:    map[string]float64{"i2": 1},
+		},
+		{
+			name:    "maintenance excluded",
+			serving: map[string]int{"blue": 100},
+			insts: []*Instance{inst("i1", "zone-a", "blue"), inst("i2", "zone-a", "blue"),
+				{ID: "i3", Addr: "127.0.0.1:1", Zone: "zone-a", Generation: "blue", Maintenance: true}},
+			want: map[string]float64{"i1": 0.5, "i2": 0.5},
+		},
+		{
+			name:    "zone down excluded",
+			zones:   down,
+			serving: map[string]int{"blue": 100},
+			insts:   []*Instance{inst("i1", "zone-a", "blue"), inst("i2", "zone-b", "blue"), inst("i3", "zone-c", "blue")},
+			want:    map[string]float64{"i1": 0.5, "i3": 0.5},
+		},
+		{
+			name:    "weights proportional: blue 90 over 3, green 10 over 2",
+			serving: map[string]int{"blue": 90, "green": 10},
+			insts: []*Instance{inst("b1", "zone-a", "blue"), inst("b2", "zone-b", "blue"), inst("b3", "zone-a", "blue"),
+				inst("g1", "zone-a", "green"), inst("g2", "zone-b", "green")},
+			want: map[string]float64{"b1": 0.30, "b2": 0.30, "b3": 0.30, "g1": 0.05, "g2": 0.05},
+		},
+		{
+			name:    "a generation's weight stays with it when some of its instances are out",
+			zones:   down,
+			serving: map[string]int{"blue": 90, "green": 10},
+			insts: []*Instance{inst("b1", "zone-a", "blue"), inst("b2", "zone-b", "blue"),
+				inst("g1", "zone-a", "green"), inst("g2", "zone-b", "green")},
+			want: map[string]float64{"b1": 0.90, "g1": 0.10},
+		},
+		{
+			name:    "nothing eligible",
+			zones:   down,
+			serving: map[string]int{"blue": 100},
+			insts:   []*Instance{inst("i1", "zone-b", "blue")},
+			want:    map[string]float64{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := dep("7f3a9c2e51d04b8e", tt.serving, tt.insts...)
+			if _, err := NewTable("example.test", tt.zones, []*Deployment{d}); err != nil {
+				t.Fatalf("NewTable: %v", err)
+			}
+			if len(d.Eligible) != len(d.Weights) {
+				t.Fatalf("len(Eligible) = %d, len(Weights) = %d", len(d.Eligible), len(d.Weights))
+			}
+			var sum uint64
+			got := map[string]float64{}
+			for i, in := range d.Eligible {
+				sum += d.Weights[i]
+				got[in.ID] = float64(d.Weights[i]) / float64(d.TotalWeight)
+			}
+			if sum != d.TotalWeight {
+				t.Errorf("sum of Weights = %d; TotalWeight = %d", sum, d.TotalWeight)
+			}
+			if g, w := shares(got), shares(tt.want); g != w {
+				t.Errorf("shares = %s; want %s", g, w)
+			}
+		})
+	}
+}
+
+// shares formats instance shares in a stable order, rounded.
+func shares(m map[string]float64) string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var b strings.Builder
+	for _, id := range ids {
+		fmt.Fprintf(&b, "%s=%.4f ", id, m[id])
+	}
+	return b.String()
+}
+
+func TestNewTableErrors(t *testing.T) {
+	good := func() *Deployment {
+		return dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
+	}
+	other := func() *Deployment {
+		return dep("c41d8e2b7a9f4063", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
+	}
+	tests := []struct {
+		name   string
+		domain string
+		zones  map[string]ZoneState
+		deps   func() []*Deployment
+		want   string // "" for ErrEmptyTable
+	}{
+		{"empty", "example.test", nil, func() []*Deployment { return nil }, ""},
+		{"no domain", "", nil, func() []*Deployment { return []*Deployment{good()} }, "routes: domain is required"},
+		{"bad domain", "exa_mple.test", nil, func() []*Deployment { return []*Deployment{good()} },
+			`routes: domain "exa_mple.test" is not a valid DNS name`},
+		{"bad zone state", "example.test", map[string]ZoneState{"zone-a": 7}, func() []*Deployment { return []*Deployment{good()} },
+			"routes: zone zone-a: state 7 is not up or down"},
+		{"duplicate id", "example.test", nil, func() []*Deployment { return []*Deployment{good(), good()} },
+			"routes: deployment 7f3a9c2e51d04b8e is listed twice"},
+		{"duplicate alias key", "example.test", nil, func() []*Deployment {
+			o := other()
+			o.Aliases = []string{"a7f3a"}
+			return []*Deployment{good(), o}
+		}, `routes: deployment c41d8e2b7a9f4063: alias key "a7f3a.es" is already used by deployment 7f3a9c2e51d04b8e`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb, err := NewTable(tt.domain, tt.zones, tt.deps())
+			if tb != nil || err == nil {
+				t.Fatalf("NewTable = %v, %v; want an error", tb, err)
+			}
+			if tt.want == "" {
+				if !errors.Is(err, ErrEmptyTable) {
+					t.Errorf("got %v; want ErrEmptyTable", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || err.Error() != tt.want {
+				t.Errorf("got %q; want %q wrapping ErrInvalid", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewTableSameAliasOtherKind(t *testing.T) {
+	// prod.es and prod.kb are different keys.
+	a := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
+	b := dep("c41d8e2b7a9f4063", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
+	a.Aliases, b.Aliases, b.Kind = []string{"prod"}, []string{"prod"}, "kb"
+	tb, err := NewTable("Example.Test", nil, []*Deployment{b, a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]*Deployment{"prod.es": a, "prod.kb": b, a.ID: a, b.ID: b, "prod": nil, "prod.apm": nil} {
+		if got := tb.Lookup([]byte(key)); got != want {
+			t.Errorf("Lookup(%q) = %v; want %v", key, got, want)
+		}
+	}
+	if tb.Domain != "example.test" || tb.Deployments[0] != a {
+		t.Errorf("Domain = %q, Deployments[0] = %s; want example.test, sorted by ID", tb.Domain, tb.Deployments[0].ID)
+	}
+	var none *Table
+	if none.Lookup([]byte("prod.es")) != nil {
+		t.Errorf("nil table found something")
+	}
+}
+
+func TestValidateDeployment(t *testing.T) {
+	const p = "routes: deployment 7f3a9c2e51d04b8e: "
+	tests := []struct {
+		name   string
+		change func(d *Deployment)
+		want   string
+	}{
+		{"valid", func(d *Deployment) {}, ""},
+		{"no id", func(d *Deployment) { d.ID = "" }, "routes: deployment id is required"},
+		{"bad id", func(d *Deployment) { d.ID = "xyz" }, `routes: deployment id "xyz" is not 8 to 32 lowercase hex digits`},
+		{"no kind", func(d *Deployment) { d.Kind = "" }, p + "kind is required"},
+		{"bad alias", func(d *Deployment) { d.Aliases = []string{"-x"} }, p + `alias "-x" is not a lowercase DNS label`},
+		{"nil serving", func(d *Deployment) { d.Serving = nil }, p + "serving is required"},
+		{"weight too large", func(d *Deployment) { d.Serving["blue"] = MaxWeight + 1 }, p + "serving: blue: weight 1000001 is out of range 0-1000000"},
+		{"no instances", func(d *Deployment) { d.Instances = nil }, p + "no instances"},
+		{"nil instance", func(d *Deployment) { d.Instances = append(d.Instances, nil) }, p + "instance 2 is null"},
+		{"bad addr", func(d *Deployment) { d.Instances[0].Addr = "foo" }, p + `instance i1: addr "foo" is not host:port`},
+		{"port with sign", func(d *Deployment) { d.Instances[0].Addr = "h:+80" }, p + `instance i1: addr "h:+80": port must be 1-65535`},
+		{"generation not serving", func(d *Deployment) { d.Instances[0].Generation = "green" }, p + `instance i1: generation "green" is not in serving`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
+			tt.change(d)
+			err := ValidateDeployment(d)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("got %v; want nil", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tt.want || !errors.Is(err, ErrInvalid) {
+				t.Errorf("got %v; want %q wrapping ErrInvalid", err, tt.want)
+			}
+		})
+	}
+	if err := ValidateDeployment(nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("ValidateDeployment(nil) = %v; want ErrInvalid", err)
+	}
+}
