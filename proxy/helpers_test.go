@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -216,4 +217,9 @@ func get(t *testing.T, url string, kv ...string) (int, string, http.Header) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), resp.Header
+}
+
+// accessLogDiscard is an access log config that writes to /dev/null.
+func accessLogDiscard() accesslog.Config {
+	return accesslog.Config{Path: "/dev/null"}
 }

@@ -1,0 +1,40 @@
+# Switchyard build and test entry points.
+#
+#   make test    install what the tests need, then vet and run every test
+#   make build   build the binaries into bin/
+#   make demo    run the embedded demo
+
+GO ?= go
+
+.PHONY: all build test test-deps vet race alloc demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# The README's test command. It installs the tests' system packages when
+# they are missing, then vets, runs every test under the race detector, and
+# runs the allocation tests (which the race detector would skew) once more
+# without it.
+test: test-deps vet race alloc
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+race:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+alloc:
+	$(GO) test -count=1 -run 'Alloc' ./...
+
+demo:
+	$(GO) run ./cmd/switchyard demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,127 @@
+package archtest
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestImportDirections fails when a package of the module imports across a
+// boundary that DESIGN.md forbids.
+func TestImportDirections(t *testing.T) {
+	module, pkgs := list(t)
+	for _, v := range Check(module, pkgs, Rules) {
+		t.Error(v)
+	}
+}
+
+// TestPackageDocs fails when a package of the module, commands included,
+// has no doc comment saying what it is for.
+func TestPackageDocs(t *testing.T) {
+	module, pkgs := list(t)
+	for _, p := range DocProblems(module, pkgs) {
+		t.Error(p)
+	}
+}
+
+func list(t *testing.T) (string, []*Package) {
+	t.Helper()
+	module, pkgs, err := List("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own int
+	for _, p := range pkgs {
+		if p.Error != nil {
+			t.Errorf("%s: %s", p.ImportPath, p.Error.Err)
+		}
+		if strings.HasPrefix(p.ImportPath, module+"/") {
+			own++
+		}
+	}
+	if own < 3 {
+		t.Fatalf("go list found %d packages of %s; want the whole module", own, module)
+	}
+	return module, pkgs
+}
+
+// TestRulesCatchViolations checks each rule against a made-up module, so a
+// rule that silently matches nothing is caught.
+func TestRulesCatchViolations(t *testing.T) {
+	const m = "example.com/sy"
+	pkg := func(path string, imports ...string) *Package {
+		return &Package{ImportPath: path, Imports: imports}
+	}
+	for _, tc := range []struct {
+		name string
+		pkgs []*Package
+		want []string
+	}{
+		{"clean", []*Package{
+			pkg(m+"/proxy", m+"/routes", m+"/zones", "net/http"),
+			pkg(m+"/proxy/upstream", m+"/routes"),
+			pkg(m+"/routes", "time"),
+			pkg(m+"/zones", m+"/routes"),
+			pkg(m+"/routes/zkstore", "github.com/go-zookeeper/zk"),
+			pkg(m+"/loadtest", "net/http"),
+			pkg(m+"/loadtest/report", m+"/loadtest"),
+			pkg(m+"/cmd/switchyard", m+"/internal/cli"),
+			pkg(m+"/internal/cli", m+"/proxy", m+"/routes/zkstore"),
+			pkg("github.com/go-zookeeper/zk", "net"),
+		}, nil},
+		{"proxy imports zk through routes", []*Package{
+			pkg(m+"/proxy/upstream", m+"/routes"),
+			pkg(m+"/routes", "github.com/go-zookeeper/zk"),
+			pkg("github.com/go-zookeeper/zk", "net"),
+		}, []string{m + "/proxy/upstream -> " + m + "/routes -> github.com/go-zookeeper/zk: proxy imports no ZooKeeper client and nothing of controlplane or allocator"}},
+		{"proxy imports controlplane", []*Package{
+			pkg(m+"/proxy", m+"/controlplane/api"),
+			pkg(m + "/controlplane/api"),
+		}, []string{m + "/proxy -> " + m + "/controlplane/api: proxy imports no ZooKeeper client and nothing of controlplane or allocator"}},
+		{"proxy imports allocator", []*Package{
+			pkg(m+"/proxy", m+"/allocator"),
+			pkg(m + "/allocator"),
+		}, []string{m + "/proxy -> " + m + "/allocator: proxy imports no ZooKeeper client and nothing of controlplane or allocator"}},
+		{"zones imports proxy", []*Package{
+			pkg(m+"/zones/health", m+"/proxy/upstream"),
+			pkg(m + "/proxy/upstream"),
+		}, []string{m + "/zones/health -> " + m + "/proxy/upstream: routes and zones import nothing of proxy, controlplane or allocator"}},
+		{"routes imports allocator", []*Package{
+			pkg(m+"/routes", m+"/allocator/agent"),
+			pkg(m + "/allocator/agent"),
+		}, []string{m + "/routes -> " + m + "/allocator/agent: routes and zones import nothing of proxy, controlplane or allocator"}},
+		{"loadtest imports routes", []*Package{
+			pkg(m+"/loadtest", m+"/routes"),
+			pkg(m + "/routes"),
+		}, []string{m + "/loadtest -> " + m + "/routes: loadtest imports no other package of the project"}},
+		{"test imports cmd", []*Package{
+			{ImportPath: m + "/demo", XTestImports: []string{m + "/cmd/yardctl"}},
+			pkg(m + "/cmd/yardctl"),
+		}, []string{m + "/demo imports " + m + "/cmd/yardctl: nothing imports a cmd/ package"}},
+	} {
+		got := Check(m, tc.pkgs, Rules)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestDocMatches(t *testing.T) {
+	for _, tc := range []struct {
+		text, name, dir string
+		want            bool
+	}{
+		{"Package proxy forwards requests.\n", "proxy", "proxy", true},
+		{"Package proxy\n", "proxy", "proxy", false},
+		{"Package routing does things.\n", "proxy", "proxy", false},
+		{"Copyright 2024.\n", "proxy", "proxy", false},
+		{"Command switchyard runs the server roles.\n", "main", "switchyard", true},
+		{"Switchyard is an L7 proxy.\n", "main", "switchyard", true},
+		{"Yardload is a load generator.\n", "main", "switchyard", false},
+		{"Package main does things.\n", "main", "switchyard", false},
+	} {
+		if got := docMatches(tc.text, tc.name, tc.dir); got != tc.want {
+			t.Errorf("docMatches(%q, %q, %q) = %v; want %v", tc.text, tc.name, tc.dir, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,332 @@
+package cli
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/proxy/accesslog"
+)
+
+// validRoutes is a routes file that loads.
+const validRoutes = `domain: example.test
+deployments:
+  - id: 7f3a9c2e51d04b8e
+    kind: es
+    aliases: [prod-search]
+    serving: {blue: 100}
+    instances:
+      - {id: i-0001, addr: 127.0.0.1:19201, zone: zone-a, generation: blue}
+`
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFlagsSetFields(t *testing.T) {
+	covered := map[string]bool{}
+	for _, tc := range []struct {
+		args []string
+		got  func(s *settings) any
+		want any
+	}{
+		{[]string{"--routes-file", "r.yaml"}, func(s *settings) any { return s.routesFile }, "r.yaml"},
+		{[]string{"--listen", "127.0.0.1:1"}, func(s *settings) any { return s.cfg.Listen }, "127.0.0.1:1"},
+		{[]string{"--admin-listen", "127.0.0.1:2"}, func(s *settings) any { return s.cfg.AdminListen }, "127.0.0.1:2"},
+		{[]string{"--admin-listen", "-"}, func(s *settings) any { return s.cfg.AdminListen }, "-"},
+		{[]string{"--zone", "zone-b"}, func(s *settings) any { return s.cfg.Zone }, "zone-b"},
+		{[]string{"--domain", "Example.Test"}, func(s *settings) any { return s.cfg.Domain }, "example.test"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,192.168.1.7"}, func(s *settings) any { return s.cfg.TrustedProxies },
+			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")}},
+		{[]string{"--trusted-proxies", "10.1.2.3/8", "--trusted-proxies", "::1"}, func(s *settings) any { return s.cfg.TrustedProxies },
+			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
+		{[]string{"--client-header-timeout", "3s"}, func(s *settings) any { return s.cfg.ClientHeaderTimeout }, 3 * time.Second},
+		{[]string{"--client-idle-timeout", "2m"}, func(s *settings) any { return s.cfg.ClientIdleTimeout }, 2 * time.Minute},
+		{[]string{"--max-header-bytes", "32KiB"}, func(s *settings) any { return s.cfg.MaxHeaderBytes }, 32 << 10},
+		{[]string{"--max-header-bytes", "8000"}, func(s *settings) any { return s.cfg.MaxHeaderBytes }, 8000},
+		{[]string{"--max-body-bytes", "2GiB"}, func(s *settings) any { return s.cfg.MaxBodyBytes }, int64(2 << 30)},
+		{[]string{"--connect-timeout", "1500ms"}, func(s *settings) any { return s.cfg.ConnectTimeout }, 1500 * time.Millisecond},
+		{[]string{"--response-header-timeout", "7s"}, func(s *settings) any { return s.cfg.ResponseHeaderTimeout }, 7 * time.Second},
+		{[]string{"--upstream-idle-timeout", "8s"}, func(s *settings) any { return s.cfg.UpstreamIdleTimeout }, 8 * time.Second},
+		{[]string{"--max-conns-per-instance", "100"}, func(s *settings) any { return s.cfg.MaxConnsPerInstance }, 100},
+		{[]string{"--max-idle-conns-per-instance", "10"}, func(s *settings) any { return s.cfg.MaxIdleConnsPerInstance }, 10},
+		{[]string{"--idle-conn-timeout", "9s"}, func(s *settings) any { return s.cfg.IdleConnTimeout }, 9 * time.Second},
+		{[]string{"--drain-delay", "0s"}, func(s *settings) any { return s.cfg.DrainDelay }, time.Duration(0)},
+		{[]string{"--drain-delay", "1s"}, func(s *settings) any { return s.cfg.DrainDelay }, time.Second},
+		{[]string{"--shutdown-timeout", "11s"}, func(s *settings) any { return s.cfg.ShutdownTimeout }, 11 * time.Second},
+		{[]string{"--access-log", "/var/log/a.log"}, func(s *settings) any { return s.cfg.AccessLog }, accesslog.Config{Path: "/var/log/a.log"}},
+		{[]string{"--access-log", "-"}, func(s *settings) any { return s.cfg.AccessLog }, accesslog.Config{Path: "-"}},
+		{[]string{"--access-log", "off"}, func(s *settings) any { return s.cfg.AccessLog }, accesslog.Config{Off: true}},
+		{[]string{"--access-log-sample", "10"}, func(s *settings) any { return s.cfg.AccessLog.SampleEvery }, 10},
+		{[]string{"--access-log-buffer", "128"}, func(s *settings) any { return s.cfg.AccessLog.Buffer }, 128},
+		{[]string{"--deployment-metrics"}, func(s *settings) any { return s.cfg.DeploymentMetrics }, true},
+		{[]string{"--deployment-metrics=false"}, func(s *settings) any { return s.cfg.DeploymentMetrics }, false},
+		{[]string{"--log-level", "debug"}, func(s *settings) any { return s.logLevel }, slog.LevelDebug},
+		{[]string{"--log-level", "ERROR"}, func(s *settings) any { return s.logLevel }, slog.LevelError},
+		{[]string{"-listen=127.0.0.1:3"}, func(s *settings) any { return s.cfg.Listen }, "127.0.0.1:3"},
+	} {
+		name := strings.Join(tc.args, " ")
+		covered[strings.TrimLeft(strings.SplitN(tc.args[0], "=", 2)[0], "-")] = true
+		args := tc.args
+		if tc.args[0] != "--routes-file" {
+			args = append([]string{"--routes-file", "r.yaml"}, args...)
+		}
+		s, err := parseProxyArgs(args)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := tc.got(s); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %v; want %v", name, got, tc.want)
+		}
+	}
+	for _, o := range proxyOptions {
+		if !covered[o.name] {
+			t.Errorf("flag --%s has no case", o.name)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	s, err := parseProxyArgs([]string{"--routes-file", "r.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &settings{routesFile: "r.yaml", logLevel: slog.LevelInfo}
+	if !reflect.DeepEqual(s, want) {
+		t.Errorf("got %+v; want %+v (zero Config: the proxy applies its defaults)", s, want)
+	}
+}
+
+func TestConfigFilePrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "proxy.yaml", `# comment
+routes-file: routes.yaml
+listen: 127.0.0.1:7000
+admin-listen: "-"
+connect-timeout: 2s
+trusted-proxies: [10.0.0.0/8, 172.16.0.0/12]
+access-log: logs/access.log
+deployment-metrics: true
+max-body-bytes: 1MiB
+log-level: warn
+`)
+	for _, tc := range []struct {
+		name  string
+		flags []string
+		check func(s *settings) (got, want any)
+	}{
+		{"file sets", nil, func(s *settings) (any, any) {
+			return []any{s.routesFile, s.cfg.Listen, s.cfg.AdminListen, s.cfg.ConnectTimeout, s.cfg.AccessLog.Path,
+					s.cfg.DeploymentMetrics, s.cfg.MaxBodyBytes, s.logLevel, len(s.cfg.TrustedProxies)},
+				[]any{filepath.Join(dir, "routes.yaml"), "127.0.0.1:7000", "-", 2 * time.Second, filepath.Join(dir, "logs/access.log"),
+					true, int64(1 << 20), slog.LevelWarn, 2}
+		}},
+		{"flag wins", []string{"--listen", "127.0.0.1:7001", "--connect-timeout", "3s"}, func(s *settings) (any, any) {
+			return []any{s.cfg.Listen, s.cfg.ConnectTimeout, s.cfg.AdminListen}, []any{"127.0.0.1:7001", 3 * time.Second, "-"}
+		}},
+		{"flag before --config still wins", []string{"--listen", "127.0.0.1:7002", "--config", cfg}, func(s *settings) (any, any) {
+			return s.cfg.Listen, "127.0.0.1:7002"
+		}},
+		{"flag path relative to working directory", []string{"--routes-file", "r.yaml"}, func(s *settings) (any, any) {
+			return s.routesFile, "r.yaml"
+		}},
+		{"list flag replaces file list", []string{"--trusted-proxies", "192.0.2.1"}, func(s *settings) (any, any) {
+			return s.cfg.TrustedProxies, []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}
+		}},
+		{"bool flag overrides file", []string{"--deployment-metrics=false"}, func(s *settings) (any, any) {
+			return s.cfg.DeploymentMetrics, false
+		}},
+		{"access-log off overrides file path", []string{"--access-log", "off"}, func(s *settings) (any, any) {
+			return s.cfg.AccessLog, accesslog.Config{Off: true}
+		}},
+	} {
+		args := tc.flags
+		if !strings.Contains(strings.Join(args, " "), "--config") {
+			args = append([]string{"--config", cfg}, args...)
+		}
+		s, err := parseProxyArgs(args)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got, want := tc.check(s); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %v; want %v", tc.name, got, want)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	routesOK := writeFile(t, dir, "routes.yaml", validRoutes)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	badRoutes := writeFile(t, dir, "bad-routes.yaml", "domain: example.test\ndeployments:\n  - id: 7f3a\n    kind: es\n    serving: {blue: 100}\n    instances:\n      - {id: i-1, addr: nowhere, zone: a, generation: blue}\n")
+	emptyRoutes := writeFile(t, dir, "empty-routes.yaml", "domain: example.test\ndeployments: []\n")
+	r := []string{"proxy", "--routes-file", routesOK}
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		config string // written to cfgPath when not empty
+		want   string // the whole stderr line, or a prefix ending in "..."
+	}{
+		{"no subcommand", nil, "", `switchyard: missing subcommand (run "switchyard help")`},
+		{"unknown subcommand", []string{"route-server"}, "", `switchyard: unknown subcommand "route-server" (run "switchyard help")`},
+		{"help for unknown subcommand", []string{"help", "nope"}, "", `switchyard help: unknown subcommand "nope"`},
+		{"version argument", []string{"version", "x"}, "", `switchyard version: unexpected argument "x"`},
+		{"bad duration", append(r, "--connect-timeout", "5x"), "", `switchyard proxy: --connect-timeout: invalid duration "5x"`},
+		{"duration without unit", append(r, "--drain-delay=5"), "", `switchyard proxy: --drain-delay: invalid duration "5"`},
+		{"negative duration", append(r, "--shutdown-timeout", "-1s"), "", `switchyard proxy: --shutdown-timeout: invalid duration "-1s": must not be negative`},
+		{"bad int", append(r, "--max-conns-per-instance", "ten"), "", `switchyard proxy: --max-conns-per-instance: invalid integer "ten"`},
+		{"negative int", append(r, "--access-log-sample", "-2"), "", `switchyard proxy: --access-log-sample: invalid integer "-2": must not be negative`},
+		{"bad size", append(r, "--max-body-bytes", "10MB"), "", `switchyard proxy: --max-body-bytes: invalid size "10MB" (want bytes, e.g. 16384 or 16KiB)`},
+		{"bad bool", append(r, "--deployment-metrics=maybe"), "", `switchyard proxy: --deployment-metrics: invalid boolean "maybe"`},
+		{"bad CIDR", append(r, "--trusted-proxies", "10.0.0.0/8,10.0.0.0/33"), "", `switchyard proxy: --trusted-proxies: invalid CIDR "10.0.0.0/33"`},
+		{"bad address", append(r, "--listen", "9200"), "", `switchyard proxy: --listen: invalid address "9200" (want host:port)`},
+		{"bad log level", append(r, "--log-level", "verbose"), "", `switchyard proxy: --log-level: invalid log level "verbose" (want debug, info, warn or error)`},
+		{"unknown flag", append(r, "--lisen", "x"), "", `switchyard proxy: unknown flag --lisen`},
+		{"flag without value", append(r, "--listen"), "", `switchyard proxy: --listen: missing value`},
+		{"extra argument", append(r, "extra"), "", `switchyard proxy: unexpected argument "extra"`},
+		{"route servers not in this build", append(r, "--route-servers", "http://a"), "", `switchyard proxy: unknown flag --route-servers`},
+		{"missing --routes-file", []string{"proxy", "--listen", "127.0.0.1:1"}, "", `switchyard proxy: --routes-file is required`},
+		{"missing routes file", []string{"proxy", "--routes-file", filepath.Join(dir, "nope.yaml")}, "", "switchyard proxy: ...nope.yaml: no such file or directory"},
+		{"invalid routes file", []string{"proxy", "--routes-file", badRoutes}, "", "switchyard proxy: ..." + badRoutes + ":..."},
+		{"empty routes file", []string{"proxy", "--routes-file", emptyRoutes}, "", "switchyard proxy: ..."},
+		{"unknown config key", []string{"proxy", "--config", cfgPath}, "routes-file: r.yaml\n# c\nlisen: 127.0.0.1:1\n",
+			`switchyard proxy: ` + cfgPath + `:3: unknown key "lisen"`},
+		{"config key for flag-only --config", []string{"proxy", "--config", cfgPath}, "config: other.yaml\n",
+			`switchyard proxy: ` + cfgPath + `:1: unknown key "config"`},
+		{"bad config duration", []string{"proxy", "--config", cfgPath}, "routes-file: r.yaml\nconnect-timeout: 5x\n",
+			`switchyard proxy: ` + cfgPath + `:2: connect-timeout: invalid duration "5x"`},
+		{"bad config CIDR", []string{"proxy", "--config", cfgPath}, "trusted-proxies:\n  - 10.0.0.0/8\n  - nope\n",
+			`switchyard proxy: ` + cfgPath + `:2: trusted-proxies: invalid CIDR "nope"`},
+		{"config list for scalar key", []string{"proxy", "--config", cfgPath}, "listen: [a, b]\n",
+			`switchyard proxy: ` + cfgPath + `:1: listen: want a single value`},
+		{"config empty value", []string{"proxy", "--config", cfgPath}, "listen:\n",
+			`switchyard proxy: ` + cfgPath + `:1: listen: missing value`},
+		{"duplicate config key", []string{"proxy", "--config", cfgPath}, "listen: 127.0.0.1:1\nzone: a\nlisten: 127.0.0.1:2\n",
+			`switchyard proxy: ` + cfgPath + `:3: duplicate key "listen" (first on line 1)`},
+		{"config not a mapping", []string{"proxy", "--config", cfgPath}, "- listen\n",
+			`switchyard proxy: ` + cfgPath + `:1: want a mapping of keys to values`},
+		{"config syntax error", []string{"proxy", "--config", cfgPath}, "listen: 127.0.0.1:1\n  zone: [\n",
+			`switchyard proxy: ` + cfgPath + `:...`},
+		{"missing config file", []string{"proxy", "--config", filepath.Join(dir, "nope.yaml")}, "",
+			`switchyard proxy: --config: open ` + filepath.Join(dir, "nope.yaml") + `: no such file or directory`},
+		{"bad demo flag", []string{"demo", "--routes-file", "x"}, "", `switchyard demo: unknown flag --routes-file`},
+		{"bad demo address", []string{"demo", "--listen", "localhost"}, "", `switchyard demo: --listen: invalid address "localhost" (want host:port)`},
+	} {
+		if tc.config != "" {
+			writeFile(t, dir, "config.yaml", tc.config)
+		}
+		var stdout, stderr bytes.Buffer
+		code := Main(tc.args, &stdout, &stderr)
+		if code != exitUsage {
+			t.Errorf("%s: exit %d; want %d (stderr %q)", tc.name, code, exitUsage, stderr.String())
+		}
+		checkOneLine(t, tc.name, stderr.String(), tc.want)
+	}
+}
+
+// checkOneLine checks that out is exactly one line and matches want: equal,
+// or, where want contains "...", a glob in which each "..." stands for any
+// text.
+func checkOneLine(t *testing.T, name, out, want string) {
+	t.Helper()
+	line, ok := strings.CutSuffix(out, "\n")
+	if !ok || strings.Contains(line, "\n") {
+		t.Errorf("%s: stderr %q; want exactly one line", name, out)
+		return
+	}
+	if !matchDots(line, want) {
+		t.Errorf("%s:\n got %q\nwant %q", name, line, want)
+	}
+}
+
+func matchDots(s, pattern string) bool {
+	parts := strings.Split(pattern, "...")
+	if len(parts) == 1 {
+		return s == pattern
+	}
+	rest, ok := strings.CutPrefix(s, parts[0])
+	if !ok {
+		return false
+	}
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(rest, p)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(p):]
+	}
+	return strings.HasSuffix(rest, parts[len(parts)-1])
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"help"}, "usage: switchyard SUBCOMMAND"},
+		{[]string{"--help"}, "usage: switchyard SUBCOMMAND"},
+		{[]string{"help", "proxy"}, "--connect-timeout DURATION"},
+		{[]string{"proxy", "--help"}, "--trusted-proxies CIDR[,CIDR]"},
+		{[]string{"proxy", "-h"}, "--config FILE"},
+		{[]string{"demo", "-h"}, "--admin-listen ADDR"},
+		{[]string{"version"}, "switchyard "},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := Main(tc.args, &stdout, &stderr); code != exitOK {
+			t.Errorf("%v: exit %d; want 0 (stderr %q)", tc.args, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), tc.want) {
+			t.Errorf("%v: stdout %q; want it to contain %q", tc.args, stdout.String(), tc.want)
+		}
+		if stderr.Len() != 0 {
+			t.Errorf("%v: stderr %q; want nothing", tc.args, stderr.String())
+		}
+	}
+}
+
+// TestListenFailure checks that a listener that cannot bind is a runtime
+// failure: exit 1 with one line.
+func TestListenFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	routesFile := writeFile(t, dir, "routes.yaml", validRoutes)
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"proxy", "--routes-file", routesFile, "--listen", ln.Addr().String(),
+			"--admin-listen", "-", "--log-level", "error"}, &stdout, &stderr)
+	}()
+	select {
+	case code := <-done:
+		if code != exitRuntime {
+			t.Errorf("exit %d; want %d", code, exitRuntime)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("proxy did not fail within 10s on a busy port")
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "switchyard proxy: ") || !strings.Contains(last, "address already in use") {
+		t.Errorf("last stderr line %q; want %q", last, fmt.Sprintf("switchyard proxy: listen tcp %s: bind: address already in use", ln.Addr()))
+	}
+}

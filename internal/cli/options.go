@@ -1,0 +1,230 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/proxy"
+)
+
+// settings is everything the proxy subcommand is configured with.
+type settings struct {
+	cfg        proxy.Config
+	routesFile string
+	logLevel   slog.Level
+
+	// base is the directory relative paths resolve against while a config
+	// file is applied; empty for flags (relative to the working directory).
+	base string
+}
+
+// option is one setting, reachable as the flag --<name> and as the config
+// file key <name>. set parses raw and stores it; it returns an error that
+// says what is wrong with raw, without naming the option.
+type option struct {
+	name  string
+	arg   string // placeholder in usage; "" for a boolean
+	usage string
+	list  bool // a comma-separated list: repeated flags and YAML sequences add up
+	set   func(s *settings, raw string) error
+}
+
+func (o *option) isBool() bool { return o.arg == "" }
+
+// proxyOptions are the options of the proxy subcommand, in usage order.
+var proxyOptions = []*option{
+	{name: "routes-file", arg: "FILE", usage: "routes file to serve (required); SIGHUP reloads it",
+		set: func(s *settings, v string) error { return setPath(&s.routesFile, s, v) }},
+	{name: "listen", arg: "ADDR", usage: "client listener (default 127.0.0.1:9200)",
+		set: func(s *settings, v string) error { return setAddr(&s.cfg.Listen, v, false) }},
+	{name: "admin-listen", arg: "ADDR", usage: "admin listener for /status, /metrics, /_health; - disables it (default 127.0.0.1:9244)",
+		set: func(s *settings, v string) error { return setAddr(&s.cfg.AdminListen, v, true) }},
+	{name: "zone", arg: "ZONE", usage: "availability zone this proxy runs in",
+		set: func(s *settings, v string) error { s.cfg.Zone = v; return nil }},
+	{name: "domain", arg: "DOMAIN", usage: "Host route key suffix, as in <key>.<domain> (default: the routes file's domain)",
+		set: func(s *settings, v string) error {
+			s.cfg.Domain = strings.ToLower(strings.TrimPrefix(v, "."))
+			return nil
+		}},
+	{name: "trusted-proxies", arg: "CIDR[,CIDR]", list: true, usage: "peers whose X-Forwarded-For is kept and appended to",
+		set: setPrefixes},
+	{name: "client-header-timeout", arg: "DURATION", usage: "bound on reading a request's headers (default 10s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.ClientHeaderTimeout, v) }},
+	{name: "client-idle-timeout", arg: "DURATION", usage: "bound on keep-alive waits and on each body read or write to a client (default 60s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.ClientIdleTimeout, v) }},
+	{name: "max-header-bytes", arg: "SIZE", usage: "bound on the request line and headers; larger get 431 (default 16KiB)",
+		set: func(s *settings, v string) error {
+			n, err := parseSize(v)
+			if err == nil && n > 1<<30 {
+				err = fmt.Errorf("size %q is too large (at most 1GiB)", v)
+			}
+			s.cfg.MaxHeaderBytes = int(n)
+			return err
+		}},
+	{name: "max-body-bytes", arg: "SIZE", usage: "bound on request bodies; larger get 413 (default 0: no limit)",
+		set: func(s *settings, v string) (err error) { s.cfg.MaxBodyBytes, err = parseSize(v); return err }},
+	{name: "connect-timeout", arg: "DURATION", usage: "bound on dialing an instance (default 5s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.ConnectTimeout, v) }},
+	{name: "response-header-timeout", arg: "DURATION", usage: "bound on waiting for an instance's response headers (default 60s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.ResponseHeaderTimeout, v) }},
+	{name: "upstream-idle-timeout", arg: "DURATION", usage: "bound on each body read or write to an instance (default 60s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.UpstreamIdleTimeout, v) }},
+	{name: "max-conns-per-instance", arg: "N", usage: "bound on connections to one instance (default 512)",
+		set: func(s *settings, v string) error { return setInt(&s.cfg.MaxConnsPerInstance, v) }},
+	{name: "max-idle-conns-per-instance", arg: "N", usage: "bound on the keep-alive pool of one instance (default 64)",
+		set: func(s *settings, v string) error { return setInt(&s.cfg.MaxIdleConnsPerInstance, v) }},
+	{name: "idle-conn-timeout", arg: "DURATION", usage: "close pooled instance connections unused this long (default 30s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.IdleConnTimeout, v) }},
+	{name: "drain-delay", arg: "DURATION", usage: "keep accepting this long after SIGTERM while /_health says 502 (default 5s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.DrainDelay, v) }},
+	{name: "shutdown-timeout", arg: "DURATION", usage: "bound on running requests after the listener closes (default 30s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.ShutdownTimeout, v) }},
+	{name: "access-log", arg: "PATH|-|off", usage: "access log file; - is stdout, off disables it (default -)",
+		set: setAccessLog},
+	{name: "access-log-sample", arg: "N", usage: "log one request in N; responses >= 500 are always logged (default 1)",
+		set: func(s *settings, v string) error { return setInt(&s.cfg.AccessLog.SampleEvery, v) }},
+	{name: "access-log-buffer", arg: "N", usage: "access log lines that may wait for the writer before lines are dropped (default 4096)",
+		set: func(s *settings, v string) error { return setInt(&s.cfg.AccessLog.Buffer, v) }},
+	{name: "deployment-metrics", usage: "add a deployment label to request metrics",
+		set: func(s *settings, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("invalid boolean %q", v)
+			}
+			s.cfg.DeploymentMetrics = b
+			return nil
+		}},
+	{name: "log-level", arg: "LEVEL", usage: "operational log level: debug, info, warn or error (default info)",
+		set: func(s *settings, v string) (err error) { s.logLevel, err = parseLogLevel(v); return err }},
+}
+
+func setDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", v)
+	}
+	if d < 0 {
+		return fmt.Errorf("invalid duration %q: must not be negative", v)
+	}
+	*dst = d
+	return nil
+}
+
+func setInt(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("invalid integer %q", v)
+	}
+	if n < 0 {
+		return fmt.Errorf("invalid integer %q: must not be negative", v)
+	}
+	*dst = n
+	return nil
+}
+
+// parseSize parses a byte count: an integer, optionally followed by KiB, MiB
+// or GiB.
+func parseSize(v string) (int64, error) {
+	num, mult := v, int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(v, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q (want bytes, e.g. 16384 or 16KiB)", v)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q is too large", v)
+	}
+	return n * mult, nil
+}
+
+func setAddr(dst *string, v string, dashDisables bool) error {
+	if dashDisables && v == "-" {
+		*dst = v
+		return nil
+	}
+	_, port, err := net.SplitHostPort(v)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("invalid address %q (want host:port)", v)
+	}
+	*dst = v
+	return nil
+}
+
+// setPrefixes parses a comma-separated list of CIDR prefixes; a bare
+// address is a one-address prefix.
+func setPrefixes(s *settings, v string) error {
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			a, aerr := netip.ParseAddr(part)
+			if aerr != nil {
+				return fmt.Errorf("invalid CIDR %q", part)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	s.cfg.TrustedProxies = out
+	return nil
+}
+
+func setAccessLog(s *settings, v string) error {
+	switch v {
+	case "":
+		return fmt.Errorf("missing value (want a path, - or off)")
+	case "off":
+		s.cfg.AccessLog.Off, s.cfg.AccessLog.Path = true, ""
+		return nil
+	}
+	s.cfg.AccessLog.Off = false
+	return setPath(&s.cfg.AccessLog.Path, s, v)
+}
+
+// setPath stores a file path; relative paths in a config file are relative
+// to the file's directory.
+func setPath(dst *string, s *settings, v string) error {
+	if v == "" {
+		return fmt.Errorf("missing value (want a path)")
+	}
+	if v != "-" && s.base != "" && !filepath.IsAbs(v) {
+		v = filepath.Join(s.base, v)
+	}
+	*dst = v
+	return nil
+}
+
+func parseLogLevel(v string) (slog.Level, error) {
+	switch strings.ToLower(v) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("invalid log level %q (want debug, info, warn or error)", v)
+}

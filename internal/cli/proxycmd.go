@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/routes"
+)
+
+func proxyUsage(w io.Writer) {
+	fmt.Fprint(w, `usage: switchyard proxy --routes-file FILE [flags]
+
+Runs the proxy over a routes file. SIGHUP reloads the file (an invalid file
+is rejected whole and the last good table keeps serving); SIGTERM or SIGINT
+drains: /_health answers 502 for --drain-delay while the listener still
+accepts, then running requests get up to --shutdown-timeout.
+
+Every flag is also a key of the YAML file given by --config, e.g.
+
+    listen: 127.0.0.1:9200
+    connect-timeout: 5s
+    trusted-proxies: [10.0.0.0/8, 192.168.0.0/16]
+
+Paths in the file are relative to the file. Flags win over the file.
+
+flags:
+  --config FILE
+        YAML config file
+`)
+	writeUsage(w, proxyOptions)
+}
+
+// parseProxyArgs parses the proxy subcommand's arguments: defaults, then the
+// config file, then flags.
+func parseProxyArgs(args []string) (*settings, error) {
+	f := newFlagSet("proxy", proxyOptions)
+	var configPath string
+	f.fs.StringVar(&configPath, "config", "", "YAML config file")
+	if err := f.parse(args); err != nil {
+		return nil, err
+	}
+	s := &settings{logLevel: slog.LevelInfo}
+	configGiven := false
+	f.fs.Visit(func(fl *flag.Flag) { configGiven = configGiven || fl.Name == "config" })
+	if configGiven {
+		if configPath == "" {
+			return nil, usagef("--config: missing value")
+		}
+		if err := applyConfigFile(configPath, proxyOptions, s); err != nil {
+			return nil, err
+		}
+	}
+	f.apply(s)
+	if s.routesFile == "" {
+		return nil, usagef("--routes-file is required")
+	}
+	return s, nil
+}
+
+func runProxy(args []string, _, stderr io.Writer) error {
+	s, err := parseProxyArgs(args)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	return serveProxy(ctx, s, newLogger(stderr, s.logLevel), nil)
+}
+
+// serveProxy runs a proxy over s.routesFile until ctx is done, then drains
+// and returns nil. It is the one code path of both "switchyard proxy" and
+// "switchyard demo". The routes file must load at start (else a usage
+// error); afterwards SIGHUP reloads it. ready, if not nil, is called with the
+// bound addresses once the listeners are up.
+func serveProxy(ctx context.Context, s *settings, logger *slog.Logger, ready func(listen, admin string)) error {
+	cfg := s.cfg
+	cfg.Logger = logger
+	src := &routes.FileSource{Path: s.routesFile, Logger: logger}
+	table, err := src.Load()
+	if err != nil {
+		return &usageError{err}
+	}
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		return &usageError{err}
+	}
+	srv.Apply(table)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	src.Reload = hup
+
+	srcCtx, stopSrc := context.WithCancel(ctx)
+	srcDone := make(chan struct{})
+	go func() {
+		defer close(srcDone)
+		if err := src.Run(srcCtx, srv); err != nil && srcCtx.Err() == nil {
+			logger.Error("routes file source stopped", "path", s.routesFile, "err", err)
+		}
+	}()
+	runDone, readyDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		select {
+		case <-srv.Ready():
+			if ready != nil {
+				ready(srv.Addr().String(), adminAddr(srv, cfg.AdminListen))
+			}
+		case <-runDone:
+		}
+	}()
+	err = srv.Run(ctx)
+	close(runDone)
+	<-readyDone
+	stopSrc()
+	<-srcDone
+	return err
+}
+
+// adminAddr is the admin listener's bound address if the server reports it,
+// else the configured one.
+func adminAddr(srv *proxy.Server, configured string) string {
+	if a, ok := any(srv).(interface{ AdminAddr() net.Addr }); ok {
+		if addr := a.AdminAddr(); addr != nil {
+			return addr.String()
+		}
+	}
+	return configured
+}

@@ -1,0 +1,46 @@
+//go:build !race
+
+package proxy
+
+import (
+	"testing"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
+)
+
+// The per-request route path — key extraction, table lookup, instance
+// pick — must not allocate.
+func TestRoutePathAllocs(t *testing.T) {
+	deps := []*routes.Deployment{{
+		ID: depA, Kind: "es", Aliases: []string{"prod-search"}, Serving: map[string]int{"blue": 90, "green": 10},
+		Instances: []*routes.Instance{
+			inst("a", "127.0.0.1:1", "z1", "blue"), inst("b", "127.0.0.1:2", "z2", "blue"),
+			inst("c", "127.0.0.1:3", "z1", "green"),
+		},
+	}}
+	tbl, err := routes.NewTable("example.test", nil, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := []byte(".example.test")
+	var picker zones.Picker = zones.Weighted{}
+	cases := []struct{ name, header, host string }{
+		{"header id", depA, ""},
+		{"host alias", "", "Prod-Search.ES.example.test:9200"},
+	}
+	for _, c := range cases {
+		header, host := []byte(c.header), []byte(c.host)
+		allocs := testing.AllocsPerRun(1000, func() {
+			var buf [maxKeyLen]byte
+			key := routeKey(buf[:], header, host, suffix)
+			d := tbl.Lookup(key)
+			if d == nil || picker.Pick(d) == nil {
+				t.Fatal("no route")
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per request; want 0", c.name, allocs)
+		}
+	}
+}
