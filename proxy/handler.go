@@ -110,6 +110,8 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	if max := s.cfg.MaxBodyBytes; max > 0 && int64(cl) > max {
 		x.own(ctx, reasonBodyTooLarge)
 		ctx.SetConnectionClose()
+		x.cbody = clientBody{r: ctx.RequestBodyStream(), conn: ctx.Conn()}
+		x.cbody.linger()
 		return false
 	}
 	x.client = ctx.Conn()
@@ -154,8 +156,12 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 			s.metrics.upstreamErrors[ue.Kind].Inc()
 		}
 		if x.ureq.BodyStream != nil || r == reasonClientClosed {
-			// The rest of the request body is unread.
+			// The rest of the request body is unread: the connection
+			// cannot carry another request.
 			ctx.SetConnectionClose()
+			if r != reasonClientClosed && r != reasonClientTimeout {
+				x.cbody.linger()
+			}
 		}
 		s.log.Debug("upstream exchange failed", "instance", in.ID, "addr", in.Addr, "error", err)
 		x.own(ctx, r)
@@ -302,6 +308,28 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Lingering drain bounds: how much of an unwanted request body is read and
+// discarded, and for how long, before an early error response is written.
+const (
+	lingerBytes = 8 << 20
+	lingerTime  = 2 * time.Second
+	// parseErrorLinger is shorter: the rest of a request that failed to
+	// parse is already in flight, and a keep-alive client sends nothing more.
+	parseErrorLinger = 100 * time.Millisecond
+)
+
+// linger reads and discards what the client is still sending, within
+// bounds, so that the client finishes its upload and reads the error
+// response instead of getting a reset when the connection closes with
+// unread data (the lingering close of nginx and HAProxy).
+func (b *clientBody) linger() {
+	if b.r == nil || b.conn == nil {
+		return
+	}
+	_ = b.conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(b.r, lingerBytes))
+}
+
 // Interrupt makes a Read blocked on the client return (upstream.Interrupter).
 func (b *clientBody) Interrupt() {
 	if b.conn != nil {
@@ -339,6 +367,13 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.Response.Header.SetBytesV(hdrRequestID, s.ids.next(&x.idBuf))
 	ctx.SetConnectionClose()
+	// What the client is still sending (the rest of an oversized header)
+	// is read and dropped briefly, so that it reads this response rather
+	// than a reset.
+	if c := ctx.Conn(); c != nil {
+		_ = c.SetReadDeadline(time.Now().Add(parseErrorLinger))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, lingerBytes))
+	}
 	x.status = ctx.Response.StatusCode()
 	s.log.Debug("malformed request", "error", err, "remote", ctx.RemoteAddr().String())
 	x.finish(ctx)

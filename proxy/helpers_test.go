@@ -32,7 +32,7 @@ type backend struct {
 }
 
 // startBackend serves h (or the default echo handler) on 127.0.0.1:0.
-func startBackend(t *testing.T, id string, h http.HandlerFunc) *backend {
+func startBackend(t *testing.T, id string, h http.HandlerFunc, configure ...func(*http.Server)) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,6 +58,9 @@ func startBackend(t *testing.T, id string, h http.HandlerFunc) *backend {
 				b.conns.Add(-1)
 			}
 		},
+	}
+	for _, f := range configure {
+		f(b.srv)
 	}
 	go b.srv.Serve(ln)
 	t.Cleanup(func() { b.srv.Close() })

@@ -326,7 +326,13 @@ func TestSmugglingShapesRefused(t *testing.T) {
 }
 
 func TestHeaderAndBodyLimits(t *testing.T) {
-	p, a, _ := twoDeployments(t, Config{MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 20})
+	// The instance reads the whole body before it answers, as most do.
+	a := startBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Write([]byte("ok"))
+	})
+	p := startProxy(t, Config{MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 20}, mustTable(t, &routes.Deployment{
+		ID: depA, Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{inst("a", a.addr, "z", "g")}}))
 	big := strings.Repeat("x", 8192)
 	status, body, _ := get(t, p.url+"/", "X-Found-Cluster", depA, "X-Big", big)
 	if status != 431 || body != `{"ok":false,"message":"Request header fields too large."}` {
@@ -355,7 +361,6 @@ func TestHeaderAndBodyLimits(t *testing.T) {
 	if status, _ := post(bytes.NewReader(make([]byte, 512<<10)), 512<<10); status != 200 {
 		t.Errorf("body under the limit: got %d; want 200", status)
 	}
-	_ = a
 }
 
 type zeroReader struct{}
@@ -467,8 +472,8 @@ func TestHeadAndNoContent(t *testing.T) {
 }
 
 func TestKeepAliveReuseAndStaleConnection(t *testing.T) {
-	b := startBackend(t, "b", nil)
-	b.srv.IdleTimeout = 150 * time.Millisecond // closes idle connections before the proxy does
+	// The instance closes idle connections long before the proxy does.
+	b := startBackend(t, "b", nil, func(s *http.Server) { s.IdleTimeout = 150 * time.Millisecond })
 	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	for i := 0; i < 50; i++ {

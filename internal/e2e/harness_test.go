@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string // the switchyard binary under test
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchyard-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "switchyard")
+	build := exec.Command("go", "build", "-o", binary, "../../cmd/switchyard")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building switchyard:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is a running switchyard process.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	admin  string
+	stderr *lockedBuffer
+	done   chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startProxy runs `switchyard proxy` with the routes file and extra flags
+// and waits until /_health says 200.
+func startProxy(t *testing.T, routesFile string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{addr: freeAddr(t), admin: freeAddr(t), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	args := append([]string{"proxy", "--routes-file", routesFile, "--listen", p.addr, "--admin-listen", p.admin,
+		"--access-log", "off"}, extra...)
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("proxy stderr:\n%s", p.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if status, _ := httpGet("http://" + p.addr + "/_health"); status == 200 {
+			return p
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("proxy exited at start: %v\n%s", err, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy not healthy after 10s\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// signal sends sig and returns a channel with the exit error.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for exit and returns the exit code.
+func (p *proc) wait(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(within):
+		t.Fatalf("proxy did not exit within %v", within)
+		return -1
+	}
+}
+
+// peakRSS is the process's peak resident set size (VmHWM) in bytes.
+func (p *proc) peakRSS(t *testing.T) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func httpGet(url string, kv ...string) (int, string) {
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(kv); i += 2 {
+		req.Header.Set(kv[i], kv[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// backend is an instance: a real HTTP server on loopback.
+type backend struct {
+	addr string
+	srv  *http.Server
+}
+
+func startBackend(t *testing.T, h http.Handler) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{addr: ln.Addr().String(), srv: &http.Server{Handler: h}}
+	go b.srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		b.srv.Shutdown(ctx)
+		b.srv.Close()
+	})
+	return b
+}
+
+const depID = "7f3a9c2e51d04b8e9a6c3d2f1e0b4a57"
+
+// writeRoutes writes a routes file with one deployment on the given
+// instance addresses.
+func writeRoutes(t *testing.T, path string, addrs ...string) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "domain: example.test\ndeployments:\n  - id: %s\n    kind: es\n    aliases: [prod-search]\n    serving: {blue: 100}\n    instances:\n", depID)
+	for i, a := range addrs {
+		fmt.Fprintf(&b, "      - {id: i-%04d, addr: %q, zone: zone-a, generation: blue}\n", i+1, a)
+	}
+	writeFileAtomic(t, path, b.String())
+}
+
+func writeFileAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}

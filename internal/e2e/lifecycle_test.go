@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SIGTERM: /_health turns 502 at once while the listener keeps accepting
+// for the drain delay; a slow request running at the time finishes; the
+// process exits 0.
+func TestSIGTERMDrainsRunningRequests(t *testing.T) {
+	release := make(chan struct{})
+	slow := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		io.WriteString(w, "finished")
+	}))
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	writeRoutes(t, routes, slow.addr)
+	p := startProxy(t, routes, "--drain-delay", "1s", "--shutdown-timeout", "10s")
+
+	type result struct {
+		status int
+		body   string
+	}
+	res := make(chan result, 1)
+	go func() {
+		status, body := httpGet("http://"+p.addr+"/slow", "X-Found-Cluster", depID)
+		res <- result{status, body}
+	}()
+	time.Sleep(200 * time.Millisecond) // the slow request is in flight
+	p.signal(t, syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+
+	// Within the drain delay: health says 502, new requests still served.
+	if status, body := httpGet("http://" + p.addr + "/_health"); status != 502 || body != `{"ok":false,"status":502}` {
+		t.Errorf("/_health while draining: %d %s; want 502", status, body)
+	}
+	if status, body := httpGet("http://"+p.addr+"/fast", "X-Found-Cluster", depID); status != 200 || body != "finished" {
+		t.Errorf("new request during the drain delay: %d %s; want 200", status, body)
+	}
+	// After the drain delay the listener is closed, the slow request still runs.
+	time.Sleep(1200 * time.Millisecond)
+	if _, err := (&http.Client{Timeout: time.Second}).Get("http://" + p.addr + "/_health"); err == nil {
+		t.Error("listener still accepting after the drain delay")
+	}
+	select {
+	case r := <-res:
+		t.Fatalf("slow request ended before it was released: %d %s", r.status, r.body)
+	default:
+	}
+	close(release)
+	if r := <-res; r.status != 200 || r.body != "finished" {
+		t.Errorf("slow request across the drain: %d %q; want 200 finished", r.status, r.body)
+	}
+	if code := p.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM; want 0", code)
+	}
+}
+
+// A routes file that fails validation — changed on disk, or with SIGHUP — is
+// rejected whole: the old table keeps serving, the rejection is counted;
+// the next good file is applied.
+func TestBadRoutesReloadKeepsServing(t *testing.T) {
+	one := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "one") }))
+	two := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "two") }))
+	routes := filepath.Join(t.TempDir(), "routes.yaml")
+	writeRoutes(t, routes, one.addr)
+	p := startProxy(t, routes, "--drain-delay", "100ms")
+
+	serves := func(want string) {
+		t.Helper()
+		if status, body := httpGet("http://"+p.addr+"/", "X-Found-Cluster", "prod-search.es"); status != 200 || body != want {
+			t.Errorf("got %d %q; want 200 %q", status, body, want)
+		}
+	}
+	rejected := func() string {
+		_, m := httpGet("http://" + p.admin + "/metrics")
+		for _, line := range strings.Split(m, "\n") {
+			if strings.HasPrefix(line, `switchyard_route_table_loads_total{result="rejected"}`) {
+				return strings.Fields(line)[1]
+			}
+		}
+		return "0"
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	serves("one")
+
+	// A broken file on disk: an instance address that is not host:port.
+	bad := strings.Replace(mustRead(t, routes), one.addr, "not-an-address", 1)
+	writeFileAtomic(t, routes, bad)
+	waitFor("the bad file to be rejected", func() bool { return rejected() == "1" })
+	serves("one")
+	if !strings.Contains(p.stderr.String(), `not-an-address`) {
+		t.Errorf("no log line names the problem:\n%s", p.stderr.String())
+	}
+
+	// SIGHUP forces a reload of the same bad file: rejected again.
+	p.signal(t, syscall.SIGHUP)
+	waitFor("the SIGHUP reload to be rejected", func() bool { return rejected() == "2" })
+	serves("one")
+
+	// An empty deployment list is an error, never a wipe.
+	writeFileAtomic(t, routes, "domain: example.test\ndeployments: []\n")
+	waitFor("the empty file to be rejected", func() bool { return rejected() == "3" })
+	serves("one")
+
+	// A good file is applied.
+	writeRoutes(t, routes, two.addr)
+	waitFor("the good file to be applied", func() bool {
+		_, body := httpGet("http://"+p.addr+"/", "X-Found-Cluster", "prod-search.es")
+		return body == "two"
+	})
+	_, status := httpGet("http://" + p.admin + "/status")
+	if !strings.Contains(status, `"last_rejected"`) {
+		t.Errorf("/status does not show the last rejection:\n%s", status)
+	}
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Errorf("exit code %d; want 0", code)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
