@@ -151,7 +151,7 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 		case ch >= 'A' && ch <= 'F':
 			v = ch - 'A' + 10
 		default:
-			if digits == 0 || (ch != ';' && ch != '\r' && ch != ' ' && ch != '\t') {
+			if digits == 0 || (ch != ';' && ch != '\r' && ch != '\n' && ch != ' ' && ch != '\t') {
 				return 0, ErrMalformedChunk
 			}
 			return size, nil
