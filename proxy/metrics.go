@@ -49,7 +49,7 @@ func newMetrics(s *Server) *metrics {
 	buckets := prometheus.ExponentialBuckets(0.00025, 2, 18) // 250µs .. ~33s
 	m.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "switchyard_request_duration_seconds",
-		Help:    "Time from request arrival to response headers written (streamed bodies excluded).",
+		Help:    "Time from request arrival until the response, body included, was written.",
 		Buckets: buckets,
 	})
 	m.upstreamDuration = prometheus.NewHistogram(prometheus.HistogramOpts{

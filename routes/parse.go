@@ -195,6 +195,9 @@ func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, 
 		}
 		dp.serving[g] = k.Line
 		if isNull(v) || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" {
+			if !isNull(v) && v.Kind == yaml.ScalarNode && v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
+				return nil, p.errAt(v, "%sserving: %s: weight %q is quoted; write it as a plain integer", pre, g, v.Value)
+			}
 			if !isNull(v) && v.Kind == yaml.ScalarNode && isDigits(strings.TrimPrefix(v.Value, "-")) {
 				// Too large for YAML's int: resolved as a float.
 				return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, g, v.Value, MaxWeight)

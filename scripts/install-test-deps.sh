@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests use, when they are missing.
+# Installs the system packages the tests use, when they are missing:
+# ZooKeeper (the store tests start real servers from it), curl (the
+# quick-start test runs the demo's printed curl lines) and gcc (the race
+# detector needs cgo).
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
 
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# go test -race needs cgo, hence a C compiler.
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

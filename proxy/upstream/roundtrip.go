@@ -297,7 +297,13 @@ func (t *Transport) writeStream(c *conn, r io.Reader, n int64) (int64, error) {
 		}
 		m, rerr := r.Read(want)
 		if m > 0 {
-			_ = c.SetWriteDeadline(time.Now().Add(t.cfg.IdleTimeout))
+			now := time.Now()
+			_ = c.SetWriteDeadline(now.Add(t.cfg.IdleTimeout))
+			if c.writing && !c.gotHeader.Load() {
+				// The response-header timeout counts from the end of the
+				// body: while the body flows, push it out.
+				_ = c.SetReadDeadline(now.Add(t.cfg.ResponseHeaderTimeout))
+			}
 			var werr error
 			if chunked {
 				line := strconv.AppendInt(hdr[:0], int64(m), 16)

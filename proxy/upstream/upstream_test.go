@@ -290,3 +290,39 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// Regression: a streamed upload that took longer to send than the
+// response-header timeout failed, because that timeout ran from the start
+// of the body instead of its end.
+func TestSlowUploadOutlastsResponseHeaderTimeout(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
+		if _, err := readRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	tr := New(Config{ResponseHeaderTimeout: 200 * time.Millisecond})
+	defer tr.Close()
+	req := newReq("POST", "/")
+	req.BodyStream, req.BodyLen = &slowReader{chunks: 8, every: 100 * time.Millisecond}, -1
+	if status, body, err := roundTrip(t, tr, addr, req); err != nil || status != 200 || body != "ok" {
+		t.Errorf("800 ms upload with a 200 ms header timeout: %d %q %v; want 200 ok", status, body, err)
+	}
+}
+
+// slowReader yields chunks of 1 KiB, one every interval.
+type slowReader struct {
+	chunks int
+	every  time.Duration
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if s.chunks == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(s.every)
+	s.chunks--
+	n := min(len(p), 1024)
+	clear(p[:n])
+	return n, nil
+}
