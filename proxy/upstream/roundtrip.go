@@ -218,7 +218,7 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 // response-header deadline out, so that the header timeout counts from the
 // end of the body.
 func (t *Transport) writeBody(c *conn, r io.Reader, n int64) {
-	sent, err := t.writeStream(c, r, n)
+	sent, err := t.writeStream(c, r, n, true)
 	if err == nil {
 		if ferr := c.bw.Flush(); ferr != nil {
 			err = writeErr(ferr, true, false)
@@ -283,7 +283,9 @@ func (c *conn) release(keepAlive bool) {
 const writeGrace = 50 * time.Millisecond
 
 // writeStream sends a streamed body, chunked when n < 0.
-func (t *Transport) writeStream(c *conn, r io.Reader, n int64) (int64, error) {
+// When duplex, it runs on the body goroutine and pushes the response-header
+// deadline out as the body flows.
+func (t *Transport) writeStream(c *conn, r io.Reader, n int64, duplex bool) (int64, error) {
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)
 	buf := *bufp
@@ -299,7 +301,7 @@ func (t *Transport) writeStream(c *conn, r io.Reader, n int64) (int64, error) {
 		if m > 0 {
 			now := time.Now()
 			_ = c.SetWriteDeadline(now.Add(t.cfg.IdleTimeout))
-			if c.writing && !c.gotHeader.Load() {
+			if duplex && !c.gotHeader.Load() {
 				// The response-header timeout counts from the end of the
 				// body: while the body flows, push it out.
 				_ = c.SetReadDeadline(now.Add(t.cfg.ResponseHeaderTimeout))
