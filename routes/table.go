@@ -10,9 +10,11 @@ import (
 const weightUnit = 720720 // lcm(1..16)
 
 // NewTable validates the domain, zones and deployments and builds an
-// immutable snapshot. It takes ownership of its arguments (it sorts deps and
-// fills each deployment's Eligible, Weights and TotalWeight). A zone that
-// zones does not list is up.
+// immutable snapshot. It takes ownership of zones; the deployments are
+// copied (the table fills its own copies' Eligible, Weights and
+// TotalWeight), so callers may pass deployments of another live table.
+// Instances are shared, never modified. A zone that zones does not list is
+// up.
 //
 // An empty set of deployments is ErrEmptyTable; anything invalid (see
 // ValidateDeployment; also the domain, a zone name, a deployment ID or an
@@ -75,6 +77,11 @@ func (b *builder) add(d *Deployment) *Error {
 				"deployment %s: alias key %q is already used by deployment %s", d.ID, k, other.ID)
 		}
 	}
+	// Index a copy: the computed fields are the table's own, so a
+	// deployment may be shared with a table that is still being read (a
+	// delta reuses the unchanged deployments of the live table).
+	cp := *d
+	d = &cp
 	b.t.byKey[d.ID] = d
 	for _, a := range d.Aliases {
 		b.t.byKey[a+"."+d.Kind] = d

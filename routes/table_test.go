@@ -77,10 +77,11 @@ func TestNewTableEligible(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := dep("7f3a9c2e51d04b8e", tt.serving, tt.insts...)
-			if _, err := NewTable("example.test", tt.zones, []*Deployment{d}); err != nil {
+			tb, err := NewTable("example.test", tt.zones, []*Deployment{dep("7f3a9c2e51d04b8e", tt.serving, tt.insts...)})
+			if err != nil {
 				t.Fatalf("NewTable: %v", err)
 			}
+			d := tb.Deployments[0]
 			if len(d.Eligible) != len(d.Weights) {
 				t.Fatalf("len(Eligible) = %d, len(Weights) = %d", len(d.Eligible), len(d.Weights))
 			}
@@ -170,12 +171,13 @@ func TestNewTableSameAliasOtherKind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string]*Deployment{"prod.es": a, "prod.kb": b, a.ID: a, b.ID: b, "prod": nil, "prod.apm": nil} {
-		if got := tb.Lookup([]byte(key)); got != want {
-			t.Errorf("Lookup(%q) = %v; want %v", key, got, want)
+	for key, want := range map[string]string{"prod.es": a.ID, "prod.kb": b.ID, a.ID: a.ID, b.ID: b.ID, "prod": "", "prod.apm": ""} {
+		got := tb.Lookup([]byte(key))
+		if (want == "" && got != nil) || (want != "" && (got == nil || got.ID != want)) {
+			t.Errorf("Lookup(%q) = %v; want %q", key, got, want)
 		}
 	}
-	if tb.Domain != "example.test" || tb.Deployments[0] != a {
+	if tb.Domain != "example.test" || tb.Deployments[0].ID != a.ID {
 		t.Errorf("Domain = %q, Deployments[0] = %s; want example.test, sorted by ID", tb.Domain, tb.Deployments[0].ID)
 	}
 	var none *Table
@@ -222,5 +224,22 @@ func TestValidateDeployment(t *testing.T) {
 	}
 	if err := ValidateDeployment(nil); !errors.Is(err, ErrInvalid) {
 		t.Errorf("ValidateDeployment(nil) = %v; want ErrInvalid", err)
+	}
+}
+
+// A table may be built from the deployments of a live table (as a delta
+// does); the live table's computed fields must not change under its readers.
+func TestNewTableDoesNotModifyItsInput(t *testing.T) {
+	live, err := NewTable("example.test", nil, []*Deployment{dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := live.Deployments[0]
+	next, err := NewTable("example.test", map[string]ZoneState{"zone-a": ZoneDown}, []*Deployment{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Eligible) != 1 || len(next.Deployments[0].Eligible) != 0 {
+		t.Errorf("live eligible %d, next eligible %d; want 1 and 0", len(d.Eligible), len(next.Deployments[0].Eligible))
 	}
 }
