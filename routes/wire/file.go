@@ -1,0 +1,82 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ErrCorrupt is returned for a snapshot file that fails its checksum or
+// does not parse.
+var ErrCorrupt = errors.New("wire: corrupt snapshot")
+
+// fileMagic starts the first line of a snapshot file:
+// "switchyard-routes 1 sha256:<hex of the rest>\n", then a full Message.
+const fileMagic = "switchyard-routes 1 sha256:"
+
+// WriteFile stores a full message at path atomically: a temporary file in
+// the same directory is written and fsynced, then renamed over path, and
+// the directory is fsynced. A reader sees the old file or the new one,
+// never a mix.
+func WriteFile(path string, full []byte) error {
+	sum := sha256.Sum256(full)
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".routes-*.tmp")
+	if err != nil {
+		return fmt.Errorf("wire: snapshot: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	_, err = fmt.Fprintf(tmp, "%s%s\n", fileMagic, hex.EncodeToString(sum[:]))
+	if err == nil {
+		_, err = tmp.Write(full)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("wire: snapshot %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// ReadFile loads a snapshot written by WriteFile and checks it. A file
+// that fails the check is ErrCorrupt, with what failed.
+func ReadFile(path string) (*Message, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	nl := bytes.IndexByte(b, '\n')
+	if nl < 0 || !bytes.HasPrefix(b, []byte(fileMagic)) {
+		return nil, fmt.Errorf("%w: %s: no snapshot header", ErrCorrupt, path)
+	}
+	want := string(b[len(fileMagic):nl])
+	body := b[nl+1:]
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != want {
+		return nil, fmt.Errorf("%w: %s: checksum %s does not match the header's %s", ErrCorrupt, path, got[:12], shortHash(want))
+	}
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	if !m.Full {
+		return nil, fmt.Errorf("%w: %s: not a full table", ErrCorrupt, path)
+	}
+	return &m, nil
+}

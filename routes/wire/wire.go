@@ -1,0 +1,264 @@
+// Package wire encodes route tables for the route stream between route
+// servers and proxies: a canonical encoding of each deployment, a content
+// hash of a whole table, full and delta messages, and the client side that
+// applies them.
+//
+// A table is identified by (version, hash): the version is the highest
+// ZooKeeper zxid behind its content, the hash a SHA-256 over its canonical
+// encoding. A delta from version A to version B lists the deployments that
+// were added or changed and the IDs of those removed; it carries the zones
+// and domain whole (they are small). A receiver checks the hash of the table
+// it builds against the message's, so a delta applied to the wrong base is
+// caught and a full table requested instead.
+package wire
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/switchyard/switchyard/routes"
+)
+
+// ErrHashMismatch is returned when a message applied to a state does not
+// produce the table the message describes.
+var ErrHashMismatch = errors.New("wire: table hash mismatch")
+
+// Deployment is the JSON of one deployment on the wire and on disk.
+type Deployment struct {
+	ID        string         `json:"id"`
+	Kind      string         `json:"kind"`
+	Aliases   []string       `json:"aliases,omitempty"`
+	Serving   map[string]int `json:"serving"`
+	Instances []Instance     `json:"instances"`
+}
+
+// Instance is the JSON of one instance.
+type Instance struct {
+	ID          string `json:"id"`
+	Addr        string `json:"addr"`
+	Zone        string `json:"zone"`
+	Generation  string `json:"generation"`
+	Maintenance bool   `json:"maintenance,omitempty"`
+}
+
+// Message is one answer of the route stream.
+type Message struct {
+	Version uint64 `json:"version"`
+	Hash    string `json:"hash"`
+	// Full is true when Deployments is the whole table; otherwise the
+	// message is a delta from (Base, BaseHash).
+	Full     bool   `json:"full"`
+	Base     uint64 `json:"base,omitempty"`
+	BaseHash string `json:"base_hash,omitempty"`
+	// Stale is true when the route server has lost ZooKeeper and serves
+	// the last table it had.
+	Stale       bool              `json:"stale"`
+	Domain      string            `json:"domain"`
+	Zones       map[string]string `json:"zones"`
+	Deployments []json.RawMessage `json:"deployments"`
+	Deleted     []string          `json:"deleted,omitempty"`
+}
+
+// EncodeDeployment returns the canonical JSON of d: fields in a fixed
+// order, serving keys sorted, instances sorted by ID.
+func EncodeDeployment(d *routes.Deployment) []byte {
+	w := Deployment{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Serving: d.Serving, Instances: make([]Instance, len(d.Instances))}
+	for i, in := range d.Instances {
+		w.Instances[i] = Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
+	}
+	sort.Slice(w.Instances, func(i, j int) bool { return w.Instances[i].ID < w.Instances[j].ID })
+	if w.Serving == nil {
+		w.Serving = map[string]int{}
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		panic("wire: encoding a deployment: " + err.Error()) // only plain types: cannot happen
+	}
+	return b
+}
+
+// DecodeDeployment parses one deployment's JSON. It does not validate;
+// routes.NewTable does.
+func DecodeDeployment(b []byte) (*routes.Deployment, error) {
+	var w Deployment
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("wire: deployment: %w", err)
+	}
+	d := &routes.Deployment{ID: w.ID, Kind: w.Kind, Aliases: w.Aliases, Serving: w.Serving, Instances: make([]*routes.Instance, len(w.Instances))}
+	for i, in := range w.Instances {
+		d.Instances[i] = &routes.Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
+	}
+	return d, nil
+}
+
+// Snapshot is a table in encoded form, as a route server keeps it: each
+// deployment's canonical JSON by ID. It is immutable once built.
+type Snapshot struct {
+	Version uint64
+	Hash    string
+	Domain  string
+	Zones   map[string]string // zone -> "up"|"down"; only listed zones
+	Deps    map[string][]byte // deployment ID -> canonical JSON
+	IDs     []string          // sorted keys of Deps
+}
+
+// NewSnapshot encodes a table's content.
+func NewSnapshot(version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.Deployment) *Snapshot {
+	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones)),
+		Deps: make(map[string][]byte, len(deps)), IDs: make([]string, 0, len(deps))}
+	for z, st := range zones {
+		s.Zones[z] = st.String()
+	}
+	for id, d := range deps {
+		s.Deps[id] = EncodeDeployment(d)
+		s.IDs = append(s.IDs, id)
+	}
+	sort.Strings(s.IDs)
+	s.Hash = tableHash(s.Domain, s.Zones, s.IDs, s.Deps)
+	return s
+}
+
+// tableHash is the SHA-256 of a table's canonical form.
+func tableHash(domain string, zones map[string]string, ids []string, deps map[string][]byte) string {
+	h := sha256.New()
+	h.Write([]byte("domain " + domain + "\n"))
+	zs := make([]string, 0, len(zones))
+	for z := range zones {
+		zs = append(zs, z)
+	}
+	sort.Strings(zs)
+	for _, z := range zs {
+		h.Write([]byte("zone " + z + " " + zones[z] + "\n"))
+	}
+	for _, id := range ids {
+		h.Write(deps[id])
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Full encodes s as a full message.
+func (s *Snapshot) Full(stale bool) []byte {
+	m := Message{Version: s.Version, Hash: s.Hash, Full: true, Stale: stale, Domain: s.Domain, Zones: s.Zones,
+		Deployments: make([]json.RawMessage, len(s.IDs))}
+	for i, id := range s.IDs {
+		m.Deployments[i] = s.Deps[id]
+	}
+	return mustMarshal(m)
+}
+
+// Delta encodes the changes from base to s.
+func (s *Snapshot) Delta(base *Snapshot, stale bool) []byte {
+	m := Message{Version: s.Version, Hash: s.Hash, Base: base.Version, BaseHash: base.Hash, Stale: stale,
+		Domain: s.Domain, Zones: s.Zones, Deployments: []json.RawMessage{}}
+	for _, id := range s.IDs {
+		if old, ok := base.Deps[id]; !ok || string(old) != string(s.Deps[id]) {
+			m.Deployments = append(m.Deployments, s.Deps[id])
+		}
+	}
+	for _, id := range base.IDs {
+		if _, ok := s.Deps[id]; !ok {
+			m.Deleted = append(m.Deleted, id)
+		}
+	}
+	return mustMarshal(m)
+}
+
+func mustMarshal(m Message) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic("wire: encoding a message: " + err.Error())
+	}
+	return b
+}
+
+// State is what a receiver holds: the decoded table content with each
+// deployment's encoding, so deltas apply without re-encoding. It is
+// immutable; Apply returns a new one.
+type State struct {
+	Version uint64
+	Hash    string
+	Domain  string
+	Zones   map[string]string
+	Raw     map[string][]byte
+	Deps    map[string]*routes.Deployment
+}
+
+// Apply applies m to s (nil for a receiver that has nothing) and returns
+// the new state. A delta whose base is not s, or a result whose hash is not
+// m's, is an error: the receiver then asks for a full table.
+func Apply(s *State, m *Message) (*State, error) {
+	n := &State{Version: m.Version, Hash: m.Hash, Domain: m.Domain, Zones: m.Zones}
+	if n.Zones == nil {
+		n.Zones = map[string]string{}
+	}
+	if m.Full {
+		n.Raw = make(map[string][]byte, len(m.Deployments))
+		n.Deps = make(map[string]*routes.Deployment, len(m.Deployments))
+	} else {
+		if s == nil || s.Version != m.Base || s.Hash != m.BaseHash {
+			return nil, fmt.Errorf("%w: delta from version %d does not apply", ErrHashMismatch, m.Base)
+		}
+		n.Raw = make(map[string][]byte, len(s.Raw)+len(m.Deployments))
+		n.Deps = make(map[string]*routes.Deployment, len(s.Deps)+len(m.Deployments))
+		for id, raw := range s.Raw {
+			n.Raw[id], n.Deps[id] = raw, s.Deps[id]
+		}
+		for _, id := range m.Deleted {
+			delete(n.Raw, id)
+			delete(n.Deps, id)
+		}
+	}
+	for _, raw := range m.Deployments {
+		d, err := DecodeDeployment(raw)
+		if err != nil {
+			return nil, err
+		}
+		n.Raw[d.ID], n.Deps[d.ID] = []byte(raw), d
+	}
+	ids := make([]string, 0, len(n.Raw))
+	for id := range n.Raw {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	if h := tableHash(n.Domain, n.Zones, ids, n.Raw); h != m.Hash {
+		return nil, fmt.Errorf("%w: got %s, message says %s", ErrHashMismatch, h[:12], shortHash(m.Hash))
+	}
+	return n, nil
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// Table builds the routes.Table of s: validated, indexed, ready to serve.
+func (s *State) Table() (*routes.Table, error) {
+	zones := make(map[string]routes.ZoneState, len(s.Zones))
+	for z, st := range s.Zones {
+		switch st {
+		case "up":
+			zones[z] = routes.ZoneUp
+		case "down":
+			zones[z] = routes.ZoneDown
+		default:
+			return nil, fmt.Errorf("wire: zone %s: unknown state %q", z, st)
+		}
+	}
+	deps := make([]*routes.Deployment, 0, len(s.Deps))
+	for _, d := range s.Deps {
+		deps = append(deps, d)
+	}
+	t, err := routes.NewTable(s.Domain, zones, deps)
+	if err != nil {
+		return nil, err
+	}
+	t.Version = s.Version
+	return t, nil
+}

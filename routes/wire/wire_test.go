@@ -1,0 +1,123 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/switchyard/switchyard/routes"
+)
+
+func dep(id string, gens map[string]int, addrs ...string) *routes.Deployment {
+	d := &routes.Deployment{ID: id, Kind: "es", Serving: gens}
+	for i, a := range addrs {
+		d.Instances = append(d.Instances, &routes.Instance{ID: "i-" + string(rune('a'+i)), Addr: a, Zone: "zone-a", Generation: "blue"})
+	}
+	return d
+}
+
+func decode(t *testing.T, b []byte) *Message {
+	t.Helper()
+	var m Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return &m
+}
+
+func TestFullThenDeltas(t *testing.T) {
+	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
+	b := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:2")
+	s1 := NewSnapshot(10, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
+
+	st, err := Apply(nil, decode(t, s1.Full(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Hash != s1.Hash || len(st.Deps) != 2 {
+		t.Fatalf("full: hash %s deps %d", st.Hash, len(st.Deps))
+	}
+
+	// Change a, drop b, add c, take zone-a down.
+	a2 := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:9")
+	c := dep("cccccccc", map[string]int{"blue": 1}, "127.0.0.1:3")
+	s2 := NewSnapshot(12, "example.test", map[string]routes.ZoneState{"zone-a": routes.ZoneDown}, map[string]*routes.Deployment{a2.ID: a2, c.ID: c})
+	msg := decode(t, s2.Delta(s1, false))
+	if len(msg.Deployments) != 2 || len(msg.Deleted) != 1 || msg.Deleted[0] != "bbbbbbbb" {
+		t.Errorf("delta carries %d deployments, deleted %v; want 2 and [bbbbbbbb]", len(msg.Deployments), msg.Deleted)
+	}
+	st2, err := Apply(st, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := st2.Table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Version != 12 || tbl.Len() != 2 || tbl.Lookup([]byte("aaaaaaaa")).Instances[0].Addr != "127.0.0.1:9" || tbl.Zones["zone-a"] != routes.ZoneDown {
+		t.Errorf("table after delta: version %d, %d deployments", tbl.Version, tbl.Len())
+	}
+	// The old state is untouched.
+	if st.Deps["aaaaaaaa"].Instances[0].Addr != "127.0.0.1:1" || len(st.Deps) != 2 {
+		t.Error("Apply modified its input state")
+	}
+
+	// A delta applied to the wrong base is refused.
+	if _, err := Apply(st2, msg); !errors.Is(err, ErrHashMismatch) {
+		t.Errorf("delta on the wrong base: %v; want ErrHashMismatch", err)
+	}
+	// A tampered message is caught by the hash.
+	bad := decode(t, s2.Full(false))
+	bad.Deployments = bad.Deployments[:1]
+	if _, err := Apply(nil, bad); !errors.Is(err, ErrHashMismatch) {
+		t.Errorf("tampered full table: %v; want ErrHashMismatch", err)
+	}
+}
+
+func TestEncodingIsCanonical(t *testing.T) {
+	a := dep("aaaaaaaa", map[string]int{"blue": 1, "green": 0}, "127.0.0.1:1", "127.0.0.1:2")
+	b := *a
+	b.Instances = []*routes.Instance{a.Instances[1], a.Instances[0]}
+	if string(EncodeDeployment(a)) != string(EncodeDeployment(&b)) {
+		t.Error("instance order changes the encoding")
+	}
+	s1 := NewSnapshot(1, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
+	s2 := NewSnapshot(1, "example.test", nil, map[string]*routes.Deployment{b.ID: &b})
+	if s1.Hash != s2.Hash {
+		t.Error("equal tables hash differently")
+	}
+}
+
+func TestSnapshotFile(t *testing.T) {
+	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
+	s := NewSnapshot(7, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
+	path := filepath.Join(t.TempDir(), "routes.snapshot")
+	if err := WriteFile(path, s.Full(false)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version != 7 || m.Hash != s.Hash {
+		t.Errorf("read back version %d hash %s", m.Version, m.Hash)
+	}
+	// Flip one byte of the body: refused.
+	b, _ := os.ReadFile(path)
+	b[len(b)-3] ^= 1
+	os.WriteFile(path, b, 0o644)
+	if _, err := ReadFile(path); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("corrupt file: %v; want ErrCorrupt", err)
+	}
+	os.WriteFile(path, []byte("garbage"), 0o644)
+	if _, err := ReadFile(path); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("garbage file: %v; want ErrCorrupt", err)
+	}
+	// No temporary files are left behind.
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("%d files in the cache dir; want 1", len(entries))
+	}
+}
