@@ -1,0 +1,263 @@
+// Package routeclient is the proxy's side of the route stream: it follows
+// route servers, fails over between them, applies each full table or delta
+// as a new immutable table, and keeps the last applied table on disk so
+// that a proxy can start and serve when nothing above it answers.
+package routeclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
+)
+
+// SnapshotFile is the name of the last-known-good table in the cache
+// directory.
+const SnapshotFile = "routes.snapshot"
+
+// Source follows route servers. Set the fields, then call Run once.
+type Source struct {
+	// URLs are the route servers' base URLs ("http://host:port"); they are
+	// tried in turn, starting with a random one.
+	URLs []string
+	// ProxyID and Zone identify this proxy to the route servers.
+	ProxyID string
+	Zone    string
+	// CacheDir, when set, holds the last applied table (SnapshotFile).
+	CacheDir string
+	// StartupTimeout bounds the wait for a route server at start before
+	// the table on disk is served. Default 3s.
+	StartupTimeout time.Duration
+	// Wait is how long a route server may hold a poll. Default 30s.
+	Wait time.Duration
+	// RetryMax caps the backoff between failed attempts. Default 2s.
+	RetryMax time.Duration
+	Logger   *slog.Logger
+	// Client is the HTTP client; default one with sensible timeouts.
+	Client *http.Client
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is what the proxy's admin status shows of its route source.
+type Status struct {
+	Kind        string    `json:"kind"` // "route-servers"
+	Connected   bool      `json:"connected"`
+	Server      string    `json:"server,omitempty"` // the route server last heard from
+	LastContact time.Time `json:"last_contact"`     // zero: never
+	Stale       bool      `json:"stale"`            // the table may be out of date: from disk, or the route server lost the store
+	FromDisk    bool      `json:"from_disk"`        // serving the snapshot loaded at start
+	Version     uint64    `json:"version"`          // applied
+	LastError   string    `json:"last_error,omitempty"`
+	Failovers   uint64    `json:"failovers"`
+}
+
+// Status reports the source's state.
+func (s *Source) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.status
+	st.Kind = "route-servers"
+	return st
+}
+
+func (s *Source) update(f func(st *Status)) {
+	s.mu.Lock()
+	f(&s.status)
+	s.mu.Unlock()
+}
+
+func (s *Source) setDefaults() {
+	if s.StartupTimeout <= 0 {
+		s.StartupTimeout = 3 * time.Second
+	}
+	if s.Wait <= 0 {
+		s.Wait = 30 * time.Second
+	}
+	if s.RetryMax <= 0 {
+		s.RetryMax = 2 * time.Second
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.Client == nil {
+		s.Client = &http.Client{
+			Timeout:   s.Wait + 10*time.Second,
+			Transport: &http.Transport{MaxIdleConnsPerHost: 2, ResponseHeaderTimeout: s.Wait + 5*time.Second},
+		}
+	}
+}
+
+// Run follows the route servers until ctx ends, delivering tables to sink.
+// At start it waits up to StartupTimeout for a route server; if none
+// answers it serves the snapshot in CacheDir (when valid) and keeps
+// trying. It returns nil when ctx ends, or an error when it can never
+// work (no URLs).
+func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
+	if len(s.URLs) == 0 {
+		return errors.New("routeclient: no route server URLs")
+	}
+	s.setDefaults()
+	var state *wire.State
+	i := rand.IntN(len(s.URLs))
+	started := time.Now()
+	diskChecked := s.CacheDir == ""
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		if !diskChecked && state == nil && time.Since(started) >= s.StartupTimeout {
+			diskChecked = true
+			state = s.loadDisk(sink)
+		}
+		base := s.URLs[i]
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if !diskChecked && state == nil {
+			// At start, a route server that accepts but does not answer
+			// must not hold the proxy past StartupTimeout.
+			pctx, cancel = context.WithDeadline(ctx, started.Add(s.StartupTimeout))
+		}
+		next, err := s.poll(pctx, base, state, s.Wait, sink)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			s.update(func(st *Status) { st.Connected, st.LastError = false, err.Error(); st.Failovers++ })
+			s.Logger.Warn("route server failed; trying the next", "server", base, "error", err)
+			if errors.Is(err, wire.ErrHashMismatch) || errors.Is(err, routes.ErrInvalid) || errors.Is(err, routes.ErrEmptyTable) {
+				next = nil // ask for a full table next time
+			}
+			i = (i + 1) % len(s.URLs)
+			sleep := backoff/2 + rand.N(backoff/2+1)
+			if !diskChecked && state == nil {
+				sleep = min(sleep, time.Until(started.Add(s.StartupTimeout)))
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(max(sleep, 0)):
+			}
+			backoff = min(backoff*2, s.RetryMax)
+			state = next
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		state = next
+	}
+	return nil
+}
+
+// poll makes one route stream request and applies its answer.
+func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait time.Duration, sink routes.Sink) (*wire.State, error) {
+	q := url.Values{"wait": {wait.String()}}
+	if state != nil {
+		q.Set("version", strconv.FormatUint(state.Version, 10))
+		q.Set("hash", state.Hash)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/routes?"+q.Encode(), nil)
+	if err != nil {
+		return state, err
+	}
+	req.Header.Set("X-Switchyard-Proxy", s.ProxyID)
+	req.Header.Set("X-Switchyard-Zone", s.Zone)
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return state, err
+	}
+	defer resp.Body.Close()
+	stale := resp.Header.Get("X-Switchyard-Stale") == "true"
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		_, _ = io.Copy(io.Discard, resp.Body)
+		// The route server confirms the table we have is its current one
+		// (also when ours came from disk).
+		s.update(func(st *Status) {
+			st.Connected, st.Server, st.LastContact, st.Stale, st.FromDisk, st.LastError = true, base, time.Now(), stale, false, ""
+		})
+		return state, nil
+	case http.StatusOK:
+	default:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return state, fmt.Errorf("routeclient: %s answered %d: %s", base, resp.StatusCode, b)
+	}
+	var m wire.Message
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return state, fmt.Errorf("routeclient: %s: decoding: %w", base, err)
+	}
+	next, err := wire.Apply(state, &m)
+	if err != nil {
+		sink.Reject(base, err)
+		return state, err
+	}
+	t, err := next.Table()
+	if err != nil {
+		s.Logger.Error("route server sent a table that does not validate; keeping the current one", "server", base, "version", m.Version, "error", err)
+		sink.Reject(base, err)
+		return state, err
+	}
+	t.Source, t.LoadedAt = base, time.Now()
+	sink.Apply(t)
+	s.update(func(st *Status) {
+		st.Connected, st.Server, st.LastContact, st.Stale, st.FromDisk, st.Version, st.LastError = true, base, time.Now(), m.Stale, false, m.Version, ""
+	})
+	if s.CacheDir != "" {
+		s.saveDisk(next, m.Stale)
+	}
+	return next, nil
+}
+
+// saveDisk writes the applied table as the last-known-good snapshot.
+func (s *Source) saveDisk(st *wire.State, stale bool) {
+	tbl, err := st.Table()
+	if err != nil {
+		return
+	}
+	deps := make(map[string]*routes.Deployment, len(tbl.Deployments))
+	for _, d := range tbl.Deployments {
+		deps[d.ID] = d
+	}
+	snap := wire.NewSnapshot(st.Version, st.Domain, tbl.Zones, deps)
+	path := filepath.Join(s.CacheDir, SnapshotFile)
+	if err := wire.WriteFile(path, snap.Full(stale)); err != nil {
+		s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
+	}
+}
+
+// loadDisk serves the snapshot in CacheDir, if there is a valid one.
+func (s *Source) loadDisk(sink routes.Sink) *wire.State {
+	path := filepath.Join(s.CacheDir, SnapshotFile)
+	m, err := wire.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		s.Logger.Warn("no route server answered and there is no snapshot on disk yet", "path", path)
+		return nil
+	}
+	if err == nil {
+		var st *wire.State
+		if st, err = wire.Apply(nil, m); err == nil {
+			var t *routes.Table
+			if t, err = st.Table(); err == nil {
+				t.Source, t.LoadedAt = "cache:"+path, time.Now()
+				sink.Apply(t)
+				s.update(func(x *Status) { x.FromDisk, x.Stale, x.Version = true, true, m.Version })
+				s.Logger.Warn("no route server answered; serving the snapshot from disk", "path", path, "version", m.Version)
+				return st
+			}
+		}
+	}
+	s.Logger.Error("refusing the route table snapshot on disk", "path", path, "error", err)
+	sink.Reject("cache:"+path, err)
+	return nil
+}

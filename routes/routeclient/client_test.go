@@ -1,0 +1,222 @@
+package routeclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/routeserver"
+)
+
+// sink records what a Source delivers.
+type sink struct {
+	mu      sync.Mutex
+	tables  []*routes.Table
+	rejects []error
+}
+
+func (k *sink) Apply(t *routes.Table) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.tables = append(k.tables, t)
+}
+
+func (k *sink) Reject(_ string, err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.rejects = append(k.rejects, err)
+}
+
+func (k *sink) last() *routes.Table {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.tables) == 0 {
+		return nil
+	}
+	return k.tables[len(k.tables)-1]
+}
+
+func (k *sink) waitVersion(t *testing.T, v uint64) *routes.Table {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if tb := k.last(); tb != nil && tb.Version == v {
+			return tb
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	got := uint64(0)
+	if tb := k.last(); tb != nil {
+		got = tb.Version
+	}
+	t.Fatalf("version %d not applied within 5s (have %d)", v, got)
+	return nil
+}
+
+var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+func input(version uint64, addrs ...string) routeserver.Input {
+	deps := map[string]*routes.Deployment{}
+	for i, a := range addrs {
+		id := fmt.Sprintf("%08x", i+1)
+		deps[id] = &routes.Deployment{ID: id, Kind: "es", Serving: map[string]int{"blue": 1},
+			Instances: []*routes.Instance{{ID: "i-1", Addr: a, Zone: "zone-a", Generation: "blue"}}}
+	}
+	return routeserver.Input{Version: version, Domain: "example.test", Deployments: deps, Synced: true}
+}
+
+// startServer runs a route server on loopback.
+func startServer(t *testing.T, name string) (*routeserver.Server, string, context.CancelFunc) {
+	t.Helper()
+	s, err := routeserver.New(routeserver.Config{Name: name, Listen: "127.0.0.1:0", MaxWait: 2 * time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	<-s.Ready()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return s, "http://" + s.Addr().String(), stop
+}
+
+func runSource(t *testing.T, src *Source) *sink {
+	t.Helper()
+	k := &sink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { src.Run(ctx, k); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return k
+}
+
+func TestFollowsChangesWithDeltas(t *testing.T) {
+	srv, url, _ := startServer(t, "rs1")
+	srv.Update(input(100, "127.0.0.1:1", "127.0.0.1:2"))
+	src := &Source{URLs: []string{url}, ProxyID: "p1", Zone: "zone-a", Logger: quiet}
+	k := runSource(t, src)
+	k.waitVersion(t, 100)
+
+	// A change reaches the proxy promptly (the poll is held, not re-polled).
+	start := time.Now()
+	srv.Update(input(105, "127.0.0.1:1", "127.0.0.1:9"))
+	tb := k.waitVersion(t, 105)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("change took %v to arrive; want well under 1s", took)
+	}
+	if got := tb.Lookup([]byte("00000002")).Instances[0].Addr; got != "127.0.0.1:9" {
+		t.Errorf("addr after delta = %s", got)
+	}
+	st := srv.Status()
+	if len(st.Proxies) != 1 || st.Proxies[0].ID != "p1" || st.Proxies[0].Zone != "zone-a" {
+		t.Fatalf("route server status proxies = %+v", st.Proxies)
+	}
+	// The proxy reports its applied version with its next poll.
+	deadline := time.Now().Add(3 * time.Second)
+	for srv.Status().Proxies[0].Version != 105 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p := srv.Status().Proxies[0]; p.Version != 105 || !p.Current {
+		t.Errorf("route server sees proxy at %d current=%v; want 105 current", p.Version, p.Current)
+	}
+}
+
+func TestStaleAndEmptyTables(t *testing.T) {
+	srv, url, _ := startServer(t, "rs1")
+	src := &Source{URLs: []string{url}, ProxyID: "p1", Logger: quiet}
+	k := runSource(t, src)
+	srv.Update(input(10, "127.0.0.1:1"))
+	k.waitVersion(t, 10)
+
+	// The store is lost: same table, marked stale, and the proxy learns it.
+	in := input(10, "127.0.0.1:1")
+	in.Stale = true
+	srv.Update(in)
+	deadline := time.Now().Add(3 * time.Second)
+	for !src.Status().Stale && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !src.Status().Stale || !srv.Status().Stale {
+		t.Errorf("stale: proxy %v, server %v; want both true", src.Status().Stale, srv.Status().Stale)
+	}
+	// An empty table is refused; the last good one keeps serving.
+	srv.Update(routeserver.Input{Version: 20, Domain: "example.test", Synced: true, Deployments: map[string]*routes.Deployment{}})
+	time.Sleep(100 * time.Millisecond)
+	if st := srv.Status(); st.Version != 10 || st.Deployments != 1 {
+		t.Errorf("after an empty table the server serves version %d with %d deployments; want 10 and 1", st.Version, st.Deployments)
+	}
+}
+
+func TestFailoverBetweenRouteServers(t *testing.T) {
+	rs1, url1, stop1 := startServer(t, "rs1")
+	rs2, url2, _ := startServer(t, "rs2")
+	rs1.Update(input(50, "127.0.0.1:1"))
+	rs2.Update(input(50, "127.0.0.1:1"))
+	src := &Source{URLs: []string{url1, url2}, ProxyID: "p1", Logger: quiet, RetryMax: 100 * time.Millisecond}
+	k := runSource(t, src)
+	k.waitVersion(t, 50)
+	stop1()
+	rs2.Update(input(60, "127.0.0.1:2"))
+	k.waitVersion(t, 60)
+	if got := src.Status().Server; got != url2 {
+		t.Errorf("following %s; want %s", got, url2)
+	}
+}
+
+func TestServesSnapshotFromDiskWhenNoRouteServerAnswers(t *testing.T) {
+	dir := t.TempDir()
+	srv, url, stop := startServer(t, "rs1")
+	srv.Update(input(70, "127.0.0.1:1", "127.0.0.1:2"))
+	first := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, Logger: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	k1 := &sink{}
+	done := make(chan struct{})
+	go func() { first.Run(ctx, k1); close(done) }()
+	k1.waitVersion(t, 70)
+	cancel()
+	<-done
+	stop()
+
+	// Every route server is gone; a new proxy starts from the disk.
+	second := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, StartupTimeout: 300 * time.Millisecond, Logger: quiet}
+	start := time.Now()
+	k2 := runSource(t, second)
+	tb := k2.waitVersion(t, 70)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("serving from disk took %v", took)
+	}
+	if tb.Len() != 2 || !second.Status().FromDisk || !second.Status().Stale {
+		t.Errorf("from disk: %d deployments, status %+v", tb.Len(), second.Status())
+	}
+
+	// A corrupt snapshot is refused with a clear error, nothing applied.
+	path := filepath.Join(dir, SnapshotFile)
+	b, _ := os.ReadFile(path)
+	b[len(b)/2] ^= 0x20
+	os.WriteFile(path, b, 0o644)
+	third := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, StartupTimeout: 100 * time.Millisecond, Logger: quiet}
+	k3 := runSource(t, third)
+	time.Sleep(500 * time.Millisecond)
+	k3.mu.Lock()
+	defer k3.mu.Unlock()
+	if len(k3.tables) != 0 || len(k3.rejects) != 1 {
+		t.Errorf("corrupt snapshot: %d tables applied, %d rejects; want 0 and 1", len(k3.tables), len(k3.rejects))
+	}
+}
+
+func TestRouteServerAnswers503BeforeItsFirstTable(t *testing.T) {
+	_, url, _ := startServer(t, "rs1")
+	src := &Source{URLs: []string{url}, ProxyID: "p1", Logger: quiet, RetryMax: 50 * time.Millisecond}
+	runSource(t, src)
+	time.Sleep(200 * time.Millisecond)
+	if st := src.Status(); st.Connected || st.LastError == "" {
+		t.Errorf("status before any table = %+v; want not connected with an error", st)
+	}
+}

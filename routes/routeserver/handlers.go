@@ -1,0 +1,235 @@
+package routeserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Response headers of the route stream.
+const (
+	HeaderProxy   = "X-Switchyard-Proxy"
+	HeaderZone    = "X-Switchyard-Zone"
+	HeaderVersion = "X-Switchyard-Version"
+	HeaderStale   = "X-Switchyard-Stale"
+)
+
+func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var have uint64
+	if v := q.Get("version"); v != "" {
+		var err error
+		if have, err = strconv.ParseUint(v, 10, 64); err != nil {
+			writeJSONError(w, http.StatusBadRequest, "version: not an unsigned integer")
+			return
+		}
+	}
+	hash := q.Get("hash")
+	wait := s.cfg.MaxWait
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeJSONError(w, http.StatusBadRequest, "wait: not a duration")
+			return
+		}
+		wait = min(d, s.cfg.MaxWait)
+	}
+	s.seen(r, have, hash)
+	s.metrics.requests.Inc()
+
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	woken := false
+	for {
+		s.mu.Lock()
+		cur, stale, changed := s.current(), s.stale, s.changed
+		var base *entry
+		if cur != nil && (cur.snap.Version != have || cur.snap.Hash != hash) {
+			base = s.find(have, hash)
+		}
+		s.mu.Unlock()
+		if cur == nil {
+			writeJSONError(w, http.StatusServiceUnavailable, errNoTable.Error())
+			return
+		}
+		w.Header().Set(HeaderVersion, strconv.FormatUint(cur.snap.Version, 10))
+		w.Header().Set(HeaderStale, strconv.FormatBool(stale))
+		if cur.snap.Version != have || cur.snap.Hash != hash {
+			body, delta, err := s.message(base, cur, stale)
+			if err != nil {
+				writeJSONError(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			if delta {
+				s.metrics.deltas.Inc()
+			} else {
+				s.metrics.fulls.Inc()
+			}
+			s.metrics.bytes.Add(float64(len(body)))
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			_, _ = w.Write(body)
+			return
+		}
+		if woken {
+			// Woken by a change of staleness only: tell the proxy now.
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		select {
+		case <-changed:
+			woken = true
+		case <-timer.C:
+			w.WriteHeader(http.StatusNotModified)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// seen records what a proxy has applied.
+func (s *Server) seen(r *http.Request, version uint64, hash string) {
+	id := r.Header.Get(HeaderProxy)
+	if id == "" {
+		id = r.RemoteAddr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proxies[id]
+	if p == nil {
+		p = &proxyState{ID: id}
+		s.proxies[id] = p
+	}
+	p.Zone, p.Addr, p.Version, p.Hash, p.LastSeen = r.Header.Get(HeaderZone), r.RemoteAddr, version, hash, time.Now()
+}
+
+// Status is the /status document.
+type Status struct {
+	Name        string            `json:"name"`
+	Version     uint64            `json:"version"`
+	Hash        string            `json:"hash,omitempty"`
+	Stale       bool              `json:"stale"`
+	Deployments int               `json:"deployments"`
+	Invalid     map[string]string `json:"invalid,omitempty"`
+	Proxies     []ProxyStatus     `json:"proxies"`
+}
+
+// ProxyStatus is what a route server knows of one proxy.
+type ProxyStatus struct {
+	ID      string `json:"id"`
+	Zone    string `json:"zone,omitempty"`
+	Addr    string `json:"addr"`
+	Version uint64 `json:"version"`
+	// Current is true when the proxy has the server's current table.
+	Current bool `json:"current"`
+	// LagSeconds is how long the proxy has been behind: since the first
+	// table newer than its own was published; 0 when current.
+	LagSeconds float64   `json:"lag_seconds"`
+	LastSeen   time.Time `json:"last_seen"`
+}
+
+// Status reports the server's table and the proxies it has heard from
+// within ProxyTTL.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{Name: s.cfg.Name, Stale: s.stale, Invalid: s.invalid, Proxies: []ProxyStatus{}}
+	cur := s.current()
+	if cur != nil {
+		st.Version, st.Hash, st.Deployments = cur.snap.Version, cur.snap.Hash, len(cur.snap.IDs)
+	}
+	now := time.Now()
+	for id, p := range s.proxies {
+		if now.Sub(p.LastSeen) > s.cfg.ProxyTTL {
+			delete(s.proxies, id)
+			continue
+		}
+		ps := ProxyStatus{ID: p.ID, Zone: p.Zone, Addr: p.Addr, Version: p.Version, LastSeen: p.LastSeen}
+		if cur != nil {
+			ps.Current = p.Version == cur.snap.Version && p.Hash == cur.snap.Hash
+			if !ps.Current {
+				ps.LagSeconds = now.Sub(s.supersededAt(p.Version)).Seconds()
+			}
+		}
+		st.Proxies = append(st.Proxies, ps)
+	}
+	sort.Slice(st.Proxies, func(i, j int) bool { return st.Proxies[i].ID < st.Proxies[j].ID })
+	return st
+}
+
+// supersededAt is when the first table newer than version was published
+// (the oldest held entry when version predates the history).
+func (s *Server) supersededAt(version uint64) time.Time {
+	for _, e := range s.history {
+		if e.snap.Version > version {
+			return e.publishedAt
+		}
+	}
+	return time.Now()
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(s.Status())
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	s.mu.Lock()
+	ok := s.current() != nil
+	s.mu.Unlock()
+	if !ok {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(`{"ok":false,"status":502}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"ok":true,"status":200}`))
+}
+
+type metrics struct {
+	reg         *prometheus.Registry
+	version     prometheus.Gauge
+	deployments prometheus.Gauge
+	stale       prometheus.Gauge
+	requests    prometheus.Counter
+	fulls       prometheus.Counter
+	deltas      prometheus.Counter
+	bytes       prometheus.Counter
+	encodes     prometheus.Counter
+	cacheHits   prometheus.Counter
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	g := func(name, help string) prometheus.Gauge {
+		v := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+		m.reg.MustRegister(v)
+		return v
+	}
+	c := func(name, help string) prometheus.Counter {
+		v := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		m.reg.MustRegister(v)
+		return v
+	}
+	m.version = g("switchyard_routeserver_table_version", "Version of the table being served.")
+	m.deployments = g("switchyard_routeserver_table_deployments", "Deployments in the table being served.")
+	m.stale = g("switchyard_routeserver_stale", "1 when the store is lost and the last table is served.")
+	m.requests = c("switchyard_routeserver_requests_total", "Route stream requests.")
+	m.fulls = c("switchyard_routeserver_full_tables_total", "Full tables sent.")
+	m.deltas = c("switchyard_routeserver_deltas_total", "Deltas sent.")
+	m.bytes = c("switchyard_routeserver_sent_bytes_total", "Bytes of tables and deltas sent.")
+	m.encodes = c("switchyard_routeserver_encodes_total", "Messages encoded (cache misses).")
+	m.cacheHits = c("switchyard_routeserver_cache_hits_total", "Messages served from the encoded-message cache.")
+	proxies := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchyard_routeserver_proxies", Help: "Proxies heard from within the proxy TTL.",
+	}, func() float64 { return float64(len(s.Status().Proxies)) })
+	m.reg.MustRegister(proxies)
+	return m
+}
