@@ -1,0 +1,94 @@
+package yardctl
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/zkstore"
+)
+
+var applyCommand = &command{
+	name:    "apply",
+	args:    "-f ROUTES.yaml [--prune]",
+	summary: "create/update deployments, instances, zones from a routes file",
+	flags: func(fs *flag.FlagSet) {
+		fs.String("f", "", "routes file (required)")
+		fs.Bool("prune", false, "also delete the deployments and zones the file does not list")
+	},
+	run: runApply,
+}
+
+// applyJSON is apply's -o json output.
+type applyJSON struct {
+	Created   int          `json:"created"`
+	Updated   int          `json:"updated"`
+	Unchanged int          `json:"unchanged"`
+	Deleted   int          `json:"deleted"`
+	Zxid      int64        `json:"zxid"`
+	Changes   []changeJSON `json:"changes"`
+}
+
+type changeJSON struct {
+	Action string `json:"action"`
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func runApply(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return usagef("apply: unexpected argument %q", fs.Arg(0))
+	}
+	file, prune := flagString(fs, "f"), flagString(fs, "prune") == "true"
+	if file == "" {
+		return usagef("apply: -f ROUTES.yaml is required")
+	}
+	// The whole file is checked before anything is written.
+	t, err := routes.ParseFile(file)
+	if err != nil {
+		return &usageError{err}
+	}
+	s, err := e.connect(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := s.Apply(ctx, t, zkstore.ApplyOptions{Prune: prune})
+	if err != nil {
+		// What was written before the failure is said on stdout.
+		printApply(e, res)
+		return fmt.Errorf("apply: %w", err)
+	}
+	return printApply(e, res)
+}
+
+func printApply(e *env, res zkstore.ApplyResult) error {
+	if e.json() {
+		out := applyJSON{Created: res.Created, Updated: res.Updated, Unchanged: res.Unchanged, Deleted: res.Deleted,
+			Zxid: res.Zxid, Changes: []changeJSON{}}
+		for _, c := range res.Changes {
+			out.Changes = append(out.Changes, changeJSON{Action: string(c.Action), Kind: c.Kind, Name: c.Name, Detail: c.Detail})
+		}
+		return writeJSON(e.stdout, out)
+	}
+	for _, c := range res.Changes {
+		fmt.Fprintln(e.stdout, c)
+	}
+	if len(res.Changes) == 0 {
+		fmt.Fprintf(e.stdout, "no changes (%d deployments unchanged)\n", res.Unchanged)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "deployments: %d created, %d updated, %d unchanged, %d deleted; zxid %s\n",
+		res.Created, res.Updated, res.Unchanged, res.Deleted, zxid(res.Zxid))
+	return nil
+}
+
+func zxid(z int64) string { return fmt.Sprintf("0x%x", z) }
+
+func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,185 @@
+package yardctl
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/zkstore"
+)
+
+var routesCommand = &command{
+	name:    "routes",
+	args:    "[DEPLOYMENT]",
+	summary: "what the store says: deployments, serving, instances (DEPLOYMENT: an ID or alias.kind)",
+	run:     runRoutes,
+}
+
+// routesJSON is routes' -o json output.
+type routesJSON struct {
+	Root        string            `json:"root"`
+	Version     int64             `json:"version"`
+	Domain      string            `json:"domain"`
+	Zones       map[string]string `json:"zones"`
+	Deployments []deploymentJSON  `json:"deployments"`
+	Invalid     map[string]string `json:"invalid"`
+}
+
+type deploymentJSON struct {
+	ID        string         `json:"id"`
+	Kind      string         `json:"kind"`
+	Aliases   []string       `json:"aliases"`
+	Serving   map[string]int `json:"serving"`
+	Instances []instanceJSON `json:"instances"`
+}
+
+type instanceJSON struct {
+	ID          string `json:"id"`
+	Addr        string `json:"addr"`
+	Zone        string `json:"zone"`
+	Generation  string `json:"generation"`
+	Maintenance bool   `json:"maintenance"`
+}
+
+func runRoutes(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if fs.NArg() > 1 {
+		return usagef("routes: unexpected argument %q", fs.Arg(1))
+	}
+	s, err := e.connect(ctx)
+	if err != nil {
+		return err
+	}
+	snap, err := s.Read(ctx)
+	if err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	ids := slices.Sorted(maps.Keys(snap.Deployments))
+	invalid := snap.Invalid
+	if fs.NArg() == 1 {
+		id, err := find(snap, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		ids = nil
+		if _, ok := snap.Deployments[id]; ok {
+			ids = []string{id}
+		}
+		invalid = map[string]string{}
+		if msg, ok := snap.Invalid[id]; ok {
+			invalid[id] = msg
+		}
+	}
+	if e.json() {
+		return writeJSON(e.stdout, routesOut(s.Root(), snap, ids, invalid))
+	}
+	printRoutes(e.stdout, s.Root(), snap, ids, invalid)
+	return nil
+}
+
+// find resolves a deployment ID or "<alias>.<kind>" key.
+func find(snap *zkstore.Snapshot, key string) (string, error) {
+	key = strings.ToLower(key)
+	if _, ok := snap.Deployments[key]; ok {
+		return key, nil
+	}
+	if _, ok := snap.Invalid[key]; ok {
+		return key, nil
+	}
+	for id, d := range snap.Deployments {
+		for _, a := range d.Aliases {
+			if a+"."+d.Kind == key {
+				return id, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("routes: no deployment %q in the store", key)
+}
+
+func routesOut(root string, snap *zkstore.Snapshot, ids []string, invalid map[string]string) routesJSON {
+	out := routesJSON{Root: root, Version: snap.Version, Domain: snap.Domain, Zones: map[string]string{},
+		Deployments: []deploymentJSON{}, Invalid: invalid}
+	for z, st := range snap.Zones {
+		out.Zones[z] = st.String()
+	}
+	for _, id := range ids {
+		d := snap.Deployments[id]
+		dj := deploymentJSON{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Serving: d.Serving, Instances: []instanceJSON{}}
+		if dj.Aliases == nil {
+			dj.Aliases = []string{}
+		}
+		for _, in := range d.Instances {
+			dj.Instances = append(dj.Instances, instanceJSON{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance})
+		}
+		out.Deployments = append(out.Deployments, dj)
+	}
+	return out
+}
+
+func printRoutes(w io.Writer, root string, snap *zkstore.Snapshot, ids []string, invalid map[string]string) {
+	fmt.Fprintf(w, "root %s  version %s  domain %s\n", root, zxid(snap.Version), orDash(snap.Domain))
+	fmt.Fprintf(w, "zones: %s\n\n", zonesLine(snap.Zones))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "DEPLOYMENT\tKIND\tALIASES\tSERVING\tINSTANCE\tZONE\tGENERATION\tMAINTENANCE\tADDR")
+	for _, id := range ids {
+		d := snap.Deployments[id]
+		for i, in := range d.Instances {
+			if i == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", d.ID, d.Kind, orDash(strings.Join(d.Aliases, ",")), servingText(d.Serving))
+			} else {
+				fmt.Fprint(tw, "\t\t\t\t")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Zone, in.Generation, yesNo(in.Maintenance), in.Addr)
+		}
+	}
+	tw.Flush()
+	if len(invalid) > 0 {
+		fmt.Fprintln(w)
+		for _, k := range slices.Sorted(maps.Keys(invalid)) {
+			line := "invalid " + k + ": " + invalid[k]
+			if _, kept := snap.Deployments[k]; kept {
+				line += " (the last good version is shown)"
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func zonesLine(zones map[string]routes.ZoneState) string {
+	if len(zones) == 0 {
+		return "none listed (all up)"
+	}
+	var parts []string
+	for _, z := range slices.Sorted(maps.Keys(zones)) {
+		parts = append(parts, z+" "+zones[z].String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// servingText is a serving map as "blue=90,green=10", by generation.
+func servingText(s map[string]int) string {
+	var parts []string
+	for _, g := range slices.Sorted(maps.Keys(s)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", g, s[g]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,158 @@
+package zktest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// waitFor polls cond every 10ms for at most d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestStandaloneRestartKeepsData(t *testing.T) {
+	t.Parallel()
+	e := Start(t)
+	if got := e.Mode(0); got != "standalone" {
+		t.Fatalf("mode: got %q; want standalone", got)
+	}
+	conn := Connect(t, e.Servers(), time.Second)
+	if _, err := conn.Create("/x", []byte("1"), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+
+	e.Kill(0)
+	if e.Running(0) {
+		t.Fatal("node 0 runs after Kill")
+	}
+	e.Start(0)
+	e.WaitServing(0)
+	waitFor(t, 10*time.Second, "data after restart", func() bool {
+		b, _, err := conn.Get("/x")
+		return err == nil && string(b) == "1"
+	})
+
+	e.Stop(0)
+	e.Start(0)
+	e.WaitServing(0)
+}
+
+func TestPauseResume(t *testing.T) {
+	t.Parallel()
+	e := Start(t)
+	e.Pause(0)
+	if _, err := FourLetterWord(e.Server(0), "ruok", 200*time.Millisecond); err == nil {
+		t.Fatal("a paused server answered ruok")
+	}
+	e.Resume(0)
+	e.WaitServing(0)
+	if out, err := FourLetterWord(e.Server(0), "ruok", time.Second); err != nil || string(out) != "imok" {
+		t.Fatalf("ruok: got %q, %v; want imok", out, err)
+	}
+}
+
+func TestExpireSession(t *testing.T) {
+	t.Parallel()
+	e := Start(t)
+	conn, events, err := zk.Connect(e.Servers(), time.Second, zk.WithLogger(Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitState(t, events, zk.StateHasSession)
+	if _, err := conn.Create("/eph", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	old := conn.SessionID()
+
+	start := time.Now()
+	e.ExpireSession(conn)
+	waitState(t, events, zk.StateExpired)
+	waitState(t, events, zk.StateHasSession)
+	if conn.SessionID() == old {
+		t.Fatal("same session id after expiry")
+	}
+	if ok, _, err := conn.Exists("/eph"); err != nil || ok {
+		t.Fatalf("ephemeral node after expiry: exists=%v err=%v; want gone", ok, err)
+	}
+	// Much quicker than the session timeout: the session was closed, not
+	// timed out.
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("expiry took %v", d)
+	}
+}
+
+func TestProxyBlockExpiresSession(t *testing.T) {
+	t.Parallel()
+	e := Start(t)
+	p := NewProxy(t, e.Server(0))
+	conn, events, err := zk.Connect([]string{p.Addr()}, 500*time.Millisecond, zk.WithLogger(Logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitState(t, events, zk.StateHasSession)
+	old := conn.SessionID()
+
+	p.Block()
+	waitState(t, events, zk.StateDisconnected)
+	time.Sleep(time.Second) // past the session timeout
+	p.Unblock()
+	waitState(t, events, zk.StateExpired)
+	waitState(t, events, zk.StateHasSession)
+	if conn.SessionID() == old {
+		t.Fatal("same session after a partition longer than the timeout")
+	}
+}
+
+func TestEnsembleQuorumLoss(t *testing.T) {
+	t.Parallel()
+	e := StartEnsemble(t, 3)
+	if got := len(e.Servers()); got != 3 {
+		t.Fatalf("servers: got %d; want 3", got)
+	}
+	conn := Connect(t, e.Servers(), 2*time.Second)
+	if _, err := conn.Create("/q", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	e.Kill(1)
+	e.Kill(2)
+	waitFor(t, 10*time.Second, "node 0 stops serving without a quorum", func() bool { return e.Mode(0) == "" })
+	e.Start(1)
+	e.Start(2)
+	for i := 0; i < 3; i++ {
+		e.WaitServing(i)
+	}
+	waitFor(t, 10*time.Second, "write after quorum is back", func() bool {
+		_, err := conn.Set("/q", []byte("back"), -1)
+		return err == nil
+	})
+}
+
+func waitState(t *testing.T, events <-chan zk.Event, want zk.State) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				t.Fatal(errors.New("event channel closed"))
+			}
+			if ev.Type == zk.EventSession && ev.State == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %v event after 10s", want)
+		}
+	}
+}

@@ -1,0 +1,409 @@
+package zkstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/routes"
+)
+
+var rootSeq atomic.Int64
+
+// newRoot returns a root of its own for a test.
+func newRoot(t *testing.T) string {
+	name := strings.NewReplacer("/", "-", " ", "-", ".", "-").Replace(t.Name())
+	return fmt.Sprintf("/t%d-%s", rootSeq.Add(1), name)
+}
+
+// testStore starts a server and returns a Store on it at a new root.
+func testStore(t *testing.T) (*Store, *zk.Conn) {
+	t.Helper()
+	e := zktest.Start(t)
+	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
+	s, err := New(conn, newRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, conn
+}
+
+func parse(t *testing.T, name string) *routes.Table {
+	t.Helper()
+	tab, err := routes.ParseFile(filepath.Join("..", "testdata", "good", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+func parseString(t *testing.T, yaml string) *routes.Table {
+	t.Helper()
+	tab, err := routes.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// sameTable fails the test when the snapshot does not hold what the table
+// says (instances compare in ID order: the store does not keep the file's
+// order).
+func sameTable(t *testing.T, snap *Snapshot, want *routes.Table) {
+	t.Helper()
+	if snap.Domain != want.Domain {
+		t.Errorf("domain: got %q; want %q", snap.Domain, want.Domain)
+	}
+	if !maps.Equal(snap.Zones, want.Zones) {
+		t.Errorf("zones: got %v; want %v", snap.Zones, want.Zones)
+	}
+	if len(snap.Deployments) != len(want.Deployments) {
+		t.Errorf("deployments: got %d; want %d", len(snap.Deployments), len(want.Deployments))
+	}
+	for _, wd := range want.Deployments {
+		gd := snap.Deployments[wd.ID]
+		if gd == nil {
+			t.Errorf("deployment %s: missing", wd.ID)
+			continue
+		}
+		if got, want := describe(gd), describe(wd); got != want {
+			t.Errorf("deployment %s:\ngot  %s\nwant %s", wd.ID, got, want)
+		}
+	}
+}
+
+// describe is a deployment in one line, instances sorted by ID.
+func describe(d *routes.Deployment) string {
+	ins := slices.Clone(d.Instances)
+	slices.SortFunc(ins, func(a, b *routes.Instance) int { return strings.Compare(a.ID, b.ID) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s kind=%s aliases=%v serving=%v", d.ID, d.Kind, d.Aliases, d.Serving)
+	for _, in := range ins {
+		fmt.Fprintf(&b, " [%s %s %s %s m=%v]", in.ID, in.Addr, in.Zone, in.Generation, in.Maintenance)
+	}
+	return b.String()
+}
+
+func get(t *testing.T, conn *zk.Conn, p string) string {
+	t.Helper()
+	b, _, err := conn.Get(p)
+	if err != nil {
+		t.Fatalf("get %s: %v", p, err)
+	}
+	return string(b)
+}
+
+func TestApplyReadRoundTrip(t *testing.T) {
+	t.Parallel()
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "good", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no routes/testdata/good/*.yaml")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			s, _ := testStore(t)
+			tab := parse(t, filepath.Base(f))
+			res, err := s.Apply(context.Background(), tab, ApplyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Created != tab.Len() || res.Updated+res.Unchanged+res.Deleted != 0 {
+				t.Errorf("result: got %+v; want %d created", res, tab.Len())
+			}
+			snap, err := s.Read(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameTable(t, snap, tab)
+			if len(snap.Invalid) != 0 {
+				t.Errorf("invalid: %v", snap.Invalid)
+			}
+			if snap.Version != res.Zxid {
+				t.Errorf("version: got 0x%x; want the last write's zxid 0x%x", snap.Version, res.Zxid)
+			}
+			built, err := snap.Table()
+			if err != nil {
+				t.Fatalf("Table: %v", err)
+			}
+			if built.Version != uint64(snap.Version) || built.Len() != tab.Len() {
+				t.Errorf("table: version %d, %d deployments", built.Version, built.Len())
+			}
+		})
+	}
+}
+
+// The JSON of each znode is the one of docs/zookeeper.md.
+func TestZnodeJSON(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	if _, err := s.Apply(context.Background(), parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := s.Root()
+	for _, c := range []struct{ path, want string }{
+		{r + "/config", `{"domain":"example.test"}`},
+		{r + "/zones/zone-b", `{"state":"down"}`},
+		{r + "/zones/zone-a", `{"state":"up"}`},
+		{r + "/deployments/7f3a9c2e51d04b8e", `{"kind":"es","aliases":["prod-search"],"serving":{"blue":100}}`},
+		{r + "/deployments/7f3a9c2e51d04b8e/instances/i-0001", `{"addr":"127.0.0.1:19201","zone":"zone-a","generation":"blue","maintenance":false}`},
+		{r + "/deployments/7f3a9c2e51d04b8e/instances/i-0002", `{"addr":"127.0.0.1:19202","zone":"zone-b","generation":"blue","maintenance":true}`},
+	} {
+		if got := get(t, conn, c.path); got != c.want {
+			t.Errorf("%s: got %s; want %s", c.path, got, c.want)
+		}
+	}
+	if ok, _, _ := conn.Exists(r + "/routeservers"); !ok {
+		t.Error("routeservers container not created")
+	}
+}
+
+func TestApplyIdempotent(t *testing.T) {
+	t.Parallel()
+	s, _ := testStore(t)
+	ctx := context.Background()
+	tab := parse(t, "canary.yaml")
+	if _, err := s.Apply(ctx, tab, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Apply(ctx, tab, ApplyOptions{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ApplyResult{Unchanged: tab.Len()}
+	if res.Created != 0 || res.Updated != 0 || res.Deleted != 0 || res.Unchanged != want.Unchanged || len(res.Changes) != 0 || res.Zxid != 0 {
+		t.Errorf("second apply: got %+v; want %+v", res, want)
+	}
+	after, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Version != before.Version {
+		t.Errorf("version: got 0x%x after the second apply; want 0x%x (no write)", after.Version, before.Version)
+	}
+}
+
+const twoDeps = `domain: example.test
+zones: {zone-a: up}
+deployments:
+  - id: aaaaaaaa
+    kind: es
+    aliases: [one]
+    serving: {blue: 100}
+    instances:
+      - {id: i-1, addr: 127.0.0.1:1001, zone: zone-a, generation: blue}
+      - {id: i-2, addr: 127.0.0.1:1002, zone: zone-a, generation: blue}
+  - id: bbbbbbbb
+    kind: kb
+    serving: {blue: 1}
+    instances:
+      - {id: k-1, addr: 127.0.0.1:2001, zone: zone-a, generation: blue}
+`
+
+func TestApplyChangesAndPrune(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parseString(t, twoDeps), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// aaaaaaaa: serving moves to green, i-1 changes address, i-2 goes,
+	// i-3 comes; bbbbbbbb is not in the file; zone-b is new.
+	next := parseString(t, `domain: example.test
+zones: {zone-a: up, zone-b: down}
+deployments:
+  - id: aaaaaaaa
+    kind: es
+    aliases: [one]
+    serving: {green: 100}
+    instances:
+      - {id: i-1, addr: 127.0.0.1:1101, zone: zone-a, generation: green}
+      - {id: i-3, addr: 127.0.0.1:1003, zone: zone-a, generation: green}
+`)
+	res, err := s.Apply(ctx, next, ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range res.Changes {
+		got = append(got, c.String())
+	}
+	want := []string{
+		"created zone zone-b (down)",
+		"updated deployment aaaaaaaa (serving, instances +1 ~1 -1)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("changes:\ngot  %q\nwant %q", got, want)
+	}
+	if res.Updated != 1 || res.Deleted != 0 || res.Created != 0 {
+		t.Errorf("counts: %+v", res)
+	}
+	if d := get(t, conn, s.Root()+"/deployments/aaaaaaaa"); d != `{"kind":"es","aliases":["one"],"serving":{"green":100},"previous_serving":{"blue":100}}` {
+		t.Errorf("deployment znode: %s", d)
+	}
+	snap, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := snap.Deployments["bbbbbbbb"]; !ok {
+		t.Error("bbbbbbbb deleted without --prune")
+	}
+	if got := describe(snap.Deployments["aaaaaaaa"]); got != describe(next.Deployments[0]) {
+		t.Errorf("aaaaaaaa: got %s", got)
+	}
+
+	res, err = s.Apply(ctx, next, ApplyOptions{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 1 || res.Unchanged != 1 || len(res.Changes) != 1 || res.Changes[0].String() != "deleted deployment bbbbbbbb" {
+		t.Errorf("prune: got %+v", res)
+	}
+	if ok, _, _ := conn.Exists(s.Root() + "/deployments/bbbbbbbb"); ok {
+		t.Error("bbbbbbbb still there after --prune")
+	}
+	if res.Zxid == 0 {
+		t.Error("prune: no zxid")
+	}
+}
+
+// A transaction that fails on one operation applies none of the others.
+func TestCommitIsAtomic(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	tab := parseString(t, twoDeps)
+	if _, err := s.Apply(ctx, tab, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Read(ctx)
+
+	// A version conflict: another writer sets the deployment between our
+	// read and our transaction.
+	next := parseString(t, strings.ReplaceAll(twoDeps, "127.0.0.1:100", "127.0.0.1:300"))
+	plan, err := s.planDeployment(next.Deployments[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp := s.Root() + "/deployments/aaaaaaaa"
+	if _, err := conn.Set(dp, []byte(get(t, conn, dp)), -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.commit(plan); !errors.Is(err, ErrConflict) || !errors.Is(err, zk.ErrBadVersion) {
+		t.Fatalf("commit after a concurrent write: got %v; want ErrConflict wrapping zk.ErrBadVersion", err)
+	}
+	after, _ := s.Read(ctx)
+	if got, want := describe(after.Deployments["aaaaaaaa"]), describe(before.Deployments["aaaaaaaa"]); got != want {
+		t.Errorf("half-written after a failed transaction:\ngot  %s\nwant %s", got, want)
+	}
+
+	// A failing last operation: creating a deployment whose instance
+	// another writer created meanwhile.
+	third := parseString(t, twoDeps+`  - id: cccccccc
+    kind: apm
+    serving: {blue: 1}
+    instances:
+      - {id: a-1, addr: 127.0.0.1:3001, zone: zone-a, generation: blue}
+      - {id: a-2, addr: 127.0.0.1:3002, zone: zone-a, generation: blue}
+`)
+	plan, err = s.planDeployment(third.Deployments[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := plan.ops[len(plan.ops)-1].(*zk.CreateRequest); !ok {
+		t.Fatalf("last op: %T", plan.ops[len(plan.ops)-1])
+	}
+	plan.ops[len(plan.ops)-1].(*zk.CreateRequest).Path = s.Root() + "/zones/zone-a" // exists
+	_, err = s.commit(plan)
+	if !errors.Is(err, ErrConflict) || !errors.Is(err, zk.ErrNodeExists) || !strings.Contains(err.Error(), "/zones/zone-a") {
+		t.Fatalf("commit: got %v; want ErrConflict naming /zones/zone-a", err)
+	}
+	if ok, _, _ := conn.Exists(s.Root() + "/deployments/cccccccc"); ok {
+		t.Error("deployment created by a failed transaction")
+	}
+
+	// Apply plans again after a conflict and gets there.
+	if _, err := s.Apply(ctx, next, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSetServingAndZone(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id := "7f3a9c2e51d04b8e9a6c3d2f1e0b4a57"
+	zxid, err := s.SetServing(ctx, id, map[string]int{"blue": 0, "green": 100, "red": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dd, err := s.ReadDeployment(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(dd.PreviousServing, map[string]int{"blue": 90, "green": 10, "red": 0}) || dd.Serving["green"] != 100 {
+		t.Errorf("after SetServing: %+v", dd)
+	}
+	_, st, _ := conn.Exists(s.Root() + "/deployments/" + id)
+	if st.Mzxid != zxid {
+		t.Errorf("zxid: got 0x%x; want the znode's mzxid 0x%x", zxid, st.Mzxid)
+	}
+	// The same serving again: no write.
+	again, err := s.SetServing(ctx, id, map[string]int{"blue": 0, "green": 100, "red": 0})
+	if err != nil || again != zxid {
+		t.Errorf("same serving: got 0x%x, %v; want 0x%x, nil", again, err, zxid)
+	}
+	// An instance's generation must stay in serving.
+	_, err = s.SetServing(ctx, id, map[string]int{"green": 100})
+	var re *routes.Error
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), `generation "blue" is not in serving`) {
+		t.Errorf("serving without blue: got %v; want a routes.Error", err)
+	}
+	if _, err := s.SetServing(ctx, "0123456789", map[string]int{"a": 1}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown deployment: got %v; want ErrNotFound", err)
+	}
+
+	if _, err := s.SetZone(ctx, "zone-q", routes.ZoneDown); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, conn, s.Root()+"/zones/zone-q"); got != `{"state":"down"}` {
+		t.Errorf("zone-q: %s", got)
+	}
+	if _, err := s.SetZone(ctx, "Zone_Q", routes.ZoneDown); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad zone name: got %v; want ErrInvalid", err)
+	}
+	other, _ := New(conn, s.Root()+"-none")
+	if _, err := other.SetZone(ctx, "zone-a", routes.ZoneDown); !errors.Is(err, ErrNoRoot) {
+		t.Errorf("no root: got %v; want ErrNoRoot", err)
+	}
+	if _, err := other.Read(ctx); !errors.Is(err, ErrNoRoot) {
+		t.Errorf("read without root: got %v; want ErrNoRoot", err)
+	}
+}
+
+func TestCheckRoot(t *testing.T) {
+	for _, c := range []struct {
+		root string
+		ok   bool
+	}{{"/switchyard", true}, {"/a/b", true}, {"switchyard", false}, {"/", false}, {"/a/", false}, {"/a//b", false}} {
+		if err := CheckRoot(c.root); (err == nil) != c.ok {
+			t.Errorf("CheckRoot(%q): got %v; want ok=%v", c.root, err, c.ok)
+		}
+	}
+}

@@ -1,0 +1,389 @@
+package zkstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Watcher keeps an in-memory copy of the layout under Root current and
+// publishes it. Set its fields, then call Run once.
+//
+// It reads the whole layout once, setting one-shot watches (data watches
+// on every data znode, child watches on every container, exists watches on
+// the containers that are missing), and re-reads the znode named by each
+// event, which re-arms its watch: a change made between the event and the
+// re-read is seen by the re-read. Nested edits (an instance's address or
+// maintenance flag, a deployment's serving) each fire their own znode's
+// watch. Events are handled in the order the server sent them, and a
+// snapshot is published only once no event is waiting, so the changes of
+// one transaction are published together.
+//
+// When the connection is lost the last data is published again with
+// Stale set. When it comes back, the whole layout is read again (without
+// registering the watches that are still armed); after a session expiry,
+// which drops every watch and ephemeral znode, every watch is set again
+// from a full read and the registration is created again: no change made
+// meanwhile is lost.
+type Watcher struct {
+	Servers []string // host:port of the ensemble's servers
+	Root    string   // DefaultRoot if empty
+	// SessionTimeout is asked of the servers (which bound it to 2-20
+	// ticks); 0 means 10s.
+	SessionTimeout time.Duration
+	Logger         *slog.Logger // nil: no logs
+	// Register, if set, is kept as an ephemeral znode
+	// <root>/routeservers/<Name> for the life of Run.
+	Register *Registration
+	// MinInterval is the least time between two publishes; 0 means 20ms.
+	// A change after a quiet period is published at once.
+	MinInterval time.Duration
+
+	onConn func(*zk.Conn) // test hook: called with the connection
+}
+
+// Registration is a route server's entry under routeservers/.
+type Registration struct {
+	Name      string    // znode name
+	URL       string    // where its status and table stream are served
+	StartedAt time.Time // zero: when Run starts
+}
+
+// State is what a Watcher publishes. It is immutable: its maps are never
+// modified after publication (copy-on-write), so a consumer may share it
+// across goroutines.
+type State struct {
+	Snapshot
+	// Stale is set while there is no ZooKeeper session, and until the
+	// layout has been read again after one came back.
+	Stale bool
+	// Synced is set once a good read happened: a root with a deployments
+	// container holding at least one deployment. Until then the Snapshot
+	// is empty.
+	Synced bool
+	// LastSync is when the data was last known to be current.
+	LastSync time.Time
+	// Problem says why the data is not the store's current content (the
+	// root or the deployments container is missing or empty), or "".
+	Problem string
+}
+
+// Defaults.
+const (
+	defaultSessionTimeout = 10 * time.Second
+	defaultMinInterval    = 20 * time.Millisecond
+	// retryDelay is the wait before reading again after a failed read
+	// while connected.
+	retryDelay = 250 * time.Millisecond
+	// maxBusy bounds how long a stream of events may hold back a publish.
+	maxBusy = 200 * time.Millisecond
+)
+
+// Run connects, watches and calls publish with each new State, from one
+// goroutine (publish must not block for long), until ctx is done; then it
+// closes the session (which removes the registration) and returns nil. It
+// returns an error only for a bad configuration.
+func (w *Watcher) Run(ctx context.Context, publish func(State)) error {
+	root := w.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	if err := CheckRoot(root); err != nil {
+		return err
+	}
+	if len(w.Servers) == 0 {
+		return errors.New("zkstore: watcher: no servers")
+	}
+	if publish == nil {
+		return errors.New("zkstore: watcher: publish is nil")
+	}
+	if w.Register != nil {
+		if err := checkName("registration", w.Register.Name); err != nil {
+			return err
+		}
+	}
+	timeout := w.SessionTimeout
+	if timeout <= 0 {
+		timeout = defaultSessionTimeout
+	}
+	log := w.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	log = log.With("component", "zkstore", "root", root)
+	q := &eventQueue{notify: make(chan struct{}, 1)}
+	conn, _, err := zk.Connect(w.Servers, timeout,
+		zk.WithEventCallback(q.push), zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false))
+	if err != nil {
+		return fmt.Errorf("zkstore: watcher: %w", err)
+	}
+	defer conn.Close()
+	if w.onConn != nil {
+		w.onConn(conn)
+	}
+	l := layout{root: root}
+	r := &run{
+		w: w, conn: conn, q: q, l: l, log: log,
+		r:           newReader(conn, true),
+		ev:          &evaluator{l: l, keepOnEmpty: true, built: map[string]builtDep{}},
+		pending:     map[string]struct{}{},
+		stale:       true,
+		minInterval: w.MinInterval,
+		publish:     publish,
+		logged:      map[string]string{},
+	}
+	if r.minInterval <= 0 {
+		r.minInterval = defaultMinInterval
+	}
+	if w.Register != nil {
+		reg := *w.Register
+		if reg.StartedAt.IsZero() {
+			reg.StartedAt = time.Now().UTC()
+		}
+		r.reg = &reg
+	}
+	r.loop(ctx)
+	return nil
+}
+
+// eventQueue takes the client's events without ever blocking its receive
+// loop (the client's own event channel drops events when full).
+type eventQueue struct {
+	mu     sync.Mutex
+	evs    []zk.Event
+	notify chan struct{}
+}
+
+func (q *eventQueue) push(ev zk.Event) {
+	q.mu.Lock()
+	q.evs = append(q.evs, ev)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) drain() []zk.Event {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs := q.evs
+	q.evs = nil
+	return evs
+}
+
+func (q *eventQueue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.evs) == 0
+}
+
+// run is the state of one Watcher.Run, owned by its goroutine.
+type run struct {
+	w    *Watcher
+	conn *zk.Conn
+	q    *eventQueue
+	l    layout
+	log  *slog.Logger
+	r    *reader
+	ev   *evaluator
+	reg  *Registration
+
+	t         *tree               // the layout as last read; nil before the first read
+	pending   map[string]struct{} // znodes to read again
+	needFull  bool                // read the whole layout again
+	connected bool                // in a session now
+	session   int64               // the session the watches were set in
+	regDue    bool                // (re)create the registration
+
+	stale, synced bool
+	lastSync      time.Time
+	problem       string
+	treeChanged   bool // since the last publish
+	flagsChanged  bool
+	state         State // the last published
+	lastPub       time.Time
+	minInterval   time.Duration
+	publish       func(State)
+	logged        map[string]string // invalid parts logged, and their error
+	retryAt       time.Time
+}
+
+func (r *run) loop(ctx context.Context) {
+	r.publishNow() // not synced yet, stale
+	pubTimer := time.NewTimer(time.Hour)
+	pubTimer.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.q.notify:
+		case <-pubTimer.C:
+		case <-retry.C:
+		}
+		start := time.Now()
+		for {
+			for _, ev := range r.q.drain() {
+				r.handle(ev)
+			}
+			if r.connected && !r.sync() {
+				retry.Reset(retryDelay)
+			}
+			if r.q.empty() || time.Since(start) > maxBusy || ctx.Err() != nil {
+				break
+			}
+		}
+		if r.treeChanged || r.flagsChanged {
+			if wait := time.Until(r.lastPub.Add(r.minInterval)); wait > 0 {
+				pubTimer.Reset(wait)
+			} else {
+				r.publishNow()
+			}
+		}
+	}
+}
+
+// handle takes one event from the client.
+func (r *run) handle(ev zk.Event) {
+	if ev.Type == zk.EventSession {
+		switch ev.State {
+		case zk.StateHasSession:
+			if !r.connected {
+				r.connected = true
+				if id := r.conn.SessionID(); id != r.session {
+					if r.session != 0 {
+						r.log.Warn("new ZooKeeper session; setting every watch again", "session", fmt.Sprintf("0x%x", id))
+					} else {
+						r.log.Info("ZooKeeper session established", "session", fmt.Sprintf("0x%x", id), "server", r.conn.Server())
+					}
+					r.r.forget()
+					r.session = id
+					r.regDue = r.reg != nil
+				} else {
+					r.log.Info("ZooKeeper connection back; reading the layout again", "server", r.conn.Server())
+				}
+				r.needFull = true
+			}
+		case zk.StateExpired:
+			r.log.Warn("ZooKeeper session expired; watches and registration are gone")
+			r.r.forget()
+			r.setDisconnected()
+		default: // disconnected, connecting, connected without a session yet
+			r.setDisconnected()
+		}
+		return
+	}
+	r.r.fired(ev)
+	if ev.Type == zk.EventNotWatching || ev.Path == "" {
+		return
+	}
+	r.pending[ev.Path] = struct{}{}
+}
+
+func (r *run) setDisconnected() {
+	if r.connected {
+		r.log.Warn("lost the ZooKeeper connection; keeping the last data, marked stale")
+	}
+	r.connected = false
+	if !r.stale {
+		r.stale, r.flagsChanged = true, true
+	}
+}
+
+// sync reads what is due. It reports false when a read failed (the caller
+// retries later).
+func (r *run) sync() bool {
+	if r.needFull {
+		t, err := r.r.readAll(r.l)
+		if err != nil {
+			r.log.Debug("reading the layout failed; will retry", "error", err)
+			return false
+		}
+		r.t, r.needFull, r.treeChanged = t, false, true
+		clear(r.pending) // the full read saw what they changed
+		if r.reg != nil {
+			r.pending[r.l.routeServer(r.reg.Name)] = struct{}{}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(r.pending)) {
+		if err := r.refresh(p); err != nil {
+			r.log.Debug("reading a znode failed; will retry", "path", p, "error", err)
+			return false
+		}
+		delete(r.pending, p)
+		if r.needFull { // the root changed: read everything
+			return r.sync()
+		}
+	}
+	if r.regDue {
+		if err := r.register(); err != nil {
+			r.log.Warn("registering failed; will retry", "path", r.l.routeServer(r.reg.Name), "error", err)
+			return false
+		}
+	}
+	if r.stale {
+		r.stale, r.flagsChanged = false, true
+	}
+	return true
+}
+
+// publishNow evaluates the tree (if it changed) and publishes.
+func (r *run) publishNow() {
+	now := time.Now()
+	st := r.state
+	if r.treeChanged && r.t != nil {
+		snap, err := r.ev.eval(r.t)
+		problem := ""
+		if err != nil {
+			problem = err.Error()
+		} else {
+			r.synced = true
+		}
+		if problem != r.problem {
+			if problem != "" {
+				r.log.Error("the store has no usable table; keeping the last good data", "problem", problem)
+			} else if r.problem != "" {
+				r.log.Info("the store has a table again")
+			}
+			r.problem = problem
+		}
+		if snap != nil {
+			st.Snapshot = *snap
+			r.logInvalid(snap.Invalid)
+		}
+	}
+	if !r.stale {
+		r.lastSync = now
+	}
+	st.Stale, st.Synced, st.LastSync, st.Problem = r.stale, r.synced, r.lastSync, r.problem
+	r.state, r.lastPub = st, now
+	r.treeChanged, r.flagsChanged = false, false
+	r.publish(st)
+}
+
+// logInvalid logs each invalid part once, when its error first appears or
+// changes, and when it is valid again.
+func (r *run) logInvalid(invalid map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(invalid)) {
+		if r.logged[k] != invalid[k] {
+			r.log.Warn("invalid znode; keeping its last good version", "key", k, "error", invalid[k])
+			r.logged[k] = invalid[k]
+		}
+	}
+	for k := range r.logged {
+		if _, ok := invalid[k]; !ok {
+			r.log.Info("znode valid again", "key", k)
+			delete(r.logged, k)
+		}
+	}
+}

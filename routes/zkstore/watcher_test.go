@@ -1,0 +1,796 @@
+package zkstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/routes"
+)
+
+// states collects what a Watcher publishes. A reader goroutine walks every
+// published state's maps all the time, so that the race detector catches
+// a watcher that modifies a state after publishing it.
+type states struct {
+	mu     sync.Mutex
+	last   State
+	n      int
+	conn   *zk.Conn // the watcher's connection
+	stales int      // publications with Stale after a synced one
+}
+
+func (s *states) get() (State, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, s.n
+}
+
+// watch runs a Watcher until the test ends.
+func watch(t *testing.T, servers []string, root string, mod func(*Watcher)) *states {
+	t.Helper()
+	st := &states{}
+	w := &Watcher{
+		Servers:        servers,
+		Root:           root,
+		SessionTimeout: time.Second,
+		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	}
+	w.onConn = func(c *zk.Conn) {
+		st.mu.Lock()
+		st.conn = c
+		st.mu.Unlock()
+	}
+	if mod != nil {
+		mod(w)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Run(ctx, func(s State) {
+			st.mu.Lock()
+			if s.Stale && st.last.Synced {
+				st.stales++
+			}
+			st.last, st.n = s, st.n+1
+			st.mu.Unlock()
+		})
+	}()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for ctx.Err() == nil {
+			s, _ := st.get()
+			n := 0
+			for _, d := range s.Deployments {
+				n += len(d.Instances) + len(d.Serving)
+			}
+			for range s.Zones {
+				n++
+			}
+			for range s.Invalid {
+				n++
+			}
+			_ = n
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return 5s after its context was cancelled")
+		}
+		<-readerDone
+		st.mu.Lock()
+		st.conn = nil
+		st.mu.Unlock()
+	})
+	return st
+}
+
+// testWriter sends log lines to the test log while the test runs.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+// wait polls the last published state until cond holds, at most d.
+func (s *states) wait(t *testing.T, d time.Duration, what string, cond func(State) bool) State {
+	t.Helper()
+	start := time.Now()
+	for {
+		st, _ := s.get()
+		if cond(st) {
+			return st
+		}
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v; last state: stale=%v synced=%v version=0x%x problem=%q deployments=%d invalid=%v",
+				what, d, st.Stale, st.Synced, st.Version, st.Problem, len(st.Deployments), st.Invalid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (s *states) watcherConn() *zk.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn
+}
+
+func synced(n int) func(State) bool {
+	return func(s State) bool { return s.Synced && !s.Stale && len(s.Deployments) == n }
+}
+
+// matchesStore checks that the state holds what the store holds now, and
+// has its version.
+func matchesStore(t *testing.T, s *Store, st State) {
+	t.Helper()
+	snap, err := s.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != snap.Version {
+		t.Errorf("version: watcher 0x%x; store 0x%x", st.Version, snap.Version)
+	}
+	if !maps.Equal(st.Zones, snap.Zones) || st.Domain != snap.Domain {
+		t.Errorf("zones/domain: watcher %v %q; store %v %q", st.Zones, st.Domain, snap.Zones, snap.Domain)
+	}
+	if len(st.Deployments) != len(snap.Deployments) {
+		t.Errorf("deployments: watcher %d; store %d", len(st.Deployments), len(snap.Deployments))
+	}
+	for id, d := range snap.Deployments {
+		if got := st.Deployments[id]; got == nil || describe(got) != describe(d) {
+			t.Errorf("deployment %s: watcher %v; store %s", id, got, describe(d))
+		}
+	}
+}
+
+func instanceOf(st State, dep, id string) *routes.Instance {
+	d := st.Deployments[dep]
+	if d == nil {
+		return nil
+	}
+	for _, in := range d.Instances {
+		if in.ID == id {
+			return in
+		}
+	}
+	return nil
+}
+
+func setJSON(t *testing.T, conn *zk.Conn, p string, v any) {
+	t.Helper()
+	if _, err := conn.Set(p, encode(v), -1); err != nil {
+		t.Fatalf("set %s: %v", p, err)
+	}
+}
+
+const canaryID = "7f3a9c2e51d04b8e9a6c3d2f1e0b4a57"
+
+func TestWatcherSeesNestedEdits(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	tab := parse(t, "canary.yaml")
+	if _, err := s.Apply(ctx, tab, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, []string{conn.Server()}, s.Root(), nil)
+	st := w.wait(t, 10*time.Second, "first sync", synced(3))
+	matchesStore(t, s, st)
+
+	l := layout{root: s.Root()}
+	inst := func(id string) string { return l.instance(canaryID, id) }
+	edits := []struct {
+		name string
+		do   func()
+		seen func(State) bool
+	}{
+		{"instance addr", func() {
+			setJSON(t, conn, inst("i-0001"), InstanceData{Addr: "127.0.0.1:29201", Zone: "zone-a", Generation: "blue"})
+		}, func(st State) bool {
+			in := instanceOf(st, canaryID, "i-0001")
+			return in != nil && in.Addr == "127.0.0.1:29201"
+		}},
+		{"maintenance", func() {
+			setJSON(t, conn, inst("i-0002"), InstanceData{Addr: "127.0.0.1:19202", Zone: "zone-b", Generation: "blue", Maintenance: true})
+		}, func(st State) bool { in := instanceOf(st, canaryID, "i-0002"); return in != nil && in.Maintenance }},
+		{"serving weights", func() {
+			if _, err := s.SetServing(ctx, canaryID, map[string]int{"blue": 50, "green": 50, "red": 0}); err != nil {
+				t.Fatal(err)
+			}
+		}, func(st State) bool { return st.Deployments[canaryID].Serving["green"] == 50 }},
+		{"zone state", func() {
+			if _, err := s.SetZone(ctx, "zone-c", routes.ZoneUp); err != nil {
+				t.Fatal(err)
+			}
+		}, func(st State) bool { z, ok := st.Zones["zone-c"]; return ok && z == routes.ZoneUp }},
+		{"new instance", func() {
+			if _, err := conn.Create(inst("i-0007"), encode(InstanceData{Addr: "127.0.0.1:19207", Zone: "zone-b", Generation: "green"}), 0, acl); err != nil {
+				t.Fatal(err)
+			}
+		}, func(st State) bool { return instanceOf(st, canaryID, "i-0007") != nil }},
+		{"deleted instance", func() {
+			if err := conn.Delete(inst("i-0006"), -1); err != nil {
+				t.Fatal(err)
+			}
+		}, func(st State) bool {
+			return instanceOf(st, canaryID, "i-0006") == nil && instanceOf(st, canaryID, "i-0007") != nil
+		}},
+		{"new deployment", func() {
+			next := parseString(t, twoDeps)
+			if _, err := s.Apply(ctx, next, ApplyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}, func(st State) bool { return st.Deployments["aaaaaaaa"] != nil && st.Deployments["bbbbbbbb"] != nil }},
+		{"deleted deployment", func() {
+			next := parseString(t, twoDeps)
+			if _, err := s.Apply(ctx, next, ApplyOptions{Prune: true}); err != nil {
+				t.Fatal(err)
+			}
+		}, func(st State) bool { return st.Deployments[canaryID] == nil && len(st.Deployments) == 2 }},
+	}
+	for _, e := range edits {
+		_, before := w.get()
+		start := time.Now()
+		e.do()
+		st := w.wait(t, time.Second, e.name, e.seen)
+		_, after := w.get()
+		t.Logf("%s: seen after %v (%d publications)", e.name, time.Since(start).Round(time.Millisecond), after-before)
+		// Let any later event of the same write land, then compare.
+		time.Sleep(50 * time.Millisecond)
+		st, _ = w.get()
+		matchesStore(t, s, st)
+		if len(st.Invalid) != 0 {
+			t.Errorf("%s: invalid: %v", e.name, st.Invalid)
+		}
+	}
+}
+
+func TestWatcherInvalidKeepsLastGood(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const id = "7f3a9c2e51d04b8e"
+	w := watch(t, []string{conn.Server()}, s.Root(), nil)
+	good := w.wait(t, 10*time.Second, "first sync", synced(1)).Deployments[id]
+	l := layout{root: s.Root()}
+
+	keepsGood := func(what, wantErr string) {
+		t.Helper()
+		st := w.wait(t, time.Second, what, func(st State) bool { return strings.Contains(st.Invalid[id], wantErr) })
+		if st.Deployments[id] != good {
+			t.Errorf("%s: deployment not kept at its last good version: %v", what, st.Deployments[id])
+		}
+		if st.Problem != "" || st.Stale {
+			t.Errorf("%s: problem %q stale %v", what, st.Problem, st.Stale)
+		}
+	}
+	if _, err := conn.Set(l.deployment(id), []byte(`{"kind":`), -1); err != nil {
+		t.Fatal(err)
+	}
+	keepsGood("bad JSON", l.deployment(id)+": bad JSON")
+
+	setJSON(t, conn, l.deployment(id), DeploymentData{Kind: "es", Serving: map[string]int{"green": 100}})
+	keepsGood("generation not in serving", l.deployment(id)+`: deployment `+id+`: instance i-0001: generation "blue" is not in serving`)
+
+	setJSON(t, conn, l.deployment(id), DeploymentData{Kind: "es", Aliases: []string{"prod-search"}, Serving: map[string]int{"blue": 100}})
+	setJSON(t, conn, l.instance(id, "i-0001"), InstanceData{Addr: "nowhere", Zone: "zone-a", Generation: "blue"})
+	keepsGood("bad addr", `instance i-0001: addr "nowhere" is not host:port`)
+
+	if _, err := conn.Set(l.instance(id, "i-0002"), []byte(`[]`), -1); err != nil {
+		t.Fatal(err)
+	}
+	keepsGood("instance not an object", l.instance(id, "i-0002")+": bad JSON")
+
+	// A bad zone keeps its last state; a new invalid deployment stays out.
+	if _, err := conn.Set(l.zone("zone-b"), []byte(`{"state":"sideways"}`), -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Create(l.deployment("0badbad0"), []byte(`{"kind":"es"}`), 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	st := w.wait(t, time.Second, "bad zone and new bad deployment", func(st State) bool {
+		return st.Invalid["zones/zone-b"] != "" && st.Invalid["0badbad0"] != ""
+	})
+	if st.Zones["zone-b"] != routes.ZoneDown {
+		t.Errorf("zone-b: got %v; want its last good state down", st.Zones["zone-b"])
+	}
+	if _, ok := st.Deployments["0badbad0"]; ok {
+		t.Error("an invalid deployment without a good version is in the table")
+	}
+	if !strings.Contains(st.Invalid["0badbad0"], "/deployments/0badbad0/instances: no instances znode") {
+		t.Errorf("0badbad0: %q", st.Invalid["0badbad0"])
+	}
+
+	// Fixed: valid again, and the table moves on.
+	tab := parseString(t, strings.Replace(mustRead(t, "design-example.yaml"), "127.0.0.1:19201", "127.0.0.1:39201", 1))
+	if _, err := s.Apply(ctx, tab, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Delete(l.deployment("0badbad0"), -1); err != nil {
+		t.Fatal(err)
+	}
+	st = w.wait(t, time.Second, "valid again", func(st State) bool {
+		in := instanceOf(st, id, "i-0001")
+		return len(st.Invalid) == 0 && in != nil && in.Addr == "127.0.0.1:39201"
+	})
+	matchesStore(t, s, st)
+}
+
+func mustRead(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "good", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// deleteTree deletes p and everything under it.
+func deleteTree(t *testing.T, conn *zk.Conn, p string) {
+	t.Helper()
+	children, _, err := conn.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range children {
+		deleteTree(t, conn, p+"/"+c)
+	}
+	if err := conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		t.Fatal(err)
+	}
+}
+
+func TestWatcherMissingRootNeverWipes(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	w := watch(t, []string{conn.Server()}, s.Root(), nil)
+
+	// Nothing to read yet: not synced.
+	time.Sleep(300 * time.Millisecond)
+	if st, n := w.get(); st.Synced || n == 0 || !strings.Contains(st.Problem, "does not exist") {
+		t.Fatalf("before the root exists: synced=%v publications=%d problem=%q; want not synced, a problem", st.Synced, n, st.Problem)
+	}
+	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	good := w.wait(t, time.Second, "root created", synced(1))
+
+	deleteTree(t, conn, s.Root()+"/deployments")
+	st := w.wait(t, time.Second, "deployments deleted", func(st State) bool { return st.Problem != "" })
+	// (The deployment and version may have moved: its instances were
+	// deleted one by one before it.)
+	if len(st.Deployments) != 1 || st.Version < good.Version || !st.Synced {
+		t.Errorf("after the deployments container went: %d deployments, version 0x%x (want the last good one, >= 0x%x)", len(st.Deployments), st.Version, good.Version)
+	}
+	if _, err := conn.Create(s.Root()+"/deployments", nil, 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if st, _ := w.get(); len(st.Deployments) != 1 || !strings.Contains(st.Problem, "no deployments") {
+		t.Errorf("empty deployments container: %d deployments, problem %q; want the last good one kept", len(st.Deployments), st.Problem)
+	}
+
+	deleteTree(t, conn, s.Root())
+	st = w.wait(t, time.Second, "root deleted", func(st State) bool { return strings.Contains(st.Problem, s.Root()+" does not exist") })
+	if len(st.Deployments) != 1 || st.Domain != "example.test" || st.Zones["zone-b"] != routes.ZoneDown {
+		t.Errorf("after the root went: %+v", st.Snapshot)
+	}
+
+	tab := parse(t, "canary.yaml")
+	if _, err := s.Apply(ctx, tab, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st = w.wait(t, time.Second, "root back", func(st State) bool { return st.Problem == "" && len(st.Deployments) == 3 })
+	matchesStore(t, s, st)
+}
+
+func TestWatcherStaleWhileServerPaused(t *testing.T) {
+	t.Parallel()
+	e := zktest.Start(t)
+	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
+	s, _ := New(conn, newRoot(t))
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, e.Servers(), s.Root(), nil)
+	good := w.wait(t, 10*time.Second, "first sync", synced(1))
+
+	e.Pause(0)
+	st := w.wait(t, 3*time.Second, "stale while paused", func(st State) bool { return st.Stale })
+	if len(st.Deployments) != 1 || st.Version != good.Version || !st.Synced || !st.LastSync.Equal(good.LastSync) && st.LastSync.Before(good.LastSync) {
+		t.Errorf("stale state lost data: %+v", st)
+	}
+	e.Resume(0)
+	w.wait(t, 10*time.Second, "fresh after resume", func(st State) bool { return !st.Stale })
+	// The store's own connection may need a moment too.
+	waitWrite(t, func() error {
+		_, err := s.SetServing(ctx, "7f3a9c2e51d04b8e", map[string]int{"blue": 7})
+		return err
+	})
+	st = w.wait(t, time.Second, "change after resume", func(st State) bool {
+		return st.Deployments["7f3a9c2e51d04b8e"].Serving["blue"] == 7
+	})
+	matchesStore(t, s, st)
+}
+
+// waitWrite retries a write for at most 10s (the writer's connection may
+// be coming back).
+func waitWrite(t *testing.T, write func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := write()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("write: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func registration(name string) func(*Watcher) {
+	return func(w *Watcher) {
+		w.Register = &Registration{Name: name, URL: "http://127.0.0.1:9280"}
+	}
+}
+
+// ownerOf returns the session that owns an ephemeral znode, 0 if none.
+func ownerOf(conn *zk.Conn, p string) int64 {
+	ok, st, err := conn.Exists(p)
+	if err != nil || !ok {
+		return 0
+	}
+	return st.EphemeralOwner
+}
+
+// Cut off past its session timeout, the watcher loses its session, its
+// watches and its registration; writes go on meanwhile. Back, it must see
+// every one of them and register again.
+func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
+	t.Parallel()
+	e := zktest.Start(t)
+	p := zktest.NewProxy(t, e.Server(0))
+	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
+	s, _ := New(conn, newRoot(t))
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, []string{p.Addr()}, s.Root(), registration("rs-1"))
+	w.wait(t, 10*time.Second, "first sync", synced(3))
+	reg := s.Root() + "/routeservers/rs-1"
+	waitFor(t, time.Second, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	if got := get(t, conn, reg); !strings.Contains(got, `"url":"http://127.0.0.1:9280"`) || !strings.Contains(got, `"started_at":"`) {
+		t.Errorf("registration: %s", got)
+	}
+	firstOwner := ownerOf(conn, reg)
+
+	p.Block()
+	w.wait(t, 3*time.Second, "stale when cut off", func(st State) bool { return st.Stale && len(st.Deployments) == 3 })
+	l := layout{root: s.Root()}
+	if _, err := s.SetServing(ctx, canaryID, map[string]int{"blue": 0, "green": 100, "red": 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetZone(ctx, "zone-c", routes.ZoneUp); err != nil {
+		t.Fatal(err)
+	}
+	// The session expires on the server: its ephemeral znode goes.
+	waitFor(t, 5*time.Second, "session expiry", func() bool { return ownerOf(conn, reg) == 0 })
+	if err := conn.Delete(l.instance(canaryID, "i-0006"), -1); err != nil {
+		t.Fatal(err)
+	}
+	setJSON(t, conn, l.instance(canaryID, "i-0001"), InstanceData{Addr: "127.0.0.1:49201", Zone: "zone-a", Generation: "blue"})
+	if _, err := s.Apply(ctx, parseString(t, twoDeps), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := w.get(); !st.Stale || st.Deployments[canaryID].Serving["green"] != 10 {
+		t.Fatalf("changed while cut off: stale=%v", st.Stale)
+	}
+
+	p.Unblock()
+	st := w.wait(t, 10*time.Second, "every change after the partition", func(st State) bool {
+		in := instanceOf(st, canaryID, "i-0001")
+		return !st.Stale && len(st.Deployments) == 5 && in != nil && in.Addr == "127.0.0.1:49201" &&
+			instanceOf(st, canaryID, "i-0006") == nil && st.Zones["zone-c"] == routes.ZoneUp &&
+			st.Deployments[canaryID].Serving["green"] == 100
+	})
+	matchesStore(t, s, st)
+	waitFor(t, 2*time.Second, "registration recreated", func() bool {
+		o := ownerOf(conn, reg)
+		return o != 0 && o != firstOwner
+	})
+
+	// The new watches work.
+	setJSON(t, conn, l.instance(canaryID, "i-0002"), InstanceData{Addr: "127.0.0.1:19202", Zone: "zone-b", Generation: "blue", Maintenance: true})
+	w.wait(t, time.Second, "edit after the new session", func(st State) bool {
+		in := instanceOf(st, canaryID, "i-0002")
+		return in != nil && in.Maintenance
+	})
+	if _, err := conn.Create(l.instance(canaryID, "i-0009"), encode(InstanceData{Addr: "127.0.0.1:1", Zone: "z", Generation: "blue"}), 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(t, time.Second, "new instance after the new session", func(st State) bool { return instanceOf(st, canaryID, "i-0009") != nil })
+	// The registration's watch is armed again too.
+	if err := conn.Delete(reg, -1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "registration recreated after a delete", func() bool { return ownerOf(conn, reg) != 0 })
+}
+
+// A session closed on the server while connected (zktest.ExpireSession):
+// the watcher rebuilds at once and loses no write made right after.
+func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
+	t.Parallel()
+	e := zktest.Start(t)
+	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
+	s, _ := New(conn, newRoot(t))
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, e.Servers(), s.Root(), registration("rs-2"))
+	w.wait(t, 10*time.Second, "first sync", synced(1))
+	reg := s.Root() + "/routeservers/rs-2"
+	waitFor(t, time.Second, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	wc := w.watcherConn()
+	old := wc.SessionID()
+
+	e.ExpireSession(wc)
+	for i := 1; i <= 5; i++ {
+		if _, err := s.SetServing(ctx, "7f3a9c2e51d04b8e", map[string]int{"blue": i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := w.wait(t, 5*time.Second, "writes after the expiry", func(st State) bool {
+		return !st.Stale && st.Deployments["7f3a9c2e51d04b8e"].Serving["blue"] == 5
+	})
+	matchesStore(t, s, st)
+	if wc.SessionID() == old {
+		t.Error("same session after ExpireSession")
+	}
+	waitFor(t, 2*time.Second, "registration recreated", func() bool { return ownerOf(conn, reg) == wc.SessionID() })
+}
+
+// Two of three servers gone: no quorum, the watcher keeps its data marked
+// stale; once they are back, changes arrive.
+func TestWatcherQuorumLoss(t *testing.T) {
+	t.Parallel()
+	e := zktest.StartEnsemble(t, 3)
+	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
+	s, _ := New(conn, newRoot(t))
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, e.Servers(), s.Root(), func(w *Watcher) { w.SessionTimeout = 2 * time.Second })
+	good := w.wait(t, 10*time.Second, "first sync", synced(3))
+
+	e.Kill(1)
+	e.Kill(2)
+	st := w.wait(t, 5*time.Second, "stale without quorum", func(st State) bool { return st.Stale })
+	time.Sleep(1500 * time.Millisecond) // a while without quorum
+	st, _ = w.get()
+	if !st.Stale || len(st.Deployments) != 3 || st.Version != good.Version {
+		t.Errorf("without quorum: stale=%v deployments=%d version=0x%x; want stale, 3, 0x%x", st.Stale, len(st.Deployments), st.Version, good.Version)
+	}
+
+	e.Start(1)
+	e.Start(2)
+	for i := 0; i < 3; i++ {
+		e.WaitServing(i)
+	}
+	waitWrite(t, func() error {
+		_, err := s.SetZone(ctx, "zone-c", routes.ZoneUp)
+		return err
+	})
+	st = w.wait(t, 10*time.Second, "change after quorum is back", func(st State) bool {
+		return !st.Stale && st.Zones["zone-c"] == routes.ZoneUp
+	})
+	matchesStore(t, s, st)
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestWatcherConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		w    Watcher
+		want string
+	}{
+		{Watcher{Servers: []string{"127.0.0.1:1"}, Root: "rel"}, "root"},
+		{Watcher{}, "no servers"},
+		{Watcher{Servers: []string{"127.0.0.1:1"}, Register: &Registration{Name: "a/b"}}, "registration"},
+	} {
+		err := c.w.Run(context.Background(), func(State) {})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v; want an error about %s", c.w, err, c.want)
+		}
+	}
+}
+
+// A short partition keeps the session: the client sets its watches again
+// (SetWatches), the watcher reads the layout again without registering
+// them twice, and both the writes made meanwhile and later ones arrive.
+func TestWatcherReconnectKeepsSession(t *testing.T) {
+	t.Parallel()
+	e := zktest.Start(t)
+	p := zktest.NewProxy(t, e.Server(0))
+	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
+	s, _ := New(conn, newRoot(t))
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { w.SessionTimeout = 4 * time.Second })
+	w.wait(t, 10*time.Second, "first sync", synced(3))
+	session := w.watcherConn().SessionID()
+	l := layout{root: s.Root()}
+
+	p.Block()
+	w.wait(t, 3*time.Second, "stale when cut off", func(st State) bool { return st.Stale })
+	setJSON(t, conn, l.instance(canaryID, "i-0003"), InstanceData{Addr: "127.0.0.1:59203", Zone: "zone-a", Generation: "blue"})
+	if _, err := s.SetZone(ctx, "zone-c", routes.ZoneUp); err != nil {
+		t.Fatal(err)
+	}
+	p.Unblock()
+	st := w.wait(t, 5*time.Second, "changes made while cut off", func(st State) bool {
+		in := instanceOf(st, canaryID, "i-0003")
+		return !st.Stale && in != nil && in.Addr == "127.0.0.1:59203" && st.Zones["zone-c"] == routes.ZoneUp
+	})
+	matchesStore(t, s, st)
+	if got := w.watcherConn().SessionID(); got != session {
+		t.Fatalf("session changed (0x%x, was 0x%x): the partition was meant to be shorter than the session timeout", got, session)
+	}
+	// Watches armed before the partition still fire.
+	for i, in := range []string{"i-0001", "i-0003", "i-0004"} {
+		addr := fmt.Sprintf("127.0.0.1:%d", 60000+i)
+		gen := "blue"
+		if in == "i-0004" {
+			gen = "green"
+		}
+		setJSON(t, conn, l.instance(canaryID, in), InstanceData{Addr: addr, Zone: "zone-a", Generation: gen})
+		w.wait(t, time.Second, "edit of "+in+" after the partition", func(st State) bool {
+			got := instanceOf(st, canaryID, in)
+			return got != nil && got.Addr == addr
+		})
+	}
+	if _, err := s.SetZone(ctx, "zone-c", routes.ZoneDown); err != nil {
+		t.Fatal(err)
+	}
+	w.wait(t, time.Second, "zone edit after the partition", func(st State) bool { return st.Zones["zone-c"] == routes.ZoneDown })
+}
+
+// Two writers apply different versions of one deployment at the same time.
+// The version guard keeps their transactions from interleaving, so the
+// store always holds one or the other whole; and since the watcher
+// publishes only once no event is waiting, it never publishes a mix (which
+// would be invalid: instances of a generation not in serving).
+func TestConcurrentWritersNeverInterleave(t *testing.T) {
+	t.Parallel()
+	e := zktest.Start(t)
+	variant := func(gen, prefix string, port int) *routes.Table {
+		return parseString(t, fmt.Sprintf(`domain: example.test
+deployments:
+  - id: aaaaaaaa
+    kind: es
+    serving: {%[1]s: 100}
+    instances:
+      - {id: %[2]s-1, addr: 127.0.0.1:%[3]d, zone: zone-a, generation: %[1]s}
+      - {id: %[2]s-2, addr: 127.0.0.1:%[4]d, zone: zone-b, generation: %[1]s}
+`, gen, prefix, port, port+1))
+	}
+	a, b := variant("blue", "a", 1000), variant("green", "b", 2000)
+	root := newRoot(t)
+	sa, _ := New(zktest.Connect(t, e.Servers(), 4*time.Second), root)
+	sb, _ := New(zktest.Connect(t, e.Servers(), 4*time.Second), root)
+	ctx := context.Background()
+	if _, err := sa.Apply(ctx, a, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := watch(t, e.Servers(), root, nil)
+	w.wait(t, 10*time.Second, "first sync", synced(1))
+
+	pure := func(d *routes.Deployment) bool {
+		if d == nil || len(d.Instances) != 2 || len(d.Serving) != 1 {
+			return false
+		}
+		p := d.Instances[0].ID[:1]
+		return d.Instances[1].ID[:1] == p && (p == "a") == (d.Serving["blue"] == 100)
+	}
+	stop := make(chan struct{})
+	var bad []string
+	var mu sync.Mutex
+	checked := make(chan struct{})
+	go func() {
+		defer close(checked)
+		seen := 0
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st, n := w.get()
+			if n != seen {
+				seen = n
+				if d := st.Deployments["aaaaaaaa"]; !pure(d) || len(st.Invalid) != 0 {
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("publication %d: %v invalid=%v", n, d, st.Invalid))
+					mu.Unlock()
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for _, c := range []struct {
+		s *Store
+		t *routes.Table
+	}{{sa, a}, {sb, b}, {sa, b}, {sb, a}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				if _, err := c.s.Apply(ctx, c.t, ApplyOptions{}); err != nil && !errors.Is(err, ErrConflict) {
+					t.Errorf("apply: %v", err)
+				}
+				snap, err := c.s.Read(ctx)
+				if err != nil {
+					t.Errorf("read: %v", err)
+					continue
+				}
+				if !pure(snap.Deployments["aaaaaaaa"]) || len(snap.Invalid) != 0 {
+					t.Errorf("store holds a mix: %v %v", snap.Deployments["aaaaaaaa"], snap.Invalid)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	<-checked
+	for _, b := range bad {
+		t.Error(b)
+	}
+	st, n := w.get()
+	t.Logf("%d publications", n)
+	matchesStore(t, sa, st)
+}
