@@ -19,6 +19,7 @@ type Status struct {
 	// LastRejected is the most recent table load that was refused.
 	LastRejected *RejectStatus     `json:"last_rejected,omitempty"`
 	Zones        map[string]string `json:"zones,omitempty"`
+	Source       any               `json:"source,omitempty"`
 	Upstream     UpstreamStatus    `json:"upstream"`
 	AccessLog    AccessLogStatus   `json:"access_log"`
 }
@@ -77,6 +78,9 @@ func (s *Server) Status() Status {
 		}
 	}
 	st.OK = st.Table != nil && !st.Draining
+	if s.cfg.SourceStatus != nil {
+		st.Source = s.cfg.SourceStatus()
+	}
 	if r := s.rejected.Load(); r != nil {
 		st.LastRejected = &RejectStatus{At: r.At, Source: r.Source, Error: r.Error}
 	}

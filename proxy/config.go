@@ -72,6 +72,10 @@ type Config struct {
 	// DeploymentMetrics adds a deployment label to request metrics.
 	DeploymentMetrics bool
 
+	// SourceStatus, when set, reports the route source's state (route
+	// server connection, staleness) under "source" in /status.
+	SourceStatus func() any
+
 	// Picker chooses instances. Default zones.Weighted.
 	Picker zones.Picker
 	// Logger receives operational logs. Default slog.Default().

@@ -49,7 +49,8 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		{name: "proxy", summary: "run the proxy over a routes file", run: runProxy, usage: proxyUsage},
+		{name: "proxy", summary: "run the proxy over a routes file or route servers", run: runProxy, usage: proxyUsage},
+		{name: "route-server", summary: "stream the routing table in ZooKeeper to proxies", run: runRouteServer, usage: routeServerUsage},
 		{name: "demo", summary: "run demo instances in two zones behind a proxy", run: runDemo, usage: demoUsage},
 		{name: "version", summary: "print the version", run: runVersion,
 			usage: func(w io.Writer) { fmt.Fprintln(w, "usage: switchyard version") }},

@@ -77,11 +77,19 @@ func TestFlagsSetFields(t *testing.T) {
 		{[]string{"--log-level", "debug"}, func(s *settings) any { return s.logLevel }, slog.LevelDebug},
 		{[]string{"--log-level", "ERROR"}, func(s *settings) any { return s.logLevel }, slog.LevelError},
 		{[]string{"-listen=127.0.0.1:3"}, func(s *settings) any { return s.cfg.Listen }, "127.0.0.1:3"},
+		{[]string{"--route-servers", "http://127.0.0.1:9280/,http://127.0.0.2:9280"}, func(s *settings) any { return s.routeServers },
+			[]string{"http://127.0.0.1:9280", "http://127.0.0.2:9280"}},
+		{[]string{"--route-servers", "http://a:1", "--cache-dir", "/var/cache/switchyard"}, func(s *settings) any { return s.cacheDir }, "/var/cache/switchyard"},
+		{[]string{"--routes-file", "r.yaml", "--proxy-id", "proxy-7"}, func(s *settings) any { return s.proxyID }, "proxy-7"},
 	} {
 		name := strings.Join(tc.args, " ")
-		covered[strings.TrimLeft(strings.SplitN(tc.args[0], "=", 2)[0], "-")] = true
+		for _, a := range tc.args {
+			if strings.HasPrefix(a, "-") {
+				covered[strings.TrimLeft(strings.SplitN(a, "=", 2)[0], "-")] = true
+			}
+		}
 		args := tc.args
-		if tc.args[0] != "--routes-file" {
+		if tc.args[0] != "--routes-file" && tc.args[0] != "--route-servers" {
 			args = append([]string{"--routes-file", "r.yaml"}, args...)
 		}
 		s, err := parseProxyArgs(args)
@@ -184,7 +192,7 @@ func TestBadInput(t *testing.T) {
 		want   string // the whole stderr line, or a prefix ending in "..."
 	}{
 		{"no subcommand", nil, "", `switchyard: missing subcommand (run "switchyard help")`},
-		{"unknown subcommand", []string{"route-server"}, "", `switchyard: unknown subcommand "route-server" (run "switchyard help")`},
+		{"unknown subcommand", []string{"allocatorz"}, "", `switchyard: unknown subcommand "allocatorz" (run "switchyard help")`},
 		{"help for unknown subcommand", []string{"help", "nope"}, "", `switchyard help: unknown subcommand "nope"`},
 		{"version argument", []string{"version", "x"}, "", `switchyard version: unexpected argument "x"`},
 		{"bad duration", append(r, "--connect-timeout", "5x"), "", `switchyard proxy: --connect-timeout: invalid duration "5x"`},
@@ -200,8 +208,13 @@ func TestBadInput(t *testing.T) {
 		{"unknown flag", append(r, "--lisen", "x"), "", `switchyard proxy: unknown flag --lisen`},
 		{"flag without value", append(r, "--listen"), "", `switchyard proxy: --listen: missing value`},
 		{"extra argument", append(r, "extra"), "", `switchyard proxy: unexpected argument "extra"`},
-		{"route servers not in this build", append(r, "--route-servers", "http://a"), "", `switchyard proxy: unknown flag --route-servers`},
-		{"missing --routes-file", []string{"proxy", "--listen", "127.0.0.1:1"}, "", `switchyard proxy: --routes-file is required`},
+		{"missing --routes-file", []string{"proxy", "--listen", "127.0.0.1:1"}, "", `switchyard proxy: --routes-file or --route-servers is required`},
+		{"both sources", []string{"proxy", "--routes-file", "r.yaml", "--route-servers", "http://a:1"}, "", `switchyard proxy: --routes-file and --route-servers exclude each other; give one`},
+		{"cache dir with a file", []string{"proxy", "--routes-file", "r.yaml", "--cache-dir", "/tmp"}, "", `switchyard proxy: --cache-dir works with --route-servers, not with --routes-file`},
+		{"bad route server URL", []string{"proxy", "--route-servers", "127.0.0.1:9280"}, "", `switchyard proxy: --route-servers: invalid URL "127.0.0.1:9280" (want http://host:port)`},
+		{"route-server without zk", []string{"route-server"}, "", `switchyard route-server: --zk is required`},
+		{"route-server bad zk", []string{"route-server", "--zk", "localhost"}, "", `switchyard route-server: --zk: invalid address "localhost" (want host:port)`},
+		{"route-server bad root", []string{"route-server", "--zk", "127.0.0.1:2181", "--root", "switchyard"}, "", `switchyard route-server: --root: invalid root "switchyard" (want /name)`},
 		{"missing routes file", []string{"proxy", "--routes-file", filepath.Join(dir, "nope.yaml")}, "", "switchyard proxy: ...nope.yaml: no such file or directory"},
 		{"invalid routes file", []string{"proxy", "--routes-file", badRoutes}, "", "switchyard proxy: ..." + badRoutes + ":..."},
 		{"empty routes file", []string{"proxy", "--routes-file", emptyRoutes}, "", "switchyard proxy: ..."},

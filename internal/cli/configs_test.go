@@ -18,11 +18,28 @@ var configLoaders = []struct {
 	load    func(t *testing.T, path string)
 }{
 	{"proxy*.yaml", loadProxyConfig},
+	{"route-server*.yaml", loadRouteServerConfig},
 	{"routes*.yaml", loadRoutesFile},
 }
 
+// proxyKeysShown collects the keys the proxy example configs use; together
+// they must show every key.
+var proxyKeysShown = map[string]bool{}
+
 // TestConfigsLoad loads every file in configs/ the way its role does.
 func TestConfigsLoad(t *testing.T) {
+	defer func() {
+		var missing []string
+		for _, o := range proxyOptions {
+			if !proxyKeysShown[o.name] {
+				missing = append(missing, o.name)
+			}
+		}
+		sort.Strings(missing)
+		if len(missing) > 0 {
+			t.Errorf("configs/proxy*.yaml do not show keys %v; the examples show every key", missing)
+		}
+	}()
 	entries, err := os.ReadDir("../../configs")
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +67,8 @@ func TestConfigsLoad(t *testing.T) {
 	}
 }
 
-// loadProxyConfig parses a proxy config, checks that it uses every key (it
-// is the reference example), and loads the routes file it names.
+// loadProxyConfig parses a proxy config, records the keys it shows, and
+// loads the routes file it names.
 func loadProxyConfig(t *testing.T, path string) {
 	s, err := parseProxyArgs([]string{"--config", path})
 	if err != nil {
@@ -68,18 +85,34 @@ func loadProxyConfig(t *testing.T, path string) {
 	if err := yaml.Unmarshal(data, &keys); err != nil {
 		t.Fatal(err)
 	}
-	var missing []string
-	for _, o := range proxyOptions {
-		if _, ok := keys[o.name]; !ok {
-			missing = append(missing, o.name)
+	for k := range keys {
+		proxyKeysShown[k] = true
+	}
+	if s.routesFile != "" {
+		if _, err := routes.ParseFile(s.routesFile); err != nil {
+			t.Errorf("routes-file %s: %v", s.routesFile, err)
 		}
 	}
-	sort.Strings(missing)
-	if len(missing) > 0 {
-		t.Errorf("%s does not show keys %v; the example config shows every key", path, missing)
+}
+
+// loadRouteServerConfig parses a route-server config, which must show every
+// key.
+func loadRouteServerConfig(t *testing.T, path string) {
+	if _, err := parseRouteServerArgs([]string{"--config", path}); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := routes.ParseFile(s.routesFile); err != nil {
-		t.Errorf("routes-file %s: %v", s.routesFile, err)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := yaml.Unmarshal(data, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range routeServerOptions {
+		if _, ok := keys[o.name]; !ok {
+			t.Errorf("%s does not show key %q", path, o.name)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,19 @@ type settings struct {
 	cfg        proxy.Config
 	routesFile string
 	logLevel   slog.Level
+
+	// Route servers as the proxy's source (instead of routesFile).
+	routeServers []string
+	cacheDir     string
+	proxyID      string
+
+	// The route-server subcommand.
+	zk             []string
+	root           string
+	rsListen       string
+	rsName         string
+	maxWait        time.Duration
+	sessionTimeout time.Duration
 
 	// base is the directory relative paths resolve against while a config
 	// file is applied; empty for flags (relative to the working directory).
@@ -39,8 +53,14 @@ func (o *option) isBool() bool { return o.arg == "" }
 
 // proxyOptions are the options of the proxy subcommand, in usage order.
 var proxyOptions = []*option{
-	{name: "routes-file", arg: "FILE", usage: "routes file to serve (required); SIGHUP reloads it",
+	{name: "routes-file", arg: "FILE", usage: "routes file to serve; SIGHUP reloads it (this or --route-servers is required)",
 		set: func(s *settings, v string) error { return setPath(&s.routesFile, s, v) }},
+	{name: "route-servers", arg: "URL[,URL]", list: true, usage: "route servers to follow for the route table (this or --routes-file is required)",
+		set: func(s *settings, v string) error { return setURLs(&s.routeServers, v) }},
+	{name: "cache-dir", arg: "DIR", usage: "with --route-servers: where the last applied table is kept, and served from when no route server answers at start",
+		set: func(s *settings, v string) error { return setPath(&s.cacheDir, s, v) }},
+	{name: "proxy-id", arg: "ID", usage: "with --route-servers: this proxy's name in route server status (default host name and listen address)",
+		set: func(s *settings, v string) error { s.proxyID = v; return nil }},
 	{name: "listen", arg: "ADDR", usage: "client listener (default 127.0.0.1:9200)",
 		set: func(s *settings, v string) error { return setAddr(&s.cfg.Listen, v, false) }},
 	{name: "admin-listen", arg: "ADDR", usage: "admin listener for /status, /metrics, /_health; - disables it (default 127.0.0.1:9244)",
@@ -227,4 +247,46 @@ func parseLogLevel(v string) (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("invalid log level %q (want debug, info, warn or error)", v)
+}
+
+// setURLs parses a comma-separated list of http(s) base URLs.
+func setURLs(dst *[]string, v string) error {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimRight(strings.TrimSpace(part), "/")
+		if part == "" {
+			continue
+		}
+		u, err := url.Parse(part)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("invalid URL %q (want http://host:port)", part)
+		}
+		out = append(out, part)
+	}
+	if len(out) == 0 {
+		return fmt.Errorf("missing value (want http://host:port[,...])")
+	}
+	*dst = out
+	return nil
+}
+
+// setHosts parses a comma-separated list of host:port.
+func setHosts(dst *[]string, v string) error {
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		var a string
+		if err := setAddr(&a, part, false); err != nil {
+			return err
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return fmt.Errorf("missing value (want host:port[,...])")
+	}
+	*dst = out
+	return nil
 }

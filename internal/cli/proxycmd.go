@@ -13,12 +13,15 @@ import (
 
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/routeclient"
 )
 
 func proxyUsage(w io.Writer) {
-	fmt.Fprint(w, `usage: switchyard proxy --routes-file FILE [flags]
+	fmt.Fprint(w, `usage: switchyard proxy (--routes-file FILE | --route-servers URL[,URL]) [flags]
 
-Runs the proxy over a routes file. SIGHUP reloads the file (an invalid file
+Runs the proxy over a routes file, or over the tables that route servers
+stream (with --cache-dir, the last one is kept on disk and served at start
+when no route server answers). SIGHUP reloads the file (an invalid file
 is rejected whole and the last good table keeps serving); SIGTERM or SIGINT
 drains: /_health answers 502 for --drain-delay while the listener still
 accepts, then running requests get up to --shutdown-timeout.
@@ -59,8 +62,13 @@ func parseProxyArgs(args []string) (*settings, error) {
 		}
 	}
 	f.apply(s)
-	if s.routesFile == "" {
-		return nil, usagef("--routes-file is required")
+	switch {
+	case s.routesFile == "" && len(s.routeServers) == 0:
+		return nil, usagef("--routes-file or --route-servers is required")
+	case s.routesFile != "" && len(s.routeServers) > 0:
+		return nil, usagef("--routes-file and --route-servers exclude each other; give one")
+	case s.routesFile != "" && s.cacheDir != "":
+		return nil, usagef("--cache-dir works with --route-servers, not with --routes-file")
 	}
 	return s, nil
 }
@@ -81,6 +89,9 @@ func runProxy(args []string, _, stderr io.Writer) error {
 // error); afterwards SIGHUP reloads it. ready, if not nil, is called with the
 // bound addresses once the listeners are up.
 func serveProxy(ctx context.Context, s *settings, logger *slog.Logger, ready func(listen, admin string)) error {
+	if len(s.routeServers) > 0 {
+		return serveProxyFromRouteServers(ctx, s, logger)
+	}
 	cfg := s.cfg
 	cfg.Logger = logger
 	src := &routes.FileSource{Path: s.routesFile, Logger: logger}
@@ -135,4 +146,43 @@ func adminAddr(srv *proxy.Server, configured string) string {
 		}
 	}
 	return configured
+}
+
+// serveProxyFromRouteServers runs a proxy whose table comes from route
+// servers (and, at start when none answers, from the cache directory).
+func serveProxyFromRouteServers(ctx context.Context, s *settings, logger *slog.Logger) error {
+	cfg := s.cfg
+	cfg.Logger = logger
+	if s.cacheDir != "" {
+		if err := os.MkdirAll(s.cacheDir, 0o755); err != nil {
+			return &usageError{fmt.Errorf("--cache-dir: %w", err)}
+		}
+	}
+	id := s.proxyID
+	if id == "" {
+		host, _ := os.Hostname()
+		listen := cfg.Listen
+		if listen == "" {
+			listen = "127.0.0.1:9200"
+		}
+		id = host + "/" + listen
+	}
+	src := &routeclient.Source{URLs: s.routeServers, ProxyID: id, Zone: cfg.Zone, CacheDir: s.cacheDir, Logger: logger}
+	cfg.SourceStatus = func() any { return src.Status() }
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		return &usageError{err}
+	}
+	srcCtx, stopSrc := context.WithCancel(ctx)
+	srcDone := make(chan struct{})
+	go func() {
+		defer close(srcDone)
+		if err := src.Run(srcCtx, srv); err != nil {
+			logger.Error("route client stopped", "err", err)
+		}
+	}()
+	err = srv.Run(ctx)
+	stopSrc()
+	<-srcDone
+	return err
 }
