@@ -18,7 +18,10 @@ import (
 	"time"
 )
 
-var binary string // the switchyard binary under test
+var (
+	binary  string // the switchyard binary under test
+	yardctl string // the yardctl binary
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "switchyard-e2e-")
@@ -27,7 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "switchyard")
-	build := exec.Command("go", "build", "-o", binary, "../../cmd/switchyard")
+	yardctl = filepath.Join(dir, "yardctl")
+	build := exec.Command("go", "build", "-o", dir+"/", "../../cmd/switchyard", "../../cmd/yardctl")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building switchyard:", err)
@@ -79,8 +83,15 @@ func (l *lockedBuffer) String() string {
 // and waits until /_health says 200.
 func startProxy(t *testing.T, routesFile string, extra ...string) *proc {
 	t.Helper()
+	return startProxyArgs(t, append([]string{"--routes-file", routesFile}, extra...)...)
+}
+
+// startProxyArgs runs `switchyard proxy` with args (plus free listen
+// addresses) and waits until /_health says 200.
+func startProxyArgs(t *testing.T, extra ...string) *proc {
+	t.Helper()
 	p := &proc{addr: freeAddr(t), admin: freeAddr(t), stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	args := append([]string{"proxy", "--routes-file", routesFile, "--listen", p.addr, "--admin-listen", p.admin,
+	args := append([]string{"proxy", "--listen", p.addr, "--admin-listen", p.admin,
 		"--access-log", "off"}, extra...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stderr = p.stderr

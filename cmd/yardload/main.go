@@ -1,0 +1,14 @@
+// Command yardload sends HTTP load to a target and reports throughput,
+// status and error counts, and latency percentiles. Run "yardload --help"
+// for its flags.
+package main
+
+import (
+	"os"
+
+	"github.com/switchyard/switchyard/loadtest"
+)
+
+func main() {
+	os.Exit(loadtest.Main(os.Args[1:], os.Stdout, os.Stderr))
+}

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/zkstore"
+)
+
+// TestRoutePathFigures measures the route path at scale: 10 000
+// deployments × 3 instances in ZooKeeper. It is a benchmark, not a test:
+// it runs only with SWITCHYARD_BENCH=1 and reports figures with t.Logf.
+//
+//	SWITCHYARD_BENCH=1 go test ./internal/e2e/ -run RoutePathFigures -v -timeout 30m
+func TestRoutePathFigures(t *testing.T) {
+	if os.Getenv("SWITCHYARD_BENCH") != "1" {
+		t.Skip("benchmark: set SWITCHYARD_BENCH=1")
+	}
+	deployments := 10000
+	if n, err := strconv.Atoi(os.Getenv("SWITCHYARD_BENCH_DEPLOYMENTS")); err == nil {
+		deployments = n
+	}
+	zk := zktest.Start(t)
+	conn := zktest.Connect(t, zk.Servers(), 10*time.Second)
+	store, err := zkstore.New(conn, zkstore.DefaultRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := make([]*routes.Deployment, deployments)
+	for i := range deps {
+		d := &routes.Deployment{ID: fmt.Sprintf("%016x", i+1), Kind: "es", Serving: map[string]int{"blue": 100}}
+		for j := 0; j < 3; j++ {
+			d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j), Addr: fmt.Sprintf("127.0.0.1:%d", 20000+j),
+				Zone: fmt.Sprintf("zone-%c", 'a'+j), Generation: "blue"})
+		}
+		deps[i] = d
+	}
+	tbl, err := routes.NewTable("example.test", nil, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := store.Apply(context.Background(), tbl, zkstore.ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d deployments × 3 instances to ZooKeeper in %v", deployments, time.Since(start))
+
+	rp := &routePath{t: t, zk: zk}
+	start = time.Now()
+	rs := rp.startRouteServer("rs1")
+	t.Logf("route server initial load: ready after %v, peak RSS %.1f MiB", time.Since(start), float64(rs.peakRSS(t))/(1<<20))
+
+	start = time.Now()
+	p := startProxyArgs(t, "--route-servers", rp.rsURLs(), "--proxy-id", "p1")
+	t.Logf("proxy: first full table applied after %v, peak RSS %.1f MiB; full table %s", time.Since(start),
+		float64(p.peakRSS(t))/(1<<20), metric(t, rs, "switchyard_routeserver_sent_bytes_total"))
+
+	const changes = 100
+	var lat []time.Duration
+	sentBefore := metricValue(t, rs, "switchyard_routeserver_sent_bytes_total")
+	for i := 0; i < changes; i++ {
+		id := deps[(i*97)%deployments].ID
+		w := 100 - i%2
+		written := time.Now()
+		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for proxyVersion(t, p) < uint64(zxid) {
+			if time.Since(written) > 10*time.Second {
+				t.Fatalf("change %d (zxid %d) not applied within 10s", i, zxid)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(written))
+	}
+	sent := metricValue(t, rs, "switchyard_routeserver_sent_bytes_total") - sentBefore
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	t.Logf("%d single-deployment changes: ZooKeeper write to proxy applied p50 %v, p99 %v, max %v; %.0f bytes sent per change to one proxy",
+		changes, lat[changes/2], lat[changes*99/100], lat[changes-1], sent/changes)
+	t.Logf("route server peak RSS after the changes %.1f MiB; proxy %.1f MiB", float64(rs.peakRSS(t))/(1<<20), float64(p.peakRSS(t))/(1<<20))
+}
+
+// proxyVersion is the table version the proxy's admin status reports.
+func proxyVersion(t *testing.T, p *proc) uint64 {
+	_, body := httpGet("http://" + p.admin + "/status")
+	var st struct {
+		Table *struct {
+			Version uint64 `json:"version"`
+		} `json:"table"`
+	}
+	if json.Unmarshal([]byte(body), &st) != nil || st.Table == nil {
+		return 0
+	}
+	return st.Table.Version
+}
+
+func metric(t *testing.T, p *proc, name string) string {
+	return strconv.FormatFloat(metricValue(t, p, name), 'f', 0, 64) + " bytes"
+}
+
+func metricValue(t *testing.T, p *proc, name string) float64 {
+	t.Helper()
+	_, body := httpGet("http://" + p.addr + "/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/loadtest"
+)
+
+// routePath is ZooKeeper, route servers and the tools around them, as
+// processes.
+type routePath struct {
+	t      *testing.T
+	zk     *zktest.Ensemble
+	routes string // routes file applied with yardctl
+	rs     []*proc
+}
+
+func newRoutePath(t *testing.T, zkNodes int) *routePath {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper")
+	}
+	rp := &routePath{t: t, routes: filepath.Join(t.TempDir(), "routes.yaml")}
+	if zkNodes == 1 {
+		rp.zk = zktest.Start(t)
+	} else {
+		rp.zk = zktest.StartEnsemble(t, zkNodes)
+	}
+	return rp
+}
+
+func (rp *routePath) zkFlag() string { return strings.Join(rp.zk.Servers(), ",") }
+
+// apply writes the routes file and applies it with yardctl.
+func (rp *routePath) apply(addrs ...string) time.Time {
+	rp.t.Helper()
+	writeRoutes(rp.t, rp.routes, addrs...)
+	out, err := exec.Command(yardctl, "--zk", rp.zkFlag(), "apply", "-f", rp.routes).CombinedOutput()
+	if err != nil {
+		rp.t.Fatalf("yardctl apply: %v\n%s", err, out)
+	}
+	return time.Now()
+}
+
+// startRouteServer runs a route server process and waits until it serves a
+// table.
+func (rp *routePath) startRouteServer(name string) *proc {
+	rp.t.Helper()
+	p := &proc{addr: freeAddr(rp.t), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, "route-server", "--zk", rp.zkFlag(), "--listen", p.addr, "--name", name,
+		"--max-wait", "5s", "--session-timeout", "4s")
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		rp.t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	rp.t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if rp.t.Failed() {
+			rp.t.Logf("route server %s stderr:\n%s", name, p.stderr.String())
+		}
+	})
+	waitUntil(rp.t, 15*time.Second, "route server "+name+" serves a table", func() bool {
+		status, _ := httpGet("http://" + p.addr + "/_health")
+		return status == 200
+	})
+	rp.rs = append(rp.rs, p)
+	return p
+}
+
+func (rp *routePath) rsURLs() string {
+	var urls []string
+	for _, p := range rp.rs {
+		urls = append(urls, "http://"+p.addr)
+	}
+	return strings.Join(urls, ",")
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("timed out after %v waiting until %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// answeredBy is the body of a request to the deployment (the backends
+// answer with their name).
+func answeredBy(p *proc) string {
+	_, body := httpGet("http://"+p.addr+"/", "X-Found-Cluster", depID)
+	return body
+}
+
+func namedBackend(t *testing.T, name string) *backend {
+	return startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
+}
+
+// constantLoad runs bounded constant-rate load at the proxy until stopped.
+func constantLoad(t *testing.T, p *proc, rate float64, d time.Duration) *loadtest.Load {
+	t.Helper()
+	l, err := loadtest.Start(context.Background(), loadtest.Config{
+		URL: "http://" + p.addr + "/", Header: http.Header{"X-Found-Cluster": {depID}},
+		Rate: rate, Connections: 8, Duration: d, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Stop() })
+	return l
+}
+
+func checkNoFailures(t *testing.T, what string, r *loadtest.Report) {
+	t.Helper()
+	failed := r.Sent - r.Status[200]
+	t.Logf("%s: %d requests sent, %d answered 200, statuses %v, errors %v, p99 %v", what, r.Sent, r.Status[200], r.Status, r.Errors, r.Latency.P99)
+	if r.Sent == 0 || failed != 0 {
+		t.Errorf("%s: %d of %d requests failed; want 0", what, failed, r.Sent)
+	}
+}
+
+func rsStatus(t *testing.T, p *proc) map[string]any {
+	t.Helper()
+	_, body := httpGet("http://" + p.addr + "/status")
+	var st map[string]any
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("route server /status: %v: %s", err, body)
+	}
+	return st
+}
+
+// A nested edit (an instance's address) written with yardctl reaches the
+// proxy within 1 s, through either route server; with one route server
+// killed the other carries on.
+func TestRoutePathNestedEditsAndRouteServerFailover(t *testing.T) {
+	rp := newRoutePath(t, 1)
+	one, two, three := namedBackend(t, "one"), namedBackend(t, "two"), namedBackend(t, "three")
+	rp.apply(one.addr)
+	rs1 := rp.startRouteServer("rs1")
+	rp.startRouteServer("rs2")
+	p := startProxyArgs(t, "--route-servers", rp.rsURLs(), "--cache-dir", t.TempDir(), "--proxy-id", "p1")
+	if got := answeredBy(p); got != "one" {
+		t.Fatalf("answered by %q; want one", got)
+	}
+
+	written := rp.apply(two.addr)
+	took := waitUntil(t, 5*time.Second, "the edit reaches the proxy", func() bool { return answeredBy(p) == "two" })
+	t.Logf("instance address edit: yardctl apply returned to proxy applied in %v", took)
+	if took > time.Second {
+		t.Errorf("nested edit took %v to reach the proxy; want within 1s", took)
+	}
+	_ = written
+
+	rs1.cmd.Process.Signal(syscall.SIGKILL)
+	<-rs1.done
+	rp.apply(three.addr)
+	took = waitUntil(t, 10*time.Second, "the edit reaches the proxy through the other route server", func() bool { return answeredBy(p) == "three" })
+	t.Logf("edit with one route server killed: applied in %v", took)
+
+	// The proxy's admin status shows where its table came from.
+	_, status := httpGet("http://" + p.admin + "/status")
+	if !strings.Contains(status, `"kind": "route-servers"`) || !strings.Contains(status, `"connected": true`) {
+		t.Errorf("proxy /status does not show a connected route source:\n%s", status)
+	}
+}
+
+// Every route server gone and the proxy restarted: it serves the table it
+// saved on disk, without a failed request once it reports ready.
+func TestProxyRestartsFromDiskWithoutRouteServers(t *testing.T) {
+	rp := newRoutePath(t, 1)
+	one := namedBackend(t, "one")
+	rp.apply(one.addr)
+	rs := rp.startRouteServer("rs1")
+	cache := t.TempDir()
+	p := startProxyArgs(t, "--route-servers", rp.rsURLs(), "--cache-dir", cache, "--drain-delay", "0s")
+	if got := answeredBy(p); got != "one" {
+		t.Fatalf("answered by %q; want one", got)
+	}
+	waitUntil(t, 5*time.Second, "the snapshot is on disk", func() bool {
+		_, err := os.Stat(filepath.Join(cache, "routes.snapshot"))
+		return err == nil
+	})
+	rs.cmd.Process.Signal(syscall.SIGKILL)
+	<-rs.done
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("proxy exit %d", code)
+	}
+
+	start := time.Now()
+	p2 := startProxyArgs(t, "--route-servers", rp.rsURLs(), "--cache-dir", cache)
+	t.Logf("proxy ready from disk after %v", time.Since(start))
+	l := constantLoad(t, p2, 200, 3*time.Second)
+	checkNoFailures(t, "served from disk", l.Wait())
+	_, status := httpGet("http://" + p2.admin + "/status")
+	if !strings.Contains(status, `"from_disk": true`) || !strings.Contains(status, `"stale": true`) {
+		t.Errorf("proxy /status does not say the table is from disk and stale:\n%s", status)
+	}
+}
+
+// ZooKeeper loses quorum for over 10 s under load: no request fails, the
+// route servers say stale, and a change made after recovery arrives.
+func TestQuorumLossUnderLoad(t *testing.T) {
+	rp := newRoutePath(t, 3)
+	one, two := namedBackend(t, "one"), namedBackend(t, "two")
+	rp.apply(one.addr)
+	rs1 := rp.startRouteServer("rs1")
+	rp.startRouteServer("rs2")
+	p := startProxyArgs(t, "--route-servers", rp.rsURLs(), "--cache-dir", t.TempDir())
+	l := constantLoad(t, p, 200, 20*time.Second)
+
+	time.Sleep(time.Second)
+	rp.zk.Kill(0)
+	rp.zk.Kill(1)
+	lost := time.Now()
+	waitUntil(t, 15*time.Second, "the route servers say stale", func() bool {
+		st, _ := rsStatus(t, rs1)["stale"].(bool)
+		return st
+	})
+	time.Sleep(10*time.Second - time.Since(lost))
+	rp.zk.Start(0)
+	rp.zk.Start(1)
+	rp.zk.WaitServing(0)
+	rp.zk.WaitServing(1)
+	t.Logf("quorum lost for %v", time.Since(lost))
+
+	waitUntil(t, 20*time.Second, "yardctl can write again", func() bool {
+		writeRoutes(t, rp.routes, two.addr)
+		return exec.Command(yardctl, "--zk", rp.zkFlag(), "apply", "-f", rp.routes).Run() == nil
+	})
+	waitUntil(t, 10*time.Second, "the change made after recovery reaches the proxy", func() bool { return answeredBy(p) == "two" })
+	waitUntil(t, 10*time.Second, "the route servers are fresh again", func() bool {
+		st, _ := rsStatus(t, rs1)["stale"].(bool)
+		return !st
+	})
+	checkNoFailures(t, fmt.Sprintf("quorum loss of %v", 10*time.Second), l.Wait())
+}
