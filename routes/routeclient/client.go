@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard/switchyard/routes"
@@ -51,6 +52,11 @@ type Source struct {
 
 	mu     sync.Mutex
 	status Status
+
+	saveOnce sync.Once
+	saveCh   chan savedState
+	saveDone chan struct{}
+	saves    atomic.Uint64
 }
 
 // Status is what the proxy's admin status shows of its route source.
@@ -112,6 +118,7 @@ func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 		return errors.New("routeclient: no route server URLs")
 	}
 	s.setDefaults()
+	defer s.flushDisk()
 	var state *wire.State
 	i := rand.IntN(len(s.URLs))
 	started := time.Now()
@@ -219,20 +226,43 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 	return next, nil
 }
 
-// saveDisk writes the applied table as the last-known-good snapshot.
+// saveDisk hands the applied table to the writer goroutine, which keeps
+// only the latest: a burst of changes costs one write, and the poll loop
+// never waits for the disk.
 func (s *Source) saveDisk(st *wire.State, stale bool) {
-	tbl, err := st.Table()
-	if err != nil {
-		return
+	s.saveOnce.Do(func() {
+		s.saveCh = make(chan savedState, 1)
+		s.saveDone = make(chan struct{})
+		go s.diskWriter()
+	})
+	select {
+	case <-s.saveCh: // drop an older table not yet written
+	default:
 	}
-	deps := make(map[string]*routes.Deployment, len(tbl.Deployments))
-	for _, d := range tbl.Deployments {
-		deps[d.ID] = d
+	s.saveCh <- savedState{st, stale}
+}
+
+type savedState struct {
+	st    *wire.State
+	stale bool
+}
+
+// flushDisk ends the writer goroutine once the latest table is written.
+func (s *Source) flushDisk() {
+	if s.saveCh != nil {
+		close(s.saveCh)
+		<-s.saveDone
 	}
-	snap := wire.NewSnapshot(st.Version, st.Domain, tbl.Zones, deps)
-	path := filepath.Join(s.CacheDir, SnapshotFile)
-	if err := wire.WriteFile(path, snap.Full(stale)); err != nil {
-		s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
+}
+
+func (s *Source) diskWriter() {
+	defer close(s.saveDone)
+	for v := range s.saveCh {
+		path := filepath.Join(s.CacheDir, SnapshotFile)
+		if err := wire.WriteFile(path, v.st.Full(v.stale)); err != nil {
+			s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
+		}
+		s.saves.Add(1)
 	}
 }
 

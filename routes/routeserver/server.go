@@ -148,7 +148,11 @@ func (s *Server) Update(in Input) {
 		s.setStaleLocked(in.Stale || cur == nil)
 		return
 	}
-	snap := wire.NewSnapshot(in.Version, in.Domain, in.Zones, in.Deployments)
+	var prev *wire.Snapshot
+	if cur != nil {
+		prev = cur.snap
+	}
+	snap := wire.NewSnapshot(prev, in.Version, in.Domain, in.Zones, in.Deployments)
 	if cur != nil && cur.snap.Hash == snap.Hash {
 		s.setStaleLocked(in.Stale)
 		return

@@ -104,17 +104,28 @@ type Snapshot struct {
 	Zones   map[string]string // zone -> "up"|"down"; only listed zones
 	Deps    map[string][]byte // deployment ID -> canonical JSON
 	IDs     []string          // sorted keys of Deps
+
+	src map[string]*routes.Deployment // what Deps were encoded from
 }
 
-// NewSnapshot encodes a table's content.
-func NewSnapshot(version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.Deployment) *Snapshot {
+// NewSnapshot encodes a table's content. Deployments that are the same
+// *routes.Deployment as in prev (nil: none) keep prev's encoding: a store
+// watcher that shares unchanged deployments between tables makes each new
+// snapshot cost only what changed (plus the hash).
+func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.Deployment) *Snapshot {
 	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones)),
-		Deps: make(map[string][]byte, len(deps)), IDs: make([]string, 0, len(deps))}
+		Deps: make(map[string][]byte, len(deps)), IDs: make([]string, 0, len(deps)),
+		src: make(map[string]*routes.Deployment, len(deps))}
 	for z, st := range zones {
 		s.Zones[z] = st.String()
 	}
 	for id, d := range deps {
-		s.Deps[id] = EncodeDeployment(d)
+		if prev != nil && prev.src[id] == d {
+			s.Deps[id] = prev.Deps[id]
+		} else {
+			s.Deps[id] = EncodeDeployment(d)
+		}
+		s.src[id] = d
 		s.IDs = append(s.IDs, id)
 	}
 	sort.Strings(s.IDs)
@@ -236,6 +247,22 @@ func shortHash(h string) string {
 		return h[:12]
 	}
 	return h
+}
+
+// Full encodes s as a full message (for the snapshot on disk), from the
+// encodings it holds.
+func (s *State) Full(stale bool) []byte {
+	m := Message{Version: s.Version, Hash: s.Hash, Full: true, Stale: stale, Domain: s.Domain, Zones: s.Zones,
+		Deployments: make([]json.RawMessage, 0, len(s.Raw))}
+	ids := make([]string, 0, len(s.Raw))
+	for id := range s.Raw {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		m.Deployments = append(m.Deployments, s.Raw[id])
+	}
+	return mustMarshal(m)
 }
 
 // Table builds the routes.Table of s: validated, indexed, ready to serve.

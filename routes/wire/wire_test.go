@@ -30,7 +30,7 @@ func decode(t *testing.T, b []byte) *Message {
 func TestFullThenDeltas(t *testing.T) {
 	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
 	b := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:2")
-	s1 := NewSnapshot(10, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
+	s1 := NewSnapshot(nil, 10, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
 
 	st, err := Apply(nil, decode(t, s1.Full(false)))
 	if err != nil {
@@ -43,7 +43,7 @@ func TestFullThenDeltas(t *testing.T) {
 	// Change a, drop b, add c, take zone-a down.
 	a2 := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:9")
 	c := dep("cccccccc", map[string]int{"blue": 1}, "127.0.0.1:3")
-	s2 := NewSnapshot(12, "example.test", map[string]routes.ZoneState{"zone-a": routes.ZoneDown}, map[string]*routes.Deployment{a2.ID: a2, c.ID: c})
+	s2 := NewSnapshot(nil, 12, "example.test", map[string]routes.ZoneState{"zone-a": routes.ZoneDown}, map[string]*routes.Deployment{a2.ID: a2, c.ID: c})
 	msg := decode(t, s2.Delta(s1, false))
 	if len(msg.Deployments) != 2 || len(msg.Deleted) != 1 || msg.Deleted[0] != "bbbbbbbb" {
 		t.Errorf("delta carries %d deployments, deleted %v; want 2 and [bbbbbbbb]", len(msg.Deployments), msg.Deleted)
@@ -83,8 +83,8 @@ func TestEncodingIsCanonical(t *testing.T) {
 	if string(EncodeDeployment(a)) != string(EncodeDeployment(&b)) {
 		t.Error("instance order changes the encoding")
 	}
-	s1 := NewSnapshot(1, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
-	s2 := NewSnapshot(1, "example.test", nil, map[string]*routes.Deployment{b.ID: &b})
+	s1 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
+	s2 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.Deployment{b.ID: &b})
 	if s1.Hash != s2.Hash {
 		t.Error("equal tables hash differently")
 	}
@@ -92,7 +92,7 @@ func TestEncodingIsCanonical(t *testing.T) {
 
 func TestSnapshotFile(t *testing.T) {
 	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
-	s := NewSnapshot(7, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
+	s := NewSnapshot(nil, 7, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
 	path := filepath.Join(t.TempDir(), "routes.snapshot")
 	if err := WriteFile(path, s.Full(false)); err != nil {
 		t.Fatal(err)
@@ -119,5 +119,28 @@ func TestSnapshotFile(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(path))
 	if len(entries) != 1 {
 		t.Errorf("%d files in the cache dir; want 1", len(entries))
+	}
+}
+
+func TestSnapshotReusesEncodings(t *testing.T) {
+	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
+	b := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:2")
+	s1 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
+	b2 := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:3")
+	s2 := NewSnapshot(s1, 2, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b2})
+	if &s1.Deps[a.ID][0] != &s2.Deps[a.ID][0] {
+		t.Error("unchanged deployment was encoded again")
+	}
+	fresh := NewSnapshot(nil, 2, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b2})
+	if s2.Hash != fresh.Hash || string(s2.Deps[b.ID]) != string(fresh.Deps[b.ID]) {
+		t.Error("a snapshot built from a previous one differs from one built fresh")
+	}
+	// The state's own full encoding matches the snapshot's.
+	st, err := Apply(nil, decode(t, s2.Full(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(st.Full(false)) != string(s2.Full(false)) {
+		t.Error("State.Full differs from Snapshot.Full")
 	}
 }
