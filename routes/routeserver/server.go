@@ -228,7 +228,11 @@ func (s *Server) message(base, cur *entry, stale bool) ([]byte, bool, error) {
 		} else {
 			b = cur.snap.Full(stale)
 		}
-		s.cache.Set(key, b, int64(len(b))) // may be dropped: then recomputed
+		// Set is asynchronous and may be refused: Wait flushes it so that
+		// requests arriving right after this one find it; a refused or
+		// evicted entry is only computed again.
+		s.cache.Set(key, b, int64(len(b)))
+		s.cache.Wait()
 		return b, nil
 	})
 	if err != nil {

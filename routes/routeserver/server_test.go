@@ -1,0 +1,116 @@
+package routeserver
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/switchyard/switchyard/routes"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func input(version uint64, addr string) Input {
+	return Input{Version: version, Domain: "example.test", Synced: true, Deployments: map[string]*routes.Deployment{
+		"aaaaaaaa": {ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"blue": 1},
+			Instances: []*routes.Instance{{ID: "i-1", Addr: addr, Zone: "z", Generation: "blue"}}},
+	}}
+}
+
+func newServer(t *testing.T) (*Server, *httptest.Server) {
+	t.Helper()
+	s, err := New(Config{Name: "rs", MaxWait: 300 * time.Millisecond, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	return s, hs
+}
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestNoTableThenFullThenHeldPoll(t *testing.T) {
+	s, hs := newServer(t)
+	if resp, _ := get(t, hs.URL+"/v1/routes"); resp.StatusCode != 503 {
+		t.Errorf("before a table: %d; want 503", resp.StatusCode)
+	}
+	if resp, _ := get(t, hs.URL+"/_health"); resp.StatusCode != 502 {
+		t.Errorf("health before a table: %d; want 502", resp.StatusCode)
+	}
+	s.Update(input(5, "127.0.0.1:1"))
+	resp, _ := get(t, hs.URL+"/v1/routes")
+	if resp.StatusCode != 200 || resp.Header.Get(HeaderVersion) != "5" {
+		t.Fatalf("first poll: %d version %s", resp.StatusCode, resp.Header.Get(HeaderVersion))
+	}
+	hash := s.Status().Hash
+	start := time.Now()
+	resp, _ = get(t, hs.URL+"/v1/routes?version=5&hash="+hash)
+	if resp.StatusCode != 304 || time.Since(start) < 250*time.Millisecond {
+		t.Errorf("poll at the current version: %d after %v; want 304 after the 300ms wait", resp.StatusCode, time.Since(start))
+	}
+	// An empty table never replaces a good one.
+	s.Update(Input{Version: 9, Domain: "example.test", Synced: true, Deployments: map[string]*routes.Deployment{}})
+	if st := s.Status(); st.Version != 5 {
+		t.Errorf("after an empty table: version %d; want 5", st.Version)
+	}
+}
+
+func TestOneEncodingForManyProxies(t *testing.T) {
+	s, hs := newServer(t)
+	s.Update(input(5, "127.0.0.1:1"))
+	hash := s.Status().Hash
+	// 20 proxies at version 5 wait; one change wakes them all.
+	var wg sync.WaitGroup
+	codes := make(chan int, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", hs.URL+"/v1/routes?wait=5s&version=5&hash="+hash, nil)
+			req.Header.Set(HeaderProxy, "p"+strconv.Itoa(i))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}(i)
+	}
+	time.Sleep(150 * time.Millisecond)
+	before := testutil.ToFloat64(s.metrics.encodes)
+	s.Update(input(6, "127.0.0.1:2"))
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Errorf("a waiting proxy got %d; want 200", c)
+		}
+	}
+	if n := testutil.ToFloat64(s.metrics.encodes) - before; n != 1 {
+		t.Errorf("20 proxies made %v encodings of the same delta; want 1", n)
+	}
+	if d := testutil.ToFloat64(s.metrics.deltas); d != 20 {
+		t.Errorf("%v deltas sent; want 20", d)
+	}
+	if n := len(s.Status().Proxies); n != 20 {
+		t.Errorf("status lists %d proxies; want 20", n)
+	}
+}
