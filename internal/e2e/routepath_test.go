@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/switchyard/switchyard/internal/zktest"
 	"github.com/switchyard/switchyard/loadtest"
 )
@@ -57,8 +58,15 @@ func (rp *routePath) apply(addrs ...string) time.Time {
 // table.
 func (rp *routePath) startRouteServer(name string) *proc {
 	rp.t.Helper()
+	return rp.startRouteServerVia(name, rp.zkFlag())
+}
+
+// startRouteServerVia is startRouteServer with its own --zk value (for
+// instance a zktest.Proxy in front of the ensemble).
+func (rp *routePath) startRouteServerVia(name, zkAddrs string) *proc {
+	rp.t.Helper()
 	p := &proc{addr: freeAddr(rp.t), stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "route-server", "--zk", rp.zkFlag(), "--listen", p.addr, "--name", name,
+	p.cmd = exec.Command(binary, "route-server", "--zk", zkAddrs, "--listen", p.addr, "--name", name,
 		"--max-wait", "5s", "--session-timeout", "4s")
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -251,4 +259,54 @@ func TestQuorumLossUnderLoad(t *testing.T) {
 		return !st
 	})
 	checkNoFailures(t, fmt.Sprintf("quorum loss of %v", 10*time.Second), l.Wait())
+}
+
+// The route server's ZooKeeper session expires (its link is cut for longer
+// than the session timeout) while changes are written: under load no
+// request fails, and after the link returns every change made meanwhile
+// reaches the proxy. An invalid znode written meanwhile leaves its
+// deployment on its last good version.
+func TestSessionExpiryAndInvalidZnodeUnderLoad(t *testing.T) {
+	rp := newRoutePath(t, 1)
+	one, two := namedBackend(t, "one"), namedBackend(t, "two")
+	rp.apply(one.addr)
+	link := zktest.NewProxy(t, rp.zk.Server(0))
+	rs := rp.startRouteServerVia("rs1", link.Addr())
+	p := startProxyArgs(t, "--route-servers", rp.rsURLs())
+	l := constantLoad(t, p, 200, 16*time.Second)
+	time.Sleep(time.Second)
+
+	link.Block() // longer than the route server's 4s session timeout
+	cut := time.Now()
+	waitUntil(t, 10*time.Second, "the route server says stale", func() bool {
+		st, _ := rsStatus(t, rs)["stale"].(bool)
+		return st
+	})
+	rp.apply(two.addr) // written while the route server cannot see it
+	time.Sleep(6*time.Second - time.Since(cut))
+	link.Unblock()
+	t.Logf("link to ZooKeeper cut for %v", time.Since(cut))
+
+	took := waitUntil(t, 15*time.Second, "the change made during the expiry reaches the proxy", func() bool { return answeredBy(p) == "two" })
+	t.Logf("change applied %v after the link returned", took)
+	if !strings.Contains(rs.stderr.String(), "session expired") {
+		t.Errorf("the route server did not log a session expiry:\n%s", rs.stderr.String())
+	}
+
+	// An invalid instance znode: the deployment stays on its last good
+	// version, and the route server says which znode is wrong.
+	conn := zktest.Connect(t, rp.zk.Servers(), 10*time.Second)
+	bad := "/switchyard/deployments/" + depID + "/instances/i-0002"
+	if _, err := conn.Create(bad, []byte(`{"addr": 12}`), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("writing an invalid instance znode: %v", err)
+	}
+	waitUntil(t, 5*time.Second, "the route server reports the invalid deployment", func() bool {
+		inv, _ := rsStatus(t, rs)["invalid"].(map[string]any)
+		_, ok := inv[depID]
+		return ok
+	})
+	if got := answeredBy(p); got != "two" {
+		t.Errorf("answered by %q after the invalid znode; want two (last good version)", got)
+	}
+	checkNoFailures(t, "session expiry", l.Wait())
 }
