@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
@@ -75,6 +76,11 @@ type Config struct {
 	// SourceStatus, when set, reports the route source's state (route
 	// server connection, staleness) under "source" in /status.
 	SourceStatus func() any
+
+	// Dial opens connections to instances; default TCP with
+	// ConnectTimeout. Tests and benchmarks set it to reach in-memory
+	// instances.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 
 	// Picker chooses instances. Default zones.Weighted.
 	Picker zones.Picker

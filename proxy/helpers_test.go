@@ -226,3 +226,7 @@ func get(t *testing.T, url string, kv ...string) (int, string, http.Header) {
 func accessLogDiscard() accesslog.Config {
 	return accesslog.Config{Path: "/dev/null"}
 }
+
+func discardLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}

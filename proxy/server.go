@@ -78,6 +78,7 @@ func New(cfg Config) (*Server, error) {
 			IdleConnTimeout:       cfg.IdleConnTimeout,
 			MaxConns:              cfg.MaxConnsPerInstance,
 			MaxIdleConns:          cfg.MaxIdleConnsPerInstance,
+			Dial:                  cfg.Dial,
 		}),
 		alog:  alog,
 		ids:   newRequestIDs(),

@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+)
+
+func BenchmarkRouteKeyHeader(b *testing.B) {
+	header, suffix := []byte(depA), []byte(".example.test")
+	b.ReportAllocs()
+	var buf [maxKeyLen]byte
+	for i := 0; i < b.N; i++ {
+		if routeKey(buf[:], header, nil, suffix) == nil {
+			b.Fatal("no key")
+		}
+	}
+}
+
+func BenchmarkRouteKeyHost(b *testing.B) {
+	host, suffix := []byte("Prod-Search.ES.example.test:9200"), []byte(".example.test")
+	b.ReportAllocs()
+	var buf [maxKeyLen]byte
+	for i := 0; i < b.N; i++ {
+		if routeKey(buf[:], nil, host, suffix) == nil {
+			b.Fatal("no key")
+		}
+	}
+}
+
+func BenchmarkPickWeighted(b *testing.B) {
+	tbl, err := routes.NewTable("example.test", nil, []*routes.Deployment{{
+		ID: depA, Kind: "es", Serving: map[string]int{"blue": 90, "green": 10},
+		Instances: []*routes.Instance{inst("a", "x:1", "z1", "blue"), inst("b", "x:2", "z2", "blue"),
+			inst("c", "x:3", "z1", "blue"), inst("d", "x:4", "z2", "green")},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, p := tbl.Deployments[0], zones.Weighted{}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if p.Pick(d) == nil {
+				b.Fatal("no instance")
+			}
+		}
+	})
+}
+
+// BenchmarkHandlerInMemory runs whole proxied requests with every
+// connection in memory: a fasthttp client, the proxy, and an instance
+// (fasthttp server). allocs/op is the proxy's plus the in-memory client's
+// and instance's (both allocation-free in steady state).
+func BenchmarkHandlerInMemory(b *testing.B) {
+	do, stop := inMemoryProxy(b, accessLogDiscard())
+	defer stop()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		do()
+	}
+}
+
+// inMemoryProxy starts an instance and a proxy on in-memory listeners and
+// returns a function that makes one request through them.
+func inMemoryProxy(tb testing.TB, alog accesslog.Config) (do func(), stop func()) {
+	backendLn := fasthttputil.NewInmemoryListener()
+	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }}
+	go backend.Serve(backendLn)
+
+	tbl, _ := routes.NewTable("example.test", nil, []*routes.Deployment{{
+		ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+		Instances: []*routes.Instance{inst("i", "memory:1", "z", "g")},
+	}})
+	s, err := New(Config{
+		AccessLog: alog,
+		Dial:      func(string, time.Duration) (net.Conn, error) { return backendLn.Dial() },
+		Logger:    discardLogger(),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Apply(tbl)
+	proxyLn := fasthttputil.NewInmemoryListener()
+	go s.srv.Serve(proxyLn)
+
+	c := &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return proxyLn.Dial() }}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI("http://proxy/_search")
+	req.Header.Set("X-Found-Cluster", depA)
+	do = func() {
+		if err := c.Do(req, resp); err != nil {
+			tb.Fatal(err)
+		}
+		if resp.StatusCode() != 200 {
+			tb.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+		}
+	}
+	stop = func() {
+		s.srv.Shutdown()
+		backend.Shutdown()
+		s.transport.Close()
+		s.alog.Close()
+	}
+	return do, stop
+}
