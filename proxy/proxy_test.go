@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -576,4 +578,36 @@ func TestStatusPage(t *testing.T) {
 		}
 	}
 	_ = status
+}
+
+// Slowloris: a client that sends its headers a byte at a time is cut off
+// after ClientHeaderTimeout with 408, instead of holding a connection.
+func TestSlowHeadersAreCutOff(t *testing.T) {
+	p, a, _ := twoDeployments(t, Config{ClientHeaderTimeout: 300 * time.Millisecond})
+	c, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	head := "GET / HTTP/1.1\r\nHost: " + depA + ".example.test\r\nX-Slow: "
+	go func() {
+		for i := 0; i < 100; i++ {
+			if _, err := c.Write([]byte{head[i%len(head)]}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no response to a slow client: %v", err)
+	}
+	if took := time.Since(start); resp.StatusCode != 408 || took > 2*time.Second {
+		t.Errorf("slow headers: %d after %v; want 408 after about 300ms", resp.StatusCode, took)
+	}
+	if a.hits.Load() != 0 {
+		t.Error("a request with unfinished headers reached the instance")
+	}
 }
