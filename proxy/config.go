@@ -60,6 +60,13 @@ type Config struct {
 	// IdleConnTimeout closes pooled connections unused this long. Default 30s.
 	IdleConnTimeout time.Duration
 
+	// RetryBudgetPercent bounds retries in flight to this share of the
+	// requests in flight. Default 20.
+	RetryBudgetPercent int
+	// RetryBudgetFloor lets this many retries be in flight whatever the
+	// share. Default 3.
+	RetryBudgetFloor int
+
 	// DrainDelay is how long the listener keeps accepting after SIGTERM
 	// while /_health says 502, so load balancers notice. Default 5s.
 	DrainDelay time.Duration
@@ -116,6 +123,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxIdleConnsPerInstance <= 0 {
 		c.MaxIdleConnsPerInstance = 64
+	}
+	if c.RetryBudgetPercent <= 0 {
+		c.RetryBudgetPercent = 20
+	}
+	if c.RetryBudgetFloor <= 0 {
+		c.RetryBudgetFloor = 3
 	}
 	if c.Picker == nil {
 		c.Picker = zones.Weighted{}

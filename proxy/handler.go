@@ -31,6 +31,7 @@ type exchange struct {
 
 	dep      *routes.Deployment
 	inst     *routes.Instance
+	tried    [maxTries]*routes.Instance
 	clientIP []byte
 
 	ureq   upstream.Request
@@ -53,6 +54,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x := s.exPool.Get().(*exchange)
 	x.s, x.start, x.backend = s, ctx.Time(), -1
 	s.metrics.inFlight.Inc()
+	s.budget.active.Add(1)
 	id := s.ids.next(&x.idBuf)
 	if x.serve(ctx, id) {
 		return // finished by CloseWithError once the body is written
@@ -145,16 +147,14 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 
 	resp := &ctx.Response
 	x.uresp = upstream.Response{Header: &resp.Header}
-	err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
+	err := x.roundTrip(ctx, d, in)
+	in = x.inst
 	if x.ureq.BodyStream != nil {
 		x.bytesIn = x.cbody.n
 	}
 	if err != nil {
 		resp.Header.Reset()
 		r := classify(err)
-		if ue, ok := upstream.AsError(err); ok && ue.Kind != upstream.KindClientBody {
-			s.metrics.upstreamErrors[ue.Kind].Inc()
-		}
 		if x.ureq.BodyStream != nil || r == reasonClientClosed {
 			// The rest of the request body is unread: the connection
 			// cannot carry another request.
@@ -187,6 +187,46 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	x.ubody = x.uresp.Body
 	resp.SetBodyStream(x, int(x.uresp.ContentLength))
 	return true
+}
+
+// roundTrip sends the request to in and, when that fails in a way that
+// allows it (see retryable), to other instances: up to maxTries in all,
+// within the retry budget. x.inst is the instance of the last attempt.
+func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in *routes.Instance) error {
+	s := x.s
+	tried := x.tried[:0]
+	retry := false
+	for {
+		x.inst = in
+		if retry {
+			s.metrics.retries.Inc()
+			ctx.Response.Header.Reset()
+		}
+		err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
+		if retry {
+			s.budget.release()
+		}
+		if err == nil {
+			return nil
+		}
+		if ue, ok := upstream.AsError(err); ok && ue.Kind != upstream.KindClientBody {
+			s.metrics.upstreamErrors[ue.Kind].Inc()
+		}
+		tried = append(tried, in)
+		if len(tried) >= maxTries || !retryable(err, &x.ureq) {
+			return err
+		}
+		next := s.pickOther(d, tried)
+		if next == nil {
+			return err
+		}
+		if !s.budget.acquire() {
+			s.metrics.retryBudgetExhausted.Inc()
+			return err
+		}
+		s.log.Debug("retrying on another instance", "failed", in.ID, "next", next.ID, "error", err)
+		in, retry = next, true
+	}
 }
 
 // own writes the proxy's own response for r.
@@ -244,6 +284,7 @@ func (x *exchange) finish(ctx *fasthttp.RequestCtx) {
 	}
 	s.metrics.observe(x.status, depID, total)
 	s.metrics.inFlight.Dec()
+	s.budget.active.Add(-1)
 
 	e := &x.entry
 	*e = accesslog.Entry{
@@ -355,6 +396,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	x := s.exPool.Get().(*exchange)
 	x.s, x.start, x.backend = s, time.Now(), -1
 	s.metrics.inFlight.Inc()
+	s.budget.active.Add(1)
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {

@@ -15,16 +15,18 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests         [6]prometheus.Counter // by status class: 1xx..5xx; [0] other
-	requestsByDep    *prometheus.CounterVec
-	duration         prometheus.Histogram
-	upstreamDuration prometheus.Histogram
-	upstreamErrors   []prometheus.Counter // by upstream.Kind
-	inFlight         prometheus.Gauge
-	reloadsApplied   prometheus.Counter
-	reloadsRejected  prometheus.Counter
-	tableVersion     prometheus.Gauge
-	tableDeployments prometheus.Gauge
+	requests             [6]prometheus.Counter // by status class: 1xx..5xx; [0] other
+	requestsByDep        *prometheus.CounterVec
+	duration             prometheus.Histogram
+	upstreamDuration     prometheus.Histogram
+	upstreamErrors       []prometheus.Counter // by upstream.Kind
+	inFlight             prometheus.Gauge
+	retries              prometheus.Counter
+	retryBudgetExhausted prometheus.Counter
+	reloadsApplied       prometheus.Counter
+	reloadsRejected      prometheus.Counter
+	tableVersion         prometheus.Gauge
+	tableDeployments     prometheus.Gauge
 }
 
 func newMetrics(s *Server) *metrics {
@@ -64,6 +66,15 @@ func newMetrics(s *Server) *metrics {
 	for _, k := range upstream.Kinds() {
 		m.upstreamErrors = append(m.upstreamErrors, errs.WithLabelValues(k.String()))
 	}
+	m.retries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_retries_total",
+		Help: "Requests sent again to another instance after a failed exchange.",
+	})
+	m.retryBudgetExhausted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_retry_budget_exhausted_total",
+		Help: "Retries not made because the retry budget was used up.",
+	})
+	m.reg.MustRegister(m.retries, m.retryBudgetExhausted)
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "switchyard_requests_in_flight",
 		Help: "Requests being handled.",

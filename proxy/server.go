@@ -36,6 +36,7 @@ type Server struct {
 	ids       *requestIDs
 	draining  atomic.Bool
 	exPool    sync.Pool
+	budget    retryBudget
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -85,6 +86,7 @@ func New(cfg Config) (*Server, error) {
 		ready: make(chan struct{}),
 	}
 	s.exPool.New = func() any { return new(exchange) }
+	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,

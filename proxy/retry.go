@@ -1,0 +1,117 @@
+package proxy
+
+import (
+	"sync/atomic"
+
+	"github.com/switchyard/switchyard/proxy/upstream"
+	"github.com/switchyard/switchyard/routes"
+	"github.com/valyala/fasthttp"
+)
+
+// maxTries bounds the instances one request may be sent to.
+const maxTries = 4
+
+// retryable reports whether a failed exchange may be sent again to another
+// instance. A request that never reached an instance (connect refused or
+// timed out, no connection slot, a write that failed before any byte went
+// out) always may, when its body has not been consumed. One that was sent
+// may only when its method is idempotent and its body is in memory: the
+// instance may have acted on it, and an idempotent request can bear that.
+func retryable(err error, req *upstream.Request) bool {
+	ue, ok := upstream.AsError(err)
+	if !ok {
+		return false
+	}
+	switch ue.Kind {
+	case upstream.KindClientBody:
+		return false // the client's fault; another instance would not help
+	case upstream.KindConnectRefused, upstream.KindConnectTimeout, upstream.KindPoolTimeout:
+		return true // nothing was written, a streamed body is still unread
+	}
+	if req.BodyStream != nil {
+		return false // part of the body is gone
+	}
+	if !ue.Sent {
+		return true
+	}
+	return idempotent(req.Header)
+}
+
+func idempotent(h *fasthttp.RequestHeader) bool {
+	switch string(h.Method()) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
+		fasthttp.MethodTrace, fasthttp.MethodPut, fasthttp.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// retryBudget keeps retries from storming a failing fleet: retries in
+// flight may be at most Percent of the requests in flight, or Floor,
+// whichever is more.
+type retryBudget struct {
+	percent int64
+	floor   int64
+	active  atomic.Int64 // requests in flight
+	retries atomic.Int64 // retries in flight
+}
+
+// acquire takes a retry from the budget; release gives it back once the
+// retry attempt ended.
+func (b *retryBudget) acquire() bool {
+	limit := b.active.Load() * b.percent / 100
+	limit = max(limit, b.floor)
+	if b.retries.Add(1) > limit {
+		b.retries.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (b *retryBudget) release() { b.retries.Add(-1) }
+
+// otherPicker is the optional capability of a Picker that chooses for a
+// retry: an instance not tried yet, in another zone first.
+type otherPicker interface {
+	PickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance
+}
+
+// pickOther chooses an instance for a retry. Without the picker's own
+// rule: the first eligible instance not tried, in a zone not tried if
+// there is one.
+func (s *Server) pickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance {
+	if op, ok := s.cfg.Picker.(otherPicker); ok {
+		return op.PickOther(d, tried)
+	}
+	var sameZone *routes.Instance
+	for _, in := range d.Eligible {
+		if contains(tried, in) {
+			continue
+		}
+		if !zoneTried(tried, in.Zone) {
+			return in
+		}
+		if sameZone == nil {
+			sameZone = in
+		}
+	}
+	return sameZone
+}
+
+func contains(list []*routes.Instance, in *routes.Instance) bool {
+	for _, x := range list {
+		if x == in || (x.ID == in.ID && x.Addr == in.Addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func zoneTried(list []*routes.Instance, zone string) bool {
+	for _, x := range list {
+		if x.Zone == zone {
+			return true
+		}
+	}
+	return false
+}

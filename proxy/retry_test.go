@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/routes"
+)
+
+func TestRetries(t *testing.T) {
+	dead := startBackend(t, "dead", nil)
+	dead.srv.Close() // refuses connections
+	stalled := startBackend(t, "stalled", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(3 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	live := startBackend(t, "live", nil)
+	p := startProxy(t, Config{ResponseHeaderTimeout: 200 * time.Millisecond}, mustTable(t,
+		&routes.Deployment{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
+			inst("dead", dead.addr, "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
+		&routes.Deployment{ID: "bbbbbbbb", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
+			inst("stalled", stalled.addr, "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
+	))
+
+	// Connection refused: never sent, so every request is retried on the
+	// live instance, whatever its method.
+	for i := 0; i < 20; i++ {
+		status, _, h := get(t, p.url+"/", "X-Found-Cluster", "aaaaaaaa")
+		if status != 200 || h.Get("X-Found-Handling-Instance") != "live" {
+			t.Fatalf("GET %d: %d from %q; want 200 from live", i, status, h.Get("X-Found-Handling-Instance"))
+		}
+		req, _ := http.NewRequest("POST", p.url+"/", strings.NewReader("x"))
+		req.Header.Set("X-Found-Cluster", "aaaaaaaa")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST %d to a refusing instance: %d; want 200 (never sent, so retried)", i, resp.StatusCode)
+		}
+	}
+
+	// Timeout after sending: an idempotent GET is retried, a POST is not.
+	gets, posts504 := 0, 0
+	for i := 0; i < 20; i++ {
+		if status, _, _ := get(t, p.url+"/", "X-Found-Cluster", "bbbbbbbb"); status == 200 {
+			gets++
+		}
+		req, _ := http.NewRequest("POST", p.url+"/", bytes.NewReader([]byte("x")))
+		req.Header.Set("X-Found-Cluster", "bbbbbbbb")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case 504:
+			posts504++
+		case 200:
+		default:
+			t.Errorf("POST: status %d", resp.StatusCode)
+		}
+	}
+	if gets != 20 {
+		t.Errorf("%d of 20 GETs succeeded with one instance stalled; want 10 (retried)", gets)
+	}
+	if posts504 == 0 {
+		t.Error("no POST to the stalled instance got 504: a sent, non-idempotent request must not be retried")
+	}
+	_, m, _ := get(t, "http://"+p.AdminAddr().String()+"/metrics")
+	if !strings.Contains(m, "switchyard_retries_total ") || strings.Contains(m, "switchyard_retries_total 0\n") {
+		t.Error("switchyard_retries_total did not count the retries")
+	}
+}
+
+func TestRetryBudget(t *testing.T) {
+	b := retryBudget{percent: 20, floor: 2}
+	b.active.Store(5)
+	if !b.acquire() || !b.acquire() {
+		t.Fatal("the floor of 2 retries was refused")
+	}
+	if b.acquire() {
+		t.Error("a third retry with 5 requests in flight (20% = 1, floor 2) was allowed")
+	}
+	b.active.Store(100)
+	for i := 0; i < 18; i++ {
+		if !b.acquire() {
+			t.Fatalf("retry %d of 20 refused with 100 in flight", i+3)
+		}
+	}
+	if b.acquire() {
+		t.Error("a 21st retry with 100 in flight was allowed")
+	}
+	b.release()
+	if !b.acquire() {
+		t.Error("a released retry was not given back")
+	}
+}
