@@ -24,6 +24,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if addr := os.Getenv(backendEnv); addr != "" {
+		serveBackendProcess(addr)
+		return
+	}
 	dir, err := os.MkdirTemp("", "switchyard-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -228,5 +232,57 @@ func writeFileAtomic(t *testing.T, path, content string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// backendEnv makes the test binary run as an instance process: it serves
+// HTTP on the address it names and answers every request with its name
+// (backendNameEnv), until killed.
+const (
+	backendEnv     = "SWITCHYARD_E2E_BACKEND_ADDR"
+	backendNameEnv = "SWITCHYARD_E2E_BACKEND_NAME"
+)
+
+func serveBackendProcess(addr string) {
+	name := os.Getenv(backendNameEnv)
+	err := http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, name)
+	}))
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+}
+
+// instanceProc is an instance running as its own process.
+type instanceProc struct {
+	name, zone, addr string
+	cmd              *exec.Cmd
+}
+
+// startInstance runs the test binary as an instance process and waits until
+// it answers.
+func startInstance(t *testing.T, name, zone string) *instanceProc {
+	t.Helper()
+	ip := &instanceProc{name: name, zone: zone, addr: freeAddr(t)}
+	ip.cmd = exec.Command(os.Args[0])
+	ip.cmd.Env = append(os.Environ(), backendEnv+"="+ip.addr, backendNameEnv+"="+name)
+	if err := ip.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ip.cmd.Process.Signal(syscall.SIGCONT)
+		ip.cmd.Process.Kill()
+		ip.cmd.Wait()
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", ip.addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return ip
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %s did not start", name)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
