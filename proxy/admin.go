@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/switchyard/switchyard/zones"
 )
 
 // Status is the admin listener's /status document.
@@ -20,8 +21,11 @@ type Status struct {
 	LastRejected *RejectStatus     `json:"last_rejected,omitempty"`
 	Zones        map[string]string `json:"zones,omitempty"`
 	Source       any               `json:"source,omitempty"`
-	Upstream     UpstreamStatus    `json:"upstream"`
-	AccessLog    AccessLogStatus   `json:"access_log"`
+	// Balancer is the picker's own status (zones, instance health), when
+	// it has one.
+	Balancer  any             `json:"balancer,omitempty"`
+	Upstream  UpstreamStatus  `json:"upstream"`
+	AccessLog AccessLogStatus `json:"access_log"`
 }
 
 // TableStatus describes the route table being served.
@@ -78,6 +82,9 @@ func (s *Server) Status() Status {
 		}
 	}
 	st.OK = st.Table != nil && !st.Draining
+	if b, ok := s.cfg.Picker.(interface{ Status() zones.Status }); ok {
+		st.Balancer = b.Status()
+	}
 	if s.cfg.SourceStatus != nil {
 		st.Source = s.cfg.SourceStatus()
 	}

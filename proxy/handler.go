@@ -202,7 +202,13 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in 
 			s.metrics.retries.Inc()
 			ctx.Response.Header.Reset()
 		}
+		if s.tracker != nil {
+			s.tracker.Begin(in)
+		}
 		err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
+		if s.tracker != nil {
+			s.tracker.End(in, outcome(err, ctx.Response.Header.StatusCode()))
+		}
 		if retry {
 			s.budget.release()
 		}

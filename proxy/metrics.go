@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/switchyard/switchyard/proxy/upstream"
+	"github.com/switchyard/switchyard/zones"
 )
 
 // metrics are the proxy's Prometheus metrics, in a registry of its own.
@@ -114,6 +115,17 @@ func newMetrics(s *Server) *metrics {
 		Name: "switchyard_upstream_idle_connections",
 		Help: "Idle pooled connections to instances.",
 	}, func() float64 { return float64(s.transport.Stats("").Idle) })
+	if b, ok := s.cfg.Picker.(interface{ Stats() zones.Stats }); ok {
+		stat := func(name, help string, f func(zones.Stats) uint64) {
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+				func() float64 { return float64(f(b.Stats())) }))
+		}
+		stat("switchyard_ejections_total", "Instances ejected by outlier detection.", func(s zones.Stats) uint64 { return s.Ejections })
+		stat("switchyard_ejections_skipped_total", "Ejections skipped because too many instances were out.", func(s zones.Stats) uint64 { return s.EjectionsSkipped })
+		stat("switchyard_panic_picks_total", "Picks made in panic mode (too few healthy instances).", func(s zones.Stats) uint64 { return s.PanicPicks })
+		stat("switchyard_health_checks_total", "Active health checks made.", func(s zones.Stats) uint64 { return s.Checks })
+		stat("switchyard_health_check_failures_total", "Active health checks failed.", func(s zones.Stats) uint64 { return s.CheckFailures })
+	}
 	m.reg.MustRegister(m.duration, m.upstreamDuration, errs, m.inFlight, reloads,
 		m.tableVersion, m.tableDeployments, age, dropped, open, idle)
 	return m

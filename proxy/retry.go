@@ -5,6 +5,7 @@ import (
 
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
 	"github.com/valyala/fasthttp"
 )
 
@@ -70,17 +71,11 @@ func (b *retryBudget) acquire() bool {
 
 func (b *retryBudget) release() { b.retries.Add(-1) }
 
-// otherPicker is the optional capability of a Picker that chooses for a
-// retry: an instance not tried yet, in another zone first.
-type otherPicker interface {
-	PickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance
-}
-
 // pickOther chooses an instance for a retry. Without the picker's own
 // rule: the first eligible instance not tried, in a zone not tried if
 // there is one.
 func (s *Server) pickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance {
-	if op, ok := s.cfg.Picker.(otherPicker); ok {
+	if op, ok := s.cfg.Picker.(zones.RetryPicker); ok {
 		return op.PickOther(d, tried)
 	}
 	var sameZone *routes.Instance
@@ -114,4 +109,27 @@ func zoneTried(list []*routes.Instance, zone string) bool {
 		}
 	}
 	return false
+}
+
+// outcome is what a failed or finished exchange says of the instance's
+// health.
+func outcome(err error, status int) zones.Outcome {
+	if err == nil {
+		return zones.OutcomeOfStatus(status)
+	}
+	ue, ok := upstream.AsError(err)
+	if !ok {
+		return zones.OutcomeReset
+	}
+	switch ue.Kind {
+	case upstream.KindConnectRefused, upstream.KindConnectTimeout:
+		return zones.OutcomeConnectError
+	case upstream.KindTimeout:
+		return zones.OutcomeTimeout
+	case upstream.KindClientBody, upstream.KindPoolTimeout:
+		// The client's doing, or the proxy's own limit: says nothing of
+		// the instance.
+		return zones.OutcomeCanceled
+	}
+	return zones.OutcomeReset
 }

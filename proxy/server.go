@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
 	"github.com/valyala/fasthttp"
 )
 
@@ -37,6 +38,7 @@ type Server struct {
 	draining  atomic.Bool
 	exPool    sync.Pool
 	budget    retryBudget
+	tracker   zones.Tracker // the picker's, if it tracks requests
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -86,6 +88,7 @@ func New(cfg Config) (*Server, error) {
 		ready: make(chan struct{}),
 	}
 	s.exPool.New = func() any { return new(exchange) }
+	s.tracker, _ = cfg.Picker.(zones.Tracker)
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.srv = &fasthttp.Server{
@@ -117,6 +120,18 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "fasthttp")
 }
 
+// tablePreparer is the optional capability of a Picker that indexes each
+// table before it serves.
+type tablePreparer interface {
+	Prepare(t *routes.Table)
+}
+
+// checkRunner is the optional capability of a Picker that runs active
+// health checks.
+type checkRunner interface {
+	RunChecks(ctx context.Context) error
+}
+
 // Apply makes t the table that new requests see.
 func (s *Server) Apply(t *routes.Table) {
 	domain := s.cfg.Domain
@@ -124,6 +139,9 @@ func (s *Server) Apply(t *routes.Table) {
 		domain = t.Domain
 	}
 	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
+	if p, ok := s.cfg.Picker.(tablePreparer); ok {
+		p.Prepare(t) // before any request can see t
+	}
 	st := &tableState{table: t}
 	if domain != "" {
 		st.suffix = []byte("." + domain)
@@ -184,6 +202,15 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() {
 			if err := s.admin.Serve(aln); !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
+			}
+		}()
+	}
+	if cr, ok := s.cfg.Picker.(checkRunner); ok {
+		cctx, stopChecks := context.WithCancel(ctx)
+		defer stopChecks()
+		go func() {
+			if err := cr.RunChecks(cctx); err != nil && cctx.Err() == nil {
+				s.log.Error("active health checks stopped", "error", err)
 			}
 		}()
 	}

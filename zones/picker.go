@@ -13,7 +13,29 @@ type Picker interface {
 	Pick(d *routes.Deployment) *routes.Instance
 }
 
-// Weighted picks at random among d.Eligible in proportion to d.Weights.
+// Tracker is the optional capability of a Picker that wants to hear of
+// each request it placed: Begin when it starts on an instance, End with
+// its outcome when it ends. Every Begin is paired with one End.
+type Tracker interface {
+	Begin(in *routes.Instance)
+	End(in *routes.Instance, o Outcome)
+}
+
+// RetryPicker is the optional capability of a Picker that chooses where to
+// retry: an instance of d not in tried, or nil.
+type RetryPicker interface {
+	PickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance
+}
+
+var (
+	_ Picker      = Weighted{}
+	_ Picker      = (*Balancer)(nil)
+	_ Tracker     = (*Balancer)(nil)
+	_ RetryPicker = (*Balancer)(nil)
+)
+
+// Weighted picks at random among d.Eligible in proportion to d.Weights,
+// without regard to zones or health.
 type Weighted struct{}
 
 // Pick implements Picker.

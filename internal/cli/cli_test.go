@@ -81,6 +81,17 @@ func TestFlagsSetFields(t *testing.T) {
 			[]string{"http://127.0.0.1:9280", "http://127.0.0.2:9280"}},
 		{[]string{"--route-servers", "http://a:1", "--cache-dir", "/var/cache/switchyard"}, func(s *settings) any { return s.cacheDir }, "/var/cache/switchyard"},
 		{[]string{"--routes-file", "r.yaml", "--proxy-id", "proxy-7"}, func(s *settings) any { return s.proxyID }, "proxy-7"},
+		{[]string{"--panic-threshold", "0.3"}, func(s *settings) any { return s.balancer.PanicThreshold }, 0.3},
+		{[]string{"--outlier-consecutive-failures", "7"}, func(s *settings) any { return s.balancer.ConsecutiveFailures }, 7},
+		{[]string{"--outlier-base-ejection", "10s"}, func(s *settings) any { return s.balancer.BaseEjection }, 10 * time.Second},
+		{[]string{"--outlier-max-ejection", "2m"}, func(s *settings) any { return s.balancer.MaxEjection }, 2 * time.Minute},
+		{[]string{"--outlier-max-ejected-percent", "30"}, func(s *settings) any { return s.balancer.MaxEjectedPercent }, 30},
+		{[]string{"--health-check-path", "/_health"}, func(s *settings) any { return s.balancer.Check.Path }, "/_health"},
+		{[]string{"--health-check-interval", "5s"}, func(s *settings) any { return s.balancer.Check.Interval }, 5 * time.Second},
+		{[]string{"--health-check-timeout", "1s"}, func(s *settings) any { return s.balancer.Check.Timeout }, time.Second},
+		{[]string{"--health-check-healthy-threshold", "3"}, func(s *settings) any { return s.balancer.Check.HealthyThreshold }, 3},
+		{[]string{"--health-check-unhealthy-threshold", "4"}, func(s *settings) any { return s.balancer.Check.UnhealthyThreshold }, 4},
+		{[]string{"--health-check-concurrency", "8"}, func(s *settings) any { return s.balancer.Check.Concurrency }, 8},
 	} {
 		name := strings.Join(tc.args, " ")
 		for _, a := range tc.args {
@@ -212,6 +223,8 @@ func TestBadInput(t *testing.T) {
 		{"both sources", []string{"proxy", "--routes-file", "r.yaml", "--route-servers", "http://a:1"}, "", `switchyard proxy: --routes-file and --route-servers exclude each other; give one`},
 		{"cache dir with a file", []string{"proxy", "--routes-file", "r.yaml", "--cache-dir", "/tmp"}, "", `switchyard proxy: --cache-dir works with --route-servers, not with --routes-file`},
 		{"bad route server URL", []string{"proxy", "--route-servers", "127.0.0.1:9280"}, "", `switchyard proxy: --route-servers: invalid URL "127.0.0.1:9280" (want http://host:port)`},
+		{"bad panic threshold", append(r, "--panic-threshold", "2"), "", `switchyard proxy: --panic-threshold: invalid ratio "2" (want a number up to 1, e.g. 0.5)`},
+		{"bad health check path", append(r, "--health-check-path", "health"), "", `switchyard proxy: --health-check-path: invalid path "health" (want /...)`},
 		{"route-server without zk", []string{"route-server"}, "", `switchyard route-server: --zk is required`},
 		{"route-server bad zk", []string{"route-server", "--zk", "localhost"}, "", `switchyard route-server: --zk: invalid address "localhost" (want host:port)`},
 		{"route-server bad root", []string{"route-server", "--zk", "127.0.0.1:2181", "--root", "switchyard"}, "", `switchyard route-server: --root: invalid root "switchyard" (want /name)`},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/zones"
 )
 
 // settings is everything the proxy subcommand is configured with.
@@ -19,6 +20,9 @@ type settings struct {
 	cfg        proxy.Config
 	routesFile string
 	logLevel   slog.Level
+
+	// The zone-aware balancer (its LocalZone is cfg.Zone).
+	balancer zones.Config
 
 	// Route servers as the proxy's source (instead of routesFile).
 	routeServers []string
@@ -120,6 +124,41 @@ var proxyOptions = []*option{
 			s.cfg.DeploymentMetrics = b
 			return nil
 		}},
+	{name: "panic-threshold", arg: "RATIO", usage: "below this healthy share a deployment ignores instance health and spreads over all its instances (default 0.5; negative disables)",
+		set: func(s *settings, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f > 1 {
+				return fmt.Errorf("invalid ratio %q (want a number up to 1, e.g. 0.5)", v)
+			}
+			s.balancer.PanicThreshold = f
+			return nil
+		}},
+	{name: "outlier-consecutive-failures", arg: "N", usage: "consecutive failures (connect error, reset, timeout, 5xx) that eject an instance (default 5)",
+		set: func(s *settings, v string) error { return setInt(&s.balancer.ConsecutiveFailures, v) }},
+	{name: "outlier-base-ejection", arg: "DURATION", usage: "ejection time, multiplied by the times an instance was ejected (default 30s)",
+		set: func(s *settings, v string) error { return setDuration(&s.balancer.BaseEjection, v) }},
+	{name: "outlier-max-ejection", arg: "DURATION", usage: "longest ejection (default 5m)",
+		set: func(s *settings, v string) error { return setDuration(&s.balancer.MaxEjection, v) }},
+	{name: "outlier-max-ejected-percent", arg: "N", usage: "most of a deployment's instances ejected at once, in percent (default 50)",
+		set: func(s *settings, v string) error { return setInt(&s.balancer.MaxEjectedPercent, v) }},
+	{name: "health-check-path", arg: "PATH", usage: "path of active HTTP health checks; empty disables them (default)",
+		set: func(s *settings, v string) error {
+			if v != "" && v[0] != '/' {
+				return fmt.Errorf("invalid path %q (want /...)", v)
+			}
+			s.balancer.Check.Path = v
+			return nil
+		}},
+	{name: "health-check-interval", arg: "DURATION", usage: "time between active checks of an instance, ±10% jitter (default 10s)",
+		set: func(s *settings, v string) error { return setDuration(&s.balancer.Check.Interval, v) }},
+	{name: "health-check-timeout", arg: "DURATION", usage: "bound on one active check (default 2s)",
+		set: func(s *settings, v string) error { return setDuration(&s.balancer.Check.Timeout, v) }},
+	{name: "health-check-healthy-threshold", arg: "N", usage: "passing checks in a row that make an instance healthy (default 2)",
+		set: func(s *settings, v string) error { return setInt(&s.balancer.Check.HealthyThreshold, v) }},
+	{name: "health-check-unhealthy-threshold", arg: "N", usage: "failing checks in a row that make an instance unhealthy (default 3)",
+		set: func(s *settings, v string) error { return setInt(&s.balancer.Check.UnhealthyThreshold, v) }},
+	{name: "health-check-concurrency", arg: "N", usage: "checks in flight at once (default 16)",
+		set: func(s *settings, v string) error { return setInt(&s.balancer.Check.Concurrency, v) }},
 	{name: "log-level", arg: "LEVEL", usage: "operational log level: debug, info, warn or error (default info)",
 		set: func(s *settings, v string) (err error) { s.logLevel, err = parseLogLevel(v); return err }},
 }

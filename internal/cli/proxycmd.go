@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/routeclient"
+	"github.com/switchyard/switchyard/zones"
 )
 
 func proxyUsage(w io.Writer) {
@@ -92,8 +93,10 @@ func serveProxy(ctx context.Context, s *settings, logger *slog.Logger, ready fun
 	if len(s.routeServers) > 0 {
 		return serveProxyFromRouteServers(ctx, s, logger)
 	}
-	cfg := s.cfg
-	cfg.Logger = logger
+	cfg, err := proxyConfig(s, logger)
+	if err != nil {
+		return err
+	}
 	src := &routes.FileSource{Path: s.routesFile, Logger: logger}
 	table, err := src.Load()
 	if err != nil {
@@ -151,8 +154,10 @@ func adminAddr(srv *proxy.Server, configured string) string {
 // serveProxyFromRouteServers runs a proxy whose table comes from route
 // servers (and, at start when none answers, from the cache directory).
 func serveProxyFromRouteServers(ctx context.Context, s *settings, logger *slog.Logger) error {
-	cfg := s.cfg
-	cfg.Logger = logger
+	cfg, err := proxyConfig(s, logger)
+	if err != nil {
+		return err
+	}
 	if s.cacheDir != "" {
 		if err := os.MkdirAll(s.cacheDir, 0o755); err != nil {
 			return &usageError{fmt.Errorf("--cache-dir: %w", err)}
@@ -185,4 +190,18 @@ func serveProxyFromRouteServers(ctx context.Context, s *settings, logger *slog.L
 	stopSrc()
 	<-srcDone
 	return err
+}
+
+// proxyConfig completes the proxy's configuration: the logger and the
+// zone-aware balancer, local to --zone.
+func proxyConfig(s *settings, logger *slog.Logger) (proxy.Config, error) {
+	cfg := s.cfg
+	cfg.Logger = logger
+	bc := s.balancer
+	bc.LocalZone = cfg.Zone
+	if err := bc.Validate(); err != nil {
+		return cfg, &usageError{err}
+	}
+	cfg.Picker = zones.NewBalancer(bc)
+	return cfg, nil
 }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -53,6 +54,15 @@ func TestZoneKilledUnderLoad(t *testing.T) {
 		in.cmd.Process.Signal(syscall.SIGKILL)
 	}
 	killed := time.Now()
+	// Outlier detection ejects both dead instances: no attempt goes to
+	// zone-a any more.
+	took := waitUntil(t, 5*time.Second, "both zone-a instances are ejected", func() bool {
+		return adminMetric(t, p, "switchyard_ejections_total") >= 2
+	})
+	t.Logf("zone-a fully out of rotation %v after the kill", took)
+	if took > time.Second {
+		t.Errorf("failover took %v; want within 1s", took)
+	}
 	waitUntil(t, 5*time.Second, "requests are answered from zone-b only", func() bool {
 		for i := 0; i < 20; i++ {
 			if got := answeredBy(p); !strings.HasPrefix(got, "b") {
@@ -83,4 +93,50 @@ func TestZoneStoppedUnderLoad(t *testing.T) {
 	if bound := headerTimeout + 250*time.Millisecond; r.Latency.P99 > bound {
 		t.Errorf("p99 %v during the fault; want within %v (header timeout plus one retry)", r.Latency.P99, bound)
 	}
+}
+
+// countByInstance sends n requests and counts who answered.
+func countByInstance(t *testing.T, p *proc, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		status, body := httpGet("http://"+p.addr+"/", "X-Found-Cluster", depID)
+		if status != 200 {
+			t.Fatalf("request %d: status %d %s", i, status, body)
+		}
+		got[body]++
+	}
+	return got
+}
+
+// While its zone is healthy, a proxy keeps ≥ 95% of requests there; a zone
+// marked down gets none.
+func TestLocalPreferenceAndZoneDown(t *testing.T) {
+	p, a, b, routes := twoZones(t)
+	got := countByInstance(t, p, 1000)
+	local := got["a1"] + got["a2"]
+	t.Logf("zone-a proxy, both zones healthy: %v", got)
+	if local < 950 {
+		t.Errorf("%d of 1000 requests stayed in the proxy's zone; want ≥ 95%%", local)
+	}
+
+	writeZonedRoutes(t, routes, map[string]string{"zone-a": "down"}, a[0], a[1], b[0], b[1])
+	waitUntil(t, 5*time.Second, "the zone-down table is applied", func() bool { return strings.HasPrefix(answeredBy(p), "b") })
+	got = countByInstance(t, p, 500)
+	if n := got["a1"] + got["a2"]; n != 0 {
+		t.Errorf("%d requests reached zone-a while it was down; want 0 (%v)", n, got)
+	}
+}
+
+// adminMetric reads one metric from the proxy's admin listener.
+func adminMetric(t *testing.T, p *proc, name string) float64 {
+	t.Helper()
+	_, body := httpGet("http://" + p.admin + "/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			return v
+		}
+	}
+	return 0
 }
