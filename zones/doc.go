@@ -31,8 +31,9 @@
 // d.Eligible), or, observed, when every eligible instance it has is
 // unhealthy. Routing judges that per deployment (a deployment sends nothing
 // to a zone where none of its instances is healthy); Status reports a zone
-// down when none of its eligible instances, over all deployments, is. Health is kept per instance address and ID, so it survives
-// table reloads, and is forgotten for instances that leave the table.
+// down when none of its eligible instances, over all deployments, is.
+// Health is kept per instance address and ID, so it survives table
+// reloads, and is forgotten for instances that leave the table.
 //
 // # Balancing
 //
@@ -59,8 +60,8 @@
 // Within a group, the pick is a power of two choices: two candidates drawn
 // at random in proportion to their weights (possibly the same), and the one
 // with fewer outstanding requests (Begin without End) wins; ties go to the
-// first. Groups are precomputed as cumulative weights, so a pick is a
-// binary search and allocates nothing.
+// first. Groups are precomputed as alias tables (Vose's method), so a draw
+// is O(1) whatever the group's size, and a pick allocates nothing.
 //
 // PickOther, for a retry, draws the same way among the group instances
 // that are not in tried and are in a zone none of them is in; failing

@@ -24,35 +24,65 @@ type view struct {
 	zoneTotal    []uint64
 }
 
-// group is a set of candidates with cumulative weights.
+// group is a set of candidates drawn in proportion to their weights with
+// Vose's alias method: O(1) per draw whatever the group's size.
 type group struct {
-	idx []int32  // indexes in d.Eligible
-	cum []uint64 // cum[k] = sum of the weights of idx[:k+1]
+	idx   []int32  // indexes in d.Eligible
+	w     []uint64 // weights, while the group is built
+	prob  []uint32 // alias table: keep column k when the coin is below prob[k]
+	alias []int32  // else take alias[k]
+	total uint64
 }
 
 func (g *group) add(i int32, w uint64) {
-	var c uint64
-	if n := len(g.cum); n > 0 {
-		c = g.cum[n-1]
-	}
 	g.idx = append(g.idx, i)
-	g.cum = append(g.cum, c+w)
+	g.w = append(g.w, w)
+	g.total += w
 }
 
-// draw returns the candidate that r (uniform over 64 bits) falls on, in
-// proportion to the weights. g is not empty.
-func (g *group) draw(r uint64) int32 {
-	x, _ := bits.Mul64(r, g.cum[len(g.cum)-1]) // uniform in [0, total)
-	lo, hi := 0, len(g.cum)-1
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if g.cum[m] > x {
-			hi = m
+// finish builds the alias table once every candidate is added.
+func (g *group) finish() {
+	n := len(g.idx)
+	if n == 0 {
+		return
+	}
+	g.prob, g.alias = make([]uint32, n), make([]int32, n)
+	// Scaled weights: column k holds n·w[k]/total of the unit mass.
+	scaled := make([]float64, n)
+	var small, large []int
+	for k, w := range g.w {
+		scaled[k] = float64(w) * float64(n) / float64(g.total)
+		if scaled[k] < 1 {
+			small = append(small, k)
 		} else {
-			lo = m + 1
+			large = append(large, k)
 		}
 	}
-	return g.idx[lo]
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		g.prob[s] = uint32(scaled[s] * (1 << 32))
+		g.alias[s] = int32(l)
+		scaled[l] -= 1 - scaled[s]
+		if scaled[l] < 1 {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	for _, k := range append(small, large...) { // full columns (rounding leftovers)
+		g.prob[k], g.alias[k] = math.MaxUint32, int32(k)
+	}
+	g.w = nil
+}
+
+// draw returns the candidate that r (uniform over 64 bits) selects, in
+// proportion to the weights. g is not empty and finished.
+func (g *group) draw(r uint64) int32 {
+	col, _ := bits.Mul64(r, uint64(len(g.idx))) // high bits: the column
+	if uint32(r) < g.prob[col] {                // low bits: the coin
+		return g.idx[col]
+	}
+	return g.idx[g.alias[col]]
 }
 
 // buildView derives ds's view from the health of its instances at now.
@@ -108,6 +138,8 @@ func (b *Balancer) buildView(ds *depState, now int64) *view {
 			v.other.add(int32(i), d.Weights[i])
 		}
 	}
+	v.local.finish()
+	v.other.finish()
 	return v
 }
 

@@ -2,6 +2,7 @@ package zones
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/switchyard/switchyard/routes"
@@ -379,5 +380,30 @@ func TestPickAcrossTables(t *testing.T) {
 	b.Prepare(t3)
 	if in := b.Pick(d1); in == nil || b.Stats().Unprepared != 1001 {
 		t.Errorf("table two reloads old: Pick = %v, Unprepared = %d; want an instance and 1001", in, b.Stats().Unprepared)
+	}
+}
+
+func TestAliasGroupDrawsInProportion(t *testing.T) {
+	for _, weights := range [][]uint64{{1}, {1, 1}, {1, 2, 3, 4}, {1000, 1, 1}, {7, 0, 3}, {720720, 240240, 5}} {
+		var g group
+		var total uint64
+		for i, w := range weights {
+			g.add(int32(i), w)
+			total += w
+		}
+		g.finish()
+		counts := make([]int, len(weights))
+		rng := rand.New(rand.NewPCG(1, 2))
+		const n = 200000
+		for i := 0; i < n; i++ {
+			counts[g.draw(rng.Uint64())]++
+		}
+		for i, w := range weights {
+			want := float64(w) / float64(total)
+			got := float64(counts[i]) / n
+			if diff := got - want; diff > 0.01 || diff < -0.01 {
+				t.Errorf("weights %v: candidate %d drawn %.4f of the time; want %.4f", weights, i, got, want)
+			}
+		}
 	}
 }
