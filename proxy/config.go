@@ -60,6 +60,13 @@ type Config struct {
 	// IdleConnTimeout closes pooled connections unused this long. Default 30s.
 	IdleConnTimeout time.Duration
 
+	// RetireGrace is how long a request still streaming from an instance
+	// that left service (weight moved off its generation, maintenance,
+	// zone down, removed) may go on before its connection is cut. Idle
+	// connections to such an instance close at once, busy ones when
+	// their request ends. Default 30s.
+	RetireGrace time.Duration
+
 	// RetryBudgetPercent bounds retries in flight to this share of the
 	// requests in flight. Default 20.
 	RetryBudgetPercent int
@@ -114,6 +121,7 @@ func (c *Config) setDefaults() {
 	def(&c.UpstreamIdleTimeout, 60*time.Second)
 	def(&c.IdleConnTimeout, 30*time.Second)
 	def(&c.DrainDelay, 5*time.Second)
+	def(&c.RetireGrace, 30*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 16 << 10

@@ -147,6 +147,14 @@ func (s *Server) Apply(t *routes.Table) {
 		st.suffix = []byte("." + domain)
 	}
 	s.state.Store(st)
+	// Instances out of service from now on: close what they no longer need.
+	active := make(map[string]bool, len(t.Deployments)*3)
+	for _, d := range t.Deployments {
+		for _, in := range d.Eligible {
+			active[in.Addr] = true
+		}
+	}
+	s.transport.Retain(active, s.cfg.RetireGrace)
 	s.metrics.reloadsApplied.Inc()
 	s.metrics.tableVersion.Set(float64(t.Version))
 	s.metrics.tableDeployments.Set(float64(t.Len()))

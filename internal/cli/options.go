@@ -124,6 +124,8 @@ var proxyOptions = []*option{
 			s.cfg.DeploymentMetrics = b
 			return nil
 		}},
+	{name: "retire-grace", arg: "DURATION", usage: "how long a request still streaming from an instance taken out of service may go on (default 30s)",
+		set: func(s *settings, v string) error { return setDuration(&s.cfg.RetireGrace, v) }},
 	{name: "panic-threshold", arg: "RATIO", usage: "below this healthy share a deployment ignores instance health and spreads over all its instances (default 0.5; negative disables)",
 		set: func(s *settings, v string) error {
 			f, err := strconv.ParseFloat(v, 64)

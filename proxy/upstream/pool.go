@@ -191,8 +191,14 @@ type pool struct {
 	mu       sync.Mutex
 	idle     []*conn // oldest first; taken from the end
 	open     int     // idle + in use + dialing
+	busy     map[*conn]struct{}
 	wake     chan struct{}
 	lastUsed atomic.Int64 // unix nanos
+
+	// retired: the instance left service; connections close instead of
+	// going back to the pool, and busy ones are cut after a grace period.
+	retired  atomic.Bool
+	cutTimer *time.Timer
 }
 
 func (p *pool) unusedSince(now time.Time) time.Duration {
@@ -238,6 +244,7 @@ func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
 				p.closeConn(c)
 				continue
 			}
+			p.markBusy(c)
 			return c, true, nil
 		}
 		if p.open < cfg.MaxConns {
@@ -251,6 +258,7 @@ func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
 				p.mu.Unlock()
 				return nil, false, err
 			}
+			p.markBusy(c)
 			return c, false, nil
 		}
 		if fresh && len(p.idle) > 0 {
@@ -303,8 +311,20 @@ func (p *pool) dial() (*conn, error) {
 
 // put returns a healthy connection to the pool, or closes it when the pool
 // is full or the transport closed.
+func (p *pool) markBusy(c *conn) {
+	p.mu.Lock()
+	if p.busy == nil {
+		p.busy = map[*conn]struct{}{}
+	}
+	p.busy[c] = struct{}{}
+	p.mu.Unlock()
+}
+
 func (p *pool) put(c *conn) {
-	if p.t.closed.Load() {
+	p.mu.Lock()
+	delete(p.busy, c)
+	p.mu.Unlock()
+	if p.t.closed.Load() || p.retired.Load() {
 		p.closeConn(c)
 		return
 	}
@@ -324,6 +344,7 @@ func (p *pool) put(c *conn) {
 func (p *pool) closeConn(c *conn) {
 	_ = c.Conn.Close()
 	p.mu.Lock()
+	delete(p.busy, c)
 	p.open--
 	p.signalLocked()
 	p.mu.Unlock()
@@ -356,4 +377,55 @@ func (p *pool) closeIdle(cutoff time.Time) {
 func isConnReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNABORTED)
+}
+
+// Retain marks the addresses in active as in service and every other
+// address as retired: a retired instance's idle connections close at once,
+// its busy ones close when their exchange ends, and those still busy after
+// grace (long downloads, streams) are cut. An address that comes back into
+// service is pooled again.
+func (t *Transport) Retain(active map[string]bool, grace time.Duration) {
+	t.pools.Range(func(k, v any) bool {
+		p := v.(*pool)
+		if active[k.(string)] {
+			if p.retired.Swap(false) {
+				p.mu.Lock()
+				if p.cutTimer != nil {
+					p.cutTimer.Stop()
+					p.cutTimer = nil
+				}
+				p.mu.Unlock()
+			}
+			return true
+		}
+		if p.retired.Swap(true) {
+			return true // already retired; its grace runs
+		}
+		p.closeIdle(time.Time{})
+		p.mu.Lock()
+		if len(p.busy) > 0 {
+			p.cutTimer = time.AfterFunc(grace, p.cutBusy)
+		}
+		p.mu.Unlock()
+		return true
+	})
+}
+
+// cutBusy closes the connections of a retired instance still busy after
+// the grace period. Their exchanges fail; the clients see their streams
+// end.
+func (p *pool) cutBusy() {
+	if !p.retired.Load() {
+		return
+	}
+	p.mu.Lock()
+	victims := make([]*conn, 0, len(p.busy))
+	for c := range p.busy {
+		victims = append(victims, c)
+	}
+	p.cutTimer = nil
+	p.mu.Unlock()
+	for _, c := range victims {
+		_ = c.Conn.Close() // the exchange that owns c closes it properly
+	}
 }

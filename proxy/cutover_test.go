@@ -1,0 +1,100 @@
+package proxy
+
+import (
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/routes"
+)
+
+// A table that moves all weight to green: new requests go to green at once,
+// idle connections to blue close, a slow request running on blue finishes,
+// and a stream still running on blue after the grace is cut.
+func TestCutoverDrainsTheOldGeneration(t *testing.T) {
+	release := make(chan struct{})
+	blue := startBackend(t, "blue", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			<-release
+			io.WriteString(w, "slow done")
+		case "/stream":
+			w.WriteHeader(200)
+			for i := 0; i < 100; i++ {
+				if _, err := w.Write([]byte("tick\n")); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				select {
+				case <-time.After(50 * time.Millisecond):
+				case <-r.Context().Done(): // the proxy cut the connection
+					return
+				}
+			}
+		default:
+			io.WriteString(w, "blue")
+		}
+	})
+	green := startBackend(t, "green", nil)
+	table := func(serving map[string]int) *routes.Table {
+		return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
+			inst("blue", blue.addr, "z", "blue"), inst("green", green.addr, "z", "green")}})
+	}
+	p := startProxy(t, Config{RetireGrace: 500 * time.Millisecond}, table(map[string]int{"blue": 100, "green": 0}))
+
+	// Warm up pooled connections to blue.
+	for i := 0; i < 5; i++ {
+		get(t, p.url+"/", "X-Found-Cluster", depA)
+	}
+	if blue.conns.Load() == 0 {
+		t.Fatal("no pooled connection to blue")
+	}
+	slow := make(chan string, 1)
+	go func() { _, body, _ := get(t, p.url+"/slow", "X-Found-Cluster", depA); slow <- body }()
+	stream := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", p.url+"/stream", nil)
+		req.Header.Set("X-Found-Cluster", depA)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			stream <- -1
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		stream <- len(b)
+	}()
+	time.Sleep(200 * time.Millisecond) // both running on blue
+
+	p.Apply(table(map[string]int{"blue": 0, "green": 100}))
+	cut := time.Now()
+	for i := 0; i < 20; i++ {
+		if _, _, h := get(t, p.url+"/", "X-Found-Cluster", depA); h.Get("X-Found-Handling-Instance") != "green" {
+			t.Fatalf("request after the cutover went to %q", h.Get("X-Found-Handling-Instance"))
+		}
+	}
+	// Idle connections to blue are closed: only the two busy ones remain.
+	deadline := time.Now().Add(2 * time.Second)
+	for blue.conns.Load() > 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := blue.conns.Load(); n > 2 {
+		t.Errorf("%d connections open to blue after the cutover; want only the 2 busy ones", n)
+	}
+	close(release)
+	if body := <-slow; body != "slow done" {
+		t.Errorf("slow request on blue: %q; want it to finish", body)
+	}
+	n := <-stream
+	if took := time.Since(cut); n <= 0 || n >= 500 || took > 2*time.Second {
+		t.Errorf("stream on blue: %d bytes after %v; want it cut after the 500ms grace (before its 500 bytes)", n, took)
+	}
+	deadline = time.Now().Add(2 * time.Second)
+	for blue.conns.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := blue.conns.Load(); n != 0 {
+		t.Errorf("%d connections to blue left open after its requests ended; want 0", n)
+	}
+}
