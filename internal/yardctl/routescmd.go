@@ -84,21 +84,29 @@ func runRoutes(ctx context.Context, e *env, fs *flag.FlagSet) error {
 
 // find resolves a deployment ID or "<alias>.<kind>" key.
 func find(snap *zkstore.Snapshot, key string) (string, error) {
+	if id, ok := resolve(snap, key); ok {
+		return id, nil
+	}
+	return "", fmt.Errorf("routes: no deployment %q in the store", strings.ToLower(key))
+}
+
+// resolve finds the deployment a key (ID or "<alias>.<kind>") names.
+func resolve(snap *zkstore.Snapshot, key string) (string, bool) {
 	key = strings.ToLower(key)
 	if _, ok := snap.Deployments[key]; ok {
-		return key, nil
+		return key, true
 	}
 	if _, ok := snap.Invalid[key]; ok {
-		return key, nil
+		return key, true
 	}
 	for id, d := range snap.Deployments {
 		for _, a := range d.Aliases {
 			if a+"."+d.Kind == key {
-				return id, nil
+				return id, true
 			}
 		}
 	}
-	return "", fmt.Errorf("routes: no deployment %q in the store", key)
+	return "", false
 }
 
 func routesOut(root string, snap *zkstore.Snapshot, ids []string, invalid map[string]string) routesJSON {

@@ -56,13 +56,17 @@ func (g *globals) register(fs *flag.FlagSet) {
 type command struct {
 	name, args, summary string
 	flags               func(fs *flag.FlagSet) // defines the command's own flags
-	run                 func(ctx context.Context, e *env, fs *flag.FlagSet) error
+	// waits: the command takes --wait, and --timeout (when given) also
+	// bounds the wait for proxies (default defaultWait).
+	waits bool
+	run   func(ctx context.Context, e *env, fs *flag.FlagSet) error
 }
 
 var commands []*command
 
 func init() {
-	commands = []*command{applyCommand, routesCommand, zoneCommand, statusCommand}
+	commands = []*command{applyCommand, routesCommand, cutoverCommand, weightsCommand, rollbackCommand,
+		maintenanceCommand, zoneCommand, statusCommand}
 }
 
 // env is what a running command has: its options, outputs and (once
@@ -72,6 +76,7 @@ type env struct {
 	stdout, stderr io.Writer
 	conn           *zk.Conn
 	store          *zkstore.Store
+	waitTimeout    time.Duration // --wait gives up after it
 }
 
 // connect reaches ZooKeeper within --timeout.
@@ -100,14 +105,22 @@ usage: yardctl --zk HOST:PORT[,...] [--root /switchyard] [-o table|json] [--time
 
 commands:
 `)
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-30s %s\n", c.name+" "+c.args, c.summary)
+		width = max(width, len(c.name+" "+c.args))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name+" "+c.args, c.summary)
 	}
 	fmt.Fprint(w, `
 The global flags may also follow the command. --timeout bounds reaching
 ZooKeeper (and each route server's /status); a command gives up after 10
-times it. Exit codes: 0 success, 1 runtime failure (e.g. ZooKeeper
-unreachable), 2 bad usage or bad input.
+times it. cutover, weights, rollback and maintenance take --wait: wait
+until every proxy that the route servers report has applied the write;
+there --timeout, when given, also bounds that wait (default 60s).
+
+Exit codes: 0 success, 1 runtime failure (e.g. ZooKeeper unreachable),
+2 bad usage or bad input.
 `)
 }
 
@@ -180,6 +193,9 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	if cmd.flags != nil {
 		cmd.flags(fs)
 	}
+	if cmd.waits {
+		fs.Bool("wait", false, "wait until every proxy has applied the write (at most --timeout, default 60s)")
+	}
 	if err := parseInterspersed(fs, rest[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(e.stdout, "usage: yardctl [global flags] %s %s\n\n%s\n", cmd.name, cmd.args, cmd.summary)
@@ -199,9 +215,17 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	if err := zkstore.CheckRoot(e.g.root); err != nil {
 		return &usageError{fmt.Errorf("--root: %w", err)}
 	}
-	// Every command ends within 10 times --timeout, even when ZooKeeper
-	// stops answering midway.
-	ctx, cancel := context.WithTimeout(ctx, 10*e.g.timeout)
+	// Every command ends within 10 times --timeout (plus the wait for
+	// proxies), even when ZooKeeper stops answering midway.
+	limit := 10 * e.g.timeout
+	if cmd.waits {
+		e.waitTimeout = defaultWait
+		if flagSet(top, "timeout") || flagSet(fs, "timeout") {
+			e.waitTimeout = e.g.timeout
+		}
+		limit += e.waitTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- cmd.run(ctx, e, fs) }()
@@ -209,8 +233,18 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("%s: gave up after %v: %w", name, 10*e.g.timeout, ctx.Err())
+		return fmt.Errorf("%s: gave up after %v: %w", name, limit, ctx.Err())
 	}
+}
+
+// defaultWait bounds --wait when --timeout is not given.
+const defaultWait = 60 * time.Second
+
+// flagSet says whether the flag was given.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // parseFlags parses args with fs and turns its errors into usage errors.

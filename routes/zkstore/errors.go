@@ -13,6 +13,8 @@ var (
 	ErrNoRoot = errors.New("zkstore: no routing table at root")
 	// ErrNotFound: no such deployment in the store.
 	ErrNotFound = errors.New("zkstore: no such deployment")
+	// ErrNoInstance: no such instance in the deployment.
+	ErrNoInstance = errors.New("zkstore: no such instance")
 	// ErrConflict: another writer changed a deployment between our read
 	// and our transaction, which was therefore not applied.
 	ErrConflict = errors.New("zkstore: concurrent change")

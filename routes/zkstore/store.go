@@ -303,3 +303,35 @@ func (s *Store) RouteServers(ctx context.Context) ([]RouteServer, error) {
 	}
 	return out, nil
 }
+
+// SetMaintenance sets an instance's maintenance flag and returns the
+// write's zxid; when the flag already has that value nothing is written
+// and the zxid is the highest of the deployment's znodes. The write is one
+// transaction that also sets the deployment znode at the version read (as
+// Apply does), so concurrent writers of the deployment are serialized: a
+// concurrent change makes it fail with ErrConflict. An unknown deployment
+// is ErrNotFound, an unknown instance ErrNoInstance.
+func (s *Store) SetMaintenance(ctx context.Context, id, instance string, on bool) (int64, error) {
+	dt, _, _, err := s.readDep(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	ip := s.l.instance(id, instance)
+	cur, ok := dt.instances[instance]
+	if !ok {
+		return 0, fmt.Errorf("%w: %s has no instance %q", ErrNoInstance, id, instance)
+	}
+	var in InstanceData
+	if err := decode(ip, cur.data, &in); err != nil {
+		return 0, err
+	}
+	if in.Maintenance == on {
+		return dt.version(), nil
+	}
+	in.Maintenance = on
+	ops := []any{
+		&zk.SetDataRequest{Path: s.l.deployment(id), Data: dt.node.data, Version: dt.node.stat.Version},
+		&zk.SetDataRequest{Path: ip, Data: encode(in), Version: cur.stat.Version},
+	}
+	return s.commit(&depPlan{id: id, ops: ops})
+}

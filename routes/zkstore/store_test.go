@@ -407,3 +407,48 @@ func TestCheckRoot(t *testing.T) {
 		}
 	}
 }
+
+func TestSetMaintenance(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id := "7f3a9c2e51d04b8e9a6c3d2f1e0b4a57"
+	dp := s.Root() + "/deployments/" + id
+	_, before, _ := conn.Exists(dp)
+	zxid, err := s.SetMaintenance(ctx, id, "i-0002", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, conn, dp+"/instances/i-0002"); !strings.Contains(got, `"maintenance":true`) {
+		t.Errorf("i-0002: %s", got)
+	}
+	_, after, _ := conn.Exists(dp)
+	if after.Version != before.Version+1 || after.Mzxid != zxid {
+		t.Errorf("deployment znode: version %d -> %d, mzxid 0x%x; want +1 and the write's zxid 0x%x", before.Version, after.Version, after.Mzxid, zxid)
+	}
+	d, _, err := s.ReadDeployment(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range d.Instances {
+		if in.Maintenance != (in.ID == "i-0002") {
+			t.Errorf("instance %s: maintenance %v", in.ID, in.Maintenance)
+		}
+	}
+	// Same value again: no write.
+	if again, err := s.SetMaintenance(ctx, id, "i-0002", true); err != nil || again != zxid {
+		t.Errorf("same value: got 0x%x, %v; want 0x%x", again, err, zxid)
+	}
+	if z, err := s.SetMaintenance(ctx, id, "i-0002", false); err != nil || z <= zxid {
+		t.Errorf("off: got 0x%x, %v", z, err)
+	}
+	if _, err := s.SetMaintenance(ctx, id, "i-9999", true); !errors.Is(err, ErrNoInstance) {
+		t.Errorf("unknown instance: got %v; want ErrNoInstance", err)
+	}
+	if _, err := s.SetMaintenance(ctx, "0123456789", "i-0001", true); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown deployment: got %v; want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,280 @@
+package yardctl
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/zkstore"
+)
+
+var cutoverCommand = &command{
+	name:    "cutover",
+	args:    "DEPLOYMENT --to GEN [--force] [--wait]",
+	summary: "send all traffic to generation GEN (the others stay at weight 0)",
+	flags: func(fs *flag.FlagSet) {
+		fs.String("to", "", "generation to cut over to (required)")
+		fs.Bool("force", false, "cut over even when no instance of GEN can serve")
+	},
+	waits: true,
+	run:   runCutover,
+}
+
+var weightsCommand = &command{
+	name:    "weights",
+	args:    "DEPLOYMENT GEN=W[,GEN=W...] [--wait]",
+	summary: "split traffic between generations (unlisted ones get weight 0)",
+	waits:   true,
+	run:     runWeights,
+}
+
+var rollbackCommand = &command{
+	name:    "rollback",
+	args:    "DEPLOYMENT [--wait]",
+	summary: "go back to the previous serving map",
+	waits:   true,
+	run:     runRollback,
+}
+
+var maintenanceCommand = &command{
+	name:    "maintenance",
+	args:    "DEPLOYMENT INSTANCE on|off [--wait]",
+	summary: "put an instance in or out of maintenance (no new requests while on)",
+	waits:   true,
+	run:     runMaintenance,
+}
+
+// changeOut is the -o json output of cutover, weights, rollback and
+// maintenance.
+type changeOut struct {
+	Deployment      string         `json:"deployment"`
+	Instance        string         `json:"instance,omitempty"`
+	Maintenance     *bool          `json:"maintenance,omitempty"`
+	Serving         map[string]int `json:"serving,omitempty"`
+	PreviousServing map[string]int `json:"previous_serving,omitempty"`
+	Zxid            int64          `json:"zxid"`
+	Wait            *waitResult    `json:"wait,omitempty"`
+}
+
+// target is the deployment a command changes, as read before the change.
+type target struct {
+	s     *zkstore.Store
+	id    string
+	d     *routes.Deployment
+	dd    zkstore.DeploymentData
+	zones map[string]routes.ZoneState
+}
+
+// load connects and reads the deployment key names (ID or alias.kind).
+func load(ctx context.Context, e *env, name, key string) (*target, error) {
+	s, err := e.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.Read(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	id, ok := resolve(snap, key)
+	if !ok {
+		return nil, usagef("%s: no deployment %q in the store", name, strings.ToLower(key))
+	}
+	d, dd, err := s.ReadDeployment(ctx, id)
+	if errors.Is(err, zkstore.ErrNotFound) {
+		return nil, usagef("%s: no deployment %q in the store", name, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &target{s: s, id: id, d: d, dd: dd, zones: snap.Zones}, nil
+}
+
+// generations lists the generations that have instances, sorted.
+func (t *target) generations() []string {
+	set := map[string]bool{}
+	for _, in := range t.d.Instances {
+		set[in.Generation] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// unservable says why no instance of gen can serve, or "" when one can.
+func (t *target) unservable(gen string) string {
+	var why []string
+	for _, in := range t.d.Instances {
+		switch {
+		case in.Generation != gen:
+		case in.Maintenance:
+			why = append(why, in.ID+" in maintenance")
+		case t.zones[in.Zone] == routes.ZoneDown:
+			why = append(why, in.ID+" in zone "+in.Zone+" which is down")
+		default:
+			return ""
+		}
+	}
+	if len(why) == 0 {
+		return fmt.Sprintf("generation %q has no instances in %s (generations: %s)", gen, t.id, strings.Join(t.generations(), ", "))
+	}
+	return fmt.Sprintf("generation %q of %s has no instance able to serve (%s)", gen, t.id, strings.Join(why, ", "))
+}
+
+// withZeros adds weight 0 for every generation with instances that
+// serving does not list, so that the deployment stays valid.
+func (t *target) withZeros(serving map[string]int) map[string]int {
+	out := maps.Clone(serving)
+	for _, g := range t.generations() {
+		if _, ok := out[g]; !ok {
+			out[g] = 0
+		}
+	}
+	return out
+}
+
+// setServing writes serving, says what it did, and waits if asked.
+func setServing(ctx context.Context, e *env, fs *flag.FlagSet, name string, t *target, serving map[string]int) error {
+	z, err := t.s.SetServing(ctx, t.id, serving)
+	var re *routes.Error
+	switch {
+	case errors.As(err, &re) || errors.Is(err, zkstore.ErrNotFound):
+		return &usageError{fmt.Errorf("%s: %w", name, err)}
+	case err != nil:
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	out := changeOut{Deployment: t.id, Serving: serving, PreviousServing: t.dd.Serving, Zxid: z}
+	line := fmt.Sprintf("%s %s: serving %s (was %s), zxid %s", name, t.id, servingText(serving), servingText(t.dd.Serving), zxid(z))
+	if maps.Equal(serving, t.dd.Serving) {
+		out.PreviousServing = t.dd.PreviousServing
+		line = fmt.Sprintf("%s %s: serving already %s, zxid %s", name, t.id, servingText(serving), zxid(z))
+	}
+	return finish(ctx, e, fs, name, t.s, out, line)
+}
+
+// finish waits for the proxies if --wait, and prints the outcome.
+func finish(ctx context.Context, e *env, fs *flag.FlagSet, name string, s *zkstore.Store, out changeOut, line string) error {
+	if flagString(fs, "wait") == "true" {
+		w, err := waitProxies(ctx, e, s, name, out.Zxid)
+		if err != nil {
+			return err
+		}
+		out.Wait = &w
+		line += "; " + w.String()
+	}
+	if e.json() {
+		return writeJSON(e.stdout, out)
+	}
+	fmt.Fprintln(e.stdout, line)
+	return nil
+}
+
+func runCutover(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if fs.NArg() != 1 {
+		return usagef("cutover: want DEPLOYMENT --to GEN, got %d arguments", fs.NArg())
+	}
+	gen := flagString(fs, "to")
+	if gen == "" {
+		return usagef("cutover: --to GEN is required")
+	}
+	t, err := load(ctx, e, "cutover", fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if why := t.unservable(gen); why != "" && flagString(fs, "force") != "true" {
+		return usagef("cutover: %s; --force to cut over anyway", why)
+	}
+	return setServing(ctx, e, fs, "cutover", t, t.withZeros(map[string]int{gen: 100}))
+}
+
+func runWeights(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if fs.NArg() != 2 {
+		return usagef("weights: want DEPLOYMENT GEN=W[,GEN=W...], got %d arguments", fs.NArg())
+	}
+	w, err := parseWeights(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	t, err := load(ctx, e, "weights", fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	gens := t.generations()
+	for _, g := range slices.Sorted(maps.Keys(w)) {
+		if !slices.Contains(gens, g) {
+			return usagef("weights: generation %q has no instances in %s (generations: %s)", g, t.id, strings.Join(gens, ", "))
+		}
+	}
+	return setServing(ctx, e, fs, "weights", t, t.withZeros(w))
+}
+
+// parseWeights parses "GEN=W,GEN=W": integers >= 0 that sum to more than 0.
+func parseWeights(arg string) (map[string]int, error) {
+	w := map[string]int{}
+	sum := 0
+	for part := range strings.SplitSeq(arg, ",") {
+		g, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		g = strings.TrimSpace(g)
+		if !ok || g == "" {
+			return nil, usagef("weights: %q is not GEN=W", part)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return nil, usagef("weights: %s: weight %q is not an integer >= 0", g, v)
+		}
+		if n > routes.MaxWeight {
+			return nil, usagef("weights: %s: weight %d is out of range 0-%d", g, n, routes.MaxWeight)
+		}
+		if _, dup := w[g]; dup {
+			return nil, usagef("weights: generation %q is listed twice", g)
+		}
+		w[g] = n
+		sum += n
+	}
+	if sum == 0 {
+		return nil, usagef("weights: weights sum to 0")
+	}
+	return w, nil
+}
+
+func runRollback(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if fs.NArg() != 1 {
+		return usagef("rollback: want DEPLOYMENT, got %d arguments", fs.NArg())
+	}
+	t, err := load(ctx, e, "rollback", fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if len(t.dd.PreviousServing) == 0 {
+		return usagef("rollback: %s has no previous serving map", t.id)
+	}
+	return setServing(ctx, e, fs, "rollback", t, t.withZeros(t.dd.PreviousServing))
+}
+
+func runMaintenance(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if fs.NArg() != 3 {
+		return usagef("maintenance: want DEPLOYMENT INSTANCE on|off, got %d arguments", fs.NArg())
+	}
+	inst, word := fs.Arg(1), fs.Arg(2)
+	if word != "on" && word != "off" {
+		return usagef("maintenance: %q is not on or off", word)
+	}
+	on := word == "on"
+	t, err := load(ctx, e, "maintenance", fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	z, err := t.s.SetMaintenance(ctx, t.id, inst, on)
+	switch {
+	case errors.Is(err, zkstore.ErrNoInstance) || errors.Is(err, zkstore.ErrNotFound):
+		return &usageError{fmt.Errorf("maintenance: %w", err)}
+	case err != nil:
+		return fmt.Errorf("maintenance: %w", err)
+	}
+	out := changeOut{Deployment: t.id, Instance: inst, Maintenance: &on, Zxid: z}
+	line := fmt.Sprintf("maintenance %s %s %s, zxid %s", t.id, inst, word, zxid(z))
+	return finish(ctx, e, fs, "maintenance", t.s, out, line)
+}
