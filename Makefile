@@ -3,6 +3,7 @@
 #   make test    install what the tests need, then vet and run every test
 #   make build   build the binaries into bin/
 #   make demo    run the embedded demo
+#   make bench   compare the proxy with nginx and HAProxy (docs/benchmarks.md)
 
 GO ?= go
 
@@ -38,3 +39,20 @@ demo:
 
 clean:
 	rm -rf bin
+
+# The peer benchmark: Switchyard against nginx and HAProxy on this machine
+# (tools/peerbench, docs/benchmarks.md). It installs nginx-light, haproxy
+# and wrk when they are missing. "make bench" runs the full default (about
+# 14 minutes) and rewrites the results section of docs/benchmarks.md;
+# "make bench-quick" is a one-round smoke run that only prints its table.
+# Extra flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS='-rounds 5'.
+.PHONY: bench bench-quick bench-deps
+
+bench: bench-deps
+	$(GO) run ./tools/peerbench $(BENCHFLAGS)
+
+bench-quick: bench-deps
+	$(GO) run ./tools/peerbench -quick -out - $(BENCHFLAGS)
+
+bench-deps:
+	./tools/peerbench/install-deps.sh

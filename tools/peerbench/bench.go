@@ -1,0 +1,414 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/switchyard/switchyard/loadtest"
+)
+
+// scenario is one kind of traffic, run against every target.
+type scenario struct {
+	name        string
+	title       string
+	path        string // on the backend
+	bodySize    int    // response body
+	deployments int    // in the table; each request picks one at random
+	connections int    // wrk and open-loop connections; 0 means -connections
+	rateDiv     float64
+
+	// Set up by the run.
+	dir       string   // generated files
+	ids       []string // deployment IDs
+	luaScript string   // wrk script picking random keys; "" with one ID
+}
+
+// allScenarios, in report order.
+var allScenarios = []scenario{
+	{name: "small", title: "small body (2 B)", path: "/small", bodySize: 2, deployments: 1},
+	{name: "4k", title: "4 KiB body", path: "/4k", bodySize: 4 << 10, deployments: 1},
+	// 1 MiB at -rate would be GB/s: it runs at rate/25 over 8 connections.
+	{name: "1m", title: "1 MiB body", path: "/1m", bodySize: 1 << 20, deployments: 1, connections: 8, rateDiv: 25},
+	{name: "1000keys", title: "1000 deployments, random key per request (small body)", path: "/small", bodySize: 2, deployments: 1000},
+}
+
+func scenarioNames() []string {
+	var out []string
+	for _, s := range allScenarios {
+		out = append(out, s.name)
+	}
+	return out
+}
+
+func pickScenarios(s string) ([]*scenario, error) {
+	var out []*scenario
+	seen := map[string]bool{}
+	for _, name := range splitList(s) {
+		i := -1
+		for j := range allScenarios {
+			if allScenarios[j].name == name {
+				i = j
+			}
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (known: %s)", name, strings.Join(scenarioNames(), ", "))
+		}
+		if !seen[name] {
+			seen[name] = true
+			sc := allScenarios[i]
+			out = append(out, &sc)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-scenarios: empty")
+	}
+	return out, nil
+}
+
+func (sc *scenario) conns(o *options) int {
+	if sc.connections > 0 {
+		return sc.connections
+	}
+	return o.connections
+}
+
+func (sc *scenario) rate(o *options) float64 {
+	if sc.rateDiv > 0 {
+		return o.rate / sc.rateDiv
+	}
+	return o.rate
+}
+
+// sample is what one run of one target measured.
+type sample struct {
+	rps      float64       // closed loop
+	cpuUS    float64       // proxy CPU µs per request; NaN for direct
+	busy     float64       // proxy CPU time per wall time during wrk; NaN for direct
+	p99      time.Duration // open loop at the fixed rate
+	problems []string      // errors and non-2xx responses seen
+}
+
+// toolPaths are the programs a run uses.
+type toolPaths struct{ nginx, haproxy, wrk, switchyard string }
+
+// bench is one peerbench run.
+type bench struct {
+	o           *options
+	procs       *procs
+	dir         string
+	tools       toolPaths
+	clk         uint64 // clock ticks per second of /proc/PID/stat
+	backend     *proc
+	backendPort int
+	started     time.Time
+	machine     machine
+	warnings    []string
+	results     map[string]map[string][]sample // scenario, target
+}
+
+// runBench runs everything o asks for and writes the report.
+func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
+	b := &bench{o: o, procs: newProcs(), started: time.Now().UTC(), results: map[string]map[string][]sample{}}
+	defer b.procs.stopAll()
+	if err := b.findTools(); err != nil {
+		return err
+	}
+	if others := foreignProcs(func(int) bool { return false }); len(others) > 0 {
+		w := "other processes named like the targets are running and compete for the CPUs: " + strings.Join(others, ", ")
+		b.warnings = append(b.warnings, w)
+		fmt.Fprintln(stderr, "peerbench: warning:", w)
+	}
+	if b.dir, err = os.MkdirTemp("", "peerbench-"); err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(stderr, "peerbench: files in", b.dir)
+	} else {
+		defer os.RemoveAll(b.dir)
+	}
+	// nginx workers run as nobody when started by root: they must reach
+	// the static files and temporary paths.
+	if err := os.Chmod(b.dir, 0o755); err != nil {
+		return err
+	}
+	b.clk = clockTicks(ctx, b.procs)
+	b.machine = b.describeMachine(ctx)
+	if b.hasTarget("switchyard") {
+		if err := b.buildSwitchyard(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.startBackend(ctx); err != nil {
+		return fmt.Errorf("nginx backend: %w", err)
+	}
+	for _, sc := range o.scenarios {
+		sc.dir = filepath.Join(b.dir, sc.name)
+		if err := writeScenarioFiles(sc, fmt.Sprintf("127.0.0.1:%d", b.backendPort)); err != nil {
+			return err
+		}
+		b.results[sc.name] = map[string][]sample{}
+	}
+	total := o.rounds * len(o.scenarios) * len(o.targets)
+	perRun := o.warmup + o.duration.Round(time.Second) + o.latDuration + time.Second
+	fmt.Fprintf(stderr, "peerbench: %d runs of about %v each: %d round(s) × %d scenario(s) × %d target(s)\n",
+		total, perRun.Round(time.Second), o.rounds, len(o.scenarios), len(o.targets))
+	n := 0
+	for r := range o.rounds {
+		for _, sc := range o.scenarios {
+			// The order of the targets turns with the round, so that none
+			// always runs first or after the same neighbour.
+			for i := range o.targets {
+				t := o.targets[(i+r)%len(o.targets)]
+				n++
+				s, err := b.runOne(ctx, sc, t)
+				if err != nil {
+					return fmt.Errorf("round %d, %s, %s: %w", r+1, sc.name, t, err)
+				}
+				b.results[sc.name][t] = append(b.results[sc.name][t], s)
+				fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-10s %9.0f req/s  %s  p99 %s%s\n",
+					n, total, r+1, sc.name, t, s.rps, fmtCPU(s.cpuUS, s.busy), fmtP99(s.p99), problemSuffix(s.problems))
+			}
+		}
+	}
+	b.procs.stopAll()
+	section := b.report()
+	fmt.Fprintln(stdout, section)
+	if o.out == "-" {
+		return nil
+	}
+	if err := updateDoc(o.out, section); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "peerbench: wrote", o.out)
+	return nil
+}
+
+func (b *bench) hasTarget(name string) bool {
+	for _, t := range b.o.targets {
+		if t == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *bench) findTools() (err error) {
+	if b.tools.nginx, err = lookTool("nginx"); err != nil {
+		return err
+	}
+	if b.tools.wrk, err = lookTool("wrk"); err != nil {
+		return err
+	}
+	if _, err = lookTool("taskset"); err != nil {
+		return err
+	}
+	if b.hasTarget("haproxy") {
+		if b.tools.haproxy, err = lookTool("haproxy"); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"backend.nginx.conf", "proxy.nginx.conf", "haproxy.cfg"} {
+		if _, err := os.Stat(filepath.Join(b.o.configDir, name)); err != nil {
+			return fmt.Errorf("peer configuration: %w (run from the repository root, or set -configs)", err)
+		}
+	}
+	return nil
+}
+
+// buildSwitchyard builds cmd/switchyard into the temporary directory, on
+// both CPUs.
+func (b *bench) buildSwitchyard(ctx context.Context) error {
+	taskset, _ := lookTool("taskset")
+	goTool, err := lookTool("go")
+	if err != nil {
+		return err
+	}
+	b.tools.switchyard = filepath.Join(b.dir, "switchyard")
+	cpus := fmt.Sprintf("%d,%d", b.o.proxyCPU, b.o.loadCPU)
+	if _, err := b.procs.runCmd(ctx, taskset, "-c", cpus, goTool, "build", "-o", b.tools.switchyard, "./cmd/switchyard"); err != nil {
+		return fmt.Errorf("building switchyard (run from the repository root): %w", err)
+	}
+	return nil
+}
+
+// runOne starts target for sc, measures it, and stops it.
+func (b *bench) runOne(ctx context.Context, sc *scenario, target string) (sample, error) {
+	s := sample{cpuUS: math.NaN(), busy: math.NaN()}
+	if b.backend.exited() {
+		return s, b.backend.failure()
+	}
+	p, url, err := b.startTarget(ctx, sc, target)
+	if err != nil {
+		return s, err
+	}
+	if p != nil {
+		defer b.procs.stop(p, 3*time.Second)
+	}
+	conns := sc.conns(b.o)
+	if b.o.warmup > 0 {
+		// Unmeasured: fills the connection pools, the caches and the Go
+		// heap before the measured run.
+		if _, err := loadtest.Run(ctx, loadtest.Config{URL: url, Keys: sc.ids, Connections: conns, Duration: b.o.warmup}); err != nil {
+			return s, err
+		}
+	}
+
+	var before uint64
+	if p != nil {
+		if before, err = groupCPU(p.pgid); err != nil {
+			return s, err
+		}
+	}
+	start := time.Now()
+	w, err := b.runWrk(ctx, url, conns, b.o.duration, sc)
+	if err != nil {
+		return s, err
+	}
+	if p != nil {
+		wall := time.Since(start)
+		after, err := groupCPU(p.pgid)
+		if err != nil {
+			return s, fmt.Errorf("%w (did %s exit?)", err, target)
+		}
+		cpu := float64(after-before) / float64(b.clk) // seconds
+		s.busy = cpu / wall.Seconds()
+		if w.requests > 0 {
+			s.cpuUS = cpu * 1e6 / float64(w.requests)
+		}
+	}
+	s.rps = w.rps
+	if w.socketErrors > 0 {
+		s.problems = append(s.problems, fmt.Sprintf("wrk: %d socket errors", w.socketErrors))
+	}
+	if w.non2xx > 0 {
+		s.problems = append(s.problems, fmt.Sprintf("wrk: %d non-2xx/3xx responses", w.non2xx))
+	}
+
+	rep, err := loadtest.Run(ctx, loadtest.Config{
+		URL: url, Keys: sc.ids, Connections: conns,
+		Rate: sc.rate(b.o), Duration: b.o.latDuration, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		return s, err
+	}
+	s.p99 = rep.Latency.P99
+	s.problems = append(s.problems, openLoopProblems(rep)...)
+	if p != nil && p.exited() {
+		return s, p.failure()
+	}
+	return s, ctx.Err()
+}
+
+// openLoopProblems lists what went wrong in an open-loop run: errors,
+// responses other than 2xx, and requests never sent.
+func openLoopProblems(rep *loadtest.Report) []string {
+	var out []string
+	for kind, n := range rep.Errors {
+		out = append(out, fmt.Sprintf("open loop: %d %s errors", n, kind))
+	}
+	for code, n := range rep.Status {
+		if code < 200 || code > 299 {
+			out = append(out, fmt.Sprintf("open loop: %d responses %d", n, code))
+		}
+	}
+	if rep.Unsent > 0 {
+		out = append(out, fmt.Sprintf("open loop: %d requests unsent (target fell behind the rate)", rep.Unsent))
+	}
+	return out
+}
+
+func problemSuffix(p []string) string {
+	if len(p) == 0 {
+		return ""
+	}
+	return "  ! " + strings.Join(p, "; ")
+}
+
+// machine describes where the run happened, for the report.
+type machine struct {
+	cpus                     int
+	model, kernel, goVersion string
+	nginx, haproxy, wrk      string
+	revision                 string // of the Switchyard measured
+}
+
+func (b *bench) describeMachine(ctx context.Context) machine {
+	m := machine{model: "unknown", kernel: "unknown"}
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		m.cpus, m.model = parseCPUInfo(string(info))
+	}
+	if k, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = strings.TrimSpace(string(k))
+	}
+	m.goVersion = strings.TrimPrefix(goVersion(ctx, b.procs), "go version ")
+	m.nginx = versionLine(ctx, b.procs, "nginx version: nginx/", b.tools.nginx, "-v")
+	if b.tools.haproxy != "" {
+		m.haproxy = versionLine(ctx, b.procs, "HAProxy version ", b.tools.haproxy, "-v")
+	}
+	m.wrk = versionLine(ctx, b.procs, "wrk ", b.tools.wrk, "-v")
+	m.revision = "unknown"
+	if out, err := b.procs.runCmd(ctx, "git", "describe", "--always", "--dirty=+uncommitted changes"); err == nil {
+		m.revision = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+// versionLine runs a tool's version flag and returns the line that starts
+// with prefix, from stdout or stderr (tools differ, and wrk -v exits 1).
+func versionLine(ctx context.Context, ps *procs, prefix string, argv ...string) string {
+	out, err := ps.runCmd(ctx, append([]string{"sh", "-c", `"$0" "$@" 2>&1`}, argv...)...)
+	text := string(out)
+	if err != nil {
+		text += " " + err.Error()
+	}
+	if i := strings.Index(text, prefix); i >= 0 {
+		line := text[i+len(prefix):]
+		if j := strings.IndexAny(line, "\n"); j >= 0 {
+			line = line[:j]
+		}
+		f := strings.Fields(line)
+		if len(f) > 0 {
+			return f[0]
+		}
+	}
+	return "unknown"
+}
+
+func goVersion(ctx context.Context, ps *procs) string {
+	goTool, err := lookTool("go")
+	if err != nil {
+		return "unknown"
+	}
+	out, err := ps.runCmd(ctx, goTool, "env", "GOVERSION")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// parseCPUInfo returns the number of processors and the first model name
+// of a /proc/cpuinfo text.
+func parseCPUInfo(info string) (cpus int, model string) {
+	model = "unknown"
+	for _, line := range strings.Split(info, "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(key) {
+		case "processor":
+			cpus++
+		case "model name":
+			if model == "unknown" {
+				model = strings.TrimSpace(val)
+			}
+		}
+	}
+	return cpus, model
+}

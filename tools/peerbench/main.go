@@ -1,0 +1,224 @@
+// Command peerbench measures Switchyard against its peers, nginx and
+// HAProxy, as reverse proxies on one machine, and writes the results to
+// docs/benchmarks.md.
+//
+// It starts an nginx backend, then runs every scenario (a small body, 4 KiB,
+// 1 MiB, 1000 deployments with random keys) against every target (direct to
+// the backend, nginx as a proxy, HAProxy, Switchyard) in interleaved rounds,
+// so that drift of the machine hits all targets alike. The proxy under test
+// runs alone on one CPU; the backend, the load generators and peerbench
+// itself share the other. Each run measures closed-loop throughput with wrk,
+// the proxy's CPU time per request from /proc, and the p99 latency of an
+// open-loop load at a fixed rate (the project's loadtest package). The
+// report gives min/median/max over the rounds and the Switchyard/HAProxy
+// ratios.
+//
+// Usage (from the repository root; "make bench" and "make bench-quick"
+// install nginx-light, haproxy and wrk first when they are missing):
+//
+//	go run ./tools/peerbench [-rounds 3] [-duration 10s] [-rate 5000]
+//	    [-scenarios small,4k,1m,keys1000] [-targets direct,nginx,haproxy,switchyard]
+//	    [-out docs/benchmarks.md | -out -] [-quick]
+//
+// With -out FILE only the part of FILE between the peerbench markers is
+// rewritten; the rest is kept. Every process peerbench starts runs in its
+// own process group and is stopped at the end, on failure and on SIGINT.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line, resolved.
+type options struct {
+	rounds      int
+	duration    time.Duration // closed-loop (wrk) run
+	warmup      time.Duration // unmeasured wrk run before each measured one
+	latDuration time.Duration // open-loop (p99) run
+	rate        float64       // open-loop rate; see scenario.rateDiv
+	connections int           // wrk connections; see scenario.connections
+	scenarios   []*scenario
+	targets     []string
+	out         string // "-" means stdout only
+	configDir   string
+	proxyCPU    int
+	loadCPU     int
+	quick       bool
+	keep        bool
+	args        []string // as given, for the report
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "peerbench: %v\n", err)
+		return 2
+	}
+	if err := pinSelf(o.loadCPU, args); err != nil {
+		fmt.Fprintf(stderr, "peerbench: %v\n", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runBench(ctx, o, stdout, stderr); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "peerbench: interrupted; everything it started is stopped")
+			return 1
+		}
+		fmt.Fprintf(stderr, "peerbench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseArgs(args []string) (*options, error) {
+	fs := flag.NewFlagSet("peerbench", flag.ContinueOnError)
+	o := &options{args: args}
+	var scen, targ string
+	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; each runs every target once per scenario")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "closed-loop (wrk) run per target and round")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured wrk run before each measured one")
+	fs.DurationVar(&o.latDuration, "latency-duration", 5*time.Second, "open-loop run for the p99 per target and round")
+	fs.Float64Var(&o.rate, "rate", 5000, "open-loop rate in req/s for the p99 (the 1m scenario uses rate/25)")
+	fs.IntVar(&o.connections, "connections", 50, "wrk connections (the 1m scenario uses 8)")
+	fs.StringVar(&scen, "scenarios", strings.Join(scenarioNames(), ","), "scenarios to run, comma-separated")
+	fs.StringVar(&targ, "targets", strings.Join(targetNames, ","), "targets to run, comma-separated")
+	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "file whose peerbench section gets the report; - prints it only")
+	fs.StringVar(&o.configDir, "configs", "configs/bench", "directory of the peer configuration templates")
+	fs.IntVar(&o.proxyCPU, "proxy-cpu", 0, "CPU of the proxy under test")
+	fs.IntVar(&o.loadCPU, "load-cpu", 1, "CPU of the backend, the load generators and peerbench")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 round, 2s wrk runs, 1s p99 runs (explicit flags win)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: go run ./tools/peerbench [flags]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quick := map[string]func(){
+			"rounds":           func() { o.rounds = 1 },
+			"duration":         func() { o.duration = 2 * time.Second },
+			"warmup":           func() { o.warmup = 300 * time.Millisecond },
+			"latency-duration": func() { o.latDuration = time.Second },
+		}
+		for name, apply := range quick {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	switch {
+	case o.rounds < 1:
+		return nil, fmt.Errorf("-rounds %d: want at least 1", o.rounds)
+	case o.duration < time.Second:
+		return nil, fmt.Errorf("-duration %v: want at least 1s", o.duration)
+	case o.latDuration < 100*time.Millisecond:
+		return nil, fmt.Errorf("-latency-duration %v: want at least 100ms", o.latDuration)
+	case o.warmup < 0:
+		return nil, fmt.Errorf("-warmup %v: negative", o.warmup)
+	case o.rate < 25:
+		return nil, fmt.Errorf("-rate %v: want at least 25", o.rate)
+	case o.connections < 1:
+		return nil, fmt.Errorf("-connections %d: want at least 1", o.connections)
+	case o.proxyCPU == o.loadCPU || o.proxyCPU < 0 || o.loadCPU < 0:
+		return nil, fmt.Errorf("-proxy-cpu %d, -load-cpu %d: want two different CPUs", o.proxyCPU, o.loadCPU)
+	}
+	var err error
+	if o.scenarios, err = pickScenarios(scen); err != nil {
+		return nil, err
+	}
+	if o.targets, err = pickTargets(targ); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// splitList splits a comma-separated flag value, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func pickTargets(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, name := range splitList(s) {
+		known := false
+		for _, t := range targetNames {
+			known = known || t == name
+		}
+		if !known {
+			return nil, fmt.Errorf("-targets: unknown target %q (known: %s)", name, strings.Join(targetNames, ", "))
+		}
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-targets: empty")
+	}
+	return out, nil
+}
+
+// pinSelf makes sure this process runs on cpu only, re-executing itself
+// under taskset when it does not yet: threads that already exist would not
+// follow a later sched_setaffinity. Children inherit the affinity.
+func pinSelf(cpu int, args []string) error {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fmt.Errorf("reading CPU affinity: %w", err)
+	}
+	if cpusAllowed(string(status)) == fmt.Sprint(cpu) {
+		return nil
+	}
+	taskset, err := lookTool("taskset")
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	argv := append([]string{"taskset", "-c", fmt.Sprint(cpu), exe}, args...)
+	return syscall.Exec(taskset, argv, os.Environ())
+}
+
+// cpusAllowed returns the Cpus_allowed_list value of a /proc/PID/status
+// text, "" when absent.
+func cpusAllowed(status string) string {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

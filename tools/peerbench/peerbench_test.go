@@ -1,0 +1,226 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseWrk(t *testing.T) {
+	tests := []struct {
+		name    string
+		out     string
+		want    wrkResult
+		wantErr bool
+	}{
+		{
+			name: "clean",
+			out: `Running 1s test @ http://127.0.0.1:45735/small
+  1 threads and 5 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   131.00us  358.37us   4.95ms   97.47%
+    Req/Sec    42.57k     2.68k   46.76k    72.73%
+  46490 requests in 1.10s, 6.61MB read
+Requests/sec:  42262.91
+Transfer/sec:      6.01MB
+`,
+			want: wrkResult{requests: 46490, rps: 42262.91},
+		},
+		{
+			name: "non-2xx",
+			out: `Running 1s test @ http://127.0.0.1:45735/nope
+  1 threads and 5 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   166.64us  340.08us   5.27ms   97.35%
+    Req/Sec    38.05k    11.46k   57.18k    72.73%
+  41520 requests in 1.10s, 12.20MB read
+  Non-2xx or 3xx responses: 41520
+Requests/sec:  37691.49
+Transfer/sec:     11.07MB
+`,
+			want: wrkResult{requests: 41520, rps: 37691.49, non2xx: 41520},
+		},
+		{
+			name: "socket errors",
+			out: `Running 10s test @ http://127.0.0.1:9200/small
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.61ms  312.10us  12.03ms   90.12%
+    Req/Sec    31.02k     1.10k   33.50k    70.00%
+  308812 requests in 10.00s, 40.05MB read
+  Socket errors: connect 2, read 12, write 0, timeout 3
+  Non-2xx or 3xx responses: 7
+Requests/sec:  30877.40
+Transfer/sec:      4.00MB
+`,
+			want: wrkResult{requests: 308812, rps: 30877.40, socketErrors: 17, non2xx: 7},
+		},
+		{name: "refused", out: "unable to connect to 127.0.0.1:1 Connection refused\n", wantErr: true},
+		{name: "no rate", out: "  12 requests in 1.00s, 1.00KB read\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseWrk(tt.out)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseWrk: error %v; want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got != tt.want {
+				t.Errorf("parseWrk = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	tests := []struct {
+		name    string
+		line    string
+		want    procStat
+		wantErr bool
+	}{
+		{
+			name: "haproxy",
+			line: "25484 (haproxy) S 25480 25480 25480 0 -1 4194560 2153 0 0 0 1523 2741 0 0 20 0 1 0 914421 60940288 3164 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 0 0 0 0 0 0\n",
+			want: procStat{pid: 25484, pgrp: 25480, comm: "haproxy", utime: 1523, stime: 2741},
+		},
+		{
+			name: "comm with spaces and parentheses",
+			line: "42 (a (b) c) R 1 40 40 0 -1 0 0 0 0 0 7 8 0 0 20 0 4 0 1 0 0",
+			want: procStat{pid: 42, pgrp: 40, comm: "a (b) c", utime: 7, stime: 8},
+		},
+		{name: "truncated", line: "42 (x) R 1 40 40 0", wantErr: true},
+		{name: "no comm", line: "42 x R 1 40 40", wantErr: true},
+		{name: "bad utime", line: "42 (x) R 1 40 40 0 -1 0 0 0 0 0 u 8", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseProcStat(tt.line)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseProcStat: error %v; want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got != tt.want {
+				t.Errorf("parseProcStat = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	nan := math.NaN()
+	tests := []struct {
+		name string
+		in   []float64
+		want spread
+	}{
+		{"one", []float64{3}, spread{3, 3, 3}},
+		{"odd", []float64{5, 1, 3}, spread{1, 3, 5}},
+		{"even", []float64{4, 1, 2, 8}, spread{1, 3, 8}},
+		{"NaN ignored", []float64{nan, 2, 6, nan}, spread{2, 4, 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := summarize(tt.in); got != tt.want {
+				t.Errorf("summarize(%v) = %v; want %v", tt.in, got, tt.want)
+			}
+		})
+	}
+	for _, in := range [][]float64{nil, {nan}} {
+		if got := summarize(in); !math.IsNaN(got.min) || !math.IsNaN(got.med) || !math.IsNaN(got.max) {
+			t.Errorf("summarize(%v) = %v; want all NaN", in, got)
+		}
+	}
+	if got, want := summarize([]float64{1, 2, 4}).format(fmtRPS), "1 / **2** / 4"; got != want {
+		t.Errorf("format = %q; want %q", got, want)
+	}
+	if got, want := summarize(nil).format(fmtRPS), "–"; got != want {
+		t.Errorf("format of nothing = %q; want %q", got, want)
+	}
+}
+
+func TestRewriteSection(t *testing.T) {
+	const block = beginMarker + "\nNEW\n" + endMarker
+	tests := []struct {
+		name    string
+		doc     string
+		want    string
+		wantErr bool
+	}{
+		{
+			name: "replaces between markers, keeps the rest",
+			doc:  "# Benchmarks\n\nintro\n\n" + beginMarker + "\nOLD\nlines\n" + endMarker + "\n\n## Profile notes\n\nkept\n",
+			want: "# Benchmarks\n\nintro\n\n" + block + "\n\n## Profile notes\n\nkept\n",
+		},
+		{
+			name: "empty section between markers",
+			doc:  "a\n" + beginMarker + endMarker + "\nb\n",
+			want: "a\n" + block + "\nb\n",
+		},
+		{name: "new file", doc: "", want: "# Benchmarks\n\n" + block + "\n"},
+		{name: "no markers: appended", doc: "# Notes\n\ntext\n\n", want: "# Notes\n\ntext\n\n" + block + "\n"},
+		{name: "only begin", doc: "x\n" + beginMarker + "\nOLD\n", wantErr: true},
+		{name: "only end", doc: "x\n" + endMarker + "\n", wantErr: true},
+		{name: "out of order", doc: endMarker + "\n" + beginMarker + "\n", wantErr: true},
+		{name: "twice", doc: beginMarker + endMarker + beginMarker + endMarker, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := rewriteSection(tt.doc, "NEW")
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("rewriteSection: error %v; want error %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("rewriteSection =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	status := "Name:\tpeerbench\nCpus_allowed:\t2\nCpus_allowed_list:\t1\nMems_allowed:\t1\n"
+	if got := cpusAllowed(status); got != "1" {
+		t.Errorf("cpusAllowed = %q; want %q", got, "1")
+	}
+	cpus, model := parseCPUInfo("processor\t: 0\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\n")
+	if cpus != 2 || model != "AMD EPYC" {
+		t.Errorf("parseCPUInfo = %d, %q; want 2, %q", cpus, model, "AMD EPYC")
+	}
+	ids := deploymentIDs(1000)
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" || seen[id] {
+			t.Fatalf("deploymentIDs: bad or repeated ID %q", id)
+		}
+		seen[id] = true
+	}
+	if again := deploymentIDs(3); again[0] != ids[0] || again[2] != ids[2] {
+		t.Errorf("deploymentIDs is not deterministic: %v, %v", again, ids[:3])
+	}
+	if got, want := commandLine([]string{"-rounds", "5", "-scenarios", "small, 4k"}), "go run ./tools/peerbench -rounds 5 -scenarios 'small, 4k'"; got != want {
+		t.Errorf("commandLine = %q; want %q", got, want)
+	}
+}
+
+func TestParseArgs(t *testing.T) {
+	o, err := parseArgs([]string{"-quick", "-duration", "3s", "-scenarios", "1m,small,1m", "-targets", "switchyard,haproxy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.rounds != 1 || o.duration != 3*time.Second || o.latDuration != time.Second {
+		t.Errorf("-quick with -duration 3s: rounds %d, duration %v, latency %v; want 1, 3s, 1s", o.rounds, o.duration, o.latDuration)
+	}
+	if len(o.scenarios) != 2 || o.scenarios[0].name != "1m" || o.scenarios[1].name != "small" {
+		t.Errorf("scenarios = %v; want [1m small]", o.scenarios)
+	}
+	if got := o.scenarios[0].rate(o); got != 200 {
+		t.Errorf("1m rate = %v; want 200", got)
+	}
+	for _, bad := range [][]string{
+		{"-scenarios", "nope"}, {"-targets", "envoy"}, {"-rounds", "0"},
+		{"-proxy-cpu", "1", "-load-cpu", "1"}, {"extra"},
+	} {
+		if _, err := parseArgs(bad); err == nil {
+			t.Errorf("parseArgs(%q): no error", bad)
+		}
+	}
+}

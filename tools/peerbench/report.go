@@ -1,0 +1,243 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The part of the output document that peerbench rewrites lies between
+// these markers; everything else in the file is kept.
+const (
+	beginMarker = "<!-- peerbench:begin -->"
+	endMarker   = "<!-- peerbench:end -->"
+)
+
+// The goal the report is read against (not asserted).
+const (
+	goalCPURatio = 0.95 // Switchyard CPU per request ≤ this × HAProxy's
+	goalRPSRatio = 1.0  // Switchyard req/s ≥ this × HAProxy's
+)
+
+// spread is the min, median and max of some values; NaN when there were
+// none.
+type spread struct{ min, med, max float64 }
+
+// summarize returns the spread of xs, ignoring NaNs. The median of an even
+// count is the mean of the two middle values.
+func summarize(xs []float64) spread {
+	var v []float64
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		return spread{math.NaN(), math.NaN(), math.NaN()}
+	}
+	slices.Sort(v)
+	n := len(v)
+	med := v[n/2]
+	if n%2 == 0 {
+		med = (v[n/2-1] + v[n/2]) / 2
+	}
+	return spread{v[0], med, v[n-1]}
+}
+
+// format writes "min / **median** / max" with f, or "–" without values.
+func (s spread) format(f func(float64) string) string {
+	if math.IsNaN(s.med) {
+		return "–"
+	}
+	return f(s.min) + " / **" + f(s.med) + "** / " + f(s.max)
+}
+
+func fmtRPS(x float64) string { return strconv.FormatFloat(x, 'f', 0, 64) }
+func fmtUS(x float64) string  { return strconv.FormatFloat(x, 'f', 1, 64) }
+func fmtMS(x float64) string  { return strconv.FormatFloat(x, 'f', 2, 64) }
+
+func fmtCPU(us, busy float64) string {
+	if math.IsNaN(us) {
+		return "     – µs/req (    – busy)"
+	}
+	return fmt.Sprintf("%6.1f µs/req (%3.0f %% busy)", us, busy*100)
+}
+
+func fmtPct(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return strconv.FormatFloat(x*100, 'f', 0, 64) + " %"
+}
+
+func fmtP99(d time.Duration) string { return fmtMS(float64(d)/1e6) + " ms" }
+
+// ratio is a/b, NaN when either is missing.
+func ratio(a, b float64) float64 {
+	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64) + "×"
+}
+
+// medians are the medians of one target in one scenario.
+type medians struct{ rps, cpu float64 }
+
+func (b *bench) medians(sc, target string) medians {
+	ss, ok := b.results[sc][target]
+	if !ok {
+		return medians{math.NaN(), math.NaN()}
+	}
+	var rps, cpu []float64
+	for _, s := range ss {
+		rps, cpu = append(rps, s.rps), append(cpu, s.cpuUS)
+	}
+	return medians{summarize(rps).med, summarize(cpu).med}
+}
+
+// report renders the section that goes between the markers.
+func (b *bench) report() string {
+	o, m := b.o, b.machine
+	var w strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
+
+	p("## Results\n\n")
+	p("Run on %s with:\n\n", b.started.Format("2006-01-02 15:04 MST"))
+	p("```sh\n%s\n```\n\n", commandLine(o.args))
+	p("%d round(s); per target, scenario and round: %v warm-up, wrk -t1 for %v (closed loop), then %v of open loop at a fixed rate for the p99.\n\n",
+		o.rounds, o.warmup, o.duration.Round(time.Second), o.latDuration)
+	haproxy := m.haproxy
+	if haproxy == "" {
+		haproxy = "not run"
+	}
+	p("Machine: %d CPUs, %s; Linux %s; %s; nginx %s; HAProxy %s; wrk %s; Switchyard at %s. ", m.cpus, m.model, m.kernel, m.goVersion, m.nginx, haproxy, m.wrk, m.revision)
+	p("The proxy under test runs alone on CPU %d (Switchyard with GOMAXPROCS=1, nginx with 1 worker, HAProxy with 1 thread); the nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, o.loadCPU)
+	p("Goal: at one core, Switchyard's CPU per request ≤ %.2f× HAProxy's and its req/s ≥ %.2f× HAProxy's.\n\n", goalCPURatio, goalRPSRatio)
+
+	p("Scenarios:\n\n")
+	for _, sc := range o.scenarios {
+		p("- **%s**: %s; wrk with %d connections; p99 at %s req/s.\n", sc.name, sc.title, sc.conns(o), fmtRPS(sc.rate(o)))
+	}
+	p("\nCells are min / **median** / max over the rounds. CPU is the proxy's user + system time (all its processes and threads) per request completed by wrk; busy is that CPU time over the wall time of the wrk run (median), 100 %% being the whole proxy core. Both are – for direct, which has no proxy.\n\n")
+	p("| scenario | target | req/s | CPU µs/req | busy | p99 ms at fixed rate | runs with errors |\n")
+	p("| --- | --- | --: | --: | --: | --: | --: |\n")
+	var problems []string
+	for _, sc := range o.scenarios {
+		for _, t := range o.targets {
+			ss := b.results[sc.name][t]
+			var rps, cpu, busy, p99 []float64
+			bad := 0
+			for i, s := range ss {
+				rps, cpu, p99 = append(rps, s.rps), append(cpu, s.cpuUS), append(p99, float64(s.p99)/1e6)
+				busy = append(busy, s.busy)
+				if len(s.problems) > 0 {
+					bad++
+					problems = append(problems, fmt.Sprintf("%s, %s, round %d: %s", sc.name, t, i+1, strings.Join(s.problems, "; ")))
+				}
+			}
+			badCell := "0"
+			if bad > 0 {
+				badCell = fmt.Sprintf("**%d** ⚠", bad)
+			}
+			p("| %s | %s | %s | %s | %s | %s | %s |\n", sc.name, t, summarize(rps).format(fmtRPS),
+				summarize(cpu).format(fmtUS), fmtPct(summarize(busy).med), summarize(p99).format(fmtMS), badCell)
+		}
+	}
+	p("\n")
+
+	if b.hasTarget("switchyard") && (b.hasTarget("haproxy") || b.hasTarget("nginx")) {
+		p("Ratios of medians from this run (Switchyard / peer). Goal met: req/s ratio ≥ %.2f and CPU ratio ≤ %.2f against HAProxy.\n\n", goalRPSRatio, goalCPURatio)
+		p("| scenario | req/s vs HAProxy | CPU vs HAProxy | goal met | req/s vs nginx | CPU vs nginx |\n")
+		p("| --- | --: | --: | --- | --: | --: |\n")
+		for _, sc := range o.scenarios {
+			sy, hp, ng := b.medians(sc.name, "switchyard"), b.medians(sc.name, "haproxy"), b.medians(sc.name, "nginx")
+			rr, cr := ratio(sy.rps, hp.rps), ratio(sy.cpu, hp.cpu)
+			met := "–"
+			if !math.IsNaN(rr) && !math.IsNaN(cr) {
+				met = "no"
+				if rr >= goalRPSRatio && cr <= goalCPURatio {
+					met = "yes"
+				}
+			}
+			p("| %s | %s | %s | %s | %s | %s |\n", sc.name, fmtRatio(rr), fmtRatio(cr), met,
+				fmtRatio(ratio(sy.rps, ng.rps)), fmtRatio(ratio(sy.cpu, ng.cpu)))
+		}
+		p("\n")
+	}
+	if len(problems) > 0 {
+		p("Runs with errors (their numbers are in the table, but read them with care):\n\n")
+		for _, s := range problems {
+			p("- %s\n", s)
+		}
+		p("\n")
+	}
+	for _, s := range b.warnings {
+		p("Warning: %s.\n\n", s)
+	}
+	return strings.TrimRight(w.String(), "\n")
+}
+
+// commandLine is how this run was invoked, quoted for a shell.
+func commandLine(args []string) string {
+	parts := []string{"go run ./tools/peerbench"}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$\\*?;&|<>()") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// rewriteSection replaces what lies between the markers in doc with
+// section. A doc without markers gets them, with section, at its end; one
+// with a single marker, or with them out of order, is an error, so that
+// nobody's text is lost.
+func rewriteSection(doc, section string) (string, error) {
+	block := beginMarker + "\n" + section + "\n" + endMarker
+	b, e := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
+	switch {
+	case b < 0 && e < 0:
+		if strings.TrimSpace(doc) == "" {
+			return "# Benchmarks\n\n" + block + "\n", nil
+		}
+		return strings.TrimRight(doc, "\n") + "\n\n" + block + "\n", nil
+	case b < 0 || e < 0:
+		return "", errors.New("only one of the peerbench markers is present")
+	case e < b:
+		return "", errors.New("the peerbench end marker comes before the begin marker")
+	case strings.Count(doc, beginMarker) > 1 || strings.Count(doc, endMarker) > 1:
+		return "", errors.New("the peerbench markers appear more than once")
+	}
+	return doc[:b] + block + doc[e+len(endMarker):], nil
+}
+
+// updateDoc rewrites the peerbench section of the file at path, creating
+// the file when it does not exist.
+func updateDoc(path, section string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	doc, err := rewriteSection(string(old), section)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(doc), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
