@@ -195,7 +195,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in *routes.Instance) error {
 	s := x.s
 	tried := x.tried[:0]
-	retry := false
+	retry, charged := false, false
 	for {
 		x.inst = in
 		if retry {
@@ -209,8 +209,9 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in 
 		if s.tracker != nil {
 			s.tracker.End(in, outcome(err, ctx.Response.Header.StatusCode()))
 		}
-		if retry {
+		if charged {
 			s.budget.release()
+			charged = false
 		}
 		if err == nil {
 			return nil
@@ -226,9 +227,14 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in 
 		if next == nil {
 			return err
 		}
-		if !s.budget.acquire() {
-			s.metrics.retryBudgetExhausted.Inc()
-			return err
+		// A retry after an attempt the instance never received adds no
+		// load to the fleet; only the others are charged to the budget.
+		if reached(err) {
+			if !s.budget.acquire() {
+				s.metrics.retryBudgetExhausted.Inc()
+				return err
+			}
+			charged = true
 		}
 		s.log.Debug("retrying on another instance", "failed", in.ID, "next", next.ID, "error", err)
 		in, retry = next, true

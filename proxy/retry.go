@@ -38,6 +38,21 @@ func retryable(err error, req *upstream.Request) bool {
 	return idempotent(req.Header)
 }
 
+// reached reports whether a failed attempt may have reached the instance:
+// false for a refused or timed-out connect, a full pool, or a write that
+// failed before any byte went out.
+func reached(err error) bool {
+	ue, ok := upstream.AsError(err)
+	if !ok {
+		return true
+	}
+	switch ue.Kind {
+	case upstream.KindConnectRefused, upstream.KindConnectTimeout, upstream.KindPoolTimeout:
+		return false
+	}
+	return ue.Sent
+}
+
 func idempotent(h *fasthttp.RequestHeader) bool {
 	switch string(h.Method()) {
 	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,

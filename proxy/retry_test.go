@@ -76,6 +76,25 @@ func TestRetries(t *testing.T) {
 	if posts504 == 0 {
 		t.Error("no POST to the stalled instance got 504: a sent, non-idempotent request must not be retried")
 	}
+	// With the budget used up, a refused connect is still retried (the
+	// instance never saw the request, so the retry adds no load), but a
+	// timed-out GET is not.
+	p.budget.retries.Add(1000)
+	if status, _, h := get(t, p.url+"/", "X-Found-Cluster", "aaaaaaaa"); status != 200 || h.Get("X-Found-Handling-Instance") != "live" {
+		t.Errorf("refused connect with no budget left: %d from %q; want 200 from live", status, h.Get("X-Found-Handling-Instance"))
+	}
+	if status, _, _ := get(t, p.url+"/", "X-Found-Cluster", "bbbbbbbb"); status == 200 {
+		// The pick may have gone to live first; only a 504 proves the rule,
+		// so try until the stalled instance is picked.
+		for i := 0; i < 20 && status == 200; i++ {
+			status, _, _ = get(t, p.url+"/", "X-Found-Cluster", "bbbbbbbb")
+		}
+		if status != 504 {
+			t.Errorf("timed-out GET with no budget left: %d; want 504 (not retried)", status)
+		}
+	}
+	p.budget.retries.Add(-1000)
+
 	_, m, _ := get(t, "http://"+p.AdminAddr().String()+"/metrics")
 	if !strings.Contains(m, "switchyard_retries_total ") || strings.Contains(m, "switchyard_retries_total 0\n") {
 		t.Error("switchyard_retries_total did not count the retries")

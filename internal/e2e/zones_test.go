@@ -72,6 +72,7 @@ func TestZoneKilledUnderLoad(t *testing.T) {
 		return true
 	})
 	t.Logf("answered only from zone-b %v after the kill", time.Since(killed))
+	t.Logf("retries %v, refused by the budget %v", adminMetric(t, p, "switchyard_retries_total"), adminMetric(t, p, "switchyard_retry_budget_exhausted_total"))
 	checkNoFailures(t, "zone-a killed", l.Wait())
 }
 
