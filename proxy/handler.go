@@ -147,7 +147,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 
 	resp := &ctx.Response
 	x.uresp = upstream.Response{Header: &resp.Header}
-	err := x.roundTrip(ctx, d, in)
+	err := x.roundTrip(ctx, d, in, st.gens)
 	in = x.inst
 	if x.ureq.BodyStream != nil {
 		x.bytesIn = x.cbody.n
@@ -192,7 +192,8 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 // roundTrip sends the request to in and, when that fails in a way that
 // allows it (see retryable), to other instances: up to maxTries in all,
 // within the retry budget. x.inst is the instance of the last attempt.
-func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in *routes.Instance) error {
+// Each attempt is counted in gens, when its instance has a counter.
+func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in *routes.Instance, gens map[*routes.Instance]*genCounter) error {
 	s := x.s
 	tried := x.tried[:0]
 	retry, charged := false, false
@@ -206,8 +207,14 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in 
 			s.tracker.Begin(in)
 		}
 		err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
-		if s.tracker != nil {
-			s.tracker.End(in, outcome(err, ctx.Response.Header.StatusCode()))
+		if s.tracker != nil || len(gens) > 0 {
+			o := outcome(err, ctx.Response.Header.StatusCode())
+			if s.tracker != nil {
+				s.tracker.End(in, o)
+			}
+			if c := gens[in]; c != nil {
+				c.add(o)
+			}
 		}
 		if charged {
 			s.budget.release()

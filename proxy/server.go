@@ -38,6 +38,7 @@ type Server struct {
 	draining  atomic.Bool
 	exPool    sync.Pool
 	budget    retryBudget
+	gens      genStats
 	tracker   zones.Tracker // the picker's, if it tracks requests
 
 	srv   *fasthttp.Server
@@ -54,6 +55,9 @@ type Server struct {
 type tableState struct {
 	table  *routes.Table
 	suffix []byte // "." + domain, lowercase
+	// gens counts attempts per generation, for the instances of
+	// multi-generation deployments of table.
+	gens map[*routes.Instance]*genCounter
 }
 
 type rejection struct {
@@ -142,7 +146,7 @@ func (s *Server) Apply(t *routes.Table) {
 	if p, ok := s.cfg.Picker.(tablePreparer); ok {
 		p.Prepare(t) // before any request can see t
 	}
-	st := &tableState{table: t}
+	st := &tableState{table: t, gens: s.gens.build(t)}
 	if domain != "" {
 		st.suffix = []byte("." + domain)
 	}

@@ -78,3 +78,15 @@ type Table struct {
 
 	byKey map[string]*Deployment // id and "<alias>.<kind>", lowercase
 }
+
+// GenerationCount is what one proxy saw of one generation of a deployment:
+// the attempts it sent to the generation's instances and how many of them
+// failed (connect error, reset, timeout, or a 5xx from the instance),
+// counted since the proxy started. Proxies report these for deployments
+// with more than one generation; a cutover watches the new one.
+type GenerationCount struct {
+	Deployment string `json:"deployment"`
+	Generation string `json:"generation"`
+	Requests   uint64 `json:"requests"`
+	Errors     uint64 `json:"errors"`
+}

@@ -178,6 +178,7 @@ func serveProxyFromRouteServers(ctx context.Context, s *settings, logger *slog.L
 	if err != nil {
 		return &usageError{err}
 	}
+	src.Report = srv.GenerationReport
 	srcCtx, stopSrc := context.WithCancel(ctx)
 	srcDone := make(chan struct{})
 	go func() {

@@ -5,6 +5,7 @@
 package routeclient
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,6 +50,12 @@ type Source struct {
 	Logger   *slog.Logger
 	// Client is the HTTP client; default one with sensible timeouts.
 	Client *http.Client
+	// Report, when set, is called every ReportInterval; what it returns
+	// (the proxy's per-generation counts) is posted to the route server
+	// last heard from when it changed, and at least every
+	// reportKeepalive while not empty. Default interval 1s.
+	Report         func() []routes.GenerationCount
+	ReportInterval time.Duration
 
 	mu     sync.Mutex
 	status Status
@@ -97,6 +104,9 @@ func (s *Source) setDefaults() {
 	if s.RetryMax <= 0 {
 		s.RetryMax = 2 * time.Second
 	}
+	if s.ReportInterval <= 0 {
+		s.ReportInterval = time.Second
+	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
 	}
@@ -119,6 +129,15 @@ func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 	}
 	s.setDefaults()
 	defer s.flushDisk()
+	if s.Report != nil {
+		reportCtx, stopReports := context.WithCancel(ctx)
+		reportsDone := make(chan struct{})
+		go func() {
+			defer close(reportsDone)
+			s.reportLoop(reportCtx)
+		}()
+		defer func() { stopReports(); <-reportsDone }()
+	}
 	var state *wire.State
 	i := rand.IntN(len(s.URLs))
 	started := time.Now()
@@ -289,5 +308,69 @@ func (s *Source) loadDisk(sink routes.Sink) *wire.State {
 	}
 	s.Logger.Error("refusing the route table snapshot on disk", "path", path, "error", err)
 	sink.Reject("cache:"+path, err)
+	return nil
+}
+
+// reportKeepalive is how often an unchanged, non-empty report is sent
+// again, so that the route servers keep it (they forget a proxy's report
+// after their proxy TTL).
+const reportKeepalive = 15 * time.Second
+
+// reportLoop posts s.Report() to a route server until ctx ends: the one
+// last heard from, else the next in turn after a failure.
+func (s *Source) reportLoop(ctx context.Context) {
+	tick := time.NewTicker(s.ReportInterval)
+	defer tick.Stop()
+	var last []byte
+	var lastSent time.Time
+	next := rand.IntN(len(s.URLs))
+	failed := false // the last post failed: go round the URLs
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		gens := s.Report()
+		if gens == nil {
+			gens = []routes.GenerationCount{}
+		}
+		body, err := json.Marshal(wire.Report{Proxy: s.ProxyID, Zone: s.Zone, Generations: gens})
+		if err != nil {
+			continue
+		}
+		if bytes.Equal(body, last) && (len(gens) == 0 || time.Since(lastSent) < reportKeepalive) {
+			continue
+		}
+		base := s.Status().Server
+		if base == "" || failed {
+			base = s.URLs[next]
+		}
+		if err := s.postReport(ctx, base, body); err != nil {
+			s.Logger.Debug("cannot send the generation report", "server", base, "error", err)
+			next, failed = (next+1)%len(s.URLs), true
+			continue
+		}
+		last, lastSent, failed = body, time.Now(), false
+	}
+}
+
+func (s *Source) postReport(ctx context.Context, base string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/report", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("%s answered %d: %s", base, resp.StatusCode, b)
+	}
 	return nil
 }

@@ -220,3 +220,58 @@ func TestRouteServerAnswers503BeforeItsFirstTable(t *testing.T) {
 		t.Errorf("status before any table = %+v; want not connected with an error", st)
 	}
 }
+
+// The proxy's per-generation counts reach the route server it follows,
+// again when they change, and at the other route server after a failover.
+func TestReportsGenerationCounts(t *testing.T) {
+	rs1, url1, stop1 := startServer(t, "rs1")
+	rs2, url2, _ := startServer(t, "rs2")
+	rs1.Update(input(50, "127.0.0.1:1"))
+	rs2.Update(input(50, "127.0.0.1:1"))
+	var mu sync.Mutex
+	counts := []routes.GenerationCount{{Deployment: "00000001", Generation: "green", Requests: 10, Errors: 1}}
+	report := func() []routes.GenerationCount {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]routes.GenerationCount(nil), counts...)
+	}
+	src := &Source{URLs: []string{url1, url2}, ProxyID: "p1", Zone: "zone-a", Logger: quiet,
+		RetryMax: 100 * time.Millisecond, Report: report, ReportInterval: 20 * time.Millisecond}
+	k := runSource(t, src)
+	k.waitVersion(t, 50)
+
+	following, other := rs1, rs2
+	if src.Status().Server == url2 {
+		following, other = rs2, rs1
+	}
+	waitReport := func(srv *routeserver.Server, requests uint64) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if r := srv.Status().Reports; len(r) == 1 && r[0].Proxy == "p1" && r[0].Zone == "zone-a" &&
+				len(r[0].Generations) == 1 && r[0].Generations[0].Requests == requests {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("route server reports %+v; want p1 with %d requests to green", srv.Status().Reports, requests)
+	}
+	waitReport(following, 10)
+	if r := other.Status().Reports; len(r) != 0 {
+		t.Errorf("the route server not followed got reports %+v", r)
+	}
+	mu.Lock()
+	counts[0].Requests, counts[0].Errors = 25, 3
+	mu.Unlock()
+	waitReport(following, 25)
+
+	if following == rs1 {
+		stop1()
+		rs2.Update(input(60, "127.0.0.1:2"))
+		k.waitVersion(t, 60)
+		mu.Lock()
+		counts[0].Requests = 30
+		mu.Unlock()
+		waitReport(rs2, 30)
+	}
+}

@@ -2,12 +2,15 @@ package routeserver
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
 )
 
 // Response headers of the route stream.
@@ -92,6 +95,37 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxReportBytes bounds a proxy's report.
+const maxReportBytes = 4 << 20
+
+type reportState ProxyReport
+
+// handleReport takes a proxy's per-generation counts (wire.Report).
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	var rep wire.Report
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxReportBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "report: "+err.Error())
+		return
+	}
+	if rep.Proxy == "" {
+		writeJSONError(w, http.StatusBadRequest, "report: proxy: missing")
+		return
+	}
+	for i, g := range rep.Generations {
+		if g.Deployment == "" || g.Generation == "" || g.Errors > g.Requests {
+			writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("report: generations[%d]: want deployment, generation and errors <= requests", i))
+			return
+		}
+	}
+	s.mu.Lock()
+	s.reports[rep.Proxy] = &reportState{Proxy: rep.Proxy, Zone: rep.Zone, ReportedAt: time.Now(), Generations: rep.Generations}
+	s.mu.Unlock()
+	s.metrics.reports.Inc()
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // seen records what a proxy has applied.
 func (s *Server) seen(r *http.Request, version uint64, hash string) {
 	id := r.Header.Get(HeaderProxy)
@@ -117,6 +151,17 @@ type Status struct {
 	Deployments int               `json:"deployments"`
 	Invalid     map[string]string `json:"invalid,omitempty"`
 	Proxies     []ProxyStatus     `json:"proxies"`
+	// Reports are the proxies' latest per-generation counts (see
+	// wire.Report), for the deployments with more than one generation.
+	Reports []ProxyReport `json:"reports,omitempty"`
+}
+
+// ProxyReport is one proxy's latest report to this route server.
+type ProxyReport struct {
+	Proxy       string                   `json:"proxy"`
+	Zone        string                   `json:"zone,omitempty"`
+	ReportedAt  time.Time                `json:"reported_at"`
+	Generations []routes.GenerationCount `json:"generations"`
 }
 
 // ProxyStatus is what a route server knows of one proxy.
@@ -159,6 +204,16 @@ func (s *Server) Status() Status {
 		st.Proxies = append(st.Proxies, ps)
 	}
 	sort.Slice(st.Proxies, func(i, j int) bool { return st.Proxies[i].ID < st.Proxies[j].ID })
+	for id, r := range s.reports {
+		if now.Sub(r.ReportedAt) > s.cfg.ProxyTTL {
+			delete(s.reports, id)
+			continue
+		}
+		if len(r.Generations) > 0 {
+			st.Reports = append(st.Reports, ProxyReport(*r))
+		}
+	}
+	sort.Slice(st.Reports, func(i, j int) bool { return st.Reports[i].Proxy < st.Reports[j].Proxy })
 	return st
 }
 
@@ -204,6 +259,7 @@ type metrics struct {
 	bytes       prometheus.Counter
 	encodes     prometheus.Counter
 	cacheHits   prometheus.Counter
+	reports     prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -226,6 +282,7 @@ func newMetrics(s *Server) *metrics {
 	m.deltas = c("switchyard_routeserver_deltas_total", "Deltas sent.")
 	m.bytes = c("switchyard_routeserver_sent_bytes_total", "Bytes of tables and deltas sent.")
 	m.encodes = c("switchyard_routeserver_encodes_total", "Messages encoded (cache misses).")
+	m.reports = c("switchyard_routeserver_reports_total", "Per-generation reports received from proxies.")
 	m.cacheHits = c("switchyard_routeserver_cache_hits_total", "Messages served from the encoded-message cache.")
 	proxies := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchyard_routeserver_proxies", Help: "Proxies heard from within the proxy TTL.",

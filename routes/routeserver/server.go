@@ -92,6 +92,7 @@ type Server struct {
 	invalid map[string]string
 	changed chan struct{} // closed and replaced when the table or staleness changes
 	proxies map[string]*proxyState
+	reports map[string]*reportState // by proxy ID
 
 	encodes singleflight.Group
 	cache   *ristretto.Cache[string, []byte]
@@ -126,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, cache: cache,
 		changed: make(chan struct{}),
 		proxies: map[string]*proxyState{},
+		reports: map[string]*reportState{},
 		ready:   make(chan struct{}),
 	}
 	s.metrics = newMetrics(s)
@@ -251,6 +253,7 @@ func (s *Server) Addr() net.Addr { return s.addr }
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/routes", s.handleRoutes)
+	mux.HandleFunc("POST /v1/report", s.handleReport)
 	mux.HandleFunc("GET /status", s.handleStatus)
 	mux.HandleFunc("GET /_health", s.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))

@@ -1,11 +1,13 @@
 package routeserver
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,5 +114,36 @@ func TestOneEncodingForManyProxies(t *testing.T) {
 	}
 	if n := len(s.Status().Proxies); n != 20 {
 		t.Errorf("status lists %d proxies; want 20", n)
+	}
+}
+
+func TestReportIsValidated(t *testing.T) {
+	s, err := New(Config{Name: "rs", Listen: "127.0.0.1:0", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	<-s.Ready()
+	base := "http://" + s.Addr().String()
+	for _, c := range []struct{ body, want string }{
+		{`{"generations":[]}`, `report: proxy: missing`},
+		{`{"proxy":"p1","generations":[{"deployment":"d","generation":"g","requests":1,"errors":2}]}`, `generations[0]`},
+		{`{"proxy":"p1","extra":1}`, `unknown field`},
+		{`not json`, `report: `},
+	} {
+		resp, err := http.Post(base+"/v1/report", "application/json", strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), c.want) || !strings.HasPrefix(string(b), "{") {
+			t.Errorf("POST %s: %d %s; want 400 with a JSON body saying %q", c.body, resp.StatusCode, b, c.want)
+		}
+	}
+	if r := s.Status().Reports; len(r) != 0 {
+		t.Errorf("refused reports were kept: %+v", r)
 	}
 }

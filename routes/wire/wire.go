@@ -289,3 +289,12 @@ func (s *State) Table() (*routes.Table, error) {
 	t.Version = s.Version
 	return t, nil
 }
+
+// Report is what a proxy posts to a route server's /v1/report: its
+// cumulative per-generation counts for the deployments with more than one
+// generation. Counts restart from 0 when the proxy restarts.
+type Report struct {
+	Proxy       string                   `json:"proxy"`
+	Zone        string                   `json:"zone,omitempty"`
+	Generations []routes.GenerationCount `json:"generations"`
+}
