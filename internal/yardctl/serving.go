@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
@@ -16,11 +17,20 @@ import (
 
 var cutoverCommand = &command{
 	name:    "cutover",
-	args:    "DEPLOYMENT --to GEN [--force] [--wait]",
+	args:    "DEPLOYMENT --to GEN [--force] [--wait] [--auto-rollback WINDOW:RATE]",
 	summary: "send all traffic to generation GEN (the others stay at weight 0)",
 	flags: func(fs *flag.FlagSet) {
 		fs.String("to", "", "generation to cut over to (required)")
 		fs.Bool("force", false, "cut over even when no instance of GEN can serve")
+		fs.String("auto-rollback", "", "WINDOW:RATE (e.g. 5m:5%): after the proxies apply the cutover, watch GEN for WINDOW and "+
+			"roll back if more than RATE of the attempts to it fail (at least 20 attempts), as the proxies report; implies --wait")
+	},
+	budget: func(fs *flag.FlagSet) time.Duration {
+		spec, err := parseRollbackSpec(flagString(fs, "auto-rollback"))
+		if err != nil {
+			return 0
+		}
+		return spec.Window
 	},
 	waits: true,
 	run:   runCutover,
@@ -53,13 +63,14 @@ var maintenanceCommand = &command{
 // changeOut is the -o json output of cutover, weights, rollback and
 // maintenance.
 type changeOut struct {
-	Deployment      string         `json:"deployment"`
-	Instance        string         `json:"instance,omitempty"`
-	Maintenance     *bool          `json:"maintenance,omitempty"`
-	Serving         map[string]int `json:"serving,omitempty"`
-	PreviousServing map[string]int `json:"previous_serving,omitempty"`
-	Zxid            int64          `json:"zxid"`
-	Wait            *waitResult    `json:"wait,omitempty"`
+	Deployment      string          `json:"deployment"`
+	Instance        string          `json:"instance,omitempty"`
+	Maintenance     *bool           `json:"maintenance,omitempty"`
+	Serving         map[string]int  `json:"serving,omitempty"`
+	PreviousServing map[string]int  `json:"previous_serving,omitempty"`
+	Zxid            int64           `json:"zxid"`
+	Wait            *waitResult     `json:"wait,omitempty"`
+	AutoRollback    *rollbackResult `json:"auto_rollback,omitempty"`
 }
 
 // target is the deployment a command changes, as read before the change.
@@ -180,12 +191,23 @@ func runCutover(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if gen == "" {
 		return usagef("cutover: --to GEN is required")
 	}
+	var spec *rollbackSpec
+	if arg := flagString(fs, "auto-rollback"); arg != "" {
+		s, err := parseRollbackSpec(arg)
+		if err != nil {
+			return err
+		}
+		spec = &s
+	}
 	t, err := load(ctx, e, "cutover", fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	if why := t.unservable(gen); why != "" && flagString(fs, "force") != "true" {
 		return usagef("cutover: %s; --force to cut over anyway", why)
+	}
+	if spec != nil {
+		return runCutoverWatched(ctx, e, t, gen, *spec)
 	}
 	return setServing(ctx, e, fs, "cutover", t, t.withZeros(map[string]int{gen: 100}))
 }

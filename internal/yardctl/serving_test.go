@@ -214,6 +214,7 @@ func TestServingUsageErrors(t *testing.T) {
 		{`yardctl: maintenance: "maybe" is not on or off`, []string{"maintenance", esID, "i-0001", "maybe"}},
 		{"yardctl: unknown flag --force", []string{"weights", esID, "blue=1", "--force"}},
 		{"yardctl: unknown flag --wait", []string{"zone", "zone-a", "up", "--wait"}},
+		{`yardctl: cutover: --auto-rollback: rate "2" is not between 0 and 1 (or 0% and 100%)`, []string{"cutover", esID, "--to", "green", "--auto-rollback", "1m:2"}},
 	} {
 		wantUsage(t, c.want, with(z, c.args...)...)
 	}

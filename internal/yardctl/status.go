@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -33,6 +34,14 @@ type rsStatus struct {
 	Deployments int               `json:"deployments"`
 	Invalid     map[string]string `json:"invalid"`
 	Proxies     []proxyStatus     `json:"proxies"`
+	Reports     []proxyReport     `json:"reports"`
+}
+
+// proxyReport is a proxy's latest per-generation counts at a route server.
+type proxyReport struct {
+	Proxy       string                   `json:"proxy"`
+	ReportedAt  time.Time                `json:"reported_at"`
+	Generations []routes.GenerationCount `json:"generations"`
 }
 
 type proxyStatus struct {

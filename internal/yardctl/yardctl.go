@@ -60,6 +60,9 @@ type command struct {
 	// bounds the wait for proxies (default defaultWait).
 	waits bool
 	run   func(ctx context.Context, e *env, fs *flag.FlagSet) error
+	// budget, when set, is extra time the command may take beyond the
+	// usual limit, given its flags (a watch window).
+	budget func(fs *flag.FlagSet) time.Duration
 }
 
 var commands []*command
@@ -224,6 +227,11 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 			e.waitTimeout = e.g.timeout
 		}
 		limit += e.waitTimeout
+	}
+	if cmd.budget != nil {
+		if d := cmd.budget(fs); d > 0 {
+			limit += d + e.waitTimeout // the watch, then a rollback's wait
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

@@ -267,6 +267,27 @@ func (s *Store) SetServing(ctx context.Context, id string, serving map[string]in
 	return s.put(s.l.deployment(id), encode(dd), &dt.node)
 }
 
+// SetServingIf is SetServing, done only while the deployment's serving
+// map is still expect: otherwise nothing is written and the error wraps
+// ErrConflict. A check and a write at the version read, so no concurrent
+// change is overwritten.
+func (s *Store) SetServingIf(ctx context.Context, id string, expect, serving map[string]int) (int64, error) {
+	dt, dd, cur, err := s.readDep(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if !maps.Equal(dd.Serving, expect) {
+		return 0, fmt.Errorf("%w: %s: serving is %v, not %v", ErrConflict, s.l.deployment(id), dd.Serving, expect)
+	}
+	next := *cur
+	next.Serving = maps.Clone(serving)
+	if err := routes.ValidateDeployment(&next); err != nil {
+		return 0, fmt.Errorf("%s: %w", s.l.deployment(id), err)
+	}
+	dd.PreviousServing, dd.Serving = dd.Serving, next.Serving
+	return s.put(s.l.deployment(id), encode(dd), &dt.node)
+}
+
 // RouteServer is a route server registered under routeservers/.
 type RouteServer struct {
 	Name string
