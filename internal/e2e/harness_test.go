@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -241,16 +243,72 @@ func writeFileAtomic(t *testing.T, path, content string) {
 const (
 	backendEnv     = "SWITCHYARD_E2E_BACKEND_ADDR"
 	backendNameEnv = "SWITCHYARD_E2E_BACKEND_NAME"
+	// backendStatusEnv is the status an instance process answers with.
+	backendStatusEnv = "SWITCHYARD_E2E_BACKEND_STATUS"
 )
 
+// An instance process answers every request with its name, and status
+// backendStatusEnv (default 200). Besides:
+//
+//	/_stats             {"requests": N, "open": M}: requests served (but
+//	                    these), connections open now (but this one)
+//	/slow?ms=N          answers after N ms
+//	/stream?ms=N        streams a line every 50 ms for N ms
 func serveBackendProcess(addr string) {
 	name := os.Getenv(backendNameEnv)
-	err := http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	status := 200
+	if s, err := strconv.Atoi(os.Getenv(backendStatusEnv)); err == nil {
+		status = s
+	}
+	var requests, open atomic.Int64
+	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_stats" {
+			// This connection is not counted, and closes after.
+			w.Header().Set("Connection", "close")
+			fmt.Fprintf(w, `{"requests":%d,"open":%d}`, requests.Load(), open.Load()-1)
+			return
+		}
+		requests.Add(1)
 		io.Copy(io.Discard, r.Body)
+		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(time.Duration(ms) * time.Millisecond)
+		case "/stream":
+			w.WriteHeader(status)
+			for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
+				if _, err := io.WriteString(w, name+"\n"); err != nil {
+					return
+				}
+				w.(http.Flusher).Flush()
+				time.Sleep(50 * time.Millisecond)
+			}
+			return
+		}
+		w.WriteHeader(status)
 		io.WriteString(w, name)
-	}))
+	}), ConnState: func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}}
+	err := srv.ListenAndServe()
 	fmt.Fprintln(os.Stderr, err)
 	os.Exit(1)
+}
+
+// stats reads the instance's /_stats.
+func (ip *instanceProc) stats(t *testing.T) (requests, open int64) {
+	t.Helper()
+	_, body := httpGet("http://" + ip.addr + "/_stats")
+	var st struct{ Requests, Open int64 }
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatalf("instance %s /_stats: %v: %q", ip.name, err, body)
+	}
+	return st.Requests, st.Open
 }
 
 // instanceProc is an instance running as its own process.
@@ -261,11 +319,11 @@ type instanceProc struct {
 
 // startInstance runs the test binary as an instance process and waits until
 // it answers.
-func startInstance(t *testing.T, name, zone string) *instanceProc {
+func startInstance(t *testing.T, name, zone string, env ...string) *instanceProc {
 	t.Helper()
 	ip := &instanceProc{name: name, zone: zone, addr: freeAddr(t)}
 	ip.cmd = exec.Command(os.Args[0])
-	ip.cmd.Env = append(os.Environ(), backendEnv+"="+ip.addr, backendNameEnv+"="+name)
+	ip.cmd.Env = append(append(os.Environ(), backendEnv+"="+ip.addr, backendNameEnv+"="+name), env...)
 	if err := ip.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
