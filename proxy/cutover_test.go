@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,5 +98,40 @@ func TestCutoverDrainsTheOldGeneration(t *testing.T) {
 	}
 	if n := blue.conns.Load(); n != 0 {
 		t.Errorf("%d connections to blue left open after its requests ended; want 0", n)
+	}
+}
+
+// A request still waiting for blue's answer when the grace ends is cut;
+// an idempotent one is retried on green, never sent to blue again.
+func TestCutRequestIsNotResentToTheRetiredInstance(t *testing.T) {
+	var hangs atomic.Int64
+	blue := startBackend(t, "blue", func(w http.ResponseWriter, r *http.Request) {
+		hangs.Add(1)
+		<-r.Context().Done()
+	})
+	green := startBackend(t, "green", nil)
+	table := func(serving map[string]int) *routes.Table {
+		return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
+			inst("blue", blue.addr, "z", "blue"), inst("green", green.addr, "z2", "green")}})
+	}
+	p := startProxy(t, Config{RetireGrace: 200 * time.Millisecond, ResponseHeaderTimeout: 10 * time.Second},
+		table(map[string]int{"blue": 100, "green": 0}))
+	got := make(chan string, 1)
+	go func() {
+		status, _, h := get(t, p.url+"/", "X-Found-Cluster", depA)
+		got <- fmt.Sprintf("%d %s", status, h.Get("X-Found-Handling-Instance"))
+	}()
+	time.Sleep(200 * time.Millisecond)
+	p.Apply(table(map[string]int{"blue": 0, "green": 100}))
+	select {
+	case s := <-got:
+		if s != "200 green" {
+			t.Errorf("GET cut on blue: %q; want 200 from green (retried)", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("GET cut on blue did not end")
+	}
+	if n := hangs.Load(); n != 1 {
+		t.Errorf("blue got the request %d times; want once", n)
 	}
 }

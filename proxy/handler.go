@@ -147,7 +147,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 
 	resp := &ctx.Response
 	x.uresp = upstream.Response{Header: &resp.Header}
-	err := x.roundTrip(ctx, d, in, st.gens)
+	err := x.roundTrip(ctx, st, d, in)
 	in = x.inst
 	if x.ureq.BodyStream != nil {
 		x.bytesIn = x.cbody.n
@@ -192,9 +192,10 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 // roundTrip sends the request to in and, when that fails in a way that
 // allows it (see retryable), to other instances: up to maxTries in all,
 // within the retry budget. x.inst is the instance of the last attempt.
-// Each attempt is counted in gens, when its instance has a counter.
-func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in *routes.Instance, gens map[*routes.Instance]*genCounter) error {
+// Each attempt is counted in st.gens, when its instance has a counter.
+func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes.Deployment, in *routes.Instance) error {
 	s := x.s
+	gens := st.gens
 	tried := x.tried[:0]
 	retry, charged := false, false
 	for {
@@ -229,6 +230,13 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, d *routes.Deployment, in 
 		tried = append(tried, in)
 		if len(tried) >= maxTries || !retryable(err, &x.ureq) {
 			return err
+		}
+		// A retry follows the newest table: when a cutover took the
+		// instance out of service meanwhile, the others are in it.
+		if cur := s.state.Load(); cur != st {
+			if nd := cur.table.Lookup([]byte(d.ID)); nd != nil {
+				st, d, gens = cur, nd, cur.gens
+			}
 		}
 		next := s.pickOther(d, tried)
 		if next == nil {

@@ -165,7 +165,7 @@ func TestCutoversUnderLoad(t *testing.T) {
 		if i == 1 {
 			slow = make(chan string, 1)
 			go func() {
-				status, body := httpGet("http://"+f.proxies[0].addr+"/slow?ms=1500", "X-Found-Cluster", depID)
+				status, body := httpGet("http://"+f.proxies[0].addr+"/slow?ms=700", "X-Found-Cluster", depID)
 				slow <- fmt.Sprintf("%d %s", status, body)
 			}()
 			stream = make(chan streamEnd, 1)
@@ -255,4 +255,161 @@ func streamFor(addr string, d time.Duration) streamEnd {
 		lines++
 	}
 	return streamEnd{fmt.Sprintf("status %d, %d lines, then %v", resp.StatusCode, lines, sc.Err()), time.Now()}
+}
+
+// closedLoad sends n requests over conns connections spread over the
+// fleet's proxies and tallies who answered.
+func (f *fleet) closedLoad(n int64, rate float64) (*fleetLoad, []*loadtest.Report) {
+	f.t.Helper()
+	fl := &fleetLoad{by: map[string]int64{}}
+	var reports []*loadtest.Report
+	per := n / int64(len(f.proxies))
+	for _, p := range f.proxies {
+		l, err := loadtest.Start(f.t.Context(), loadtest.Config{
+			URL: "http://" + p.addr + "/", Header: http.Header{"X-Found-Cluster": {depID}},
+			Rate: rate / float64(len(f.proxies)), Connections: 8, Requests: per, Duration: time.Minute, Timeout: 5 * time.Second,
+			OnResponse: func(r *loadtest.Result) {
+				if h := r.Header("X-Found-Handling-Instance"); h != nil {
+					fl.mu.Lock()
+					fl.by[string(h)]++
+					fl.mu.Unlock()
+				}
+			},
+		})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		fl.loads = append(fl.loads, l)
+	}
+	for _, l := range fl.loads {
+		reports = append(reports, l.Wait())
+	}
+	return fl, reports
+}
+
+// Canary weights, maintenance drain, rollback and the --force refusal,
+// through yardctl against a fleet of 3 proxies.
+func TestWeightsMaintenanceRollback(t *testing.T) {
+	f := startFleet(t, 3)
+
+	// Weights: blue=90,green=10 over 10 000 requests through the proxies.
+	f.yardctl("weights", depID, "blue=90,green=10", "--wait")
+	fl, reports := f.closedLoad(10000, 1500)
+	for i, r := range reports {
+		checkNoFailures(t, fmt.Sprintf("canary weights, proxy p%d", i+1), r)
+	}
+	by := fl.answered()
+	total := by["b1"] + by["b2"] + by["g1"] + by["g2"]
+	green := float64(by["g1"]+by["g2"]) / float64(total)
+	t.Logf("weights blue=90,green=10: %v; green share %.2f%% of %d", by, 100*green, total)
+	if green < 0.08 || green > 0.12 {
+		t.Errorf("green got %.2f%% of %d requests; want 10%% ± 2%%", 100*green, total)
+	}
+
+	// Rollback: back to blue only.
+	f.yardctl("rollback", depID, "--wait")
+	bBefore, _ := genStats(t, f.blue)
+	gBefore, _ := genStats(t, f.green)
+	_, reports = f.closedLoad(300, 300)
+	bAfter, _ := genStats(t, f.blue)
+	gAfter, _ := genStats(t, f.green)
+	if bAfter-bBefore != 300 || gAfter != gBefore {
+		t.Errorf("after rollback: blue got %d, green %d of 300 requests; want all on blue", bAfter-bBefore, gAfter-gBefore)
+	}
+
+	// Maintenance: b1 finishes its running requests (within the retire
+	// grace) but gets no new one; its connections close.
+	b1 := f.blue[0]
+	slow := make(chan string, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			status, body := httpGet("http://"+f.proxies[i].addr+"/slow?ms=800", "X-Found-Cluster", depID)
+			slow <- fmt.Sprintf("%d %s", status, body)
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	f.yardctl("maintenance", depID, "b1", "on", "--wait")
+	load := f.load(150, 3*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	before, _ := b1.stats(t)
+	for i := 0; i < 3; i++ {
+		// Proxies in zone-a send to b1, the local blue instance.
+		if got := <-slow; got != "200 b1" {
+			t.Errorf("slow request running on b1 when it went into maintenance: %q; want it to finish there (200 b1)", got)
+		}
+	}
+	load.wait(t, "b1 in maintenance")
+	after, _ := b1.stats(t)
+	if after != before {
+		t.Errorf("b1 in maintenance got %d new requests", after-before)
+	}
+	waitUntil(t, 2*time.Second, "b1's connections are closed", func() bool {
+		_, open := b1.stats(t)
+		return open == 0
+	})
+	if by := load.answered(); by["b1"] != 0 || by["b2"] == 0 {
+		t.Errorf("answered by %v with b1 in maintenance; want b2 only", by)
+	}
+	f.yardctl("maintenance", depID, "b1", "off", "--wait")
+
+	// --force: a generation with no instance able to serve is refused.
+	f.yardctl("maintenance", depID, "g1", "on")
+	f.yardctl("maintenance", depID, "g2", "on")
+	out, err := f.yardctlErr("cutover", depID, "--to", "green")
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	want := `yardctl: cutover: generation "green" of ` + depID + ` has no instance able to serve (g1 in maintenance, g2 in maintenance); --force to cut over anyway`
+	if code != 2 || strings.TrimSpace(out) != want {
+		t.Errorf("cutover to a generation all in maintenance: exit %d, %q; want exit 2, %q", code, out, want)
+	}
+	if got := f.yardctl("cutover", depID, "--to", "green", "--force"); !strings.Contains(got, "serving blue=0,green=100") {
+		t.Errorf("cutover --force: %q", got)
+	}
+	f.yardctl("rollback", depID, "--wait")
+	if got := answeredBy(f.proxies[0]); got != "b1" && got != "b2" {
+		t.Errorf("after rolling back the forced cutover: answered by %q; want blue", got)
+	}
+}
+
+// A cutover to a green generation that answers 500 is rolled back by
+// yardctl --auto-rollback from the proxies' reports.
+func TestAutoRollbackOnFailingGeneration(t *testing.T) {
+	f := startFleet(t, 3, backendStatusEnv+"=500")
+	load := f.load(100, 20*time.Second)
+	time.Sleep(300 * time.Millisecond)
+
+	start := time.Now()
+	out, err := f.yardctlErr("cutover", depID, "--to", "green", "--auto-rollback", "1m:10%")
+	took := time.Since(start)
+	code := -1
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	t.Logf("yardctl cutover --auto-rollback 1m:10%% (exit %d after %v):\n%s", code, took, out)
+	if code != 1 || !strings.Contains(out, "yardctl: cutover "+depID+": rolled back to blue=100,green=0: generation green: ") {
+		t.Fatalf("cutover to a failing generation: exit %d; want 1 and a rollback", code)
+	}
+	if took > 10*time.Second {
+		t.Errorf("rollback took %v; want within a few report intervals", took)
+	}
+	// Blue serves again on every proxy.
+	time.Sleep(200 * time.Millisecond)
+	for _, l := range load.loads {
+		l.Stop()
+	}
+	for i, p := range f.proxies {
+		for j := 0; j < 20; j++ {
+			if status, body := httpGet("http://"+p.addr+"/", "X-Found-Cluster", depID); status != 200 || body[0] != 'b' {
+				t.Fatalf("proxy p%d after the rollback: %d from %q; want 200 from blue", i+1, status, body)
+			}
+		}
+	}
+	var failed int64
+	for _, l := range load.loads {
+		r := l.Wait()
+		failed += r.Sent - r.Status[200]
+	}
+	t.Logf("requests that got green's 500 before the rollback: %d", failed)
 }

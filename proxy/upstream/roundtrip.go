@@ -57,7 +57,8 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // A request that failed on a reused keep-alive connection before any
 // response byte arrived is sent once more on a new connection, when its
 // method is idempotent and its body is in memory: the instance closed an
-// idle connection as the request went out, and never saw it.
+// idle connection as the request went out, and never saw it. Not when the
+// instance is retired (see Retain).
 func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 	p := t.pool(addr)
 	replayable := req.BodyStream == nil && isIdempotent(req.Header.Method())
@@ -74,7 +75,9 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 		c.req, c.broken = nil, false
 		p.closeConn(c)
 		var ue *Error
-		if reused && replayable && errors.As(err, &ue) && ue.stale {
+		// Not to a retired instance: its connections are closed on
+		// purpose (the grace ended), and it gets no new request.
+		if reused && replayable && errors.As(err, &ue) && ue.stale && !p.retired.Load() {
 			fresh = true
 			continue
 		}
