@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +122,74 @@ func metricValue(t *testing.T, p *proc, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestCutoverFigures measures how long a cutover takes to reach a fleet:
+// from the ZooKeeper write of `serving` to every one of 10 proxy
+// processes having applied it, over 60 cutovers back and forth, with two
+// route servers. A benchmark: it runs only with SWITCHYARD_BENCH=1.
+//
+//	SWITCHYARD_BENCH=1 go test ./internal/e2e/ -run CutoverFigures -v
+func TestCutoverFigures(t *testing.T) {
+	if os.Getenv("SWITCHYARD_BENCH") != "1" {
+		t.Skip("benchmark: set SWITCHYARD_BENCH=1")
+	}
+	const proxies, cutovers = 10, 60
+	rp := newRoutePath(t, 1)
+	var b strings.Builder
+	fmt.Fprintf(&b, "domain: example.test\ndeployments:\n  - id: %s\n    kind: es\n    serving: {blue: 100, green: 0}\n    instances:\n", depID)
+	for i, gen := range []string{"blue", "blue", "green", "green"} {
+		fmt.Fprintf(&b, "      - {id: i-%d, addr: \"127.0.0.1:%d\", zone: zone-%c, generation: %s}\n", i, 20000+i, 'a'+i%2, gen)
+	}
+	writeFileAtomic(t, rp.routes, b.String())
+	if out, err := exec.Command(yardctl, "--zk", rp.zkFlag(), "apply", "-f", rp.routes).CombinedOutput(); err != nil {
+		t.Fatalf("yardctl apply: %v\n%s", err, out)
+	}
+	rp.startRouteServer("rs1")
+	rp.startRouteServer("rs2")
+	var ps []*proc
+	for i := 0; i < proxies; i++ {
+		ps = append(ps, startProxyArgs(t, "--route-servers", rp.rsURLs(), "--proxy-id", fmt.Sprintf("p%d", i+1)))
+	}
+	conn := zktest.Connect(t, rp.zk.Servers(), 10*time.Second)
+	store, err := zkstore.New(conn, zkstore.DefaultRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all, first []time.Duration
+	for i := 0; i < cutovers; i++ {
+		serving := map[string]int{"blue": 100, "green": 0}
+		if i%2 == 0 {
+			serving = map[string]int{"blue": 0, "green": 100}
+		}
+		written := time.Now()
+		zxid, err := store.SetServing(context.Background(), depID, serving)
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := make([]time.Duration, proxies)
+		var wg sync.WaitGroup
+		for j, p := range ps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for proxyVersion(t, p) < uint64(zxid) {
+					if time.Since(written) > 10*time.Second {
+						t.Errorf("cutover %d not applied by p%d within 10s", i, j+1)
+						return
+					}
+					time.Sleep(500 * time.Microsecond)
+				}
+				took[j] = time.Since(written)
+			}()
+		}
+		wg.Wait()
+		slices.Sort(took)
+		first, all = append(first, took[0]), append(all, took[proxies-1])
+		time.Sleep(50 * time.Millisecond)
+	}
+	slices.Sort(all)
+	slices.Sort(first)
+	t.Logf("%d cutovers, %d proxies, 2 route servers: ZooKeeper write to every proxy applied p50 %v, p99 %v, max %v (first proxy p50 %v)",
+		cutovers, proxies, all[cutovers/2], all[cutovers*99/100], all[cutovers-1], first[cutovers/2])
 }
