@@ -31,6 +31,7 @@ type exchange struct {
 
 	dep      *routes.Deployment
 	inst     *routes.Instance
+	upgrade  []byte // the Upgrade header of an upgrade request or 101
 	tried    [maxTries]*routes.Instance
 	clientIP []byte
 
@@ -134,7 +135,19 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 
 	clientClose := h.ConnectionClose()
 	h.ResetConnectionClose()
+	// An Upgrade (WebSocket) request keeps its two hop-by-hop headers:
+	// the instance must see them to switch protocols.
+	upgrade := h.ConnectionUpgrade() && h.IsGet() && x.ureq.BodyStream == nil && len(x.ureq.Body) == 0
+	if upgrade {
+		x.upgrade = append(x.upgrade[:0], h.Peek(hdrUpgrade)...)
+		upgrade = len(x.upgrade) > 0
+	}
 	stripHopRequest(h, &x.scratch)
+	if upgrade {
+		h.Set("Connection", "Upgrade")
+		h.SetBytesV(hdrUpgrade, x.upgrade)
+		x.ureq.Upgrade = true
+	}
 	h.SetProtocol("HTTP/1.1")
 	h.SetNoDefaultContentType(true)
 	var peer netip.Addr
@@ -172,7 +185,20 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 
 	rh := &resp.Header
 	rh.ResetConnectionClose()
+	if t := x.uresp.Tunnel; t != nil {
+		x.upgrade = append(x.upgrade[:0], rh.Peek(hdrUpgrade)...)
+	}
 	stripHopResponse(rh, &x.scratch)
+	if t := x.uresp.Tunnel; t != nil {
+		rh.Set("Connection", "Upgrade")
+		rh.SetBytesV(hdrUpgrade, x.upgrade)
+		rh.SetBytesV(hdrRequestID, id)
+		rh.Set(hdrHandlingCluster, d.ID)
+		rh.Set(hdrHandlingInstance, in.ID)
+		x.status = rh.StatusCode()
+		s.tunnel(ctx, t)
+		return false
+	}
 	rh.SetNoDefaultContentType(true)
 	if clientClose || s.draining.Load() || x.uresp.BodyPending {
 		rh.SetConnectionClose()
@@ -347,8 +373,8 @@ func (x *exchange) finish(ctx *fasthttp.RequestCtx) {
 	}
 	s.alog.Log(e)
 
-	scratch, xff := x.scratch[:0], x.xffBuf[:0]
-	*x = exchange{scratch: scratch, xffBuf: xff}
+	scratch, xff, upg := x.scratch[:0], x.xffBuf[:0], x.upgrade[:0]
+	*x = exchange{scratch: scratch, xffBuf: xff, upgrade: upg}
 	s.exPool.Put(x)
 }
 

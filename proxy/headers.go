@@ -23,6 +23,7 @@ const (
 	hdrForwardedProto   = "X-Forwarded-Proto"
 	hdrForwardedHost    = "X-Forwarded-Host"
 	hdrExpect           = "Expect"
+	hdrUpgrade          = "Upgrade"
 )
 
 var strProxyPrefix = []byte("Proxy-")

@@ -22,6 +22,7 @@ type metrics struct {
 	upstreamDuration     prometheus.Histogram
 	upstreamErrors       []prometheus.Counter // by upstream.Kind
 	inFlight             prometheus.Gauge
+	tunnels              prometheus.Gauge
 	retries              prometheus.Counter
 	retryBudgetExhausted prometheus.Counter
 	reloadsApplied       prometheus.Counter
@@ -76,6 +77,11 @@ func newMetrics(s *Server) *metrics {
 		Help: "Retries not made because the retry budget was used up.",
 	})
 	m.reg.MustRegister(m.retries, m.retryBudgetExhausted)
+	m.tunnels = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchyard_upgraded_connections",
+		Help: "Client connections upgraded (101 Switching Protocols) and tunneled to an instance.",
+	})
+	m.reg.MustRegister(m.tunnels)
 	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "switchyard_requests_in_flight",
 		Help: "Requests being handled.",

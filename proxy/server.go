@@ -96,9 +96,11 @@ func New(cfg Config) (*Server, error) {
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.srv = &fasthttp.Server{
-		Handler:                      s.handle,
-		ErrorHandler:                 s.handleParseError,
-		NoDefaultServerHeader:        true,
+		Handler:               s.handle,
+		ErrorHandler:          s.handleParseError,
+		NoDefaultServerHeader: true,
+		// Upgraded connections (see tunnel) are closed by the proxy.
+		KeepHijackedConns:            true,
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		ReadBufferSize:               cfg.MaxHeaderBytes,

@@ -24,6 +24,10 @@ type Request struct {
 	// length, or -1 when unknown (sent chunked).
 	BodyStream io.Reader
 	BodyLen    int64
+	// Upgrade is set when the request asks to switch protocols (the caller
+	// kept its Connection: Upgrade and Upgrade headers): a 101 answer is
+	// then a Tunnel, not an error.
+	Upgrade bool
 }
 
 // Response is what RoundTrip received.
@@ -46,6 +50,9 @@ type Response struct {
 	// request body was completely sent: the instance did not read all of
 	// it, and the rest of the client's body is unread.
 	BodyPending bool
+	// Tunnel is set, and Body nil, when the instance switched protocols
+	// (101) for an Upgrade request. The caller must Close it.
+	Tunnel *Tunnel
 }
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -118,7 +125,7 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 	case len(req.Body) > 0 || h.ContentLength() > 0:
 		h.SetContentLength(len(req.Body))
 	}
-	resp.BytesOut, resp.BodyPending = 0, false
+	resp.BytesOut, resp.BodyPending, resp.Tunnel = 0, false, nil
 	c.req = req
 	c.gotHeader.Store(false)
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.IdleTimeout))
@@ -163,6 +170,15 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 		code := rh.StatusCode()
 		if code >= 200 {
 			break
+		}
+		if code == fasthttp.StatusSwitchingProtocols && req.Upgrade && !c.writing {
+			resp.Received = time.Now()
+			c.gotHeader.Store(true)
+			c.broken = true // never reused
+			_ = c.SetDeadline(time.Time{})
+			resp.Tunnel = &Tunnel{c: c}
+			resp.Body, resp.ContentLength = nil, 0
+			return nil
 		}
 		if code == fasthttp.StatusSwitchingProtocols || code < 100 {
 			if c.writing {
@@ -366,4 +382,36 @@ func readErr(err error) error {
 	// Unparsable status line or headers, or headers larger than the read
 	// buffer (*fasthttp.ErrSmallBuffer).
 	return &Error{Kind: KindMalformed, Sent: true, Err: err}
+}
+
+// Tunnel is a connection to an instance after it switched protocols: bytes
+// both ways, nothing of HTTP. It stays in its pool's busy set, so a retired
+// instance's tunnels are cut at the end of the grace (see Retain).
+type Tunnel struct {
+	c    *conn
+	once sync.Once
+}
+
+// Read reads what the instance sends, starting with what arrived with
+// its 101 response.
+func (t *Tunnel) Read(p []byte) (int, error) { return t.c.br.Read(p) }
+
+// Write sends to the instance.
+func (t *Tunnel) Write(p []byte) (int, error) { return t.c.Conn.Write(p) }
+
+// CloseWrite half-closes the connection, when it can be.
+func (t *Tunnel) CloseWrite() error {
+	if cw, ok := t.c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Close closes the connection and gives its slot back to the pool.
+func (t *Tunnel) Close() error {
+	t.once.Do(func() {
+		t.c.req = nil
+		t.c.p.closeConn(t.c)
+	})
+	return nil
 }
