@@ -133,9 +133,31 @@ func wantCounts(t *testing.T, sink *recSink, applied int, version uint64, reject
 // settle lets a few polls happen, for checks that nothing more arrives.
 func settle(interval time.Duration) { time.Sleep(10 * interval) }
 
+// write replaces the file by rename, as config management does: a poll
+// never sees it half-written.
 func write(t *testing.T, path, data string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+	if err := os.WriteFile(path+".tmp", []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeInPlace overwrites the file's bytes without truncating it (data
+// must be as long as the file): same inode, and no moment where a poll
+// would see it empty.
+func writeInPlace(t *testing.T, path, data string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -278,7 +300,7 @@ func TestFileSourceRacyRewrite(t *testing.T) {
 	start(t, src, sink)
 	wantCounts(t, sink, 1, 1, 0)
 
-	write(t, src.Path, routesYAML(19202)) // same size, same inode
+	writeInPlace(t, src.Path, routesYAML(19202)) // same size, same inode
 	if err := os.Chtimes(src.Path, now, now); err != nil {
 		t.Fatal(err)
 	}

@@ -182,10 +182,21 @@ func (b *Balancer) Pick(d *routes.Deployment) *routes.Instance {
 		b.stats.panicPicks.Add(1)
 	}
 	i, j := g.draw(b.cfg.Rand()), g.draw(b.cfg.Rand())
-	if i != j && ds.insts[j].outstanding.Load() < ds.insts[i].outstanding.Load() {
+	if i != j && lessLoaded(ds, j, i) {
 		i = j
 	}
 	return d.Eligible[i]
+}
+
+// lessLoaded reports whether instance j of ds has fewer outstanding
+// requests than instance i for its weight: out[j]/w[j] < out[i]/w[i]. An
+// instance with 9 times the weight may have 9 times the requests in flight
+// before it loses the draw, so that, at equal latency, traffic follows the
+// weights (a 90/10 canary stays 90/10 under load) while a slow instance
+// still gets less.
+func lessLoaded(ds *depState, j, i int32) bool {
+	oj, oi := float64(ds.insts[j].outstanding.Load()), float64(ds.insts[i].outstanding.Load())
+	return oj*float64(ds.d.Weights[i]) < oi*float64(ds.d.Weights[j])
 }
 
 // PickOther chooses where to retry a request of d that failed on the tried
@@ -207,7 +218,7 @@ func (b *Balancer) PickOther(d *routes.Deployment, tried []*routes.Instance) *ro
 		}
 		i := b.nthOther(ds, v, tried, otherZone, b.cfg.Rand(), total)
 		j := b.nthOther(ds, v, tried, otherZone, b.cfg.Rand(), total)
-		if i != j && ds.insts[j].outstanding.Load() < ds.insts[i].outstanding.Load() {
+		if i != j && lessLoaded(ds, j, i) {
 			i = j
 		}
 		if v.panic {
