@@ -24,6 +24,9 @@ type Load struct {
 	shards []*shard
 	done   chan struct{} // closed when every connection has finished
 	final  *Report
+	// stoppedAt is when Stop was called or the context ended the run,
+	// Unix nanoseconds; 0 when the run ended by its bounds.
+	stoppedAt atomic.Int64
 }
 
 // Run runs a load until it ends by its bounds or ctx is done, and returns
@@ -53,6 +56,7 @@ func Start(ctx context.Context, cfg Config) (*Load, error) {
 	}
 	l := &Load{p: p, done: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(ctx)
+	context.AfterFunc(l.ctx, func() { l.stoppedAt.CompareAndSwap(0, time.Now().UnixNano()) })
 	l.shards = make([]*shard, min(p.Connections, 2*runtime.GOMAXPROCS(0)))
 	for i := range l.shards {
 		l.shards[i] = newShard()
@@ -92,6 +96,7 @@ func (l *Load) Wait() *Report {
 // Stop ends the run now, cutting requests in flight short, and returns the
 // final report, as Wait.
 func (l *Load) Stop() *Report {
+	l.stoppedAt.CompareAndSwap(0, time.Now().UnixNano())
 	l.cancel()
 	return l.Wait()
 }
@@ -127,10 +132,16 @@ func (l *Load) report(now time.Time) *Report {
 }
 
 // unsent counts the requests of an open loop that were due by the end of
-// the run (or of its Duration) and were neither sent nor expired.
+// the run (or of its Duration, or shortly before a stop) and were neither
+// sent nor expired.
 func (l *Load) unsent(end time.Time, r *Report) int64 {
 	if l.p.Duration > 0 {
 		end = minTime(end, l.start.Add(l.p.Duration))
+	}
+	if at := l.stoppedAt.Load(); at != 0 {
+		// Stopped: a request intended within the last lateAfter before the
+		// stop was not late yet, so it is not counted as unsent.
+		end = minTime(end, time.Unix(0, at).Add(-lateAfter(1/l.p.Rate)))
 	}
 	due := min(l.p.limit, dueBy(end.Sub(l.start), l.p.Rate))
 	return max(0, due-r.Sent-r.Expired)

@@ -188,13 +188,16 @@ func (b *Balancer) Pick(d *routes.Deployment) *routes.Instance {
 	return d.Eligible[i]
 }
 
-// lessLoaded reports whether instance j of ds has fewer outstanding
-// requests than instance i for its weight: out[j]/w[j] < out[i]/w[i]. An
-// instance with 9 times the weight may have 9 times the requests in flight
-// before it loses the draw, so that, at equal latency, traffic follows the
-// weights (a 90/10 canary stays 90/10 under load) while a slow instance
-// still gets less.
+// lessLoaded reports whether instance j of ds should win the draw against
+// i: both of the same generation, and j has fewer outstanding requests for
+// its weight, out[j]/w[j] < out[i]/w[i].
 func lessLoaded(ds *depState, j, i int32) bool {
+	if ds.d.Eligible[j].Generation != ds.d.Eligible[i].Generation {
+		// Candidates of two generations: the first draw stands, so each
+		// generation gets exactly its weight's share (a canary split is
+		// a contract); load decides only within a generation.
+		return false
+	}
 	oj, oi := float64(ds.insts[j].outstanding.Load()), float64(ds.insts[i].outstanding.Load())
 	return oj*float64(ds.d.Weights[i]) < oi*float64(ds.d.Weights[j])
 }

@@ -407,3 +407,28 @@ func TestAliasGroupDrawsInProportion(t *testing.T) {
 		}
 	}
 }
+
+// A canary split holds under load: the lightly weighted generation idle
+// and the heavy one busy does not pull traffic to the canary. Within a
+// generation, load still decides.
+func TestGenerationSplitHoldsUnderLoad(t *testing.T) {
+	b, _ := testBalancer(Config{})
+	ins := layout(map[string]int{"zone-a": 4})
+	ins[2].Generation, ins[3].Generation = "green", "green"
+	tb, d := oneDep(t, nil, map[string]int{"blue": 90, "green": 10}, ins)
+	b.Prepare(tb)
+	blue1, blue2 := byID(t, d, "zone-a-1"), byID(t, d, "zone-a-2")
+	for i := 0; i < 50; i++ {
+		b.Begin(blue1) // blue-1 busy; green idle
+	}
+	byInst, _ := picks(t, b, d, 100000)
+	green := float64(byInst["zone-a-3"]+byInst["zone-a-4"]) / 100000
+	if math.Abs(green-0.10) > 0.01 {
+		t.Errorf("green got %.2f%% of picks with blue busy; want 10%% ± 1%%", 100*green)
+	}
+	// Two choices avoid blue-1 only when both draws are blue and differ:
+	// blue-1 gets 0.45 × (0.45 + 0.10) ≈ 25%, blue-2 the other 65%.
+	if byInst[blue1.ID] >= byInst[blue2.ID]/2 {
+		t.Errorf("busy blue-1 got %d picks, idle blue-2 %d; want the idle one to get well over twice as many", byInst[blue1.ID], byInst[blue2.ID])
+	}
+}
