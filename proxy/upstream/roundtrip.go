@@ -164,6 +164,14 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 				if ue, ok := AsError(res.err); ok && ue.Kind == KindClientBody {
 					return res.err // the client's failure caused the abort
 				}
+				// A body write that failed on its own (the instance closed
+				// or reset the connection) ends the header read with the
+				// deadline it set: its error is the cause.
+				if ue, ok := AsError(res.err); ok && ue.Kind != KindTimeout {
+					if re, ok := AsError(rerr); ok && re.Kind == KindTimeout {
+						return res.err
+					}
+				}
 			}
 			return rerr
 		}
