@@ -263,17 +263,38 @@ func (l *Logger) Close() error {
 	return err
 }
 
-// run is the writer goroutine. It batches bursts in the write buffer and
-// flushes whenever the queue is momentarily empty.
+// flushAfter is how long a line may wait in the write buffer when the
+// queue is empty; flushBytes is how much buffered makes it go at once.
+// Under load lines go out in batches of flushBytes rather than one write
+// per request; at rest a line is written within flushAfter.
+const (
+	flushAfter = 50 * time.Millisecond
+	flushBytes = 32 << 10
+)
+
+// run is the writer goroutine. It batches lines in the write buffer and
+// flushes when flushBytes are buffered, or flushAfter after the queue was
+// last found empty with lines buffered.
 func (l *Logger) run() {
 	defer close(l.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	armed := false
 	for {
 		select {
 		case ln := <-l.lines:
 			l.write(ln)
-			if len(l.lines) == 0 {
-				l.flush()
+			if len(l.lines) == 0 && l.bw.Buffered() > 0 {
+				if l.bw.Buffered() >= flushBytes {
+					l.flush()
+				} else if !armed {
+					timer.Reset(flushAfter)
+					armed = true
+				}
 			}
+		case <-timer.C:
+			armed = false
+			l.flush()
 		case req := <-l.reopens:
 			req <- l.reopen()
 		case <-l.quit:
