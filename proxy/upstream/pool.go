@@ -3,6 +3,7 @@ package upstream
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,7 @@ type conn struct {
 	net.Conn
 	br        *bufio.Reader
 	bw        *bufio.Writer
+	out       countingWriter // under bw: counts bytes that reached the socket
 	p         *pool
 	idleSince time.Time
 
@@ -300,13 +302,15 @@ func (p *pool) dial() (*conn, error) {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return &conn{
+	c := &conn{
 		Conn:  nc,
 		br:    bufio.NewReaderSize(nc, cfg.ReadBufferSize),
-		bw:    bufio.NewWriterSize(nc, cfg.WriteBufferSize),
 		p:     p,
 		wdone: make(chan writeResult, 1),
-	}, nil
+	}
+	c.bw = bufio.NewWriterSize(&c.out, cfg.WriteBufferSize)
+	c.out.w = nc
+	return c, nil
 }
 
 // put returns a healthy connection to the pool, or closes it when the pool
@@ -428,4 +432,16 @@ func (p *pool) cutBusy() {
 	for _, c := range victims {
 		_ = c.Conn.Close() // the exchange that owns c closes it properly
 	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

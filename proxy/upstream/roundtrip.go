@@ -129,17 +129,20 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 	c.req = req
 	c.gotHeader.Store(false)
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.IdleTimeout))
+	// A write that fails before any byte reached the socket (a pooled
+	// connection the instance closed or reset) was never sent.
+	start := c.out.n
 	if err := h.Write(c.bw); err != nil {
-		return writeErr(err, false, true)
+		return writeErr(err, c.out.n > start, true)
 	}
 	if len(req.Body) > 0 && req.BodyStream == nil {
 		if _, err := c.bw.Write(req.Body); err != nil {
-			return writeErr(err, true, true)
+			return writeErr(err, c.out.n > start, true)
 		}
 		resp.BytesOut = int64(len(req.Body))
 	}
 	if err := c.bw.Flush(); err != nil {
-		return writeErr(err, true, true)
+		return writeErr(err, c.out.n > start, true)
 	}
 	if req.BodyStream != nil {
 		// Full duplex: the body goes out on its own goroutine while the
