@@ -87,13 +87,7 @@ func (f *fleet) load(rate float64, d time.Duration) *fleetLoad {
 		l, err := loadtest.Start(f.t.Context(), loadtest.Config{
 			URL: "http://" + p.addr + "/", Header: http.Header{"X-Found-Cluster": {depID}},
 			Rate: rate, Connections: 8, Duration: d, Timeout: 5 * time.Second,
-			OnResponse: func(r *loadtest.Result) {
-				if h := r.Header("X-Found-Handling-Instance"); h != nil {
-					fl.mu.Lock()
-					fl.by[string(h)]++
-					fl.mu.Unlock()
-				}
-			},
+			OnResponse: fl.tally,
 		})
 		if err != nil {
 			f.t.Fatal(err)
@@ -102,6 +96,15 @@ func (f *fleet) load(rate float64, d time.Duration) *fleetLoad {
 		fl.loads = append(fl.loads, l)
 	}
 	return fl
+}
+
+// tally counts a response by the instance that answered.
+func (fl *fleetLoad) tally(r *loadtest.Result) {
+	if h := r.Header("X-Found-Handling-Instance"); h != nil {
+		fl.mu.Lock()
+		fl.by[string(h)]++
+		fl.mu.Unlock()
+	}
 }
 
 func (fl *fleetLoad) wait(t *testing.T, what string) {
@@ -268,13 +271,7 @@ func (f *fleet) closedLoad(n int64, rate float64) (*fleetLoad, []*loadtest.Repor
 		l, err := loadtest.Start(f.t.Context(), loadtest.Config{
 			URL: "http://" + p.addr + "/", Header: http.Header{"X-Found-Cluster": {depID}},
 			Rate: rate / float64(len(f.proxies)), Connections: 8, Requests: per, Duration: time.Minute, Timeout: 5 * time.Second,
-			OnResponse: func(r *loadtest.Result) {
-				if h := r.Header("X-Found-Handling-Instance"); h != nil {
-					fl.mu.Lock()
-					fl.by[string(h)]++
-					fl.mu.Unlock()
-				}
-			},
+			OnResponse: fl.tally,
 		})
 		if err != nil {
 			f.t.Fatal(err)

@@ -251,20 +251,7 @@ func writeErr(p string, err error) error {
 // The write is guarded by the deployment znode's version: a concurrent
 // change makes it fail with ErrConflict.
 func (s *Store) SetServing(ctx context.Context, id string, serving map[string]int) (int64, error) {
-	dt, dd, cur, err := s.readDep(ctx, id)
-	if err != nil {
-		return 0, err
-	}
-	if maps.Equal(dd.Serving, serving) {
-		return dt.node.stat.Mzxid, nil
-	}
-	next := *cur
-	next.Serving = maps.Clone(serving)
-	if err := routes.ValidateDeployment(&next); err != nil {
-		return 0, fmt.Errorf("%s: %w", s.l.deployment(id), err)
-	}
-	dd.PreviousServing, dd.Serving = dd.Serving, next.Serving
-	return s.put(s.l.deployment(id), encode(dd), &dt.node)
+	return s.setServing(ctx, id, nil, serving)
 }
 
 // SetServingIf is SetServing, done only while the deployment's serving
@@ -272,12 +259,20 @@ func (s *Store) SetServing(ctx context.Context, id string, serving map[string]in
 // ErrConflict. A check and a write at the version read, so no concurrent
 // change is overwritten.
 func (s *Store) SetServingIf(ctx context.Context, id string, expect, serving map[string]int) (int64, error) {
+	return s.setServing(ctx, id, expect, serving)
+}
+
+// setServing writes serving, when expect is nil or is the stored map.
+func (s *Store) setServing(ctx context.Context, id string, expect, serving map[string]int) (int64, error) {
 	dt, dd, cur, err := s.readDep(ctx, id)
 	if err != nil {
 		return 0, err
 	}
-	if !maps.Equal(dd.Serving, expect) {
+	if expect != nil && !maps.Equal(dd.Serving, expect) {
 		return 0, fmt.Errorf("%w: %s: serving is %v, not %v", ErrConflict, s.l.deployment(id), dd.Serving, expect)
+	}
+	if expect == nil && maps.Equal(dd.Serving, serving) {
+		return dt.node.stat.Mzxid, nil
 	}
 	next := *cur
 	next.Serving = maps.Clone(serving)
