@@ -196,7 +196,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 		rh.Set(hdrHandlingCluster, d.ID)
 		rh.Set(hdrHandlingInstance, in.ID)
 		x.status = rh.StatusCode()
-		s.tunnel(ctx, t)
+		s.tunnel(ctx, t, append([]byte(nil), rh.Header()...))
 		return false
 	}
 	rh.SetNoDefaultContentType(true)

@@ -96,13 +96,12 @@ func New(cfg Config) (*Server, error) {
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		ErrorHandler:          s.handleParseError,
-		NoDefaultServerHeader: true,
-		// Upgraded connections (see tunnel) are closed by the proxy.
-		KeepHijackedConns:            true,
+		Handler:                      s.handle,
+		ErrorHandler:                 s.handleParseError,
+		NoDefaultServerHeader:        true,
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
+		KeepHijackedConns:            true, // upgraded connections: see tunnel
 		ReadBufferSize:               cfg.MaxHeaderBytes,
 		WriteBufferSize:              16 << 10,
 		ReadTimeout:                  cfg.ClientHeaderTimeout,
