@@ -94,10 +94,10 @@ var Rules = []Rule{
 		},
 	},
 	{
-		Name: "routes and zones import nothing of proxy, controlplane or allocator",
+		Name: "routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo",
 		From: func(rel string) bool { return underAny(rel, "routes", "zones") },
 		Banned: func(_, rel string, inModule bool) bool {
-			return inModule && underAny(rel, "proxy", "controlplane", "allocator")
+			return inModule && underAny(rel, "proxy", "controlplane", "allocator", "loadtest", "demo")
 		},
 	},
 	{

@@ -85,11 +85,15 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"zones imports proxy", []*Package{
 			pkg(m+"/zones/health", m+"/proxy/upstream"),
 			pkg(m + "/proxy/upstream"),
-		}, []string{m + "/zones/health -> " + m + "/proxy/upstream: routes and zones import nothing of proxy, controlplane or allocator"}},
+		}, []string{m + "/zones/health -> " + m + "/proxy/upstream: routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo"}},
 		{"routes imports allocator", []*Package{
 			pkg(m+"/routes", m+"/allocator/agent"),
 			pkg(m + "/allocator/agent"),
-		}, []string{m + "/routes -> " + m + "/allocator/agent: routes and zones import nothing of proxy, controlplane or allocator"}},
+		}, []string{m + "/routes -> " + m + "/allocator/agent: routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo"}},
+		{"zones imports loadtest", []*Package{
+			pkg(m+"/zones", m+"/loadtest"),
+			pkg(m + "/loadtest"),
+		}, []string{m + "/zones -> " + m + "/loadtest: routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo"}},
 		{"loadtest imports routes", []*Package{
 			pkg(m+"/loadtest", m+"/routes"),
 			pkg(m + "/routes"),
