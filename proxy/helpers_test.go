@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/routes"
 )
@@ -106,24 +107,7 @@ type testProxy struct {
 	url    string
 	cancel context.CancelFunc
 	done   chan error
-	logBuf *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logBuf *testutil.Buffer
 }
 
 // startProxy runs a proxy with cfg (listeners on free ports) serving tbl
@@ -140,7 +124,7 @@ func startProxy(t *testing.T, cfg Config, tbl *routes.Table) *testProxy {
 	if cfg.AccessLog.Path == "" && !cfg.AccessLog.Off {
 		cfg.AccessLog.Path = t.TempDir() + "/access.log"
 	}
-	logBuf := &syncBuffer{}
+	logBuf := &testutil.Buffer{}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

@@ -13,11 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
 )
 
 var (
@@ -48,41 +49,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // proc is a running switchyard process.
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
 	admin  string
-	stderr *lockedBuffer
+	stderr *testutil.Buffer
 	done   chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startProxy runs `switchyard proxy` with the routes file and extra flags
@@ -96,7 +69,7 @@ func startProxy(t *testing.T, routesFile string, extra ...string) *proc {
 // addresses) and waits until /_health says 200.
 func startProxyArgs(t *testing.T, extra ...string) *proc {
 	t.Helper()
-	p := &proc{addr: freeAddr(t), admin: freeAddr(t), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &proc{addr: testutil.FreeAddr(t), admin: testutil.FreeAddr(t), stderr: &testutil.Buffer{}, done: make(chan error, 1)}
 	args := append([]string{"proxy", "--listen", p.addr, "--admin-listen", p.admin,
 		"--access-log", "off"}, extra...)
 	p.cmd = exec.Command(binary, args...)
@@ -321,7 +294,7 @@ type instanceProc struct {
 // it answers.
 func startInstance(t *testing.T, name, zone string, env ...string) *instanceProc {
 	t.Helper()
-	ip := &instanceProc{name: name, zone: zone, addr: freeAddr(t)}
+	ip := &instanceProc{name: name, zone: zone, addr: testutil.FreeAddr(t)}
 	ip.cmd = exec.Command(os.Args[0])
 	ip.cmd.Env = append(append(os.Environ(), backendEnv+"="+ip.addr, backendNameEnv+"="+name), env...)
 	if err := ip.cmd.Start(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/internal/zktest"
 	"github.com/switchyard/switchyard/loadtest"
 )
@@ -65,7 +66,7 @@ func (rp *routePath) startRouteServer(name string) *proc {
 // instance a zktest.Proxy in front of the ensemble).
 func (rp *routePath) startRouteServerVia(name, zkAddrs string) *proc {
 	rp.t.Helper()
-	p := &proc{addr: freeAddr(rp.t), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &proc{addr: testutil.FreeAddr(rp.t), stderr: &testutil.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "route-server", "--zk", zkAddrs, "--listen", p.addr, "--name", name,
 		"--max-wait", "5s", "--session-timeout", "4s")
 	p.cmd.Stderr = p.stderr
