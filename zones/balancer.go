@@ -50,6 +50,7 @@ type depState struct {
 	d     *routes.Deployment
 	insts []*instState // parallel to d.Eligible
 	zone  []int32      // parallel to d.Eligible: index in zones
+	gen   []int32      // parallel to d.Eligible: generation, as an index
 	zones []string     // zones of d.Eligible, local zone first if any
 	local bool         // zones[0] is the local zone
 
@@ -112,6 +113,16 @@ func (b *Balancer) newDepState(d *routes.Deployment, s, old *snapshot) *depState
 		d:     d,
 		insts: make([]*instState, len(d.Eligible)),
 		zone:  make([]int32, len(d.Eligible)),
+		gen:   make([]int32, len(d.Eligible)),
+	}
+	gens := map[string]int32{}
+	for i, in := range d.Eligible {
+		g, ok := gens[in.Generation]
+		if !ok {
+			g = int32(len(gens))
+			gens[in.Generation] = g
+		}
+		ds.gen[i] = g
 	}
 	for _, in := range d.Eligible {
 		if in.Zone == b.cfg.LocalZone && b.cfg.LocalZone != "" {

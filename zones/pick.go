@@ -192,7 +192,7 @@ func (b *Balancer) Pick(d *routes.Deployment) *routes.Instance {
 // i: both of the same generation, and j has fewer outstanding requests for
 // its weight, out[j]/w[j] < out[i]/w[i].
 func lessLoaded(ds *depState, j, i int32) bool {
-	if ds.d.Eligible[j].Generation != ds.d.Eligible[i].Generation {
+	if ds.gen[j] != ds.gen[i] {
 		// Candidates of two generations: the first draw stands, so each
 		// generation gets exactly its weight's share (a canary split is
 		// a contract); load decides only within a generation.
