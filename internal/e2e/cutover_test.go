@@ -114,6 +114,12 @@ func (fl *fleetLoad) wait(t *testing.T, what string) {
 	}
 }
 
+// waitAnswered waits until the load has had a response.
+func (fl *fleetLoad) waitAnswered(t *testing.T) {
+	t.Helper()
+	waitUntil(t, 5*time.Second, "the load gets responses", func() bool { return len(fl.answered()) > 0 })
+}
+
 func (fl *fleetLoad) answered() map[string]int64 {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
@@ -152,7 +158,7 @@ func TestCutoversUnderLoad(t *testing.T) {
 	f := startFleet(t, 3)
 	const cutovers = 20
 	fl := f.load(100, 60*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	fl.waitAnswered(t)
 
 	gens := map[string][]*instanceProc{"blue": f.blue, "green": f.green}
 	from := "blue"
@@ -173,7 +179,7 @@ func TestCutoversUnderLoad(t *testing.T) {
 			}()
 			stream = make(chan streamEnd, 1)
 			go func() { stream <- streamFor(f.proxies[1].addr, 10*time.Second) }()
-			time.Sleep(200 * time.Millisecond)
+			waitLong(t, 2, old...)
 		}
 
 		var out cutoverJSON
@@ -324,11 +330,10 @@ func TestWeightsMaintenanceRollback(t *testing.T) {
 			slow <- fmt.Sprintf("%d %s", status, body)
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitLong(t, 3, b1)
 	f.yardctl("maintenance", depID, "b1", "on", "--wait")
-	load := f.load(150, 3*time.Second)
-	time.Sleep(100 * time.Millisecond)
 	before, _ := b1.stats(t)
+	load := f.load(150, 3*time.Second)
 	for i := 0; i < 3; i++ {
 		// Proxies in zone-a send to b1, the local blue instance.
 		if got := <-slow; got != "200 b1" {
@@ -375,7 +380,7 @@ func TestWeightsMaintenanceRollback(t *testing.T) {
 func TestAutoRollbackOnFailingGeneration(t *testing.T) {
 	f := startFleet(t, 3, backendStatusEnv+"=500")
 	load := f.load(100, 20*time.Second)
-	time.Sleep(300 * time.Millisecond)
+	load.waitAnswered(t)
 
 	start := time.Now()
 	out, err := f.yardctlErr("cutover", depID, "--to", "green", "--auto-rollback", "1m:10%")
@@ -391,8 +396,7 @@ func TestAutoRollbackOnFailingGeneration(t *testing.T) {
 	if took > 10*time.Second {
 		t.Errorf("rollback took %v; want within a few report intervals", took)
 	}
-	// Blue serves again on every proxy.
-	time.Sleep(200 * time.Millisecond)
+	// Blue serves again on every proxy (yardctl waited for them).
 	for _, l := range load.loads {
 		l.Stop()
 	}

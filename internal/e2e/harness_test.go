@@ -223,8 +223,9 @@ const (
 // An instance process answers every request with its name, and status
 // backendStatusEnv (default 200). Besides:
 //
-//	/_stats             {"requests": N, "open": M}: requests served (but
-//	                    these), connections open now (but this one)
+//	/_stats             {"requests": N, "long": L, "open": M}: requests
+//	                    served (but these), of them /slow and /stream,
+//	                    connections open now (but this one)
 //	/slow?ms=N          answers after N ms
 //	/stream?ms=N        streams a line every 50 ms for N ms
 func serveBackendProcess(addr string) {
@@ -233,17 +234,20 @@ func serveBackendProcess(addr string) {
 	if s, err := strconv.Atoi(os.Getenv(backendStatusEnv)); err == nil {
 		status = s
 	}
-	var requests, open atomic.Int64
+	var requests, long, open atomic.Int64
 	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/_stats" {
 			// This connection is not counted, and closes after.
 			w.Header().Set("Connection", "close")
-			fmt.Fprintf(w, `{"requests":%d,"open":%d}`, requests.Load(), open.Load()-1)
+			fmt.Fprintf(w, `{"requests":%d,"long":%d,"open":%d}`, requests.Load(), long.Load(), open.Load()-1)
 			return
 		}
 		requests.Add(1)
 		io.Copy(io.Discard, r.Body)
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		if r.URL.Path == "/slow" || r.URL.Path == "/stream" {
+			long.Add(1)
+		}
 		switch r.URL.Path {
 		case "/slow":
 			time.Sleep(time.Duration(ms) * time.Millisecond)
@@ -273,15 +277,36 @@ func serveBackendProcess(addr string) {
 	os.Exit(1)
 }
 
+// instanceStats is an instance's /_stats.
+type instanceStats struct{ Requests, Long, Open int64 }
+
 // stats reads the instance's /_stats.
 func (ip *instanceProc) stats(t *testing.T) (requests, open int64) {
+	st := ip.allStats(t)
+	return st.Requests, st.Open
+}
+
+func (ip *instanceProc) allStats(t *testing.T) instanceStats {
 	t.Helper()
 	_, body := httpGet("http://" + ip.addr + "/_stats")
-	var st struct{ Requests, Open int64 }
+	var st instanceStats
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("instance %s /_stats: %v: %q", ip.name, err, body)
 	}
-	return st.Requests, st.Open
+	return st
+}
+
+// waitLong waits until the instances have begun n /slow or /stream
+// requests in all.
+func waitLong(t *testing.T, n int64, insts ...*instanceProc) {
+	t.Helper()
+	waitUntil(t, 5*time.Second, fmt.Sprintf("%d slow or streaming requests reach the instances", n), func() bool {
+		var sum int64
+		for _, in := range insts {
+			sum += in.allStats(t).Long
+		}
+		return sum >= n
+	})
 }
 
 // instanceProc is an instance running as its own process.
