@@ -121,7 +121,12 @@ func TestCutRequestIsNotResentToTheRetiredInstance(t *testing.T) {
 		status, _, h := get(t, p.url+"/", "X-Found-Cluster", depA)
 		got <- fmt.Sprintf("%d %s", status, h.Get("X-Found-Handling-Instance"))
 	}()
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); hangs.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the GET did not reach blue")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	p.Apply(table(map[string]int{"blue": 0, "green": 100}))
 	select {
 	case s := <-got:
