@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -206,20 +205,19 @@ func runCutoverWatched(ctx context.Context, e *env, t *target, gen string, spec 
 	if maps.Equal(serving, previous) {
 		return usagef("cutover: %s already serves %s; nothing to watch", t.id, servingText(serving))
 	}
-	z, err := t.s.SetServing(ctx, t.id, serving)
-	var re *routes.Error
-	switch {
-	case errors.As(err, &re) || errors.Is(err, zkstore.ErrNotFound):
-		return &usageError{fmt.Errorf("cutover: %w", err)}
-	case err != nil:
-		return fmt.Errorf("cutover: %w", err)
+	z, err := t.writeServing(ctx, "cutover", serving)
+	if err != nil {
+		return err
 	}
 	out := changeOut{Deployment: t.id, Serving: serving, PreviousServing: previous, Zxid: z}
 	fmt.Fprintf(e.stderr, "cutover %s: serving %s (was %s), zxid %s\n", t.id, servingText(serving), servingText(previous), zxid(z))
-	w, err := waitProxies(ctx, e, t.s, "cutover", z)
+	// Proxies that lag past --timeout do not disarm the watch: the ones
+	// that applied the cutover report on it. The lag is the command's
+	// error in the end, unless it rolled back.
+	w, waitErr := waitProxies(ctx, e, t.s, "cutover", z)
 	out.Wait = &w
-	if err != nil {
-		return err
+	if waitErr != nil {
+		fmt.Fprintf(e.stderr, "yardctl: %s; watching anyway\n", oneLine(waitErr))
 	}
 	res, err := autoRollback(ctx, e, t, gen, spec, baseline, serving, previous)
 	out.AutoRollback = res
@@ -230,6 +228,9 @@ func runCutoverWatched(ctx context.Context, e *env, t *target, gen string, spec 
 	}
 	if err != nil {
 		return err
+	}
+	if waitErr != nil && !res.RolledBack {
+		return waitErr
 	}
 	if res.RolledBack {
 		return &rolledBack{fmt.Sprintf("cutover %s: rolled back to %s: generation %s: %s (over %.1f%%); %s",

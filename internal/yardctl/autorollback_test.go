@@ -59,6 +59,7 @@ func TestWatcherCountsSinceBaseline(t *testing.T) {
 type reportingRouteServer struct {
 	mu     sync.Mutex
 	counts map[string]genCount // by proxy
+	behind string              // a proxy that never applies anything
 	onPoll func(n int)
 	polls  int
 }
@@ -80,7 +81,11 @@ func (f *reportingRouteServer) start(t *testing.T, conn *zk.Conn, name string) {
 		}
 		var ps, reps []string
 		for id, c := range f.counts {
-			ps = append(ps, fmt.Sprintf(`{"id":%q,"version":%d}`, id, far))
+			v := far
+			if id == f.behind {
+				v = 1
+			}
+			ps = append(ps, fmt.Sprintf(`{"id":%q,"version":%d}`, id, v))
 			reps = append(reps, fmt.Sprintf(`{"proxy":%q,"reported_at":%q,"generations":[`+
 				`{"deployment":%q,"generation":"blue","requests":999,"errors":999},`+
 				`{"deployment":%q,"generation":"green","requests":%d,"errors":%d}]}`,
@@ -165,4 +170,22 @@ func TestAutoRollback(t *testing.T) {
 	if dd := stored(t, s, esID); !maps.Equal(dd.Serving, map[string]int{"blue": 100, "green": 0, "red": 0}) {
 		t.Errorf("the other writer's serving map was overwritten: %v", dd.Serving)
 	}
+
+	// A proxy that never applies the cutover does not disarm the watch:
+	// the others' failures still roll it back.
+	f.mu.Lock()
+	f.counts, f.behind = map[string]genCount{"p1": {0, 0}, "p2": {0, 0}}, "p2"
+	f.polls, f.onPoll = 0, func(n int) {
+		if n > 2 {
+			f.counts["p1"] = genCount{50, 50}
+		}
+	}
+	f.mu.Unlock()
+	_, errOut, code = yard(t, with(flags, "cutover", esID, "--to", "green", "--auto-rollback", "1m:5%", "--timeout", "1s")...)
+	if code != 1 || !strings.Contains(errOut, "1 of 2 proxies lag: p2 (at 0x1); watching anyway") ||
+		!strings.Contains(errOut, "rolling back to blue=100,green=0,red=0") || !strings.Contains(errOut, ": rolled back (generation green: 50 of 50 attempts failed") {
+		t.Fatalf("cutover with a lagging proxy: exit %d, stderr %q", code, errOut)
+	}
+	wantServing(t, s, "an auto-rollback with a proxy lagging", map[string]int{"blue": 100, "green": 0, "red": 0},
+		map[string]int{"blue": 0, "green": 100, "red": 0})
 }

@@ -147,15 +147,24 @@ func (t *target) withZeros(serving map[string]int) map[string]int {
 	return out
 }
 
-// setServing writes serving, says what it did, and waits if asked.
-func setServing(ctx context.Context, e *env, fs *flag.FlagSet, name string, t *target, serving map[string]int) error {
+// writeServing writes serving; a map the deployment refuses is bad input.
+func (t *target) writeServing(ctx context.Context, name string, serving map[string]int) (int64, error) {
 	z, err := t.s.SetServing(ctx, t.id, serving)
 	var re *routes.Error
 	switch {
 	case errors.As(err, &re) || errors.Is(err, zkstore.ErrNotFound):
-		return &usageError{fmt.Errorf("%s: %w", name, err)}
+		return 0, &usageError{fmt.Errorf("%s: %w", name, err)}
 	case err != nil:
-		return fmt.Errorf("%s: %w", name, err)
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return z, nil
+}
+
+// setServing writes serving, says what it did, and waits if asked.
+func setServing(ctx context.Context, e *env, fs *flag.FlagSet, name string, t *target, serving map[string]int) error {
+	z, err := t.writeServing(ctx, name, serving)
+	if err != nil {
+		return err
 	}
 	out := changeOut{Deployment: t.id, Serving: serving, PreviousServing: t.dd.Serving, Zxid: z}
 	line := fmt.Sprintf("%s %s: serving %s (was %s), zxid %s", name, t.id, servingText(serving), servingText(t.dd.Serving), zxid(z))
