@@ -178,6 +178,13 @@ type conn struct {
 	p         *pool
 	idleSince time.Time
 
+	// rc is the socket, for requests sent with sendAwait; nil when the
+	// connection is not a socket (tests dial pipes).
+	rc      syscall.RawConn
+	awaitFn func(fd uintptr) bool // c.await, bound once
+	wbuf    []byte                // the request being sent by sendAwait
+	await   awaitState
+
 	// Set during one exchange.
 	req       *Request
 	writing   bool             // a body goroutine is running
@@ -310,6 +317,12 @@ func (p *pool) dial() (*conn, error) {
 	}
 	c.bw = bufio.NewWriterSize(&c.out, cfg.WriteBufferSize)
 	c.out.w = nc
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.awaitFn = c.awaitStep
+		}
+	}
 	return c, nil
 }
 

@@ -40,8 +40,9 @@ type Response struct {
 	// ContentLength is the body length, or -1 when it is not known in
 	// advance (chunked or until close).
 	ContentLength int64
-	// Sent is the time the request was fully written; Received the time
-	// the response headers were read.
+	// Sent is the time the request went out (the start of its last write:
+	// for a request in memory, its only one); Received the time the
+	// response headers were read.
 	Sent, Received time.Time
 	// BytesOut is how many request body bytes were sent. With a streamed
 	// body it is final only when BodyPending is false.
@@ -128,6 +129,22 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 	resp.BytesOut, resp.BodyPending, resp.Tunnel = 0, false, nil
 	c.req = req
 	c.gotHeader.Store(false)
+	if c.rc != nil && req.BodyStream == nil && len(req.Body) <= maxAwaitRequest {
+		// The common case: the request in one write, then the wait for
+		// the response without a read that finds nothing (see sendAwait).
+		buf := h.AppendBytes(c.wbuf[:0])
+		buf = append(buf, req.Body...)
+		if cap(buf) <= 2*maxAwaitRequest {
+			c.wbuf = buf
+		}
+		resp.Sent = time.Now()
+		_ = c.SetReadDeadline(resp.Sent.Add(cfg.ResponseHeaderTimeout))
+		if err := c.sendAwait(buf, cfg.IdleTimeout); err != nil {
+			return err
+		}
+		resp.BytesOut = int64(len(req.Body))
+		return t.readResponse(c, req, resp)
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.IdleTimeout))
 	// A write that fails before any byte reached the socket (a pooled
 	// connection the instance closed or reset) was never sent.
@@ -156,7 +173,14 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 		resp.Sent = time.Now()
 		_ = c.SetReadDeadline(resp.Sent.Add(cfg.ResponseHeaderTimeout))
 	}
+	return t.readResponse(c, req, resp)
+}
 
+// readResponse reads the response headers of the request just sent on c
+// and sets resp up to stream the body.
+func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
+	cfg := &t.cfg
+	h := req.Header
 	rh := resp.Header
 	for {
 		if err := rh.Read(c.br); err != nil {
