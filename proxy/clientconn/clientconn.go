@@ -1,0 +1,366 @@
+// Package clientconn wraps the proxy's client connections to save two
+// kinds of work per keep-alive request that net.TCPConn always does:
+//
+//   - The read that finds nothing. After a response is written, the next
+//     Read would first try read(2), which on a keep-alive connection finds
+//     the socket empty (the client has only just been sent its answer),
+//     returns EAGAIN, and only then waits. Here that Read waits first, for
+//     a bounded time (hotWait), and reads once the socket is readable.
+//   - Deadline timers that never fire. The server sets a read and a write
+//     deadline for every request, each a timer update in the runtime. Here
+//     a deadline moved later is only recorded, and applied when an
+//     operation is about to block (or when an earlier one expired); one
+//     moved earlier, or in the past (to interrupt a blocked call), is
+//     applied at once.
+//
+// The wait-first read relies on the client sending nothing between the
+// last read and the next request, which HTTP/1.1 clients do unless they
+// pipeline. The poller's readiness is reset when the wait begins, so data
+// that arrived earlier is not announced: the wait then ends at hotWait and
+// the read finds the data. After maxMisses such waits in a row (one can
+// also come from a scheduler too busy to run the reader within hotWait)
+// the connection is taken for a pipelining one and read the ordinary way
+// from then on. A connection whose client was idle
+// longer than hotWait is read the ordinary way until it turns around fast
+// again, so idle keep-alive connections pay nothing extra.
+package clientconn
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// hotWait bounds the first wait of a Read that skipped the read(2): the
+// extra latency a pipelining client sees once per connection, and the idle
+// time after which a connection is read the ordinary way.
+const hotWait = 10 * time.Millisecond
+
+// maxMisses is how many hot waits in a row may expire with data already
+// there before a connection is taken for a pipelining one.
+const maxMisses = 3
+
+// Listen wraps ln so that its TCP connections are Conns.
+func Listen(ln net.Listener) net.Listener { return listener{ln} }
+
+type listener struct{ net.Listener }
+
+func (l listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if cc := New(tc); cc != nil {
+			return cc, nil
+		}
+	}
+	return c, nil
+}
+
+// Conn is a client connection. It is a net.Conn; it does not offer
+// ReadFrom or WriteTo, so copies go through Read and Write.
+type Conn struct {
+	tc      *net.TCPConn
+	rc      syscall.RawConn
+	readFn  func(fd uintptr) bool // c.readStep, bound once
+	writeFn func(fd uintptr) bool // c.writeStep, bound once
+
+	rmu   sync.Mutex // one Read at a time; guards the read state below
+	rp    []byte
+	rn    int
+	rerr  error
+	calls int  // callback calls in this Read
+	skip  bool // this Read waits before reading (the hot wait)
+	block bool // this Read waited for readability
+	// cold: the client was idle longer than hotWait after the last
+	// response: read the ordinary way. pipelined: data came unannounced
+	// once: always read the ordinary way.
+	cold, pipelined bool
+	misses          int // hot waits in a row that expired with data there
+
+	wmu  sync.Mutex // one Write at a time; guards the write state below
+	wp   []byte
+	wn   int
+	werr error
+
+	// wrote: a Write ended since the last Read began.
+	wrote atomic.Bool
+
+	// Deadlines in unix nanoseconds, 0 for none: what the caller set
+	// (want) and what the socket has (set). set is never later than want.
+	dmu          sync.Mutex
+	rWant, rSet  int64
+	wWant, wSet  int64
+	rTime, wTime time.Time // want as a time, to apply it
+}
+
+// New wraps tc; nil when its socket cannot be reached.
+func New(tc *net.TCPConn) *Conn {
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	c := &Conn{tc: tc, rc: rc}
+	c.readFn, c.writeFn = c.readStep, c.writeStep
+	return c
+}
+
+// Read reads like net.TCPConn.Read.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	afterWrite := c.wrote.Swap(false)
+	hot := afterWrite && !c.cold && !c.pipelined
+	c.rp, c.rn, c.rerr, c.calls, c.skip, c.block = p, 0, nil, 0, hot, false
+	defer func() { c.rp = nil }()
+	var start time.Time
+	if hot {
+		c.armHotWait()
+	} else if afterWrite && c.cold {
+		start = time.Now()
+	}
+	for {
+		err := c.rc.Read(c.readFn)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, c.opError("read", err)
+		}
+		// A deadline passed: the caller's, or one applied before the
+		// caller moved it later, or the hot wait's.
+		if !c.extend(&c.rWant, &c.rSet, &c.rTime, c.tc.SetReadDeadline) {
+			return 0, c.opError("read", err)
+		}
+		if c.skip {
+			// The hot wait ended with nothing announced: the client is
+			// idle, or sent before the wait began. The next read tells.
+			c.skip, c.calls, c.block = false, 0, false
+			c.cold = true
+		}
+	}
+	switch {
+	case hot && c.skip:
+		c.misses = 0 // the hot wait ended with data, as it should
+	case hot && !c.block:
+		// The hot wait expired and the data was already there: it came
+		// before the wait began (pipelining), or the scheduler was slower
+		// than hotWait to run this goroutine after it came. Only the
+		// first repeats.
+		c.cold = false
+		if c.misses++; c.misses >= maxMisses {
+			c.pipelined = true
+		}
+	case hot:
+		// The hot wait expired and the client sent later: it is idle
+		// between requests (cold stays set).
+	case !start.IsZero() && time.Since(start) < hotWait:
+		c.cold = false // it turns around fast again
+	}
+	if c.rerr != nil {
+		if c.rerr == io.EOF {
+			return 0, io.EOF
+		}
+		return 0, c.opError("read", os.NewSyscallError("read", c.rerr))
+	}
+	return c.rn, nil
+}
+
+// armHotWait bounds the socket's read deadline by now + hotWait for the
+// wait that begins the Read.
+func (c *Conn) armHotWait() {
+	limit := time.Now().Add(hotWait)
+	n := limit.UnixNano()
+	c.dmu.Lock()
+	if c.rWant != 0 && c.rWant <= n {
+		// The caller's deadline comes first.
+		if c.rSet != c.rWant {
+			c.rSet = c.rWant
+			_ = c.tc.SetReadDeadline(c.rTime)
+		}
+	} else if c.rSet != n {
+		c.rSet = n
+		_ = c.tc.SetReadDeadline(limit)
+	}
+	c.dmu.Unlock()
+}
+
+// readStep is the raw read callback.
+func (c *Conn) readStep(fd uintptr) bool {
+	c.calls++
+	if c.skip && c.calls == 1 {
+		return false // wait first
+	}
+	for {
+		n, err := syscall.Read(int(fd), c.rp)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			c.block = true
+			if !c.skip {
+				c.applyWanted(&c.rWant, &c.rSet, &c.rTime, c.tc.SetReadDeadline)
+			}
+			return false
+		case err != nil:
+			c.rerr = err
+		case n == 0:
+			c.rerr = io.EOF
+		default:
+			c.rn = n
+		}
+		return true
+	}
+}
+
+// Write writes like net.TCPConn.Write.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wp, c.wn, c.werr = p, 0, nil
+	defer func() { c.wp = nil }()
+	for {
+		err := c.rc.Write(c.writeFn)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) ||
+			!c.extend(&c.wWant, &c.wSet, &c.wTime, c.tc.SetWriteDeadline) {
+			return c.wn, c.opError("write", err)
+		}
+	}
+	c.wrote.Store(true)
+	if c.werr != nil {
+		return c.wn, c.opError("write", os.NewSyscallError("write", c.werr))
+	}
+	return c.wn, nil
+}
+
+// writeStep is the raw write callback.
+func (c *Conn) writeStep(fd uintptr) bool {
+	for c.wn < len(c.wp) {
+		n, err := syscall.Write(int(fd), c.wp[c.wn:])
+		if n > 0 {
+			c.wn += n
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			c.applyWanted(&c.wWant, &c.wSet, &c.wTime, c.tc.SetWriteDeadline)
+			return false
+		case err != nil:
+			c.werr = err
+			return true
+		case n <= 0:
+			c.werr = syscall.EIO // a socket write does not return 0
+			return true
+		}
+	}
+	return true
+}
+
+// SetReadDeadline sets the read deadline (see the package comment).
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return c.setDeadline(t, &c.rWant, &c.rSet, &c.rTime, c.tc.SetReadDeadline)
+}
+
+// SetWriteDeadline sets the write deadline (see the package comment).
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return c.setDeadline(t, &c.wWant, &c.wSet, &c.wTime, c.tc.SetWriteDeadline)
+}
+
+// SetDeadline sets both deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// setDeadline records t as wanted and applies it at once when it is
+// earlier than what the socket has; a later one waits for a blocking
+// operation (applyWanted) or the expiry of the earlier one (extend).
+func (c *Conn) setDeadline(t time.Time, want, set *int64, wt *time.Time, apply func(time.Time) error) error {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	*want, *wt = n, t
+	if n == *set || !earlier(n, *set) {
+		return nil
+	}
+	if err := apply(t); err != nil {
+		return err
+	}
+	*set = n
+	return nil
+}
+
+// applyWanted gives the socket the wanted deadline before an operation
+// blocks.
+func (c *Conn) applyWanted(want, set *int64, wt *time.Time, apply func(time.Time) error) {
+	c.dmu.Lock()
+	if *set != *want {
+		*set = *want
+		_ = apply(*wt)
+	}
+	c.dmu.Unlock()
+}
+
+// extend handles an expired socket deadline: it reports whether the
+// wanted one is still ahead, and if so applies it.
+func (c *Conn) extend(want, set *int64, wt *time.Time, apply func(time.Time) error) bool {
+	now := time.Now().UnixNano()
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if *want != 0 && *want <= now {
+		return false
+	}
+	*set = *want
+	_ = apply(*wt)
+	return true
+}
+
+// earlier reports whether deadline a comes before b (0 is never).
+func earlier(a, b int64) bool {
+	switch {
+	case a == 0:
+		return false
+	case b == 0:
+		return true
+	}
+	return a < b
+}
+
+// opError wraps err as net.TCPConn would; err may be the raw
+// connection's own *net.OpError, whose cause it keeps.
+func (c *Conn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: c.tc.LocalAddr(), Addr: c.tc.RemoteAddr(), Err: err}
+}
+
+// Close closes the connection; a blocked Read or Write returns.
+func (c *Conn) Close() error { return c.tc.Close() }
+
+// CloseWrite shuts down the writing side.
+func (c *Conn) CloseWrite() error { return c.tc.CloseWrite() }
+
+// LocalAddr returns the local address.
+func (c *Conn) LocalAddr() net.Addr { return c.tc.LocalAddr() }
+
+// RemoteAddr returns the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.tc.RemoteAddr() }

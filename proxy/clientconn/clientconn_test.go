@@ -1,0 +1,223 @@
+package clientconn
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// pair returns a wrapped server side and the raw client side of a
+// loopback connection.
+func pair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wl := Listen(ln)
+	done := make(chan net.Conn, 1)
+	go func() {
+		c, err := wl.Accept()
+		if err != nil {
+			done <- nil
+			return
+		}
+		done <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-done
+	cc, ok := sc.(*Conn)
+	if !ok {
+		t.Fatalf("Accept returned %T; want *Conn", sc)
+	}
+	t.Cleanup(func() { cc.Close(); client.Close() })
+	return cc, client
+}
+
+func readN(t *testing.T, c net.Conn, n int) string {
+	t.Helper()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	return string(buf)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// Keep-alive exchanges: each Read after a Write waits first, and gets the
+// next request whole.
+func TestKeepAliveExchanges(t *testing.T) {
+	s, c := pair(t)
+	buf := make([]byte, 64)
+	for i := 0; i < 20; i++ {
+		if _, err := c.Write([]byte("req")); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.Read(buf)
+		if err != nil || string(buf[:n]) != "req" {
+			t.Fatalf("exchange %d: read %q %v", i, buf[:n], err)
+		}
+		if _, err := s.Write([]byte("resp")); err != nil {
+			t.Fatal(err)
+		}
+		if got := readN(t, c, 4); got != "resp" {
+			t.Fatalf("exchange %d: client got %q", i, got)
+		}
+	}
+	if s.cold || s.pipelined {
+		t.Errorf("fast client: cold %v pipelined %v; want neither", s.cold, s.pipelined)
+	}
+	c.Close()
+	if _, err := s.Read(buf); err != io.EOF {
+		t.Errorf("after the client closed: %v; want EOF", err)
+	}
+}
+
+// A client that sends its next request before it gets the answer to the
+// last one (pipelining) gets it read after at most hotWait, and after
+// maxMisses times the connection is read the ordinary way.
+func TestPipeliningClient(t *testing.T) {
+	s, c := pair(t)
+	buf := make([]byte, 64)
+	c.Write([]byte("req0"))
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "req0" {
+		t.Fatalf("first read %q %v", buf[:n], err)
+	}
+	for i := 1; i <= maxMisses+2; i++ {
+		c.Write([]byte("req"))
+		// Let the poller see the data before the response is written.
+		time.Sleep(5 * time.Millisecond)
+		s.Write([]byte("resp"))
+		start := time.Now()
+		_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := s.Read(buf)
+		el := time.Since(start)
+		if err != nil || string(buf[:n]) != "req" {
+			t.Fatalf("round %d: read %q %v", i, buf[:n], err)
+		}
+		if el > hotWait+time.Second {
+			t.Fatalf("round %d: read took %v; want at most about %v", i, el, hotWait)
+		}
+		readN(t, c, 4)
+	}
+	if !s.pipelined {
+		t.Errorf("after %d pipelined requests the connection is not taken for pipelining", maxMisses+2)
+	}
+}
+
+// A client idle longer than hotWait is read the ordinary way until it
+// turns around fast again.
+func TestIdleClientGoesColdAndBack(t *testing.T) {
+	s, c := pair(t)
+	buf := make([]byte, 64)
+	s.Write([]byte("hello"))
+	go func() {
+		time.Sleep(3 * hotWait)
+		c.Write([]byte("late"))
+	}()
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("read %q %v", buf[:n], err)
+	}
+	if !s.cold || s.pipelined {
+		t.Fatalf("idle client: cold %v pipelined %v; want cold", s.cold, s.pipelined)
+	}
+	s.Write([]byte("x"))
+	c.Write([]byte("quick"))
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "quick" {
+		t.Fatalf("read %q %v", buf[:n], err)
+	}
+	if s.cold {
+		t.Error("fast turnaround: still cold")
+	}
+}
+
+// A read deadline moved later is honoured at its new time, one moved
+// earlier at once; both after a Write (hot wait) and not.
+func TestReadDeadlines(t *testing.T) {
+	for _, afterWrite := range []bool{false, true} {
+		s, _ := pair(t)
+		buf := make([]byte, 8)
+		check := func(name string, want time.Duration) {
+			t.Helper()
+			if afterWrite {
+				s.Write([]byte("x"))
+			}
+			start := time.Now()
+			_, err := s.Read(buf)
+			el := time.Since(start)
+			if !isTimeout(err) {
+				t.Fatalf("%s (after write %v): %v; want a timeout", name, afterWrite, err)
+			}
+			if el < want-5*time.Millisecond || el > want+500*time.Millisecond {
+				t.Errorf("%s (after write %v): timed out after %v; want %v", name, afterWrite, el, want)
+			}
+		}
+		s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		s.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+		check("moved later", 150*time.Millisecond)
+		s.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		s.SetReadDeadline(time.Now().Add(40 * time.Millisecond))
+		check("moved earlier", 40*time.Millisecond)
+	}
+}
+
+// A deadline set in the past from another goroutine interrupts a blocked
+// Read at once, also one waiting first after a Write.
+func TestInterruptBlockedRead(t *testing.T) {
+	for _, afterWrite := range []bool{false, true} {
+		s, _ := pair(t)
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if afterWrite {
+			s.Write([]byte("x"))
+		}
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			s.SetReadDeadline(time.Now())
+		}()
+		start := time.Now()
+		_, err := s.Read(make([]byte, 8))
+		if !isTimeout(err) || time.Since(start) > time.Second {
+			t.Errorf("after write %v: %v after %v; want a timeout at once", afterWrite, err, time.Since(start))
+		}
+	}
+}
+
+// Close unblocks a Read with net.ErrClosed.
+func TestCloseUnblocksRead(t *testing.T) {
+	s, _ := pair(t)
+	s.Write([]byte("x"))
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		s.Close()
+	}()
+	if _, err := s.Read(make([]byte, 8)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("read on a closed conn: %v; want net.ErrClosed", err)
+	}
+}
+
+// A write deadline moved later is the one a blocked Write meets.
+func TestWriteDeadlineMovedLater(t *testing.T) {
+	s, _ := pair(t) // the client never reads
+	s.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	s.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	start := time.Now()
+	n, err := s.Write(make([]byte, 64<<20))
+	el := time.Since(start)
+	if !isTimeout(err) || n == 0 {
+		t.Fatalf("write to a client that does not read: %d %v; want a timeout after some bytes", n, err)
+	}
+	if el < 295*time.Millisecond || el > 2*time.Second {
+		t.Errorf("write timed out after %v; want 300ms", el)
+	}
+}
