@@ -63,8 +63,8 @@ func (l listener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
-// Conn is a client connection. It is a net.Conn; it does not offer
-// ReadFrom or WriteTo, so copies go through Read and Write.
+// Conn is a client connection. It is a net.Conn, and an io.ReaderFrom
+// that copies through Write in large chunks.
 type Conn struct {
 	tc      *net.TCPConn
 	rc      syscall.RawConn
@@ -243,6 +243,35 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return c.wn, c.opError("write", os.NewSyscallError("write", c.werr))
 	}
 	return c.wn, nil
+}
+
+// copyBufPool holds ReadFrom's buffers: a streamed response body goes to
+// the client in writes of up to this size.
+var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// ReadFrom copies r to the connection through Write, in chunks of up to
+// 64 KiB (a bufio.Writer over a Conn hands it large bodies).
+func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufPool.Get().(*[]byte)
+	defer copyBufPool.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			w, werr := c.Write(buf[:m])
+			n += int64(w)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
 }
 
 // writeStep is the raw write callback.

@@ -221,3 +221,36 @@ func TestWriteDeadlineMovedLater(t *testing.T) {
 		t.Errorf("write timed out after %v; want 300ms", el)
 	}
 }
+
+// ReadFrom copies a large body whole, in chunks, honouring the reader's
+// errors.
+func TestReadFrom(t *testing.T) {
+	s, c := pair(t)
+	const size = 3<<20 + 17
+	got := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+	}()
+	n, err := s.ReadFrom(io.LimitReader(zeroReader{}, size))
+	if err != nil || n != size {
+		t.Fatalf("ReadFrom: %d %v; want %d", n, err, size)
+	}
+	s.Close()
+	if n := <-got; n != size {
+		t.Errorf("client got %d bytes; want %d", n, size)
+	}
+	boom := errors.New("boom")
+	s2, _ := pair(t)
+	if _, err := s2.ReadFrom(io.MultiReader(io.LimitReader(zeroReader{}, 10), errReader{boom})); err != boom {
+		t.Errorf("ReadFrom of a failing reader: %v; want its error", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
