@@ -156,7 +156,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 		peer = peer.Unmap()
 	}
 	x.clientIP = setForwarded(h, peer, s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
-	h.SetBytesV(hdrRequestID, id)
+	h.SetCanonical(strRequestID, id)
 
 	resp := &ctx.Response
 	x.uresp = upstream.Response{Header: &resp.Header}
@@ -203,7 +203,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	if clientClose || s.draining.Load() || x.uresp.BodyPending {
 		rh.SetConnectionClose()
 	}
-	rh.SetBytesV(hdrRequestID, id)
+	rh.SetCanonical(strRequestID, id)
 	rh.Set(hdrHandlingCluster, d.ID)
 	rh.Set(hdrHandlingInstance, in.ID)
 	x.status = rh.StatusCode()

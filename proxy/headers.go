@@ -28,9 +28,21 @@ const (
 
 var strProxyPrefix = []byte("Proxy-")
 
+// Canonical header names as bytes, for SetCanonical (no normalizing copy).
+var (
+	strRequestID      = []byte(hdrRequestID)
+	strForwardedFor   = []byte(hdrForwardedFor)
+	strForwardedProto = []byte(hdrForwardedProto)
+	strForwardedHost  = []byte(hdrForwardedHost)
+	strHTTP           = []byte("http")
+)
+
 // stripHopRequest removes hop-by-hop headers, including those the
 // Connection header names, from a request about to be forwarded.
 func stripHopRequest(h *fasthttp.RequestHeader, scratch *[]byte) {
+	if !hasHopHeader(h.All(), true) {
+		return // the common case: one pass over the headers, no deletes
+	}
 	if conn := h.Peek("Connection"); len(conn) > 0 {
 		*scratch = append((*scratch)[:0], conn...)
 		forEachToken(*scratch, h.DelBytes)
@@ -48,6 +60,9 @@ func stripHopRequest(h *fasthttp.RequestHeader, scratch *[]byte) {
 
 // stripHopResponse is stripHopRequest for responses.
 func stripHopResponse(h *fasthttp.ResponseHeader, scratch *[]byte) {
+	if !hasHopHeader(h.All(), false) {
+		return
+	}
 	if conn := h.Peek("Connection"); len(conn) > 0 {
 		*scratch = append((*scratch)[:0], conn...)
 		forEachToken(*scratch, h.DelBytes)
@@ -61,6 +76,44 @@ func stripHopResponse(h *fasthttp.ResponseHeader, scratch *[]byte) {
 		}
 	}
 }
+
+// hasHopHeader reports whether a header stripHopRequest (request) or
+// stripHopResponse removes is present: a hop-by-hop header, a Proxy-*
+// one, or (request) Expect. Headers named by Connection need Connection.
+func hasHopHeader(all func(yield func(k, v []byte) bool), request bool) bool {
+	found := false
+	all(func(k, _ []byte) bool {
+		found = isHopKey(k, request)
+		return !found
+	})
+	return found
+}
+
+func isHopKey(k []byte, request bool) bool {
+	switch len(k) {
+	case 2:
+		return bytes.EqualFold(k, strTe)
+	case 6:
+		return request && bytes.EqualFold(k, strExpect)
+	case 7:
+		return bytes.EqualFold(k, strTrailer) || bytes.EqualFold(k, strUpgrade)
+	case 10:
+		return bytes.EqualFold(k, strConnection) || bytes.EqualFold(k, strKeepAlive)
+	case 17:
+		return bytes.EqualFold(k, strTransferEncoding)
+	}
+	return len(k) > len(strProxyPrefix) && bytes.EqualFold(k[:len(strProxyPrefix)], strProxyPrefix)
+}
+
+var (
+	strTe               = []byte("Te")
+	strExpect           = []byte(hdrExpect)
+	strTrailer          = []byte("Trailer")
+	strUpgrade          = []byte(hdrUpgrade)
+	strConnection       = []byte("Connection")
+	strKeepAlive        = []byte("Keep-Alive")
+	strTransferEncoding = []byte("Transfer-Encoding")
+)
 
 func hasProxyPrefix(all func(yield func(k, v []byte) bool)) bool {
 	found := false
@@ -124,16 +177,16 @@ func setForwarded(h *fasthttp.RequestHeader, peer netip.Addr, trust []netip.Pref
 	xff := h.Peek(hdrForwardedFor)
 	if isTrusted && len(xff) > 0 {
 		*buf = append(append(append((*buf)[:0], xff...), ", "...), peerIP...)
-		h.SetBytesV(hdrForwardedFor, *buf)
+		h.SetCanonical(strForwardedFor, *buf)
 		client = rightmostUntrusted(*buf, trust)
 	} else {
-		h.SetBytesV(hdrForwardedFor, peerIP)
+		h.SetCanonical(strForwardedFor, peerIP)
 	}
 	if !isTrusted || len(h.Peek(hdrForwardedProto)) == 0 {
-		h.Set(hdrForwardedProto, "http")
+		h.SetCanonical(strForwardedProto, strHTTP)
 	}
 	if !isTrusted || len(h.Peek(hdrForwardedHost)) == 0 {
-		h.SetBytesV(hdrForwardedHost, h.Host())
+		h.SetCanonical(strForwardedHost, h.Host())
 	}
 	return client
 }
