@@ -48,9 +48,13 @@ func (b *Body) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if now := time.Now(); b.deadline.Sub(now) < b.idle-b.idle/8 {
-		b.deadline = now.Add(b.idle)
-		_ = b.c.SetReadDeadline(b.deadline)
+	// The deadline matters only to a read that may wait: not when the
+	// reader holds data and the mode reads no more than that.
+	if b.mode == modeChunked || b.c.br.Buffered() == 0 {
+		if now := time.Now(); b.deadline.Sub(now) < b.idle-b.idle/8 {
+			b.deadline = now.Add(b.idle)
+			_ = b.c.SetReadDeadline(b.deadline)
+		}
 	}
 	var n int
 	var err error

@@ -232,7 +232,8 @@ func (p *pool) signalLocked() {
 // skips idle connections.
 func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
 	cfg := &p.t.cfg
-	p.lastUsed.Store(time.Now().UnixNano())
+	now := time.Now()
+	p.lastUsed.Store(now.UnixNano())
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -249,7 +250,7 @@ func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
 			p.mu.Unlock()
-			if time.Since(c.idleSince) > cfg.IdleConnTimeout {
+			if now.Sub(c.idleSince) > cfg.IdleConnTimeout {
 				p.closeConn(c)
 				continue
 			}
