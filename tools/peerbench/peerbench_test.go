@@ -224,3 +224,22 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 }
+
+// Round-by-round ratios pair each Switchyard run with the HAProxy run of
+// the same round, not the medians of the two.
+func TestPairedRatios(t *testing.T) {
+	b := &bench{results: map[string]map[string][]sample{"small": {
+		"switchyard": {{rps: 30, cpuUS: 30}, {rps: 20, cpuUS: 40}, {rps: 40, cpuUS: 20}},
+		"haproxy":    {{rps: 30, cpuUS: 40}, {rps: 10, cpuUS: 20}, {rps: 40, cpuUS: 40}},
+	}}}
+	rps, cpu := b.paired("small")
+	if rps != (spread{1, 1, 2}) {
+		t.Errorf("req/s ratios %+v; want 1 / 1 / 2", rps)
+	}
+	if cpu != (spread{0.5, 0.75, 2}) {
+		t.Errorf("CPU ratios %+v; want 0.5 / 0.75 / 2", cpu)
+	}
+	if rps, _ := b.paired("4k"); !math.IsNaN(rps.med) {
+		t.Errorf("no runs: %+v; want NaN", rps)
+	}
+}

@@ -92,6 +92,21 @@ func fmtRatio(x float64) string {
 	return strconv.FormatFloat(x, 'f', 2, 64) + "×"
 }
 
+func fmtRatioBare(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
+
+// paired returns the spread of Switchyard / HAProxy ratios of req/s and of
+// CPU per request, taken round by round (a failed run ends the benchmark,
+// so the samples of one scenario line up by round).
+func (b *bench) paired(sc string) (rps, cpu spread) {
+	sy, hp := b.results[sc]["switchyard"], b.results[sc]["haproxy"]
+	var rr, cr []float64
+	for i := range min(len(sy), len(hp)) {
+		rr = append(rr, ratio(sy[i].rps, hp[i].rps))
+		cr = append(cr, ratio(sy[i].cpuUS, hp[i].cpuUS))
+	}
+	return summarize(rr), summarize(cr)
+}
+
 // medians are the medians of one target in one scenario.
 type medians struct{ rps, cpu float64 }
 
@@ -173,6 +188,16 @@ func (b *bench) report() string {
 			}
 			p("| %s | %s | %s | %s | %s | %s |\n", sc.name, fmtRatio(rr), fmtRatio(cr), met,
 				fmtRatio(ratio(sy.rps, ng.rps)), fmtRatio(ratio(sy.cpu, ng.cpu)))
+		}
+		p("\n")
+	}
+	if b.hasTarget("switchyard") && b.hasTarget("haproxy") && o.rounds > 1 {
+		p("Ratios round by round (each round's Switchyard run against the HAProxy run of the same round and scenario, minutes apart at most), min / **median** / max: less exposed to the machine's drift than the ratios of medians above, which the goal is read on.\n\n")
+		p("| scenario | req/s vs HAProxy | CPU vs HAProxy |\n")
+		p("| --- | --: | --: |\n")
+		for _, sc := range o.scenarios {
+			rr, cr := b.paired(sc.name)
+			p("| %s | %s | %s |\n", sc.name, rr.format(fmtRatioBare), cr.format(fmtRatioBare))
 		}
 		p("\n")
 	}
