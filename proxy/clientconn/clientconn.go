@@ -34,6 +34,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/sockio"
 )
 
 // hotWait bounds the first wait of a Read that skipped the read(2): the
@@ -276,24 +278,14 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 
 // writeStep is the raw write callback.
 func (c *Conn) writeStep(fd uintptr) bool {
-	for c.wn < len(c.wp) {
-		n, err := syscall.Write(int(fd), c.wp[c.wn:])
-		if n > 0 {
-			c.wn += n
-		}
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			c.applyWanted(&c.wWant, &c.wSet, &c.wTime, c.tc.SetWriteDeadline)
-			return false
-		case err != nil:
-			c.werr = err
-			return true
-		case n <= 0:
-			c.werr = syscall.EIO // a socket write does not return 0
-			return true
-		}
+	n, err := sockio.Write(fd, c.wp[c.wn:])
+	c.wn += n
+	switch {
+	case err == syscall.EAGAIN:
+		c.applyWanted(&c.wWant, &c.wSet, &c.wTime, c.tc.SetWriteDeadline)
+		return false
+	case err != nil:
+		c.werr = err
 	}
 	return true
 }

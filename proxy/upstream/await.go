@@ -5,6 +5,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/sockio"
 )
 
 // maxAwaitRequest bounds the requests sent with sendAwait: the header and
@@ -77,23 +79,14 @@ func (c *conn) awaitStep(fd uintptr) bool {
 		return true
 	}
 	st.started = true
-	for st.written < len(st.buf) {
-		n, err := syscall.Write(int(fd), st.buf[st.written:])
-		if n > 0 {
-			st.written += n
-		}
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return true // the caller sends the rest
-		case err != nil:
-			st.err = err
-			return true
-		case n <= 0:
-			st.err = syscall.EIO // a socket write does not return 0
-			return true
-		}
+	n, err := sockio.Write(fd, st.buf[st.written:])
+	st.written += n
+	switch {
+	case err == syscall.EAGAIN:
+		return true // the caller sends the rest
+	case err != nil:
+		st.err = err
+		return true
 	}
 	return false
 }
