@@ -1,7 +1,6 @@
 package routes
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
 )
 
 // routesYAML is a good routes file; files for different ports have the same
@@ -76,22 +77,7 @@ func (s *recSink) counts() (applied int, version uint64, rejects int) {
 }
 
 // logBuf is a log destination that tests can read while Run writes.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf struct{ testutil.Buffer }
 
 // count returns how many log lines contain every one of subs.
 func (l *logBuf) count(subs ...string) int {
