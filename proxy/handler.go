@@ -60,7 +60,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if x.serve(ctx, id) {
 		return // finished by CloseWithError once the body is written
 	}
-	ctx.Response.Header.SetBytesV(hdrRequestID, id)
+	ctx.Response.Header.SetCanonical(strRequestID, id)
 	if s.draining.Load() {
 		ctx.SetConnectionClose()
 	}
@@ -192,9 +192,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	if t := x.uresp.Tunnel; t != nil {
 		rh.Set("Connection", "Upgrade")
 		rh.SetBytesV(hdrUpgrade, x.upgrade)
-		rh.SetBytesV(hdrRequestID, id)
-		rh.Set(hdrHandlingCluster, d.ID)
-		rh.Set(hdrHandlingInstance, in.ID)
+		setHandling(rh, id, d, in)
 		x.status = rh.StatusCode()
 		s.tunnel(ctx, t, append([]byte(nil), rh.Header()...))
 		return false
@@ -203,9 +201,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	if clientClose || s.draining.Load() || x.uresp.BodyPending {
 		rh.SetConnectionClose()
 	}
-	rh.SetCanonical(strRequestID, id)
-	rh.Set(hdrHandlingCluster, d.ID)
-	rh.Set(hdrHandlingInstance, in.ID)
+	setHandling(rh, id, d, in)
 	x.status = rh.StatusCode()
 	if x.uresp.Body == nil {
 		return false // HEAD, 204, 304: headers only
@@ -280,6 +276,14 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 		s.log.Debug("retrying on another instance", "failed", in.ID, "next", next.ID, "error", err)
 		in, retry = next, true
 	}
+}
+
+// setHandling adds the headers that tell the client which request this
+// was and which deployment and instance answered it.
+func setHandling(rh *fasthttp.ResponseHeader, id []byte, d *routes.Deployment, in *routes.Instance) {
+	rh.SetCanonical(strRequestID, id)
+	rh.Set(hdrHandlingCluster, d.ID)
+	rh.Set(hdrHandlingInstance, in.ID)
 }
 
 // own writes the proxy's own response for r.
@@ -460,7 +464,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		x.own(ctx, reasonBadRequest)
 	}
-	ctx.Response.Header.SetBytesV(hdrRequestID, s.ids.next(&x.idBuf))
+	ctx.Response.Header.SetCanonical(strRequestID, s.ids.next(&x.idBuf))
 	ctx.SetConnectionClose()
 	// What the client is still sending (the rest of an oversized header)
 	// is read and dropped briefly, so that it reads this response rather
