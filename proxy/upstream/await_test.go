@@ -86,18 +86,21 @@ func TestAwaitedSendTimesOut(t *testing.T) {
 // replayed (not idempotent): it fails as a reset of a sent request, at
 // once, not at the response-header timeout.
 func TestAwaitedSendOnClosedConnectionFails(t *testing.T) {
+	closed := make(chan struct{}, 1)
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := readRequest(br); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		c.Close() // as if its keep-alive timer fired
+		closed <- struct{}{}
 	})
 	tr := New(Config{ResponseHeaderTimeout: 5 * time.Second})
 	defer tr.Close()
 	if status, _, err := roundTrip(t, tr, addr, newReq("GET", "/")); err != nil || status != 200 {
 		t.Fatalf("GET: %d %v", status, err)
 	}
-	time.Sleep(50 * time.Millisecond) // the instance closes the idle connection
+	<-closed
 	req := newReq("POST", "/")
 	req.Body = []byte("data")
 	start := time.Now()
