@@ -181,7 +181,7 @@ type conn struct {
 	// rc is the socket, for requests sent with sendAwait; nil when the
 	// connection is not a socket (tests dial pipes).
 	rc      syscall.RawConn
-	awaitFn func(fd uintptr) bool // c.await, bound once
+	awaitFn func(fd uintptr) bool // c.awaitStep, bound once
 	wbuf    []byte                // the request being sent by sendAwait
 	await   awaitState
 
