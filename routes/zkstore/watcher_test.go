@@ -43,7 +43,7 @@ func watch(t *testing.T, servers []string, root string, mod func(*Watcher)) *sta
 	w := &Watcher{
 		Servers:        servers,
 		Root:           root,
-		SessionTimeout: time.Second,
+		SessionTimeout: 4 * time.Second, // the tests of staleness set theirs shorter
 		Logger:         slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	w.onConn = func(c *zk.Conn) {
@@ -112,6 +112,11 @@ func (w testWriter) Write(b []byte) (int, error) {
 }
 
 // wait polls the last published state until cond holds, at most d.
+// seen bounds the wait for a change to reach a watcher: it comes in
+// milliseconds, but a loaded machine running the race detector can stall
+// a ZooKeeper server or the watcher for seconds.
+const seen = 10 * time.Second
+
 func (s *states) wait(t *testing.T, d time.Duration, what string, cond func(State) bool) State {
 	t.Helper()
 	start := time.Now()
@@ -193,7 +198,7 @@ func TestWatcherSeesNestedEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := watch(t, []string{conn.Server()}, s.Root(), nil)
-	st := w.wait(t, 10*time.Second, "first sync", synced(3))
+	st := w.wait(t, seen, "first sync", synced(3))
 	matchesStore(t, s, st)
 
 	l := layout{root: s.Root()}
@@ -251,7 +256,7 @@ func TestWatcherSeesNestedEdits(t *testing.T) {
 		_, before := w.get()
 		start := time.Now()
 		e.do()
-		st := w.wait(t, time.Second, e.name, e.seen)
+		st := w.wait(t, seen, e.name, e.seen)
 		_, after := w.get()
 		t.Logf("%s: seen after %v (%d publications)", e.name, time.Since(start).Round(time.Millisecond), after-before)
 		// Let any later event of the same write land, then compare.
@@ -273,12 +278,12 @@ func TestWatcherInvalidKeepsLastGood(t *testing.T) {
 	}
 	const id = "7f3a9c2e51d04b8e"
 	w := watch(t, []string{conn.Server()}, s.Root(), nil)
-	good := w.wait(t, 10*time.Second, "first sync", synced(1)).Deployments[id]
+	good := w.wait(t, seen, "first sync", synced(1)).Deployments[id]
 	l := layout{root: s.Root()}
 
 	keepsGood := func(what, wantErr string) {
 		t.Helper()
-		st := w.wait(t, time.Second, what, func(st State) bool { return strings.Contains(st.Invalid[id], wantErr) })
+		st := w.wait(t, seen, what, func(st State) bool { return strings.Contains(st.Invalid[id], wantErr) })
 		if st.Deployments[id] != good {
 			t.Errorf("%s: deployment not kept at its last good version: %v", what, st.Deployments[id])
 		}
@@ -310,7 +315,7 @@ func TestWatcherInvalidKeepsLastGood(t *testing.T) {
 	if _, err := conn.Create(l.deployment("0badbad0"), []byte(`{"kind":"es"}`), 0, acl); err != nil {
 		t.Fatal(err)
 	}
-	st := w.wait(t, time.Second, "bad zone and new bad deployment", func(st State) bool {
+	st := w.wait(t, seen, "bad zone and new bad deployment", func(st State) bool {
 		return st.Invalid["zones/zone-b"] != "" && st.Invalid["0badbad0"] != ""
 	})
 	if st.Zones["zone-b"] != routes.ZoneDown {
@@ -331,7 +336,7 @@ func TestWatcherInvalidKeepsLastGood(t *testing.T) {
 	if err := conn.Delete(l.deployment("0badbad0"), -1); err != nil {
 		t.Fatal(err)
 	}
-	st = w.wait(t, time.Second, "valid again", func(st State) bool {
+	st = w.wait(t, seen, "valid again", func(st State) bool {
 		in := instanceOf(st, id, "i-0001")
 		return len(st.Invalid) == 0 && in != nil && in.Addr == "127.0.0.1:39201"
 	})
@@ -379,10 +384,10 @@ func TestWatcherMissingRootNeverWipes(t *testing.T) {
 	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	good := w.wait(t, time.Second, "root created", synced(1))
+	good := w.wait(t, seen, "root created", synced(1))
 
 	deleteTree(t, conn, s.Root()+"/deployments")
-	st := w.wait(t, time.Second, "deployments deleted", func(st State) bool { return st.Problem != "" })
+	st := w.wait(t, seen, "deployments deleted", func(st State) bool { return st.Problem != "" })
 	// (The deployment and version may have moved: its instances were
 	// deleted one by one before it.)
 	if len(st.Deployments) != 1 || st.Version < good.Version || !st.Synced {
@@ -397,7 +402,7 @@ func TestWatcherMissingRootNeverWipes(t *testing.T) {
 	}
 
 	deleteTree(t, conn, s.Root())
-	st = w.wait(t, time.Second, "root deleted", func(st State) bool { return strings.Contains(st.Problem, s.Root()+" does not exist") })
+	st = w.wait(t, seen, "root deleted", func(st State) bool { return strings.Contains(st.Problem, s.Root()+" does not exist") })
 	if len(st.Deployments) != 1 || st.Domain != "example.test" || st.Zones["zone-b"] != routes.ZoneDown {
 		t.Errorf("after the root went: %+v", st.Snapshot)
 	}
@@ -406,7 +411,7 @@ func TestWatcherMissingRootNeverWipes(t *testing.T) {
 	if _, err := s.Apply(ctx, tab, ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	st = w.wait(t, time.Second, "root back", func(st State) bool { return st.Problem == "" && len(st.Deployments) == 3 })
+	st = w.wait(t, seen, "root back", func(st State) bool { return st.Problem == "" && len(st.Deployments) == 3 })
 	matchesStore(t, s, st)
 }
 
@@ -419,8 +424,8 @@ func TestWatcherStaleWhileServerPaused(t *testing.T) {
 	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w := watch(t, e.Servers(), s.Root(), nil)
-	good := w.wait(t, 10*time.Second, "first sync", synced(1))
+	w := watch(t, e.Servers(), s.Root(), shortSession)
+	good := w.wait(t, seen, "first sync", synced(1))
 
 	e.Pause(0)
 	st := w.wait(t, 3*time.Second, "stale while paused", func(st State) bool { return st.Stale })
@@ -428,13 +433,13 @@ func TestWatcherStaleWhileServerPaused(t *testing.T) {
 		t.Errorf("stale state lost data: %+v", st)
 	}
 	e.Resume(0)
-	w.wait(t, 10*time.Second, "fresh after resume", func(st State) bool { return !st.Stale })
+	w.wait(t, seen, "fresh after resume", func(st State) bool { return !st.Stale })
 	// The store's own connection may need a moment too.
 	waitWrite(t, func() error {
 		_, err := s.SetServing(ctx, "7f3a9c2e51d04b8e", map[string]int{"blue": 7})
 		return err
 	})
-	st = w.wait(t, time.Second, "change after resume", func(st State) bool {
+	st = w.wait(t, seen, "change after resume", func(st State) bool {
 		return st.Deployments["7f3a9c2e51d04b8e"].Serving["blue"] == 7
 	})
 	matchesStore(t, s, st)
@@ -456,6 +461,11 @@ func waitWrite(t *testing.T, write func() error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// shortSession gives a watcher a 1s session, for the tests that wait for it
+// to go stale or expire. The others keep 4s: a loaded machine can stall a
+// ZooKeeper server or the watcher past 1s, which is not what they test.
+func shortSession(w *Watcher) { w.SessionTimeout = time.Second }
 
 func registration(name string) func(*Watcher) {
 	return func(w *Watcher) {
@@ -485,10 +495,10 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w := watch(t, []string{p.Addr()}, s.Root(), registration("rs-1"))
-	w.wait(t, 10*time.Second, "first sync", synced(3))
+	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { shortSession(w); registration("rs-1")(w) })
+	w.wait(t, seen, "first sync", synced(3))
 	reg := s.Root() + "/routeservers/rs-1"
-	waitFor(t, time.Second, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	waitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
 	if got := get(t, conn, reg); !strings.Contains(got, `"url":"http://127.0.0.1:9280"`) || !strings.Contains(got, `"started_at":"`) {
 		t.Errorf("registration: %s", got)
 	}
@@ -517,33 +527,33 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	}
 
 	p.Unblock()
-	st := w.wait(t, 10*time.Second, "every change after the partition", func(st State) bool {
+	st := w.wait(t, seen, "every change after the partition", func(st State) bool {
 		in := instanceOf(st, canaryID, "i-0001")
 		return !st.Stale && len(st.Deployments) == 5 && in != nil && in.Addr == "127.0.0.1:49201" &&
 			instanceOf(st, canaryID, "i-0006") == nil && st.Zones["zone-c"] == routes.ZoneUp &&
 			st.Deployments[canaryID].Serving["green"] == 100
 	})
 	matchesStore(t, s, st)
-	waitFor(t, 2*time.Second, "registration recreated", func() bool {
+	waitFor(t, seen, "registration recreated", func() bool {
 		o := ownerOf(conn, reg)
 		return o != 0 && o != firstOwner
 	})
 
 	// The new watches work.
 	setJSON(t, conn, l.instance(canaryID, "i-0002"), InstanceData{Addr: "127.0.0.1:19202", Zone: "zone-b", Generation: "blue", Maintenance: true})
-	w.wait(t, time.Second, "edit after the new session", func(st State) bool {
+	w.wait(t, seen, "edit after the new session", func(st State) bool {
 		in := instanceOf(st, canaryID, "i-0002")
 		return in != nil && in.Maintenance
 	})
 	if _, err := conn.Create(l.instance(canaryID, "i-0009"), encode(InstanceData{Addr: "127.0.0.1:1", Zone: "z", Generation: "blue"}), 0, acl); err != nil {
 		t.Fatal(err)
 	}
-	w.wait(t, time.Second, "new instance after the new session", func(st State) bool { return instanceOf(st, canaryID, "i-0009") != nil })
+	w.wait(t, seen, "new instance after the new session", func(st State) bool { return instanceOf(st, canaryID, "i-0009") != nil })
 	// The registration's watch is armed again too.
 	if err := conn.Delete(reg, -1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "registration recreated after a delete", func() bool { return ownerOf(conn, reg) != 0 })
+	waitFor(t, seen, "registration recreated after a delete", func() bool { return ownerOf(conn, reg) != 0 })
 }
 
 // A session closed on the server while connected (zktest.ExpireSession):
@@ -558,9 +568,9 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := watch(t, e.Servers(), s.Root(), registration("rs-2"))
-	w.wait(t, 10*time.Second, "first sync", synced(1))
+	w.wait(t, seen, "first sync", synced(1))
 	reg := s.Root() + "/routeservers/rs-2"
-	waitFor(t, time.Second, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	waitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
 	wc := w.watcherConn()
 	old := wc.SessionID()
 
@@ -570,14 +580,14 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := w.wait(t, 5*time.Second, "writes after the expiry", func(st State) bool {
+	st := w.wait(t, seen, "writes after the expiry", func(st State) bool {
 		return !st.Stale && st.Deployments["7f3a9c2e51d04b8e"].Serving["blue"] == 5
 	})
 	matchesStore(t, s, st)
 	if wc.SessionID() == old {
 		t.Error("same session after ExpireSession")
 	}
-	waitFor(t, 2*time.Second, "registration recreated", func() bool { return ownerOf(conn, reg) == wc.SessionID() })
+	waitFor(t, seen, "registration recreated", func() bool { return ownerOf(conn, reg) == wc.SessionID() })
 }
 
 // Two of three servers gone: no quorum, the watcher keeps its data marked
@@ -592,7 +602,7 @@ func TestWatcherQuorumLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := watch(t, e.Servers(), s.Root(), func(w *Watcher) { w.SessionTimeout = 2 * time.Second })
-	good := w.wait(t, 10*time.Second, "first sync", synced(3))
+	good := w.wait(t, seen, "first sync", synced(3))
 
 	e.Kill(1)
 	e.Kill(2)
@@ -612,7 +622,7 @@ func TestWatcherQuorumLoss(t *testing.T) {
 		_, err := s.SetZone(ctx, "zone-c", routes.ZoneUp)
 		return err
 	})
-	st = w.wait(t, 10*time.Second, "change after quorum is back", func(st State) bool {
+	st = w.wait(t, seen, "change after quorum is back", func(st State) bool {
 		return !st.Stale && st.Zones["zone-c"] == routes.ZoneUp
 	})
 	matchesStore(t, s, st)
@@ -659,7 +669,7 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { w.SessionTimeout = 4 * time.Second })
-	w.wait(t, 10*time.Second, "first sync", synced(3))
+	w.wait(t, seen, "first sync", synced(3))
 	session := w.watcherConn().SessionID()
 	l := layout{root: s.Root()}
 
@@ -686,7 +696,7 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 			gen = "green"
 		}
 		setJSON(t, conn, l.instance(canaryID, in), InstanceData{Addr: addr, Zone: "zone-a", Generation: gen})
-		w.wait(t, time.Second, "edit of "+in+" after the partition", func(st State) bool {
+		w.wait(t, seen, "edit of "+in+" after the partition", func(st State) bool {
 			got := instanceOf(st, canaryID, in)
 			return got != nil && got.Addr == addr
 		})
@@ -694,7 +704,7 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 	if _, err := s.SetZone(ctx, "zone-c", routes.ZoneDown); err != nil {
 		t.Fatal(err)
 	}
-	w.wait(t, time.Second, "zone edit after the partition", func(st State) bool { return st.Zones["zone-c"] == routes.ZoneDown })
+	w.wait(t, seen, "zone edit after the partition", func(st State) bool { return st.Zones["zone-c"] == routes.ZoneDown })
 }
 
 // Two writers apply different versions of one deployment at the same time.
@@ -725,7 +735,7 @@ deployments:
 		t.Fatal(err)
 	}
 	w := watch(t, e.Servers(), root, nil)
-	w.wait(t, 10*time.Second, "first sync", synced(1))
+	w.wait(t, seen, "first sync", synced(1))
 
 	pure := func(d *routes.Deployment) bool {
 		if d == nil || len(d.Instances) != 2 || len(d.Serving) != 1 {
