@@ -1,8 +1,21 @@
 // Package sockio holds the system-call loops shared by the proxy's raw
-// socket callbacks (syscall.RawConn).
+// socket callbacks (syscall.RawConn), and a Reader built on them.
+//
+// The calls are made with syscall.RawSyscall, not syscall.Syscall (which
+// syscall.Read and syscall.Write use): the sockets are non-blocking, so a
+// call never parks its thread, and the scheduler's bookkeeping around a
+// blocking call (entersyscall, exitsyscall: a few percent of the proxy's
+// CPU at one core) buys nothing. A call is short — at most a copy of the
+// buffer given — so holding the processor through it delays no one.
 package sockio
 
-import "syscall"
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
 
 // Write writes p to the non-blocking socket fd until all of it is
 // written, the socket's send buffer is full (syscall.EAGAIN), or another
@@ -10,7 +23,7 @@ import "syscall"
 func Write(fd uintptr, p []byte) (int, error) {
 	n := 0
 	for n < len(p) {
-		m, err := syscall.Write(int(fd), p[n:])
+		m, err := rawRW(syscall.SYS_WRITE, fd, p[n:])
 		if m > 0 {
 			n += m
 		}
@@ -24,4 +37,90 @@ func Write(fd uintptr, p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Read reads once from the non-blocking socket fd into p, retrying on
+// EINTR. It returns syscall.EAGAIN when there is nothing to read, and 0
+// bytes with a nil error at the end of the stream.
+func Read(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := rawRW(syscall.SYS_READ, fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		return n, err
+	}
+}
+
+func rawRW(trap, fd uintptr, p []byte) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	r, _, e := syscall.RawSyscall(trap, fd, uintptr(ptr), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// Reader reads a socket the way net.TCPConn.Read does — waiting in the
+// runtime's poller, under the connection's read deadline, with the same
+// errors — but makes the read(2) itself with Read.
+type Reader struct {
+	c      net.Conn
+	rc     syscall.RawConn
+	readFn func(fd uintptr) bool // r.step, bound once
+	p      []byte
+	n      int
+	err    error
+}
+
+// NewReader returns a Reader of c, or nil when c is not a socket.
+func NewReader(c net.Conn) *Reader {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	r := &Reader{c: c, rc: rc}
+	r.readFn = r.step
+	return r
+}
+
+// Read reads into p. One Read at a time.
+func (r *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	r.p, r.n, r.err = p, 0, nil
+	err := r.rc.Read(r.readFn)
+	n := r.n
+	if err == nil {
+		err = r.err
+	}
+	r.p, r.err = nil, nil
+	if err != nil && err != io.EOF {
+		la := r.c.LocalAddr()
+		err = &net.OpError{Op: "read", Net: la.Network(), Source: la, Addr: r.c.RemoteAddr(), Err: err}
+	}
+	return n, err
+}
+
+func (r *Reader) step(fd uintptr) bool {
+	n, err := Read(fd, r.p)
+	switch {
+	case err == syscall.EAGAIN:
+		return false // wait for readability
+	case err != nil:
+		r.err = os.NewSyscallError("read", err)
+	case n == 0:
+		r.err = io.EOF
+	default:
+		r.n = n
+	}
+	return true
 }

@@ -1,10 +1,13 @@
 package sockio
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
+	"time"
 )
 
 func TestWrite(t *testing.T) {
@@ -53,5 +56,128 @@ func TestWrite(t *testing.T) {
 	}
 	if last != syscall.ECONNRESET && last != syscall.EPIPE {
 		t.Errorf("write to a closed peer: %v; want ECONNRESET or EPIPE", last)
+	}
+}
+
+// pair returns both ends of a loopback TCP connection.
+func pair(t *testing.T) (c, s *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close(); sc.Close() })
+	return cc.(*net.TCPConn), sc.(*net.TCPConn)
+}
+
+func TestReader(t *testing.T) {
+	c, s := pair(t)
+	r := NewReader(c)
+	if r == nil {
+		t.Fatal("no Reader for a TCP connection")
+	}
+	if n, err := r.Read(nil); n != 0 || err != nil {
+		t.Fatalf("empty read: %d %v", n, err)
+	}
+
+	// Data there already, then data that comes while the Read waits.
+	s.Write([]byte("hello"))
+	buf := make([]byte, 64)
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("read: %q %v", buf[:n], err)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		s.Write([]byte("later"))
+	}()
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "later" {
+		t.Fatalf("read after a wait: %q %v", buf[:n], err)
+	}
+
+	// The read deadline applies, with net's timeout error.
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := r.Read(buf)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v; want a timeout", err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" || oe.Addr.String() != s.LocalAddr().String() {
+		t.Errorf("error %#v; want a read OpError naming the peer", err)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	// The peer's close: EOF, after the data before it.
+	s.Write([]byte("last"))
+	s.CloseWrite()
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "last" {
+		t.Fatalf("read before EOF: %q %v", buf[:n], err)
+	}
+	if n, err := r.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("read at the end: %d %v; want io.EOF", n, err)
+	}
+}
+
+func TestReaderReset(t *testing.T) {
+	c, s := pair(t)
+	r := NewReader(c)
+	s.SetLinger(0)
+	s.Close() // a reset
+	_, err := r.Read(make([]byte, 8))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read after a reset: %v; want ECONNRESET", err)
+	}
+}
+
+func TestReaderClose(t *testing.T) {
+	c, _ := pair(t)
+	r := NewReader(c)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Read(make([]byte, 8))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let it wait (it passes either way)
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("read interrupted by Close: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not interrupt the read")
+	}
+}
+
+func TestReaderNotSocket(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if NewReader(a) != nil {
+		t.Error("a Reader for a pipe")
+	}
+}
+
+func TestReaderAllocs(t *testing.T) {
+	c, s := pair(t)
+	r := NewReader(c)
+	in, buf := []byte("x"), make([]byte, 8)
+	allocs := testing.AllocsPerRun(200, func() {
+		s.Write(in)
+		if n, err := r.Read(buf); n != 1 || err != nil {
+			t.Fatalf("read: %d %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per write and read; want 0", allocs)
 	}
 }

@@ -202,26 +202,22 @@ func (c *Conn) readStep(fd uintptr) bool {
 	if c.skip && c.calls == 1 {
 		return false // wait first
 	}
-	for {
-		n, err := syscall.Read(int(fd), c.rp)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			c.block = true
-			if !c.skip {
-				c.applyWanted(&c.rWant, &c.rSet, &c.rTime, c.tc.SetReadDeadline)
-			}
-			return false
-		case err != nil:
-			c.rerr = err
-		case n == 0:
-			c.rerr = io.EOF
-		default:
-			c.rn = n
+	n, err := sockio.Read(fd, c.rp)
+	switch {
+	case err == syscall.EAGAIN:
+		c.block = true
+		if !c.skip {
+			c.applyWanted(&c.rWant, &c.rSet, &c.rTime, c.tc.SetReadDeadline)
 		}
-		return true
+		return false
+	case err != nil:
+		c.rerr = err
+	case n == 0:
+		c.rerr = io.EOF
+	default:
+		c.rn = n
 	}
+	return true
 }
 
 // Write writes like net.TCPConn.Write.

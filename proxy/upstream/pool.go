@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/sockio"
 )
 
 // Config configures a Transport. The zero value of every field selects the
@@ -312,10 +314,14 @@ func (p *pool) dial() (*conn, error) {
 	}
 	c := &conn{
 		Conn:  nc,
-		br:    bufio.NewReaderSize(nc, cfg.ReadBufferSize),
 		p:     p,
 		wdone: make(chan writeResult, 1),
 	}
+	var r io.Reader = nc
+	if sr := sockio.NewReader(nc); sr != nil {
+		r = sr
+	}
+	c.br = bufio.NewReaderSize(r, cfg.ReadBufferSize)
 	c.bw = bufio.NewWriterSize(&c.out, cfg.WriteBufferSize)
 	c.out.w = nc
 	if sc, ok := nc.(syscall.Conn); ok {
