@@ -133,6 +133,17 @@ func (s *states) wait(t *testing.T, d time.Duration, what string, cond func(Stat
 	}
 }
 
+// caughtUp waits until the watcher has published the store's current
+// version.
+func (s *states) caughtUp(t *testing.T, store *Store, what string) State {
+	t.Helper()
+	snap, err := store.Read(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.wait(t, seen, what+": the store's version", func(st State) bool { return st.Version == snap.Version })
+}
+
 func (s *states) watcherConn() *zk.Conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,8 +271,7 @@ func TestWatcherSeesNestedEdits(t *testing.T) {
 		_, after := w.get()
 		t.Logf("%s: seen after %v (%d publications)", e.name, time.Since(start).Round(time.Millisecond), after-before)
 		// Let any later event of the same write land, then compare.
-		time.Sleep(50 * time.Millisecond)
-		st, _ = w.get()
+		st = w.caughtUp(t, s, e.name)
 		matchesStore(t, s, st)
 		if len(st.Invalid) != 0 {
 			t.Errorf("%s: invalid: %v", e.name, st.Invalid)
@@ -377,9 +387,9 @@ func TestWatcherMissingRootNeverWipes(t *testing.T) {
 	w := watch(t, []string{conn.Server()}, s.Root(), nil)
 
 	// Nothing to read yet: not synced.
-	time.Sleep(300 * time.Millisecond)
-	if st, n := w.get(); st.Synced || n == 0 || !strings.Contains(st.Problem, "does not exist") {
-		t.Fatalf("before the root exists: synced=%v publications=%d problem=%q; want not synced, a problem", st.Synced, n, st.Problem)
+	st := w.wait(t, seen, "before the root exists", func(st State) bool { return strings.Contains(st.Problem, "does not exist") })
+	if st.Synced {
+		t.Fatalf("before the root exists: synced=%v problem=%q; want not synced, a problem", st.Synced, st.Problem)
 	}
 	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
 		t.Fatal(err)
@@ -387,7 +397,7 @@ func TestWatcherMissingRootNeverWipes(t *testing.T) {
 	good := w.wait(t, seen, "root created", synced(1))
 
 	deleteTree(t, conn, s.Root()+"/deployments")
-	st := w.wait(t, seen, "deployments deleted", func(st State) bool { return st.Problem != "" })
+	st = w.wait(t, seen, "deployments deleted", func(st State) bool { return st.Problem != "" })
 	// (The deployment and version may have moved: its instances were
 	// deleted one by one before it.)
 	if len(st.Deployments) != 1 || st.Version < good.Version || !st.Synced {
@@ -396,8 +406,8 @@ func TestWatcherMissingRootNeverWipes(t *testing.T) {
 	if _, err := conn.Create(s.Root()+"/deployments", nil, 0, acl); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if st, _ := w.get(); len(st.Deployments) != 1 || !strings.Contains(st.Problem, "no deployments") {
+	st = w.wait(t, seen, "empty deployments container", func(st State) bool { return strings.Contains(st.Problem, "no deployments") })
+	if len(st.Deployments) != 1 {
 		t.Errorf("empty deployments container: %d deployments, problem %q; want the last good one kept", len(st.Deployments), st.Problem)
 	}
 
@@ -428,7 +438,7 @@ func TestWatcherStaleWhileServerPaused(t *testing.T) {
 	good := w.wait(t, seen, "first sync", synced(1))
 
 	e.Pause(0)
-	st := w.wait(t, 3*time.Second, "stale while paused", func(st State) bool { return st.Stale })
+	st := w.wait(t, seen, "stale while paused", func(st State) bool { return st.Stale })
 	if len(st.Deployments) != 1 || st.Version != good.Version || !st.Synced || !st.LastSync.Equal(good.LastSync) && st.LastSync.Before(good.LastSync) {
 		t.Errorf("stale state lost data: %+v", st)
 	}
@@ -505,7 +515,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	firstOwner := ownerOf(conn, reg)
 
 	p.Block()
-	w.wait(t, 3*time.Second, "stale when cut off", func(st State) bool { return st.Stale && len(st.Deployments) == 3 })
+	w.wait(t, seen, "stale when cut off", func(st State) bool { return st.Stale && len(st.Deployments) == 3 })
 	l := layout{root: s.Root()}
 	if _, err := s.SetServing(ctx, canaryID, map[string]int{"blue": 0, "green": 100, "red": 0}); err != nil {
 		t.Fatal(err)
@@ -680,7 +690,7 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Unblock()
-	st := w.wait(t, 5*time.Second, "changes made while cut off", func(st State) bool {
+	st := w.wait(t, seen, "changes made while cut off", func(st State) bool {
 		in := instanceOf(st, canaryID, "i-0003")
 		return !st.Stale && in != nil && in.Addr == "127.0.0.1:59203" && st.Zones["zone-c"] == routes.ZoneUp
 	})
@@ -794,13 +804,13 @@ deployments:
 		}()
 	}
 	wg.Wait()
-	time.Sleep(100 * time.Millisecond)
+	st := w.caughtUp(t, sa, "the last write")
 	close(stop)
 	<-checked
 	for _, b := range bad {
 		t.Error(b)
 	}
-	st, n := w.get()
+	_, n := w.get()
 	t.Logf("%d publications", n)
 	matchesStore(t, sa, st)
 }
