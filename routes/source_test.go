@@ -277,9 +277,12 @@ func TestFileSourceRenameReplace(t *testing.T) {
 func TestFileSourceRacyRewrite(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	src, _ := newSource(t, interval)
-	now := time.Now().Truncate(time.Second)
+	// A whole-second mtime that stays within racyWindow of now for the
+	// whole test: one just past would leave 1-2s, and a loaded machine can
+	// stall the test for that long.
+	tick := time.Now().Truncate(time.Second).Add(time.Minute)
 	write(t, src.Path, routesYAML(19201))
-	if err := os.Chtimes(src.Path, now, now); err != nil {
+	if err := os.Chtimes(src.Path, tick, tick); err != nil {
 		t.Fatal(err)
 	}
 	sink := &recSink{}
@@ -287,7 +290,7 @@ func TestFileSourceRacyRewrite(t *testing.T) {
 	wantCounts(t, sink, 1, 1, 0)
 
 	writeInPlace(t, src.Path, routesYAML(19202)) // same size, same inode
-	if err := os.Chtimes(src.Path, now, now); err != nil {
+	if err := os.Chtimes(src.Path, tick, tick); err != nil {
 		t.Fatal(err)
 	}
 	wantCounts(t, sink, 2, 2, 0)
