@@ -25,9 +25,9 @@ func input(version uint64, addr string) Input {
 	}}
 }
 
-func newServer(t *testing.T) (*Server, *httptest.Server) {
+func newServer(t *testing.T, maxWait time.Duration) (*Server, *httptest.Server) {
 	t.Helper()
-	s, err := New(Config{Name: "rs", MaxWait: 300 * time.Millisecond, Logger: quiet})
+	s, err := New(Config{Name: "rs", MaxWait: maxWait, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func get(t *testing.T, url string) (*http.Response, string) {
 }
 
 func TestNoTableThenFullThenHeldPoll(t *testing.T) {
-	s, hs := newServer(t)
+	s, hs := newServer(t, 300*time.Millisecond)
 	if resp, _ := get(t, hs.URL+"/v1/routes"); resp.StatusCode != 503 {
 		t.Errorf("before a table: %d; want 503", resp.StatusCode)
 	}
@@ -74,7 +74,9 @@ func TestNoTableThenFullThenHeldPoll(t *testing.T) {
 }
 
 func TestOneEncodingForManyProxies(t *testing.T) {
-	s, hs := newServer(t)
+	// The polls are held until all 20 have come, which a loaded machine
+	// can take seconds for.
+	s, hs := newServer(t, 30*time.Second)
 	s.Update(input(5, "127.0.0.1:1"))
 	hash := s.Status().Hash
 	// 20 proxies at version 5 wait; one change wakes them all.
@@ -84,7 +86,7 @@ func TestOneEncodingForManyProxies(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			req, _ := http.NewRequest("GET", hs.URL+"/v1/routes?wait=5s&version=5&hash="+hash, nil)
+			req, _ := http.NewRequest("GET", hs.URL+"/v1/routes?wait=30s&version=5&hash="+hash, nil)
 			req.Header.Set(HeaderProxy, "p"+strconv.Itoa(i))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -96,7 +98,13 @@ func TestOneEncodingForManyProxies(t *testing.T) {
 			codes <- resp.StatusCode
 		}(i)
 	}
-	time.Sleep(150 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.Status().Proxies) != 20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d proxies polling after 10s; want 20", len(s.Status().Proxies))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	before := testutil.ToFloat64(s.metrics.encodes)
 	s.Update(input(6, "127.0.0.1:2"))
 	wg.Wait()
