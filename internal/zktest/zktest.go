@@ -433,7 +433,7 @@ func (e *Ensemble) waitServing(i int, timeout time.Duration) error {
 // Mode returns what node i says of itself ("standalone", "leader",
 // "follower"), or "" when it does not answer or serve.
 func (e *Ensemble) Mode(i int) string {
-	out, err := FourLetterWord(e.Server(i), "srvr", time.Second)
+	out, err := FourLetterWord(e.Server(i), "srvr", 5*time.Second)
 	if err != nil {
 		return ""
 	}
