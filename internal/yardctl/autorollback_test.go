@@ -181,7 +181,9 @@ func TestAutoRollback(t *testing.T) {
 		}
 	}
 	f.mu.Unlock()
-	_, errOut, code = yard(t, with(flags, "cutover", esID, "--to", "green", "--auto-rollback", "1m:5%", "--timeout", "1s")...)
+	// (--timeout also bounds reaching ZooKeeper and the route servers,
+	// which a loaded machine can take a second for.)
+	_, errOut, code = yard(t, with(flags, "cutover", esID, "--to", "green", "--auto-rollback", "1m:5%", "--timeout", "3s")...)
 	if code != 1 || !strings.Contains(errOut, "1 of 2 proxies lag: p2 (at 0x1); watching anyway") ||
 		!strings.Contains(errOut, "rolling back to blue=100,green=0,red=0") || !strings.Contains(errOut, ": rolled back (generation green: 50 of 50 attempts failed") {
 		t.Fatalf("cutover with a lagging proxy: exit %d, stderr %q", code, errOut)

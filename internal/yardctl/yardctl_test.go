@@ -270,7 +270,7 @@ func TestStatus(t *testing.T) {
 	version = snap.Version
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	w := &zkstore.Watcher{Servers: e.Servers(), Root: "/yard", SessionTimeout: 2 * time.Second,
+	w := &zkstore.Watcher{Servers: e.Servers(), Root: "/yard", SessionTimeout: 4 * time.Second,
 		Register: &zkstore.Registration{Name: "rs-a", URL: rs.URL}}
 	go func() {
 		defer close(done)
@@ -281,10 +281,10 @@ func TestStatus(t *testing.T) {
 	if _, err := conn.Create("/yard/routeservers/rs-b", []byte(`{"url":"http://127.0.0.1:1","started_at":"2030-01-01T00:00:00Z"}`), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for ok := false; !ok; ok, _, _ = conn.Exists("/yard/routeservers/rs-a") {
 		if time.Now().After(deadline) {
-			t.Fatal("rs-a not registered within 5s")
+			t.Fatal("rs-a not registered within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
