@@ -1,7 +1,6 @@
 package accesslog
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +13,11 @@ import (
 const (
 	defaultBuffer       = 4096
 	defaultCloseTimeout = 5 * time.Second
-	writeBufferSize     = 64 << 10
 	// Lines larger than this are left to the garbage collector rather than
 	// pooled, so one huge request does not pin memory.
 	maxPooledLine = 64 << 10
+	// A batch buffer larger than this (after a burst) is not kept.
+	maxKeptBatch = 1 << 20
 )
 
 var (
@@ -28,7 +28,8 @@ var (
 	ErrCloseTimeout = errors.New("accesslog: close timed out waiting for the writer")
 )
 
-// line is one encoded JSON line travelling from Log to the writer.
+// line is the buffer a JSON line is encoded into before it is copied into
+// the batch.
 type line struct{ b []byte }
 
 var linePool = sync.Pool{New: func() any { return &line{b: make([]byte, 0, 512)} }}
@@ -45,11 +46,18 @@ type cacheLinePad [64]byte
 
 // Logger writes access log lines. Log is safe for concurrent use and never
 // blocks; a single writer goroutine owns the output.
+//
+// Lines are appended to a batch under a mutex, and the writer goroutine
+// writes the whole batch with one call: flushAfter after the first line of
+// a batch, or at once when the batch reaches flushBytes. Log wakes the
+// writer only for those two events — not for every line, which would cost
+// a goroutine switch per request.
 type Logger struct {
 	// Read-mostly, set in the constructor.
 	stopped      atomic.Bool // set by Close; always set for an Off logger
 	every        uint64      // sample one in every; <= 1 logs all
-	lines        chan *line
+	max          int         // lines the batch may hold
+	kick         chan struct{}
 	reopens      chan chan error
 	quit         chan struct{} // closed by Close
 	done         chan struct{} // closed when the writer goroutine exits
@@ -62,10 +70,16 @@ type Logger struct {
 	_       cacheLinePad
 	written atomic.Uint64
 
+	_     cacheLinePad
+	mu    sync.Mutex
+	batch []byte // lines waiting for the writer
+	n     int    // lines in batch
+	full  bool   // the writer was woken for a batch of flushBytes
+
 	// Owned by the writer goroutine.
-	out io.Writer
-	bw  *bufio.Writer
-	err error // first output error; read by Close once done is closed
+	out   io.Writer
+	spare []byte // the previous batch's buffer, for the next
+	err   error  // first output error; read by Close once done is closed
 
 	fileMu sync.Mutex // guards file: swapped by the writer, closed by Close on timeout
 	file   *os.File   // nil when the output is not ours to close
@@ -112,13 +126,13 @@ func newOff() *Logger {
 
 func newLogger(cfg Config, w io.Writer) *Logger {
 	l := &Logger{
-		lines:        make(chan *line, orDefault(cfg.Buffer, defaultBuffer)),
+		max:          orDefault(cfg.Buffer, defaultBuffer),
+		kick:         make(chan struct{}, 1),
 		reopens:      make(chan chan error),
 		quit:         make(chan struct{}),
 		done:         make(chan struct{}),
 		closeTimeout: orDefault(cfg.CloseTimeout, defaultCloseTimeout),
 		out:          w,
-		bw:           bufio.NewWriterSize(w, writeBufferSize),
 	}
 	if cfg.SampleEvery > 1 {
 		l.every = uint64(cfg.SampleEvery)
@@ -144,7 +158,8 @@ func openFile(path string) (*os.File, error) {
 
 // Log queues e as one JSON line. It encodes e on the calling goroutine,
 // never blocks, and does not allocate in steady state; e is not retained.
-// When the queue is full the line is dropped and counted (see Dropped).
+// When Config.Buffer lines are waiting the line is dropped and counted (see
+// Dropped).
 // Log on an Off or closed Logger does nothing; a Log that races with Close
 // may be lost without being counted.
 //
@@ -184,17 +199,31 @@ func (l *Logger) Log(e *Entry) {
 	}
 	ln := linePool.Get().(*line)
 	ln.b = appendEntry(ln.b[:0], e)
-	select {
-	case l.lines <- ln:
-	default:
+	l.mu.Lock()
+	if l.n >= l.max {
+		l.mu.Unlock()
 		releaseLine(ln)
 		l.dropped.Add(1)
+		return
+	}
+	wake := l.n == 0 // the writer starts the batch's flushAfter
+	l.batch = append(l.batch, ln.b...)
+	l.n++
+	if len(l.batch) >= flushBytes && !l.full {
+		l.full, wake = true, true
+	}
+	l.mu.Unlock()
+	releaseLine(ln)
+	if wake {
+		select {
+		case l.kick <- struct{}{}:
+		default: // a wake-up is pending already
+		}
 	}
 }
 
-// Dropped returns how many lines were lost: the queue was full, or the
-// output returned an error when the line was handed to it. Lines already in
-// the 64 KiB write buffer when a flush fails are counted as written.
+// Dropped returns how many lines were lost: Config.Buffer lines were
+// waiting, or the output returned an error for the batch of the line.
 func (l *Logger) Dropped() uint64 {
 	if l == nil {
 		return 0
@@ -263,18 +292,16 @@ func (l *Logger) Close() error {
 	return err
 }
 
-// flushAfter is how long a line may wait in the write buffer when the
-// queue is empty; flushBytes is how much buffered makes it go at once.
-// Under load lines go out in batches of flushBytes rather than one write
-// per request; at rest a line is written within flushAfter.
+// flushAfter is how long the first line of a batch may wait for the
+// writer; flushBytes is how large a batch goes at once. Under load lines go
+// out in batches of flushBytes, one write each; at rest a line is written
+// within flushAfter.
 const (
 	flushAfter = 50 * time.Millisecond
 	flushBytes = 32 << 10
 )
 
-// run is the writer goroutine. It batches lines in the write buffer and
-// flushes when flushBytes are buffered, or flushAfter after the queue was
-// last found empty with lines buffered.
+// run is the writer goroutine.
 func (l *Logger) run() {
 	defer close(l.done)
 	timer := time.NewTimer(time.Hour)
@@ -282,24 +309,24 @@ func (l *Logger) run() {
 	armed := false
 	for {
 		select {
-		case ln := <-l.lines:
-			l.write(ln)
-			if len(l.lines) == 0 && l.bw.Buffered() > 0 {
-				if l.bw.Buffered() >= flushBytes {
-					l.flush()
-				} else if !armed {
-					timer.Reset(flushAfter)
-					armed = true
-				}
+		case <-l.kick:
+			l.mu.Lock()
+			n, size := l.n, len(l.batch)
+			l.mu.Unlock()
+			switch {
+			case size >= flushBytes:
+				l.writeBatch()
+			case n > 0 && !armed:
+				timer.Reset(flushAfter)
+				armed = true
 			}
 		case <-timer.C:
 			armed = false
-			l.flush()
+			l.writeBatch()
 		case req := <-l.reopens:
 			req <- l.reopen()
 		case <-l.quit:
-			l.drain()
-			l.flush()
+			l.writeBatch()
 			if err := l.swapFile(nil); err != nil && l.err == nil {
 				l.err = err
 			}
@@ -308,53 +335,36 @@ func (l *Logger) run() {
 	}
 }
 
-// drain writes every line queued so far.
-func (l *Logger) drain() {
-	for {
-		select {
-		case ln := <-l.lines:
-			l.write(ln)
-		default:
-			return
+// writeBatch takes the batch, leaving the spare buffer in its place, and
+// writes it with one call.
+func (l *Logger) writeBatch() {
+	l.mu.Lock()
+	b, n := l.batch, l.n
+	l.batch, l.n, l.full = l.spare[:0], 0, false
+	l.mu.Unlock()
+	if n > 0 {
+		if _, err := l.out.Write(b); err != nil {
+			if l.err == nil {
+				l.err = fmt.Errorf("accesslog: %w", err)
+			}
+			l.dropped.Add(uint64(n))
+		} else {
+			l.written.Add(uint64(n))
 		}
 	}
-}
-
-func (l *Logger) write(ln *line) {
-	_, err := l.bw.Write(ln.b)
-	releaseLine(ln)
-	if err != nil {
-		l.fail(err)
-		l.dropped.Add(1)
-		return
+	if cap(b) > maxKeptBatch {
+		b = nil
 	}
-	l.written.Add(1)
-}
-
-func (l *Logger) flush() {
-	if err := l.bw.Flush(); err != nil {
-		l.fail(err)
-	}
-}
-
-// fail records err and resets the write buffer, discarding what it held,
-// so that the next line tries the output again.
-func (l *Logger) fail(err error) {
-	if l.err == nil {
-		l.err = fmt.Errorf("accesslog: %w", err)
-	}
-	l.bw.Reset(l.out)
+	l.spare = b[:0]
 }
 
 func (l *Logger) reopen() error {
-	l.drain()
-	l.flush()
+	l.writeBatch()
 	f, err := openFile(l.path)
 	if err != nil {
 		return err
 	}
 	l.out = f
-	l.bw.Reset(f)
 	return l.swapFile(f)
 }
 
