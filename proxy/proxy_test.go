@@ -475,7 +475,7 @@ func TestHeadAndNoContent(t *testing.T) {
 
 func TestKeepAliveReuseAndStaleConnection(t *testing.T) {
 	// The instance closes idle connections long before the proxy does.
-	b := startBackend(t, "b", nil, func(s *http.Server) { s.IdleTimeout = 150 * time.Millisecond })
+	b := startBackend(t, "b", nil, func(s *http.Server) { s.IdleTimeout = time.Second })
 	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	for i := 0; i < 50; i++ {
@@ -486,7 +486,13 @@ func TestKeepAliveReuseAndStaleConnection(t *testing.T) {
 	if d := p.transport.Stats("").Dials; d != 1 {
 		t.Errorf("50 sequential requests dialled %d connections; want 1", d)
 	}
-	time.Sleep(300 * time.Millisecond) // the instance closes the idle connection
+	// The instance closes the idle connection.
+	for deadline := time.Now().Add(10 * time.Second); b.conns.Load() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open at the instance 10s after its idle timeout; want 0", b.conns.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if status, body, _ := get(t, p.url+"/", "X-Found-Cluster", depA); status != 200 {
 		t.Errorf("request after the instance closed the pooled connection: %d %s; want 200", status, body)
 	}
@@ -515,11 +521,16 @@ func TestHealth(t *testing.T) {
 }
 
 func TestDrainLetsRunningRequestFinish(t *testing.T) {
+	// The drain delay leaves time to see health say 502 on a loaded
+	// machine; the request runs on past it, into the shutdown.
+	const drainDelay = 2 * time.Second
+	started := make(chan struct{})
 	slow := startBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(700 * time.Millisecond)
+		close(started)
+		time.Sleep(drainDelay + time.Second)
 		w.Write([]byte("done"))
 	})
-	p := startProxy(t, Config{DrainDelay: 400 * time.Millisecond, ShutdownTimeout: 5 * time.Second}, mustTable(t,
+	p := startProxy(t, Config{DrainDelay: drainDelay, ShutdownTimeout: 5 * time.Second}, mustTable(t,
 		&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{inst("slow", slow.addr, "z", "g")}}))
 	type result struct {
 		status int
@@ -538,18 +549,27 @@ func TestDrainLetsRunningRequestFinish(t *testing.T) {
 		resp.Body.Close()
 		res <- result{resp.StatusCode, string(b)}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the instance in 10s")
+	}
 	p.cancel()
-	time.Sleep(50 * time.Millisecond)
 	// Draining: still accepting, health says 502.
 	c := &http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(p.url + "/_health")
-	if err != nil {
-		t.Fatalf("health during drain: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 502 {
-		t.Errorf("health during drain: %d; want 502", resp.StatusCode)
+	for deadline := time.Now().Add(drainDelay); ; {
+		resp, err := c.Get(p.url + "/_health")
+		if err != nil {
+			t.Fatalf("health during drain: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 502 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health during drain: %d; want 502", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	r := <-res
 	if r.status != 200 || r.body != "done" {

@@ -16,12 +16,15 @@ func TestRetries(t *testing.T) {
 	dead.srv.Close() // refuses connections
 	stalled := startBackend(t, "stalled", func(w http.ResponseWriter, r *http.Request) {
 		select {
-		case <-time.After(3 * time.Second):
+		case <-time.After(30 * time.Second):
 		case <-r.Context().Done():
 		}
 	})
 	live := startBackend(t, "live", nil)
-	p := startProxy(t, Config{ResponseHeaderTimeout: 200 * time.Millisecond}, mustTable(t,
+	// The timeout applies to the live instance too, which must always
+	// answer within it: a loaded machine can stall a request for most of a
+	// second.
+	p := startProxy(t, Config{ResponseHeaderTimeout: time.Second}, mustTable(t,
 		&routes.Deployment{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
 			inst("dead", dead.addr, "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
 		&routes.Deployment{ID: "bbbbbbbb", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
