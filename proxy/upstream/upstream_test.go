@@ -170,16 +170,20 @@ func TestInformationalResponsesSkipped(t *testing.T) {
 
 func TestPoolLimitWaitsThenFails(t *testing.T) {
 	release := make(chan struct{})
+	arrived := make(chan struct{}, 2) // a request was read
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
 		for {
 			if _, err := readRequest(br); err != nil {
 				return
 			}
+			arrived <- struct{}{}
 			<-release
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
 	})
-	tr := New(Config{MaxConns: 1, ConnectTimeout: 200 * time.Millisecond})
+	// ConnectTimeout also bounds the wait of the waiter that must get the
+	// connection: it leaves a loaded machine time to release it.
+	tr := New(Config{MaxConns: 1, ConnectTimeout: 2 * time.Second})
 	defer tr.Close()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -189,7 +193,11 @@ func TestPoolLimitWaitsThenFails(t *testing.T) {
 			t.Errorf("first request: %d %v", status, err)
 		}
 	}()
-	time.Sleep(50 * time.Millisecond) // the first request holds the only connection
+	select { // the first request holds the only connection
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request did not reach the instance in 10s")
+	}
 	_, _, err := roundTrip(t, tr, addr, newReq("GET", "/"))
 	if ue, ok := AsError(err); !ok || ue.Kind != KindPoolTimeout {
 		t.Errorf("second request with the pool full: %v; want %s", err, KindPoolTimeout)
@@ -301,12 +309,14 @@ func TestSlowUploadOutlastsResponseHeaderTimeout(t *testing.T) {
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	})
-	tr := New(Config{ResponseHeaderTimeout: 200 * time.Millisecond})
+	// The timeout leaves a loaded machine time to answer once the body is
+	// sent; the upload takes twice as long.
+	tr := New(Config{ResponseHeaderTimeout: time.Second})
 	defer tr.Close()
 	req := newReq("POST", "/")
-	req.BodyStream, req.BodyLen = &slowReader{chunks: 8, every: 100 * time.Millisecond}, -1
+	req.BodyStream, req.BodyLen = &slowReader{chunks: 8, every: 250 * time.Millisecond}, -1
 	if status, body, err := roundTrip(t, tr, addr, req); err != nil || status != 200 || body != "ok" {
-		t.Errorf("800 ms upload with a 200 ms header timeout: %d %q %v; want 200 ok", status, body, err)
+		t.Errorf("2 s upload with a 1 s header timeout: %d %q %v; want 200 ok", status, body, err)
 	}
 }
 
