@@ -87,7 +87,9 @@ func startProxyArgs(t *testing.T, extra ...string) *proc {
 			t.Logf("proxy stderr:\n%s", p.stderr.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
+	// Starting a process takes milliseconds, but a loaded machine can
+	// stall it for seconds.
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if status, _ := httpGet("http://" + p.addr + "/_health"); status == 200 {
 			return p
@@ -98,7 +100,7 @@ func startProxyArgs(t *testing.T, extra ...string) *proc {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("proxy not healthy after 10s\n%s", p.stderr.String())
+			t.Fatalf("proxy not healthy after 30s\n%s", p.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -300,7 +302,7 @@ func (ip *instanceProc) allStats(t *testing.T) instanceStats {
 // requests in all.
 func waitLong(t *testing.T, n int64, insts ...*instanceProc) {
 	t.Helper()
-	waitUntil(t, 5*time.Second, fmt.Sprintf("%d slow or streaming requests reach the instances", n), func() bool {
+	waitUntil(t, 15*time.Second, fmt.Sprintf("%d slow or streaming requests reach the instances", n), func() bool {
 		var sum int64
 		for _, in := range insts {
 			sum += in.allStats(t).Long
@@ -330,7 +332,7 @@ func startInstance(t *testing.T, name, zone string, env ...string) *instanceProc
 		ip.cmd.Process.Kill()
 		ip.cmd.Wait()
 	})
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // see startProxyArgs
 	for {
 		if c, err := net.DialTimeout("tcp", ip.addr, 100*time.Millisecond); err == nil {
 			c.Close()

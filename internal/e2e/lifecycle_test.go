@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,19 +17,27 @@ import (
 // for the drain delay; a slow request running at the time finishes; the
 // process exits 0.
 func TestSIGTERMDrainsRunningRequests(t *testing.T) {
+	// The checks within the drain delay take milliseconds, but a loaded
+	// machine can stall them for a second.
+	const drainDelay = 2 * time.Second
 	release := make(chan struct{})
+	started := make(chan struct{}, 1)
 	slow := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			select {
+			case started <- struct{}{}:
+			default:
+			}
+			select {
 			case <-release:
-			case <-time.After(5 * time.Second):
+			case <-time.After(60 * time.Second):
 			}
 		}
 		io.WriteString(w, "finished")
 	}))
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	writeRoutes(t, routes, slow.addr)
-	p := startProxy(t, routes, "--drain-delay", "1s", "--shutdown-timeout", "10s")
+	p := startProxy(t, routes, "--drain-delay", drainDelay.String(), "--shutdown-timeout", "10s")
 
 	type result struct {
 		status int
@@ -38,21 +48,37 @@ func TestSIGTERMDrainsRunningRequests(t *testing.T) {
 		status, body := httpGet("http://"+p.addr+"/slow", "X-Found-Cluster", depID)
 		res <- result{status, body}
 	}()
-	time.Sleep(200 * time.Millisecond) // the slow request is in flight
+	select { // the slow request is in flight
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow request did not reach the instance in 10s")
+	}
+	term := time.Now()
 	p.signal(t, syscall.SIGTERM)
-	time.Sleep(100 * time.Millisecond)
 
 	// Within the drain delay: health says 502, new requests still served.
-	if status, body := httpGet("http://" + p.addr + "/_health"); status != 502 || body != `{"ok":false,"status":502}` {
+	var status int
+	var body string
+	waitUntil(t, drainDelay, "/_health says 502", func() bool {
+		status, body = httpGet("http://" + p.addr + "/_health")
+		return status == 502
+	})
+	if body != `{"ok":false,"status":502}` {
 		t.Errorf("/_health while draining: %d %s; want 502", status, body)
 	}
 	if status, body := httpGet("http://"+p.addr+"/fast", "X-Found-Cluster", depID); status != 200 || body != "finished" {
 		t.Errorf("new request during the drain delay: %d %s; want 200", status, body)
 	}
 	// After the drain delay the listener is closed, the slow request still runs.
-	time.Sleep(1200 * time.Millisecond)
-	if _, err := (&http.Client{Timeout: time.Second}).Get("http://" + p.addr + "/_health"); err == nil {
-		t.Error("listener still accepting after the drain delay")
+	waitUntil(t, 10*time.Second, "the listener closes", func() bool {
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return errors.Is(err, syscall.ECONNREFUSED)
+	})
+	if took := time.Since(term); took < drainDelay {
+		t.Errorf("listener closed %v after SIGTERM; want after the %v drain delay", took, drainDelay)
 	}
 	select {
 	case r := <-res:
@@ -95,7 +121,7 @@ func TestBadRoutesReloadKeepsServing(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(15 * time.Second)
 		for !cond() {
 			if time.Now().After(deadline) {
 				t.Fatalf("timed out waiting for %s", what)
