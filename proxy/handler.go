@@ -41,12 +41,11 @@ type exchange struct {
 	cbody  clientBody
 	client net.Conn
 
-	wdeadline time.Time
-	status    int
-	reason    reason
-	bytesIn   int64
-	bytesOut  int64
-	backend   time.Duration
+	status   int
+	reason   reason
+	bytesIn  int64
+	bytesOut int64
+	backend  time.Duration
 
 	entry accesslog.Entry
 }
@@ -292,13 +291,10 @@ func (x *exchange) own(ctx *fasthttp.RequestCtx, r reason) {
 	writeOwn(ctx, r)
 }
 
-// Read streams the instance's response body to the client, extending the
-// client's write deadline as data flows.
+// Read streams the instance's response body to the client. (A client that
+// stops reading is cut by its connection's write idle limit: see
+// clientconn.)
 func (x *exchange) Read(p []byte) (int, error) {
-	if now := time.Now(); x.client != nil && x.wdeadline.Sub(now) < x.s.cfg.ClientIdleTimeout*7/8 {
-		x.wdeadline = now.Add(x.s.cfg.ClientIdleTimeout)
-		_ = x.client.SetWriteDeadline(x.wdeadline)
-	}
 	n, err := x.ubody.Read(p)
 	x.bytesOut += int64(n)
 	return n, err

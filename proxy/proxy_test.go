@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -630,4 +632,86 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 	if a.hits.Load() != 0 {
 		t.Error("a request with unfinished headers reached the instance")
 	}
+}
+
+// A client that stops reading a large response is cut once the proxy's
+// writes to it have made no progress for ClientIdleTimeout; one that reads
+// slowly but steadily gets the whole body, however long that takes.
+// (Progress is what the kernel reports: a blocked write is woken once the
+// client has drained about a third of the socket's send buffer, which
+// grows to a few MiB; the slow reader here reads fast enough for that to
+// take well under the timeout.)
+func TestClientThatStopsReadingIsCut(t *testing.T) {
+	const (
+		idle = time.Second
+		size = 32 << 20
+	)
+	chunk := bytes.Repeat([]byte("x"), 64<<10)
+	big := startBackend(t, "big-1", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	p := startProxy(t, Config{ClientIdleTimeout: idle}, mustTable(t,
+		&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+			Instances: []*routes.Instance{inst("big-1", big.addr, "zone-a", "blue")}}))
+
+	request := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, "GET /big HTTP/1.1\r\nHost: "+depA+".example.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// Stops reading: after a pause of three idle timeouts, what is left to
+	// read ends well short of the body.
+	stopped := request()
+	time.Sleep(3 * idle)
+	stopped.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := io.Copy(io.Discard, stopped)
+	if n >= size || isTimeoutErr(err) {
+		t.Errorf("client that stopped reading: got %d bytes (%v); want the connection cut short of %d", n, err, size)
+	}
+
+	// Reads 64 KiB every 10ms for three idle timeouts, then the rest.
+	slow := request()
+	slow.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(slow), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	var got int64
+	for start := time.Now(); time.Since(start) < 3*idle; {
+		m, err := resp.Body.Read(buf)
+		got += int64(m)
+		if err != nil {
+			t.Fatalf("slow reader cut after %d bytes: %v", got, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got >= size {
+		t.Fatalf("the slow reader got the whole body in its slow phase: the test proves nothing")
+	}
+	rest, err := io.Copy(io.Discard, resp.Body)
+	if got+rest != size || err != nil {
+		t.Errorf("slow reader: %d bytes (%v); want all %d", got+rest, err, size)
+	}
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

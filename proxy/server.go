@@ -97,17 +97,18 @@ func New(cfg Config) (*Server, error) {
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.srv = &fasthttp.Server{
-		Handler:                      s.handle,
-		ErrorHandler:                 s.handleParseError,
-		NoDefaultServerHeader:        true,
-		NoDefaultDate:                true,
-		NoDefaultContentType:         true,
-		KeepHijackedConns:            true, // upgraded connections: see tunnel
-		ReadBufferSize:               cfg.MaxHeaderBytes,
-		WriteBufferSize:              16 << 10,
-		ReadTimeout:                  cfg.ClientHeaderTimeout,
-		IdleTimeout:                  cfg.ClientIdleTimeout,
-		WriteTimeout:                 cfg.ClientIdleTimeout,
+		Handler:               s.handle,
+		ErrorHandler:          s.handleParseError,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		NoDefaultContentType:  true,
+		KeepHijackedConns:     true, // upgraded connections: see tunnel
+		ReadBufferSize:        cfg.MaxHeaderBytes,
+		WriteBufferSize:       16 << 10,
+		ReadTimeout:           cfg.ClientHeaderTimeout,
+		IdleTimeout:           cfg.ClientIdleTimeout,
+		// No WriteTimeout: the client connections bound a write that
+		// makes no progress for ClientIdleTimeout (clientconn.Listen).
 		StreamRequestBody:            true,
 		MaxRequestBodySize:           prefetchBytes,
 		DisablePreParseMultipartForm: true,
@@ -210,7 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.addr = ln.Addr()
 	errc := make(chan error, 2)
-	go func() { errc <- s.srv.Serve(clientconn.Listen(ln)) }()
+	go func() { errc <- s.srv.Serve(clientconn.Listen(ln, s.cfg.ClientIdleTimeout)) }()
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {

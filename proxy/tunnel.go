@@ -42,7 +42,9 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, t *upstream.Tunnel, hdr []byte
 		defer end()
 		defer c.Close()
 		// No deadlines: an upgraded connection may be quiet for long
-		// (WebSocket pings are the application's business).
+		// (WebSocket pings are the application's business). A write to
+		// the client that makes no progress for the client idle timeout
+		// still fails (clientconn).
 		_ = c.SetDeadline(time.Time{})
 		if _, err := c.Write(hdr); err != nil {
 			return

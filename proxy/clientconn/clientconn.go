@@ -12,6 +12,11 @@
 //     operation is about to block (or when an earlier one expired); one
 //     moved earlier, or in the past (to interrupt a blocked call), is
 //     applied at once.
+//   - Clock reads for the write timeout. A response is bounded by how long
+//     its writes may make no progress (the write idle limit given to
+//     Listen), which the Conn enforces itself: the clock is read only
+//     when a write finds the socket's send buffer full, not for every
+//     response and every chunk of a streamed body.
 //
 // The wait-first read relies on the client sending nothing between the
 // last read and the next request, which HTTP/1.1 clients do unless they
@@ -47,10 +52,16 @@ const hotWait = 10 * time.Millisecond
 // there before a connection is taken for a pipelining one.
 const maxMisses = 3
 
-// Listen wraps ln so that its TCP connections are Conns.
-func Listen(ln net.Listener) net.Listener { return listener{ln} }
+// Listen wraps ln so that its TCP connections are Conns with the write
+// idle limit writeIdle (see New).
+func Listen(ln net.Listener, writeIdle time.Duration) net.Listener {
+	return listener{ln, writeIdle}
+}
 
-type listener struct{ net.Listener }
+type listener struct {
+	net.Listener
+	writeIdle time.Duration
+}
 
 func (l listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
@@ -58,7 +69,7 @@ func (l listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		if cc := New(tc); cc != nil {
+		if cc := New(tc, l.writeIdle); cc != nil {
 			return cc, nil
 		}
 	}
@@ -86,10 +97,16 @@ type Conn struct {
 	cold, pipelined bool
 	misses          int // hot waits in a row that expired with data there
 
+	writeIdle time.Duration
+
 	wmu  sync.Mutex // one Write at a time; guards the write state below
 	wp   []byte
 	wn   int
 	werr error
+	// The write idle limit of this Write: unix nanoseconds (0 until it
+	// first blocks), and as a time.
+	wIdle  int64
+	wIdleT time.Time
 
 	// wrote: a Write ended since the last Read began.
 	wrote atomic.Bool
@@ -102,13 +119,15 @@ type Conn struct {
 	rTime, wTime time.Time // want as a time, to apply it
 }
 
-// New wraps tc; nil when its socket cannot be reached.
-func New(tc *net.TCPConn) *Conn {
+// New wraps tc; nil when its socket cannot be reached. With writeIdle > 0
+// a Write fails with a timeout once it has been unable to write anything
+// for writeIdle; the write deadline (SetWriteDeadline) applies as well.
+func New(tc *net.TCPConn, writeIdle time.Duration) *Conn {
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	c := &Conn{tc: tc, rc: rc}
+	c := &Conn{tc: tc, rc: rc, writeIdle: writeIdle}
 	c.readFn, c.writeFn = c.readStep, c.writeStep
 	return c
 }
@@ -224,15 +243,14 @@ func (c *Conn) readStep(fd uintptr) bool {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wp, c.wn, c.werr = p, 0, nil
+	c.wp, c.wn, c.werr, c.wIdle = p, 0, nil, 0
 	defer func() { c.wp = nil }()
 	for {
 		err := c.rc.Write(c.writeFn)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, os.ErrDeadlineExceeded) ||
-			!c.extend(&c.wWant, &c.wSet, &c.wTime, c.tc.SetWriteDeadline) {
+		if !errors.Is(err, os.ErrDeadlineExceeded) || !c.extendWrite() {
 			return c.wn, c.opError("write", err)
 		}
 	}
@@ -278,11 +296,49 @@ func (c *Conn) writeStep(fd uintptr) bool {
 	c.wn += n
 	switch {
 	case err == syscall.EAGAIN:
-		c.applyWanted(&c.wWant, &c.wSet, &c.wTime, c.tc.SetWriteDeadline)
+		if c.writeIdle > 0 && (n > 0 || c.wIdle == 0) {
+			// Blocked, first or after progress: the idle limit starts now.
+			c.wIdleT = time.Now().Add(c.writeIdle)
+			c.wIdle = c.wIdleT.UnixNano()
+		}
+		c.armWrite()
 		return false
 	case err != nil:
 		c.werr = err
 	}
+	return true
+}
+
+// armWrite gives the socket the earlier of the wanted write deadline and
+// this Write's idle limit, before the Write blocks.
+func (c *Conn) armWrite() {
+	c.dmu.Lock()
+	n, t := c.wWant, c.wTime
+	if c.wIdle != 0 && earlier(c.wIdle, n) {
+		n, t = c.wIdle, c.wIdleT
+	}
+	if c.wSet != n {
+		c.wSet = n
+		_ = c.tc.SetWriteDeadline(t)
+	}
+	c.dmu.Unlock()
+}
+
+// extendWrite handles an expired write deadline: it reports whether both
+// the wanted deadline and the idle limit are still ahead, and if so gives
+// the socket the earlier of them.
+func (c *Conn) extendWrite() bool {
+	now := time.Now().UnixNano()
+	if c.wIdle != 0 && c.wIdle <= now {
+		return false
+	}
+	c.dmu.Lock()
+	want := c.wWant
+	c.dmu.Unlock()
+	if want != 0 && want <= now {
+		return false
+	}
+	c.armWrite()
 	return true
 }
 

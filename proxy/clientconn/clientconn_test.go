@@ -13,12 +13,18 @@ import (
 // loopback connection.
 func pair(t *testing.T) (*Conn, net.Conn) {
 	t.Helper()
+	return pairIdle(t, 0)
+}
+
+// pairIdle is pair with a write idle limit.
+func pairIdle(t *testing.T, writeIdle time.Duration) (*Conn, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	wl := Listen(ln)
+	wl := Listen(ln, writeIdle)
 	done := make(chan net.Conn, 1)
 	go func() {
 		c, err := wl.Accept()
@@ -261,3 +267,84 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// smallBuffers makes the kernel hold little between the two ends, so a
+// large write blocks until the client reads.
+func smallBuffers(t *testing.T, s *Conn, client net.Conn) {
+	t.Helper()
+	if err := s.tc.SetWriteBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A client that stops reading: the Write fails once it has made no
+// progress for the idle limit.
+func TestWriteIdleLimit(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	s, client := pairIdle(t, idle)
+	smallBuffers(t, s, client)
+	start := time.Now()
+	n, err := s.Write(make([]byte, 4<<20))
+	took := time.Since(start)
+	if !isTimeout(err) {
+		t.Fatalf("write to a client that does not read: %d bytes, %v; want a timeout", n, err)
+	}
+	if n <= 0 || n >= 4<<20 {
+		t.Errorf("wrote %d bytes; want part of the buffer", n)
+	}
+	if took < idle || took > 10*time.Second {
+		t.Errorf("timed out after %v; want the idle limit %v (bounded by 10s)", took, idle)
+	}
+	// The connection is not reusable for writes after a timeout, as with
+	// net.TCPConn; Close still works (the cleanup).
+}
+
+// A client that reads slowly but steadily outlasts the idle limit: the
+// limit counts from the last progress, not from the start of the Write.
+func TestWriteIdleSlowReader(t *testing.T) {
+	const idle = time.Second
+	s, client := pairIdle(t, idle)
+	smallBuffers(t, s, client)
+	const size = 1 << 20
+	got := make(chan int, 1)
+	go func() {
+		buf := make([]byte, 16<<10)
+		total := 0
+		for total < size {
+			n, err := client.Read(buf)
+			total += n
+			if err != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		got <- total
+	}()
+	start := time.Now()
+	n, err := s.Write(make([]byte, size))
+	took := time.Since(start)
+	if err != nil || n != size {
+		t.Fatalf("write to a slow reader: %d bytes, %v after %v", n, err, took)
+	}
+	if took <= idle {
+		t.Fatalf("the write took %v, within the idle limit %v: the test proves nothing (buffers larger than asked?)", took, idle)
+	}
+	if total := <-got; total != size {
+		t.Errorf("client read %d bytes; want %d", total, size)
+	}
+}
+
+// The write deadline applies beside the idle limit: the earlier wins.
+func TestWriteDeadlineBesideIdleLimit(t *testing.T) {
+	s, client := pairIdle(t, time.Minute)
+	smallBuffers(t, s, client)
+	start := time.Now()
+	s.SetWriteDeadline(start.Add(100 * time.Millisecond))
+	_, err := s.Write(make([]byte, 4<<20))
+	if took := time.Since(start); !isTimeout(err) || took > 10*time.Second {
+		t.Fatalf("write past its deadline: %v after %v; want a timeout at the deadline", err, took)
+	}
+}
