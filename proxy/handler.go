@@ -281,8 +281,8 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 // was and which deployment and instance answered it.
 func setHandling(rh *fasthttp.ResponseHeader, id []byte, d *routes.Deployment, in *routes.Instance) {
 	rh.SetCanonical(strRequestID, id)
-	rh.Set(hdrHandlingCluster, d.ID)
-	rh.Set(hdrHandlingInstance, in.ID)
+	rh.SetCanonical(strHandlingCluster, bytesOf(d.ID))
+	rh.SetCanonical(strHandlingInstance, bytesOf(in.ID))
 }
 
 // own writes the proxy's own response for r.

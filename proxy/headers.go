@@ -3,16 +3,33 @@ package proxy
 import (
 	"bytes"
 	"net/netip"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
 
 // Hop-by-hop headers (RFC 9110 7.6.1) and the headers a proxy must not
-// pass on. Proxy-* are matched by prefix.
+// pass on: these, and every Proxy-* header (Proxy-Connection,
+// Proxy-Authenticate, Proxy-Authorization...). The order gives their bits
+// in a hopMask.
 var hopHeaders = []string{
 	"Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-	"Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
 }
+
+// A hopMask has bit i set when hopHeaders[i] is present, and the bits
+// below for the others.
+type hopMask uint16
+
+const (
+	hopConnection hopMask = 1 << iota
+	hopKeepAlive
+	hopTe
+	hopTrailer
+	hopTransferEncoding
+	hopUpgrade
+	hopExpect // requests only
+	hopProxy  // a Proxy-* header
+)
 
 const (
 	hdrFoundCluster     = "X-Found-Cluster"
@@ -30,79 +47,109 @@ var strProxyPrefix = []byte("Proxy-")
 
 // Canonical header names as bytes, for SetCanonical (no normalizing copy).
 var (
-	strRequestID      = []byte(hdrRequestID)
-	strForwardedFor   = []byte(hdrForwardedFor)
-	strForwardedProto = []byte(hdrForwardedProto)
-	strForwardedHost  = []byte(hdrForwardedHost)
-	strHTTP           = []byte("http")
+	strRequestID        = []byte(hdrRequestID)
+	strHandlingCluster  = []byte(hdrHandlingCluster)
+	strHandlingInstance = []byte(hdrHandlingInstance)
+	strForwardedFor     = []byte(hdrForwardedFor)
+	strForwardedProto   = []byte(hdrForwardedProto)
+	strForwardedHost    = []byte(hdrForwardedHost)
+	strHTTP             = []byte("http")
 )
 
 // stripHopRequest removes hop-by-hop headers, including those the
 // Connection header names, from a request about to be forwarded.
 func stripHopRequest(h *fasthttp.RequestHeader, scratch *[]byte) {
-	if !hasHopHeader(h.All(), true) {
+	m := hopHeadersOf(h.All(), true)
+	if m == 0 {
 		return // the common case: one pass over the headers, no deletes
 	}
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		*scratch = append((*scratch)[:0], conn...)
+	if m&hopConnection != 0 {
+		*scratch = append((*scratch)[:0], h.Peek("Connection")...)
 		forEachToken(*scratch, h.DelBytes)
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
+	for i, k := range hopHeaders {
+		if m&(1<<i) != 0 {
+			h.Del(k)
+		}
 	}
-	if hasProxyPrefix(h.All()) {
-		for _, k := range proxyKeys(h.All(), scratch) {
+	if m&hopProxy != 0 {
+		for _, k := range proxyKeys(h.All()) {
 			h.DelBytes(k)
 		}
 	}
-	h.Del(hdrExpect) // the proxy has already answered 100-continue itself
+	if m&hopExpect != 0 {
+		h.Del(hdrExpect) // the proxy has already answered 100-continue itself
+	}
 }
 
 // stripHopResponse is stripHopRequest for responses.
 func stripHopResponse(h *fasthttp.ResponseHeader, scratch *[]byte) {
-	if !hasHopHeader(h.All(), false) {
+	m := hopHeadersOf(h.All(), false)
+	if m == 0 {
 		return
 	}
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		*scratch = append((*scratch)[:0], conn...)
+	if m&hopConnection != 0 {
+		*scratch = append((*scratch)[:0], h.Peek("Connection")...)
 		forEachToken(*scratch, h.DelBytes)
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
+	for i, k := range hopHeaders {
+		if m&(1<<i) != 0 {
+			h.Del(k)
+		}
 	}
-	if hasProxyPrefix(h.All()) {
-		for _, k := range proxyKeys(h.All(), scratch) {
+	if m&hopProxy != 0 {
+		for _, k := range proxyKeys(h.All()) {
 			h.DelBytes(k)
 		}
 	}
 }
 
-// hasHopHeader reports whether a header stripHopRequest (request) or
-// stripHopResponse removes is present: a hop-by-hop header, a Proxy-*
-// one, or (request) Expect. Headers named by Connection need Connection.
-func hasHopHeader(all func(yield func(k, v []byte) bool), request bool) bool {
-	found := false
+// hopHeadersOf tells, in one pass, which of the headers stripHopRequest
+// (request) or stripHopResponse removes are present: the hop-by-hop ones,
+// Proxy-* ones, and (request) Expect. (Headers named by Connection are
+// found through Connection.)
+func hopHeadersOf(all func(yield func(k, v []byte) bool), request bool) hopMask {
+	var m hopMask
 	all(func(k, _ []byte) bool {
-		found = isHopKey(k, request)
-		return !found
+		m |= hopKey(k, request)
+		return true
 	})
-	return found
+	return m
 }
 
-func isHopKey(k []byte, request bool) bool {
+func hopKey(k []byte, request bool) hopMask {
 	switch len(k) {
 	case 2:
-		return bytes.EqualFold(k, strTe)
+		if bytes.EqualFold(k, strTe) {
+			return hopTe
+		}
 	case 6:
-		return request && bytes.EqualFold(k, strExpect)
+		if request && bytes.EqualFold(k, strExpect) {
+			return hopExpect
+		}
 	case 7:
-		return bytes.EqualFold(k, strTrailer) || bytes.EqualFold(k, strUpgrade)
+		switch {
+		case bytes.EqualFold(k, strTrailer):
+			return hopTrailer
+		case bytes.EqualFold(k, strUpgrade):
+			return hopUpgrade
+		}
 	case 10:
-		return bytes.EqualFold(k, strConnection) || bytes.EqualFold(k, strKeepAlive)
+		switch {
+		case bytes.EqualFold(k, strConnection):
+			return hopConnection
+		case bytes.EqualFold(k, strKeepAlive):
+			return hopKeepAlive
+		}
 	case 17:
-		return bytes.EqualFold(k, strTransferEncoding)
+		if bytes.EqualFold(k, strTransferEncoding) {
+			return hopTransferEncoding
+		}
 	}
-	return len(k) > len(strProxyPrefix) && bytes.EqualFold(k[:len(strProxyPrefix)], strProxyPrefix)
+	if len(k) > len(strProxyPrefix) && bytes.EqualFold(k[:len(strProxyPrefix)], strProxyPrefix) {
+		return hopProxy
+	}
+	return 0
 }
 
 var (
@@ -115,20 +162,8 @@ var (
 	strTransferEncoding = []byte("Transfer-Encoding")
 )
 
-func hasProxyPrefix(all func(yield func(k, v []byte) bool)) bool {
-	found := false
-	all(func(k, _ []byte) bool {
-		if len(k) > len(strProxyPrefix) && bytes.EqualFold(k[:len(strProxyPrefix)], strProxyPrefix) {
-			found = true
-			return false
-		}
-		return true
-	})
-	return found
-}
-
 // proxyKeys copies the names of Proxy-* headers (rare: allocation is fine).
-func proxyKeys(all func(yield func(k, v []byte) bool), _ *[]byte) [][]byte {
+func proxyKeys(all func(yield func(k, v []byte) bool)) [][]byte {
 	var keys [][]byte
 	all(func(k, _ []byte) bool {
 		if len(k) > len(strProxyPrefix) && bytes.EqualFold(k[:len(strProxyPrefix)], strProxyPrefix) {
@@ -209,3 +244,7 @@ func rightmostUntrusted(list []byte, trust []netip.Prefix) []byte {
 	}
 	return nil
 }
+
+// bytesOf returns the bytes of s without copying them, for fasthttp
+// setters that copy the value they are given. They must not be written.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
