@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -179,6 +180,7 @@ type conn struct {
 	out       countingWriter // under bw: counts bytes that reached the socket
 	p         *pool
 	idleSince time.Time
+	busyAt    int // index in p.busy; -1 when not in use
 
 	// rc is the socket, for requests sent with sendAwait; nil when the
 	// connection is not a socket (tests dial pipes).
@@ -202,7 +204,7 @@ type pool struct {
 	mu       sync.Mutex
 	idle     []*conn // oldest first; taken from the end
 	open     int     // idle + in use + dialing
-	busy     map[*conn]struct{}
+	busy     []*conn // in use; each knows its index (conn.busyAt)
 	wake     chan struct{}
 	lastUsed atomic.Int64 // unix nanos
 
@@ -251,12 +253,13 @@ func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
 			c = p.idle[n-1]
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
-			p.mu.Unlock()
 			if now.Sub(c.idleSince) > cfg.IdleConnTimeout {
+				p.mu.Unlock()
 				p.closeConn(c)
 				continue
 			}
-			p.markBusy(c)
+			p.busyLocked(c)
+			p.mu.Unlock()
 			return c, true, nil
 		}
 		if p.open < cfg.MaxConns {
@@ -313,9 +316,10 @@ func (p *pool) dial() (*conn, error) {
 		_ = tc.SetNoDelay(true)
 	}
 	c := &conn{
-		Conn:  nc,
-		p:     p,
-		wdone: make(chan writeResult, 1),
+		Conn:   nc,
+		p:      p,
+		busyAt: -1,
+		wdone:  make(chan writeResult, 1),
 	}
 	var r io.Reader = nc
 	if sr := sockio.NewReader(nc); sr != nil {
@@ -333,33 +337,49 @@ func (p *pool) dial() (*conn, error) {
 	return c, nil
 }
 
-// put returns a healthy connection to the pool, or closes it when the pool
-// is full or the transport closed.
 func (p *pool) markBusy(c *conn) {
 	p.mu.Lock()
-	if p.busy == nil {
-		p.busy = map[*conn]struct{}{}
-	}
-	p.busy[c] = struct{}{}
+	p.busyLocked(c)
 	p.mu.Unlock()
 }
 
+// busyLocked adds c to the connections in use.
+func (p *pool) busyLocked(c *conn) {
+	c.busyAt = len(p.busy)
+	p.busy = append(p.busy, c)
+}
+
+// unbusyLocked removes c from the connections in use, if it is there.
+func (p *pool) unbusyLocked(c *conn) {
+	i := c.busyAt
+	if i < 0 || i >= len(p.busy) || p.busy[i] != c {
+		return
+	}
+	last := len(p.busy) - 1
+	p.busy[i] = p.busy[last]
+	p.busy[i].busyAt = i
+	p.busy[last] = nil
+	p.busy = p.busy[:last]
+	c.busyAt = -1
+}
+
+// put returns a healthy connection to the pool, or closes it when the pool
+// is full or the transport closed.
 func (p *pool) put(c *conn) {
-	p.mu.Lock()
-	delete(p.busy, c)
-	p.mu.Unlock()
 	if p.t.closed.Load() || p.retired.Load() {
 		p.closeConn(c)
 		return
 	}
-	c.idleSince = time.Now()
-	p.lastUsed.Store(c.idleSince.UnixNano())
+	now := time.Now()
+	p.lastUsed.Store(now.UnixNano())
 	p.mu.Lock()
 	if len(p.idle) >= p.t.cfg.MaxIdleConns {
 		p.mu.Unlock()
 		p.closeConn(c)
 		return
 	}
+	p.unbusyLocked(c)
+	c.idleSince = now
 	p.idle = append(p.idle, c)
 	p.signalLocked()
 	p.mu.Unlock()
@@ -368,7 +388,7 @@ func (p *pool) put(c *conn) {
 func (p *pool) closeConn(c *conn) {
 	_ = c.Conn.Close()
 	p.mu.Lock()
-	delete(p.busy, c)
+	p.unbusyLocked(c)
 	p.open--
 	p.signalLocked()
 	p.mu.Unlock()
@@ -443,10 +463,7 @@ func (p *pool) cutBusy() {
 		return
 	}
 	p.mu.Lock()
-	victims := make([]*conn, 0, len(p.busy))
-	for c := range p.busy {
-		victims = append(victims, c)
-	}
+	victims := slices.Clone(p.busy)
 	p.cutTimer = nil
 	p.mu.Unlock()
 	for _, c := range victims {
