@@ -6,8 +6,8 @@
 //     the socket empty (the client has only just been sent its answer),
 //     returns EAGAIN, and only then waits. Here that Read waits first, for
 //     a bounded time (hotWait), and reads once the socket is readable.
-//   - Deadline timers that never fire. The server sets a read and a write
-//     deadline for every request, each a timer update in the runtime. Here
+//   - Deadline timers that never fire. The server sets read deadlines for
+//     every request, each a timer update in the runtime. Here
 //     a deadline moved later is only recorded, and applied when an
 //     operation is about to block (or when an earlier one expired); one
 //     moved earlier, or in the past (to interrupt a blocked call), is
