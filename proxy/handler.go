@@ -264,8 +264,10 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 			return err
 		}
 		// A retry after an attempt the instance never received adds no
-		// load to the fleet; only the others are charged to the budget.
-		if reached(err) {
+		// load to the fleet, nor does the first retry after a reset (the
+		// instance dropped the request: it died, or closed the connection
+		// under it); only the others are charged to the budget.
+		if reached(err) && !(len(tried) == 1 && isReset(err)) {
 			if !s.budget.acquire() {
 				s.metrics.retryBudgetExhausted.Inc()
 				return err

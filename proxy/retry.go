@@ -53,6 +53,13 @@ func reached(err error) bool {
 	return ue.Sent
 }
 
+// isReset reports whether the instance closed or reset the connection
+// before answering.
+func isReset(err error) bool {
+	ue, ok := upstream.AsError(err)
+	return ok && ue.Kind == upstream.KindReset
+}
+
 func idempotent(h *fasthttp.RequestHeader) bool {
 	switch string(h.Method()) {
 	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,

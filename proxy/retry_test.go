@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -125,5 +126,70 @@ func TestRetryBudget(t *testing.T) {
 	b.release()
 	if !b.acquire() {
 		t.Error("a released retry was not given back")
+	}
+}
+
+// An instance that drops requests (reads one, then resets the connection,
+// as a process killed mid-request does): a GET's first retry after the
+// reset is not charged to the budget, so it is retried even with no
+// budget left; a POST is not retried (it was sent).
+func TestFirstRetryAfterResetIsFree(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 4096)
+				c.Read(buf) // the request
+				c.(*net.TCPConn).SetLinger(0)
+				c.Close() // a reset
+			}()
+		}
+	}()
+	live := startBackend(t, "live", nil)
+	p := startProxy(t, Config{}, mustTable(t,
+		&routes.Deployment{ID: "cccccccc", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
+			inst("dropper", ln.Addr().String(), "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
+	))
+	p.budget.retries.Add(1000) // no budget left
+	defer p.budget.retries.Add(-1000)
+	for i := 0; i < 10; i++ {
+		status, _, h := get(t, p.url+"/", "X-Found-Cluster", "cccccccc")
+		if status != 200 || h.Get("X-Found-Handling-Instance") != "live" {
+			t.Fatalf("GET %d with no budget left: %d from %q; want 200 from live", i, status, h.Get("X-Found-Handling-Instance"))
+		}
+	}
+	// Some of them met the reset (the path under test), and none was
+	// refused by the budget.
+	_, metrics, _ := get(t, "http://"+p.AdminAddr().String()+"/metrics")
+	if !strings.Contains(metrics, "\nswitchyard_retries_total ") || strings.Contains(metrics, "\nswitchyard_retries_total 0\n") {
+		t.Errorf("no retry counted:\n%s", metrics)
+	}
+	if !strings.Contains(metrics, "\nswitchyard_retry_budget_exhausted_total 0\n") {
+		t.Error("a retry was refused by the budget")
+	}
+	dropped := 0
+	for i := 0; i < 20; i++ {
+		req, _ := http.NewRequest("POST", p.url+"/", strings.NewReader("x"))
+		req.Header.Set("X-Found-Cluster", "cccccccc")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 502 {
+			dropped++
+		}
+	}
+	if dropped == 0 {
+		t.Error("no POST to the dropping instance got 502: a sent, non-idempotent request must not be retried")
 	}
 }
