@@ -9,6 +9,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
 )
 
 // Sending a request and recording it must not allocate once the connection
@@ -54,46 +56,33 @@ func TestSendAllocs(t *testing.T) {
 // with the same response, without allocating, so that it does not count in
 // AllocsPerRun.
 func cannedServer(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Found-Handling-Instance: i-1\r\n\r\nok")
-	go func() {
+	addr := testutil.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		n := 0
 		for {
-			c, err := ln.Accept()
+			m, err := c.Read(buf[n:])
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					for {
-						end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-						if end < 0 {
-							break
-						}
-						end += 4
-						if bytes.HasPrefix(buf, []byte("POST")) {
-							if n < end+100 {
-								break
-							}
-							end += 100
-						}
-						c.Write(resp)
-						n = copy(buf, buf[end:n])
-					}
+			n += m
+			for {
+				end := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+				if end < 0 {
+					break
 				}
-			}()
+				end += 4
+				if bytes.HasPrefix(buf, []byte("POST")) {
+					if n < end+100 {
+						break
+					}
+					end += 100
+				}
+				c.Write(resp)
+				n = copy(buf, buf[end:n])
+			}
 		}
-	}()
-	return "http://" + ln.Addr().String() + "/"
+	})
+	return "http://" + addr + "/"
 }

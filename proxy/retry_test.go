@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -134,29 +135,16 @@ func TestRetryBudget(t *testing.T) {
 // reset is not charged to the budget, so it is retried even with no
 // budget left; a POST is not retried (it was sent).
 func TestFirstRetryAfterResetIsFree(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 4096)
-				c.Read(buf) // the request
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close() // a reset
-			}()
-		}
-	}()
+	dropper := testutil.ServeTCP(t, func(c net.Conn) {
+		buf := make([]byte, 4096)
+		c.Read(buf) // the request
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close() // a reset
+	})
 	live := startBackend(t, "live", nil)
 	p := startProxy(t, Config{}, mustTable(t,
 		&routes.Deployment{ID: "cccccccc", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
-			inst("dropper", ln.Addr().String(), "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
+			inst("dropper", dropper, "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
 	))
 	p.budget.retries.Add(1000) // no budget left
 	defer p.budget.retries.Add(-1000)

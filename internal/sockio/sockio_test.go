@@ -11,23 +11,10 @@ import (
 )
 
 func TestWrite(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c.(*net.TCPConn).SetWriteBuffer(4 << 10)
-	rc, _ := c.(*net.TCPConn).SyscallConn()
+	c, s := pair(t)
+	c.SetWriteBuffer(4 << 10)
+	rc, _ := c.SyscallConn()
+	var err error
 
 	// Small: all of it.
 	var n int

@@ -1,5 +1,6 @@
 // Package testutil holds the small helpers the project's tests share:
-// free loopback addresses and a buffer safe for concurrent writers.
+// free loopback addresses, a buffer safe for concurrent writers, and a
+// loopback server for raw TCP handlers.
 package testutil
 
 import (
@@ -38,4 +39,26 @@ func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// ServeTCP accepts connections on a loopback port until the test ends and
+// runs handle for each on its own goroutine; handle owns the connection.
+// It returns the address.
+func ServeTCP(t testing.TB, handle func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/valyala/fasthttp"
 )
 
@@ -44,24 +45,10 @@ func TestReadChunkSize(t *testing.T) {
 // rawServer answers each connection with handle, on loopback.
 func rawServer(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				handle(c, bufio.NewReader(c))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testutil.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		handle(c, bufio.NewReader(c))
+	})
 }
 
 // readRequest reads one request head and its Content-Length body.
