@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
@@ -61,4 +62,17 @@ func ServeTCP(t testing.TB, handle func(c net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// WaitFor polls cond until it holds, and fails the test when it does not
+// within d.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -6,19 +6,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/switchyard/switchyard/internal/testutil"
 )
-
-// waitFor polls cond every 10ms for at most d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func TestStandaloneRestartKeepsData(t *testing.T) {
 	t.Parallel()
@@ -37,7 +26,7 @@ func TestStandaloneRestartKeepsData(t *testing.T) {
 	}
 	e.Start(0)
 	e.WaitServing(0)
-	waitFor(t, 10*time.Second, "data after restart", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "data after restart", func() bool {
 		b, _, err := conn.Get("/x")
 		return err == nil && string(b) == "1"
 	})
@@ -127,13 +116,13 @@ func TestEnsembleQuorumLoss(t *testing.T) {
 	}
 	e.Kill(1)
 	e.Kill(2)
-	waitFor(t, 10*time.Second, "node 0 stops serving without a quorum", func() bool { return e.Mode(0) == "" })
+	testutil.WaitFor(t, 10*time.Second, "node 0 stops serving without a quorum", func() bool { return e.Mode(0) == "" })
 	e.Start(1)
 	e.Start(2)
 	for i := 0; i < 3; i++ {
 		e.WaitServing(i)
 	}
-	waitFor(t, 10*time.Second, "write after quorum is back", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "write after quorum is back", func() bool {
 		_, err := conn.Set("/q", []byte("back"), -1)
 		return err == nil
 	})

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/routeserver"
 )
@@ -62,18 +63,6 @@ func (k *sink) waitVersion(t *testing.T, v uint64) *routes.Table {
 	}
 	t.Fatalf("version %d not applied within %v (have %d)", v, seen, got)
 	return nil
-}
-
-// waitFor polls cond until it holds, at most d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -223,7 +212,7 @@ func TestServesSnapshotFromDiskWhenNoRouteServerAnswers(t *testing.T) {
 	os.WriteFile(path, b, 0o644)
 	third := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, StartupTimeout: 100 * time.Millisecond, Logger: quiet}
 	k3 := runSource(t, third)
-	waitFor(t, seen, "corrupt snapshot refused", func() bool {
+	testutil.WaitFor(t, seen, "corrupt snapshot refused", func() bool {
 		k3.mu.Lock()
 		defer k3.mu.Unlock()
 		return len(k3.rejects) != 0
@@ -239,7 +228,7 @@ func TestRouteServerAnswers503BeforeItsFirstTable(t *testing.T) {
 	_, url, _ := startServer(t, "rs1")
 	src := &Source{URLs: []string{url}, ProxyID: "p1", Logger: quiet, RetryMax: 50 * time.Millisecond}
 	runSource(t, src)
-	waitFor(t, seen, "an error before any table", func() bool { return src.Status().LastError != "" })
+	testutil.WaitFor(t, seen, "an error before any table", func() bool { return src.Status().LastError != "" })
 	if st := src.Status(); st.Connected || st.LastError == "" {
 		t.Errorf("status before any table = %+v; want not connected with an error", st)
 	}

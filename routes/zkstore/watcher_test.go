@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/switchyard/switchyard/internal/testutil"
 
 	"github.com/switchyard/switchyard/internal/zktest"
 	"github.com/switchyard/switchyard/routes"
@@ -508,7 +509,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { shortSession(w); registration("rs-1")(w) })
 	w.wait(t, seen, "first sync", synced(3))
 	reg := s.Root() + "/routeservers/rs-1"
-	waitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	testutil.WaitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
 	if got := get(t, conn, reg); !strings.Contains(got, `"url":"http://127.0.0.1:9280"`) || !strings.Contains(got, `"started_at":"`) {
 		t.Errorf("registration: %s", got)
 	}
@@ -524,7 +525,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The session expires on the server: its ephemeral znode goes.
-	waitFor(t, 5*time.Second, "session expiry", func() bool { return ownerOf(conn, reg) == 0 })
+	testutil.WaitFor(t, 5*time.Second, "session expiry", func() bool { return ownerOf(conn, reg) == 0 })
 	if err := conn.Delete(l.instance(canaryID, "i-0006"), -1); err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +545,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 			st.Deployments[canaryID].Serving["green"] == 100
 	})
 	matchesStore(t, s, st)
-	waitFor(t, seen, "registration recreated", func() bool {
+	testutil.WaitFor(t, seen, "registration recreated", func() bool {
 		o := ownerOf(conn, reg)
 		return o != 0 && o != firstOwner
 	})
@@ -563,7 +564,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	if err := conn.Delete(reg, -1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, seen, "registration recreated after a delete", func() bool { return ownerOf(conn, reg) != 0 })
+	testutil.WaitFor(t, seen, "registration recreated after a delete", func() bool { return ownerOf(conn, reg) != 0 })
 }
 
 // A session closed on the server while connected (zktest.ExpireSession):
@@ -580,7 +581,7 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 	w := watch(t, e.Servers(), s.Root(), registration("rs-2"))
 	w.wait(t, seen, "first sync", synced(1))
 	reg := s.Root() + "/routeservers/rs-2"
-	waitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	testutil.WaitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
 	wc := w.watcherConn()
 	old := wc.SessionID()
 
@@ -597,7 +598,7 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 	if wc.SessionID() == old {
 		t.Error("same session after ExpireSession")
 	}
-	waitFor(t, seen, "registration recreated", func() bool { return ownerOf(conn, reg) == wc.SessionID() })
+	testutil.WaitFor(t, seen, "registration recreated", func() bool { return ownerOf(conn, reg) == wc.SessionID() })
 }
 
 // Two of three servers gone: no quorum, the watcher keeps its data marked
@@ -636,17 +637,6 @@ func TestWatcherQuorumLoss(t *testing.T) {
 		return !st.Stale && st.Zones["zone-c"] == routes.ZoneUp
 	})
 	matchesStore(t, s, st)
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestWatcherConfigErrors(t *testing.T) {
