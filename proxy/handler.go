@@ -263,11 +263,7 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 		if next == nil {
 			return err
 		}
-		// A retry after an attempt the instance never received adds no
-		// load to the fleet, nor does the first retry after a reset (the
-		// instance dropped the request: it died, or closed the connection
-		// under it); only the others are charged to the budget.
-		if reached(err) && !(len(tried) == 1 && isReset(err)) {
+		if chargesBudget(err, len(tried)) {
 			if !s.budget.acquire() {
 				s.metrics.retryBudgetExhausted.Inc()
 				return err

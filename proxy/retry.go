@@ -53,11 +53,17 @@ func reached(err error) bool {
 	return ue.Sent
 }
 
-// isReset reports whether the instance closed or reset the connection
-// before answering.
-func isReset(err error) bool {
+// chargesBudget reports whether the retry after attempt number tries failed
+// with err takes from the retry budget. A retry after an attempt the
+// instance never received adds no load to the fleet, nor does a request's
+// first retry after a reset (the instance dropped the request: it died, or
+// closed the connection under it); the others are charged.
+func chargesBudget(err error, tries int) bool {
+	if !reached(err) {
+		return false
+	}
 	ue, ok := upstream.AsError(err)
-	return ok && ue.Kind == upstream.KindReset
+	return !(tries == 1 && ok && ue.Kind == upstream.KindReset)
 }
 
 func idempotent(h *fasthttp.RequestHeader) bool {

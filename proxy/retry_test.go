@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -179,5 +180,26 @@ func TestFirstRetryAfterResetIsFree(t *testing.T) {
 	}
 	if dropped == 0 {
 		t.Error("no POST to the dropping instance got 502: a sent, non-idempotent request must not be retried")
+	}
+}
+
+func TestChargesBudget(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		tries int
+		want  bool
+	}{
+		{"refused", &upstream.Error{Kind: upstream.KindConnectRefused}, 1, false},
+		{"write that sent nothing", &upstream.Error{Kind: upstream.KindReset, Sent: false}, 2, false},
+		{"first reset", &upstream.Error{Kind: upstream.KindReset, Sent: true}, 1, false},
+		{"second reset", &upstream.Error{Kind: upstream.KindReset, Sent: true}, 2, true},
+		{"timeout", &upstream.Error{Kind: upstream.KindTimeout, Sent: true}, 1, true},
+		{"malformed", &upstream.Error{Kind: upstream.KindMalformed, Sent: true}, 1, true},
+	}
+	for _, tt := range tests {
+		if got := chargesBudget(tt.err, tt.tries); got != tt.want {
+			t.Errorf("%s after %d tries: charged %v; want %v", tt.name, tt.tries, got, tt.want)
+		}
 	}
 }
