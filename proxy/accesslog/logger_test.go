@@ -132,6 +132,63 @@ func TestLogFlushesPromptly(t *testing.T) {
 	}
 }
 
+// loggerFlushingAfter returns a Logger writing to w whose batches wait d
+// for the timer, so a test can tell a full batch from a timed one.
+func loggerFlushingAfter(t *testing.T, cfg Config, w io.Writer, d time.Duration) *Logger {
+	t.Helper()
+	l := newLogger(cfg, w)
+	l.flushAfter = d
+	go l.run()
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func nextWrite(t *testing.T, w notifyWriter) []byte {
+	t.Helper()
+	select {
+	case b := <-w.writes:
+		return b
+	case <-time.After(10 * time.Second):
+		t.Fatal("no write within 10s")
+		return nil
+	}
+}
+
+func TestBatchFullAtHalfTheBuffer(t *testing.T) {
+	w := notifyWriter{writes: make(chan []byte, 16)}
+	l := loggerFlushingAfter(t, Config{Buffer: 8}, w, time.Hour)
+	for i := range 4 {
+		l.Log(entryWithID(strconv.Itoa(i), 200))
+	}
+	// Three lines are not a full batch, so the first write holds all four.
+	b := nextWrite(t, w)
+	if got := bytes.Count(b, []byte("\n")); got != 4 {
+		t.Errorf("first write has %d lines; want 4", got)
+	}
+	if got := l.Dropped(); got != 0 {
+		t.Errorf("Dropped() = %d; want 0", got)
+	}
+}
+
+func TestBatchFullAtFlushBytes(t *testing.T) {
+	w := notifyWriter{writes: make(chan []byte, 16)}
+	l := loggerFlushingAfter(t, Config{Buffer: 1 << 20}, w, time.Hour)
+	e := entryWithID("big", 200)
+	e.Path = bytes.Repeat([]byte("p"), 1000)
+	size, n := 0, 0
+	for size < flushBytes {
+		ln := appendEntry(nil, e)
+		size += len(ln)
+		n++
+		l.Log(e)
+	}
+	b := nextWrite(t, w)
+	if len(b) != size || bytes.Count(b, []byte("\n")) != n {
+		t.Errorf("first write: %d bytes, %d lines; want %d bytes, %d lines",
+			len(b), bytes.Count(b, []byte("\n")), size, n)
+	}
+}
+
 // blockingWriter blocks every Write until release is closed, then fails.
 type blockingWriter struct {
 	entered chan struct{} // receives once per Write call
