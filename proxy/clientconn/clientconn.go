@@ -5,7 +5,8 @@
 //     Read would first try read(2), which on a keep-alive connection finds
 //     the socket empty (the client has only just been sent its answer),
 //     returns EAGAIN, and only then waits. Here that Read waits first, for
-//     a bounded time (hotWait), and reads once the socket is readable.
+//     a bounded time (hotWait to twice that), and reads once the socket is
+//     readable.
 //   - Deadline timers that never fire. The server sets read deadlines for
 //     every request, each a timer update in the runtime. Here
 //     a deadline moved later is only recorded, and applied when an
@@ -21,13 +22,13 @@
 // The wait-first read relies on the client sending nothing between the
 // last read and the next request, which HTTP/1.1 clients do unless they
 // pipeline. The poller's readiness is reset when the wait begins, so data
-// that arrived earlier is not announced: the wait then ends at hotWait and
+// that arrived earlier is not announced: the wait then ends by its bound and
 // the read finds the data. After maxMisses such waits in a row (one can
 // also come from a scheduler too busy to run the reader within hotWait)
 // the connection is taken for a pipelining one and read the ordinary way
-// from then on. A connection whose client was idle
-// longer than hotWait is read the ordinary way until it turns around fast
-// again, so idle keep-alive connections pay nothing extra.
+// from then on. A connection whose client was idle longer than the wait
+// is read the ordinary way until it turns around fast again, so idle
+// keep-alive connections pay nothing extra.
 package clientconn
 
 import (
@@ -43,9 +44,10 @@ import (
 	"github.com/switchyard/switchyard/internal/sockio"
 )
 
-// hotWait bounds the first wait of a Read that skipped the read(2): the
-// extra latency a pipelining client sees once per connection, and the idle
-// time after which a connection is read the ordinary way.
+// hotWait bounds the first wait of a Read that skipped the read(2): it
+// lasts between hotWait and 2×hotWait (see armHotWait). That is the extra
+// latency a pipelining client sees up to maxMisses times per connection,
+// and the idle time after which a connection is read the ordinary way.
 const hotWait = 10 * time.Millisecond
 
 // maxMisses is how many hot waits in a row may expire with data already
@@ -196,21 +198,29 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.rn, nil
 }
 
-// armHotWait bounds the socket's read deadline by now + hotWait for the
-// wait that begins the Read.
-func (c *Conn) armHotWait() {
-	limit := time.Now().Add(hotWait)
-	n := limit.UnixNano()
+// armHotWait bounds the socket's read deadline for the wait that begins
+// the Read: the wait ends between hotWait and 2×hotWait from now (or at
+// the caller's deadline, when that comes first). A deadline armed for an
+// earlier wait is kept while it is still at least hotWait away, so a busy
+// connection moves its timer once per hotWait rather than once per request
+// (each move is a timer update and clock reads in the runtime).
+func (c *Conn) armHotWait() { c.armHotWaitAt(time.Now()) }
+
+func (c *Conn) armHotWaitAt(now time.Time) {
+	least, most := now.Add(hotWait).UnixNano(), now.Add(2*hotWait)
 	c.dmu.Lock()
-	if c.rWant != 0 && c.rWant <= n {
+	switch {
+	case c.rWant != 0 && c.rWant <= most.UnixNano():
 		// The caller's deadline comes first.
 		if c.rSet != c.rWant {
 			c.rSet = c.rWant
 			_ = c.tc.SetReadDeadline(c.rTime)
 		}
-	} else if c.rSet != n {
-		c.rSet = n
-		_ = c.tc.SetReadDeadline(limit)
+	case c.rSet >= least && c.rSet <= most.UnixNano():
+		// The earlier wait's deadline is in range: keep it.
+	default:
+		c.rSet = most.UnixNano()
+		_ = c.tc.SetReadDeadline(most)
 	}
 	c.dmu.Unlock()
 }

@@ -148,7 +148,7 @@ func TestIdleClientGoesColdAndBack(t *testing.T) {
 	buf := make([]byte, 64)
 	s.Write([]byte("hello"))
 	go func() {
-		time.Sleep(3 * hotWait)
+		time.Sleep(4 * hotWait)
 		c.Write([]byte("late"))
 	}()
 	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "late" {
@@ -169,6 +169,40 @@ func TestIdleClientGoesColdAndBack(t *testing.T) {
 	}
 	if s.cold {
 		t.Error("fast turnarounds: still cold")
+	}
+}
+
+// A hot wait's deadline is armed 2×hotWait ahead and kept for later waits
+// while at least hotWait of it is left; the caller's deadline comes first.
+func TestHotWaitDeadline(t *testing.T) {
+	s, _ := pair(t)
+	t0 := time.Now()
+	set := func() time.Duration {
+		s.dmu.Lock()
+		defer s.dmu.Unlock()
+		return time.Duration(s.rSet - t0.UnixNano())
+	}
+	s.armHotWaitAt(t0)
+	if got := set(); got != 2*hotWait {
+		t.Fatalf("first wait: deadline t0+%v; want t0+%v", got, 2*hotWait)
+	}
+	s.armHotWaitAt(t0.Add(hotWait))
+	if got := set(); got != 2*hotWait {
+		t.Errorf("hotWait later: deadline t0+%v; want it kept at t0+%v", got, 2*hotWait)
+	}
+	later := t0.Add(hotWait + time.Millisecond)
+	s.armHotWaitAt(later)
+	if got, want := set(), hotWait+time.Millisecond+2*hotWait; got != want {
+		t.Errorf("less than hotWait left: deadline t0+%v; want re-armed to t0+%v", got, want)
+	}
+	// A caller's deadline within the range, later than the kept one (so
+	// only recorded when set), is what the wait gets.
+	t1 := later.Add(hotWait / 2)
+	want := t1.Add(hotWait * 9 / 5)
+	s.SetReadDeadline(want)
+	s.armHotWaitAt(t1)
+	if got := set(); got != want.Sub(t0) {
+		t.Errorf("caller's deadline t0+%v: socket has t0+%v", want.Sub(t0), got)
 	}
 }
 
