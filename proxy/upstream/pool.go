@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"sync"
@@ -105,7 +106,7 @@ func (t *Transport) Close() {
 func (t *Transport) CloseIdle(addr string) {
 	t.pools.Range(func(k, v any) bool {
 		if addr == "" || k.(string) == addr {
-			v.(*pool).closeIdle(time.Time{})
+			v.(*pool).closeIdle(math.MaxInt64)
 		}
 		return true
 	})
@@ -148,8 +149,9 @@ func (t *Transport) reap() {
 		select {
 		case <-t.stop:
 			return
-		case now := <-tick.C:
-			cutoff := now.Add(-t.cfg.IdleConnTimeout)
+		case <-tick.C:
+			now := monoNow()
+			cutoff := now - int64(t.cfg.IdleConnTimeout)
 			t.pools.Range(func(k, v any) bool {
 				p := v.(*pool)
 				p.closeIdle(cutoff)
@@ -179,8 +181,8 @@ type conn struct {
 	bw        *bufio.Writer
 	out       countingWriter // under bw: counts bytes that reached the socket
 	p         *pool
-	idleSince time.Time
-	busyAt    int // index in p.busy; -1 when not in use
+	idleSince int64 // monoNow
+	busyAt    int   // index in p.busy; -1 when not in use
 
 	// rc is the socket, for requests sent with sendAwait; nil when the
 	// connection is not a socket (tests dial pipes).
@@ -206,7 +208,7 @@ type pool struct {
 	open     int     // idle + in use + dialing
 	busy     []*conn // in use; each knows its index (conn.busyAt)
 	wake     chan struct{}
-	lastUsed atomic.Int64 // unix nanos
+	lastUsed atomic.Int64 // monoNow
 
 	// retired: the instance left service; connections close instead of
 	// going back to the pool, and busy ones are cut after a grace period.
@@ -214,14 +216,16 @@ type pool struct {
 	cutTimer *time.Timer
 }
 
-func (p *pool) unusedSince(now time.Time) time.Duration {
+// unusedSince reports how long the pool has had no connection, at now
+// (monoNow).
+func (p *pool) unusedSince(now int64) time.Duration {
 	p.mu.Lock()
 	busy := p.open > 0
 	p.mu.Unlock()
 	if busy {
 		return 0
 	}
-	return now.Sub(time.Unix(0, p.lastUsed.Load()))
+	return time.Duration(now - p.lastUsed.Load())
 }
 
 // signalLocked wakes every goroutine waiting for a slot or an idle conn.
@@ -233,11 +237,10 @@ func (p *pool) signalLocked() {
 }
 
 // get returns an idle connection (reused true) or dials a new one. fresh
-// skips idle connections.
-func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
+// skips idle connections. now is the time of the call (monoNow).
+func (p *pool) get(fresh bool, now int64) (c *conn, reused bool, err error) {
 	cfg := &p.t.cfg
-	now := time.Now()
-	p.lastUsed.Store(now.UnixNano())
+	p.lastUsed.Store(now)
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -253,7 +256,7 @@ func (p *pool) get(fresh bool) (c *conn, reused bool, err error) {
 			c = p.idle[n-1]
 			p.idle[n-1] = nil
 			p.idle = p.idle[:n-1]
-			if now.Sub(c.idleSince) > cfg.IdleConnTimeout {
+			if time.Duration(now-c.idleSince) > cfg.IdleConnTimeout {
 				p.mu.Unlock()
 				p.closeConn(c)
 				continue
@@ -370,8 +373,8 @@ func (p *pool) put(c *conn) {
 		p.closeConn(c)
 		return
 	}
-	now := time.Now()
-	p.lastUsed.Store(now.UnixNano())
+	now := monoNow()
+	p.lastUsed.Store(now)
 	p.mu.Lock()
 	if len(p.idle) >= p.t.cfg.MaxIdleConns {
 		p.mu.Unlock()
@@ -385,6 +388,18 @@ func (p *pool) put(c *conn) {
 	p.mu.Unlock()
 }
 
+// clockBase is the origin of monoNow.
+var clockBase = time.Now()
+
+// monoNow returns the monotonic clock in nanoseconds since clockBase: one
+// clock read, where time.Now makes two (the wall clock too). The pools
+// keep their times in it.
+func monoNow() int64 { return int64(time.Since(clockBase)) }
+
+// monoOf returns t, which carries a monotonic reading, as monoNow would
+// have at t, without reading the clock.
+func monoOf(t time.Time) int64 { return int64(t.Sub(clockBase)) }
+
 func (p *pool) closeConn(c *conn) {
 	_ = c.Conn.Close()
 	p.mu.Lock()
@@ -394,14 +409,14 @@ func (p *pool) closeConn(c *conn) {
 	p.mu.Unlock()
 }
 
-// closeIdle closes idle connections idle since before cutoff; a zero cutoff
-// closes them all.
-func (p *pool) closeIdle(cutoff time.Time) {
+// closeIdle closes the connections idle since before cutoff (monoNow);
+// math.MaxInt64 closes them all.
+func (p *pool) closeIdle(cutoff int64) {
 	p.mu.Lock()
 	var victims []*conn
 	keep := p.idle[:0]
 	for _, c := range p.idle {
-		if cutoff.IsZero() || c.idleSince.Before(cutoff) {
+		if c.idleSince < cutoff {
 			victims = append(victims, c)
 		} else {
 			keep = append(keep, c)
@@ -445,7 +460,7 @@ func (t *Transport) Retain(active map[string]bool, grace time.Duration) {
 		if p.retired.Swap(true) {
 			return true // already retired; its grace runs
 		}
-		p.closeIdle(time.Time{})
+		p.closeIdle(math.MaxInt64)
 		p.mu.Lock()
 		if len(p.busy) > 0 {
 			p.cutTimer = time.AfterFunc(grace, p.cutBusy)

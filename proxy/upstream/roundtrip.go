@@ -40,9 +40,10 @@ type Response struct {
 	// ContentLength is the body length, or -1 when it is not known in
 	// advance (chunked or until close).
 	ContentLength int64
-	// Sent is the time the request went out (the start of its last write:
-	// for a request in memory, its only one); Received the time the
-	// response headers were read.
+	// Sent is when the request went out: for one sent in a single write,
+	// when the exchange began with the connection in hand; otherwise when
+	// its last byte was written. Received is when the response headers
+	// were read; the difference is the instance's response time.
 	Sent, Received time.Time
 	// BytesOut is how many request body bytes were sent. With a streamed
 	// body it is final only when BodyPending is false.
@@ -72,11 +73,17 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 	replayable := req.BodyStream == nil && isIdempotent(req.Header.Method())
 	fresh := false
 	for {
-		c, reused, err := p.get(fresh)
+		// One clock read serves the pool and the time the request is
+		// sent, unless a dial came between.
+		now := time.Now()
+		c, reused, err := p.get(fresh, monoOf(now))
 		if err != nil {
 			return err
 		}
-		err = t.exchange(c, req, resp)
+		if !reused {
+			now = time.Now()
+		}
+		err = t.exchange(c, req, resp, now)
 		if err == nil {
 			return nil
 		}
@@ -91,6 +98,13 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 		}
 		return err
 	}
+}
+
+// received returns the time now, for a response to a request sent at
+// sent: sent plus the time since, one clock read where time.Now makes two.
+// (Only the difference is used: the backend's response time.)
+func received(sent time.Time) time.Time {
+	return sent.Add(time.Since(sent))
 }
 
 func isIdempotent(method []byte) bool {
@@ -117,7 +131,9 @@ type writeResult struct {
 	sent time.Time
 }
 
-func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
+// exchange sends req on c and reads the response headers. now is the time
+// the exchange starts.
+func (t *Transport) exchange(c *conn, req *Request, resp *Response, now time.Time) error {
 	cfg := &t.cfg
 	h := req.Header
 	switch {
@@ -127,6 +143,7 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 		h.SetContentLength(len(req.Body))
 	}
 	resp.BytesOut, resp.BodyPending, resp.Tunnel = 0, false, nil
+	resp.Sent = now // until the request is out, for a later one
 	c.req = req
 	c.gotHeader.Store(false)
 	if c.rc != nil && req.BodyStream == nil && len(req.Body) <= maxAwaitRequest {
@@ -137,8 +154,7 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response) error {
 		if cap(buf) <= 2*maxAwaitRequest {
 			c.wbuf = buf
 		}
-		resp.Sent = time.Now()
-		_ = c.SetReadDeadline(resp.Sent.Add(cfg.ResponseHeaderTimeout))
+		_ = c.SetReadDeadline(now.Add(cfg.ResponseHeaderTimeout))
 		if err := c.sendAwait(buf, cfg.IdleTimeout); err != nil {
 			return err
 		}
@@ -207,7 +223,7 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 			break
 		}
 		if code == fasthttp.StatusSwitchingProtocols && req.Upgrade && !c.writing {
-			resp.Received = time.Now()
+			resp.Received = received(resp.Sent)
 			c.gotHeader.Store(true)
 			c.broken = true // never reused
 			_ = c.SetDeadline(time.Time{})
@@ -223,7 +239,7 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 		}
 		// 100 Continue, 103 Early Hints: skip to the final response.
 	}
-	resp.Received = time.Now()
+	resp.Received = received(resp.Sent)
 	c.gotHeader.Store(true)
 	if c.writing {
 		select {
