@@ -10,6 +10,7 @@
 package sockio
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -68,6 +69,11 @@ func rawRW(trap, fd uintptr, p []byte) (int, error) {
 // runtime's poller, under the connection's read deadline, with the same
 // errors — but makes the read(2) itself with Read.
 type Reader struct {
+	// OnTimeout, when set, is called when a Read's wait ends at the read
+	// deadline. If it returns true (it moved the deadline later) the Read
+	// waits again instead of failing.
+	OnTimeout func() bool
+
 	c      net.Conn
 	rc     syscall.RawConn
 	readFn func(fd uintptr) bool // r.step, bound once
@@ -98,6 +104,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	r.p, r.n, r.err = p, 0, nil
 	err := r.rc.Read(r.readFn)
+	for err != nil && r.OnTimeout != nil && errors.Is(err, os.ErrDeadlineExceeded) && r.OnTimeout() {
+		err = r.rc.Read(r.readFn)
+	}
 	n := r.n
 	if err == nil {
 		err = r.err

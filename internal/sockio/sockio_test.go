@@ -168,3 +168,42 @@ func TestReaderAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per write and read; want 0", allocs)
 	}
 }
+
+// A Read whose wait meets the deadline asks OnTimeout: when it moves the
+// deadline later the Read waits on and gets what comes; when it declines,
+// the Read fails with the timeout.
+func TestReaderOnTimeout(t *testing.T) {
+	c, s := pair(t)
+	r := NewReader(c)
+	calls := 0
+	r.OnTimeout = func() bool {
+		calls++
+		if calls > 1 {
+			return false
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		return true
+	}
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		s.Write([]byte("late"))
+	}()
+	buf := make([]byte, 8)
+	n, err := r.Read(buf)
+	if err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("Read after a moved deadline: %q %v", buf[:n], err)
+	}
+	if calls != 1 {
+		t.Errorf("OnTimeout called %d times; want 1", calls)
+	}
+
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err = r.Read(buf)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read with OnTimeout declining: %v; want a timeout", err)
+	}
+	if calls != 2 {
+		t.Errorf("OnTimeout called %d times; want 2", calls)
+	}
+}

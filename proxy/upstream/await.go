@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"errors"
 	"net"
 	"os"
 	"syscall"
@@ -38,13 +39,19 @@ type awaitState struct {
 // nothing before the request but a close, and writing to a closed
 // connection causes a reset, which is seen.
 //
-// The caller sets the read deadline (the response-header timeout) first.
-// On return the bytes written have been added to c.out.n. Errors are the
-// transport's; a read error (deadline, close) is left to the response
-// read that follows, which meets it at once.
+// The caller sets the read deadline (the response-header timeout) first,
+// with wantRead. On return the bytes written have been added to c.out.n.
+// Errors are the transport's; a read error (deadline, close) is left to
+// the response read that follows, which meets it at once (a deadline kept
+// from an earlier request is moved there: see readDeadline).
 func (c *conn) sendAwait(buf []byte, idle time.Duration) error {
 	c.await = awaitState{buf: buf}
 	rerr := c.rc.Read(c.awaitFn)
+	for rerr != nil && !c.await.started && errors.Is(rerr, os.ErrDeadlineExceeded) && c.readExpired() {
+		// A read deadline kept from an earlier request (see wantRead)
+		// passed before the write: the request's own is later.
+		rerr = c.rc.Read(c.awaitFn)
+	}
 	st := c.await
 	c.await = awaitState{}
 	c.out.n += int64(st.written)

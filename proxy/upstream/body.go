@@ -32,7 +32,6 @@ type Body struct {
 	left      int64 // modeLength: bytes left; modeChunked: bytes left in chunk
 	done      bool
 	err       error
-	deadline  time.Time
 	n         int64
 }
 
@@ -51,10 +50,8 @@ func (b *Body) Read(p []byte) (int, error) {
 	// The deadline matters only to a read that may wait: not when the
 	// reader holds data and the mode reads no more than that.
 	if b.mode == modeChunked || b.c.br.Buffered() == 0 {
-		if now := time.Now(); b.deadline.Sub(now) < b.idle-b.idle/8 {
-			b.deadline = now.Add(b.idle)
-			_ = b.c.SetReadDeadline(b.deadline)
-		}
+		now := monoNow()
+		b.c.wantRead(now+int64(b.idle), now)
 	}
 	var n int
 	var err error

@@ -183,6 +183,7 @@ type conn struct {
 	p         *pool
 	idleSince int64 // monoNow
 	busyAt    int   // index in p.busy; -1 when not in use
+	rd        readDeadline
 
 	// rc is the socket, for requests sent with sendAwait; nil when the
 	// connection is not a socket (tests dial pipes).
@@ -326,6 +327,8 @@ func (p *pool) dial() (*conn, error) {
 	}
 	var r io.Reader = nc
 	if sr := sockio.NewReader(nc); sr != nil {
+		sr.OnTimeout = c.readExpired
+		c.rd.lazy = true
 		r = sr
 	}
 	c.br = bufio.NewReaderSize(r, cfg.ReadBufferSize)

@@ -154,7 +154,8 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response, now time.Tim
 		if cap(buf) <= 2*maxAwaitRequest {
 			c.wbuf = buf
 		}
-		_ = c.SetReadDeadline(now.Add(cfg.ResponseHeaderTimeout))
+		mono := monoOf(now)
+		c.wantRead(mono+int64(cfg.ResponseHeaderTimeout), mono)
 		if err := c.sendAwait(buf, cfg.IdleTimeout); err != nil {
 			return err
 		}
@@ -316,7 +317,7 @@ func (c *conn) stopWriting() writeResult {
 	default:
 	}
 	c.broken = true
-	_ = c.Conn.SetDeadline(time.Now())
+	_ = c.SetDeadline(time.Now())
 	if in, ok := c.req.BodyStream.(Interrupter); ok {
 		in.Interrupt()
 	}
