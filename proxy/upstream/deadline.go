@@ -11,12 +11,13 @@ import (
 //
 // want is the deadline the exchange asked for, set the socket's, both on
 // monoNow's clock and 0 for none. set is never later than want. When it is
-// earlier, a read that meets it calls expired, which moves it to want and
-// has the read wait again; so reads fail at want, as if it had been set.
+// earlier, a read that meets it calls readExpired, which moves it to want
+// and has the read wait again; so reads fail at want, as if it had been
+// set.
 type readDeadline struct {
 	mu        sync.Mutex
 	want, set int64
-	// lazy: reads call expired at the socket's deadline (a socket read
+	// lazy: reads call readExpired at the socket's deadline (a socket read
 	// through sockio.Reader). Otherwise every deadline is set at once.
 	lazy bool
 }
