@@ -32,28 +32,41 @@ func delayedServer(t *testing.T, delays ...time.Duration) string {
 	})
 }
 
-// The response-header deadline armed for one request is kept for the next
-// on the same connection when enough of it is left; a response that comes
-// after the kept deadline but within the new request's timeout is still
-// taken (the deadline is moved when met), and the socket reads through.
-func TestKeptReadDeadlineIsExtended(t *testing.T) {
-	const rht = 3 * time.Second
-	addr := delayedServer(t, 0, 2400*time.Millisecond)
-	tr := New(Config{ResponseHeaderTimeout: rht})
-	defer tr.Close()
+// keptRHT is the response-header timeout of the kept-deadline tests, and
+// keptAfter how long after a first request they send the second: the
+// first one's deadline then has 1.8 s left, more than half of the second's
+// 3 s, so the connection keeps it.
+const keptRHT, keptAfter = 3 * time.Second, 1200 * time.Millisecond
+
+// secondRequest makes a request to an instance that answers after delay
+// (never when negative), keptAfter after a first one on the same
+// connection; it returns the second's result and how long it took.
+func secondRequest(t *testing.T, delay time.Duration) (code int, body string, took time.Duration, err error) {
+	t.Helper()
+	addr := delayedServer(t, 0, delay)
+	tr := New(Config{ResponseHeaderTimeout: keptRHT})
+	t.Cleanup(tr.Close)
 	if code, _, err := roundTrip(t, tr, addr, newReq("GET", "/1")); err != nil || code != 200 {
 		t.Fatalf("first request: %d %v", code, err)
 	}
-	// 1.2 s later the first deadline has 1.8 s left, more than half of the
-	// new 3 s: it is kept. The answer comes 2.4 s in, after it.
-	time.Sleep(1200 * time.Millisecond)
+	time.Sleep(keptAfter)
 	start := time.Now()
-	code, body, err := roundTrip(t, tr, addr, newReq("GET", "/2"))
-	if err != nil || code != 200 || body != "ok" {
-		t.Fatalf("second request (answered %v in, timeout %v): %d %q %v", time.Since(start), rht, code, body, err)
-	}
+	code, body, err = roundTrip(t, tr, addr, newReq("GET", "/2"))
+	took = time.Since(start)
 	if d := tr.Stats("").Dials; d != 1 {
 		t.Errorf("%d dials; want 1 (one connection for both)", d)
+	}
+	return code, body, took, err
+}
+
+// The response-header deadline armed for one request is kept for the next
+// on the same connection; a response that comes after the kept deadline
+// (2.4 s in) but within the new request's timeout is still taken: the
+// deadline is moved when met, and the socket reads through.
+func TestKeptReadDeadlineIsExtended(t *testing.T) {
+	code, body, took, err := secondRequest(t, 2400*time.Millisecond)
+	if err != nil || code != 200 || body != "ok" {
+		t.Fatalf("second request (answered %v in, timeout %v): %d %q %v", took, keptRHT, code, body, err)
 	}
 }
 
@@ -61,23 +74,13 @@ func TestKeptReadDeadlineIsExtended(t *testing.T) {
 // still counts from its own start: it fails at the response-header
 // timeout, not at the kept deadline.
 func TestKeptReadDeadlineTimesOutOnTime(t *testing.T) {
-	const rht = 3 * time.Second
-	addr := delayedServer(t, 0, -1)
-	tr := New(Config{ResponseHeaderTimeout: rht})
-	defer tr.Close()
-	if code, _, err := roundTrip(t, tr, addr, newReq("GET", "/1")); err != nil || code != 200 {
-		t.Fatalf("first request: %d %v", code, err)
-	}
-	time.Sleep(1200 * time.Millisecond)
-	start := time.Now()
-	_, _, err := roundTrip(t, tr, addr, newReq("GET", "/2"))
-	el := time.Since(start)
+	_, _, took, err := secondRequest(t, -1)
 	ue, ok := AsError(err)
 	if !ok || ue.Kind != KindTimeout || !ue.Sent {
 		t.Fatalf("silent instance: %v; want a timeout of a sent request", err)
 	}
-	if el < rht-50*time.Millisecond || el > rht+3*time.Second {
-		t.Errorf("timed out after %v; want %v (the kept deadline was %v in)", el, rht, rht-1200*time.Millisecond)
+	if took < keptRHT-50*time.Millisecond || took > keptRHT+3*time.Second {
+		t.Errorf("timed out after %v; want %v (the kept deadline was %v in)", took, keptRHT, keptRHT-keptAfter)
 	}
 }
 
