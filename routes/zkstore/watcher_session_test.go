@@ -66,6 +66,21 @@ func waitWrite(t *testing.T, write func() error) {
 // shortSession gives a watcher a 1s session, for the tests that wait for it
 // to go stale or expire. The others keep 4s: a loaded machine can stall a
 // ZooKeeper server or the watcher past 1s, which is not what they test.
+// canaryStore connects to servers and returns the connection and a store
+// under a fresh root holding canary.yaml.
+func canaryStore(t *testing.T, servers []string) (*zk.Conn, *Store) {
+	t.Helper()
+	conn := zktest.Connect(t, servers, 4*time.Second)
+	s, err := New(conn, newRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(context.Background(), parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return conn, s
+}
+
 func shortSession(w *Watcher) { w.SessionTimeout = time.Second }
 
 func registration(name string) func(*Watcher) {
@@ -90,12 +105,8 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	t.Parallel()
 	e := zktest.Start(t)
 	p := zktest.NewProxy(t, e.Server(0))
-	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
-	s, _ := New(conn, newRoot(t))
+	conn, s := canaryStore(t, e.Servers())
 	ctx := context.Background()
-	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { shortSession(w); registration("rs-1")(w) })
 	w.wait(t, seen, "first sync", synced(3))
 	reg := s.Root() + "/routeservers/rs-1"
@@ -196,12 +207,8 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 func TestWatcherQuorumLoss(t *testing.T) {
 	t.Parallel()
 	e := zktest.StartEnsemble(t, 3)
-	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
-	s, _ := New(conn, newRoot(t))
+	_, s := canaryStore(t, e.Servers())
 	ctx := context.Background()
-	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	w := watch(t, e.Servers(), s.Root(), func(w *Watcher) { w.SessionTimeout = 2 * time.Second })
 	good := w.wait(t, seen, "first sync", synced(3))
 
@@ -236,12 +243,8 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 	t.Parallel()
 	e := zktest.Start(t)
 	p := zktest.NewProxy(t, e.Server(0))
-	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
-	s, _ := New(conn, newRoot(t))
+	conn, s := canaryStore(t, e.Servers())
 	ctx := context.Background()
-	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { w.SessionTimeout = 4 * time.Second })
 	w.wait(t, seen, "first sync", synced(3))
 	session := w.watcherConn().SessionID()
