@@ -37,8 +37,9 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	listen, admin := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	cmd := exec.CommandContext(ctx, bin, "demo", "--listen", listen, "--admin-listen", admin)
+	// Port 0: the banner says where the proxy listens, as it does for a
+	// user, and no port picked beforehand can be taken meanwhile.
+	cmd := exec.CommandContext(ctx, bin, "demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0")
 	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -62,13 +63,18 @@ func TestQuickStart(t *testing.T) {
 	}()
 	t.Cleanup(func() { cmd.Process.Kill() })
 
-	// The banner is printed once the proxy listens; it ends with "Ctrl-C".
+	// The banner is printed once the proxy listens; it starts with the
+	// proxy's and the admin listener's addresses and ends with "Ctrl-C".
 	var curls []string
+	var listen, admin string
 	deadline := time.After(30 * time.Second)
 	for banner := true; banner; {
 		select {
 		case line := <-lines:
 			trimmed := strings.TrimSpace(line)
+			if n, _ := fmt.Sscanf(trimmed, "Switchyard demo: proxy on http://%s admin on http://%s", &listen, &admin); n > 0 {
+				listen = strings.TrimSuffix(listen, ",")
+			}
 			if strings.HasPrefix(trimmed, "curl ") {
 				curls = append(curls, trimmed)
 			}
@@ -78,6 +84,9 @@ func TestQuickStart(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("no banner within 30s\nstderr:\n%s", stderr.String())
 		}
+	}
+	if listen == "" || admin == "" {
+		t.Fatalf("banner did not name the proxy and admin addresses (proxy %q, admin %q)", listen, admin)
 	}
 	if len(curls) < 6 {
 		t.Fatalf("banner printed %d curl lines; want the header, host, alias, echo and admin forms", len(curls))
@@ -100,6 +109,10 @@ func TestQuickStart(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || len(body) == 0 {
 				t.Errorf("%s: status %d, %d bytes; want 200 with a body", line, resp.StatusCode, len(body))
 			}
+			continue
+		}
+		if req.URL.Host != listen {
+			t.Errorf("%s: goes to %s; want the proxy (%s) or the admin listener (%s)", line, req.URL.Host, listen, admin)
 			continue
 		}
 		key := strings.TrimSuffix(req.Host, "."+demo.Domain)

@@ -12,10 +12,10 @@ import (
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago.
+// ago, picked by ListenFree so that little else can take it meanwhile.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := ListenFree()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
 )
 
 // Where Debian's zookeeper package puts the server.
@@ -209,7 +211,7 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := testutil.ListenFree()
 		if err != nil {
 			return nil, fmt.Errorf("picking a free port: %w", err)
 		}
