@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +245,56 @@ func TestPairedRatios(t *testing.T) {
 	}
 	if rps, _ := b.paired("4k"); !math.IsNaN(rps.med) {
 		t.Errorf("no runs: %+v; want NaN", rps)
+	}
+}
+
+// TestCheckHeaders runs checkHeaders against a stand-in proxy that adds
+// the headers Switchyard adds, and against ones that leave one out.
+func TestCheckHeaders(t *testing.T) {
+	const key = "5f6f1081193b058eddb260be2f734abd"
+	proxy := func(drop string, id2 string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			sent := map[string]string{
+				"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http",
+				"X-Forwarded-Host": r.Host, "X-Cloud-Request-Id": "id1",
+			}
+			resp := map[string]string{
+				"X-Cloud-Request-Id": "id1", "X-Found-Handling-Cluster": r.Header.Get(keyHeader),
+				"X-Found-Handling-Instance": "i0",
+			}
+			delete(sent, drop)
+			delete(resp, drop)
+			if id2 != "" {
+				resp["X-Cloud-Request-Id"] = id2
+			}
+			for k, v := range resp {
+				w.Header().Set(k, v)
+			}
+			for _, h := range forwardedHeaders {
+				fmt.Fprintf(w, "%s\n", sent[h]) // as the backend's /_headers answers
+			}
+		}))
+	}
+	cases := []struct {
+		name, drop, id2, want string
+	}{
+		{"all", "", "", ""},
+		{"no X-Forwarded-Host", "X-Forwarded-Host", "", "no request X-Forwarded-Host"},
+		{"no handling instance", "X-Found-Handling-Instance", "", "no response X-Found-Handling-Instance"},
+		{"no request ID", "X-Cloud-Request-Id", "", "no request X-Cloud-Request-Id, response X-Cloud-Request-Id"},
+		{"two request IDs", "", "id2", `request ID "id2" in the response, "id1" sent`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := proxy(c.drop, c.id2)
+			defer srv.Close()
+			err := checkHeaders(context.Background(), srv.URL+headersPath, key)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("checkHeaders: %v; want nil", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("checkHeaders: %v; want an error with %q", err, c.want)
+			}
+		})
 	}
 }

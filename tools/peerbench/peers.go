@@ -220,7 +220,75 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		b.procs.stop(p, time.Second)
 		return nil, "", fmt.Errorf("%s: %w", target, err)
 	}
+	// And every proxy does the same header work as Switchyard.
+	if err := checkHeaders(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+headersPath, sc.ids[0]); err != nil {
+		b.procs.stop(p, time.Second)
+		return nil, "", fmt.Errorf("%s: %w", target, err)
+	}
 	return p, url, nil
+}
+
+// headersPath is the backend's location that answers with the forwarding
+// headers it was sent, one per line, in the order of forwardedHeaders.
+const headersPath = "/_headers"
+
+// The headers Switchyard adds to a forwarded request, which every proxy
+// target must add too: the same work, and the same bytes for the backend
+// to parse.
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Cloud-Request-Id"}
+
+// The headers Switchyard adds to a response, which every proxy target
+// must add too.
+var handlingHeaders = []string{"X-Cloud-Request-Id", "X-Found-Handling-Cluster", "X-Found-Handling-Instance"}
+
+// checkHeaders checks that the proxy at url (the backend's headersPath
+// through it) adds the headers Switchyard adds: the forwarding ones to the
+// request, the handling ones to the response, the same request ID to both,
+// and the deployment (key) as the handling cluster.
+func checkHeaders(ctx context.Context, url, key string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(keyHeader, key)
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	seen := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+	if len(seen) != len(forwardedHeaders) {
+		return fmt.Errorf("GET %s: the backend answered %q; want %d lines", url, body, len(forwardedHeaders))
+	}
+	var missing []string
+	for i, h := range forwardedHeaders {
+		if seen[i] == "" {
+			missing = append(missing, "request "+h)
+		}
+	}
+	for _, h := range handlingHeaders {
+		if resp.Header.Get(h) == "" {
+			missing = append(missing, "response "+h)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("does not add the headers Switchyard adds: no %s", strings.Join(missing, ", "))
+	}
+	if id, sent := resp.Header.Get("X-Cloud-Request-Id"), seen[len(seen)-1]; id != sent {
+		return fmt.Errorf("request ID %q in the response, %q sent to the backend; want the same", id, sent)
+	}
+	if got := resp.Header.Get("X-Found-Handling-Cluster"); got != key {
+		return fmt.Errorf("X-Found-Handling-Cluster %q; want the deployment %s", got, key)
+	}
+	return nil
 }
 
 // checkUnknownKey checks that url answers 404 to a route key of no
