@@ -9,13 +9,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/freeport"
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment
-// ago, picked by ListenFree so that little else can take it meanwhile.
+// ago, picked by freeport.Listen so that little else can take it meanwhile.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := ListenFree()
+	ln, err := freeport.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}

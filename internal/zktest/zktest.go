@@ -31,7 +31,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/internal/freeport"
 )
 
 // Where Debian's zookeeper package puts the server.
@@ -211,7 +211,7 @@ func freePorts(n int) ([]int, error) {
 		}
 	}()
 	for len(ports) < n {
-		l, err := testutil.ListenFree()
+		l, err := freeport.Listen()
 		if err != nil {
 			return nil, fmt.Errorf("picking a free port: %w", err)
 		}

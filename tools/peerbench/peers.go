@@ -15,6 +15,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/freeport"
 	"github.com/switchyard/switchyard/loadtest"
 )
 
@@ -362,9 +363,11 @@ func checkOnce(ctx context.Context, client *http.Client, url, key string, size i
 	return nil
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago, from
+// below the ephemeral range (see freeport) so that the connections of the
+// targets and the load do not take it before a target binds it.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := freeport.Listen()
 	if err != nil {
 		return 0, err
 	}

@@ -1,4 +1,7 @@
-package testutil
+// Package freeport picks loopback TCP ports for processes that are told
+// their port before they bind it: the ones tests and the peer benchmark
+// start.
+package freeport
 
 import (
 	"fmt"
@@ -7,7 +10,7 @@ import (
 	"os"
 )
 
-// ListenFree listens on a loopback TCP port picked below the kernel's
+// Listen listens on a loopback TCP port picked below the kernel's
 // ephemeral range (net.ipv4.ip_local_port_range). A port picked free and
 // then closed is only useful if nobody takes it before the process under
 // test binds it; the kernel hands out ephemeral ports to every socket that
@@ -17,7 +20,7 @@ import (
 // function can take it, and ports are picked at random among thousands. It
 // falls back to a kernel-chosen port when the range cannot be read or
 // leaves no room below it.
-func ListenFree() (net.Listener, error) {
+func Listen() (net.Listener, error) {
 	if lo, hi, ok := belowEphemeral(); ok {
 		for range 64 {
 			port := lo + rand.IntN(hi-lo)
@@ -29,7 +32,7 @@ func ListenFree() (net.Listener, error) {
 	return net.Listen("tcp", "127.0.0.1:0")
 }
 
-// belowEphemeral returns the ports [lo, hi) that ListenFree picks from:
+// belowEphemeral returns the ports [lo, hi) that Listen picks from:
 // up to 16 384 ports just below the ephemeral range, none below 10 000.
 func belowEphemeral() (lo, hi int, ok bool) {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")

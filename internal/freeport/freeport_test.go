@@ -1,0 +1,35 @@
+package freeport
+
+import (
+	"net"
+	"testing"
+)
+
+func TestListenBelowEphemeral(t *testing.T) {
+	lo, hi, ok := belowEphemeral()
+	if !ok {
+		t.Skip("no room below the ephemeral range here: Listen falls back to port 0")
+	}
+	seen := map[int]bool{}
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for range 20 {
+		ln, err := Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		port := ln.Addr().(*net.TCPAddr).Port
+		if port < lo || port >= hi {
+			t.Errorf("port %d; want one in [%d, %d), below the ephemeral range", port, lo, hi)
+		}
+		if seen[port] {
+			t.Errorf("port %d handed out twice while held", port)
+		}
+		seen[port] = true
+	}
+}
