@@ -19,12 +19,8 @@ import (
 func TestWatcherStaleWhileServerPaused(t *testing.T) {
 	t.Parallel()
 	e := zktest.Start(t)
-	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
-	s, _ := New(conn, newRoot(t))
+	_, s := appliedStore(t, e.Servers(), "design-example.yaml")
 	ctx := context.Background()
-	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	w := watch(t, e.Servers(), s.Root(), shortSession)
 	good := w.wait(t, seen, "first sync", synced(1))
 
@@ -63,24 +59,24 @@ func waitWrite(t *testing.T, write func() error) {
 	}
 }
 
-// shortSession gives a watcher a 1s session, for the tests that wait for it
-// to go stale or expire. The others keep 4s: a loaded machine can stall a
-// ZooKeeper server or the watcher past 1s, which is not what they test.
-// canaryStore connects to servers and returns the connection and a store
-// under a fresh root holding canary.yaml.
-func canaryStore(t *testing.T, servers []string) (*zk.Conn, *Store) {
+// appliedStore connects to servers, makes a store under a new root and
+// applies the routes file testdata/file to it.
+func appliedStore(t *testing.T, servers []string, file string) (*zk.Conn, *Store) {
 	t.Helper()
 	conn := zktest.Connect(t, servers, 4*time.Second)
 	s, err := New(conn, newRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Apply(context.Background(), parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+	if _, err := s.Apply(context.Background(), parse(t, file), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return conn, s
 }
 
+// shortSession gives a watcher a 1s session, for the tests that wait for it
+// to go stale or expire. The others keep 4s: a loaded machine can stall a
+// ZooKeeper server or the watcher past 1s, which is not what they test.
 func shortSession(w *Watcher) { w.SessionTimeout = time.Second }
 
 func registration(name string) func(*Watcher) {
@@ -105,7 +101,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	t.Parallel()
 	e := zktest.Start(t)
 	p := zktest.NewProxy(t, e.Server(0))
-	conn, s := canaryStore(t, e.Servers())
+	conn, s := appliedStore(t, e.Servers(), "canary.yaml")
 	ctx := context.Background()
 	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { shortSession(w); registration("rs-1")(w) })
 	w.wait(t, seen, "first sync", synced(3))
@@ -173,12 +169,8 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 	t.Parallel()
 	e := zktest.Start(t)
-	conn := zktest.Connect(t, e.Servers(), 4*time.Second)
-	s, _ := New(conn, newRoot(t))
+	conn, s := appliedStore(t, e.Servers(), "design-example.yaml")
 	ctx := context.Background()
-	if _, err := s.Apply(ctx, parse(t, "design-example.yaml"), ApplyOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	w := watch(t, e.Servers(), s.Root(), registration("rs-2"))
 	w.wait(t, seen, "first sync", synced(1))
 	reg := s.Root() + "/routeservers/rs-2"
@@ -207,7 +199,7 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 func TestWatcherQuorumLoss(t *testing.T) {
 	t.Parallel()
 	e := zktest.StartEnsemble(t, 3)
-	_, s := canaryStore(t, e.Servers())
+	_, s := appliedStore(t, e.Servers(), "canary.yaml")
 	ctx := context.Background()
 	w := watch(t, e.Servers(), s.Root(), func(w *Watcher) { w.SessionTimeout = 2 * time.Second })
 	good := w.wait(t, seen, "first sync", synced(3))
@@ -243,7 +235,7 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 	t.Parallel()
 	e := zktest.Start(t)
 	p := zktest.NewProxy(t, e.Server(0))
-	conn, s := canaryStore(t, e.Servers())
+	conn, s := appliedStore(t, e.Servers(), "canary.yaml")
 	ctx := context.Background()
 	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { w.SessionTimeout = 4 * time.Second })
 	w.wait(t, seen, "first sync", synced(3))
