@@ -206,6 +206,20 @@ func get(t *testing.T, url string, kv ...string) (int, string, http.Header) {
 	return resp.StatusCode, string(body), resp.Header
 }
 
+// postX sends a POST of "x" for the deployment key and returns the status.
+func postX(t *testing.T, url, key string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader("x"))
+	req.Header.Set("X-Found-Cluster", key)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // accessLogDiscard is an access log config that writes to /dev/null.
 func accessLogDiscard() accesslog.Config {
 	return accesslog.Config{Path: "/dev/null"}

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -41,16 +39,8 @@ func TestRetries(t *testing.T) {
 		if status != 200 || h.Get("X-Found-Handling-Instance") != "live" {
 			t.Fatalf("GET %d: %d from %q; want 200 from live", i, status, h.Get("X-Found-Handling-Instance"))
 		}
-		req, _ := http.NewRequest("POST", p.url+"/", strings.NewReader("x"))
-		req.Header.Set("X-Found-Cluster", "aaaaaaaa")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("POST %d to a refusing instance: %d; want 200 (never sent, so retried)", i, resp.StatusCode)
+		if status := postX(t, p.url+"/", "aaaaaaaa"); status != 200 {
+			t.Fatalf("POST %d to a refusing instance: %d; want 200 (never sent, so retried)", i, status)
 		}
 	}
 
@@ -60,20 +50,13 @@ func TestRetries(t *testing.T) {
 		if status, _, _ := get(t, p.url+"/", "X-Found-Cluster", "bbbbbbbb"); status == 200 {
 			gets++
 		}
-		req, _ := http.NewRequest("POST", p.url+"/", bytes.NewReader([]byte("x")))
-		req.Header.Set("X-Found-Cluster", "bbbbbbbb")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		switch resp.StatusCode {
+		status := postX(t, p.url+"/", "bbbbbbbb")
+		switch status {
 		case 504:
 			posts504++
 		case 200:
 		default:
-			t.Errorf("POST: status %d", resp.StatusCode)
+			t.Errorf("POST: status %d", status)
 		}
 	}
 	if gets != 20 {
@@ -166,15 +149,8 @@ func TestFirstRetryAfterResetIsFree(t *testing.T) {
 	}
 	dropped := 0
 	for i := 0; i < 20; i++ {
-		req, _ := http.NewRequest("POST", p.url+"/", strings.NewReader("x"))
-		req.Header.Set("X-Found-Cluster", "cccccccc")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == 502 {
+		status := postX(t, p.url+"/", "cccccccc")
+		if status == 502 {
 			dropped++
 		}
 	}
