@@ -188,11 +188,21 @@ func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 
 // poll makes one route stream request and applies its answer.
 func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait time.Duration, sink routes.Sink) (*wire.State, error) {
-	q := url.Values{"wait": {wait.String()}}
+	q := url.Values{}
 	if state != nil {
 		q.Set("version", strconv.FormatUint(state.Version, 10))
 		q.Set("hash", state.Hash)
+		if st := s.Status(); st.FromDisk {
+			// No route server has confirmed the table from disk yet: ask
+			// for an answer at once instead of a held poll.
+			wait = 0
+		} else {
+			// What we last heard; the server answers at once if its
+			// staleness changed since.
+			q.Set("stale", strconv.FormatBool(st.Stale))
+		}
 	}
+	q.Set("wait", wait.String())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/routes?"+q.Encode(), nil)
 	if err != nil {
 		return state, err

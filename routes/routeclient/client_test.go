@@ -2,11 +2,14 @@ package routeclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,18 +151,110 @@ func TestStaleAndEmptyTables(t *testing.T) {
 	in := input(10, "127.0.0.1:1")
 	in.Stale = true
 	srv.Update(in)
-	deadline := time.Now().Add(seen)
-	for !src.Status().Stale && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !src.Status().Stale || !srv.Status().Stale {
-		t.Errorf("stale: proxy %v, server %v; want both true", src.Status().Stale, srv.Status().Stale)
+	testutil.WaitFor(t, seen, "the proxy learns the table is stale", func() bool { return src.Status().Stale })
+	if !srv.Status().Stale {
+		t.Errorf("the route server is not stale")
 	}
 	// An empty table is refused; the last good one keeps serving.
 	srv.Update(routeserver.Input{Version: 20, Domain: "example.test", Synced: true, Deployments: map[string]*routes.Deployment{}})
 	time.Sleep(100 * time.Millisecond)
 	if st := srv.Status(); st.Version != 10 || st.Deployments != 1 {
 		t.Errorf("after an empty table the server serves version %d with %d deployments; want 10 and 1", st.Version, st.Deployments)
+	}
+}
+
+// gate stands between a Source and its route servers: while closed it
+// holds each request before sending it (or fails it), so that a test can
+// change the route server while no poll is there.
+type gate struct {
+	mu     sync.Mutex
+	closed chan struct{} // nil while open
+	fail   bool
+	held   atomic.Int32 // requests that reached the gate while it was closed
+}
+
+func (g *gate) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	closed, fail := g.closed, g.fail
+	g.mu.Unlock()
+	if closed != nil {
+		g.held.Add(1)
+		if fail {
+			return nil, errors.New("gate closed")
+		}
+		select {
+		case <-closed:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (g *gate) close(fail bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed, g.fail = make(chan struct{}), fail
+}
+
+func (g *gate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.closed)
+	g.closed = nil
+}
+
+// A route server that loses the store while no poll of the proxy's is
+// there answers the next poll at once: it is held up to MaxWait (10s)
+// only when the proxy already knows the staleness.
+func TestStalenessChangedBetweenPolls(t *testing.T) {
+	srv, url, _ := startServer(t, "rs1")
+	srv.Update(input(10, "127.0.0.1:1"))
+	g := &gate{}
+	src := &Source{URLs: []string{url}, ProxyID: "p1", Logger: quiet, Client: &http.Client{Transport: g}}
+	k := runSource(t, src)
+	k.waitVersion(t, 10)
+
+	g.close(false)
+	srv.Update(input(11, "127.0.0.1:2")) // answers the held poll
+	k.waitVersion(t, 11)
+	testutil.WaitFor(t, seen, "the next poll at the gate", func() bool { return g.held.Load() == 1 })
+	in := input(11, "127.0.0.1:2")
+	in.Stale = true
+	srv.Update(in)
+	start := time.Now()
+	g.open()
+	testutil.WaitFor(t, seen, "the proxy learns the table is stale", func() bool { return src.Status().Stale })
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("staleness took %v to arrive; want well under 1s, not the 10s a held poll waits", took)
+	}
+}
+
+// A table loaded from disk is confirmed by the first route server that
+// answers with the same table, at once rather than after a held poll.
+func TestTableFromDiskConfirmedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	srv, url, _ := startServer(t, "rs1")
+	srv.Update(input(70, "127.0.0.1:1"))
+	saveSnapshot(t, url, dir, 70)
+
+	g := &gate{}
+	g.close(true)
+	src := &Source{URLs: []string{url}, ProxyID: "p2", CacheDir: dir, StartupTimeout: 200 * time.Millisecond,
+		RetryMax: 100 * time.Millisecond, Logger: quiet, Client: &http.Client{Transport: g}}
+	k := runSource(t, src)
+	k.waitVersion(t, 70)
+	if st := src.Status(); !st.FromDisk || st.Connected {
+		t.Fatalf("status with the route server unreachable = %+v; want from disk, not connected", st)
+	}
+	start := time.Now()
+	g.open()
+	testutil.WaitFor(t, seen, "the route server confirms the table", func() bool { st := src.Status(); return st.Connected && !st.FromDisk })
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("confirmation took %v; want well under 1s, not the 10s a held poll waits", took)
+	}
+	if st := src.Status(); st.Stale || st.Version != 70 {
+		t.Errorf("status after confirmation = %+v; want version 70, not stale", st)
 	}
 }
 
@@ -179,18 +274,26 @@ func TestFailoverBetweenRouteServers(t *testing.T) {
 	}
 }
 
+// saveSnapshot runs a Source with CacheDir dir against the route server at
+// url until it applies version v, and stops it (which flushes the
+// snapshot to disk).
+func saveSnapshot(t *testing.T, url, dir string, v uint64) {
+	t.Helper()
+	src := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, Logger: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &sink{}
+	done := make(chan struct{})
+	go func() { src.Run(ctx, k); close(done) }()
+	k.waitVersion(t, v)
+	cancel()
+	<-done
+}
+
 func TestServesSnapshotFromDiskWhenNoRouteServerAnswers(t *testing.T) {
 	dir := t.TempDir()
 	srv, url, stop := startServer(t, "rs1")
 	srv.Update(input(70, "127.0.0.1:1", "127.0.0.1:2"))
-	first := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, Logger: quiet}
-	ctx, cancel := context.WithCancel(context.Background())
-	k1 := &sink{}
-	done := make(chan struct{})
-	go func() { first.Run(ctx, k1); close(done) }()
-	k1.waitVersion(t, 70)
-	cancel()
-	<-done
+	saveSnapshot(t, url, dir, 70)
 	stop()
 
 	// Every route server is gone; a new proxy starts from the disk.

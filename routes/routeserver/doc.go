@@ -4,14 +4,17 @@
 //
 // # Protocol
 //
-//	GET /v1/routes?version=V&hash=H&wait=30s
+//	GET /v1/routes?version=V&hash=H&stale=S&wait=30s
 //	X-Switchyard-Proxy: <proxy id>      (optional, for status)
 //	X-Switchyard-Zone: <zone>           (optional)
 //
 // When the server's table differs from (V, H) it answers at once with 200
 // and a wire.Message: a delta when it still holds (V, H) in its history, a
 // full table otherwise. When they are equal it holds the request until the
-// table changes (then 200) or until wait passes (then 304). Every answer
+// table or its staleness changes or until wait passes (then 304); S, the
+// staleness the proxy last heard (optional), makes it answer 304 at once
+// when the server's differs, so a change between two polls is not held
+// back. Every answer
 // carries X-Switchyard-Version and X-Switchyard-Stale (true when the server
 // lost the store and serves its last table). Before its first table the
 // server answers 503.

@@ -32,6 +32,18 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	hash := q.Get("hash")
+	// heard is the staleness the proxy last heard; when it differs from
+	// the server's, a poll at the current table is answered at once, so a
+	// change of staleness between two polls is not held until wait passes.
+	var heard, heardSet bool
+	if v := q.Get("stale"); v != "" {
+		var err error
+		if heard, err = strconv.ParseBool(v); err != nil {
+			writeJSONError(w, http.StatusBadRequest, "stale: not true or false")
+			return
+		}
+		heardSet = true
+	}
 	wait := s.cfg.MaxWait
 	if v := q.Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -78,8 +90,8 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write(body)
 			return
 		}
-		if woken {
-			// Woken by a change of staleness only: tell the proxy now.
+		if woken || (heardSet && heard != stale) {
+			// Only the staleness changed: tell the proxy now.
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}

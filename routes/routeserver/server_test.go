@@ -73,6 +73,30 @@ func TestNoTableThenFullThenHeldPoll(t *testing.T) {
 	}
 }
 
+// A poll at the current table that names a staleness other than the
+// server's is answered at once; one that names the server's is held.
+func TestPollWithOtherStalenessAnsweredAtOnce(t *testing.T) {
+	s, hs := newServer(t, 300*time.Millisecond)
+	in := input(5, "127.0.0.1:1")
+	in.Stale = true
+	s.Update(in)
+	at := hs.URL + "/v1/routes?version=5&hash=" + s.Status().Hash
+	for _, c := range []struct {
+		stale string
+		held  bool
+	}{{"false", false}, {"true", true}, {"", true}} {
+		start := time.Now()
+		resp, _ := get(t, at+"&stale="+c.stale)
+		took := time.Since(start)
+		if resp.StatusCode != 304 || resp.Header.Get(HeaderStale) != "true" || (took >= 250*time.Millisecond) != c.held {
+			t.Errorf("stale=%q: %d, %s %s after %v; want 304, stale true, held %v", c.stale, resp.StatusCode, HeaderStale, resp.Header.Get(HeaderStale), took, c.held)
+		}
+	}
+	if resp, body := get(t, at+"&stale=maybe"); resp.StatusCode != 400 || !strings.Contains(body, "stale") {
+		t.Errorf("stale=maybe: %d %s; want 400 naming stale", resp.StatusCode, body)
+	}
+}
+
 func TestOneEncodingForManyProxies(t *testing.T) {
 	// The polls are held until all 20 have come, which a loaded machine
 	// can take seconds for.
