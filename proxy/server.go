@@ -192,6 +192,13 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // after Ready.
 func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
 
+// ReopenAccessLog closes and reopens the access log file, for log
+// rotation: lines queued before the call go to the old file, later ones to
+// a file created at the configured path. If the path cannot be opened the
+// log keeps going to the old file and the error is returned. It does
+// nothing when the access log is stdout or off.
+func (s *Server) ReopenAccessLog() error { return s.alog.Reopen() }
+
 // Run serves until ctx ends, then drains and returns nil. It returns an
 // error at once when a listener cannot be bound or fails.
 func (s *Server) Run(ctx context.Context) error {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/routeclient"
 	"github.com/switchyard/switchyard/zones"
@@ -23,8 +24,9 @@ func proxyUsage(w io.Writer) {
 Runs the proxy over a routes file, or over the tables that route servers
 stream (with --cache-dir, the last one is kept on disk and served at start
 when no route server answers). SIGHUP reloads the file (an invalid file
-is rejected whole and the last good table keeps serving); SIGTERM or SIGINT
-drains: /_health answers 502 for --drain-delay while the listener still
+is rejected whole and the last good table keeps serving); SIGUSR1 reopens
+the access log file (for rotation: rename it, then send SIGUSR1); SIGTERM
+or SIGINT drains: /_health answers 502 for --drain-delay while the listener still
 accepts, then running requests get up to --shutdown-timeout.
 
 Every flag is also a key of the YAML file given by --config, e.g.
@@ -132,12 +134,46 @@ func serveProxy(ctx context.Context, s *settings, logger *slog.Logger, ready fun
 		case <-runDone:
 		}
 	}()
+	stopReopen := reopenAccessLogOnSignal(srv, s.cfg.AccessLog, logger)
 	err = srv.Run(ctx)
+	stopReopen()
 	close(runDone)
 	<-readyDone
 	stopSrc()
 	<-srcDone
 	return err
+}
+
+// reopenAccessLogOnSignal reopens srv's access log file on every SIGUSR1
+// until the returned function is called, which waits for a reopen in
+// progress. A reopen that fails is logged and the old file stays in use.
+func reopenAccessLogOnSignal(srv *proxy.Server, alog accesslog.Config, logger *slog.Logger) (stop func()) {
+	isFile := !alog.Off && alog.Path != "" && alog.Path != "-"
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-usr1:
+				if !isFile {
+					logger.Info("SIGUSR1: the access log is not a file; nothing to reopen")
+				} else if err := srv.ReopenAccessLog(); err != nil {
+					logger.Error("access log not reopened; still writing to the old file", "path", alog.Path, "err", err)
+				} else {
+					logger.Info("access log reopened", "path", alog.Path)
+				}
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(usr1)
+		close(quit)
+		<-done
+	}
 }
 
 // adminAddr is the admin listener's bound address if the server reports it,
@@ -187,7 +223,9 @@ func serveProxyFromRouteServers(ctx context.Context, s *settings, logger *slog.L
 			logger.Error("route client stopped", "err", err)
 		}
 	}()
+	stopReopen := reopenAccessLogOnSignal(srv, s.cfg.AccessLog, logger)
 	err = srv.Run(ctx)
+	stopReopen()
 	stopSrc()
 	<-srcDone
 	return err

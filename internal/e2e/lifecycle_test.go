@@ -174,3 +174,85 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// Rotation: the access log file is renamed, SIGUSR1 makes the proxy
+// create a new one at the configured path; lines before the signal are in
+// the renamed file, lines after it in the new one, none lost. With the
+// path unwritable the proxy keeps writing to the file it has.
+func TestSIGUSR1ReopensAccessLog(t *testing.T) {
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "routes.yaml")
+	writeRoutes(t, routes, be.addr)
+	logPath := filepath.Join(dir, "logs", "access.log")
+	if err := os.Mkdir(filepath.Dir(logPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, routes, "--access-log", logPath, "--drain-delay", "100ms")
+
+	get := func(path string) {
+		t.Helper()
+		if status, body := httpGet("http://"+p.addr+path, "X-Found-Cluster", depID); status != 200 || body != "ok" {
+			t.Fatalf("GET %s: %d %q; want 200 ok", path, status, body)
+		}
+	}
+	// holds reports whether file holds a line for each path.
+	holds := func(file string, paths ...string) bool {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return false
+		}
+		for _, path := range paths {
+			if !strings.Contains(string(b), path) {
+				return false
+			}
+		}
+		return true
+	}
+	get("/before-rotation")
+	waitUntil(t, 10*time.Second, "the first line in the log", func() bool { return holds(logPath, "/before-rotation") })
+
+	rotated := logPath + ".1"
+	if err := os.Rename(logPath, rotated); err != nil {
+		t.Fatal(err)
+	}
+	get("/between-rename-and-signal")
+	p.signal(t, syscall.SIGUSR1)
+	waitUntil(t, 10*time.Second, "a new file at the path", func() bool {
+		_, err := os.Stat(logPath)
+		return err == nil
+	})
+	get("/after-reopen")
+	waitUntil(t, 10*time.Second, "the line after the reopen in the new file", func() bool { return holds(logPath, "/after-reopen") })
+	if !holds(rotated, "/before-rotation", "/between-rename-and-signal") {
+		t.Errorf("renamed file lacks the lines written before the signal:\n%s", mustRead(t, rotated))
+	}
+	if holds(rotated, "/after-reopen") || holds(logPath, "/before-rotation") || holds(logPath, "/between-rename-and-signal") {
+		t.Errorf("a line went to the wrong file:\nold:\n%s\nnew:\n%s", mustRead(t, rotated), mustRead(t, logPath))
+	}
+	if !strings.Contains(p.stderr.String(), "access log reopened") {
+		t.Errorf("no log line reports the reopen:\n%s", p.stderr.String())
+	}
+
+	// The directory goes away: the reopen fails, is logged, and lines
+	// keep going to the open file.
+	moved := filepath.Join(dir, "logs-moved")
+	if err := os.Rename(filepath.Dir(logPath), moved); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(t, syscall.SIGUSR1)
+	waitUntil(t, 10*time.Second, "the failed reopen to be logged", func() bool {
+		return strings.Contains(p.stderr.String(), "access log not reopened")
+	})
+	get("/after-failed-reopen")
+	waitUntil(t, 10*time.Second, "the line in the file still open", func() bool {
+		return holds(filepath.Join(moved, "access.log"), "/after-reopen", "/after-failed-reopen")
+	})
+
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit code %d after SIGTERM; want 0", code)
+	}
+}
