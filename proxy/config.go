@@ -67,6 +67,11 @@ type Config struct {
 	// their request ends. Default 30s.
 	RetireGrace time.Duration
 
+	// TunnelIdleTimeout ends an upgraded connection (WebSocket) when no
+	// byte has passed either way for this long. Default 1h; negative:
+	// never.
+	TunnelIdleTimeout time.Duration
+
 	// RetryBudgetPercent bounds retries in flight to this share of the
 	// requests in flight. Default 20.
 	RetryBudgetPercent int
@@ -77,8 +82,9 @@ type Config struct {
 	// DrainDelay is how long the listener keeps accepting after SIGTERM
 	// while /_health says 502, so load balancers notice. Default 5s.
 	DrainDelay time.Duration
-	// ShutdownTimeout bounds how long running requests may finish after the
-	// listener closes. Default 30s.
+	// ShutdownTimeout bounds how long running requests and upgraded
+	// connections may finish after the listener closes; those left are
+	// then cut. Default 30s.
 	ShutdownTimeout time.Duration
 
 	// AccessLog configures the access log; the zero value logs every
@@ -123,6 +129,9 @@ func (c *Config) setDefaults() {
 	def(&c.DrainDelay, 5*time.Second)
 	def(&c.RetireGrace, 30*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
+	if c.TunnelIdleTimeout == 0 {
+		c.TunnelIdleTimeout = time.Hour
+	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}

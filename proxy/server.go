@@ -41,6 +41,7 @@ type Server struct {
 	budget    retryBudget
 	gens      genStats
 	tracker   zones.Tracker // the picker's, if it tracks requests
+	tunnels   tunnelSet
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -262,6 +263,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.srv.ShutdownWithContext(sctx); err != nil {
 		s.log.Warn("shutdown deadline passed; cutting remaining connections", "error", err)
 	}
+	if n := s.tunnels.drain(sctx); n > 0 {
+		s.log.Warn("shutdown deadline passed; cutting upgraded connections", "count", n)
+	}
 	if s.admin != nil {
 		_ = s.admin.Shutdown(sctx)
 	}
@@ -273,6 +277,9 @@ func (s *Server) shutdownNow() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = s.srv.ShutdownWithContext(ctx)
+	cut, cancelCut := context.WithCancel(context.Background())
+	cancelCut()
+	s.tunnels.drain(cut)
 	if s.admin != nil {
 		_ = s.admin.Close()
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -127,4 +128,172 @@ func metricValue(t *testing.T, p *testProxy, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// pushBackend answers an Upgrade: echo request with 101 and then writes
+// "tick" every 100 ms, reading nothing, until a write fails.
+func pushBackend(t *testing.T) *backend {
+	return startBackend(t, "push", func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		for i := 0; i < 600; i++ { // 60 s at most
+			if _, err := io.WriteString(c, "tick"); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+// A tunnel lives while bytes pass either way and ends when nothing has
+// passed for TunnelIdleTimeout.
+func TestTunnelIdleTimeout(t *testing.T) {
+	const idle = time.Second
+	push, echo := pushBackend(t), upgradeBackend(t, "echo")
+	tableFor := func(addr string) *routes.Table {
+		return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 100}, Instances: []*routes.Instance{inst("i", addr, "z", "g")}})
+	}
+	p := startProxy(t, Config{TunnelIdleTimeout: idle}, tableFor(push.addr))
+	addr := strings.TrimPrefix(p.url, "http://")
+
+	// Only the instance writes: the tunnel stays open past the timeout.
+	c, br, resp := dialUpgrade(t, addr, "echo")
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %d; want 101", resp.StatusCode)
+	}
+	until := time.Now().Add(2 * idle)
+	c.SetReadDeadline(until.Add(5 * time.Second))
+	buf := make([]byte, 4)
+	for time.Now().Before(until) {
+		if _, err := io.ReadFull(br, buf); err != nil {
+			t.Fatalf("tunnel with the instance writing ended after %v: %v", time.Since(until.Add(-2*idle)), err)
+		}
+	}
+	c.Close()
+
+	// Only the client writes, and the instance echoes: open while it
+	// writes, cut once both ways are quiet for the timeout.
+	p.Apply(tableFor(echo.addr))
+	c, br, resp = dialUpgrade(t, addr, "echo")
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %d; want 101", resp.StatusCode)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	want := "echo>"
+	var lastWrite time.Time
+	for i := 0; i < 5; i++ { // 2 × idle of writes
+		if i > 0 {
+			time.Sleep(idle / 2)
+		}
+		io.WriteString(c, "x")
+		lastWrite = time.Now()
+		want += "x"
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != want {
+		t.Fatalf("tunnel with the client writing: %q, %v; want %q", got, err, want)
+	}
+	_, err := br.ReadByte()
+	took := time.Since(lastWrite)
+	if err == nil || took < idle-idle/2 || took > idle+3*time.Second {
+		t.Errorf("quiet tunnel ended %v after the last byte (%v); want about %v", took, err, idle)
+	}
+	waitGauge(t, p, "switchyard_upgraded_connections", 0)
+}
+
+// On shutdown, upgraded connections get the shutdown timeout to end on
+// their own, then are cut; Run returns as soon as the last one ends.
+func TestShutdownWaitsForTunnelsThenCutsThem(t *testing.T) {
+	echo := upgradeBackend(t, "echo")
+	tbl := mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 100}, Instances: []*routes.Instance{inst("i", echo.addr, "z", "g")}})
+	roundTrip := func(c net.Conn, br *bufio.Reader, s string) error {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, s); err != nil {
+			return err
+		}
+		got := make([]byte, len(s))
+		if _, err := io.ReadFull(br, got); err != nil {
+			return err
+		}
+		if string(got) != s {
+			return errors.New("echoed " + string(got))
+		}
+		return nil
+	}
+	const shutdownTimeout = 1500 * time.Millisecond
+
+	t.Run("cut at the shutdown timeout", func(t *testing.T) {
+		p := startProxy(t, Config{ShutdownTimeout: shutdownTimeout}, tbl)
+		c, br, resp := dialUpgrade(t, strings.TrimPrefix(p.url, "http://"), "echo")
+		if resp.StatusCode != 101 {
+			t.Fatalf("upgrade: %d; want 101", resp.StatusCode)
+		}
+		br.Discard(len("echo>"))
+		start := time.Now()
+		p.cancel()
+		time.Sleep(shutdownTimeout / 3)
+		if err := roundTrip(c, br, "during"); err != nil {
+			t.Errorf("tunnel during the shutdown: %v; want it open", err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err := br.ReadByte()
+		took := time.Since(start)
+		if err == nil || took < shutdownTimeout || took > shutdownTimeout+3*time.Second {
+			t.Errorf("tunnel ended %v after the shutdown began (%v); want cut after the %v shutdown timeout", took, err, shutdownTimeout)
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err // for the cleanup's stop
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not return after the tunnel was cut")
+		}
+		if !strings.Contains(p.logBuf.String(), "cutting upgraded connections") {
+			t.Errorf("no log line about the cut:\n%s", p.logBuf.String())
+		}
+	})
+
+	t.Run("ends on its own", func(t *testing.T) {
+		p := startProxy(t, Config{ShutdownTimeout: 20 * time.Second}, tbl)
+		c, br, resp := dialUpgrade(t, strings.TrimPrefix(p.url, "http://"), "echo")
+		if resp.StatusCode != 101 {
+			t.Fatalf("upgrade: %d; want 101", resp.StatusCode)
+		}
+		br.Discard(len("echo>"))
+		p.cancel()
+		time.Sleep(200 * time.Millisecond)
+		if err := roundTrip(c, br, "during"); err != nil {
+			t.Errorf("tunnel during the shutdown: %v; want it open", err)
+		}
+		closed := time.Now()
+		c.Close()
+		select {
+		case err := <-p.done:
+			p.done <- err
+			if took := time.Since(closed); took > 5*time.Second {
+				t.Errorf("Run returned %v after the last tunnel closed", took)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10s of the last tunnel closing (shutdown timeout 20s)")
+		}
+		if strings.Contains(p.logBuf.String(), "cutting upgraded connections") {
+			t.Errorf("logged a cut although the tunnel ended on its own:\n%s", p.logBuf.String())
+		}
+	})
+}
+
+// waitGauge waits up to 10 s for an unlabelled metric to reach want.
+func waitGauge(t *testing.T, p *testProxy, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for metricValue(t, p, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v after 10s; want %v", name, metricValue(t, p, name), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -82,6 +82,8 @@ func TestFlagsSetFields(t *testing.T) {
 		{[]string{"--route-servers", "http://a:1", "--cache-dir", "/var/cache/switchyard"}, func(s *settings) any { return s.cacheDir }, "/var/cache/switchyard"},
 		{[]string{"--routes-file", "r.yaml", "--proxy-id", "proxy-7"}, func(s *settings) any { return s.proxyID }, "proxy-7"},
 		{[]string{"--retire-grace", "5s"}, func(s *settings) any { return s.cfg.RetireGrace }, 5 * time.Second},
+		{[]string{"--tunnel-idle-timeout", "10m"}, func(s *settings) any { return s.cfg.TunnelIdleTimeout }, 10 * time.Minute},
+		{[]string{"--tunnel-idle-timeout", "0"}, func(s *settings) any { return s.cfg.TunnelIdleTimeout }, time.Duration(-1)},
 		{[]string{"--panic-threshold", "0.3"}, func(s *settings) any { return s.balancer.PanicThreshold }, 0.3},
 		{[]string{"--outlier-consecutive-failures", "7"}, func(s *settings) any { return s.balancer.ConsecutiveFailures }, 7},
 		{[]string{"--outlier-base-ejection", "10s"}, func(s *settings) any { return s.balancer.BaseEjection }, 10 * time.Second},

@@ -107,7 +107,7 @@ var proxyOptions = []*option{
 		set: func(s *settings, v string) error { return setDuration(&s.cfg.IdleConnTimeout, v) }},
 	{name: "drain-delay", arg: "DURATION", usage: "keep accepting this long after SIGTERM while /_health says 502 (default 5s)",
 		set: func(s *settings, v string) error { return setDuration(&s.cfg.DrainDelay, v) }},
-	{name: "shutdown-timeout", arg: "DURATION", usage: "bound on running requests after the listener closes (default 30s)",
+	{name: "shutdown-timeout", arg: "DURATION", usage: "bound on running requests and upgraded connections after the listener closes; those left are cut (default 30s)",
 		set: func(s *settings, v string) error { return setDuration(&s.cfg.ShutdownTimeout, v) }},
 	{name: "access-log", arg: "PATH|-|off", usage: "access log file; - is stdout, off disables it (default -)",
 		set: setAccessLog},
@@ -122,6 +122,16 @@ var proxyOptions = []*option{
 				return fmt.Errorf("invalid boolean %q", v)
 			}
 			s.cfg.DeploymentMetrics = b
+			return nil
+		}},
+	{name: "tunnel-idle-timeout", arg: "DURATION", usage: "end an upgraded (WebSocket) connection when nothing passed either way this long; 0: never (default 1h)",
+		set: func(s *settings, v string) error {
+			if err := setDuration(&s.cfg.TunnelIdleTimeout, v); err != nil {
+				return err
+			}
+			if s.cfg.TunnelIdleTimeout == 0 {
+				s.cfg.TunnelIdleTimeout = -1 // never
+			}
 			return nil
 		}},
 	{name: "retire-grace", arg: "DURATION", usage: "how long a request still streaming from an instance taken out of service may go on (default 30s)",
