@@ -54,12 +54,14 @@ func TestRoutePathAllocs(t *testing.T) {
 // starves and each queued line holds a buffer (bounded by the queue); the
 // access log pins its own zero allocations in proxy/accesslog.
 func TestProxiedRequestAllocs(t *testing.T) {
-	do, stop := inMemoryProxy(t, accesslog.Config{Off: true})
-	defer stop()
-	for i := 0; i < 100; i++ {
-		do()
-	}
-	if allocs := testing.AllocsPerRun(2000, do); allocs >= 1 {
-		t.Errorf("%.2f allocations per proxied request; want 0", allocs)
+	for _, size := range []int{2, 4 << 10, 256 << 10} {
+		do, stop := inMemoryProxy(t, accesslog.Config{Off: true}, size)
+		for i := 0; i < 100; i++ {
+			do()
+		}
+		if allocs := testing.AllocsPerRun(2000, do); allocs >= 1 {
+			t.Errorf("body of %d bytes: %.2f allocations per proxied request; want 0", size, allocs)
+		}
+		stop()
 	}
 }

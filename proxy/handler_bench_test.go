@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -58,21 +60,30 @@ func BenchmarkPickWeighted(b *testing.B) {
 // connection in memory: a fasthttp client, the proxy, and an instance
 // (fasthttp server). allocs/op is the proxy's plus the in-memory client's
 // and instance's (both allocation-free in steady state).
+// Sub-benchmarks by response body size: 2 B, 4 KiB (read whole, with the
+// headers) and 256 KiB (streamed: larger than prefetchBytes).
 func BenchmarkHandlerInMemory(b *testing.B) {
-	do, stop := inMemoryProxy(b, accessLogDiscard())
-	defer stop()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		do()
+	for _, size := range []int{2, 4 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("body=%d", size), func(b *testing.B) {
+			do, stop := inMemoryProxy(b, accessLogDiscard(), size)
+			defer stop()
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				do()
+			}
+		})
 	}
 }
 
-// inMemoryProxy starts an instance and a proxy on in-memory listeners and
-// returns a function that makes one request through them.
-func inMemoryProxy(tb testing.TB, alog accesslog.Config) (do func(), stop func()) {
+// inMemoryProxy starts an instance that answers with bodySize bytes and a
+// proxy on in-memory listeners and returns a function that makes one
+// request through them.
+func inMemoryProxy(tb testing.TB, alog accesslog.Config, bodySize int) (do func(), stop func()) {
 	backendLn := fasthttputil.NewInmemoryListener()
-	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }}
+	body := bytes.Repeat([]byte("x"), bodySize)
+	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) }}
 	go backend.Serve(backendLn)
 
 	tbl, _ := routes.NewTable("example.test", nil, []*routes.Deployment{{
@@ -99,8 +110,8 @@ func inMemoryProxy(tb testing.TB, alog accesslog.Config) (do func(), stop func()
 		if err := c.Do(req, resp); err != nil {
 			tb.Fatal(err)
 		}
-		if resp.StatusCode() != 200 {
-			tb.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+		if resp.StatusCode() != 200 || len(resp.Body()) != bodySize {
+			tb.Fatalf("status %d, %d bytes of body; want 200, %d bytes", resp.StatusCode(), len(resp.Body()), bodySize)
 		}
 	}
 	stop = func() {
