@@ -131,8 +131,15 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	now := time.Now()
 	s.mu.Lock()
-	s.reports[rep.Proxy] = &reportState{Proxy: rep.Proxy, Zone: rep.Zone, ReportedAt: time.Now(), Generations: rep.Generations}
+	if _, known := s.reports[rep.Proxy]; !known && !s.admitLocked(func() int { return len(s.reports) }, now) {
+		s.mu.Unlock()
+		s.metrics.untracked.WithLabelValues("report").Inc()
+		writeJSONError(w, http.StatusServiceUnavailable, fmt.Sprintf("report: %d proxies reporting already; not recorded", s.cfg.MaxProxies))
+		return
+	}
+	s.reports[rep.Proxy] = &reportState{Proxy: rep.Proxy, Zone: rep.Zone, ReportedAt: now, Generations: rep.Generations}
 	s.mu.Unlock()
 	s.metrics.reports.Inc()
 	w.WriteHeader(http.StatusNoContent)
@@ -144,14 +151,47 @@ func (s *Server) seen(r *http.Request, version uint64, hash string) {
 	if id == "" {
 		id = r.RemoteAddr
 	}
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proxies[id]
 	if p == nil {
+		if !s.admitLocked(func() int { return len(s.proxies) }, now) {
+			s.metrics.untracked.WithLabelValues("poll").Inc()
+			return
+		}
 		p = &proxyState{ID: id}
 		s.proxies[id] = p
 	}
-	p.Zone, p.Addr, p.Version, p.Hash, p.LastSeen = r.Header.Get(HeaderZone), r.RemoteAddr, version, hash, time.Now()
+	p.Zone, p.Addr, p.Version, p.Hash, p.LastSeen = r.Header.Get(HeaderZone), r.RemoteAddr, version, hash, now
+}
+
+// admitLocked reports whether a new proxy may be recorded in the map
+// whose size is given: expired proxies and reports are dropped first, at
+// most every ProxyTTL/8 (so the maps hold what came within about
+// ProxyTTL, whether or not anyone reads /status), and at MaxProxies no
+// more are added.
+func (s *Server) admitLocked(size func() int, now time.Time) bool {
+	if now.Sub(s.swept) >= s.cfg.ProxyTTL/8 {
+		s.sweepLocked(now)
+	}
+	return size() < s.cfg.MaxProxies
+}
+
+// sweepLocked drops the proxies and reports not heard from within
+// ProxyTTL.
+func (s *Server) sweepLocked(now time.Time) {
+	s.swept = now
+	for id, p := range s.proxies {
+		if now.Sub(p.LastSeen) > s.cfg.ProxyTTL {
+			delete(s.proxies, id)
+		}
+	}
+	for id, r := range s.reports {
+		if now.Sub(r.ReportedAt) > s.cfg.ProxyTTL {
+			delete(s.reports, id)
+		}
+	}
 }
 
 // Status is the /status document.
@@ -201,11 +241,8 @@ func (s *Server) Status() Status {
 		st.Version, st.Hash, st.Deployments = cur.snap.Version, cur.snap.Hash, len(cur.snap.IDs)
 	}
 	now := time.Now()
-	for id, p := range s.proxies {
-		if now.Sub(p.LastSeen) > s.cfg.ProxyTTL {
-			delete(s.proxies, id)
-			continue
-		}
+	s.sweepLocked(now)
+	for _, p := range s.proxies {
 		ps := ProxyStatus{ID: p.ID, Zone: p.Zone, Addr: p.Addr, Version: p.Version, LastSeen: p.LastSeen}
 		if cur != nil {
 			ps.Current = p.Version == cur.snap.Version && p.Hash == cur.snap.Hash
@@ -216,11 +253,7 @@ func (s *Server) Status() Status {
 		st.Proxies = append(st.Proxies, ps)
 	}
 	sort.Slice(st.Proxies, func(i, j int) bool { return st.Proxies[i].ID < st.Proxies[j].ID })
-	for id, r := range s.reports {
-		if now.Sub(r.ReportedAt) > s.cfg.ProxyTTL {
-			delete(s.reports, id)
-			continue
-		}
+	for _, r := range s.reports {
 		if len(r.Generations) > 0 {
 			st.Reports = append(st.Reports, ProxyReport(*r))
 		}
@@ -272,6 +305,7 @@ type metrics struct {
 	encodes     prometheus.Counter
 	cacheHits   prometheus.Counter
 	reports     prometheus.Counter
+	untracked   *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -296,6 +330,11 @@ func newMetrics(s *Server) *metrics {
 	m.encodes = c("switchyard_routeserver_encodes_total", "Messages encoded (cache misses).")
 	m.reports = c("switchyard_routeserver_reports_total", "Per-generation reports received from proxies.")
 	m.cacheHits = c("switchyard_routeserver_cache_hits_total", "Messages served from the encoded-message cache.")
+	m.untracked = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_routeserver_untracked_total",
+		Help: "Polls (what=poll) and reports (what=report) from new proxy IDs not recorded because MaxProxies were already tracked.",
+	}, []string{"what"})
+	m.reg.MustRegister(m.untracked)
 	proxies := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchyard_routeserver_proxies", Help: "Proxies heard from within the proxy TTL.",
 	}, func() float64 { return float64(len(s.Status().Proxies)) })

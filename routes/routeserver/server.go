@@ -37,7 +37,11 @@ type Config struct {
 	// ProxyTTL is how long a proxy that stopped asking is still listed.
 	// Default 2m.
 	ProxyTTL time.Duration
-	Logger   *slog.Logger
+	// MaxProxies bounds the proxies (and, separately, the reports) kept
+	// for /status; beyond it a new proxy ID is served but not recorded,
+	// and counted. Default 10 000.
+	MaxProxies int
+	Logger     *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -58,6 +62,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ProxyTTL <= 0 {
 		c.ProxyTTL = 2 * time.Minute
+	}
+	if c.MaxProxies <= 0 {
+		c.MaxProxies = 10_000
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -93,6 +100,7 @@ type Server struct {
 	changed chan struct{} // closed and replaced when the table or staleness changes
 	proxies map[string]*proxyState
 	reports map[string]*reportState // by proxy ID
+	swept   time.Time               // when expired proxies and reports were last dropped
 
 	encodes singleflight.Group
 	cache   *ristretto.Cache[string, []byte]

@@ -179,3 +179,82 @@ func TestReportIsValidated(t *testing.T) {
 		t.Errorf("refused reports were kept: %+v", r)
 	}
 }
+
+// Proxies and reports not heard from within ProxyTTL are dropped as new
+// ones arrive, whether or not /status is read; beyond MaxProxies a new
+// proxy is served but not recorded, and counted.
+func TestProxiesExpireAndAreBounded(t *testing.T) {
+	const ttl = 400 * time.Millisecond
+	s, err := New(Config{Name: "rs", MaxWait: time.Millisecond, ProxyTTL: ttl, MaxProxies: 3, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	s.Update(input(1, "127.0.0.1:1"))
+	poll := func(id string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, hs.URL+"/v1/routes", nil)
+		req.Header.Set(HeaderProxy, id)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("poll from %s: %d; want 200 (served whether recorded or not)", id, resp.StatusCode)
+		}
+	}
+	report := func(id string) int {
+		t.Helper()
+		resp, err := http.Post(hs.URL+"/v1/report", "application/json", strings.NewReader(`{"proxy":"`+id+`","generations":[]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 503 && !strings.HasPrefix(string(b), "{") {
+			t.Errorf("refused report: %s; want a JSON body", b)
+		}
+		return resp.StatusCode
+	}
+	held := func() (proxies, reports int) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.proxies), len(s.reports)
+	}
+	for _, id := range []string{"p1", "p2", "p3", "p4"} {
+		poll(id)
+	}
+	for _, id := range []string{"p1", "p2", "p3"} {
+		if code := report(id); code != 204 {
+			t.Fatalf("report from %s: %d; want 204", id, code)
+		}
+	}
+	if code := report("p4"); code != 503 {
+		t.Errorf("report from a fourth proxy: %d; want 503", code)
+	}
+	if p, r := held(); p != 3 || r != 3 {
+		t.Errorf("holding %d proxies and %d reports; want 3 and 3 (MaxProxies)", p, r)
+	}
+	if got := testutil.ToFloat64(s.metrics.untracked.WithLabelValues("poll")); got != 1 {
+		t.Errorf("untracked polls = %v; want 1", got)
+	}
+	if got := testutil.ToFloat64(s.metrics.untracked.WithLabelValues("report")); got != 1 {
+		t.Errorf("untracked reports = %v; want 1", got)
+	}
+
+	// After the TTL, without /status being read, a new proxy makes room.
+	time.Sleep(ttl + 50*time.Millisecond)
+	poll("p5")
+	if p, r := held(); p != 1 || r != 0 {
+		t.Errorf("after the TTL: holding %d proxies and %d reports; want only p5", p, r)
+	}
+	if code := report("p5"); code != 204 {
+		t.Errorf("report after the TTL: %d; want 204", code)
+	}
+	if st := s.Status(); len(st.Proxies) != 1 || st.Proxies[0].ID != "p5" {
+		t.Errorf("/status proxies: %+v; want p5 alone", st.Proxies)
+	}
+}
