@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
 	"github.com/valyala/fasthttp"
 )
 
@@ -35,11 +36,16 @@ type exchange struct {
 	tried    [maxTries]*routes.Instance
 	clientIP []byte
 
-	ureq   upstream.Request
-	uresp  upstream.Response
-	ubody  *upstream.Body
-	cbody  clientBody
-	client net.Conn
+	ureq  upstream.Request
+	uresp upstream.Response
+	ubody *upstream.Body
+	// trackEnd is the instance whose request the balancer still counts
+	// as outstanding while its response body streams (Tracker.End when
+	// the body ends), with the outcome its headers gave.
+	trackEnd     *routes.Instance
+	trackOutcome zones.Outcome
+	cbody        clientBody
+	client       net.Conn
 
 	status   int
 	reason   reason
@@ -232,7 +238,13 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 		if s.tracker != nil || len(gens) > 0 {
 			o := outcome(err, ctx.Response.Header.StatusCode())
 			if s.tracker != nil {
-				s.tracker.End(in, o)
+				if err == nil && x.uresp.Body != nil {
+					// Outstanding until the body has been sent: see
+					// CloseWithError.
+					x.trackEnd, x.trackOutcome = in, o
+				} else {
+					s.tracker.End(in, o)
+				}
 			}
 			if c := gens[in]; c != nil {
 				c.add(o)
@@ -316,6 +328,14 @@ func (x *exchange) CloseWithError(werr error) error {
 		case werr != nil:
 			x.reason, x.status = reasonClientClosed, 499
 		}
+	}
+	if in := x.trackEnd; in != nil {
+		o := x.trackOutcome
+		if !complete && uerr != nil && o == zones.OutcomeSuccess {
+			o = outcome(uerr, 0) // the instance failed mid-body
+		}
+		x.trackEnd = nil
+		x.s.tracker.End(in, o)
 	}
 	x.finish(nil)
 	return nil

@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
+)
+
+// recordingPicker picks the first instance and records the Tracker calls.
+type recordingPicker struct {
+	mu     sync.Mutex
+	begins int
+	ends   []trackedEnd
+}
+
+type trackedEnd struct {
+	at time.Time
+	o  zones.Outcome
+}
+
+func (p *recordingPicker) Pick(d *routes.Deployment) *routes.Instance { return d.Instances[0] }
+func (p *recordingPicker) Begin(*routes.Instance) {
+	p.mu.Lock()
+	p.begins++
+	p.mu.Unlock()
+}
+func (p *recordingPicker) End(_ *routes.Instance, o zones.Outcome) {
+	p.mu.Lock()
+	p.ends = append(p.ends, trackedEnd{time.Now(), o})
+	p.mu.Unlock()
+}
+
+func (p *recordingPicker) calls() (int, []trackedEnd) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.begins, append([]trackedEnd(nil), p.ends...)
+}
+
+// The balancer counts a request as outstanding until its response body
+// has been sent, not only until the headers came: a long download keeps
+// its instance busy. An instance that fails mid-body ends it as a
+// failure.
+func TestTrackerEndsWhenTheBodyEnds(t *testing.T) {
+	const pause = 400 * time.Millisecond
+	// Larger than prefetchBytes, so that the body is streamed.
+	half := bytes.Repeat([]byte("x"), prefetchBytes)
+	var sent time.Time
+	var mu sync.Mutex
+	be := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(2*len(half)))
+		w.WriteHeader(200)
+		w.Write(half)
+		w.(http.Flusher).Flush()
+		time.Sleep(pause)
+		if r.URL.Path == "/broken" {
+			panic(http.ErrAbortHandler) // closes the connection mid-body
+		}
+		w.Write(half)
+		mu.Lock()
+		sent = time.Now()
+		mu.Unlock()
+	})
+	picker := &recordingPicker{}
+	p := startProxy(t, Config{Picker: picker}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 100},
+		Instances: []*routes.Instance{inst("i", be.addr, "z", "g")}}))
+
+	start := time.Now()
+	if status, body, _ := get(t, p.url+"/ok", "X-Found-Cluster", depA); status != 200 || len(body) != 2*len(half) {
+		t.Fatalf("GET /ok: %d, %d bytes", status, len(body))
+	}
+	begins, ends := picker.calls()
+	mu.Lock()
+	last := sent
+	mu.Unlock()
+	if begins != 1 || len(ends) != 1 {
+		t.Fatalf("%d Begin, %d End; want 1 and 1", begins, len(ends))
+	}
+	if ends[0].o != zones.OutcomeSuccess || ends[0].at.Before(last) || ends[0].at.Sub(start) < pause {
+		t.Errorf("End %v after the start, outcome %v; want success after the whole body (%v)", ends[0].at.Sub(start), ends[0].o, last.Sub(start))
+	}
+
+	req, _ := http.NewRequest("GET", p.url+"/broken", nil)
+	req.Header.Set("X-Found-Cluster", depA)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Errorf("GET /broken: whole body; want it cut short")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, ends = picker.calls(); len(ends) == 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(ends) != 2 || ends[1].o == zones.OutcomeSuccess {
+		t.Errorf("after a body cut short by the instance: ends %+v; want a second End with a failure", ends)
+	}
+}
