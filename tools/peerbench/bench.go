@@ -90,6 +90,8 @@ type sample struct {
 	rps      float64       // closed loop
 	cpuUS    float64       // proxy CPU µs per request; NaN for direct
 	busy     float64       // proxy CPU time per wall time during wrk; NaN for direct
+	loadBusy float64       // busy share of the load CPU during wrk; NaN when unread
+	loadUS   float64       // load CPU busy µs per request during wrk; NaN when unread
 	p99      time.Duration // open loop at the fixed rate
 	problems []string      // errors and non-2xx responses seen
 }
@@ -171,8 +173,8 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 					return fmt.Errorf("round %d, %s, %s: %w", r+1, sc.name, t, err)
 				}
 				b.results[sc.name][t] = append(b.results[sc.name][t], s)
-				fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-10s %9.0f req/s  %s  p99 %s%s\n",
-					n, total, r+1, sc.name, t, s.rps, fmtCPU(s.cpuUS, s.busy), fmtP99(s.p99), problemSuffix(s.problems))
+				fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-10s %9.0f req/s  %s  load CPU %s  p99 %s%s\n",
+					n, total, r+1, sc.name, t, s.rps, fmtCPU(s.cpuUS, s.busy), fmtCPU(s.loadUS, s.loadBusy), fmtP99(s.p99), problemSuffix(s.problems))
 			}
 		}
 	}
@@ -239,7 +241,7 @@ func (b *bench) buildSwitchyard(ctx context.Context) error {
 
 // runOne starts target for sc, measures it, and stops it.
 func (b *bench) runOne(ctx context.Context, sc *scenario, target string) (sample, error) {
-	s := sample{cpuUS: math.NaN(), busy: math.NaN()}
+	s := sample{cpuUS: math.NaN(), busy: math.NaN(), loadBusy: math.NaN(), loadUS: math.NaN()}
 	if b.backend.exited() {
 		return s, b.backend.failure()
 	}
@@ -265,10 +267,19 @@ func (b *bench) runOne(ctx context.Context, sc *scenario, target string) (sample
 			return s, err
 		}
 	}
+	// The load CPU's busy share tells whether req/s was the proxy's limit
+	// or the load side's (wrk and the backend at 100 %).
+	load0, loadErr := readCPUTimes(b.o.loadCPU)
 	start := time.Now()
 	w, err := b.runWrk(ctx, url, conns, b.o.duration, sc)
 	if err != nil {
 		return s, err
+	}
+	if load1, err := readCPUTimes(b.o.loadCPU); err == nil && loadErr == nil {
+		s.loadBusy = busyBetween(load0, load1)
+		if w.requests > 0 {
+			s.loadUS = float64(load1.busy-load0.busy) / float64(b.clk) * 1e6 / float64(w.requests)
+		}
 	}
 	if p != nil {
 		wall := time.Since(start)

@@ -110,6 +110,49 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
+func TestParseCPUTimes(t *testing.T) {
+	const stat = `cpu  2255 34 2290 22625563 6290 127 456 0 0 0
+cpu0 1132 34 1441 11311432 3063 63 222 5 0 0
+cpu1 1123 0 849 11314131 3227 64 234 7 100 0
+intr 114930548 113199788 3 0 5 263 0 4 [...]
+`
+	tests := []struct {
+		name    string
+		stat    string
+		cpu     int
+		want    cpuTimes
+		wantErr bool
+	}{
+		// busy: user nice system irq softirq steal; guest not counted twice.
+		{name: "cpu1", stat: stat, cpu: 1, want: cpuTimes{busy: 1123 + 849 + 64 + 234 + 7, total: 1123 + 849 + 11314131 + 3227 + 64 + 234 + 7}},
+		{name: "cpu0", stat: stat, cpu: 0, want: cpuTimes{busy: 1132 + 34 + 1441 + 63 + 222 + 5, total: 1132 + 34 + 1441 + 11311432 + 3063 + 63 + 222 + 5}},
+		{name: "no such CPU", stat: stat, cpu: 2, wantErr: true},
+		{name: "cpu1 is not cpu10", stat: "cpu10 1 2 3 4 5 6 7 8\n", cpu: 1, wantErr: true},
+		{name: "short line", stat: "cpu1 1 2 3\n", cpu: 1, wantErr: true},
+		{name: "bad number", stat: "cpu1 1 2 x 4 5 6 7 8\n", cpu: 1, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseCPUTimes(tt.stat, tt.cpu)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseCPUTimes: error %v; want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got != tt.want {
+				t.Errorf("parseCPUTimes = %+v; want %+v", got, tt.want)
+			}
+		})
+	}
+	if got := busyBetween(cpuTimes{busy: 10, total: 100}, cpuTimes{busy: 85, total: 200}); got != 0.75 {
+		t.Errorf("busyBetween = %v; want 0.75", got)
+	}
+	if got := busyBetween(cpuTimes{busy: 10, total: 100}, cpuTimes{busy: 10, total: 100}); !math.IsNaN(got) {
+		t.Errorf("busyBetween with no time passed = %v; want NaN", got)
+	}
+	if _, err := readCPUTimes(0); err != nil {
+		t.Errorf("readCPUTimes(0): %v", err)
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	nan := math.NaN()
 	tests := []struct {

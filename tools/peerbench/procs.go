@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -281,4 +282,57 @@ func lookTool(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found; run tools/peerbench/install-deps.sh (make bench does)", name)
+}
+
+// cpuTimes is one CPU's line of /proc/stat, in clock ticks.
+type cpuTimes struct{ busy, total uint64 }
+
+// parseCPUTimes finds the line of CPU cpu in a /proc/stat text. Idle and
+// iowait count as idle; everything else (user, nice, system, irq,
+// softirq, steal) as busy.
+func parseCPUTimes(stat string, cpu int) (cpuTimes, error) {
+	want := "cpu" + strconv.Itoa(cpu)
+	for _, line := range strings.Split(stat, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != want {
+			continue
+		}
+		if len(f) < 6 {
+			return cpuTimes{}, fmt.Errorf("/proc/stat %s: %d fields; want at least 5 times", want, len(f)-1)
+		}
+		var t cpuTimes
+		for i, s := range f[1:] {
+			if i >= 8 { // guest and guest_nice are already in user and nice
+				break
+			}
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return cpuTimes{}, fmt.Errorf("/proc/stat %s: %w", want, err)
+			}
+			t.total += n
+			if i != 3 && i != 4 { // idle, iowait
+				t.busy += n
+			}
+		}
+		return t, nil
+	}
+	return cpuTimes{}, fmt.Errorf("/proc/stat: no line for %s", want)
+}
+
+// readCPUTimes reads CPU cpu's times from /proc/stat.
+func readCPUTimes(cpu int) (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	return parseCPUTimes(string(b), cpu)
+}
+
+// busyBetween is the share of a CPU's time that was busy between two
+// readings; NaN when no time passed.
+func busyBetween(a, b cpuTimes) float64 {
+	if b.total <= a.total {
+		return math.NaN()
+	}
+	return float64(b.busy-a.busy) / float64(b.total-a.total)
 }
