@@ -3,7 +3,10 @@
 package proxy
 
 import (
+	"net/netip"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/switchyard/switchyard/proxy/accesslog"
 
@@ -63,5 +66,22 @@ func TestProxiedRequestAllocs(t *testing.T) {
 			t.Errorf("body of %d bytes: %.2f allocations per proxied request; want 0", size, allocs)
 		}
 		stop()
+	}
+}
+
+// The traffic filter's client address, behind a trusted proxy, is found
+// without allocating.
+func TestFilterAddrAllocs(t *testing.T) {
+	trust := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	peer := netip.MustParseAddr("10.1.1.1")
+	var h fasthttp.RequestHeader
+	h.Set("X-Forwarded-For", "198.51.100.2, 203.0.113.1, 10.2.2.2")
+	want := netip.MustParseAddr("203.0.113.1")
+	if n := testing.AllocsPerRun(1000, func() {
+		if filterAddr(&h, peer, trust) != want {
+			t.Fatal("wrong address")
+		}
+	}); n != 0 {
+		t.Errorf("filterAddr: %v allocations per run; want 0", n)
 	}
 }

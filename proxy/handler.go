@@ -107,6 +107,21 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 		return false
 	}
 	x.dep = d
+	var peer netip.Addr
+	if ip := ctx.RemoteIP(); ip != nil {
+		peer, _ = netip.AddrFromSlice(ip)
+		peer = peer.Unmap()
+	}
+	if len(d.AllowNets) > 0 {
+		if a := filterAddr(h, peer, s.cfg.TrustedProxies); !d.Allows(a) {
+			if a.IsValid() {
+				x.clientIP = a.AppendTo(x.ipBuf[:0]) // the address refused, for the log
+			}
+			s.metrics.forbidden.Inc()
+			x.own(ctx, reasonForbidden)
+			return false
+		}
+	}
 	in := s.cfg.Picker.Pick(d)
 	if in == nil {
 		x.own(ctx, reasonUnavailable)
@@ -155,11 +170,6 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	}
 	h.SetProtocol("HTTP/1.1")
 	h.SetNoDefaultContentType(true)
-	var peer netip.Addr
-	if ip := ctx.RemoteIP(); ip != nil {
-		peer, _ = netip.AddrFromSlice(ip)
-		peer = peer.Unmap()
-	}
 	x.clientIP = setForwarded(h, peer, s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
 	h.SetCanonical(strRequestID, id)
 

@@ -229,6 +229,45 @@ func setForwarded(h *fasthttp.RequestHeader, peer netip.Addr, trust []netip.Pref
 	return client
 }
 
+// filterAddr returns the client address that a deployment's traffic
+// filter is checked against: the peer, or, when the peer is a trusted
+// proxy that sent X-Forwarded-For, the right-most address in it that is
+// not a trusted proxy (the left-most when all are). A value that is not
+// an address gives the zero Addr, which no filter allows.
+func filterAddr(h *fasthttp.RequestHeader, peer netip.Addr, trust []netip.Prefix) netip.Addr {
+	if len(trust) == 0 || !trusted(trust, peer) {
+		return peer
+	}
+	xff := h.Peek(hdrForwardedFor)
+	var last []byte
+	for len(xff) > 0 {
+		i := bytes.LastIndexByte(xff, ',')
+		tok := bytes.TrimSpace(xff[i+1:])
+		if i < 0 {
+			xff = nil
+		} else {
+			xff = xff[:i]
+		}
+		if len(tok) == 0 {
+			continue
+		}
+		a, err := netip.ParseAddr(stringOf(tok))
+		if err != nil {
+			return netip.Addr{}
+		}
+		a = a.Unmap()
+		if !trusted(trust, a) {
+			return a
+		}
+		last = tok
+	}
+	if last == nil {
+		return peer // no X-Forwarded-For: the trusted peer is the client
+	}
+	a, _ := netip.ParseAddr(stringOf(last))
+	return a.Unmap()
+}
+
 // rightmostUntrusted walks an X-Forwarded-For list from the right and
 // returns the first address that is not a trusted proxy.
 func rightmostUntrusted(list []byte, trust []netip.Prefix) []byte {
@@ -240,13 +279,19 @@ func rightmostUntrusted(list []byte, trust []netip.Prefix) []byte {
 		} else {
 			list = list[:i]
 		}
-		a, err := netip.ParseAddr(string(tok))
+		a, err := netip.ParseAddr(stringOf(tok))
 		if err != nil || !trusted(trust, a.Unmap()) {
 			return tok
 		}
 	}
 	return nil
 }
+
+// stringOf returns b as a string without copying it, for a parser that
+// keeps nothing of it (netip.ParseAddr: the Addr holds no reference, and
+// its error, which does, is dropped at once). b must not change while the
+// string is in use.
+func stringOf(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // bytesOf returns the bytes of s without copying them, for fasthttp
 // setters that copy the value they are given. They must not be written.

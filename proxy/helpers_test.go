@@ -108,6 +108,8 @@ type testProxy struct {
 	cancel context.CancelFunc
 	done   chan error
 	logBuf *testutil.Buffer
+
+	stopped bool
 }
 
 // startProxy runs a proxy with cfg (listeners on free ports) serving tbl
@@ -150,7 +152,12 @@ func startProxy(t *testing.T, cfg Config, tbl *routes.Table) *testProxy {
 	return p
 }
 
+// stop stops the proxy and waits for Run to return; again, it does nothing.
 func (p *testProxy) stop(t *testing.T) {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
 	p.cancel()
 	select {
 	case err := <-p.done:

@@ -24,6 +24,7 @@ type metrics struct {
 	inFlight             prometheus.Gauge
 	tunnels              prometheus.Gauge
 	retries              prometheus.Counter
+	forbidden            prometheus.Counter
 	retryBudgetExhausted prometheus.Counter
 	reloadsApplied       prometheus.Counter
 	reloadsRejected      prometheus.Counter
@@ -76,7 +77,11 @@ func newMetrics(s *Server) *metrics {
 		Name: "switchyard_retry_budget_exhausted_total",
 		Help: "Retries not made because the retry budget was used up.",
 	})
-	m.reg.MustRegister(m.retries, m.retryBudgetExhausted)
+	m.forbidden = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchyard_forbidden_total",
+		Help: "Requests refused with 403 because the client address is outside the deployment's traffic filter.",
+	})
+	m.reg.MustRegister(m.retries, m.retryBudgetExhausted, m.forbidden)
 	m.tunnels = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "switchyard_upgraded_connections",
 		Help: "Client connections upgraded (101 Switching Protocols) and tunneled to an instance.",

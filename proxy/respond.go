@@ -30,6 +30,7 @@ const (
 	reasonClientClosed                  // client went away first
 	reasonClientTimeout                 // client too slow sending the request
 	reasonUpstreamBody                  // instance failed mid-body
+	reasonForbidden                     // client outside the traffic filter
 	numReasons
 )
 
@@ -49,6 +50,7 @@ var reasonNames = [numReasons]string{
 	reasonClientClosed:    "client_closed",
 	reasonClientTimeout:   "client_timeout",
 	reasonUpstreamBody:    "upstream_body",
+	reasonForbidden:       "forbidden",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -66,6 +68,7 @@ func jsonBody(msg string) []byte {
 // The bodies of DESIGN.md's table, exactly.
 var ownResponses = [numReasons]ownResponse{
 	reasonUnknownResource: {fasthttp.StatusNotFound, jsonBody("Unknown resource.")},
+	reasonForbidden:       {fasthttp.StatusForbidden, jsonBody("Forbidden")},
 	reasonUnavailable:     {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
 	reasonNoTable:         {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
 	reasonUpstreamRefused: {fasthttp.StatusBadGateway, jsonBody("The requested resource could not be reached.")},

@@ -2,7 +2,10 @@
 
 package routes
 
-import "testing"
+import (
+	"net/netip"
+	"testing"
+)
 
 // Lookup is on the proxy's hot path: it must not allocate, for a hit by ID,
 // a hit by alias key, or a miss.
@@ -23,5 +26,20 @@ func TestLookupAllocs(t *testing.T) {
 		if (d == nil) != (tc.name == "miss") {
 			t.Errorf("Lookup by %s = %v", tc.name, d)
 		}
+	}
+}
+
+// Allows runs for every request to a deployment with a traffic filter.
+func TestAllowsAllocs(t *testing.T) {
+	d := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+	d.Allow = []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32", "10.0.0.0/8"}
+	tb, err := NewTable("example.test", nil, []*Deployment{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = tb.Lookup([]byte(d.ID))
+	a := netip.MustParseAddr("10.1.2.3")
+	if n := testing.AllocsPerRun(1000, func() { _ = d.Allows(a) }); n != 0 {
+		t.Errorf("Allows: %v allocations per run; want 0", n)
 	}
 }

@@ -32,6 +32,7 @@ func ParseFile(path string) (*Table, error) {
 //	  - id: 7f3a9c2e51d04b8e
 //	    kind: es
 //	    aliases: [prod-search]
+//	    allow: [203.0.113.0/24, 198.51.100.7]  # traffic filter; absent = any client
 //	    serving: {blue: 100}    # generation -> weight; weights sum > 0
 //	    instances:
 //	      - {id: i-0001, addr: 127.0.0.1:19201, zone: zone-a, generation: blue}
@@ -145,6 +146,7 @@ type depPos struct {
 	line    int            // where the deployment starts
 	fields  map[string]int // key -> line of its value
 	aliases []int
+	allow   []int
 	serving map[string]int // generation -> line
 	insts   map[*Instance]*instPos
 }
@@ -180,6 +182,8 @@ func (ps *positions) line(at ref) int {
 	switch {
 	case at.field == "aliases" && at.idx < len(dp.aliases):
 		return dp.aliases[at.idx]
+	case at.field == "allow" && at.idx < len(dp.allow):
+		return dp.allow[at.idx]
 	case at.field == "serving" && dp.serving[at.key] > 0:
 		return dp.serving[at.key]
 	}

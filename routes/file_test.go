@@ -46,6 +46,13 @@ func summarize(t *Table) string {
 			fmt.Fprintf(&b, " %s=%d", g, d.Serving[g])
 		}
 		b.WriteString("\n")
+		if len(d.AllowNets) > 0 {
+			b.WriteString("  allow")
+			for _, p := range d.AllowNets {
+				fmt.Fprintf(&b, " %s", p)
+			}
+			b.WriteString("\n")
+		}
 		for _, in := range d.Instances {
 			share := "-"
 			for i, e := range d.Eligible {

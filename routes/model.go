@@ -5,6 +5,7 @@ package routes
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -49,8 +50,15 @@ type Deployment struct {
 	Aliases   []string // reachable as "<alias>.<kind>"
 	Serving   map[string]int
 	Instances []*Instance
+	// Allow is the deployment's traffic filter: the client addresses
+	// (each an IP address or a CIDR prefix) that may reach it. Empty:
+	// every address may. A client outside it gets 403.
+	Allow []string
 
 	// Computed by NewTable.
+
+	// AllowNets is Allow parsed; nil when Allow is empty.
+	AllowNets []netip.Prefix
 
 	// Eligible lists the instances that may get new requests: generation
 	// weight > 0, not in maintenance, zone not down.
@@ -89,4 +97,20 @@ type GenerationCount struct {
 	Generation string `json:"generation"`
 	Requests   uint64 `json:"requests"`
 	Errors     uint64 `json:"errors"`
+}
+
+// Allows reports whether a client at addr may reach d: d has no traffic
+// filter, or addr is in one of its prefixes. An invalid addr (the client
+// address is not known) is allowed only where there is no filter.
+func (d *Deployment) Allows(addr netip.Addr) bool {
+	if len(d.AllowNets) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, p := range d.AllowNets {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }

@@ -11,7 +11,7 @@ import (
 // Keys of the routes file, in the order they are documented.
 var (
 	topKeys        = []string{"domain", "zones", "deployments"}
-	deploymentKeys = []string{"id", "kind", "aliases", "serving", "instances"}
+	deploymentKeys = []string{"id", "kind", "aliases", "allow", "serving", "instances"}
 	instanceKeys   = []string{"id", "addr", "zone", "generation", "maintenance"}
 )
 
@@ -158,6 +158,18 @@ func (p *parser) deployment(n *yaml.Node, i int) (*Deployment, *Error) {
 		}
 		d.Aliases = append(d.Aliases, s)
 		dp.aliases = append(dp.aliases, a.Line)
+	}
+	allow, err := p.list(f["allow"], pre+"allow")
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range allow {
+		s, err := p.str(a, pre+"allow entry")
+		if err != nil {
+			return nil, err
+		}
+		d.Allow = append(d.Allow, s)
+		dp.allow = append(dp.allow, a.Line)
 	}
 	if d.Serving, err = p.serving(f["serving"], pre, dp); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"net/netip"
 	"sort"
 	"strings"
 )
@@ -97,8 +98,23 @@ func (b *builder) finish() *Table {
 	sort.Slice(t.Deployments, func(i, j int) bool { return t.Deployments[i].ID < t.Deployments[j].ID })
 	for _, d := range t.Deployments {
 		d.computeEligible(t.Zones)
+		d.computeAllow()
 	}
 	return t
+}
+
+// computeAllow fills AllowNets from Allow, which add validated.
+func (d *Deployment) computeAllow() {
+	d.AllowNets = nil
+	if len(d.Allow) == 0 {
+		return
+	}
+	d.AllowNets = make([]netip.Prefix, 0, len(d.Allow))
+	for _, a := range d.Allow {
+		if p, err := ParseAllow(a); err == nil {
+			d.AllowNets = append(d.AllowNets, p)
+		}
+	}
 }
 
 // computeEligible fills Eligible, Weights and TotalWeight.

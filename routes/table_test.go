@@ -3,6 +3,7 @@ package routes
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"testing"
@@ -241,5 +242,71 @@ func TestNewTableDoesNotModifyItsInput(t *testing.T) {
 	}
 	if len(d.Eligible) != 1 || len(next.Deployments[0].Eligible) != 0 {
 		t.Errorf("live eligible %d, next eligible %d; want 1 and 0", len(d.Eligible), len(next.Deployments[0].Eligible))
+	}
+}
+
+func TestDeploymentAllows(t *testing.T) {
+	d := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+	d.Allow = []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32"}
+	open := dep("0c9e2b7a44f14c53", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+	tb, err := NewTable("example.test", nil, []*Deployment{d, open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, open = tb.Lookup([]byte(d.ID)), tb.Lookup([]byte(open.ID))
+	if len(d.AllowNets) != 3 || open.AllowNets != nil {
+		t.Fatalf("AllowNets = %v and %v; want 3 prefixes and nil", d.AllowNets, open.AllowNets)
+	}
+	for _, tc := range []struct {
+		addr string
+		want bool
+	}{
+		{"203.0.113.0", true},
+		{"203.0.113.255", true},
+		{"203.0.114.1", false},
+		{"198.51.100.7", true},
+		{"198.51.100.8", false},
+		{"::ffff:203.0.113.9", true}, // a v4 client on a dual-stack socket
+		{"2001:db8:1::5", true},
+		{"2001:db9::5", false},
+		{"127.0.0.1", false},
+	} {
+		a := netip.MustParseAddr(tc.addr)
+		if got := d.Allows(a); got != tc.want {
+			t.Errorf("Allows(%s) = %v; want %v", tc.addr, got, tc.want)
+		}
+		if !open.Allows(a) {
+			t.Errorf("deployment without a filter: Allows(%s) = false", tc.addr)
+		}
+	}
+	if d.Allows(netip.Addr{}) {
+		t.Error("Allows(unknown address) = true with a filter; want false")
+	}
+	if !open.Allows(netip.Addr{}) {
+		t.Error("Allows(unknown address) = false without a filter; want true")
+	}
+}
+
+func TestValidateAllow(t *testing.T) {
+	for _, tc := range []struct {
+		allow []string
+		err   string // "" for valid
+	}{
+		{[]string{"10.0.0.0/8", "::/0", "192.0.2.1", "2001:db8::1"}, ""},
+		{[]string{"10.0.0.0/8", "10.0.0.0/8"}, `allow: "10.0.0.0/8" is listed twice`},
+		{[]string{"10.0.0.1/8"}, `host bits set; the prefix is 10.0.0.0/8`},
+		{[]string{"office"}, `"office" is not an IP address or CIDR prefix`},
+		{[]string{strings.Repeat("x", 100)}, `"` + strings.Repeat("x", 61) + `..." is not`},
+		{[]string{"::ffff:192.0.2.0/120"}, `IPv4-mapped IPv6 prefix`},
+	} {
+		d := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+		d.Allow = tc.allow
+		err := ValidateDeployment(d)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("allow %q: %v; want valid", tc.allow, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrInvalid)):
+			t.Errorf("allow %q: error %v; want one containing %q", tc.allow, err, tc.err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package routes
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -36,6 +37,8 @@ const (
 //   - id: MinIDLen to MaxIDLen lowercase hex digits;
 //   - kind: a lowercase DNS label (es, kb, apm, fleet, ...);
 //   - aliases: lowercase DNS labels, each listed once;
+//   - allow: IP addresses or CIDR prefixes (no host bits set), each
+//     listed once;
 //   - serving: at least one generation; generation names are lowercase DNS
 //     labels; weights are 0 to MaxWeight and sum to more than 0;
 //   - instances: at least one; each has an id (1 to MaxInstanceIDLen of
@@ -78,6 +81,18 @@ func validateDeployment(d *Deployment) *Error {
 		for _, b := range d.Aliases[:i] {
 			if a == b {
 				return invalidf(at, "%salias %q is listed twice", p, a)
+			}
+		}
+	}
+
+	for i, a := range d.Allow {
+		at := ref{dep: d, field: "allow", idx: i}
+		if _, err := ParseAllow(a); err != nil {
+			return invalidf(at, "%sallow: %v", p, err)
+		}
+		for _, b := range d.Allow[:i] {
+			if a == b {
+				return invalidf(at, "%sallow: %q is listed twice", p, a)
 			}
 		}
 	}
@@ -289,4 +304,40 @@ func isInstanceID(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// ParseAllow parses one entry of a traffic filter: an IP address (a
+// prefix of one address) or a CIDR prefix written with no host bits set.
+// The error says what is wrong with s and does not repeat it in full
+// when it is long.
+func ParseAllow(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", clip(s))
+		}
+		if a.Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 address; write it as %s", s, a.Unmap())
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", clip(s))
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 prefix; write the IPv4 prefix", s)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set; the prefix is %s", s, m)
+	}
+	return p, nil
+}
+
+// clip shortens s for an error message.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
 }

@@ -35,6 +35,7 @@ type deploymentJSON struct {
 	ID        string         `json:"id"`
 	Kind      string         `json:"kind"`
 	Aliases   []string       `json:"aliases"`
+	Allow     []string       `json:"allow"` // traffic filter; empty: any client
 	Serving   map[string]int `json:"serving"`
 	Instances []instanceJSON `json:"instances"`
 }
@@ -117,9 +118,12 @@ func routesOut(root string, snap *zkstore.Snapshot, ids []string, invalid map[st
 	}
 	for _, id := range ids {
 		d := snap.Deployments[id]
-		dj := deploymentJSON{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Serving: d.Serving, Instances: []instanceJSON{}}
+		dj := deploymentJSON{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: []instanceJSON{}}
 		if dj.Aliases == nil {
 			dj.Aliases = []string{}
+		}
+		if dj.Allow == nil {
+			dj.Allow = []string{}
 		}
 		for _, in := range d.Instances {
 			dj.Instances = append(dj.Instances, instanceJSON{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance})
@@ -133,14 +137,15 @@ func printRoutes(w io.Writer, root string, snap *zkstore.Snapshot, ids []string,
 	fmt.Fprintf(w, "root %s  version %s  domain %s\n", root, zxid(snap.Version), orDash(snap.Domain))
 	fmt.Fprintf(w, "zones: %s\n\n", zonesLine(snap.Zones))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEPLOYMENT\tKIND\tALIASES\tSERVING\tINSTANCE\tZONE\tGENERATION\tMAINTENANCE\tADDR")
+	fmt.Fprintln(tw, "DEPLOYMENT\tKIND\tALIASES\tALLOW\tSERVING\tINSTANCE\tZONE\tGENERATION\tMAINTENANCE\tADDR")
 	for _, id := range ids {
 		d := snap.Deployments[id]
 		for i, in := range d.Instances {
 			if i == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", d.ID, d.Kind, orDash(strings.Join(d.Aliases, ",")), servingText(d.Serving))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t", d.ID, d.Kind, orDash(strings.Join(d.Aliases, ",")),
+					allowText(d.Allow), servingText(d.Serving))
 			} else {
-				fmt.Fprint(tw, "\t\t\t\t")
+				fmt.Fprint(tw, "\t\t\t\t\t")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Zone, in.Generation, yesNo(in.Maintenance), in.Addr)
 		}
@@ -167,6 +172,15 @@ func zonesLine(zones map[string]routes.ZoneState) string {
 		parts = append(parts, z+" "+zones[z].String())
 	}
 	return strings.Join(parts, ", ")
+}
+
+// allowText is a traffic filter as "10.0.0.0/8,192.0.2.7", or "any"
+// without one.
+func allowText(allow []string) string {
+	if len(allow) == 0 {
+		return "any"
+	}
+	return strings.Join(allow, ",")
 }
 
 // servingText is a serving map as "blue=90,green=10", by generation.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,11 +169,11 @@ deployments: 3 created, 0 updated, 0 unchanged, 0 deleted; zxid 0x
 	for _, line := range []string{
 		"root /yard  version 0x  domain example.test",
 		"zones: zone-c down",
-		"DEPLOYMENT                        KIND  ALIASES         SERVING                 INSTANCE  ZONE    GENERATION  MAINTENANCE  ADDR",
-		"0a1b2c3d                          apm   -               blue=1                  i-0201    zone-b  blue        no           127.0.0.1:19401",
-		"7f3a9c2e51d04b8e9a6c3d2f1e0b4a57  es    prod-search     blue=90,green=10,red=0  i-0001    zone-a  blue        no           127.0.0.1:19201",
-		"                                                                                i-0002    zone-b  blue        no           127.0.0.1:19202",
-		"c41d8e2b7a9f4063b5e1d7c2a8f93b16  kb    prod-dash,dash  green=100               i-0101    zone-a  green       no           127.0.0.1:19301",
+		"DEPLOYMENT                        KIND  ALIASES         ALLOW                 SERVING                 INSTANCE  ZONE    GENERATION  MAINTENANCE  ADDR",
+		"0a1b2c3d                          apm   -               any                   blue=1                  i-0201    zone-b  blue        no           127.0.0.1:19401",
+		"7f3a9c2e51d04b8e9a6c3d2f1e0b4a57  es    prod-search     any                   blue=90,green=10,red=0  i-0001    zone-a  blue        no           127.0.0.1:19201",
+		"                                                                                                      i-0002    zone-b  blue        no           127.0.0.1:19202",
+		"c41d8e2b7a9f4063b5e1d7c2a8f93b16  kb    prod-dash,dash  10.0.0.0/8,192.0.2.7  green=100               i-0101    zone-a  green       no           127.0.0.1:19301",
 	} {
 		if !strings.Contains(got, line+"\n") {
 			t.Errorf("routes: no line %q in\n%s", line, got)
@@ -186,6 +187,7 @@ deployments: 3 created, 0 updated, 0 unchanged, 0 deleted; zxid 0x
 		t.Fatalf("routes -o json: %v\n%s", err, out)
 	}
 	if len(rj.Deployments) != 1 || rj.Deployments[0].ID != "c41d8e2b7a9f4063b5e1d7c2a8f93b16" || len(rj.Deployments[0].Instances) != 2 ||
+		!slices.Equal(rj.Deployments[0].Allow, []string{"10.0.0.0/8", "192.0.2.7"}) ||
 		rj.Domain != "example.test" || rj.Zones["zone-c"] != "down" || rj.Version == 0 || rj.Root != "/yard" {
 		t.Errorf("routes -o json: %+v", rj)
 	}

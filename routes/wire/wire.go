@@ -32,6 +32,7 @@ type Deployment struct {
 	ID        string         `json:"id"`
 	Kind      string         `json:"kind"`
 	Aliases   []string       `json:"aliases,omitempty"`
+	Allow     []string       `json:"allow,omitempty"`
 	Serving   map[string]int `json:"serving"`
 	Instances []Instance     `json:"instances"`
 }
@@ -66,7 +67,7 @@ type Message struct {
 // EncodeDeployment returns the canonical JSON of d: fields in a fixed
 // order, serving keys sorted, instances sorted by ID.
 func EncodeDeployment(d *routes.Deployment) []byte {
-	w := Deployment{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Serving: d.Serving, Instances: make([]Instance, len(d.Instances))}
+	w := Deployment{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: make([]Instance, len(d.Instances))}
 	for i, in := range d.Instances {
 		w.Instances[i] = Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
 	}
@@ -88,7 +89,7 @@ func DecodeDeployment(b []byte) (*routes.Deployment, error) {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("wire: deployment: %w", err)
 	}
-	d := &routes.Deployment{ID: w.ID, Kind: w.Kind, Aliases: w.Aliases, Serving: w.Serving, Instances: make([]*routes.Instance, len(w.Instances))}
+	d := &routes.Deployment{ID: w.ID, Kind: w.Kind, Aliases: w.Aliases, Allow: w.Allow, Serving: w.Serving, Instances: make([]*routes.Instance, len(w.Instances))}
 	for i, in := range w.Instances {
 		d.Instances[i] = &routes.Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
 	}

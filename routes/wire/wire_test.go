@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/routes"
@@ -73,6 +75,51 @@ func TestFullThenDeltas(t *testing.T) {
 	bad.Deployments = bad.Deployments[:1]
 	if _, err := Apply(nil, bad); !errors.Is(err, ErrHashMismatch) {
 		t.Errorf("tampered full table: %v; want ErrHashMismatch", err)
+	}
+}
+
+// A deployment's traffic filter crosses the wire and the disk snapshot;
+// a deployment without one encodes as before (no allow key).
+func TestAllowRoundTrip(t *testing.T) {
+	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
+	a.Allow = []string{"10.0.0.0/8", "2001:db8::/32"}
+	b := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:2")
+	if enc := string(EncodeDeployment(b)); strings.Contains(enc, "allow") {
+		t.Errorf("deployment without a filter: %s", enc)
+	}
+	s := NewSnapshot(nil, 3, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
+	st, err := Apply(nil, decode(t, s.Full(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := st.Table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tbl.Lookup([]byte("aaaaaaaa"))
+	if !slices.Equal(got.Allow, a.Allow) || len(got.AllowNets) != 2 {
+		t.Errorf("allow after the wire: %v, %v", got.Allow, got.AllowNets)
+	}
+	if tbl.Lookup([]byte("bbbbbbbb")).AllowNets != nil {
+		t.Error("a filter appeared on a deployment without one")
+	}
+	// The filter is part of the table's hash: changing it alone is a change.
+	a2 := *a
+	a2.Allow = []string{"10.0.0.0/8"}
+	s2 := NewSnapshot(s, 4, "example.test", nil, map[string]*routes.Deployment{a.ID: &a2, b.ID: b})
+	if s2.Hash == s.Hash {
+		t.Error("a filter change left the table hash as it was")
+	}
+	// A bad filter from a route server is refused when the table is built.
+	a3 := *a
+	a3.Allow = []string{"10.0.0.1/8"}
+	s3 := NewSnapshot(nil, 5, "example.test", nil, map[string]*routes.Deployment{a.ID: &a3})
+	st3, err := Apply(nil, decode(t, s3.Full(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st3.Table(); !errors.Is(err, routes.ErrInvalid) || !strings.Contains(err.Error(), "host bits set") {
+		t.Errorf("table with a bad filter: %v; want ErrInvalid naming the host bits", err)
 	}
 }
 

@@ -324,6 +324,9 @@ func depDiff(have, want DeploymentData) []string {
 	if !slices.Equal(have.Aliases, want.Aliases) {
 		out = append(out, "aliases")
 	}
+	if !slices.Equal(have.Allow, want.Allow) {
+		out = append(out, "allow")
+	}
 	if !maps.Equal(have.Serving, want.Serving) {
 		out = append(out, "serving")
 	}

@@ -28,8 +28,10 @@ type ZoneData struct {
 
 // DeploymentData is the content of <root>/deployments/<id>.
 type DeploymentData struct {
-	Kind    string         `json:"kind"`
-	Aliases []string       `json:"aliases,omitempty"`
+	Kind    string   `json:"kind"`
+	Aliases []string `json:"aliases,omitempty"`
+	// Allow is the traffic filter (routes.Deployment.Allow).
+	Allow   []string       `json:"allow,omitempty"`
 	Serving map[string]int `json:"serving"`
 	// PreviousServing is the serving map before the last change of
 	// serving, for a rollback.
@@ -125,7 +127,7 @@ func checkTableParts(domain string, zones map[string]routes.ZoneState) error {
 // deploymentData is what a deployment's znode holds, without
 // previous_serving.
 func deploymentData(d *routes.Deployment) DeploymentData {
-	return DeploymentData{Kind: d.Kind, Aliases: slices.Clone(d.Aliases), Serving: maps.Clone(d.Serving)}
+	return DeploymentData{Kind: d.Kind, Aliases: slices.Clone(d.Aliases), Allow: slices.Clone(d.Allow), Serving: maps.Clone(d.Serving)}
 }
 
 func instanceData(in *routes.Instance) InstanceData {
@@ -135,7 +137,8 @@ func instanceData(in *routes.Instance) InstanceData {
 // sameDeployment reports whether two deployment znodes say the same,
 // previous_serving aside.
 func sameDeployment(a, b DeploymentData) bool {
-	return a.Kind == b.Kind && slices.Equal(a.Aliases, b.Aliases) && maps.Equal(a.Serving, b.Serving)
+	return a.Kind == b.Kind && slices.Equal(a.Aliases, b.Aliases) && slices.Equal(a.Allow, b.Allow) &&
+		maps.Equal(a.Serving, b.Serving)
 }
 
 // rawDeployment is a deployment's znodes as read: the deployment's data
@@ -157,7 +160,7 @@ func buildDeployment(l layout, id string, raw *rawDeployment) (*routes.Deploymen
 	if !raw.hasInsts {
 		return nil, fmt.Errorf("%w: %s: no instances znode", ErrInvalid, l.instances(id))
 	}
-	d := &routes.Deployment{ID: id, Kind: dd.Kind, Aliases: dd.Aliases, Serving: dd.Serving}
+	d := &routes.Deployment{ID: id, Kind: dd.Kind, Aliases: dd.Aliases, Allow: dd.Allow, Serving: dd.Serving}
 	ids := slices.Sorted(maps.Keys(raw.instances))
 	for _, iid := range ids {
 		var in InstanceData

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,7 +88,7 @@ func describe(d *routes.Deployment) string {
 	ins := slices.Clone(d.Instances)
 	slices.SortFunc(ins, func(a, b *routes.Instance) int { return strings.Compare(a.ID, b.ID) })
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s kind=%s aliases=%v serving=%v", d.ID, d.Kind, d.Aliases, d.Serving)
+	fmt.Fprintf(&b, "%s kind=%s aliases=%v allow=%v serving=%v", d.ID, d.Kind, d.Aliases, d.Allow, d.Serving)
 	for _, in := range ins {
 		fmt.Fprintf(&b, " [%s %s %s %s m=%v]", in.ID, in.Addr, in.Zone, in.Generation, in.Maintenance)
 	}
@@ -277,6 +278,70 @@ deployments:
 	}
 	if res.Zxid == 0 {
 		t.Error("prune: no zxid")
+	}
+}
+
+// A traffic filter is stored in the deployment znode; a change of it alone
+// is an update named "allow", and removing it leaves no allow key.
+func TestApplyAllow(t *testing.T) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	withAllow := func(allow string) *routes.Table {
+		return parseString(t, `domain: example.test
+deployments:
+  - id: aaaaaaaa
+    kind: es
+    `+allow+`
+    serving: {blue: 100}
+    instances:
+      - {id: i-1, addr: 127.0.0.1:1001, zone: zone-a, generation: blue}
+`)
+	}
+	if _, err := s.Apply(ctx, withAllow("allow: [10.0.0.0/8, 192.0.2.7]"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dp := s.Root() + "/deployments/aaaaaaaa"
+	if got := get(t, conn, dp); got != `{"kind":"es","allow":["10.0.0.0/8","192.0.2.7"],"serving":{"blue":100}}` {
+		t.Errorf("deployment znode: %s", got)
+	}
+	res, err := s.Apply(ctx, withAllow("allow: [10.0.0.0/8]"), ApplyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Changes) != 1 || res.Changes[0].String() != "updated deployment aaaaaaaa (allow)" {
+		t.Errorf("changes: %+v", res.Changes)
+	}
+	snap, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := snap.Table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := tb.Lookup([]byte("aaaaaaaa"))
+	if !d.Allows(netip.MustParseAddr("10.9.9.9")) || d.Allows(netip.MustParseAddr("192.0.2.7")) {
+		t.Errorf("table from the store: AllowNets %v", d.AllowNets)
+	}
+	if _, err := s.Apply(ctx, withAllow(""), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, conn, dp); got != `{"kind":"es","serving":{"blue":100}}` {
+		t.Errorf("deployment znode without a filter: %s", got)
+	}
+
+	// A bad filter written to the store by hand is rejected with the
+	// deployment, whose znode it names.
+	if _, err := conn.Set(dp, []byte(`{"kind":"es","allow":["10.0.0.1/8"],"serving":{"blue":100}}`), -1); err != nil {
+		t.Fatal(err)
+	}
+	snap, err = s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := snap.Invalid["aaaaaaaa"]; !strings.Contains(fmt.Sprint(msg), dp) || !strings.Contains(fmt.Sprint(msg), "host bits set") {
+		t.Errorf("invalid: %v", snap.Invalid)
 	}
 }
 
