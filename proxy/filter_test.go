@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -27,25 +26,6 @@ func clientFrom(src string) *http.Client {
 	}}
 }
 
-func doFrom(t *testing.T, c *http.Client, url string, kv ...string) (int, string, http.Header) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	for i := 0; i+1 < len(kv); i += 2 {
-		if strings.EqualFold(kv[i], "Host") {
-			req.Host = kv[i+1]
-		} else {
-			req.Header.Set(kv[i], kv[i+1])
-		}
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), resp.Header
-}
-
 // A deployment with a traffic filter answers only the clients in it; the
 // others get 403 with the body of DESIGN.md, and no instance sees them.
 func TestTrafficFilter(t *testing.T) {
@@ -62,7 +42,7 @@ func TestTrafficFilter(t *testing.T) {
 	))
 	from1, from2 := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
 
-	status, body, h := doFrom(t, from1, p.url+"/_search", "X-Found-Cluster", depA)
+	status, body, h := getVia(t, from1, p.url+"/_search", "X-Found-Cluster", depA)
 	if status != 403 || body != `{"ok":false,"message":"Forbidden"}` {
 		t.Errorf("from 127.0.0.1 to the filtered deployment: %d %s; want 403 Forbidden", status, body)
 	}
@@ -71,16 +51,16 @@ func TestTrafficFilter(t *testing.T) {
 	}
 	// By alias in the Host name too; a forged X-Forwarded-For from an
 	// untrusted peer changes nothing.
-	if status, _, _ := doFrom(t, from1, p.url+"/", "Host", "prod-search.es.example.test", "X-Forwarded-For", "127.0.0.2"); status != 403 {
+	if status, _, _ := getVia(t, from1, p.url+"/", "Host", "prod-search.es.example.test", "X-Forwarded-For", "127.0.0.2"); status != 403 {
 		t.Errorf("by alias, with a forged X-Forwarded-For: %d; want 403", status)
 	}
 	if a.hits.Load() != 0 {
 		t.Errorf("the instance got %d requests from refused clients", a.hits.Load())
 	}
-	if status, body, _ := doFrom(t, from2, p.url+"/_search", "X-Found-Cluster", depA); status != 200 || !strings.Contains(body, `"instance":"a-1"`) {
+	if status, body, _ := getVia(t, from2, p.url+"/_search", "X-Found-Cluster", depA); status != 200 || !strings.Contains(body, `"instance":"a-1"`) {
 		t.Errorf("from 127.0.0.2: %d %s; want 200 from a-1", status, body)
 	}
-	if status, _, _ := doFrom(t, from1, p.url+"/", "X-Found-Cluster", depB); status != 200 {
+	if status, _, _ := getVia(t, from1, p.url+"/", "X-Found-Cluster", depB); status != 200 {
 		t.Errorf("from 127.0.0.1 to the deployment without a filter: %d; want 200", status)
 	}
 	if got := metricValue(t, p, "switchyard_forbidden_total"); got != 2 {
@@ -91,7 +71,7 @@ func TestTrafficFilter(t *testing.T) {
 	p.Apply(mustTable(t,
 		&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}}))
-	if status, _, _ := doFrom(t, from1, p.url+"/", "X-Found-Cluster", depA); status != 200 {
+	if status, _, _ := getVia(t, from1, p.url+"/", "X-Found-Cluster", depA); status != 200 {
 		t.Errorf("after the filter was removed: %d; want 200", status)
 	}
 
@@ -151,7 +131,7 @@ func TestTrafficFilterBehindTrustedProxy(t *testing.T) {
 		if tc.xff != "" {
 			kv = append(kv, "X-Forwarded-For", tc.xff)
 		}
-		if status, body, _ := doFrom(t, tc.c, p.url+"/", kv...); status != tc.status {
+		if status, body, _ := getVia(t, tc.c, p.url+"/", kv...); status != tc.status {
 			t.Errorf("%s (X-Forwarded-For %q): %d %s; want %d", tc.name, tc.xff, status, body, tc.status)
 		}
 	}

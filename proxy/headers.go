@@ -241,13 +241,8 @@ func filterAddr(h *fasthttp.RequestHeader, peer netip.Addr, trust []netip.Prefix
 	xff := h.Peek(hdrForwardedFor)
 	var last []byte
 	for len(xff) > 0 {
-		i := bytes.LastIndexByte(xff, ',')
-		tok := bytes.TrimSpace(xff[i+1:])
-		if i < 0 {
-			xff = nil
-		} else {
-			xff = xff[:i]
-		}
+		var tok []byte
+		tok, xff = popLast(xff)
 		if len(tok) == 0 {
 			continue
 		}
@@ -268,17 +263,21 @@ func filterAddr(h *fasthttp.RequestHeader, peer netip.Addr, trust []netip.Prefix
 	return a.Unmap()
 }
 
+// popLast splits the last element, trimmed, off a comma-separated list.
+func popLast(list []byte) (last, rest []byte) {
+	i := bytes.LastIndexByte(list, ',')
+	if i < 0 {
+		return bytes.TrimSpace(list), nil
+	}
+	return bytes.TrimSpace(list[i+1:]), list[:i]
+}
+
 // rightmostUntrusted walks an X-Forwarded-For list from the right and
 // returns the first address that is not a trusted proxy.
 func rightmostUntrusted(list []byte, trust []netip.Prefix) []byte {
 	for len(list) > 0 {
-		i := bytes.LastIndexByte(list, ',')
-		tok := bytes.TrimSpace(list[i+1:])
-		if i < 0 {
-			list = nil
-		} else {
-			list = list[:i]
-		}
+		var tok []byte
+		tok, list = popLast(list)
 		a, err := netip.ParseAddr(stringOf(tok))
 		if err != nil || !trusted(trust, a.Unmap()) {
 			return tok

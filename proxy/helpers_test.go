@@ -196,6 +196,12 @@ var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 // get sends a GET with optional header pairs and returns status, body, headers.
 func get(t *testing.T, url string, kv ...string) (int, string, http.Header) {
 	t.Helper()
+	return getVia(t, client, url, kv...)
+}
+
+// getVia is get with the client c.
+func getVia(t *testing.T, c *http.Client, url string, kv ...string) (int, string, http.Header) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	for i := 0; i+1 < len(kv); i += 2 {
 		if strings.EqualFold(kv[i], "Host") {
@@ -204,7 +210,7 @@ func get(t *testing.T, url string, kv ...string) (int, string, http.Header) {
 			req.Header.Set(kv[i], kv[i+1])
 		}
 	}
-	resp, err := client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
