@@ -67,6 +67,14 @@ type Config struct {
 	// their request ends. Default 30s.
 	RetireGrace time.Duration
 
+	// IdleNap, when above 0, turns on idle naps: while under load the
+	// proxy handles requests in small batches, it sleeps this long
+	// between them instead of blocking in epoll_wait, so that the next
+	// requests arrive without a wake-up from another CPU (see
+	// idlenap.go). Meant for a proxy on one CPU (GOMAXPROCS=1). At most
+	// MaxIdleNap. Default 0: off.
+	IdleNap time.Duration
+
 	// TunnelIdleTimeout ends an upgraded connection (WebSocket) when no
 	// byte has passed either way for this long. Default 1h; negative:
 	// never.

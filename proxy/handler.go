@@ -61,6 +61,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x.s, x.start, x.backend = s, ctx.Time(), -1
 	s.metrics.inFlight.Inc()
 	s.budget.active.Add(1)
+	if s.nap != nil {
+		s.nap.note(x.start.UnixNano())
+	}
 	id := s.ids.next(&x.idBuf)
 	if x.serve(ctx, id) {
 		return // finished by CloseWithError once the body is written

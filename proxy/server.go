@@ -42,6 +42,7 @@ type Server struct {
 	gens      genStats
 	tracker   zones.Tracker // the picker's, if it tracks requests
 	tunnels   tunnelSet
+	nap       *idleNapper // nil unless Config.IdleNap
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -73,6 +74,9 @@ var _ routes.Sink = (*Server)(nil)
 // New builds a Server. It opens the access log but binds nothing until Run.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	if cfg.IdleNap < 0 || cfg.IdleNap > MaxIdleNap {
+		return nil, fmt.Errorf("proxy: idle nap %v: want 0 (off) to %v", cfg.IdleNap, MaxIdleNap)
+	}
 	alog, err := accesslog.New(cfg.AccessLog)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: access log: %w", err)
@@ -219,6 +223,22 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.addr = ln.Addr()
 	errc := make(chan error, 2)
+	if s.cfg.IdleNap > 0 {
+		n, err := newIdleNapper(s.cfg.IdleNap)
+		if err != nil {
+			ln.Close()
+			if aln != nil {
+				aln.Close()
+			}
+			return err
+		}
+		s.nap = n
+		go n.run()
+		defer func() {
+			n.close()
+			s.log.Debug("idle naps", "naps", n.naps.Load(), "parks", n.parks.Load())
+		}()
+	}
 	go func() { errc <- s.srv.Serve(clientconn.Listen(ln, s.cfg.ClientIdleTimeout)) }()
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,7 @@ func TestFlagsSetFields(t *testing.T) {
 		{[]string{"--route-servers", "http://a:1", "--cache-dir", "/var/cache/switchyard"}, func(s *settings) any { return s.cacheDir }, "/var/cache/switchyard"},
 		{[]string{"--routes-file", "r.yaml", "--proxy-id", "proxy-7"}, func(s *settings) any { return s.proxyID }, "proxy-7"},
 		{[]string{"--retire-grace", "5s"}, func(s *settings) any { return s.cfg.RetireGrace }, 5 * time.Second},
+		{[]string{"--idle-nap", "0"}, func(s *settings) any { return s.cfg.IdleNap }, time.Duration(0)},
 		{[]string{"--tunnel-idle-timeout", "10m"}, func(s *settings) any { return s.cfg.TunnelIdleTimeout }, 10 * time.Minute},
 		{[]string{"--tunnel-idle-timeout", "0"}, func(s *settings) any { return s.cfg.TunnelIdleTimeout }, time.Duration(-1)},
 		{[]string{"--panic-threshold", "0.3"}, func(s *settings) any { return s.balancer.PanicThreshold }, 0.3},
@@ -119,6 +121,24 @@ func TestFlagsSetFields(t *testing.T) {
 		if !covered[o.name] {
 			t.Errorf("flag --%s has no case", o.name)
 		}
+	}
+}
+
+// --idle-nap holds the one processor while it sleeps: it is refused
+// unless the proxy runs on one (GOMAXPROCS=1).
+func TestIdleNapNeedsOneCPU(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	_, err := parseProxyArgs([]string{"--routes-file", "r.yaml", "--idle-nap", "30us"})
+	if err == nil || err.Error() != "--idle-nap: only for a proxy on one CPU: run with GOMAXPROCS=1 (it is 2)" {
+		t.Errorf("GOMAXPROCS=2: %v", err)
+	}
+	runtime.GOMAXPROCS(1)
+	s, err := parseProxyArgs([]string{"--routes-file", "r.yaml", "--idle-nap", "30us"})
+	if err != nil || s.cfg.IdleNap != 30*time.Microsecond {
+		t.Errorf("GOMAXPROCS=1: %v, %v", err, s)
+	}
+	if _, err := parseProxyArgs([]string{"--routes-file", "r.yaml", "--idle-nap", "2ms"}); err == nil || !strings.Contains(err.Error(), "at most 1ms") {
+		t.Errorf("2ms: %v", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -131,6 +132,19 @@ var proxyOptions = []*option{
 			}
 			if s.cfg.TunnelIdleTimeout == 0 {
 				s.cfg.TunnelIdleTimeout = -1 // never
+			}
+			return nil
+		}},
+	{name: "idle-nap", arg: "DURATION", usage: "under load, sleep this long between small batches of requests instead of waiting to be woken (fewer wake-ups, at most this much added latency); only with GOMAXPROCS=1; 0: off (default 0, at most 1ms)",
+		set: func(s *settings, v string) error {
+			if err := setDuration(&s.cfg.IdleNap, v); err != nil {
+				return err
+			}
+			if s.cfg.IdleNap > proxy.MaxIdleNap {
+				return fmt.Errorf("invalid duration %q: at most %v", v, proxy.MaxIdleNap)
+			}
+			if n := runtime.GOMAXPROCS(0); s.cfg.IdleNap > 0 && n != 1 {
+				return fmt.Errorf("only for a proxy on one CPU: run with GOMAXPROCS=1 (it is %d)", n)
 			}
 			return nil
 		}},

@@ -54,6 +54,7 @@ type options struct {
 	loadCPU     int
 	quick       bool
 	keep        bool
+	syFlags     []string // extra flags for switchyard proxy
 	args        []string // as given, for the report
 }
 
@@ -104,6 +105,8 @@ func parseArgs(args []string) (*options, error) {
 	fs.IntVar(&o.proxyCPU, "proxy-cpu", 0, "CPU of the proxy under test")
 	fs.IntVar(&o.loadCPU, "load-cpu", 1, "CPU of the backend, the load generators and peerbench")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 round, 2s wrk runs, 1s p99 runs (explicit flags win)")
+	var syFlags string
+	fs.StringVar(&syFlags, "switchyard-flags", "", `extra flags for "switchyard proxy", space-separated (e.g. "--idle-nap 30us")`)
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./tools/peerbench [flags]")
@@ -115,6 +118,7 @@ func parseArgs(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.syFlags = strings.Fields(syFlags)
 	if o.quick {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +262,9 @@ func TestParseArgs(t *testing.T) {
 	}
 	if got := o.scenarios[0].rate(o); got != 200 {
 		t.Errorf("1m rate = %v; want 200", got)
+	}
+	if o, err := parseArgs([]string{"-switchyard-flags", " --idle-nap  30us "}); err != nil || !slices.Equal(o.syFlags, []string{"--idle-nap", "30us"}) {
+		t.Errorf("-switchyard-flags: %v, %q", err, o.syFlags)
 	}
 	for _, bad := range [][]string{
 		{"-scenarios", "nope"}, {"-targets", "envoy"}, {"-rounds", "0"},

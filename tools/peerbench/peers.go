@@ -203,6 +203,7 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 			"--admin-listen", "127.0.0.1:" + strconv.Itoa(admin),
 			"--access-log", "/dev/null",
 			"--drain-delay", "1ms", "--shutdown-timeout", "1s"}
+		spec.argv = append(spec.argv, b.o.syFlags...)
 		spec.env = []string{"GOMAXPROCS=1"}
 	default:
 		return nil, "", fmt.Errorf("unknown target %q", target)

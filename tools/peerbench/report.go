@@ -138,7 +138,11 @@ func (b *bench) report() string {
 		haproxy = "not run"
 	}
 	p("Machine: %d CPUs, %s; Linux %s; %s; nginx %s; HAProxy %s; wrk %s; Switchyard at %s. ", m.cpus, m.model, m.kernel, m.goVersion, m.nginx, haproxy, m.wrk, m.revision)
-	p("The proxy under test runs alone on CPU %d (Switchyard with GOMAXPROCS=1, nginx with 1 worker, HAProxy with 1 thread); the nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, o.loadCPU)
+	syWith := "GOMAXPROCS=1"
+	if len(o.syFlags) > 0 {
+		syWith += " and `" + strings.Join(o.syFlags, " ") + "`"
+	}
+	p("The proxy under test runs alone on CPU %d (Switchyard with %s, nginx with 1 worker, HAProxy with 1 thread); the nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, o.loadCPU)
 	p("Goal: at one core, Switchyard's CPU per request ≤ %.2f× HAProxy's and its req/s ≥ %.2f× HAProxy's.\n\n", goalCPURatio, goalRPSRatio)
 
 	p("Scenarios:\n\n")

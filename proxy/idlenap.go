@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Idle naps (Config.IdleNap): interrupt coalescing for a proxy on one CPU.
+//
+// With GOMAXPROCS=1, when the Go scheduler runs out of goroutines it
+// blocks its thread in epoll_wait. The next packet for the proxy then
+// wakes that thread from another CPU, which on a virtual machine costs
+// the waking CPU an inter-processor interrupt (a trip through the
+// hypervisor) and the proxy's CPU an idle exit and a context switch. Under
+// load with the proxy not saturated, that happens for most requests: the
+// proxy handles one or two, sleeps, and is woken again (docs/benchmarks.md,
+// "Idle naps").
+//
+// The napper is a goroutine that the scheduler runs when it has nothing
+// else to do: it waits on an eventfd that it makes readable (an edge)
+// just before it parks, so the scheduler's next network poll, made when
+// its run queue is empty, returns it with whatever sockets became ready.
+// If the last two of these cycles each started between 1 and
+// napMaxBatch requests, it sleeps for the nap (nanosleep, holding the
+// processor, so the scheduler cannot block in epoll_wait meanwhile), and
+// the requests and responses that arrive during the nap are collected by
+// one poll afterwards: fewer, larger batches, and no wake-up interrupts.
+// Otherwise it yields at once. After napIdleCycles cycles without a new
+// request it stops arming itself and waits until a request arrives, so an
+// idle or lightly loaded proxy blocks in epoll_wait as usual and answers
+// without added delay.
+//
+// A request may wait up to the nap (plus the kernel's timer slack) for
+// the proxy to see it; a saturated proxy (large batches) does not nap.
+type idleNapper struct {
+	f   *os.File // the eventfd, registered with the runtime's poller
+	rc  syscall.RawConn
+	efd uintptr
+	nap syscall.Timespec
+
+	work   atomic.Uint64 // requests started (note)
+	lastAt atomic.Int64  // when the last one started, Unix ns
+	parked atomic.Bool   // waiting for a request, not armed
+	closed atomic.Bool
+
+	naps, parks atomic.Uint64 // for tests and the log
+	done        chan struct{} // closed when run returns
+}
+
+const (
+	// napMaxBatch: a cycle that started more requests than this is a
+	// batch already; the proxy is busy enough without a nap.
+	napMaxBatch = 3
+	// napQuietAfter: with no new request for this long, the napper
+	// waits for one instead of napping.
+	napQuietAfter = 200 * time.Microsecond
+	// MaxIdleNap bounds Config.IdleNap.
+	MaxIdleNap = time.Millisecond
+)
+
+const (
+	efdNonblock     = 0x800   // EFD_NONBLOCK
+	efdCloexec      = 0x80000 // EFD_CLOEXEC
+	prSetTimerslack = 29      // PR_SET_TIMERSLACK
+)
+
+var errIdleNap = errors.New("proxy: idle nap: eventfd")
+
+func newIdleNapper(d time.Duration) (*idleNapper, error) {
+	fd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, efdNonblock|efdCloexec, 0)
+	if e != 0 {
+		return nil, errors.Join(errIdleNap, e)
+	}
+	f := os.NewFile(fd, "idle-nap") // non-blocking: pollable
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, errors.Join(errIdleNap, err)
+	}
+	return &idleNapper{f: f, rc: rc, efd: fd, nap: syscall.NsecToTimespec(int64(d)), done: make(chan struct{})}, nil
+}
+
+var eventOne = [8]byte{1}
+
+// arm makes the eventfd readable: an edge for the poller.
+func (n *idleNapper) arm() {
+	syscall.RawSyscall(syscall.SYS_WRITE, n.efd, uintptr(unsafe.Pointer(&eventOne[0])), 8)
+}
+
+// disarm empties the eventfd, so that the next arm is an edge.
+func (n *idleNapper) disarm() {
+	var b [8]byte
+	syscall.RawSyscall(syscall.SYS_READ, n.efd, uintptr(unsafe.Pointer(&b[0])), 8)
+}
+
+// note counts a request that started at (Unix ns), and wakes a napper
+// that waits for one.
+func (n *idleNapper) note(at int64) {
+	n.work.Add(1)
+	n.lastAt.Store(at)
+	if n.parked.Load() && n.parked.CompareAndSwap(true, false) {
+		n.arm()
+	}
+}
+
+// close ends run.
+func (n *idleNapper) close() {
+	n.closed.Store(true)
+	n.f.Close() // a parked wait returns os.ErrClosed
+}
+
+// run is the napper's loop; it returns after close.
+func (n *idleNapper) run() {
+	defer close(n.done)
+	// The kernel lengthens a sleep by the thread's timer slack (50 µs by
+	// default): ask for 1 µs on the thread this starts on.
+	syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, 1000, 0)
+	var last uint64
+	for !n.closed.Load() {
+		// Let the goroutines that the same poll made ready run first.
+		runtime.Gosched()
+		w := n.work.Load()
+		batch := w - last
+		last = w
+		n.disarm()
+		wait := false // for a request, instead of arming now
+		switch {
+		case time.Now().UnixNano()-n.lastAt.Load() > int64(napQuietAfter):
+			// Quiet: wait for a request (note arms the eventfd).
+			n.parks.Add(1)
+			n.parked.Store(true)
+			if n.work.Load() != last {
+				n.parked.CompareAndSwap(true, false) // one came in between
+			}
+			wait = true
+		case batch <= napMaxBatch:
+			n.naps.Add(1)
+			syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&n.nap)), 0, 0)
+		}
+		// Park until the poller reports the eventfd readable. The edge is
+		// made inside the read, after the runtime has reset the
+		// descriptor's readiness: an edge made before could be reported
+		// (by another poller, or the monitor thread's) and then reset,
+		// and the napper would wait for good.
+		first := true
+		if err := n.rc.Read(func(uintptr) bool {
+			if !first {
+				return true
+			}
+			first = false
+			if wait {
+				return !n.parked.Load() // false: note will arm
+			}
+			n.arm()
+			return false
+		}); err != nil {
+			return // closed
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/loadtest"
+	"github.com/switchyard/switchyard/routes"
+)
+
+// With idle naps on, every request under load is answered, the napper
+// naps while requests come in small batches, waits (does not spin) when
+// they stop, wakes for the next request, and ends with the server.
+func TestIdleNap(t *testing.T) {
+	b := startBackend(t, "b", nil)
+	cfg := Config{IdleNap: 30 * time.Microsecond}
+	cfg.AccessLog.Off = true
+	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
+	n := p.nap
+	if n == nil {
+		t.Fatal("no napper with IdleNap set")
+	}
+
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{
+		URL: p.url + "/", Header: http.Header{"X-Found-Cluster": {depA}},
+		Connections: 8, Duration: 1500 * time.Millisecond, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completed == 0 || rep.Status[200] != rep.Completed || len(rep.Errors) != 0 {
+		t.Fatalf("under load: %d completed, status %v, errors %v; want all 200", rep.Completed, rep.Status, rep.Errors)
+	}
+	if n.naps.Load() == 0 {
+		t.Errorf("no nap during %d requests in small batches", rep.Completed)
+	}
+
+	// Quiet: the napper waits for a request instead of napping on.
+	deadline := time.Now().Add(10 * time.Second)
+	for !n.parked.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the napper did not stop napping once requests stopped: %d naps, %d parks", n.naps.Load(), n.parks.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	naps, parks := n.naps.Load(), n.parks.Load()
+	time.Sleep(100 * time.Millisecond)
+	if got := n.naps.Load(); got != naps {
+		t.Errorf("%d naps in 100 ms without a request; want none", got-naps)
+	}
+	if status, _, _ := get(t, p.url+"/", "X-Found-Cluster", depA); status != 200 {
+		t.Fatalf("request after the quiet time: %d", status)
+	}
+	for n.parks.Load() == parks {
+		if time.Now().After(deadline) {
+			t.Fatal("the napper did not wake for a request and wait again")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	p.stop(t)
+	select {
+	case <-n.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the napper still runs after the server stopped")
+	}
+}
+
+func TestIdleNapBounds(t *testing.T) {
+	for _, d := range []time.Duration{-time.Microsecond, MaxIdleNap + 1} {
+		if _, err := New(Config{IdleNap: d, AccessLog: accessLogDiscard(), Logger: discardLogger()}); err == nil {
+			t.Errorf("New with IdleNap %v: no error", d)
+		}
+	}
+}
