@@ -23,17 +23,17 @@ import (
 //
 // The napper is a goroutine that the scheduler runs when it has nothing
 // else to do: it waits on an eventfd that it makes readable (an edge)
-// just before it parks, so the scheduler's next network poll, made when
+// as it parks, so the scheduler's next network poll, made when
 // its run queue is empty, returns it with whatever sockets became ready.
-// If the last two of these cycles each started between 1 and
-// napMaxBatch requests, it sleeps for the nap (nanosleep, holding the
-// processor, so the scheduler cannot block in epoll_wait meanwhile), and
-// the requests and responses that arrive during the nap are collected by
-// one poll afterwards: fewer, larger batches, and no wake-up interrupts.
-// Otherwise it yields at once. After napIdleCycles cycles without a new
-// request it stops arming itself and waits until a request arrives, so an
-// idle or lightly loaded proxy blocks in epoll_wait as usual and answers
-// without added delay.
+// If a request started within the last napQuietAfter and the last cycle
+// started at most napMaxBatch requests, it sleeps for the nap
+// (nanosleep, holding the processor, so the scheduler cannot block in
+// epoll_wait meanwhile), and the requests and responses that arrive
+// during the nap are collected by one poll afterwards: fewer, larger
+// batches, and no wake-up interrupts. After a larger batch it yields at
+// once. After napQuietAfter without a new request it stops arming itself
+// and waits until a request arrives (note), so an idle or lightly loaded
+// proxy blocks in epoll_wait as usual.
 //
 // A request may wait up to the nap (plus the kernel's timer slack) for
 // the proxy to see it; a saturated proxy (large batches) does not nap.
