@@ -200,6 +200,9 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	}
 	x.backend = x.uresp.Received.Sub(x.uresp.Sent)
 	s.metrics.upstreamDuration.Observe(x.backend.Seconds())
+	if s.nap != nil {
+		s.nap.active(x.uresp.Received.UnixNano())
+	}
 
 	rh := &resp.Header
 	rh.ResetConnectionClose()

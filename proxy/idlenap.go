@@ -25,15 +25,18 @@ import (
 // else to do: it waits on an eventfd that it makes readable (an edge)
 // as it parks, so the scheduler's next network poll, made when
 // its run queue is empty, returns it with whatever sockets became ready.
-// If a request started within the last napQuietAfter and the last cycle
-// started at most napMaxBatch requests, it sleeps for the nap
-// (nanosleep, holding the processor, so the scheduler cannot block in
-// epoll_wait meanwhile), and the requests and responses that arrive
+// If a request started or an instance's response arrived within the last
+// napQuietAfter, and the last cycle started at most napMaxBatch requests,
+// it sleeps for the nap (nanosleep, holding the processor, so the
+// scheduler cannot block in epoll_wait meanwhile), and the requests and responses that arrive
 // during the nap are collected by one poll afterwards: fewer, larger
 // batches, and no wake-up interrupts. After a larger batch it yields at
-// once. After napQuietAfter without a new request it stops arming itself
-// and waits until a request arrives (note), so an idle or lightly loaded
-// proxy blocks in epoll_wait as usual.
+// once. After napQuietAfter with neither it stops arming itself and waits
+// until a request or a response arrives (note, active), so an idle proxy
+// blocks in epoll_wait as usual. Responses count because under load the
+// requests pause while the clients wait for them: counting requests
+// alone, the napper parked in those pauses and every response woke the
+// proxy again.
 //
 // A request may wait up to the nap (plus the kernel's timer slack) for
 // the proxy to see it; a saturated proxy (large batches) does not nap.
@@ -44,7 +47,7 @@ type idleNapper struct {
 	nap syscall.Timespec
 
 	work   atomic.Uint64 // requests started (note)
-	lastAt atomic.Int64  // when the last one started, Unix ns
+	lastAt atomic.Int64  // when the last one started or had its response, Unix ns
 	parked atomic.Bool   // waiting for a request, not armed
 	closed atomic.Bool
 
@@ -56,9 +59,9 @@ const (
 	// napMaxBatch: a cycle that started more requests than this is a
 	// batch already; the proxy is busy enough without a nap.
 	napMaxBatch = 3
-	// napQuietAfter: with no new request for this long, the napper
-	// waits for one instead of napping.
-	napQuietAfter = 200 * time.Microsecond
+	// napQuietAfter: with no new request or response for this long, the
+	// napper waits for one instead of napping.
+	napQuietAfter = 100 * time.Microsecond
 	// MaxIdleNap bounds Config.IdleNap.
 	MaxIdleNap = time.Millisecond
 )
@@ -103,6 +106,19 @@ func (n *idleNapper) disarm() {
 func (n *idleNapper) note(at int64) {
 	n.work.Add(1)
 	n.lastAt.Store(at)
+	if n.parked.Load() && n.parked.CompareAndSwap(true, false) {
+		n.arm()
+	}
+}
+
+// active records other work at (Unix ns): an instance's response that
+// arrived. Responses keep the napper napping while requests pause (the
+// clients wait for them), so that the responses still on their way are
+// collected by naps too rather than each waking the proxy.
+func (n *idleNapper) active(at int64) {
+	if at > n.lastAt.Load() {
+		n.lastAt.Store(at)
+	}
 	if n.parked.Load() && n.parked.CompareAndSwap(true, false) {
 		n.arm()
 	}

@@ -76,3 +76,49 @@ func TestIdleNapBounds(t *testing.T) {
 		}
 	}
 }
+
+// An instance's response counts as work: a napper that parked while a
+// request waited for its instance wakes when the response arrives and
+// naps again,
+// since more responses (and the clients' next requests) are likely to
+// follow.
+func TestIdleNapWakesForResponses(t *testing.T) {
+	release := make(chan struct{})
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Write([]byte("ok"))
+	})
+	cfg := Config{IdleNap: 30 * time.Microsecond}
+	cfg.AccessLog.Off = true
+	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
+	n := p.nap
+
+	done := make(chan int, 1)
+	go func() {
+		status, _, _ := get(t, p.url+"/", "X-Found-Cluster", depA)
+		done <- status
+	}()
+	// The request is with the instance; with nothing else going on the
+	// napper parks.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.hits.Load() == 0 || !n.parked.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the napper did not park while the request waited: %d hits, %d parks", b.hits.Load(), n.parks.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Woken, it naps, or (if the wake came later than napQuietAfter, as
+	// under the race detector it may) parks anew: either way it ran.
+	cycles := n.naps.Load() + n.parks.Load()
+	close(release)
+	if status := <-done; status != 200 {
+		t.Fatalf("status %d; want 200", status)
+	}
+	for n.naps.Load()+n.parks.Load() == cycles {
+		if time.Now().After(deadline) {
+			t.Fatal("the napper stayed parked after the instance's response")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -141,7 +141,7 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 	}
 	b.clk = clockTicks(ctx, b.procs)
 	b.machine = b.describeMachine(ctx)
-	if b.hasTarget("switchyard") {
+	if b.hasTarget("switchyard") || b.hasTarget("switchyard-nap") {
 		if err := b.buildSwitchyard(ctx); err != nil {
 			return err
 		}

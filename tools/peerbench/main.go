@@ -4,7 +4,8 @@
 //
 // It starts an nginx backend, then runs every scenario (a small body, 4 KiB,
 // 1 MiB, 1000 deployments with random keys) against every target (direct to
-// the backend, nginx as a proxy, HAProxy, Switchyard) in interleaved rounds,
+// the backend, nginx as a proxy, HAProxy, Switchyard, and Switchyard with
+// idle naps) in interleaved rounds,
 // so that drift of the machine hits all targets alike. The proxy under test
 // runs alone on one CPU; the backend, the load generators and peerbench
 // itself share the other. Each run measures closed-loop throughput with wrk,
@@ -17,8 +18,9 @@
 // install nginx-light, haproxy and wrk first when they are missing):
 //
 //	go run ./tools/peerbench [-rounds 3] [-duration 10s] [-rate 5000]
-//	    [-scenarios small,4k,1m,keys1000] [-targets direct,nginx,haproxy,switchyard]
-//	    [-out docs/benchmarks.md | -out -] [-quick]
+//	    [-scenarios small,4k,1m,keys1000]
+//	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] [-nap 30us]
+//	    [-switchyard-flags "..."] [-out docs/benchmarks.md | -out -] [-quick]
 //
 // With -out FILE only the part of FILE between the peerbench markers is
 // rewritten; the rest is kept. Every process peerbench starts runs in its
@@ -54,8 +56,9 @@ type options struct {
 	loadCPU     int
 	quick       bool
 	keep        bool
-	syFlags     []string // extra flags for switchyard proxy
-	args        []string // as given, for the report
+	syFlags     []string      // extra flags for switchyard proxy
+	nap         time.Duration // --idle-nap of the switchyard-nap target
+	args        []string      // as given, for the report
 }
 
 func main() {
@@ -107,6 +110,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 1 round, 2s wrk runs, 1s p99 runs (explicit flags win)")
 	var syFlags string
 	fs.StringVar(&syFlags, "switchyard-flags", "", `extra flags for "switchyard proxy", space-separated (e.g. "--idle-nap 30us")`)
+	fs.DurationVar(&o.nap, "nap", 30*time.Microsecond, `--idle-nap of the "switchyard-nap" target`)
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./tools/peerbench [flags]")
@@ -147,6 +151,8 @@ func parseArgs(args []string) (*options, error) {
 		return nil, fmt.Errorf("-rate %v: want at least 25", o.rate)
 	case o.connections < 1:
 		return nil, fmt.Errorf("-connections %d: want at least 1", o.connections)
+	case o.nap <= 0 || o.nap > time.Millisecond:
+		return nil, fmt.Errorf("-nap %v: want above 0 and at most 1ms", o.nap)
 	case o.proxyCPU == o.loadCPU || o.proxyCPU < 0 || o.loadCPU < 0:
 		return nil, fmt.Errorf("-proxy-cpu %d, -load-cpu %d: want two different CPUs", o.proxyCPU, o.loadCPU)
 	}

@@ -266,8 +266,12 @@ func TestParseArgs(t *testing.T) {
 	if o, err := parseArgs([]string{"-switchyard-flags", " --idle-nap  30us "}); err != nil || !slices.Equal(o.syFlags, []string{"--idle-nap", "30us"}) {
 		t.Errorf("-switchyard-flags: %v, %q", err, o.syFlags)
 	}
+	if o, err := parseArgs([]string{"-nap", "50us"}); err != nil || o.nap != 50*time.Microsecond || !slices.Contains(o.targets, "switchyard-nap") {
+		t.Errorf("-nap 50us: %v, %v, targets %v", err, o.nap, o.targets)
+	}
 	for _, bad := range [][]string{
 		{"-scenarios", "nope"}, {"-targets", "envoy"}, {"-rounds", "0"},
+		{"-nap", "0s"}, {"-nap", "2ms"},
 		{"-proxy-cpu", "1", "-load-cpu", "1"}, {"extra"},
 	} {
 		if _, err := parseArgs(bad); err == nil {
@@ -283,14 +287,17 @@ func TestPairedRatios(t *testing.T) {
 		"switchyard": {{rps: 30, cpuUS: 30}, {rps: 20, cpuUS: 40}, {rps: 40, cpuUS: 20}},
 		"haproxy":    {{rps: 30, cpuUS: 40}, {rps: 10, cpuUS: 20}, {rps: 40, cpuUS: 40}},
 	}}}
-	rps, cpu := b.paired("small")
+	rps, cpu := b.paired("small", "switchyard")
 	if rps != (spread{1, 1, 2}) {
 		t.Errorf("req/s ratios %+v; want 1 / 1 / 2", rps)
 	}
 	if cpu != (spread{0.5, 0.75, 2}) {
 		t.Errorf("CPU ratios %+v; want 0.5 / 0.75 / 2", cpu)
 	}
-	if rps, _ := b.paired("4k"); !math.IsNaN(rps.med) {
+	if rps, _ := b.paired("small", "switchyard-nap"); !math.IsNaN(rps.med) {
+		t.Errorf("no runs of the target: %+v; want NaN", rps)
+	}
+	if rps, _ := b.paired("4k", "switchyard"); !math.IsNaN(rps.med) {
 		t.Errorf("no runs: %+v; want NaN", rps)
 	}
 }

@@ -20,8 +20,14 @@ import (
 )
 
 // Targets, in report order. "direct" is the client talking to the backend
-// with no proxy in between: the ceiling of the other three.
-var targetNames = []string{"direct", "nginx", "haproxy", "switchyard"}
+// with no proxy in between: the ceiling of the others. "switchyard-nap" is
+// Switchyard with idle naps (--idle-nap, -nap), the setting for a proxy on
+// one CPU that trades a little latency for fewer wake-ups.
+var targetNames = []string{"direct", "nginx", "haproxy", "switchyard", "switchyard-nap"}
+
+// switchyardTargets are the targets that run Switchyard, each compared
+// with the peers in the report.
+var switchyardTargets = []string{"switchyard", "switchyard-nap"}
 
 // keyHeader carries the route key of every request, to every target.
 const keyHeader = "X-Found-Cluster"
@@ -192,7 +198,7 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		}
 		spec.argv = []string{b.tools.haproxy, "-f", conf, "-db"}
 		spec.discard = true // the access log
-	case "switchyard":
+	case "switchyard", "switchyard-nap":
 		admin, err := freePort()
 		if err != nil {
 			return nil, "", err
@@ -203,6 +209,9 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 			"--admin-listen", "127.0.0.1:" + strconv.Itoa(admin),
 			"--access-log", "/dev/null",
 			"--drain-delay", "1ms", "--shutdown-timeout", "1s"}
+		if target == "switchyard-nap" {
+			spec.argv = append(spec.argv, "--idle-nap", b.o.nap.String())
+		}
 		spec.argv = append(spec.argv, b.o.syFlags...)
 		spec.env = []string{"GOMAXPROCS=1"}
 	default:

@@ -95,10 +95,11 @@ func fmtRatio(x float64) string {
 func fmtRatioBare(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
 
 // paired returns the spread of Switchyard / HAProxy ratios of req/s and of
-// CPU per request, taken round by round (a failed run ends the benchmark,
-// so the samples of one scenario line up by round).
-func (b *bench) paired(sc string) (rps, cpu spread) {
-	sy, hp := b.results[sc]["switchyard"], b.results[sc]["haproxy"]
+// CPU per request for one Switchyard target, taken round by round (a
+// failed run ends the benchmark, so the samples of one scenario line up by
+// round).
+func (b *bench) paired(sc, target string) (rps, cpu spread) {
+	sy, hp := b.results[sc][target], b.results[sc]["haproxy"]
 	var rr, cr []float64
 	for i := range min(len(sy), len(hp)) {
 		rr = append(rr, ratio(sy[i].rps, hp[i].rps))
@@ -142,7 +143,10 @@ func (b *bench) report() string {
 	if len(o.syFlags) > 0 {
 		syWith += " and `" + strings.Join(o.syFlags, " ") + "`"
 	}
-	p("The proxy under test runs alone on CPU %d (Switchyard with %s, nginx with 1 worker, HAProxy with 1 thread); the nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, o.loadCPU)
+	if b.hasTarget("switchyard-nap") {
+		syWith += "; switchyard-nap adds `--idle-nap " + o.nap.String() + "`"
+	}
+	p("The proxy under test runs alone on CPU %d (Switchyard with %s; nginx with 1 worker, HAProxy with 1 thread); the nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, o.loadCPU)
 	p("Goal: at one core, Switchyard's CPU per request ≤ %.2f× HAProxy's and its req/s ≥ %.2f× HAProxy's.\n\n", goalCPURatio, goalRPSRatio)
 
 	p("Scenarios:\n\n")
@@ -179,32 +183,43 @@ func (b *bench) report() string {
 	}
 	p("\n")
 
-	if b.hasTarget("switchyard") && (b.hasTarget("haproxy") || b.hasTarget("nginx")) {
+	var sys []string // the Switchyard targets of this run
+	for _, t := range switchyardTargets {
+		if b.hasTarget(t) {
+			sys = append(sys, t)
+		}
+	}
+	if len(sys) > 0 && (b.hasTarget("haproxy") || b.hasTarget("nginx")) {
 		p("Ratios of medians from this run (Switchyard / peer). Goal met: req/s ratio ≥ %.2f and CPU ratio ≤ %.2f against HAProxy.\n\n", goalRPSRatio, goalCPURatio)
-		p("| scenario | req/s vs HAProxy | CPU vs HAProxy | goal met | req/s vs nginx | CPU vs nginx |\n")
-		p("| --- | --: | --: | --- | --: | --: |\n")
+		p("| scenario | target | req/s vs HAProxy | CPU vs HAProxy | goal met | req/s vs nginx | CPU vs nginx |\n")
+		p("| --- | --- | --: | --: | --- | --: | --: |\n")
 		for _, sc := range o.scenarios {
-			sy, hp, ng := b.medians(sc.name, "switchyard"), b.medians(sc.name, "haproxy"), b.medians(sc.name, "nginx")
-			rr, cr := ratio(sy.rps, hp.rps), ratio(sy.cpu, hp.cpu)
-			met := "–"
-			if !math.IsNaN(rr) && !math.IsNaN(cr) {
-				met = "no"
-				if rr >= goalRPSRatio && cr <= goalCPURatio {
-					met = "yes"
+			hp, ng := b.medians(sc.name, "haproxy"), b.medians(sc.name, "nginx")
+			for _, t := range sys {
+				sy := b.medians(sc.name, t)
+				rr, cr := ratio(sy.rps, hp.rps), ratio(sy.cpu, hp.cpu)
+				met := "–"
+				if !math.IsNaN(rr) && !math.IsNaN(cr) {
+					met = "no"
+					if rr >= goalRPSRatio && cr <= goalCPURatio {
+						met = "yes"
+					}
 				}
+				p("| %s | %s | %s | %s | %s | %s | %s |\n", sc.name, t, fmtRatio(rr), fmtRatio(cr), met,
+					fmtRatio(ratio(sy.rps, ng.rps)), fmtRatio(ratio(sy.cpu, ng.cpu)))
 			}
-			p("| %s | %s | %s | %s | %s | %s |\n", sc.name, fmtRatio(rr), fmtRatio(cr), met,
-				fmtRatio(ratio(sy.rps, ng.rps)), fmtRatio(ratio(sy.cpu, ng.cpu)))
 		}
 		p("\n")
 	}
-	if b.hasTarget("switchyard") && b.hasTarget("haproxy") && o.rounds > 1 {
+	if len(sys) > 0 && b.hasTarget("haproxy") && o.rounds > 1 {
 		p("Ratios round by round (each round's Switchyard run against the HAProxy run of the same round and scenario, minutes apart at most), min / **median** / max: less exposed to the machine's drift than the ratios of medians above, which the goal is read on.\n\n")
-		p("| scenario | req/s vs HAProxy | CPU vs HAProxy |\n")
-		p("| --- | --: | --: |\n")
+		p("| scenario | target | req/s vs HAProxy | CPU vs HAProxy |\n")
+		p("| --- | --- | --: | --: |\n")
 		for _, sc := range o.scenarios {
-			rr, cr := b.paired(sc.name)
-			p("| %s | %s | %s |\n", sc.name, rr.format(fmtRatioBare), cr.format(fmtRatioBare))
+			for _, t := range sys {
+				rr, cr := b.paired(sc.name, t)
+				p("| %s | %s | %s | %s |\n", sc.name, t, rr.format(fmtRatioBare), cr.format(fmtRatioBare))
+			}
 		}
 		p("\n")
 	}
