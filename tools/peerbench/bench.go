@@ -173,7 +173,7 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 					return fmt.Errorf("round %d, %s, %s: %w", r+1, sc.name, t, err)
 				}
 				b.results[sc.name][t] = append(b.results[sc.name][t], s)
-				fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-10s %9.0f req/s  %s  load CPU %s  p99 %s%s\n",
+				fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-14s %9.0f req/s  %s  load CPU %s  p99 %s%s\n",
 					n, total, r+1, sc.name, t, s.rps, fmtCPU(s.cpuUS, s.busy), fmtCPU(s.loadUS, s.loadBusy), fmtP99(s.p99), problemSuffix(s.problems))
 			}
 		}
