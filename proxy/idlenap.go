@@ -38,8 +38,9 @@ import (
 // alone, the napper parked in those pauses and every response woke the
 // proxy again.
 //
-// A request may wait up to the nap (plus the kernel's timer slack) for
-// the proxy to see it; a saturated proxy (large batches) does not nap.
+// A request may wait up to the nap (plus the timer's latency: on a
+// virtual machine about 20 µs, BenchmarkNapLength) for the proxy to see
+// it; a saturated proxy (large batches) does not nap.
 type idleNapper struct {
 	f   *os.File // the eventfd, registered with the runtime's poller
 	rc  syscall.RawConn
@@ -133,9 +134,6 @@ func (n *idleNapper) close() {
 // run is the napper's loop; it returns after close.
 func (n *idleNapper) run() {
 	defer close(n.done)
-	// The kernel lengthens a sleep by the thread's timer slack (50 µs by
-	// default): ask for 1 µs on the thread this starts on.
-	syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, 1000, 0)
 	var last uint64
 	for !n.closed.Load() {
 		// Let the goroutines that the same poll made ready run first.
@@ -156,6 +154,12 @@ func (n *idleNapper) run() {
 			wait = true
 		case batch <= napMaxBatch:
 			n.naps.Add(1)
+			// The kernel lengthens a sleep by the thread's timer slack
+			// (50 µs by default, BenchmarkNapLength): ask for 1 µs. The
+			// slack is per thread and the napper may run on any of the
+			// runtime's threads, so before every nap (a system call per
+			// nap, a few per hundred requests).
+			syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, 1000, 0)
 			syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&n.nap)), 0, 0)
 		}
 		// Park until the poller reports the eventfd readable. The edge is

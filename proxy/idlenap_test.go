@@ -3,8 +3,11 @@ package proxy
 import (
 	"context"
 	"net/http"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/switchyard/switchyard/loadtest"
 	"github.com/switchyard/switchyard/routes"
@@ -120,5 +123,23 @@ func TestIdleNapWakesForResponses(t *testing.T) {
 			t.Fatal("the napper stayed parked after the instance's response")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkNapLength measures how long the nanosleep of a nap lasts on
+// this machine (the timer's own latency comes on top of the nap):
+//
+//	taskset -c 0 go test -run '^$' -bench NapLength ./proxy
+func BenchmarkNapLength(b *testing.B) {
+	for _, d := range []time.Duration{10 * time.Microsecond, 30 * time.Microsecond, 100 * time.Microsecond} {
+		b.Run(d.String(), func(b *testing.B) {
+			runtime.LockOSThread() // the slack is per thread
+			defer runtime.UnlockOSThread()
+			syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, 1000, 0)
+			ts := syscall.NsecToTimespec(int64(d))
+			for b.Loop() {
+				syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+			}
+		})
 	}
 }
