@@ -28,9 +28,9 @@ import (
 // If a request started or an instance's response arrived within the last
 // napQuietAfter, and the last cycle started at most napMaxBatch requests,
 // it sleeps for the nap (nanosleep, holding the processor, so the
-// scheduler cannot block in epoll_wait meanwhile), and the requests and responses that arrive
-// during the nap are collected by one poll afterwards: fewer, larger
-// batches, and no wake-up interrupts. After a larger batch it yields at
+// scheduler cannot block in epoll_wait meanwhile), and the requests and
+// responses that arrive during the nap are collected by one poll
+// afterwards: fewer, larger batches, and no wake-up interrupts. After a larger batch it yields at
 // once. After napQuietAfter with neither it stops arming itself and waits
 // until a request or a response arrives (note, active), so an idle proxy
 // blocks in epoll_wait as usual. Responses count because under load the
@@ -49,7 +49,7 @@ type idleNapper struct {
 
 	work   atomic.Uint64 // requests started (note)
 	lastAt atomic.Int64  // when the last one started or had its response, Unix ns
-	parked atomic.Bool   // waiting for a request, not armed
+	parked atomic.Bool   // waiting for a request or response, not armed
 	closed atomic.Bool
 
 	naps, parks atomic.Uint64 // for tests and the log
