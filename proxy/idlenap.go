@@ -142,13 +142,15 @@ func (n *idleNapper) run() {
 		batch := w - last
 		last = w
 		n.disarm()
-		wait := false // for a request, instead of arming now
+		wait := false // for a request or response, instead of arming now
+		seen := n.lastAt.Load()
 		switch {
-		case time.Now().UnixNano()-n.lastAt.Load() > int64(napQuietAfter):
-			// Quiet: wait for a request (note arms the eventfd).
+		case time.Now().UnixNano()-seen > int64(napQuietAfter):
+			// Quiet: wait for a request or response (note and active
+			// arm the eventfd).
 			n.parks.Add(1)
 			n.parked.Store(true)
-			if n.work.Load() != last {
+			if n.work.Load() != last || n.lastAt.Load() != seen {
 				n.parked.CompareAndSwap(true, false) // one came in between
 			}
 			wait = true
