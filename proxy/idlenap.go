@@ -30,10 +30,10 @@ import (
 // it sleeps for the nap (nanosleep, holding the processor, so the
 // scheduler cannot block in epoll_wait meanwhile), and the requests and
 // responses that arrive during the nap are collected by one poll
-// afterwards: fewer, larger batches, and no wake-up interrupts. After a larger batch it yields at
-// once. After napQuietAfter with neither it stops arming itself and waits
-// until a request or a response arrives (note, active), so an idle proxy
-// blocks in epoll_wait as usual. Responses count because under load the
+// afterwards: fewer, larger batches, and no wake-up interrupts. After a
+// larger batch it yields at once. After napQuietAfter with neither it
+// stops arming itself and waits until a request or a response arrives
+// (note, active), so an idle proxy blocks in epoll_wait as usual. Responses count because under load the
 // requests pause while the clients wait for them: counting requests
 // alone, the napper parked in those pauses and every response woke the
 // proxy again.

@@ -81,10 +81,8 @@ func TestIdleNapBounds(t *testing.T) {
 }
 
 // An instance's response counts as work: a napper that parked while a
-// request waited for its instance wakes when the response arrives and
-// naps again,
-// since more responses (and the clients' next requests) are likely to
-// follow.
+// request waited for its instance wakes when the response arrives, since
+// more responses (and the clients' next requests) are likely to follow.
 func TestIdleNapWakesForResponses(t *testing.T) {
 	release := make(chan struct{})
 	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,7 +142,7 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 	}
 	b.clk = clockTicks(ctx, b.procs)
 	b.machine = b.describeMachine(ctx)
-	if b.hasTarget("switchyard") || b.hasTarget("switchyard-nap") {
+	if slices.ContainsFunc(switchyardTargets, b.hasTarget) {
 		if err := b.buildSwitchyard(ctx); err != nil {
 			return err
 		}

@@ -249,6 +249,21 @@ func TestHelpers(t *testing.T) {
 	}
 }
 
+// A ratio that rounds onto the goal shows its third decimal.
+func TestFmtGoalRatio(t *testing.T) {
+	for _, c := range []struct {
+		x, goal float64
+		want    string
+	}{
+		{0.997, 1, "0.997×"}, {1.003, 1, "1.003×"}, {1, 1, "1.00×"}, {1.2, 1, "1.20×"},
+		{0.953, 0.95, "0.953×"}, {0.9, 0.95, "0.90×"}, {math.NaN(), 1, "–"},
+	} {
+		if got := fmtGoalRatio(c.x, c.goal); got != c.want {
+			t.Errorf("fmtGoalRatio(%v, %v) = %q; want %q", c.x, c.goal, got, c.want)
+		}
+	}
+}
+
 func TestParseArgs(t *testing.T) {
 	o, err := parseArgs([]string{"-quick", "-duration", "3s", "-scenarios", "1m,small,1m", "-targets", "switchyard,haproxy"})
 	if err != nil {

@@ -92,6 +92,16 @@ func fmtRatio(x float64) string {
 	return strconv.FormatFloat(x, 'f', 2, 64) + "×"
 }
 
+// fmtGoalRatio is fmtRatio with a third decimal when two would round
+// onto the goal, so that a "no" never stands beside a ratio that reads
+// as meeting it (0.997 is not 1.00).
+func fmtGoalRatio(x, goal float64) string {
+	if !math.IsNaN(x) && math.Abs(x-goal) < 0.005 && x != goal {
+		return strconv.FormatFloat(x, 'f', 3, 64) + "×"
+	}
+	return fmtRatio(x)
+}
+
 func fmtRatioBare(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
 
 // paired returns the spread of Switchyard / HAProxy ratios of req/s and of
@@ -205,7 +215,7 @@ func (b *bench) report() string {
 						met = "yes"
 					}
 				}
-				p("| %s | %s | %s | %s | %s | %s | %s |\n", sc.name, t, fmtRatio(rr), fmtRatio(cr), met,
+				p("| %s | %s | %s | %s | %s | %s | %s |\n", sc.name, t, fmtGoalRatio(rr, goalRPSRatio), fmtGoalRatio(cr, goalCPURatio), met,
 					fmtRatio(ratio(sy.rps, ng.rps)), fmtRatio(ratio(sy.cpu, ng.cpu)))
 			}
 		}
