@@ -113,7 +113,8 @@ func TestChecksFlipState(t *testing.T) {
 		t.Errorf("checked path %v; want /_health", p)
 	}
 	flaky.status.Store(503)
-	eventually(t, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" })
+	// The counter moves last, once the balancer routes by the new state.
+	eventually(t, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" && b.Stats().MarkedUnhealthy > 0 })
 	if s := b.Stats(); s.CheckFailures < 3 || s.MarkedUnhealthy != 1 {
 		t.Errorf("stats at the flip: %+v; want ≥ 3 failures, 1 marked unhealthy", s)
 	}
@@ -126,7 +127,7 @@ func TestChecksFlipState(t *testing.T) {
 		}
 	}
 	flaky.status.Store(200)
-	eventually(t, "healthy again", func() bool { return checkState(b, "i-1") == "healthy" })
+	eventually(t, "healthy again", func() bool { return checkState(b, "i-1") == "healthy" && b.Stats().MarkedHealthy > 0 })
 	if s := b.Stats(); s.MarkedHealthy != 1 {
 		t.Errorf("MarkedHealthy = %d; want 1", s.MarkedHealthy)
 	}
@@ -223,7 +224,8 @@ func TestRunChecksStopResets(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = b.RunChecks(ctx) }()
-	eventually(t, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" })
+	// The counter moves last, once the balancer routes by the new state.
+	eventually(t, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" && b.Stats().MarkedUnhealthy > 0 })
 	cancel()
 	wg.Wait()
 	if got := checkState(b, "i-1"); got != "unknown" {

@@ -169,8 +169,8 @@ func (b *Balancer) tryEject(st *instState) {
 	d := min(base*times, max)
 	st.timesEjected.Store(times)
 	st.ejectedUntil.Store(now + d)
-	b.stats.ejections.Add(1)
 	b.invalidate(st.key)
+	b.stats.ejections.Add(1)
 }
 
 // checked records the result of an active check of st's instance and
@@ -197,15 +197,15 @@ func (b *Balancer) checked(st *instState, ok bool, detail string, at int64) {
 		if st.checkStreak.Add(1) >= int64(k.HealthyThreshold) {
 			st.checkStreak.Store(0)
 			st.check.Store(checkHealthy)
-			b.stats.markedHealthy.Add(1)
 			b.invalidate(st.key)
+			b.stats.markedHealthy.Add(1) // last: a flip counted is in effect
 		}
 	default: // a failure of an instance that counts as healthy
 		if st.checkStreak.Add(1) >= int64(k.UnhealthyThreshold) {
 			st.checkStreak.Store(0)
 			st.check.Store(checkUnhealthy)
-			b.stats.markedUnhealthy.Add(1)
 			b.invalidate(st.key)
+			b.stats.markedUnhealthy.Add(1)
 		}
 	}
 }

@@ -230,12 +230,15 @@ func TestCutoversUnderLoad(t *testing.T) {
 				t.Error("slow request on the old generation did not complete")
 			}
 			got := <-stream
-			cut := got.at.Sub(applied)
-			t.Logf("long stream on the old generation: %s, ended %v after yardctl saw the cutover applied (retire grace %v)", got.how, cut, retireGrace)
-			// yardctl returns a little after the proxies applied the
-			// cutover, which started the grace; a loaded machine can make
-			// that a second, and delay the cut too.
-			if cut < retireGrace-time.Second || cut > retireGrace+2*time.Second {
+			// The grace starts when the stream's proxy applies the table
+			// (its /status says when it got it); yardctl returns later, by
+			// up to its poll interval and more on a loaded machine.
+			loaded := tableLoadedAt(t, f.proxies[1].admin)
+			cut := got.at.Sub(loaded)
+			t.Logf("long stream on the old generation: %s, ended %v after its proxy loaded the cutover, %v after yardctl returned (retire grace %v)",
+				got.how, cut, got.at.Sub(applied), retireGrace)
+			// A loaded machine can delay the cut.
+			if cut < retireGrace || cut > retireGrace+2*time.Second {
 				t.Errorf("long stream ended %v after the cutover; want at the end of its %v grace", cut, retireGrace)
 			}
 			waitUntil(t, 10*time.Second, "no connection open to the old generation after the grace", func() bool {
@@ -422,4 +425,20 @@ func TestAutoRollbackOnFailingGeneration(t *testing.T) {
 		failed += r.Sent - r.Status[200]
 	}
 	t.Logf("requests that got green's 500 before the rollback: %d", failed)
+}
+
+// tableLoadedAt is when the proxy with this admin address loaded the table
+// it serves.
+func tableLoadedAt(t *testing.T, admin string) time.Time {
+	t.Helper()
+	_, body := httpGet("http://" + admin + "/status")
+	var st struct {
+		Table *struct {
+			LoadedAt time.Time `json:"loaded_at"`
+		} `json:"table"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Table == nil {
+		t.Fatalf("proxy /status: %v: %s", err, body)
+	}
+	return st.Table.LoadedAt
 }

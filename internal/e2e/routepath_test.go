@@ -111,6 +111,21 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 	return time.Since(start)
 }
 
+// logSays waits up to 5 s for a process's log to hold line (the log
+// reaches the test through a pipe, a little after the event it reports)
+// and reports an error with the log if it does not.
+func logSays(t *testing.T, log *testutil.Buffer, line, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(log.String(), line) {
+		if time.Now().After(deadline) {
+			t.Errorf("%s: no %q in the log:\n%s", what, line, log.String())
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // answeredBy is the body of a request to the deployment (the backends
 // answer with their name).
 func answeredBy(p *proc) string {
@@ -310,9 +325,7 @@ func TestSessionExpiryAndInvalidZnodeUnderLoad(t *testing.T) {
 
 	took := waitUntil(t, 15*time.Second, "the change made during the expiry reaches the proxy", func() bool { return answeredBy(p) == "two" })
 	t.Logf("change applied %v after the link returned", took)
-	if !strings.Contains(rs.stderr.String(), "session expired") {
-		t.Errorf("the route server did not log a session expiry:\n%s", rs.stderr.String())
-	}
+	logSays(t, rs.stderr, "session expired", "the route server logs the session expiry")
 
 	// An invalid instance znode: the deployment stays on its last good
 	// version, and the route server says which znode is wrong.

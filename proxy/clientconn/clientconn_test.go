@@ -91,7 +91,9 @@ func TestKeepAliveExchanges(t *testing.T) {
 	}()
 	for i := 0; i < 20; i++ {
 		<-reading
-		time.Sleep(5 * time.Millisecond) // the server is in its wait
+		// The server is in its wait by now, unless the scheduler held it
+		// back longer, maxMisses times in a row.
+		time.Sleep(20 * time.Millisecond)
 		if _, err := c.Write([]byte("req")); err != nil {
 			t.Fatal(err)
 		}

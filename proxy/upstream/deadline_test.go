@@ -34,9 +34,10 @@ func delayedServer(t *testing.T, delays ...time.Duration) string {
 
 // keptRHT is the response-header timeout of the kept-deadline tests, and
 // keptAfter how long after a first request they send the second: the
-// first one's deadline then has 1.8 s left, more than half of the second's
-// 3 s, so the connection keeps it.
-const keptRHT, keptAfter = 3 * time.Second, 1200 * time.Millisecond
+// first one's deadline then has 3.6 s left, more than half of the second's
+// 6 s, so the connection keeps it. Long enough that a loaded machine's
+// delays stay well inside the margins (1.2 s either side).
+const keptRHT, keptAfter = 6 * time.Second, 2400 * time.Millisecond
 
 // secondRequest makes a request to an instance that answers after delay
 // (never when negative), keptAfter after a first one on the same
@@ -61,10 +62,11 @@ func secondRequest(t *testing.T, delay time.Duration) (code int, body string, to
 
 // The response-header deadline armed for one request is kept for the next
 // on the same connection; a response that comes after the kept deadline
-// (2.4 s in) but within the new request's timeout is still taken: the
+// (4.8 s in) but within the new request's timeout is still taken: the
 // deadline is moved when met, and the socket reads through.
 func TestKeptReadDeadlineIsExtended(t *testing.T) {
-	code, body, took, err := secondRequest(t, 2400*time.Millisecond)
+	t.Parallel()
+	code, body, took, err := secondRequest(t, 4800*time.Millisecond)
 	if err != nil || code != 200 || body != "ok" {
 		t.Fatalf("second request (answered %v in, timeout %v): %d %q %v", took, keptRHT, code, body, err)
 	}
@@ -74,6 +76,7 @@ func TestKeptReadDeadlineIsExtended(t *testing.T) {
 // still counts from its own start: it fails at the response-header
 // timeout, not at the kept deadline.
 func TestKeptReadDeadlineTimesOutOnTime(t *testing.T) {
+	t.Parallel()
 	_, _, took, err := secondRequest(t, -1)
 	ue, ok := AsError(err)
 	if !ok || ue.Kind != KindTimeout || !ue.Sent {
@@ -85,18 +88,19 @@ func TestKeptReadDeadlineTimesOutOnTime(t *testing.T) {
 }
 
 // A body read waits IdleTimeout from the read, not from an older deadline
-// the connection kept: the header comes 1.2 s in (the 3 s header deadline
-// has 1.8 s left, more than half of the body's 3 s: kept), the rest of the
-// body 2.4 s after that, past the kept deadline.
+// the connection kept: the header comes 2.4 s in (the 6 s header deadline
+// has 3.6 s left, more than half of the body's 6 s: kept), the rest of the
+// body 4.8 s after that, past the kept deadline.
 func TestBodyIdleDeadlineCountsFromTheRead(t *testing.T) {
-	const idle = 3 * time.Second
+	t.Parallel()
+	const idle = 6 * time.Second
 	addr := rawServer(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := readRequest(br); err != nil {
 			return
 		}
-		time.Sleep(1200 * time.Millisecond)
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
 		time.Sleep(2400 * time.Millisecond)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+		time.Sleep(4800 * time.Millisecond)
 		io.WriteString(c, "cd")
 	})
 	tr := New(Config{ResponseHeaderTimeout: idle, IdleTimeout: idle})

@@ -327,7 +327,8 @@ func (s *Source) loadDisk(sink routes.Sink) *wire.State {
 const reportKeepalive = 15 * time.Second
 
 // reportLoop posts s.Report() to a route server until ctx ends: the one
-// last heard from, else the next in turn after a failure.
+// last heard from, else the next in turn after a failure. Nothing is sent
+// before a route server has answered a poll.
 func (s *Source) reportLoop(ctx context.Context) {
 	tick := time.NewTicker(s.ReportInterval)
 	defer tick.Stop()
@@ -353,7 +354,12 @@ func (s *Source) reportLoop(ctx context.Context) {
 			continue
 		}
 		base := s.Status().Server
-		if base == "" || failed {
+		if base == "" && !failed {
+			// No route server heard from yet: the report goes to the one
+			// the proxy follows, once there is one.
+			continue
+		}
+		if failed {
 			base = s.URLs[next]
 		}
 		if err := s.postReport(ctx, base, body); err != nil {

@@ -355,6 +355,8 @@ func TestReportsGenerationCounts(t *testing.T) {
 		RetryMax: 100 * time.Millisecond, Report: report, ReportInterval: 20 * time.Millisecond}
 	k := runSource(t, src)
 	k.waitVersion(t, 50)
+	// The table reaches the sink just before the status names its server.
+	testutil.WaitFor(t, seen, "the route server followed", func() bool { return src.Status().Server != "" })
 
 	following, other := rs1, rs2
 	if src.Status().Server == url2 {
