@@ -33,10 +33,10 @@ import (
 // afterwards: fewer, larger batches, and no wake-up interrupts. After a
 // larger batch it yields at once. After napQuietAfter with neither it
 // stops arming itself and waits until a request or a response arrives
-// (note, active), so an idle proxy blocks in epoll_wait as usual. Responses count because under load the
-// requests pause while the clients wait for them: counting requests
-// alone, the napper parked in those pauses and every response woke the
-// proxy again.
+// (note, active), so an idle proxy blocks in epoll_wait as usual.
+// Responses count because under load the requests pause while the
+// clients wait for them: counting requests alone, the napper parked in
+// those pauses and every response woke the proxy again.
 //
 // A request may wait up to the nap (plus the timer's latency: on a
 // virtual machine about 20 µs, BenchmarkNapLength) for the proxy to see
