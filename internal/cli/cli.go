@@ -162,6 +162,44 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
+// ignoreSignals logs each of sigs received, until the returned function is
+// called, instead of letting its default action end the process: a reload
+// (SIGHUP) or a log rotation (SIGUSR1) sent by a service manager or
+// logrotate to a process with nothing to reload or reopen must not stop it.
+func ignoreSignals(logger *slog.Logger, why string, sigs ...syscall.Signal) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	for _, sig := range sigs {
+		signal.Notify(ch, sig)
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case sig := <-ch:
+				logger.Info("signal ignored: "+why, "signal", signalName(sig))
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(quit)
+		<-done
+	}
+}
+
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGUSR1:
+		return "SIGUSR1"
+	}
+	return sig.String()
+}
+
 // signalContext returns a context cancelled by SIGINT or SIGTERM. After the
 // first signal the handler is removed, so a second one kills the process.
 func signalContext() (context.Context, context.CancelFunc) {

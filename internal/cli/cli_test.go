@@ -88,6 +88,7 @@ func TestFlagsSetFields(t *testing.T) {
 		{[]string{"--tunnel-idle-timeout", "0"}, func(s *settings) any { return s.cfg.TunnelIdleTimeout }, time.Duration(-1)},
 		{[]string{"--panic-threshold", "0.3"}, func(s *settings) any { return s.balancer.PanicThreshold }, 0.3},
 		{[]string{"--outlier-consecutive-failures", "7"}, func(s *settings) any { return s.balancer.ConsecutiveFailures }, 7},
+		{[]string{"--outlier-consecutive-failures", "-1"}, func(s *settings) any { return s.balancer.ConsecutiveFailures }, -1},
 		{[]string{"--outlier-base-ejection", "10s"}, func(s *settings) any { return s.balancer.BaseEjection }, 10 * time.Second},
 		{[]string{"--outlier-max-ejection", "2m"}, func(s *settings) any { return s.balancer.MaxEjection }, 2 * time.Minute},
 		{[]string{"--outlier-max-ejected-percent", "30"}, func(s *settings) any { return s.balancer.MaxEjectedPercent }, 30},

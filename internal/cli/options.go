@@ -159,8 +159,15 @@ var proxyOptions = []*option{
 			s.balancer.PanicThreshold = f
 			return nil
 		}},
-	{name: "outlier-consecutive-failures", arg: "N", usage: "consecutive failures (connect error, reset, timeout, 5xx) that eject an instance (default 5)",
-		set: func(s *settings, v string) error { return setInt(&s.balancer.ConsecutiveFailures, v) }},
+	{name: "outlier-consecutive-failures", arg: "N", usage: "consecutive failures (connect error, reset, timeout, 5xx) that eject an instance (default 5; negative disables ejection)",
+		set: func(s *settings, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("invalid integer %q", v)
+			}
+			s.balancer.ConsecutiveFailures = n
+			return nil
+		}},
 	{name: "outlier-base-ejection", arg: "DURATION", usage: "ejection time, multiplied by the times an instance was ejected (default 30s)",
 		set: func(s *settings, v string) error { return setDuration(&s.balancer.BaseEjection, v) }},
 	{name: "outlier-max-ejection", arg: "DURATION", usage: "longest ejection (default 5m)",

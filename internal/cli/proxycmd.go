@@ -24,7 +24,8 @@ func proxyUsage(w io.Writer) {
 Runs the proxy over a routes file, or over the tables that route servers
 stream (with --cache-dir, the last one is kept on disk and served at start
 when no route server answers). SIGHUP reloads the file (an invalid file
-is rejected whole and the last good table keeps serving); SIGUSR1 reopens
+is rejected whole and the last good table keeps serving; with
+--route-servers it is logged and ignored); SIGUSR1 reopens
 the access log file (for rotation: rename it, then send SIGUSR1); SIGTERM
 or SIGINT drains: /_health answers 502 for --drain-delay while the listener still
 accepts, then running requests get up to --shutdown-timeout.
@@ -224,7 +225,9 @@ func serveProxyFromRouteServers(ctx context.Context, s *settings, logger *slog.L
 		}
 	}()
 	stopReopen := reopenAccessLogOnSignal(srv, s.cfg.AccessLog, logger)
+	stopIgnore := ignoreSignals(logger, "the routes come from route servers; there is no file to reload", syscall.SIGHUP)
 	err = srv.Run(ctx)
+	stopIgnore()
 	stopReopen()
 	stopSrc()
 	<-srcDone

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/switchyard/switchyard/routes/routeserver"
@@ -44,7 +45,8 @@ func routeServerUsage(w io.Writer) {
 Watches the routing table in ZooKeeper and streams it to proxies
 (GET /v1/routes), with /status, /metrics and /_health on the same listener.
 When ZooKeeper is lost it keeps serving its last table, marked stale.
-SIGTERM or SIGINT stops it.
+SIGTERM or SIGINT stops it; SIGHUP and SIGUSR1 are logged and ignored
+(it has no file to reload or reopen).
 
 flags:
   --config FILE
@@ -86,6 +88,8 @@ func runRouteServer(args []string, _, stderr io.Writer) error {
 	logger := newLogger(stderr, s.logLevel)
 	ctx, stop := signalContext()
 	defer stop()
+	stopIgnore := ignoreSignals(logger, "a route server has no file to reload or reopen", syscall.SIGHUP, syscall.SIGUSR1)
+	defer stopIgnore()
 	return serveRouteServer(ctx, s, logger)
 }
 

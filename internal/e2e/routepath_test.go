@@ -195,6 +195,23 @@ func TestRoutePathNestedEditsAndRouteServerFailover(t *testing.T) {
 		t.Fatalf("answered by %q; want one", got)
 	}
 
+	// A reload or log rotation signal (systemctl reload, logrotate) sent
+	// to a process with nothing to reload or reopen is logged, not fatal.
+	p.signal(t, syscall.SIGHUP)
+	rs1.signal(t, syscall.SIGHUP)
+	rs1.signal(t, syscall.SIGUSR1)
+	logSays(t, p.stderr, `"signal":"SIGHUP"`, "the proxy logs the SIGHUP it ignores")
+	logSays(t, rs1.stderr, `"signal":"SIGHUP"`, "the route server logs the SIGHUP it ignores")
+	logSays(t, rs1.stderr, `"signal":"SIGUSR1"`, "the route server logs the SIGUSR1 it ignores")
+	for _, x := range []*proc{p, rs1} {
+		select {
+		case err := <-x.done:
+			x.done <- err // for the cleanup
+			t.Fatalf("a process ended after SIGHUP or SIGUSR1: %v", err)
+		default:
+		}
+	}
+
 	written := rp.apply(two.addr)
 	took := waitUntil(t, 15*time.Second, "the edit reaches the proxy", func() bool { return answeredBy(p) == "two" })
 	t.Logf("instance address edit: yardctl apply returned to proxy applied in %v (target 1s)", took)
