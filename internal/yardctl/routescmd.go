@@ -17,7 +17,7 @@ import (
 var routesCommand = &command{
 	name:    "routes",
 	args:    "[DEPLOYMENT]",
-	summary: "what the store says: deployments, serving, instances (DEPLOYMENT: an ID or alias.kind)",
+	summary: "what the store says (deployments, serving, instances; DEPLOYMENT: an ID or alias.kind), and which proxies applied it",
 	run:     runRoutes,
 }
 
@@ -29,6 +29,19 @@ type routesJSON struct {
 	Zones       map[string]string `json:"zones"`
 	Deployments []deploymentJSON  `json:"deployments"`
 	Invalid     map[string]string `json:"invalid"`
+	Proxies     proxiesJSON       `json:"proxies"`
+}
+
+// proxiesJSON is what the route servers report of the proxies' applied
+// tables, against the store's version: a proxy at that version or later
+// serves what routes shows.
+type proxiesJSON struct {
+	RouteServers int      `json:"route_servers"` // registered
+	Reported     int      `json:"reported"`      // live proxies the reachable ones report
+	Current      int      `json:"current"`       // of them, at the store's version or later
+	Behind       []string `json:"behind"`        // the others, "ID (at 0x…)"
+	Unreachable  []string `json:"unreachable_route_servers"`
+	Error        string   `json:"error,omitempty"` // the route servers could not be listed
 }
 
 type deploymentJSON struct {
@@ -76,11 +89,53 @@ func runRoutes(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			invalid[id] = msg
 		}
 	}
+	px := proxiesOut(ctx, e, s, snap.Version)
 	if e.json() {
-		return writeJSON(e.stdout, routesOut(s.Root(), snap, ids, invalid))
+		out := routesOut(s.Root(), snap, ids, invalid)
+		out.Proxies = px
+		return writeJSON(e.stdout, out)
 	}
 	printRoutes(e.stdout, s.Root(), snap, ids, invalid)
+	printProxies(e.stdout, px, snap.Version)
 	return nil
+}
+
+// proxiesOut asks the route servers which proxies have applied version.
+func proxiesOut(ctx context.Context, e *env, s *zkstore.Store, version int64) proxiesJSON {
+	out := proxiesJSON{Behind: []string{}, Unreachable: []string{}}
+	v, err := observe(ctx, s, e.g.timeout)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	out.RouteServers, out.Reported = v.routeServers, len(v.versions)
+	out.Behind = append(out.Behind, v.lagging(version)...)
+	out.Current = out.Reported - len(out.Behind)
+	out.Unreachable = append(out.Unreachable, v.unreachable...)
+	return out
+}
+
+func printProxies(w io.Writer, px proxiesJSON, version int64) {
+	fmt.Fprintln(w)
+	switch {
+	case px.Error != "":
+		fmt.Fprintf(w, "proxies: the route servers could not be listed: %s\n", px.Error)
+		return
+	case px.RouteServers == 0:
+		fmt.Fprintln(w, "proxies: no route servers registered")
+		return
+	case px.Reported == 0:
+		fmt.Fprintln(w, "proxies: none reported by the route servers")
+	default:
+		fmt.Fprintf(w, "proxies: %d of %d applied version %s", px.Current, px.Reported, zxid(version))
+		if len(px.Behind) > 0 {
+			fmt.Fprintf(w, "; behind: %s", strings.Join(px.Behind, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(px.Unreachable) > 0 {
+		fmt.Fprintf(w, "unreachable route servers: %s\n", strings.Join(px.Unreachable, ", "))
+	}
 }
 
 // find resolves a deployment ID or "<alias>.<kind>" key.

@@ -37,17 +37,20 @@ func (w waitResult) String() string {
 // proxyView is the proxies the route servers report, deduplicated by ID,
 // each with the highest version any route server saw.
 type proxyView struct {
-	versions    map[string]int64
-	unreachable []string
+	versions     map[string]int64
+	routeServers int // registered
+	unreachable  []string
 }
 
-func observe(ctx context.Context, e *env, s *zkstore.Store) (proxyView, error) {
+// observe asks every registered route server for the proxies it has
+// heard from, each /status within timeout.
+func observe(ctx context.Context, s *zkstore.Store, timeout time.Duration) (proxyView, error) {
 	v := proxyView{versions: map[string]int64{}}
 	rss, err := s.RouteServers(ctx)
 	if err != nil {
 		return v, err
 	}
-	timeout := min(e.g.timeout, e.waitTimeout)
+	v.routeServers = len(rss)
 	for _, rs := range fetchStatuses(ctx, rss, timeout) {
 		if rs.Status == nil {
 			v.unreachable = append(v.unreachable, rs.Name)
@@ -84,7 +87,7 @@ func waitProxies(ctx context.Context, e *env, s *zkstore.Store, name string, ver
 	var lastPrint time.Time
 	var lastErr error
 	for {
-		v, err := observe(ctx, e, s)
+		v, err := observe(ctx, s, min(e.g.timeout, e.waitTimeout))
 		res.ElapsedSeconds = time.Since(start).Seconds()
 		if err != nil {
 			lastErr = err

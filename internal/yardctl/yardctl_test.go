@@ -174,6 +174,7 @@ deployments: 3 created, 0 updated, 0 unchanged, 0 deleted; zxid 0x
 		"7f3a9c2e51d04b8e9a6c3d2f1e0b4a57  es    prod-search     any                   blue=90,green=10,red=0  i-0001    zone-a  blue        no           127.0.0.1:19201",
 		"                                                                                                      i-0002    zone-b  blue        no           127.0.0.1:19202",
 		"c41d8e2b7a9f4063b5e1d7c2a8f93b16  kb    prod-dash,dash  10.0.0.0/8,192.0.2.7  green=100               i-0101    zone-a  green       no           127.0.0.1:19301",
+		"proxies: no route servers registered",
 	} {
 		if !strings.Contains(got, line+"\n") {
 			t.Errorf("routes: no line %q in\n%s", line, got)
@@ -309,6 +310,27 @@ func TestStatus(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^rs-a http://127\.0\.0\.1:\d+ ok 0x 1 0 2$`).MatchString(got) {
 		t.Errorf("status: no ok line for rs-a in\n%s", got)
+	}
+
+	// routes says which proxies serve what it shows.
+	out = yardOK(t, with(flags, "routes")...)
+	got = zxidRE.ReplaceAllString(out, "0x")
+	for _, line := range []string{
+		"proxies: 1 of 2 applied version 0x; behind: proxy-2 (at 0x)",
+		"unreachable route servers: rs-b",
+	} {
+		if !strings.Contains(got, line+"\n") {
+			t.Errorf("routes: no line %q in\n%s", line, got)
+		}
+	}
+	out = yardOK(t, with(flags, "-o", "json", "routes")...)
+	var rj routesJSON
+	if err := json.Unmarshal([]byte(out), &rj); err != nil {
+		t.Fatalf("routes -o json: %v\n%s", err, out)
+	}
+	if px := rj.Proxies; px.RouteServers != 2 || px.Reported != 2 || px.Current != 1 || len(px.Behind) != 1 ||
+		!strings.HasPrefix(px.Behind[0], "proxy-2 ") || !slices.Equal(px.Unreachable, []string{"rs-b"}) || px.Error != "" {
+		t.Errorf("routes -o json proxies: %+v", px)
 	}
 
 	out = yardOK(t, with(flags, "status", "-o", "json")...)

@@ -91,9 +91,10 @@ func TestKeepAliveExchanges(t *testing.T) {
 	}()
 	for i := 0; i < 20; i++ {
 		<-reading
-		// The server is in its wait by now, unless the scheduler held it
-		// back longer, maxMisses times in a row.
-		time.Sleep(20 * time.Millisecond)
+		// The server is in its wait by now: well after it began (unless
+		// the scheduler held it back that long, maxMisses times in a row)
+		// and well before the wait's earliest end (hotWait).
+		time.Sleep(hotWait / 2)
 		if _, err := c.Write([]byte("req")); err != nil {
 			t.Fatal(err)
 		}
