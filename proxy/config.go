@@ -84,7 +84,9 @@ type Config struct {
 	// requests in flight. Default 20.
 	RetryBudgetPercent int
 	// RetryBudgetFloor lets this many retries be in flight whatever the
-	// share. Default 3.
+	// share. Default 10: the budget is the whole proxy's, and at the end of
+	// a wave of timeouts (a stalled zone) few requests are in flight
+	// besides the retries themselves.
 	RetryBudgetFloor int
 
 	// DrainDelay is how long the listener keeps accepting after SIGTERM
@@ -153,7 +155,7 @@ func (c *Config) setDefaults() {
 		c.RetryBudgetPercent = 20
 	}
 	if c.RetryBudgetFloor <= 0 {
-		c.RetryBudgetFloor = 3
+		c.RetryBudgetFloor = 10
 	}
 	if c.Picker == nil {
 		c.Picker = zones.Weighted{}

@@ -125,6 +125,18 @@ var proxyOptions = []*option{
 			s.cfg.DeploymentMetrics = b
 			return nil
 		}},
+	{name: "retry-budget-percent", arg: "N", usage: "retries in flight may be at most N% of the requests in flight (default 20)",
+		set: func(s *settings, v string) error {
+			if err := setInt(&s.cfg.RetryBudgetPercent, v); err != nil {
+				return err
+			}
+			if s.cfg.RetryBudgetPercent > 100 {
+				return fmt.Errorf("invalid percentage %q (want 0 to 100)", v)
+			}
+			return nil
+		}},
+	{name: "retry-budget-floor", arg: "N", usage: "retries that may be in flight whatever the percentage (default 10)",
+		set: func(s *settings, v string) error { return setInt(&s.cfg.RetryBudgetFloor, v) }},
 	{name: "tunnel-idle-timeout", arg: "DURATION", usage: "end an upgraded (WebSocket) connection when nothing passed either way this long; 0: never (default 1h)",
 		set: func(s *settings, v string) error {
 			if err := setDuration(&s.cfg.TunnelIdleTimeout, v); err != nil {

@@ -91,6 +91,8 @@ func TestZoneStoppedUnderLoad(t *testing.T) {
 		in.cmd.Process.Signal(syscall.SIGSTOP)
 	}
 	r := l.Wait()
+	t.Logf("retries %v, refused by the budget %v, ejections %v", adminMetric(t, p, "switchyard_retries_total"),
+		adminMetric(t, p, "switchyard_retry_budget_exhausted_total"), adminMetric(t, p, "switchyard_ejections_total"))
 	checkNoFailures(t, "zone-a stopped", r)
 	// One timeout, then a retry that answers at once, plus the slack a
 	// loaded machine needs; two timeouts would be over the bound.
