@@ -162,22 +162,20 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// ignoreSignals logs each of sigs received, until the returned function is
-// called, instead of letting its default action end the process: a reload
-// (SIGHUP) or a log rotation (SIGUSR1) sent by a service manager or
-// logrotate to a process with nothing to reload or reopen must not stop it.
-func ignoreSignals(logger *slog.Logger, why string, sigs ...syscall.Signal) (stop func()) {
+// onSignals calls handle for each of sigs received, one at a time, until
+// the returned function is called, which waits for a call in progress.
+// The signals' default actions (for SIGHUP and SIGUSR1: ending the
+// process) no longer apply meanwhile.
+func onSignals(handle func(os.Signal), sigs ...os.Signal) (stop func()) {
 	ch := make(chan os.Signal, 1)
-	for _, sig := range sigs {
-		signal.Notify(ch, sig)
-	}
+	signal.Notify(ch, sigs...)
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
 			select {
 			case sig := <-ch:
-				logger.Info("signal ignored: "+why, "signal", signalName(sig))
+				handle(sig)
 			case <-quit:
 				return
 			}
@@ -188,6 +186,16 @@ func ignoreSignals(logger *slog.Logger, why string, sigs ...syscall.Signal) (sto
 		close(quit)
 		<-done
 	}
+}
+
+// ignoreSignals logs each of sigs received instead of letting it end the
+// process: a reload (SIGHUP) or a log rotation (SIGUSR1) sent by a service
+// manager or logrotate to a process with nothing to reload or reopen must
+// not stop it.
+func ignoreSignals(logger *slog.Logger, why string, sigs ...os.Signal) (stop func()) {
+	return onSignals(func(sig os.Signal) {
+		logger.Info("signal ignored: "+why, "signal", signalName(sig))
+	}, sigs...)
 }
 
 func signalName(sig os.Signal) string {

@@ -127,12 +127,14 @@ var proxyOptions = []*option{
 		}},
 	{name: "retry-budget-percent", arg: "N", usage: "retries in flight may be at most N% of the requests in flight (default 20)",
 		set: func(s *settings, v string) error {
-			if err := setInt(&s.cfg.RetryBudgetPercent, v); err != nil {
+			n, err := parseInt(v)
+			if err == nil && (n < 0 || n > 100) {
+				err = fmt.Errorf("invalid percentage %q (want 0 to 100)", v)
+			}
+			if err != nil {
 				return err
 			}
-			if s.cfg.RetryBudgetPercent > 100 {
-				return fmt.Errorf("invalid percentage %q (want 0 to 100)", v)
-			}
+			s.cfg.RetryBudgetPercent = n
 			return nil
 		}},
 	{name: "retry-budget-floor", arg: "N", usage: "retries that may be in flight whatever the percentage (default 10)",
@@ -173,9 +175,9 @@ var proxyOptions = []*option{
 		}},
 	{name: "outlier-consecutive-failures", arg: "N", usage: "consecutive failures (connect error, reset, timeout, 5xx) that eject an instance (default 5; negative disables ejection)",
 		set: func(s *settings, v string) error {
-			n, err := strconv.Atoi(v)
+			n, err := parseInt(v) // negative: no ejection
 			if err != nil {
-				return fmt.Errorf("invalid integer %q", v)
+				return err
 			}
 			s.balancer.ConsecutiveFailures = n
 			return nil
@@ -220,10 +222,20 @@ func setDuration(dst *time.Duration, v string) error {
 	return nil
 }
 
-func setInt(dst *int, v string) error {
+// parseInt parses an integer of either sign.
+func parseInt(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		return fmt.Errorf("invalid integer %q", v)
+		return 0, fmt.Errorf("invalid integer %q", v)
+	}
+	return n, nil
+}
+
+// setInt stores a non-negative integer.
+func setInt(dst *int, v string) error {
+	n, err := parseInt(v)
+	if err != nil {
+		return err
 	}
 	if n < 0 {
 		return fmt.Errorf("invalid integer %q: must not be negative", v)

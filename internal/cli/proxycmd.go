@@ -150,31 +150,15 @@ func serveProxy(ctx context.Context, s *settings, logger *slog.Logger, ready fun
 // progress. A reopen that fails is logged and the old file stays in use.
 func reopenAccessLogOnSignal(srv *proxy.Server, alog accesslog.Config, logger *slog.Logger) (stop func()) {
 	isFile := !alog.Off && alog.Path != "" && alog.Path != "-"
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-usr1:
-				if !isFile {
-					logger.Info("SIGUSR1: the access log is not a file; nothing to reopen")
-				} else if err := srv.ReopenAccessLog(); err != nil {
-					logger.Error("access log not reopened; still writing to the old file", "path", alog.Path, "err", err)
-				} else {
-					logger.Info("access log reopened", "path", alog.Path)
-				}
-			case <-quit:
-				return
-			}
+	return onSignals(func(os.Signal) {
+		if !isFile {
+			logger.Info("SIGUSR1: the access log is not a file; nothing to reopen")
+		} else if err := srv.ReopenAccessLog(); err != nil {
+			logger.Error("access log not reopened; still writing to the old file", "path", alog.Path, "err", err)
+		} else {
+			logger.Info("access log reopened", "path", alog.Path)
 		}
-	}()
-	return func() {
-		signal.Stop(usr1)
-		close(quit)
-		<-done
-	}
+	}, syscall.SIGUSR1)
 }
 
 // adminAddr is the admin listener's bound address if the server reports it,
