@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"syscall"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestWrite(t *testing.T) {
 }
 
 // pair returns both ends of a loopback TCP connection.
-func pair(t *testing.T) (c, s *net.TCPConn) {
+func pair(t testing.TB) (c, s *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -205,5 +206,72 @@ func TestReaderOnTimeout(t *testing.T) {
 	}
 	if calls != 2 {
 		t.Errorf("OnTimeout called %d times; want 2", calls)
+	}
+}
+
+// A write to a connection the peer has reset fails with EPIPE or
+// ECONNRESET and raises no SIGPIPE (MSG_NOSIGNAL; write(2) would raise one).
+func TestWriteResetNoSIGPIPE(t *testing.T) {
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGPIPE)
+	defer signal.Stop(sig)
+	c, s := pair(t)
+	s.SetLinger(0)
+	s.Close() // a reset
+	rc, _ := c.SyscallConn()
+	var err error
+	for range 100 {
+		rc.Write(func(fd uintptr) bool { _, err = Write(fd, []byte("after the reset")); return true })
+		if err == syscall.EPIPE {
+			break
+		}
+	}
+	if err != syscall.EPIPE {
+		t.Fatalf("writes after a reset: %v; want EPIPE", err)
+	}
+	select {
+	case s := <-sig:
+		t.Fatalf("the write raised %v", s)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// BenchmarkSocketCalls compares a send and a receive of 200 bytes over
+// loopback made as write(2)/read(2) with the same made as
+// sendto(2)/recvfrom(2), which Write and Read use. Run it on one CPU:
+// GOMAXPROCS=1 taskset -c 0 go test -run X -bench SocketCalls ./internal/sockio
+func BenchmarkSocketCalls(b *testing.B) {
+	for _, bc := range []struct {
+		name       string
+		send, recv uintptr
+		sendFlags  uintptr
+	}{
+		{"write-read", syscall.SYS_WRITE, syscall.SYS_READ, 0},
+		{"sendto-recvfrom", syscall.SYS_SENDTO, syscall.SYS_RECVFROM, msgNoSignal},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, s := pair(b)
+			cc, _ := c.SyscallConn()
+			sc, _ := s.SyscallConn()
+			out, in := make([]byte, 200), make([]byte, 4096)
+			for b.Loop() {
+				cc.Write(func(fd uintptr) bool {
+					if _, err := rawRW(bc.send, fd, out, bc.sendFlags); err != nil {
+						b.Fatal(err)
+					}
+					return true
+				})
+				sc.Read(func(fd uintptr) bool {
+					n, err := rawRW(bc.recv, fd, in, 0)
+					if err == syscall.EAGAIN {
+						return false
+					}
+					if err != nil || n != len(out) {
+						b.Fatalf("read %d %v", n, err)
+					}
+					return true
+				})
+			}
+		})
 	}
 }
