@@ -323,6 +323,9 @@ func (x *exchange) own(ctx *fasthttp.RequestCtx, r reason) {
 func (x *exchange) Read(p []byte) (int, error) {
 	n, err := x.ubody.Read(p)
 	x.bytesOut += int64(n)
+	if n > 0 && x.s.nap != nil {
+		x.s.nap.moved()
+	}
 	return n, err
 }
 

@@ -125,6 +125,58 @@ func TestIdleNapWakesForResponses(t *testing.T) {
 	}
 }
 
+// A streamed response body counts as work too: a napper that parked while
+// the instance paused mid-body wakes when the next part arrives, so that
+// the parts of a large body are collected by naps rather than each waking
+// the proxy.
+func TestIdleNapWakesForBodyParts(t *testing.T) {
+	next := make(chan struct{})
+	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 3 {
+			if i > 0 {
+				<-next
+			}
+			w.Write([]byte("part "))
+			w.(http.Flusher).Flush()
+		}
+	})
+	cfg := Config{IdleNap: 30 * time.Microsecond}
+	cfg.AccessLog.Off = true
+	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
+	n := p.nap
+
+	done := make(chan string, 1)
+	go func() {
+		_, body, _ := get(t, p.url+"/", "X-Found-Cluster", depA)
+		done <- body
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	parked := func(what string) {
+		for b.hits.Load() == 0 || !n.parked.Load() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the napper did not park %s: %d parks", what, n.parks.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	parked("while the instance paused after the first part")
+	// The second part: no request starts and no response begins, only
+	// body bytes move; the napper runs again.
+	cycles := n.naps.Load() + n.parks.Load()
+	next <- struct{}{}
+	for n.naps.Load()+n.parks.Load() == cycles {
+		if time.Now().After(deadline) {
+			t.Fatal("the napper stayed parked while a body part went through")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	next <- struct{}{}
+	if body := <-done; body != "part part part " {
+		t.Fatalf("body %q", body)
+	}
+}
+
 // BenchmarkNapLength measures how long the nanosleep of a nap lasts on
 // this machine (the timer's own latency comes on top of the nap):
 //
