@@ -53,7 +53,7 @@ type idleNapper struct {
 
 	work   atomic.Uint64 // requests started (note)
 	bodies atomic.Uint64 // response body reads that moved bytes (moved)
-	lastAt atomic.Int64  // when the last one started or had its response, Unix ns
+	lastAt atomic.Int64  // last request, response or body part seen, Unix ns
 	parked atomic.Bool   // waiting for a request or response, not armed
 	closed atomic.Bool
 
@@ -170,8 +170,8 @@ func (n *idleNapper) run() {
 		seen := n.lastAt.Load()
 		switch {
 		case now-seen > int64(napQuietAfter):
-			// Quiet: wait for a request or response (note and active
-			// arm the eventfd).
+			// Quiet: wait for a request, response or body part (note,
+			// active and moved arm the eventfd).
 			n.parks.Add(1)
 			n.parked.Store(true)
 			if n.work.Load() != last || n.lastAt.Load() != seen || n.bodies.Load() != lastBodies {
