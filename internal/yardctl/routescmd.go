@@ -33,12 +33,13 @@ type routesJSON struct {
 }
 
 // proxiesJSON is what the route servers report of the proxies' applied
-// tables, against the store's version: a proxy at that version or later
-// serves what routes shows.
+// tables, against the version of what routes shows (the store's, or one
+// deployment's): a proxy at that version or later serves it.
 type proxiesJSON struct {
 	RouteServers int      `json:"route_servers"` // registered
+	Version      string   `json:"version"`       // what they are compared with: the store's, or one deployment's
 	Reported     int      `json:"reported"`      // live proxies the reachable ones report
-	Current      int      `json:"current"`       // of them, at the store's version or later
+	Current      int      `json:"current"`       // of them, at that version or later
 	Behind       []string `json:"behind"`        // the others, "ID (at 0x…)"
 	Unreachable  []string `json:"unreachable_route_servers"`
 	Error        string   `json:"error,omitempty"` // the route servers could not be listed
@@ -75,11 +76,18 @@ func runRoutes(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	}
 	ids := slices.Sorted(maps.Keys(snap.Deployments))
 	invalid := snap.Invalid
+	// What the proxies must have applied: the whole store's version, or
+	// for one deployment the last change of what the view shows of it
+	// (its znodes, the zones, the domain), so that a later change to
+	// another deployment does not count a proxy behind.
+	version, of := snap.Version, ""
 	if fs.NArg() == 1 {
 		id, err := find(snap, fs.Arg(0))
 		if err != nil {
 			return err
 		}
+		version = max(snap.Versions[id], snap.Versions["zones"], snap.Versions["config"])
+		of = id
 		ids = nil
 		if _, ok := snap.Deployments[id]; ok {
 			ids = []string{id}
@@ -89,20 +97,20 @@ func runRoutes(ctx context.Context, e *env, fs *flag.FlagSet) error {
 			invalid[id] = msg
 		}
 	}
-	px := proxiesOut(ctx, e, s, snap.Version)
+	px := proxiesOut(ctx, e, s, version)
 	if e.json() {
 		out := routesOut(s.Root(), snap, ids, invalid)
 		out.Proxies = px
 		return writeJSON(e.stdout, out)
 	}
 	printRoutes(e.stdout, s.Root(), snap, ids, invalid)
-	printProxies(e.stdout, px, snap.Version)
+	printProxies(e.stdout, px, version, of)
 	return nil
 }
 
 // proxiesOut asks the route servers which proxies have applied version.
 func proxiesOut(ctx context.Context, e *env, s *zkstore.Store, version int64) proxiesJSON {
-	out := proxiesJSON{Behind: []string{}, Unreachable: []string{}}
+	out := proxiesJSON{Version: zxid(version), Behind: []string{}, Unreachable: []string{}}
 	v, err := observe(ctx, s, e.g.timeout)
 	if err != nil {
 		out.Error = err.Error()
@@ -115,7 +123,9 @@ func proxiesOut(ctx context.Context, e *env, s *zkstore.Store, version int64) pr
 	return out
 }
 
-func printProxies(w io.Writer, px proxiesJSON, version int64) {
+// printProxies says which proxies applied version: the store's, or (of
+// not "") that of deployment of.
+func printProxies(w io.Writer, px proxiesJSON, version int64, of string) {
 	fmt.Fprintln(w)
 	switch {
 	case px.Error != "":
@@ -128,6 +138,9 @@ func printProxies(w io.Writer, px proxiesJSON, version int64) {
 		fmt.Fprintln(w, "proxies: none reported by the route servers")
 	default:
 		fmt.Fprintf(w, "proxies: %d of %d applied version %s", px.Current, px.Reported, zxid(version))
+		if of != "" {
+			fmt.Fprintf(w, " (the last change of %s, its zones and domain)", of)
+		}
 		if len(px.Behind) > 0 {
 			fmt.Fprintf(w, "; behind: %s", strings.Join(px.Behind, ", "))
 		}

@@ -342,4 +342,38 @@ func TestStatus(t *testing.T) {
 		sj.RouteServers[1].Error == "" || sj.Store.Version != version || sj.Store.Deployments != 1 {
 		t.Errorf("status -o json: %+v", sj)
 	}
+
+	// A change to another deployment moves the store's version past
+	// proxy-1's; a view of the first deployment alone still counts it
+	// current, since it applied every change that view shows.
+	other := filepath.Join(t.TempDir(), "other.yaml")
+	if err := os.WriteFile(other, []byte(`domain: example.test
+zones:
+  zone-a: up
+  zone-b: down
+deployments:
+  - id: 0b1c2d3e
+    kind: kb
+    serving: {blue: 100}
+    instances:
+      - {id: i-0101, addr: 127.0.0.1:19301, zone: zone-a, generation: blue}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yardOK(t, with(flags, "apply", "-f", other)...)
+	got = zxidRE.ReplaceAllString(yardOK(t, with(flags, "routes")...), "0x")
+	if line := "proxies: 0 of 2 applied version 0x; behind: "; !strings.Contains(got, line) {
+		t.Errorf("routes after another deployment's change: no %q in\n%s", line, got)
+	}
+	got = zxidRE.ReplaceAllString(yardOK(t, with(flags, "routes", "7f3a9c2e51d04b8e")...), "0x")
+	if line := "proxies: 1 of 2 applied version 0x (the last change of 7f3a9c2e51d04b8e, its zones and domain); behind: proxy-2 (at 0x)\n"; !strings.Contains(got, line) {
+		t.Errorf("routes of one deployment: no line %q in\n%s", line, got)
+	}
+	out = yardOK(t, with(flags, "-o", "json", "routes", "7f3a9c2e51d04b8e")...)
+	if err := json.Unmarshal([]byte(out), &rj); err != nil {
+		t.Fatalf("routes -o json DEPLOYMENT: %v\n%s", err, out)
+	}
+	if px := rj.Proxies; px.Current != 1 || px.Version != fmt.Sprintf("0x%x", version) {
+		t.Errorf("routes -o json DEPLOYMENT proxies: %+v; want 1 current at 0x%x", px, version)
+	}
 }

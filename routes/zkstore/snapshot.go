@@ -28,6 +28,12 @@ type Snapshot struct {
 	// names the znode. Keys are deployment IDs, "config", "zones" and
 	// "zones/<zone>".
 	Invalid map[string]string
+	// Versions holds the version of each part as Version is the whole's:
+	// the highest zxid of its znodes. Keys are the IDs of the deployments
+	// in the store (valid or not), "config" and "zones" (the container
+	// and every zone), each when it exists. A table of Version v holds
+	// every change of a part whose version is at most v.
+	Versions map[string]int64
 }
 
 // Table builds the routing table of the snapshot; its Version is the
@@ -91,9 +97,11 @@ func (ev *evaluator) eval(t *tree) (*Snapshot, error) {
 		Zones:       map[string]routes.ZoneState{},
 		Deployments: make(map[string]*routes.Deployment, len(t.deps)),
 		Invalid:     map[string]string{},
+		Versions:    make(map[string]int64, len(t.deps)+2),
 	}
 
 	if t.hasConfig {
+		s.Versions["config"] = t.config.stat.Mzxid
 		d, err := domainOf(ev.l.config(), t.config.data)
 		if err != nil {
 			s.Invalid["config"] = errText(err)
@@ -105,6 +113,7 @@ func (ev *evaluator) eval(t *tree) (*Snapshot, error) {
 	}
 
 	if t.hasZones {
+		s.Versions["zones"] = t.zonesVersion()
 		for _, z := range slices.Sorted(maps.Keys(t.zones)) {
 			p := ev.l.zone(z)
 			st, err := zoneState(p, t.zones[z].data)
@@ -155,6 +164,7 @@ func (ev *evaluator) evalDeployments(t *tree, prev, s *Snapshot) {
 	for _, id := range ids {
 		dt := t.deps[id]
 		v := dt.version()
+		s.Versions[id] = v
 		b, ok := ev.built[id]
 		if !ok || b.version != v {
 			d, err := buildDeployment(ev.l, id, dt.raw())

@@ -462,6 +462,54 @@ func TestSetServingAndZone(t *testing.T) {
 	}
 }
 
+// Snapshot.Versions: a change to one part raises its version and the
+// whole's, and no other part's.
+func TestSnapshotVersions(t *testing.T) {
+	t.Parallel()
+	s, _ := testStore(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := "7f3a9c2e51d04b8e9a6c3d2f1e0b4a57", "c41d8e2b7a9f4063b5e1d7c2a8f93b16"
+	want := []string{"0a1b2c3d", a, b, "config", "zones"}
+	if got := slices.Sorted(maps.Keys(before.Versions)); !slices.Equal(got, want) {
+		t.Fatalf("Versions keys %q; want %q", got, want)
+	}
+	for k, v := range before.Versions {
+		if v <= 0 || v > before.Version {
+			t.Errorf("Versions[%s] = 0x%x; want in (0, 0x%x]", k, v, before.Version)
+		}
+	}
+	zxid, err := s.SetServing(ctx, a, map[string]int{"blue": 0, "green": 100, "red": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Versions[a] != zxid || after.Version != zxid {
+		t.Errorf("after a write to %s: its version 0x%x, the whole's 0x%x; want both 0x%x", a, after.Versions[a], after.Version, zxid)
+	}
+	for _, k := range []string{b, "0a1b2c3d", "config", "zones"} {
+		if after.Versions[k] != before.Versions[k] {
+			t.Errorf("Versions[%s] moved from 0x%x to 0x%x on a write to %s", k, before.Versions[k], after.Versions[k], a)
+		}
+	}
+	zz, err := s.SetZone(ctx, "zone-b", routes.ZoneDown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after, err = s.Read(ctx); err != nil || after.Versions["zones"] != zz || after.Versions[a] != zxid {
+		t.Errorf("after a zone write: zones 0x%x, %s 0x%x, %v; want 0x%x, 0x%x", after.Versions["zones"], a, after.Versions[a], err, zz, zxid)
+	}
+}
+
 func TestCheckRoot(t *testing.T) {
 	for _, c := range []struct {
 		root string

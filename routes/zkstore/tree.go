@@ -67,16 +67,22 @@ func (t *tree) version() int64 {
 		v = max(v, t.config.stat.Mzxid)
 	}
 	if t.hasZones {
-		v = max(v, t.zonesStat.Pzxid)
-		for _, z := range t.zones {
-			v = max(v, z.stat.Mzxid)
-		}
+		v = max(v, t.zonesVersion())
 	}
 	if t.hasDeps {
 		v = max(v, t.depsStat.Pzxid)
 		for _, d := range t.deps {
 			v = max(v, d.version())
 		}
+	}
+	return v
+}
+
+// zonesVersion is the highest zxid of the zones container and its zones.
+func (t *tree) zonesVersion() int64 {
+	v := t.zonesStat.Pzxid
+	for _, z := range t.zones {
+		v = max(v, z.stat.Mzxid)
 	}
 	return v
 }
