@@ -239,6 +239,7 @@ func TestBadInput(t *testing.T) {
 		{"negative int", append(r, "--access-log-sample", "-2"), "", `switchyard proxy: --access-log-sample: invalid integer "-2": must not be negative`},
 		{"percent over 100", append(r, "--retry-budget-percent", "101"), "", `switchyard proxy: --retry-budget-percent: invalid percentage "101" (want 0 to 100)`},
 		{"negative percent", append(r, "--retry-budget-percent", "-5"), "", `switchyard proxy: --retry-budget-percent: invalid percentage "-5" (want 0 to 100)`},
+		{"ejected percent over 100", append(r, "--outlier-max-ejected-percent", "150"), "", `switchyard proxy: --outlier-max-ejected-percent: invalid percentage "150" (want 0 to 100)`},
 		{"non-integer ejection count", append(r, "--outlier-consecutive-failures", "x"), "", `switchyard proxy: --outlier-consecutive-failures: invalid integer "x"`},
 		{"bad size", append(r, "--max-body-bytes", "10MB"), "", `switchyard proxy: --max-body-bytes: invalid size "10MB" (want bytes, e.g. 16384 or 16KiB)`},
 		{"bad bool", append(r, "--deployment-metrics=maybe"), "", `switchyard proxy: --deployment-metrics: invalid boolean "maybe"`},

@@ -126,17 +126,7 @@ var proxyOptions = []*option{
 			return nil
 		}},
 	{name: "retry-budget-percent", arg: "N", usage: "retries in flight may be at most N% of the requests in flight (default 20)",
-		set: func(s *settings, v string) error {
-			n, err := parseInt(v)
-			if err == nil && (n < 0 || n > 100) {
-				err = fmt.Errorf("invalid percentage %q (want 0 to 100)", v)
-			}
-			if err != nil {
-				return err
-			}
-			s.cfg.RetryBudgetPercent = n
-			return nil
-		}},
+		set: func(s *settings, v string) error { return setPercent(&s.cfg.RetryBudgetPercent, v) }},
 	{name: "retry-budget-floor", arg: "N", usage: "retries that may be in flight whatever the percentage (default 10)",
 		set: func(s *settings, v string) error { return setInt(&s.cfg.RetryBudgetFloor, v) }},
 	{name: "tunnel-idle-timeout", arg: "DURATION", usage: "end an upgraded (WebSocket) connection when nothing passed either way this long; 0: never (default 1h)",
@@ -174,20 +164,13 @@ var proxyOptions = []*option{
 			return nil
 		}},
 	{name: "outlier-consecutive-failures", arg: "N", usage: "consecutive failures (connect error, reset, timeout, 5xx) that eject an instance (default 5; negative disables ejection)",
-		set: func(s *settings, v string) error {
-			n, err := parseInt(v) // negative: no ejection
-			if err != nil {
-				return err
-			}
-			s.balancer.ConsecutiveFailures = n
-			return nil
-		}},
+		set: func(s *settings, v string) error { return setSignedInt(&s.balancer.ConsecutiveFailures, v) }},
 	{name: "outlier-base-ejection", arg: "DURATION", usage: "ejection time, multiplied by the times an instance was ejected (default 30s)",
 		set: func(s *settings, v string) error { return setDuration(&s.balancer.BaseEjection, v) }},
 	{name: "outlier-max-ejection", arg: "DURATION", usage: "longest ejection (default 5m)",
 		set: func(s *settings, v string) error { return setDuration(&s.balancer.MaxEjection, v) }},
 	{name: "outlier-max-ejected-percent", arg: "N", usage: "most of a deployment's instances ejected at once, in percent (default 50)",
-		set: func(s *settings, v string) error { return setInt(&s.balancer.MaxEjectedPercent, v) }},
+		set: func(s *settings, v string) error { return setPercent(&s.balancer.MaxEjectedPercent, v) }},
 	{name: "health-check-path", arg: "PATH", usage: "path of active HTTP health checks; empty disables them (default)",
 		set: func(s *settings, v string) error {
 			if v != "" && v[0] != '/' {
@@ -229,6 +212,29 @@ func parseInt(v string) (int, error) {
 		return 0, fmt.Errorf("invalid integer %q", v)
 	}
 	return n, nil
+}
+
+// setSignedInt stores an integer of either sign.
+func setSignedInt(dst *int, v string) error {
+	n, err := parseInt(v)
+	if err != nil {
+		return err
+	}
+	*dst = n
+	return nil
+}
+
+// setPercent stores an integer from 0 to 100.
+func setPercent(dst *int, v string) error {
+	n, err := parseInt(v)
+	if err != nil {
+		return err
+	}
+	if n < 0 || n > 100 {
+		return fmt.Errorf("invalid percentage %q (want 0 to 100)", v)
+	}
+	*dst = n
+	return nil
 }
 
 // setInt stores a non-negative integer.
