@@ -104,7 +104,7 @@ func runRoutes(ctx context.Context, e *env, fs *flag.FlagSet) error {
 		return writeJSON(e.stdout, out)
 	}
 	printRoutes(e.stdout, s.Root(), snap, ids, invalid)
-	printProxies(e.stdout, px, version, of)
+	printProxies(e.stdout, px, of)
 	return nil
 }
 
@@ -123,9 +123,9 @@ func proxiesOut(ctx context.Context, e *env, s *zkstore.Store, version int64) pr
 	return out
 }
 
-// printProxies says which proxies applied version: the store's, or (of
+// printProxies says which proxies applied px.Version: the store's, or (of
 // not "") that of deployment of.
-func printProxies(w io.Writer, px proxiesJSON, version int64, of string) {
+func printProxies(w io.Writer, px proxiesJSON, of string) {
 	fmt.Fprintln(w)
 	switch {
 	case px.Error != "":
@@ -137,7 +137,7 @@ func printProxies(w io.Writer, px proxiesJSON, version int64, of string) {
 	case px.Reported == 0:
 		fmt.Fprintln(w, "proxies: none reported by the route servers")
 	default:
-		fmt.Fprintf(w, "proxies: %d of %d applied version %s", px.Current, px.Reported, zxid(version))
+		fmt.Fprintf(w, "proxies: %d of %d applied version %s", px.Current, px.Reported, px.Version)
 		if of != "" {
 			fmt.Fprintf(w, " (the last change of %s, its zones and domain)", of)
 		}
