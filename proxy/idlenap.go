@@ -112,9 +112,7 @@ func (n *idleNapper) disarm() {
 func (n *idleNapper) note(at int64) {
 	n.work.Add(1)
 	n.lastAt.Store(at)
-	if n.parked.Load() && n.parked.CompareAndSwap(true, false) {
-		n.arm()
-	}
+	n.unpark()
 }
 
 // active records other work at (Unix ns): an instance's response that
@@ -125,9 +123,7 @@ func (n *idleNapper) active(at int64) {
 	if at > n.lastAt.Load() {
 		n.lastAt.Store(at)
 	}
-	if n.parked.Load() && n.parked.CompareAndSwap(true, false) {
-		n.arm()
-	}
+	n.unpark()
 }
 
 // moved records that a response body read moved bytes: a body streaming
@@ -137,6 +133,11 @@ func (n *idleNapper) active(at int64) {
 // by the napper, once per cycle.
 func (n *idleNapper) moved() {
 	n.bodies.Add(1)
+	n.unpark()
+}
+
+// unpark arms the eventfd for a napper that waits for work, once.
+func (n *idleNapper) unpark() {
 	if n.parked.Load() && n.parked.CompareAndSwap(true, false) {
 		n.arm()
 	}
