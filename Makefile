@@ -43,7 +43,7 @@ clean:
 # The peer benchmark: Switchyard against nginx and HAProxy on this machine
 # (tools/peerbench, docs/benchmarks.md). It installs nginx-light, haproxy
 # and wrk when they are missing. "make bench" runs the full default (about
-# 18 minutes) and rewrites the results section of docs/benchmarks.md;
+# 20 minutes) and rewrites the results section of docs/benchmarks.md;
 # "make bench-quick" is a one-round smoke run that only prints its table.
 # Extra flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS='-rounds 5'.
 .PHONY: bench bench-quick bench-deps

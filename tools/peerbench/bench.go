@@ -113,6 +113,9 @@ type bench struct {
 	machine     machine
 	warnings    []string
 	results     map[string]map[string][]sample // scenario, target
+	// CPU seconds that the targets not under load used during the
+	// closed-loop runs, and the wall seconds of those runs.
+	idleCPU, idleWall float64
 }
 
 // runBench runs everything o asks for and writes the report.
@@ -158,25 +161,13 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 		b.results[sc.name] = map[string][]sample{}
 	}
 	total := o.rounds * len(o.scenarios) * len(o.targets)
-	perRun := o.warmup + o.duration.Round(time.Second) + o.latDuration + time.Second
-	fmt.Fprintf(stderr, "peerbench: %d runs of about %v each: %d round(s) × %d scenario(s) × %d target(s)\n",
-		total, perRun.Round(time.Second), o.rounds, len(o.scenarios), len(o.targets))
+	perScenario := time.Duration(o.rounds*len(o.targets)) * (o.duration.Round(time.Second) + o.latDuration + time.Second/2)
+	fmt.Fprintf(stderr, "peerbench: %d scenario(s) of about %v each: %d target(s) × %d round(s) of %v closed loop and %v open loop\n",
+		len(o.scenarios), perScenario.Round(time.Second), len(o.targets), o.rounds, o.duration.Round(time.Second), o.latDuration)
 	n := 0
-	for r := range o.rounds {
-		for _, sc := range o.scenarios {
-			// The order of the targets turns with the round, so that none
-			// always runs first or after the same neighbour.
-			for i := range o.targets {
-				t := o.targets[(i+r)%len(o.targets)]
-				n++
-				s, err := b.runOne(ctx, sc, t)
-				if err != nil {
-					return fmt.Errorf("round %d, %s, %s: %w", r+1, sc.name, t, err)
-				}
-				b.results[sc.name][t] = append(b.results[sc.name][t], s)
-				fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-14s %9.0f req/s  %s  load CPU %s  p99 %s%s\n",
-					n, total, r+1, sc.name, t, s.rps, fmtCPU(s.cpuUS, s.busy), fmtCPU(s.loadUS, s.loadBusy), fmtP99(s.p99), problemSuffix(s.problems))
-			}
+	for _, sc := range o.scenarios {
+		if err := b.runScenario(ctx, sc, stderr, &n, total); err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
 		}
 	}
 	b.procs.stopAll()
@@ -240,53 +231,112 @@ func (b *bench) buildSwitchyard(ctx context.Context) error {
 	return nil
 }
 
-// runOne starts target for sc, measures it, and stops it.
-func (b *bench) runOne(ctx context.Context, sc *scenario, target string) (sample, error) {
-	s := sample{cpuUS: math.NaN(), busy: math.NaN(), loadBusy: math.NaN(), loadUS: math.NaN()}
-	if b.backend.exited() {
-		return s, b.backend.failure()
-	}
-	p, url, err := b.startTarget(ctx, sc, target)
-	if err != nil {
-		return s, err
-	}
-	if p != nil {
-		defer b.procs.stop(p, 3*time.Second)
+// target is one target started for a scenario.
+type target struct {
+	name string
+	p    *proc // nil for direct
+	url  string
+}
+
+// runScenario starts every target of sc at once, all pinned to the proxy
+// CPU, warms each, and then measures them in rounds: each round runs every
+// target's closed-loop run one after the other, then every target's
+// open-loop run, in an order that turns with the round. Runs of different
+// targets are seconds apart, so that the machine's drift (its speed moves
+// by a third over tens of seconds on a shared VM) falls on all of them
+// alike rather than on whichever target ran during a slow stretch. The
+// targets not under load sit idle on the proxy CPU meanwhile; the CPU they
+// use is counted (bench.idleCPU) and reported.
+func (b *bench) runScenario(ctx context.Context, sc *scenario, stderr io.Writer, n *int, total int) error {
+	var ts []*target
+	defer func() {
+		for _, t := range ts {
+			if t.p != nil {
+				b.procs.stop(t.p, 3*time.Second)
+			}
+		}
+	}()
+	for _, name := range b.o.targets {
+		p, url, err := b.startTarget(ctx, sc, name)
+		if err != nil {
+			return err
+		}
+		ts = append(ts, &target{name: name, p: p, url: url})
 	}
 	conns := sc.conns(b.o)
 	if b.o.warmup > 0 {
 		// Unmeasured: fills the connection pools, the caches and the Go
-		// heap before the measured run.
-		if _, err := loadtest.Run(ctx, loadtest.Config{URL: url, Keys: sc.ids, Connections: conns, Duration: b.o.warmup}); err != nil {
-			return s, err
+		// heap before the first measured run.
+		for _, t := range ts {
+			if _, err := loadtest.Run(ctx, loadtest.Config{URL: t.url, Keys: sc.ids, Connections: conns, Duration: b.o.warmup}); err != nil {
+				return fmt.Errorf("%s: warm-up: %w", t.name, err)
+			}
 		}
 	}
+	for r := range b.o.rounds {
+		order := make([]*target, len(ts))
+		for i := range ts {
+			order[i] = ts[(i+r)%len(ts)]
+		}
+		round := make(map[*target]*sample, len(ts))
+		for _, t := range order {
+			s, err := b.runClosed(ctx, sc, t, ts)
+			if err != nil {
+				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+			}
+			round[t] = &s
+		}
+		for _, t := range order {
+			s := round[t]
+			if err := b.runOpen(ctx, sc, t, s); err != nil {
+				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
+			}
+			b.results[sc.name][t.name] = append(b.results[sc.name][t.name], *s)
+			*n++
+			fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-14s %9.0f req/s  %s  load CPU %s  p99 %s%s\n",
+				*n, total, r+1, sc.name, t.name, s.rps, fmtCPU(s.cpuUS, s.busy), fmtCPU(s.loadUS, s.loadBusy), fmtP99(s.p99), problemSuffix(s.problems))
+		}
+	}
+	return nil
+}
 
+// runClosed measures t with wrk: req/s, the proxy's CPU per request and
+// the load CPU's. The other targets' CPU during the run goes to
+// b.idleCPU.
+func (b *bench) runClosed(ctx context.Context, sc *scenario, t *target, all []*target) (sample, error) {
+	s := sample{cpuUS: math.NaN(), busy: math.NaN(), loadBusy: math.NaN(), loadUS: math.NaN()}
+	if b.backend.exited() {
+		return s, b.backend.failure()
+	}
+	idle0, err := b.idleTicks(t, all)
+	if err != nil {
+		return s, err
+	}
 	var before uint64
-	if p != nil {
-		if before, err = groupCPU(p.pgid); err != nil {
-			return s, err
+	if t.p != nil {
+		if before, err = groupCPU(t.p.pgid); err != nil {
+			return s, fmt.Errorf("%w (did %s exit?)", err, t.name)
 		}
 	}
 	// The load CPU's busy share tells whether req/s was the proxy's limit
 	// or the load side's (wrk and the backend at 100 %).
 	load0, loadErr := readCPUTimes(b.o.loadCPU)
 	start := time.Now()
-	w, err := b.runWrk(ctx, url, conns, b.o.duration, sc)
+	w, err := b.runWrk(ctx, t.url, sc.conns(b.o), b.o.duration, sc)
 	if err != nil {
 		return s, err
 	}
+	wall := time.Since(start)
 	if load1, err := readCPUTimes(b.o.loadCPU); err == nil && loadErr == nil {
 		s.loadBusy = busyBetween(load0, load1)
 		if w.requests > 0 {
 			s.loadUS = float64(load1.busy-load0.busy) / float64(b.clk) * 1e6 / float64(w.requests)
 		}
 	}
-	if p != nil {
-		wall := time.Since(start)
-		after, err := groupCPU(p.pgid)
+	if t.p != nil {
+		after, err := groupCPU(t.p.pgid)
 		if err != nil {
-			return s, fmt.Errorf("%w (did %s exit?)", err, target)
+			return s, fmt.Errorf("%w (did %s exit?)", err, t.name)
 		}
 		cpu := float64(after-before) / float64(b.clk) // seconds
 		s.busy = cpu / wall.Seconds()
@@ -294,6 +344,12 @@ func (b *bench) runOne(ctx context.Context, sc *scenario, target string) (sample
 			s.cpuUS = cpu * 1e6 / float64(w.requests)
 		}
 	}
+	idle1, err := b.idleTicks(t, all)
+	if err != nil {
+		return s, err
+	}
+	b.idleCPU += float64(idle1-idle0) / float64(b.clk)
+	b.idleWall += wall.Seconds()
 	s.rps = w.rps
 	if w.socketErrors > 0 {
 		s.problems = append(s.problems, fmt.Sprintf("wrk: %d socket errors", w.socketErrors))
@@ -301,20 +357,40 @@ func (b *bench) runOne(ctx context.Context, sc *scenario, target string) (sample
 	if w.non2xx > 0 {
 		s.problems = append(s.problems, fmt.Sprintf("wrk: %d non-2xx/3xx responses", w.non2xx))
 	}
+	return s, ctx.Err()
+}
 
+// idleTicks sums the CPU ticks of every started target but t.
+func (b *bench) idleTicks(t *target, all []*target) (uint64, error) {
+	var sum uint64
+	for _, o := range all {
+		if o == t || o.p == nil {
+			continue
+		}
+		c, err := groupCPU(o.p.pgid)
+		if err != nil {
+			return 0, fmt.Errorf("%w (did %s exit?)", err, o.name)
+		}
+		sum += c
+	}
+	return sum, nil
+}
+
+// runOpen measures t's p99 at the scenario's fixed rate into s.
+func (b *bench) runOpen(ctx context.Context, sc *scenario, t *target, s *sample) error {
 	rep, err := loadtest.Run(ctx, loadtest.Config{
-		URL: url, Keys: sc.ids, Connections: conns,
+		URL: t.url, Keys: sc.ids, Connections: sc.conns(b.o),
 		Rate: sc.rate(b.o), Duration: b.o.latDuration, Timeout: 5 * time.Second,
 	})
 	if err != nil {
-		return s, err
+		return err
 	}
 	s.p99 = rep.Latency.P99
 	s.problems = append(s.problems, openLoopProblems(rep)...)
-	if p != nil && p.exited() {
-		return s, p.failure()
+	if t.p != nil && t.p.exited() {
+		return t.p.failure()
 	}
-	return s, ctx.Err()
+	return ctx.Err()
 }
 
 // openLoopProblems lists what went wrong in an open-loop run: errors,

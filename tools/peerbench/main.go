@@ -5,10 +5,11 @@
 // It starts an nginx backend, then runs every scenario (a small body, 4 KiB,
 // 1 MiB, 1000 deployments with random keys) against every target (direct to
 // the backend, nginx as a proxy, HAProxy, Switchyard, and Switchyard with
-// idle naps) in interleaved rounds,
-// so that drift of the machine hits all targets alike. The proxy under test
-// runs alone on one CPU; the backend, the load generators and peerbench
-// itself share the other. Each run measures closed-loop throughput with wrk,
+// idle naps) in interleaved rounds of short runs, so that drift of the
+// machine hits all targets alike: a scenario's targets are started
+// together, pinned to one CPU, and take turns under load while the others
+// sit idle; the backend, the load generators and peerbench itself share
+// the other CPU. Each run measures closed-loop throughput with wrk,
 // the proxy's CPU time per request from /proc, and the p99 latency of an
 // open-loop load at a fixed rate (the project's loadtest package). The
 // report gives min/median/max over the rounds and the Switchyard/HAProxy
@@ -17,7 +18,7 @@
 // Usage (from the repository root; "make bench" and "make bench-quick"
 // install nginx-light, haproxy and wrk first when they are missing):
 //
-//	go run ./tools/peerbench [-rounds 3] [-duration 10s] [-rate 5000]
+//	go run ./tools/peerbench [-rounds 10] [-duration 3s] [-rate 5000]
 //	    [-scenarios small,4k,1m,keys1000]
 //	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] [-nap 30us]
 //	    [-switchyard-flags "..."] [-out docs/benchmarks.md | -out -] [-quick]
@@ -44,7 +45,7 @@ import (
 type options struct {
 	rounds      int
 	duration    time.Duration // closed-loop (wrk) run
-	warmup      time.Duration // unmeasured wrk run before each measured one
+	warmup      time.Duration // unmeasured load on each target after it starts
 	latDuration time.Duration // open-loop (p99) run
 	rate        float64       // open-loop rate; see scenario.rateDiv
 	connections int           // wrk connections; see scenario.connections
@@ -95,10 +96,10 @@ func parseArgs(args []string) (*options, error) {
 	fs := flag.NewFlagSet("peerbench", flag.ContinueOnError)
 	o := &options{args: args}
 	var scen, targ string
-	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds; each runs every target once per scenario")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "closed-loop (wrk) run per target and round")
-	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured wrk run before each measured one")
-	fs.DurationVar(&o.latDuration, "latency-duration", 5*time.Second, "open-loop run for the p99 per target and round")
+	fs.IntVar(&o.rounds, "rounds", 10, "interleaved rounds; each runs every target once per scenario")
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "closed-loop (wrk) run per target and round")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load on each target after it starts")
+	fs.DurationVar(&o.latDuration, "latency-duration", 2*time.Second, "open-loop run for the p99 per target and round")
 	fs.Float64Var(&o.rate, "rate", 5000, "open-loop rate in req/s for the p99 (the 1m scenario uses rate/25)")
 	fs.IntVar(&o.connections, "connections", 50, "wrk connections (the 1m scenario uses 8)")
 	fs.StringVar(&scen, "scenarios", strings.Join(scenarioNames(), ","), "scenarios to run, comma-separated")

@@ -247,6 +247,12 @@ func TestHelpers(t *testing.T) {
 	if got, want := commandLine([]string{"-rounds", "5", "-scenarios", "small, 4k"}), "go run ./tools/peerbench -rounds 5 -scenarios 'small, 4k'"; got != want {
 		t.Errorf("commandLine = %q; want %q", got, want)
 	}
+	if got, want := fmtIdle(0.03, 120), "0.03 %"; got != want {
+		t.Errorf("fmtIdle = %q; want %q", got, want)
+	}
+	if got, want := fmtIdle(0, 0), "–"; got != want {
+		t.Errorf("fmtIdle with no runs = %q; want %q", got, want)
+	}
 }
 
 // A ratio that rounds onto the goal shows its third decimal.

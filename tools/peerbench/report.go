@@ -142,7 +142,7 @@ func (b *bench) report() string {
 	p("## Results\n\n")
 	p("Run on %s with:\n\n", b.started.Format("2006-01-02 15:04 MST"))
 	p("```sh\n%s\n```\n\n", commandLine(o.args))
-	p("%d round(s); per target, scenario and round: %v warm-up, wrk -t1 for %v (closed loop), then %v of open loop at a fixed rate for the p99.\n\n",
+	p("%d round(s). Per scenario, every target is started once and warmed up for %v; each round then runs wrk -t1 for %v against every target in turn (closed loop), then %v of open loop at a fixed rate against every target in turn for the p99, the order turning with the round.\n\n",
 		o.rounds, o.warmup, o.duration.Round(time.Second), o.latDuration)
 	haproxy := m.haproxy
 	if haproxy == "" {
@@ -156,7 +156,7 @@ func (b *bench) report() string {
 	if b.hasTarget("switchyard-nap") {
 		syWith += "; switchyard-nap adds `--idle-nap " + o.nap.String() + "`"
 	}
-	p("The proxy under test runs alone on CPU %d (Switchyard with %s; nginx with 1 worker, HAProxy with 1 thread); the nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, o.loadCPU)
+	p("The proxies run on CPU %d (Switchyard with %s; nginx with 1 worker, HAProxy with 1 thread), all of a scenario's at once, one under load at a time: the idle ones used %s of that CPU during the closed-loop runs. The nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, fmtIdle(b.idleCPU, b.idleWall), o.loadCPU)
 	p("Goal: at one core, Switchyard's CPU per request ≤ %.2f× HAProxy's and its req/s ≥ %.2f× HAProxy's.\n\n", goalCPURatio, goalRPSRatio)
 
 	p("Scenarios:\n\n")
@@ -222,7 +222,7 @@ func (b *bench) report() string {
 		p("\n")
 	}
 	if len(sys) > 0 && b.hasTarget("haproxy") && o.rounds > 1 {
-		p("Ratios round by round (each round's Switchyard run against the HAProxy run of the same round and scenario, minutes apart at most), min / **median** / max: less exposed to the machine's drift than the ratios of medians above, which the goal is read on.\n\n")
+		p("Ratios round by round (each round's Switchyard run against the HAProxy run of the same round and scenario, seconds apart), min / **median** / max: less exposed to the machine's drift than the ratios of medians above, which the goal is read on.\n\n")
 		p("| scenario | target | req/s vs HAProxy | CPU vs HAProxy |\n")
 		p("| --- | --- | --: | --: |\n")
 		for _, sc := range o.scenarios {
@@ -297,4 +297,12 @@ func updateDoc(path, section string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// fmtIdle gives the share of the proxy CPU that idle targets used.
+func fmtIdle(cpu, wall float64) string {
+	if wall <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f %%", 100*cpu/wall)
 }
