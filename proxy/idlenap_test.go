@@ -135,7 +135,11 @@ func TestIdleNapWakesForBodyParts(t *testing.T) {
 	b := startBackend(t, "b", func(w http.ResponseWriter, r *http.Request) {
 		for i := range 3 {
 			if i > 0 {
-				<-next
+				select {
+				case <-next:
+				case <-r.Context().Done(): // the test failed and closed the server
+					return
+				}
 			}
 			w.Write([]byte("part "))
 			w.(http.Flusher).Flush()
