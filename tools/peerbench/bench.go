@@ -274,20 +274,18 @@ func (b *bench) runScenario(ctx context.Context, sc *scenario, stderr io.Writer,
 		}
 	}
 	for r := range b.o.rounds {
-		order := make([]*target, len(ts))
-		for i := range ts {
-			order[i] = ts[(i+r)%len(ts)]
-		}
-		round := make(map[*target]*sample, len(ts))
-		for _, t := range order {
+		// order[i] is ts[(i+r) % len]; samples[i] is order[i]'s.
+		order := append(slices.Clone(ts[r%len(ts):]), ts[:r%len(ts)]...)
+		samples := make([]sample, len(order))
+		for i, t := range order {
 			s, err := b.runClosed(ctx, sc, t, ts)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
-			round[t] = &s
+			samples[i] = s
 		}
-		for _, t := range order {
-			s := round[t]
+		for i, t := range order {
+			s := &samples[i]
 			if err := b.runOpen(ctx, sc, t, s); err != nil {
 				return fmt.Errorf("round %d, %s: %w", r+1, t.name, err)
 			}
