@@ -88,13 +88,17 @@ func (sc *scenario) rate(o *options) float64 {
 
 // sample is what one run of one target measured.
 type sample struct {
-	rps      float64       // closed loop
-	cpuUS    float64       // proxy CPU µs per request; NaN for direct
-	busy     float64       // proxy CPU time per wall time during wrk; NaN for direct
-	loadBusy float64       // busy share of the load CPU during wrk; NaN when unread
-	loadUS   float64       // load CPU busy µs per request during wrk; NaN when unread
-	p99      time.Duration // open loop at the fixed rate
-	problems []string      // errors and non-2xx responses seen
+	rps      float64 // closed loop
+	cpuUS    float64 // proxy CPU µs per request; NaN for direct
+	busy     float64 // proxy CPU time per wall time during wrk; NaN for direct
+	loadBusy float64 // busy share of the load CPU during wrk; NaN when unread
+	loadUS   float64 // load CPU busy µs per request during wrk; NaN when unread
+	// Wake-up interrupts (rescheduling and function-call) that the proxy
+	// CPU and the load CPU received per request during wrk; NaN when
+	// unread. One comes each time a CPU that halted is woken for a task.
+	wakeProxy, wakeLoad float64
+	p99                 time.Duration // open loop at the fixed rate
+	problems            []string      // errors and non-2xx responses seen
 }
 
 // toolPaths are the programs a run uses.
@@ -291,8 +295,9 @@ func (b *bench) runScenario(ctx context.Context, sc *scenario, stderr io.Writer,
 			}
 			b.results[sc.name][t.name] = append(b.results[sc.name][t.name], *s)
 			*n++
-			fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-14s %9.0f req/s  %s  load CPU %s  p99 %s%s\n",
-				*n, total, r+1, sc.name, t.name, s.rps, fmtCPU(s.cpuUS, s.busy), fmtCPU(s.loadUS, s.loadBusy), fmtP99(s.p99), problemSuffix(s.problems))
+			fmt.Fprintf(stderr, "[%d/%d] round %d %-8s %-14s %9.0f req/s  %s  load CPU %s  wake-ups/req %s / %s  p99 %s%s\n",
+				*n, total, r+1, sc.name, t.name, s.rps, fmtCPU(s.cpuUS, s.busy), fmtCPU(s.loadUS, s.loadBusy),
+				fmtWake(s.wakeProxy), fmtWake(s.wakeLoad), fmtP99(s.p99), problemSuffix(s.problems))
 		}
 	}
 	return nil
@@ -302,7 +307,8 @@ func (b *bench) runScenario(ctx context.Context, sc *scenario, stderr io.Writer,
 // the load CPU's. The other targets' CPU during the run goes to
 // b.idleCPU.
 func (b *bench) runClosed(ctx context.Context, sc *scenario, t *target, all []*target) (sample, error) {
-	s := sample{cpuUS: math.NaN(), busy: math.NaN(), loadBusy: math.NaN(), loadUS: math.NaN()}
+	s := sample{cpuUS: math.NaN(), busy: math.NaN(), loadBusy: math.NaN(), loadUS: math.NaN(),
+		wakeProxy: math.NaN(), wakeLoad: math.NaN()}
 	if b.backend.exited() {
 		return s, b.backend.failure()
 	}
@@ -319,12 +325,22 @@ func (b *bench) runClosed(ctx context.Context, sc *scenario, t *target, all []*t
 	// The load CPU's busy share tells whether req/s was the proxy's limit
 	// or the load side's (wrk and the backend at 100 %).
 	load0, loadErr := readCPUTimes(b.o.loadCPU)
+	wp0, wpErr := readWakeups(b.o.proxyCPU)
+	wl0, wlErr := readWakeups(b.o.loadCPU)
 	start := time.Now()
 	w, err := b.runWrk(ctx, t.url, sc.conns(b.o), b.o.duration, sc)
 	if err != nil {
 		return s, err
 	}
 	wall := time.Since(start)
+	if w.requests > 0 {
+		if wp1, err := readWakeups(b.o.proxyCPU); err == nil && wpErr == nil {
+			s.wakeProxy = float64(wp1-wp0) / float64(w.requests)
+		}
+		if wl1, err := readWakeups(b.o.loadCPU); err == nil && wlErr == nil {
+			s.wakeLoad = float64(wl1-wl0) / float64(w.requests)
+		}
+	}
 	if load1, err := readCPUTimes(b.o.loadCPU); err == nil && loadErr == nil {
 		s.loadBusy = busyBetween(load0, load1)
 		if w.requests > 0 {

@@ -154,6 +154,49 @@ intr 114930548 113199788 3 0 5 263 0 4 [...]
 	}
 }
 
+func TestParseWakeups(t *testing.T) {
+	const x86 = `            CPU0       CPU1
+   0:         41          0   IO-APIC   2-edge      timer
+ LOC:    8775550   18414191   Local timer interrupts
+ RES:     245917    3834767   Rescheduling interrupts
+ CAL:    7659967   10129848   Function call interrupts
+ TLB:          0          0   TLB shootdowns
+`
+	const arm64 = `           CPU0       CPU1       CPU2
+IPI0:        10         20         30       Rescheduling interrupts
+IPI1:         1          2          3       Function call interrupts
+IPI2:         0          0          0       CPU stop interrupts
+`
+	tests := []struct {
+		name    string
+		text    string
+		cpu     int
+		want    uint64
+		wantErr bool
+	}{
+		{name: "x86 cpu0", text: x86, cpu: 0, want: 245917 + 7659967},
+		{name: "x86 cpu1", text: x86, cpu: 1, want: 3834767 + 10129848},
+		{name: "arm64 cpu2", text: arm64, cpu: 2, want: 33},
+		{name: "no such CPU", text: x86, cpu: 2, wantErr: true},
+		{name: "a kind missing", text: "CPU0\nRES: 1 Rescheduling interrupts\n", cpu: 0, wantErr: true},
+		{name: "bad number", text: "CPU0\nRES: x Rescheduling interrupts\nCAL: 1 Function call interrupts\n", cpu: 0, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseWakeups(tt.text, tt.cpu)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseWakeups: error %v; want error %v", err, tt.wantErr)
+			}
+			if !tt.wantErr && got != tt.want {
+				t.Errorf("parseWakeups = %d; want %d", got, tt.want)
+			}
+		})
+	}
+	if _, err := readWakeups(0); err != nil {
+		t.Errorf("readWakeups(0): %v", err)
+	}
+}
+
 func TestSummarize(t *testing.T) {
 	nan := math.NaN()
 	tests := []struct {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -326,6 +327,58 @@ func readCPUTimes(cpu int) (cpuTimes, error) {
 		return cpuTimes{}, err
 	}
 	return parseCPUTimes(string(b), cpu)
+}
+
+// wakeupKinds are the descriptions, in /proc/interrupts, of the
+// interrupts by which one CPU wakes a task on another: x86 names the
+// lines RES and CAL, arm64 IPI0 and IPI1, with these descriptions.
+var wakeupKinds = []string{"Rescheduling interrupts", "Function call interrupts"}
+
+// parseWakeups sums CPU cpu's column of the wake-up interrupt lines of a
+// /proc/interrupts text (a header of CPU names, then one line per
+// interrupt: "NAME: count per CPU… description").
+func parseWakeups(text string, cpu int) (uint64, error) {
+	lines := strings.Split(text, "\n")
+	col := slices.Index(strings.Fields(lines[0]), "CPU"+strconv.Itoa(cpu))
+	if col < 0 {
+		return 0, fmt.Errorf("/proc/interrupts: no column for CPU%d", cpu)
+	}
+	var sum uint64
+	found := 0
+	for _, line := range lines[1:] {
+		kind := -1
+		for i, k := range wakeupKinds {
+			if strings.HasSuffix(strings.TrimSpace(line), k) {
+				kind = i
+			}
+		}
+		if kind < 0 {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < col+2 {
+			return 0, fmt.Errorf("/proc/interrupts %s: no count for CPU%d", f[0], cpu)
+		}
+		n, err := strconv.ParseUint(f[col+1], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/interrupts %s: %w", f[0], err)
+		}
+		sum += n
+		found++
+	}
+	if found != len(wakeupKinds) {
+		return 0, fmt.Errorf("/proc/interrupts: %d of the %d wake-up interrupt lines", found, len(wakeupKinds))
+	}
+	return sum, nil
+}
+
+// readWakeups reads CPU cpu's wake-up interrupts from /proc/interrupts.
+func readWakeups(cpu int) (uint64, error) {
+	b, err := os.ReadFile("/proc/interrupts")
+	if err != nil {
+		return 0, err
+	}
+	return parseWakeups(string(b), cpu)
 }
 
 // busyBetween is the share of a CPU's time that was busy between two

@@ -68,6 +68,14 @@ func fmtCPU(us, busy float64) string {
 	return fmt.Sprintf("%6.1f µs/req (%3.0f %% busy)", us, busy*100)
 }
 
+// fmtWake formats wake-up interrupts per request.
+func fmtWake(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64)
+}
+
 func fmtPct(x float64) string {
 	if math.IsNaN(x) {
 		return "–"
@@ -163,19 +171,20 @@ func (b *bench) report() string {
 	for _, sc := range o.scenarios {
 		p("- **%s**: %s; wrk with %d connections; p99 at %s req/s.\n", sc.name, sc.title, sc.conns(o), fmtRPS(sc.rate(o)))
 	}
-	p("\nCells are min / **median** / max over the rounds. CPU is the proxy's user + system time (all its processes and threads) per request completed by wrk; busy is that CPU time over the wall time of the wrk run (median), 100 %% being the whole proxy core. Both are – for direct, which has no proxy. Load CPU is the same for CPU %d, where wrk and the backend run: its busy time per request, and (median) how busy it was during the wrk run. Near 100 %% the load side, not the proxy, set the req/s, and a proxy that makes the load side's work dearer per request (more wake-ups, more segments) gets fewer requests through.\n\n", o.loadCPU)
-	p("| scenario | target | req/s | CPU µs/req | busy | load CPU µs/req | load busy | p99 ms at fixed rate | runs with errors |\n")
-	p("| --- | --- | --: | --: | --: | --: | --: | --: | --: |\n")
+	p("\nCells are min / **median** / max over the rounds. CPU is the proxy's user + system time (all its processes and threads) per request completed by wrk; busy is that CPU time over the wall time of the wrk run (median), 100 %% being the whole proxy core. Both are – for direct, which has no proxy. Load CPU is the same for CPU %d, where wrk and the backend run: its busy time per request, and (median) how busy it was during the wrk run. Near 100 %% the load side, not the proxy, set the req/s, and a proxy that makes the load side's work dearer per request (more wake-ups, more segments) gets fewer requests through. Wake-ups are the interrupts by which one CPU wakes a task on the other after it halted (rescheduling and function-call interrupts, /proc/interrupts), per request received by the proxy CPU and by the load CPU (medians): near 0, each CPU found work waiting whenever it looked; near 1 or more, one of them halted between requests and the other paid for waking it, which on a virtual machine is a trip through the hypervisor.\n\n", o.loadCPU)
+	p("| scenario | target | req/s | CPU µs/req | busy | load CPU µs/req | load busy | wake-ups/req proxy / load CPU | p99 ms at fixed rate | runs with errors |\n")
+	p("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: |\n")
 	var problems []string
 	for _, sc := range o.scenarios {
 		for _, t := range o.targets {
 			ss := b.results[sc.name][t]
-			var rps, cpu, busy, loadUS, loadBusy, p99 []float64
+			var rps, cpu, busy, loadUS, loadBusy, wakeP, wakeL, p99 []float64
 			bad := 0
 			for i, s := range ss {
 				rps, cpu, p99 = append(rps, s.rps), append(cpu, s.cpuUS), append(p99, float64(s.p99)/1e6)
 				busy, loadBusy = append(busy, s.busy), append(loadBusy, s.loadBusy)
 				loadUS = append(loadUS, s.loadUS)
+				wakeP, wakeL = append(wakeP, s.wakeProxy), append(wakeL, s.wakeLoad)
 				if len(s.problems) > 0 {
 					bad++
 					problems = append(problems, fmt.Sprintf("%s, %s, round %d: %s", sc.name, t, i+1, strings.Join(s.problems, "; ")))
@@ -185,9 +194,10 @@ func (b *bench) report() string {
 			if bad > 0 {
 				badCell = fmt.Sprintf("**%d** ⚠", bad)
 			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc.name, t, summarize(rps).format(fmtRPS),
+			p("| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |\n", sc.name, t, summarize(rps).format(fmtRPS),
 				summarize(cpu).format(fmtUS), fmtPct(summarize(busy).med),
 				summarize(loadUS).format(fmtUS), fmtPct(summarize(loadBusy).med),
+				fmtWake(summarize(wakeP).med), fmtWake(summarize(wakeL).med),
 				summarize(p99).format(fmtMS), badCell)
 		}
 	}
