@@ -346,13 +346,8 @@ func parseWakeups(text string, cpu int) (uint64, error) {
 	var sum uint64
 	found := 0
 	for _, line := range lines[1:] {
-		kind := -1
-		for i, k := range wakeupKinds {
-			if strings.HasSuffix(strings.TrimSpace(line), k) {
-				kind = i
-			}
-		}
-		if kind < 0 {
+		desc := strings.TrimSpace(line)
+		if !slices.ContainsFunc(wakeupKinds, func(k string) bool { return strings.HasSuffix(desc, k) }) {
 			continue
 		}
 		f := strings.Fields(line)
