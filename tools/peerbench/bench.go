@@ -95,7 +95,8 @@ type sample struct {
 	loadUS   float64 // load CPU busy µs per request during wrk; NaN when unread
 	// Wake-up interrupts (rescheduling and function-call) that the proxy
 	// CPU and the load CPU received per request during wrk; NaN when
-	// unread. One comes each time a CPU that halted is woken for a task.
+	// unread. A CPU gets one when a task on it is woken from the other
+	// CPU while it halted or ran another task.
 	wakeProxy, wakeLoad float64
 	p99                 time.Duration // open loop at the fixed rate
 	problems            []string      // errors and non-2xx responses seen
