@@ -326,22 +326,14 @@ func (b *bench) runClosed(ctx context.Context, sc *scenario, t *target, all []*t
 	// The load CPU's busy share tells whether req/s was the proxy's limit
 	// or the load side's (wrk and the backend at 100 %).
 	load0, loadErr := readCPUTimes(b.o.loadCPU)
-	wp0, wpErr := readWakeups(b.o.proxyCPU)
-	wl0, wlErr := readWakeups(b.o.loadCPU)
+	wakeProxy, wakeLoad := wakeupsSince(b.o.proxyCPU), wakeupsSince(b.o.loadCPU)
 	start := time.Now()
 	w, err := b.runWrk(ctx, t.url, sc.conns(b.o), b.o.duration, sc)
 	if err != nil {
 		return s, err
 	}
 	wall := time.Since(start)
-	if w.requests > 0 {
-		if wp1, err := readWakeups(b.o.proxyCPU); err == nil && wpErr == nil {
-			s.wakeProxy = float64(wp1-wp0) / float64(w.requests)
-		}
-		if wl1, err := readWakeups(b.o.loadCPU); err == nil && wlErr == nil {
-			s.wakeLoad = float64(wl1-wl0) / float64(w.requests)
-		}
-	}
+	s.wakeProxy, s.wakeLoad = wakeProxy(w.requests), wakeLoad(w.requests)
 	if load1, err := readCPUTimes(b.o.loadCPU); err == nil && loadErr == nil {
 		s.loadBusy = busyBetween(load0, load1)
 		if w.requests > 0 {
@@ -373,6 +365,20 @@ func (b *bench) runClosed(ctx context.Context, sc *scenario, t *target, all []*t
 		s.problems = append(s.problems, fmt.Sprintf("wrk: %d non-2xx/3xx responses", w.non2xx))
 	}
 	return s, ctx.Err()
+}
+
+// wakeupsSince reads CPU cpu's wake-up interrupts now, and returns a
+// function that gives how many more came per request since: NaN when
+// either reading failed or there were no requests.
+func wakeupsSince(cpu int) func(requests int64) float64 {
+	n0, err0 := readWakeups(cpu)
+	return func(requests int64) float64 {
+		n1, err1 := readWakeups(cpu)
+		if err0 != nil || err1 != nil || requests <= 0 {
+			return math.NaN()
+		}
+		return float64(n1-n0) / float64(requests)
+	}
 }
 
 // idleTicks sums the CPU ticks of every started target but t.

@@ -195,6 +195,16 @@ IPI2:         0          0          0       CPU stop interrupts
 	if _, err := readWakeups(0); err != nil {
 		t.Errorf("readWakeups(0): %v", err)
 	}
+	since := wakeupsSince(0)
+	if got := since(0); !math.IsNaN(got) {
+		t.Errorf("wakeupsSince with no requests = %v; want NaN", got)
+	}
+	if got := since(1); math.IsNaN(got) || got < 0 {
+		t.Errorf("wakeupsSince for one request = %v; want a count", got)
+	}
+	if got := wakeupsSince(-1)(1); !math.IsNaN(got) {
+		t.Errorf("wakeupsSince of no such CPU = %v; want NaN", got)
+	}
 }
 
 func TestSummarize(t *testing.T) {
