@@ -18,8 +18,8 @@ import (
 // the waking CPU an inter-processor interrupt (a trip through the
 // hypervisor) and the proxy's CPU an idle exit and a context switch. Under
 // load with the proxy not saturated, that happens for most requests: the
-// proxy handles one or two, sleeps, and is woken again (docs/benchmarks.md,
-// "Idle naps").
+// proxy handles one or two, sleeps, and is woken again (docs/profiles.md,
+// "The load side's CPU, and idle naps").
 //
 // The napper is a goroutine that the scheduler runs when it has nothing
 // else to do: it waits on an eventfd that it makes readable (an edge)
