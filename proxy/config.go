@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/proxy/clientconn"
 	"github.com/switchyard/switchyard/zones"
 )
 
@@ -41,6 +42,11 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes bounds request bodies; larger get 413. 0: no limit.
 	MaxBodyBytes int64
+	// ResponseWriteSize is the largest write of a streamed response body
+	// to a client, and the buffer each such response holds while it
+	// streams. MinResponseWriteSize to MaxResponseWriteSize; default
+	// 128 KiB (clientconn.DefaultCopySize).
+	ResponseWriteSize int
 
 	// ConnectTimeout bounds dialing an instance. Default 5s.
 	ConnectTimeout time.Duration
@@ -118,6 +124,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Bounds of Config.ResponseWriteSize.
+const (
+	MinResponseWriteSize = 4 << 10
+	MaxResponseWriteSize = 16 << 20
+)
+
 func (c *Config) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -144,6 +156,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 16 << 10
+	}
+	if c.ResponseWriteSize <= 0 {
+		c.ResponseWriteSize = clientconn.DefaultCopySize
 	}
 	if c.MaxConnsPerInstance <= 0 {
 		c.MaxConnsPerInstance = 512

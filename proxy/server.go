@@ -77,6 +77,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.IdleNap < 0 || cfg.IdleNap > MaxIdleNap {
 		return nil, fmt.Errorf("proxy: idle nap %v: want 0 (off) to %v", cfg.IdleNap, MaxIdleNap)
 	}
+	if n := cfg.ResponseWriteSize; n < MinResponseWriteSize || n > MaxResponseWriteSize {
+		return nil, fmt.Errorf("proxy: response write size %d: want %d to %d bytes", n, MinResponseWriteSize, MaxResponseWriteSize)
+	}
 	alog, err := accesslog.New(cfg.AccessLog)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: access log: %w", err)
@@ -239,7 +242,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Debug("idle naps", "naps", n.naps.Load(), "parks", n.parks.Load())
 		}()
 	}
-	go func() { errc <- s.srv.Serve(clientconn.Listen(ln, s.cfg.ClientIdleTimeout)) }()
+	go func() { errc <- s.srv.Serve(clientconn.Listen(ln, s.cfg.ClientIdleTimeout, s.cfg.ResponseWriteSize)) }()
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {

@@ -94,6 +94,18 @@ var proxyOptions = []*option{
 		}},
 	{name: "max-body-bytes", arg: "SIZE", usage: "bound on request bodies; larger get 413 (default 0: no limit)",
 		set: func(s *settings, v string) (err error) { s.cfg.MaxBodyBytes, err = parseSize(v); return err }},
+	{name: "response-write-size", arg: "SIZE", usage: "largest write of a streamed response body to a client; each response streaming a larger body holds a buffer this big while it streams (default 128KiB, 4KiB to 16MiB)",
+		set: func(s *settings, v string) error {
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n != 0 && (n < proxy.MinResponseWriteSize || n > proxy.MaxResponseWriteSize) {
+				return fmt.Errorf("size %q is out of range (want 4KiB to 16MiB)", v)
+			}
+			s.cfg.ResponseWriteSize = int(n)
+			return nil
+		}},
 	{name: "connect-timeout", arg: "DURATION", usage: "bound on dialing an instance (default 5s)",
 		set: func(s *settings, v string) error { return setDuration(&s.cfg.ConnectTimeout, v) }},
 	{name: "response-header-timeout", arg: "DURATION", usage: "bound on waiting for an instance's response headers (default 60s)",

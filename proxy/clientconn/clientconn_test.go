@@ -20,12 +20,18 @@ func pair(t *testing.T) (*Conn, net.Conn) {
 // pairIdle is pair with a write idle limit.
 func pairIdle(t *testing.T, writeIdle time.Duration) (*Conn, net.Conn) {
 	t.Helper()
+	return pairWith(t, writeIdle, 0)
+}
+
+// pairWith is pair with a write idle limit and a ReadFrom copy size.
+func pairWith(t *testing.T, writeIdle time.Duration, copySize int) (*Conn, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	wl := Listen(ln, writeIdle)
+	wl := Listen(ln, writeIdle, copySize)
 	done := make(chan net.Conn, 1)
 	go func() {
 		c, err := wl.Accept()
@@ -314,6 +320,56 @@ func TestReadFrom(t *testing.T) {
 	if _, err := s2.ReadFrom(io.MultiReader(io.LimitReader(zeroReader{}, 10), errReader{boom})); err != boom {
 		t.Errorf("ReadFrom of a failing reader: %v; want its error", err)
 	}
+}
+
+// ReadFrom reads and writes in pieces of the listener's copy size, and
+// what the client receives is what was read, in order.
+func TestReadFromCopySize(t *testing.T) {
+	for _, tc := range []struct {
+		copySize, want int
+	}{
+		{0, DefaultCopySize},
+		{8 << 10, 8 << 10},
+		{300 << 10, 300 << 10},
+	} {
+		s, c := pairWith(t, 0, tc.copySize)
+		const size = 1<<20 + 5
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(c)
+			got <- b
+		}()
+		src := &countingReader{}
+		n, err := s.ReadFrom(io.LimitReader(src, size))
+		if err != nil || n != size {
+			t.Fatalf("copy size %d: ReadFrom: %d %v; want %d", tc.copySize, n, err, size)
+		}
+		s.Close()
+		if src.maxRead != tc.want {
+			t.Errorf("copy size %d: reads of up to %d bytes; want %d", tc.copySize, src.maxRead, tc.want)
+		}
+		b := <-got
+		if len(b) != size {
+			t.Fatalf("copy size %d: client got %d bytes; want %d", tc.copySize, len(b), size)
+		}
+		for i, x := range b {
+			if x != byte(i%251) {
+				t.Fatalf("copy size %d: byte %d is %d; want %d", tc.copySize, i, x, byte(i%251))
+			}
+		}
+	}
+}
+
+// countingReader yields the bytes i%251 and records its largest Read.
+type countingReader struct{ off, maxRead int }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	r.maxRead = max(r.maxRead, len(p))
+	for i := range p {
+		p[i] = byte((r.off + i) % 251)
+	}
+	r.off += len(p)
+	return len(p), nil
 }
 
 type zeroReader struct{}
