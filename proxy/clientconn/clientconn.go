@@ -282,9 +282,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 // Each piece costs a read and a write system call, so larger pieces cost
 // less CPU per byte; and each write without more to follow pushes its
 // tail out as a short segment. At 1 MiB responses over loopback, 128 KiB
-// against 64 KiB took about 13 % off the proxy's CPU per request and a
-// third off the segments a client receives (docs/profiles.md, "Write size
-// of streamed bodies"). The price is memory: a response streaming a body
+// against 64 KiB took 13–20 % off the proxy's CPU per request and 20–30 %
+// off the segments a client receives (docs/profiles.md, "Write size of
+// streamed bodies"). The price is memory: a response streaming a body
 // longer than the server's write buffer holds one buffer while it streams.
 const DefaultCopySize = 128 << 10
 
