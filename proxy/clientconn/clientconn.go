@@ -73,8 +73,7 @@ func (l listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		if cc := New(tc, l.writeIdle); cc != nil {
-			cc.copyBufs = l.copyBufs
+		if cc := newConn(tc, l.writeIdle, l.copyBufs); cc != nil {
 			return cc, nil
 		}
 	}
@@ -128,12 +127,17 @@ type Conn struct {
 // New wraps tc; nil when its socket cannot be reached. With writeIdle > 0
 // a Write fails with a timeout once it has been unable to write anything
 // for writeIdle; the write deadline (SetWriteDeadline) applies as well.
+// ReadFrom copies in pieces of DefaultCopySize.
 func New(tc *net.TCPConn, writeIdle time.Duration) *Conn {
+	return newConn(tc, writeIdle, copyPool(0))
+}
+
+func newConn(tc *net.TCPConn, writeIdle time.Duration, copyBufs *sync.Pool) *Conn {
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	c := &Conn{tc: tc, rc: rc, writeIdle: writeIdle, copyBufs: copyPool(0)}
+	c := &Conn{tc: tc, rc: rc, writeIdle: writeIdle, copyBufs: copyBufs}
 	c.readFn, c.writeFn = c.readStep, c.writeStep
 	return c
 }
