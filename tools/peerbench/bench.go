@@ -150,7 +150,7 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 	}
 	b.clk = clockTicks(ctx, b.procs)
 	b.machine = b.describeMachine(ctx)
-	if slices.ContainsFunc(switchyardTargets, b.hasTarget) {
+	if slices.ContainsFunc(b.o.switchyardTargets(), b.hasTarget) {
 		if err := b.buildSwitchyard(ctx); err != nil {
 			return err
 		}

@@ -21,7 +21,8 @@
 //	go run ./tools/peerbench [-rounds 10] [-duration 3s] [-rate 5000]
 //	    [-scenarios small,4k,1m,keys1000]
 //	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] [-nap 30us]
-//	    [-switchyard-flags "..."] [-out docs/benchmarks.md | -out -] [-quick]
+//	    [-switchyard-flags "..."] [-variant NAME=FLAGS ...]
+//	    [-out docs/benchmarks.md | -out -] [-quick]
 //
 // With -out FILE only the part of FILE between the peerbench markers is
 // rewritten; the rest is kept. Every process peerbench starts runs in its
@@ -36,6 +37,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +61,7 @@ type options struct {
 	quick       bool
 	keep        bool
 	syFlags     []string      // extra flags for switchyard proxy
+	variants    []variant     // more Switchyard targets (-variant)
 	nap         time.Duration // --idle-nap of the switchyard-nap target
 	args        []string      // as given, for the report
 }
@@ -112,6 +116,9 @@ func parseArgs(args []string) (*options, error) {
 	var syFlags string
 	fs.StringVar(&syFlags, "switchyard-flags", "", `extra flags for "switchyard proxy", space-separated (e.g. "--idle-nap 30us")`)
 	fs.DurationVar(&o.nap, "nap", 30*time.Microsecond, `--idle-nap of the "switchyard-nap" target`)
+	fs.Func("variant", `another Switchyard target, NAME=FLAGS: "switchyard-NAME" runs with these extra flags, space-separated (e.g. "w64=--response-write-size 64KiB"); may be repeated`, func(v string) error {
+		return o.addVariant(v)
+	})
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: go run ./tools/peerbench [flags]")
@@ -161,10 +168,63 @@ func parseArgs(args []string) (*options, error) {
 	if o.scenarios, err = pickScenarios(scen); err != nil {
 		return nil, err
 	}
-	if o.targets, err = pickTargets(targ); err != nil {
+	if o.targets, err = pickTargets(targ, o.variantTargets()); err != nil {
 		return nil, err
 	}
+	for _, t := range o.variantTargets() {
+		if !slices.Contains(o.targets, t) {
+			o.targets = append(o.targets, t)
+		}
+	}
 	return o, nil
+}
+
+// A variant is a Switchyard target with flags of its own (-variant), to
+// compare settings or builds' options in one run: "switchyard-NAME".
+type variant struct {
+	name  string
+	flags []string
+}
+
+var variantName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+func (o *options) addVariant(v string) error {
+	name, flags, ok := strings.Cut(v, "=")
+	switch {
+	case !ok || strings.TrimSpace(flags) == "":
+		return fmt.Errorf("invalid variant %q (want NAME=FLAGS, e.g. w64=--response-write-size 64KiB)", v)
+	case !variantName.MatchString(name):
+		return fmt.Errorf("invalid variant name %q (want lower-case letters, digits and inner dashes)", name)
+	case name == "nap" || slices.Contains(o.variantTargets(), "switchyard-"+name):
+		return fmt.Errorf("variant name %q is taken", name)
+	}
+	o.variants = append(o.variants, variant{name: name, flags: strings.Fields(flags)})
+	return nil
+}
+
+// variantTargets are the -variant targets, in flag order.
+func (o *options) variantTargets() []string {
+	var out []string
+	for _, v := range o.variants {
+		out = append(out, "switchyard-"+v.name)
+	}
+	return out
+}
+
+// switchyardTargets are the targets that run Switchyard, each compared
+// with the peers in the report.
+func (o *options) switchyardTargets() []string {
+	return append([]string{"switchyard", "switchyard-nap"}, o.variantTargets()...)
+}
+
+// variantFlags are the extra flags of a -variant target; nil for others.
+func (o *options) variantFlags(target string) []string {
+	for _, v := range o.variants {
+		if "switchyard-"+v.name == target {
+			return v.flags
+		}
+	}
+	return nil
 }
 
 // splitList splits a comma-separated flag value, dropping blanks.
@@ -178,16 +238,13 @@ func splitList(s string) []string {
 	return out
 }
 
-func pickTargets(s string) ([]string, error) {
+func pickTargets(s string, variants []string) ([]string, error) {
 	var out []string
 	seen := map[string]bool{}
+	known := append(slices.Clone(targetNames), variants...)
 	for _, name := range splitList(s) {
-		known := false
-		for _, t := range targetNames {
-			known = known || t == name
-		}
-		if !known {
-			return nil, fmt.Errorf("-targets: unknown target %q (known: %s)", name, strings.Join(targetNames, ", "))
+		if !slices.Contains(known, name) {
+			return nil, fmt.Errorf("-targets: unknown target %q (known: %s)", name, strings.Join(known, ", "))
 		}
 		if !seen[name] {
 			seen[name] = true

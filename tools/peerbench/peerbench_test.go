@@ -343,7 +343,30 @@ func TestParseArgs(t *testing.T) {
 	if o, err := parseArgs([]string{"-nap", "50us"}); err != nil || o.nap != 50*time.Microsecond || !slices.Contains(o.targets, "switchyard-nap") {
 		t.Errorf("-nap 50us: %v, %v, targets %v", err, o.nap, o.targets)
 	}
+	// -variant adds a Switchyard target of its own, also when -targets
+	// does not name it, and -targets may name it.
+	o, err = parseArgs([]string{"-targets", "haproxy,switchyard", "-variant", "w64=--response-write-size 64KiB", "-variant", "big-2=--response-write-size  1MiB --idle-nap 10us"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"haproxy", "switchyard", "switchyard-w64", "switchyard-big-2"}; !slices.Equal(o.targets, want) {
+		t.Errorf("targets with variants = %v; want %v", o.targets, want)
+	}
+	if got := o.variantFlags("switchyard-big-2"); !slices.Equal(got, []string{"--response-write-size", "1MiB", "--idle-nap", "10us"}) {
+		t.Errorf("flags of switchyard-big-2 = %q", got)
+	}
+	if o.variantFlags("switchyard") != nil || o.variantFlags("switchyard-nap") != nil {
+		t.Error("the built-in Switchyard targets have variant flags")
+	}
+	if want := []string{"switchyard", "switchyard-nap", "switchyard-w64", "switchyard-big-2"}; !slices.Equal(o.switchyardTargets(), want) {
+		t.Errorf("switchyardTargets = %v; want %v", o.switchyardTargets(), want)
+	}
+	if o, err := parseArgs([]string{"-variant", "a=--x 1", "-targets", "switchyard-a,haproxy"}); err != nil || !slices.Equal(o.targets, []string{"switchyard-a", "haproxy"}) {
+		t.Errorf("-targets naming a variant: %v, %v", err, o.targets)
+	}
 	for _, bad := range [][]string{
+		{"-variant", "w64"}, {"-variant", "w64= "}, {"-variant", "W64=--x"}, {"-variant", "-a=--x"},
+		{"-variant", "nap=--x"}, {"-variant", "a=--x", "-variant", "a=--y"}, {"-targets", "switchyard-a"},
 		{"-scenarios", "nope"}, {"-targets", "envoy"}, {"-rounds", "0"},
 		{"-nap", "0s"}, {"-nap", "2ms"},
 		{"-proxy-cpu", "1", "-load-cpu", "1"}, {"extra"},

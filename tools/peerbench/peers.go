@@ -25,10 +25,6 @@ import (
 // one CPU that trades a little latency for fewer wake-ups.
 var targetNames = []string{"direct", "nginx", "haproxy", "switchyard", "switchyard-nap"}
 
-// switchyardTargets are the targets that run Switchyard, each compared
-// with the peers in the report.
-var switchyardTargets = []string{"switchyard", "switchyard-nap"}
-
 // keyHeader carries the route key of every request, to every target.
 const keyHeader = "X-Found-Cluster"
 
@@ -184,7 +180,11 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 	}
 	data := tmplData{Dir: sc.dir, Port: port, BackendPort: b.backendPort}
 	spec := startSpec{name: target, cpu: b.o.proxyCPU, log: filepath.Join(sc.dir, target+".log")}
-	switch target {
+	kind := target
+	if b.o.variantFlags(target) != nil {
+		kind = "switchyard-variant"
+	}
+	switch kind {
 	case "nginx":
 		conf := filepath.Join(sc.dir, "proxy.nginx.conf")
 		if err := renderTemplate(filepath.Join(b.o.configDir, "proxy.nginx.conf"), conf, data); err != nil {
@@ -198,7 +198,7 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		}
 		spec.argv = []string{b.tools.haproxy, "-f", conf, "-db"}
 		spec.discard = true // the access log
-	case "switchyard", "switchyard-nap":
+	case "switchyard", "switchyard-nap", "switchyard-variant":
 		admin, err := freePort()
 		if err != nil {
 			return nil, "", err
@@ -213,6 +213,7 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 			spec.argv = append(spec.argv, "--idle-nap", b.o.nap.String())
 		}
 		spec.argv = append(spec.argv, b.o.syFlags...)
+		spec.argv = append(spec.argv, b.o.variantFlags(target)...)
 		spec.env = []string{"GOMAXPROCS=1"}
 	default:
 		return nil, "", fmt.Errorf("unknown target %q", target)

@@ -164,6 +164,11 @@ func (b *bench) report() string {
 	if b.hasTarget("switchyard-nap") {
 		syWith += "; switchyard-nap adds `--idle-nap " + o.nap.String() + "`"
 	}
+	for _, v := range o.variants {
+		if b.hasTarget("switchyard-" + v.name) {
+			syWith += "; switchyard-" + v.name + " adds `" + strings.Join(v.flags, " ") + "`"
+		}
+	}
 	p("The proxies run on CPU %d (Switchyard with %s; nginx with 1 worker, HAProxy with 1 thread), all of a scenario's at once, one under load at a time: the idle ones used %s of that CPU during the closed-loop runs. The nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, fmtIdle(b.idleCPU, b.idleWall), o.loadCPU)
 	p("Goal: at one core, Switchyard's CPU per request ≤ %.2f× HAProxy's and its req/s ≥ %.2f× HAProxy's.\n\n", goalCPURatio, goalRPSRatio)
 
@@ -204,7 +209,7 @@ func (b *bench) report() string {
 	p("\n")
 
 	var sys []string // the Switchyard targets of this run
-	for _, t := range switchyardTargets {
+	for _, t := range o.switchyardTargets() {
 		if b.hasTarget(t) {
 			sys = append(sys, t)
 		}
