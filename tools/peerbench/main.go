@@ -182,8 +182,8 @@ func parseArgs(args []string) (*options, error) {
 // A variant is a Switchyard target with flags of its own (-variant), to
 // compare settings or builds' options in one run: "switchyard-NAME".
 type variant struct {
-	name  string
-	flags []string
+	target string // "switchyard-NAME"
+	flags  []string
 }
 
 var variantName = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
@@ -195,10 +195,10 @@ func (o *options) addVariant(v string) error {
 		return fmt.Errorf("invalid variant %q (want NAME=FLAGS, e.g. w64=--response-write-size 64KiB)", v)
 	case !variantName.MatchString(name):
 		return fmt.Errorf("invalid variant name %q (want lower-case letters, digits and inner dashes)", name)
-	case name == "nap" || slices.Contains(o.variantTargets(), "switchyard-"+name):
+	case slices.Contains(o.switchyardTargets(), "switchyard-"+name):
 		return fmt.Errorf("variant name %q is taken", name)
 	}
-	o.variants = append(o.variants, variant{name: name, flags: strings.Fields(flags)})
+	o.variants = append(o.variants, variant{target: "switchyard-" + name, flags: strings.Fields(flags)})
 	return nil
 }
 
@@ -206,7 +206,7 @@ func (o *options) addVariant(v string) error {
 func (o *options) variantTargets() []string {
 	var out []string
 	for _, v := range o.variants {
-		out = append(out, "switchyard-"+v.name)
+		out = append(out, v.target)
 	}
 	return out
 }
@@ -220,7 +220,7 @@ func (o *options) switchyardTargets() []string {
 // variantFlags are the extra flags of a -variant target; nil for others.
 func (o *options) variantFlags(target string) []string {
 	for _, v := range o.variants {
-		if "switchyard-"+v.name == target {
+		if v.target == target {
 			return v.flags
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/template"
@@ -181,8 +182,8 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 	data := tmplData{Dir: sc.dir, Port: port, BackendPort: b.backendPort}
 	spec := startSpec{name: target, cpu: b.o.proxyCPU, log: filepath.Join(sc.dir, target+".log")}
 	kind := target
-	if b.o.variantFlags(target) != nil {
-		kind = "switchyard-variant"
+	if slices.Contains(b.o.switchyardTargets(), target) {
+		kind = "switchyard" // with naps or a variant's flags below
 	}
 	switch kind {
 	case "nginx":
@@ -198,7 +199,7 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		}
 		spec.argv = []string{b.tools.haproxy, "-f", conf, "-db"}
 		spec.discard = true // the access log
-	case "switchyard", "switchyard-nap", "switchyard-variant":
+	case "switchyard":
 		admin, err := freePort()
 		if err != nil {
 			return nil, "", err

@@ -165,8 +165,8 @@ func (b *bench) report() string {
 		syWith += "; switchyard-nap adds `--idle-nap " + o.nap.String() + "`"
 	}
 	for _, v := range o.variants {
-		if b.hasTarget("switchyard-" + v.name) {
-			syWith += "; switchyard-" + v.name + " adds `" + strings.Join(v.flags, " ") + "`"
+		if b.hasTarget(v.target) {
+			syWith += "; " + v.target + " adds `" + strings.Join(v.flags, " ") + "`"
 		}
 	}
 	p("The proxies run on CPU %d (Switchyard with %s; nginx with 1 worker, HAProxy with 1 thread), all of a scenario's at once, one under load at a time: the idle ones used %s of that CPU during the closed-loop runs. The nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, fmtIdle(b.idleCPU, b.idleWall), o.loadCPU)
