@@ -22,8 +22,8 @@ import (
 // "The load side's CPU, and idle naps").
 //
 // The napper is a goroutine that the scheduler runs when it has nothing
-// else to do: it waits on an eventfd that it makes readable (an edge)
-// as it parks, so the scheduler's next network poll, made when
+// else to do: it waits on an eventfd that it writes to (an edge for the
+// runtime's edge-triggered poller) as it parks, so the scheduler's next network poll, made when
 // its run queue is empty, returns it with whatever sockets became ready.
 // If a request started, an instance's response arrived or a response
 // body read moved bytes within the last napQuietAfter, and the last cycle
@@ -46,10 +46,11 @@ import (
 // virtual machine about 20 µs, BenchmarkNapLength) for the proxy to see
 // it; a saturated proxy (large batches) does not nap.
 type idleNapper struct {
-	f   *os.File // the eventfd, registered with the runtime's poller
-	rc  syscall.RawConn
-	efd uintptr
-	nap syscall.Timespec
+	f     *os.File // the eventfd, registered with the runtime's poller
+	rc    syscall.RawConn
+	efd   uintptr
+	nap   syscall.Timespec
+	napNs int64
 
 	work   atomic.Uint64 // requests started (note)
 	bodies atomic.Uint64 // response body reads that moved bytes (moved)
@@ -58,6 +59,7 @@ type idleNapper struct {
 	closed atomic.Bool
 
 	naps, parks atomic.Uint64 // for tests and the log
+	slacks      atomic.Uint64 // timer slack set (a thread's first nap, or a late one)
 	done        chan struct{} // closed when run returns
 }
 
@@ -68,6 +70,10 @@ const (
 	// napQuietAfter: with no new request or response for this long, the
 	// napper waits for one instead of napping.
 	napQuietAfter = 100 * time.Microsecond
+	// napOversleep: a nap longer than asked by more than this ran with
+	// the default timer slack (50 µs; with 1 µs, a nap overruns by the
+	// timer's latency, about 20 µs here, BenchmarkNapLength).
+	napOversleep = 40 * time.Microsecond
 	// MaxIdleNap bounds Config.IdleNap.
 	MaxIdleNap = time.Millisecond
 )
@@ -91,20 +97,18 @@ func newIdleNapper(d time.Duration) (*idleNapper, error) {
 		f.Close()
 		return nil, errors.Join(errIdleNap, err)
 	}
-	return &idleNapper{f: f, rc: rc, efd: fd, nap: syscall.NsecToTimespec(int64(d)), done: make(chan struct{})}, nil
+	return &idleNapper{f: f, rc: rc, efd: fd, nap: syscall.NsecToTimespec(int64(d)), napNs: int64(d), done: make(chan struct{})}, nil
 }
 
 var eventOne = [8]byte{1}
 
-// arm makes the eventfd readable: an edge for the poller.
+// arm adds one to the eventfd's counter: an event for the poller. The
+// runtime registers descriptors edge-triggered, and every write to an
+// eventfd is an edge, readable before or not, so the counter is never
+// read back (that was a system call per cycle; it would take 2^64 - 1
+// writes to fill).
 func (n *idleNapper) arm() {
 	syscall.RawSyscall(syscall.SYS_WRITE, n.efd, uintptr(unsafe.Pointer(&eventOne[0])), 8)
-}
-
-// disarm empties the eventfd, so that the next arm is an edge.
-func (n *idleNapper) disarm() {
-	var b [8]byte
-	syscall.RawSyscall(syscall.SYS_READ, n.efd, uintptr(unsafe.Pointer(&b[0])), 8)
 }
 
 // note counts a request that started at (Unix ns), and wakes a napper
@@ -143,6 +147,22 @@ func (n *idleNapper) unpark() {
 	}
 }
 
+// sleep naps, holding the processor; now is the time the cycle started
+// (Unix ns).
+func (n *idleNapper) sleep(now int64) {
+	syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&n.nap)), 0, 0)
+	// The kernel lengthens a sleep by the thread's timer slack (50 µs by
+	// default, BenchmarkNapLength): a nap that overslept by more than
+	// napOversleep ran on a thread that still has it, so ask for 1 µs for
+	// this thread. The slack is per thread and the napper may run on any
+	// of the runtime's threads; asking before every nap cost a system
+	// call per nap.
+	if time.Now().UnixNano()-now > n.napNs+int64(napOversleep) {
+		n.slacks.Add(1)
+		syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, 1000, 0)
+	}
+}
+
 // close ends run.
 func (n *idleNapper) close() {
 	n.closed.Store(true)
@@ -159,7 +179,6 @@ func (n *idleNapper) run() {
 		w := n.work.Load()
 		batch := w - last
 		last = w
-		n.disarm()
 		wait := false // for a request or response, instead of arming now
 		now := time.Now().UnixNano()
 		if b := n.bodies.Load(); b != lastBodies {
@@ -181,13 +200,7 @@ func (n *idleNapper) run() {
 			wait = true
 		case batch <= napMaxBatch:
 			n.naps.Add(1)
-			// The kernel lengthens a sleep by the thread's timer slack
-			// (50 µs by default, BenchmarkNapLength): ask for 1 µs. The
-			// slack is per thread and the napper may run on any of the
-			// runtime's threads, so before every nap (a system call per
-			// nap, a few per hundred requests).
-			syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, 1000, 0)
-			syscall.RawSyscall(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&n.nap)), 0, 0)
+			n.sleep(now)
 		}
 		// Park until the poller reports the eventfd readable. The edge is
 		// made inside the read, after the runtime has reset the

@@ -188,6 +188,32 @@ func TestIdleNapWakesForBodyParts(t *testing.T) {
 	}
 }
 
+// A nap on a thread with the default timer slack overruns, and the napper
+// then asks for a 1 µs slack for that thread; a nap on it afterwards keeps
+// it.
+func TestIdleNapSetsTimerSlack(t *testing.T) {
+	n, err := newIdleNapper(30 * time.Microsecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.close()
+	runtime.LockOSThread() // the slack is per thread
+	defer runtime.UnlockOSThread()
+	const prGetTimerslack = 30
+	syscall.RawSyscall(syscall.SYS_PRCTL, prSetTimerslack, 0, 0) // 0: the default
+	// A nap may end early, when another interrupt comes after the time
+	// asked for; a few tries make the overrun sure.
+	for i := 0; i < 50 && n.slacks.Load() == 0; i++ {
+		n.sleep(time.Now().UnixNano())
+	}
+	if n.slacks.Load() == 0 {
+		t.Fatal("50 naps with the default timer slack and none overran")
+	}
+	if got, _, _ := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTimerslack, 0, 0); got != 1000 {
+		t.Fatalf("timer slack after an overrun nap: %d ns; want 1000", got)
+	}
+}
+
 // BenchmarkNapLength measures how long the nanosleep of a nap lasts on
 // this machine (the timer's own latency comes on top of the nap):
 //

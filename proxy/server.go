@@ -239,7 +239,7 @@ func (s *Server) Run(ctx context.Context) error {
 		go n.run()
 		defer func() {
 			n.close()
-			s.log.Debug("idle naps", "naps", n.naps.Load(), "parks", n.parks.Load())
+			s.log.Debug("idle naps", "naps", n.naps.Load(), "parks", n.parks.Load(), "slacks", n.slacks.Load())
 		}()
 	}
 	go func() { errc <- s.srv.Serve(clientconn.Listen(ln, s.cfg.ClientIdleTimeout, s.cfg.ResponseWriteSize)) }()
