@@ -23,8 +23,9 @@ import (
 //
 // The napper is a goroutine that the scheduler runs when it has nothing
 // else to do: it waits on an eventfd that it writes to (an edge for the
-// runtime's edge-triggered poller) as it parks, so the scheduler's next network poll, made when
-// its run queue is empty, returns it with whatever sockets became ready.
+// runtime's edge-triggered poller) as it parks, so the scheduler's next
+// network poll, made when its run queue is empty, returns it with
+// whatever sockets became ready.
 // If a request started, an instance's response arrived or a response
 // body read moved bytes within the last napQuietAfter, and the last cycle
 // started at most napMaxBatch requests,

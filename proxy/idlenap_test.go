@@ -189,8 +189,7 @@ func TestIdleNapWakesForBodyParts(t *testing.T) {
 }
 
 // A nap on a thread with the default timer slack overruns, and the napper
-// then asks for a 1 µs slack for that thread; a nap on it afterwards keeps
-// it.
+// then asks for a 1 µs slack for that thread.
 func TestIdleNapSetsTimerSlack(t *testing.T) {
 	n, err := newIdleNapper(30 * time.Microsecond)
 	if err != nil {
