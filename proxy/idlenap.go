@@ -106,7 +106,7 @@ var eventOne = [8]byte{1}
 // arm adds one to the eventfd's counter: an event for the poller. The
 // runtime registers descriptors edge-triggered, and every write to an
 // eventfd is an edge, readable before or not, so the counter is never
-// read back (that was a system call per cycle; it would take 2^64 - 1
+// read back (that was a system call per cycle; it would take 2^64 - 2
 // writes to fill).
 func (n *idleNapper) arm() {
 	syscall.RawSyscall(syscall.SYS_WRITE, n.efd, uintptr(unsafe.Pointer(&eventOne[0])), 8)
