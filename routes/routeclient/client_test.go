@@ -171,6 +171,7 @@ type gate struct {
 	closed chan struct{} // nil while open
 	fail   bool
 	held   atomic.Int32 // requests that reached the gate while it was closed
+	polls  atomic.Int32 // table polls (GET /v1/routes) let through while it was open
 }
 
 func (g *gate) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -187,6 +188,8 @@ func (g *gate) RoundTrip(r *http.Request) (*http.Response, error) {
 		case <-r.Context().Done():
 			return nil, r.Context().Err()
 		}
+	} else if r.Method == http.MethodGet && r.URL.Path == "/v1/routes" {
+		g.polls.Add(1)
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
@@ -214,6 +217,10 @@ func TestStalenessChangedBetweenPolls(t *testing.T) {
 	src := &Source{URLs: []string{url}, ProxyID: "p1", Logger: quiet, Client: &http.Client{Transport: g}}
 	k := runSource(t, src)
 	k.waitVersion(t, 10)
+	// The poll after the one that brought version 10 must be past the gate
+	// (held at the route server) before the gate closes; closed sooner, the
+	// gate would hold that poll and version 11 would never come.
+	testutil.WaitFor(t, seen, "the poll after version 10 past the gate", func() bool { return g.polls.Load() >= 2 })
 
 	g.close(false)
 	srv.Update(input(11, "127.0.0.1:2")) // answers the held poll
