@@ -390,3 +390,15 @@ func TestListenFailure(t *testing.T) {
 		t.Errorf("last stderr line %q; want %q", last, fmt.Sprintf("switchyard proxy: listen tcp %s: bind: address already in use", ln.Addr()))
 	}
 }
+
+func TestFormatSize(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 4096: "4KiB", 4097: "4097", 16 << 20: "16MiB", 3 << 30: "3GiB", 1536: "1536", 1 << 31: "2GiB"} {
+		got := formatSize(n)
+		if got != want {
+			t.Errorf("formatSize(%d) = %q; want %q", n, got, want)
+		}
+		if back, err := parseSize(got); err != nil || back != n {
+			t.Errorf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
+		}
+	}
+}

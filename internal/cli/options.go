@@ -101,7 +101,7 @@ var proxyOptions = []*option{
 				return err
 			}
 			if n != 0 && (n < proxy.MinResponseWriteSize || n > proxy.MaxResponseWriteSize) {
-				return fmt.Errorf("size %q is out of range (want 4KiB to 16MiB)", v)
+				return fmt.Errorf("size %q is out of range (want %s to %s)", v, formatSize(proxy.MinResponseWriteSize), formatSize(proxy.MaxResponseWriteSize))
 			}
 			s.cfg.ResponseWriteSize = int(n)
 			return nil
@@ -283,6 +283,20 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("size %q is too large", v)
 	}
 	return n * mult, nil
+}
+
+// formatSize writes n as parseSize reads it: in the largest unit that
+// divides it.
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.mult && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func setAddr(dst *string, v string, dashDisables bool) error {
