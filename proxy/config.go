@@ -47,6 +47,13 @@ type Config struct {
 	// streams. MinResponseWriteSize to MaxResponseWriteSize; default
 	// 128 KiB (clientconn.DefaultCopySize).
 	ResponseWriteSize int
+	// SplicePipeSize is the size of the pipes through which a response
+	// body with a Content-Length, or one that runs to the end of the
+	// connection, is spliced from the instance's socket to the client's
+	// (zero-copy; chunked bodies are copied). MinSplicePipeSize to
+	// MaxSplicePipeSize; 0: 1 MiB (clientconn.DefaultPipeSize); negative:
+	// no splicing, every body is copied through memory.
+	SplicePipeSize int
 
 	// ConnectTimeout bounds dialing an instance. Default 5s.
 	ConnectTimeout time.Duration
@@ -130,6 +137,12 @@ const (
 	MaxResponseWriteSize = 16 << 20
 )
 
+// Bounds of Config.SplicePipeSize, when positive.
+const (
+	MinSplicePipeSize = 4 << 10
+	MaxSplicePipeSize = 16 << 20
+)
+
 func (c *Config) setDefaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -159,6 +172,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ResponseWriteSize <= 0 {
 		c.ResponseWriteSize = clientconn.DefaultCopySize
+	}
+	if c.SplicePipeSize == 0 {
+		c.SplicePipeSize = clientconn.DefaultPipeSize
 	}
 	if c.MaxConnsPerInstance <= 0 {
 		c.MaxConnsPerInstance = 512

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/sockio"
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
@@ -322,6 +323,17 @@ func (x *exchange) own(ctx *fasthttp.RequestCtx, r reason) {
 // clientconn.)
 func (x *exchange) Read(p []byte) (int, error) {
 	n, err := x.ubody.Read(p)
+	x.bytesOut += int64(n)
+	if n > 0 && x.s.nap != nil {
+		x.s.nap.moved()
+	}
+	return n, err
+}
+
+// ReadPipe moves the response body into a pipe (sockio.PipeReader), for
+// the client connection to splice it to the client.
+func (x *exchange) ReadPipe(p *sockio.Pipe, most int) (int, error) {
+	n, err := x.ubody.ReadPipe(p, most)
 	x.bytesOut += int64(n)
 	if n > 0 && x.s.nap != nil {
 		x.s.nap.moved()

@@ -22,14 +22,15 @@ import (
 
 // backend is a real HTTP server on loopback standing in for an instance.
 type backend struct {
-	id    string
-	addr  string
-	hits  atomic.Int64
-	srv   *http.Server
-	ln    net.Listener
-	mu    sync.Mutex
-	last  *http.Request // headers of the last request
-	conns atomic.Int64  // open connections
+	id       string
+	addr     string
+	hits     atomic.Int64
+	srv      *http.Server
+	ln       net.Listener
+	mu       sync.Mutex
+	last     *http.Request // headers of the last request
+	conns    atomic.Int64  // open connections
+	accepted atomic.Int64  // connections accepted
 }
 
 // startBackend serves h (or the default echo handler) on 127.0.0.1:0.
@@ -55,6 +56,7 @@ func startBackend(t *testing.T, id string, h http.HandlerFunc, configure ...func
 			switch s {
 			case http.StateNew:
 				b.conns.Add(1)
+				b.accepted.Add(1)
 			case http.StateClosed, http.StateHijacked:
 				b.conns.Add(-1)
 			}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,18 @@ func newMetrics(s *Server) *metrics {
 		Name: "switchyard_route_table_deployments",
 		Help: "Deployments in the route table being served.",
 	})
+	bodies := func(via string, n *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "switchyard_response_bodies_streamed_total",
+			Help:        "Response bodies longer than the client write buffer, by how they were moved to the client: spliced (zero-copy) or copied through memory.",
+			ConstLabels: prometheus.Labels{"via": via},
+		}, func() float64 { return float64(n.Load()) })
+	}
+	m.reg.MustRegister(bodies("splice", &s.bodies.Spliced), bodies("copy", &s.bodies.Copied),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "switchyard_splice_pipe_failures_total",
+			Help: "Response bodies copied instead of spliced because no pipe could be had (out of descriptors, or the pipe size refused: fs.pipe-max-size, fs.pipe-user-pages-soft).",
+		}, func() float64 { return float64(s.bodies.NoPipe.Load()) }))
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchyard_route_table_age_seconds",
 		Help: "Time since the route table being served was loaded.",

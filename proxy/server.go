@@ -43,6 +43,7 @@ type Server struct {
 	tracker   zones.Tracker // the picker's, if it tracks requests
 	tunnels   tunnelSet
 	nap       *idleNapper // nil unless Config.IdleNap
+	bodies    clientconn.Counts
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -79,6 +80,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if n := cfg.ResponseWriteSize; n < MinResponseWriteSize || n > MaxResponseWriteSize {
 		return nil, fmt.Errorf("proxy: response write size %d: want %d to %d bytes", n, MinResponseWriteSize, MaxResponseWriteSize)
+	}
+	if n := cfg.SplicePipeSize; n > 0 && (n < MinSplicePipeSize || n > MaxSplicePipeSize) {
+		return nil, fmt.Errorf("proxy: splice pipe size %d: want %d to %d bytes, or negative for none", n, MinSplicePipeSize, MaxSplicePipeSize)
 	}
 	alog, err := accesslog.New(cfg.AccessLog)
 	if err != nil {
@@ -242,7 +246,14 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Debug("idle naps", "naps", n.naps.Load(), "parks", n.parks.Load(), "slacks", n.slacks.Load())
 		}()
 	}
-	go func() { errc <- s.srv.Serve(clientconn.Listen(ln, s.cfg.ClientIdleTimeout, s.cfg.ResponseWriteSize)) }()
+	go func() {
+		errc <- s.srv.Serve(clientconn.Listen(ln, clientconn.ListenConfig{
+			WriteIdle: s.cfg.ClientIdleTimeout,
+			CopySize:  s.cfg.ResponseWriteSize,
+			PipeSize:  s.cfg.SplicePipeSize,
+			Counts:    &s.bodies,
+		}))
+	}()
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {

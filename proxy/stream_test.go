@@ -2,11 +2,18 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -56,6 +63,126 @@ func TestResponseWriteSizes(t *testing.T) {
 				t.Errorf("write size %d%s: %d, %d bytes (%v), equal %v; want 200 and the %d bytes sent",
 					size, q, resp.StatusCode, len(got), err, bytes.Equal(got, body), len(body))
 			}
+		}
+	}
+}
+
+func TestSplicePipeSizeBounds(t *testing.T) {
+	for _, n := range []int{MinSplicePipeSize - 1, MaxSplicePipeSize + 1} {
+		if _, err := New(Config{SplicePipeSize: n, AccessLog: accessLogDiscard(), Logger: discardLogger()}); err == nil {
+			t.Errorf("New with SplicePipeSize %d: no error", n)
+		}
+	}
+}
+
+// A response body with a Content-Length reaches the client byte for byte
+// whether it is spliced (default pipes, the smallest) or copied (off), as
+// the metrics tell; the instance connection is reused after it; the access
+// log counts its bytes; and a client that goes away mid-body is logged as
+// 499 with the instance connection closed, not reused.
+func TestSplicedResponseBodies(t *testing.T) {
+	body := make([]byte, 3<<20+7)
+	for i := range body {
+		body[i] = byte(i % 251)
+	}
+	huge := bytes.Repeat([]byte("z"), 1<<20)
+	b := startBackend(t, "big-1", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/huge" {
+			// More than the socket buffers between the proxy and a client
+			// that stops reading can hold.
+			w.Header().Set("Content-Length", strconv.Itoa(32*len(huge)))
+			for range 32 {
+				if _, err := w.Write(huge); err != nil {
+					return
+				}
+			}
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		for rest := body; len(rest) > 0; {
+			n := min(len(rest), 100<<10+3)
+			if _, err := w.Write(rest[:n]); err != nil {
+				return
+			}
+			rest = rest[n:]
+			w.(http.Flusher).Flush()
+		}
+	})
+	for _, size := range []int{0, MinSplicePipeSize, -1} {
+		cfg := Config{SplicePipeSize: size}
+		cfg.AccessLog.Path = t.TempDir() + "/access.log"
+		p := startProxy(t, cfg, mustTable(t,
+			&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+				Instances: []*routes.Instance{inst("big-1", b.addr, "zone-a", "blue")}}))
+		dials := b.accepted.Load()
+		for i := range 3 {
+			req, _ := http.NewRequest("GET", p.url+"/big", nil)
+			req.Header.Set("X-Found-Cluster", depA)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("pipe size %d, request %d: %v", size, i, err)
+			}
+			got, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, body) {
+				t.Fatalf("pipe size %d, request %d: %d, %d bytes (%v), equal %v; want 200 and the %d bytes sent",
+					size, i, resp.StatusCode, len(got), err, bytes.Equal(got, body), len(body))
+			}
+		}
+		if n := b.accepted.Load() - dials; n != 1 {
+			t.Errorf("pipe size %d: 3 requests took %d instance connections; want 1", size, n)
+		}
+		spliced := metricValue(t, p, `switchyard_response_bodies_streamed_total{via="splice"}`)
+		copied := metricValue(t, p, `switchyard_response_bodies_streamed_total{via="copy"}`)
+		if size >= 0 && (spliced != 3 || copied != 0) || size < 0 && (spliced != 0 || copied != 3) {
+			t.Errorf("pipe size %d: %v bodies spliced, %v copied", size, spliced, copied)
+		}
+		if f := metricValue(t, p, "switchyard_splice_pipe_failures_total"); f != 0 {
+			t.Errorf("pipe size %d: %v pipe failures", size, f)
+		}
+
+		// A client that reads a little and hangs up.
+		c, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /huge HTTP/1.1\r\nHost: x\r\nX-Found-Cluster: %s\r\n\r\n", depA)
+		if _, err := io.ReadFull(c, make([]byte, 64<<10)); err != nil {
+			t.Fatalf("pipe size %d: the first 64 KiB: %v", size, err)
+		}
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		// It took the pooled connection, which the cut closes rather than
+		// pools: none is left open.
+		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("pipe size %d: the instance connection of the cut response to close", size), func() bool { return b.conns.Load() == 0 })
+
+		p.stop(t) // flushes the access log
+		data, err := os.ReadFile(cfg.AccessLog.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type entry struct {
+			Status   int   `json:"status_code"`
+			BytesOut int64 `json:"bytes_out"`
+		}
+		var lines []entry
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var e entry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("access log line %q: %v", line, err)
+			}
+			lines = append(lines, e)
+		}
+		if len(lines) != 4 {
+			t.Fatalf("pipe size %d: %d access log lines; want 4:\n%s", size, len(lines), data)
+		}
+		for i, e := range lines[:3] {
+			if e.Status != 200 || e.BytesOut != int64(len(body)) {
+				t.Errorf("pipe size %d, request %d: logged %d with %d bytes out; want 200 with %d", size, i, e.Status, e.BytesOut, len(body))
+			}
+		}
+		if e := lines[3]; e.Status != 499 || e.BytesOut <= 0 || e.BytesOut >= int64(32*len(huge)) {
+			t.Errorf("pipe size %d, the client that hung up: logged %d with %d bytes out; want 499 with part of the body", size, e.Status, e.BytesOut)
 		}
 	}
 }

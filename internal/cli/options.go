@@ -106,6 +106,22 @@ var proxyOptions = []*option{
 			s.cfg.ResponseWriteSize = int(n)
 			return nil
 		}},
+	{name: "splice-pipe-size", arg: "SIZE|off", usage: "pipe through which a response body is spliced from the instance to the client without copying; off copies every body (default 1MiB, 4KiB to 16MiB)",
+		set: func(s *settings, v string) error {
+			if v == "off" {
+				s.cfg.SplicePipeSize = -1
+				return nil
+			}
+			n, err := parseSize(v)
+			if err != nil {
+				return err
+			}
+			if n != 0 && (n < proxy.MinSplicePipeSize || n > proxy.MaxSplicePipeSize) {
+				return fmt.Errorf("size %q is out of range (want %s to %s, or off)", v, formatSize(proxy.MinSplicePipeSize), formatSize(proxy.MaxSplicePipeSize))
+			}
+			s.cfg.SplicePipeSize = int(n)
+			return nil
+		}},
 	{name: "connect-timeout", arg: "DURATION", usage: "bound on dialing an instance (default 5s)",
 		set: func(s *settings, v string) error { return setDuration(&s.cfg.ConnectTimeout, v) }},
 	{name: "response-header-timeout", arg: "DURATION", usage: "bound on waiting for an instance's response headers (default 60s)",

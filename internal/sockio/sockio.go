@@ -93,6 +93,11 @@ type Reader struct {
 	p      []byte
 	n      int
 	err    error
+
+	// ReadPipe's state.
+	spliceFn func(fd uintptr) bool // r.spliceStep, bound on first use
+	pipe     *Pipe
+	most     int
 }
 
 // NewReader returns a Reader of c, or nil when c is not a socket.
@@ -120,11 +125,17 @@ func (r *Reader) Read(p []byte) (int, error) {
 	for err != nil && r.OnTimeout != nil && errors.Is(err, os.ErrDeadlineExceeded) && r.OnTimeout() {
 		err = r.rc.Read(r.readFn)
 	}
+	r.p = nil
+	return r.result(err)
+}
+
+// result ends a Read or ReadPipe whose wait ended with err.
+func (r *Reader) result(err error) (int, error) {
 	n := r.n
 	if err == nil {
 		err = r.err
 	}
-	r.p, r.err = nil, nil
+	r.err = nil
 	if err != nil && err != io.EOF {
 		la := r.c.LocalAddr()
 		err = &net.OpError{Op: "read", Net: la.Network(), Source: la, Addr: r.c.RemoteAddr(), Err: err}
@@ -134,11 +145,17 @@ func (r *Reader) Read(p []byte) (int, error) {
 
 func (r *Reader) step(fd uintptr) bool {
 	n, err := Read(fd, r.p)
+	return r.stepped(n, err, "read")
+}
+
+// stepped records the outcome of a raw read or splice (system call call)
+// and reports whether the wait is over.
+func (r *Reader) stepped(n int, err error, call string) bool {
 	switch {
 	case err == syscall.EAGAIN:
 		return false // wait for readability
 	case err != nil:
-		r.err = os.NewSyscallError("read", err)
+		r.err = os.NewSyscallError(call, err)
 	case n == 0:
 		r.err = io.EOF
 	default:

@@ -54,17 +54,42 @@ const hotWait = 10 * time.Millisecond
 // there before a connection is taken for a pipelining one.
 const maxMisses = 3
 
-// Listen wraps ln so that its TCP connections are Conns with the write
-// idle limit writeIdle (see New) that copy streamed bodies in writes of
-// up to copySize bytes (see ReadFrom; DefaultCopySize when 0 or less).
-func Listen(ln net.Listener, writeIdle time.Duration, copySize int) net.Listener {
-	return listener{ln, writeIdle, copyPool(copySize)}
+// ListenConfig is how Listen's Conns write and count.
+type ListenConfig struct {
+	// WriteIdle: a Write fails with a timeout once it has been unable to
+	// write anything for this long (see New). 0: no limit.
+	WriteIdle time.Duration
+	// CopySize is the largest piece in which ReadFrom copies a body;
+	// DefaultCopySize when 0 or less.
+	CopySize int
+	// PipeSize is the size of the pipes through which ReadFrom splices the
+	// bodies that can be spliced: DefaultPipeSize when 0; none when less.
+	PipeSize int
+	// Counts, when not nil, counts how ReadFrom moved bodies.
+	Counts *Counts
+}
+
+// Counts counts the bodies given to the Conns' ReadFrom, by how they were
+// moved.
+type Counts struct {
+	Spliced atomic.Uint64 // through a pipe
+	Copied  atomic.Uint64 // through memory (not spliceable, splicing off, no pipe)
+	// NoPipe counts the bodies copied because no pipe could be had: out
+	// of descriptors, or the kernel refused the pipe size (see
+	// sockio.ErrPipeSize).
+	NoPipe atomic.Uint64
+}
+
+// Listen wraps ln so that its TCP connections are Conns configured by cfg.
+func Listen(ln net.Listener, cfg ListenConfig) net.Listener {
+	return listener{ln, cfg.WriteIdle, copiersOf(cfg.CopySize, cfg.PipeSize), cfg.Counts}
 }
 
 type listener struct {
 	net.Listener
 	writeIdle time.Duration
-	copyBufs  *sync.Pool
+	cp        *copier
+	counts    *Counts
 }
 
 func (l listener) Accept() (net.Conn, error) {
@@ -73,7 +98,7 @@ func (l listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
-		if cc := newConn(tc, l.writeIdle, l.copyBufs); cc != nil {
+		if cc := newConn(tc, l.writeIdle, l.cp, l.counts); cc != nil {
 			return cc, nil
 		}
 	}
@@ -102,12 +127,15 @@ type Conn struct {
 	misses          int // hot waits in a row that expired with data there
 
 	writeIdle time.Duration
-	copyBufs  *sync.Pool // ReadFrom's buffers
+	cp        *copier               // ReadFrom's buffers and pipes
+	counts    *Counts               // nil: none kept
+	spliceFn  func(fd uintptr) bool // c.spliceStep, bound once
 
-	wmu  sync.Mutex // one Write at a time; guards the write state below
-	wp   []byte
-	wn   int
-	werr error
+	wmu   sync.Mutex // one Write at a time; guards the write state below
+	wp    []byte
+	wpipe *sockio.Pipe // writePipe's, instead of wp
+	wn    int
+	werr  error
 	// The write idle limit of this Write: unix nanoseconds (0 until it
 	// first blocks), and as a time.
 	wIdle  int64
@@ -127,18 +155,19 @@ type Conn struct {
 // New wraps tc; nil when its socket cannot be reached. With writeIdle > 0
 // a Write fails with a timeout once it has been unable to write anything
 // for writeIdle; the write deadline (SetWriteDeadline) applies as well.
-// ReadFrom copies in pieces of DefaultCopySize.
+// ReadFrom copies in pieces of DefaultCopySize and splices through pipes
+// of DefaultPipeSize.
 func New(tc *net.TCPConn, writeIdle time.Duration) *Conn {
-	return newConn(tc, writeIdle, copyPool(0))
+	return newConn(tc, writeIdle, copiersOf(0, 0), nil)
 }
 
-func newConn(tc *net.TCPConn, writeIdle time.Duration, copyBufs *sync.Pool) *Conn {
+func newConn(tc *net.TCPConn, writeIdle time.Duration, cp *copier, counts *Counts) *Conn {
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	c := &Conn{tc: tc, rc: rc, writeIdle: writeIdle, copyBufs: copyBufs}
-	c.readFn, c.writeFn = c.readStep, c.writeStep
+	c := &Conn{tc: tc, rc: rc, writeIdle: writeIdle, cp: cp, counts: counts}
+	c.readFn, c.writeFn, c.spliceFn = c.readStep, c.writeStep, c.spliceStep
 	return c
 }
 
@@ -261,10 +290,27 @@ func (c *Conn) readStep(fd uintptr) bool {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.wp, c.wn, c.werr, c.wIdle = p, 0, nil, 0
+	c.wp = p
 	defer func() { c.wp = nil }()
+	return c.write(c.writeFn)
+}
+
+// writePipe empties the pipe p into the connection, as Write would write
+// its bytes.
+func (c *Conn) writePipe(p *sockio.Pipe) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wpipe = p
+	defer func() { c.wpipe = nil }()
+	return c.write(c.spliceFn)
+}
+
+// write runs the raw write callback step until it is done, under the
+// write deadline and idle limit. c.wmu is held.
+func (c *Conn) write(step func(fd uintptr) bool) (int, error) {
+	c.wn, c.werr, c.wIdle = 0, nil, 0
 	for {
-		err := c.rc.Write(c.writeFn)
+		err := c.rc.Write(step)
 		if err == nil {
 			break
 		}
@@ -274,9 +320,17 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	c.wrote.Store(true)
 	if c.werr != nil {
-		return c.wn, c.opError("write", os.NewSyscallError("write", c.werr))
+		return c.wn, c.opError("write", os.NewSyscallError(c.wcall(), c.werr))
 	}
 	return c.wn, nil
+}
+
+// wcall names the system call of the write in progress, for its errors.
+func (c *Conn) wcall() string {
+	if c.wpipe != nil {
+		return "splice"
+	}
+	return "write"
 }
 
 // DefaultCopySize is the size of ReadFrom's buffer when Listen is given
@@ -290,28 +344,85 @@ func (c *Conn) Write(p []byte) (int, error) {
 // off the segments a client receives (docs/profiles.md, "Write size of
 // streamed bodies"). The price is memory: a response streaming a body
 // longer than the server's write buffer holds one buffer while it streams.
+// A spliced body holds a pipe of this size instead, which holds no memory
+// of its own: only references to the pages the kernel received.
 const DefaultCopySize = 128 << 10
 
-// copyPools holds one pool of ReadFrom buffers per size in use.
-var copyPools sync.Map // int -> *sync.Pool
+// DefaultPipeSize is the size of the pipes through which ReadFrom
+// splices when Listen is given none: the most a response moves from the
+// instance's socket to the client's in one turn. Larger pipes cost
+// fewer system calls per byte, and give the client fewer, fuller
+// segments: at 1 MiB responses over loopback, splicing through 1 MiB
+// pipes against 128 KiB took about 4 % off the CPU time the client and
+// the instance spent per response, and through 64 KiB pipes added about
+// 20 % (docs/profiles.md, "Splicing response bodies"). A pipe holds no
+// memory of its own, only references to pages the kernel received, up
+// to its size while the client is slower than the instance. 1 MiB is
+// also the largest pipe an unprivileged process may ask for by default
+// (fs.pipe-max-size).
+const DefaultPipeSize = 1 << 20
 
-func copyPool(size int) *sync.Pool {
-	if size <= 0 {
-		size = DefaultCopySize
+// copier holds ReadFrom's buffers and pipes, of one copy size and pipe
+// size.
+type copier struct {
+	bufs  sync.Pool
+	pipes *sockio.PipePool // nil: no splicing
+}
+
+type copierKey struct{ copySize, pipeSize int }
+
+// copiers holds one copier per pair of sizes in use.
+var copiers sync.Map // copierKey -> *copier
+
+func copiersOf(copySize, pipeSize int) *copier {
+	if copySize <= 0 {
+		copySize = DefaultCopySize
 	}
-	if p, ok := copyPools.Load(size); ok {
-		return p.(*sync.Pool)
+	if pipeSize == 0 {
+		pipeSize = DefaultPipeSize
 	}
-	p, _ := copyPools.LoadOrStore(size, &sync.Pool{New: func() any { b := make([]byte, size); return &b }})
-	return p.(*sync.Pool)
+	k := copierKey{copySize, max(pipeSize, -1)}
+	if cp, ok := copiers.Load(k); ok {
+		return cp.(*copier)
+	}
+	cp := &copier{}
+	cp.bufs.New = func() any { b := make([]byte, copySize); return &b }
+	if pipeSize > 0 {
+		cp.pipes = sockio.NewPipePool(pipeSize)
+	}
+	v, _ := copiers.LoadOrStore(k, cp)
+	return v.(*copier)
 }
 
 // ReadFrom copies r to the connection through Write, in chunks of up to
 // the listener's copy size (a bufio.Writer over a Conn hands it large
-// bodies).
+// bodies). A reader that can move its bytes into a pipe
+// (sockio.PipeReader), alone or in an io.LimitedReader, is spliced
+// instead: through a pipe of the copy size, without passing through user
+// memory.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
-	bp := c.copyBufs.Get().(*[]byte)
-	defer c.copyBufs.Put(bp)
+	src, limit := r, int64(-1)
+	lr, _ := r.(*io.LimitedReader)
+	if lr != nil {
+		src, limit = lr.R, lr.N
+	}
+	if pr, ok := src.(sockio.PipeReader); ok && c.cp.pipes != nil {
+		n, err := c.spliceFrom(pr, limit)
+		if lr != nil {
+			lr.N -= n
+		}
+		if err != sockio.ErrNoSplice {
+			if c.counts != nil {
+				c.counts.Spliced.Add(1)
+			}
+			return n, err
+		}
+	}
+	if c.counts != nil {
+		c.counts.Copied.Add(1)
+	}
+	bp := c.cp.bufs.Get().(*[]byte)
+	defer c.cp.bufs.Put(bp)
 	buf := *bp
 	var n int64
 	for {
@@ -332,9 +443,61 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// writeStep is the raw write callback.
+// spliceFrom moves pr to the connection a pipeful at a time, up to limit
+// bytes when that is not negative. It returns sockio.ErrNoSplice, having
+// moved nothing, when pr cannot splice or no pipe can be had.
+func (c *Conn) spliceFrom(pr sockio.PipeReader, limit int64) (int64, error) {
+	if limit == 0 {
+		return 0, nil
+	}
+	p, err := c.cp.pipes.Get()
+	if err != nil {
+		// Out of descriptors, say, or the kernel would not grant the
+		// pipe's size (see sockio.PipePool.Get): copy.
+		if c.counts != nil {
+			c.counts.NoPipe.Add(1)
+		}
+		return 0, sockio.ErrNoSplice
+	}
+	defer c.cp.pipes.Put(p)
+	var n int64
+	for {
+		m := p.Size()
+		if limit >= 0 && limit-n < int64(m) {
+			m = int(limit - n)
+		}
+		_, rerr := pr.ReadPipe(p, m)
+		if p.Len() > 0 {
+			w, werr := c.writePipe(p)
+			n += int64(w)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF || n == limit {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// writeStep is the raw write callback of Write.
 func (c *Conn) writeStep(fd uintptr) bool {
 	n, err := sockio.Write(fd, c.wp[c.wn:])
+	return c.wrote1(n, err)
+}
+
+// spliceStep is the raw write callback of writePipe.
+func (c *Conn) spliceStep(fd uintptr) bool {
+	n, err := c.wpipe.SpliceTo(fd)
+	return c.wrote1(n, err)
+}
+
+// wrote1 records one write callback's n bytes and error, and reports
+// whether the write is over.
+func (c *Conn) wrote1(n int, err error) bool {
 	c.wn += n
 	switch {
 	case err == syscall.EAGAIN:

@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/sockio"
 )
 
 // pair returns a wrapped server side and the raw client side of a
@@ -26,12 +28,18 @@ func pairIdle(t *testing.T, writeIdle time.Duration) (*Conn, net.Conn) {
 // pairWith is pair with a write idle limit and a ReadFrom copy size.
 func pairWith(t *testing.T, writeIdle time.Duration, copySize int) (*Conn, net.Conn) {
 	t.Helper()
+	return pairPipes(t, writeIdle, copySize, 0)
+}
+
+// pairPipes is pairWith with a pipe size (Listen).
+func pairPipes(t *testing.T, writeIdle time.Duration, copySize, pipeSize int) (*Conn, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	wl := Listen(ln, writeIdle, copySize)
+	wl := Listen(ln, ListenConfig{WriteIdle: writeIdle, CopySize: copySize, PipeSize: pipeSize})
 	done := make(chan net.Conn, 1)
 	go func() {
 		c, err := wl.Accept()
@@ -361,10 +369,17 @@ func TestReadFromCopySize(t *testing.T) {
 }
 
 // countingReader yields the bytes i%251 and records its largest Read.
-type countingReader struct{ off, maxRead int }
+// With limit > 0 it ends there.
+type countingReader struct{ off, maxRead, limit int }
 
 func (r *countingReader) Read(p []byte) (int, error) {
 	r.maxRead = max(r.maxRead, len(p))
+	if r.limit > 0 {
+		if r.off >= r.limit {
+			return 0, io.EOF
+		}
+		p = p[:min(len(p), r.limit-r.off)]
+	}
 	for i := range p {
 		p[i] = byte((r.off + i) % 251)
 	}
@@ -459,4 +474,105 @@ func TestWriteDeadlineBesideIdleLimit(t *testing.T) {
 	if took := time.Since(start); !isTimeout(err) || took > 10*time.Second {
 		t.Fatalf("write past its deadline: %v after %v; want a timeout at the deadline", err, took)
 	}
+}
+
+// pipeSource is a sockio.PipeReader over countingReader's bytes: ReadPipe
+// fills the pipe from memory (the upstream Body splices from its socket).
+// It records how it was read.
+type pipeSource struct {
+	countingReader
+	noSplice          bool // ReadPipe says sockio.ErrNoSplice
+	reads, pipeReads  int
+	maxPipe, pipeSize int
+	buf               []byte
+}
+
+func (r *pipeSource) Read(p []byte) (int, error) {
+	r.reads++
+	return r.countingReader.Read(p)
+}
+
+func (r *pipeSource) ReadPipe(p *sockio.Pipe, most int) (int, error) {
+	if r.noSplice {
+		return 0, sockio.ErrNoSplice
+	}
+	r.pipeReads++
+	r.maxPipe, r.pipeSize = max(r.maxPipe, most), p.Size()
+	if len(r.buf) < most {
+		r.buf = make([]byte, most)
+	}
+	n, rerr := r.countingReader.Read(r.buf[:most])
+	m, err := p.Fill(r.buf[:n])
+	if m != n {
+		return m, fmt.Errorf("Fill: %d of %d bytes: %v", m, n, err)
+	}
+	return m, rerr
+}
+
+// ReadFrom splices a PipeReader, alone or in an io.LimitedReader (as
+// fasthttp hands a body over), in turns of up to the pipe's size and no
+// further than the limit; it reads one that cannot splice, and every
+// reader when splicing is off.
+func TestReadFromSplices(t *testing.T) {
+	const size = 3<<20 + 5
+	for _, tc := range []struct {
+		name             string
+		pipeSize         int
+		noSplice, unwrap bool
+		spliced          bool
+	}{
+		{name: "default", pipeSize: 0, spliced: true},
+		{name: "64KiB", pipeSize: 64 << 10, spliced: true},
+		{name: "not wrapped", pipeSize: 0, unwrap: true, spliced: true},
+		{name: "reader says no", pipeSize: 0, noSplice: true},
+		{name: "off", pipeSize: -1},
+	} {
+		s, c := pairPipes(t, 0, 0, tc.pipeSize)
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(c)
+			got <- b
+		}()
+		src := &pipeSource{noSplice: tc.noSplice}
+		var r io.Reader = src
+		lr := &io.LimitedReader{R: src, N: size}
+		if !tc.unwrap {
+			r = lr
+		} else {
+			src.countingReader.limit = size
+		}
+		n, err := s.ReadFrom(r)
+		if err != nil || n != size {
+			t.Fatalf("%s: ReadFrom: %d %v; want %d", tc.name, n, err, size)
+		}
+		if !tc.unwrap && lr.N != 0 {
+			t.Errorf("%s: the LimitedReader has %d left; want 0", tc.name, lr.N)
+		}
+		s.Close()
+		if b := <-got; len(b) != size || !isPattern(b) {
+			t.Fatalf("%s: client got %d bytes, in order %v; want %d", tc.name, len(b), isPattern(b), size)
+		}
+		switch {
+		case tc.spliced && (src.reads != 0 || src.pipeReads == 0):
+			t.Errorf("%s: %d reads, %d pipe reads; want pipe reads only", tc.name, src.reads, src.pipeReads)
+		case !tc.spliced && (src.reads == 0 || src.pipeReads != 0):
+			t.Errorf("%s: %d reads, %d pipe reads; want reads only", tc.name, src.reads, src.pipeReads)
+		}
+		wantPipe := tc.pipeSize
+		if wantPipe == 0 {
+			wantPipe = DefaultPipeSize
+		}
+		if tc.spliced && (src.pipeSize != wantPipe || src.maxPipe != wantPipe) {
+			t.Errorf("%s: pipe of %d bytes, turns of up to %d; want %d", tc.name, src.pipeSize, src.maxPipe, wantPipe)
+		}
+	}
+}
+
+func isPattern(b []byte) bool {
+	for i, x := range b {
+		if x != byte(i%251) {
+			return false
+		}
+	}
+	return true
 }

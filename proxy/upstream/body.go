@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/sockio"
 )
 
 // ErrMalformedChunk is returned by Body.Read for broken chunked framing.
@@ -67,6 +69,63 @@ func (b *Body) Read(p []byte) (int, error) {
 		}
 	}
 	b.n += int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+// ReadPipe moves up to most bytes of the body into the empty pipe p, as
+// Read would read them (sockio.PipeReader): those the connection has
+// already read into memory are copied in, the rest spliced from the socket.
+// A chunked body, or one not read from a socket, gets sockio.ErrNoSplice.
+func (b *Body) ReadPipe(p *sockio.Pipe, most int) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.mode == modeChunked || b.c.sr == nil {
+		return 0, sockio.ErrNoSplice
+	}
+	if b.mode == modeLength {
+		if b.left == 0 {
+			b.finish()
+			return 0, io.EOF
+		}
+		if int64(most) > b.left {
+			most = int(b.left)
+		}
+	}
+	if most <= 0 {
+		return 0, nil
+	}
+	var n int
+	var err error
+	br := b.c.br
+	if k := br.Buffered(); k > 0 {
+		buf, _ := br.Peek(min(k, most))
+		n, err = p.Fill(buf)
+		_, _ = br.Discard(n)
+	} else {
+		now := monoNow()
+		b.c.wantRead(now+int64(b.idle), now)
+		n, err = b.c.sr.ReadPipe(p, most)
+	}
+	b.n += int64(n)
+	if b.mode == modeLength {
+		b.left -= int64(n)
+		switch {
+		case b.left == 0:
+			b.finish()
+			return n, io.EOF
+		case err == io.EOF:
+			err = io.ErrUnexpectedEOF
+		}
+	} else if err == io.EOF {
+		b.finish()
+	}
 	if err != nil && err != io.EOF {
 		b.err = err
 	}

@@ -178,6 +178,7 @@ func (t *Transport) pool(addr string) *pool {
 type conn struct {
 	net.Conn
 	br        *bufio.Reader
+	sr        *sockio.Reader // under br; nil when not a socket
 	bw        *bufio.Writer
 	out       countingWriter // under bw: counts bytes that reached the socket
 	p         *pool
@@ -329,6 +330,7 @@ func (p *pool) dial() (*conn, error) {
 	if sr := sockio.NewReader(nc); sr != nil {
 		sr.OnTimeout = c.readExpired
 		c.rd.lazy = true
+		c.sr = sr
 		r = sr
 	}
 	c.br = bufio.NewReaderSize(r, cfg.ReadBufferSize)

@@ -1,0 +1,163 @@
+package sockio
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// pattern returns n bytes that differ from one offset to the next, so that
+// a byte lost, repeated or reordered shows.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
+}
+
+// Bytes go from one connection through a pipe to another unchanged: a
+// prefix written into the pipe from memory, then the rest spliced from the
+// socket a pipeful at a time, and each pipeful spliced on.
+func TestSpliceRelay(t *testing.T) {
+	const prefix = 1000
+	body := pattern(3<<20 + 7)
+	inC, inS := pair(t)   // the instance writes to inS; the relay reads inC
+	outC, outS := pair(t) // the relay writes to outC; the client reads outS
+	go func() {
+		inS.Write(body[prefix:])
+		inS.Close()
+	}()
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(outS)
+		got <- b
+	}()
+
+	pp := NewPipePool(64 << 10)
+	p, err := pp.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Size() < 64<<10 || p.Len() != 0 {
+		t.Fatalf("new pipe: size %d, %d bytes in it; want at least 64 KiB, empty", p.Size(), p.Len())
+	}
+	r := NewReader(inC)
+	orc, _ := outC.SyscallConn()
+	send := func() {
+		t.Helper()
+		var err error
+		for p.Len() > 0 && err == nil {
+			orc.Write(func(fd uintptr) bool {
+				_, err = p.SpliceTo(fd)
+				return err != syscall.EAGAIN
+			})
+		}
+		if err != nil {
+			t.Fatalf("SpliceTo: %v", err)
+		}
+	}
+	if n, err := p.Fill(body[:prefix]); n != prefix || err != nil {
+		t.Fatalf("Fill: %d, %v", n, err)
+	}
+	send()
+	turns, largest := 0, 0
+	for {
+		n, err := r.ReadPipe(p, p.Size())
+		if n != p.Len() {
+			t.Fatalf("ReadPipe moved %d bytes; the pipe holds %d", n, p.Len())
+		}
+		if n > 0 {
+			turns++
+			largest = max(largest, n)
+			send()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("ReadPipe: %v", err)
+		}
+	}
+	outC.Close()
+	if b := <-got; !bytes.Equal(b, body) {
+		t.Fatalf("relayed %d bytes, equal %v; want the %d sent", len(b), bytes.Equal(b, body), len(body))
+	}
+	if largest > p.Size() {
+		t.Errorf("one ReadPipe moved %d bytes into a pipe of %d", largest, p.Size())
+	}
+	t.Logf("%d turns, largest %d bytes", turns, largest)
+	pp.Put(p)
+	if q, _ := pp.Get(); q != p {
+		t.Error("an empty pipe put back was not reused")
+	}
+}
+
+// ReadPipe waits under the read deadline and fails at it as Read does,
+// and moves no more than it is asked for.
+func TestReadPipeDeadlineAndMax(t *testing.T) {
+	c, s := pair(t)
+	pp := NewPipePool(64 << 10)
+	p, err := pp.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	r := NewReader(c)
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := r.ReadPipe(p, 100)
+	var ne net.Error
+	if n != 0 || !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("ReadPipe with nothing sent: %d, %v; want a timeout", n, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	s.Write(pattern(1000))
+	time.Sleep(20 * time.Millisecond)
+	if n, err := r.ReadPipe(p, 100); n != 100 || err != nil || p.Len() != 100 {
+		t.Fatalf("ReadPipe of at most 100 bytes: %d, %v, pipe holds %d", n, err, p.Len())
+	}
+}
+
+// A pipe put back with bytes in it belongs to a stream that failed: it is
+// closed, not reused.
+func TestPipePoolClosesPipesWithBytes(t *testing.T) {
+	pp := NewPipePool(64 << 10)
+	p, err := pp.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Fill([]byte("left over")); err != nil {
+		t.Fatal(err)
+	}
+	pp.Put(p)
+	if p.r != -1 || len(pp.free) != 0 {
+		t.Fatal("a pipe with bytes in it was kept")
+	}
+	q, err := pp.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if q.Len() != 0 {
+		t.Errorf("the next pipe holds %d bytes", q.Len())
+	}
+}
+
+// Fill puts in no more than the pipe has room for.
+func TestFillStopsAtTheSize(t *testing.T) {
+	pp := NewPipePool(64 << 10)
+	p, err := pp.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	n, err := p.Fill(make([]byte, p.Size()+5000))
+	if n != p.Size() || err != nil || p.Len() != p.Size() {
+		t.Fatalf("Fill past the size: %d, %v, pipe holds %d; want %d", n, err, p.Len(), p.Size())
+	}
+}
