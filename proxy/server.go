@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/sockio"
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/clientconn"
 	"github.com/switchyard/switchyard/proxy/upstream"
@@ -273,6 +274,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	close(s.ready)
 	s.log.Info("proxy listening", "listen", s.addr.String(), "admin", addrString(s.adminAddr))
+	if n := s.cfg.SplicePipeSize; n > 0 {
+		if err := sockio.TryPipeSize(n); err != nil {
+			s.log.Warn("pipes of --splice-pipe-size are refused: long response bodies will be copied, not spliced",
+				"splice_pipe_size", n, "error", err)
+		}
+	}
 
 	select {
 	case err := <-errc:

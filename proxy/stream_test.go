@@ -17,23 +17,42 @@ import (
 	"github.com/switchyard/switchyard/routes"
 )
 
-func TestResponseWriteSizeBounds(t *testing.T) {
-	for _, n := range []int{MinResponseWriteSize - 1, MaxResponseWriteSize + 1} {
-		if _, err := New(Config{ResponseWriteSize: n, AccessLog: accessLogDiscard(), Logger: discardLogger()}); err == nil {
-			t.Errorf("New with ResponseWriteSize %d: no error", n)
+// Write and pipe sizes out of bounds are refused.
+func TestStreamSizeBounds(t *testing.T) {
+	for _, cfg := range []Config{
+		{ResponseWriteSize: MinResponseWriteSize - 1}, {ResponseWriteSize: MaxResponseWriteSize + 1},
+		{SplicePipeSize: MinSplicePipeSize - 1}, {SplicePipeSize: MaxSplicePipeSize + 1},
+	} {
+		cfg.AccessLog, cfg.Logger = accessLogDiscard(), discardLogger()
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New with ResponseWriteSize %d, SplicePipeSize %d: no error", cfg.ResponseWriteSize, cfg.SplicePipeSize)
 		}
 	}
 }
 
-// A streamed response body reaches the client byte for byte whatever the
-// write size, with and without Content-Length, including sizes that do
-// not divide the body.
-func TestResponseWriteSizes(t *testing.T) {
-	body := make([]byte, 3<<20+7)
+// hugeSize is the body of streamBackend's /huge: more than the socket
+// buffers between the proxy and a client that stops reading can hold.
+const hugeSize = 32 << 20
+
+// streamBackend serves body in pieces of 100 KiB + 3, flushed one by one,
+// with its Content-Length, or chunked with ?chunked=1; and hugeSize bytes
+// at /huge.
+func streamBackend(t *testing.T) (b *backend, body []byte) {
+	body = make([]byte, 3<<20+7)
 	for i := range body {
 		body[i] = byte(i % 251)
 	}
-	b := startBackend(t, "big-1", func(w http.ResponseWriter, r *http.Request) {
+	huge := bytes.Repeat([]byte("z"), 1<<20)
+	b = startBackend(t, "big-1", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/huge" {
+			w.Header().Set("Content-Length", strconv.Itoa(hugeSize))
+			for range hugeSize / len(huge) {
+				if _, err := w.Write(huge); err != nil {
+					return
+				}
+			}
+			return
+		}
 		if r.URL.Query().Get("chunked") == "" {
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		}
@@ -46,8 +65,17 @@ func TestResponseWriteSizes(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 	})
+	return b, body
+}
+
+// A copied response body reaches the client byte for byte whatever the
+// write size, with and without Content-Length, including sizes that do
+// not divide the body. (Splicing is off: a body with a Content-Length
+// would be spliced.)
+func TestResponseWriteSizes(t *testing.T) {
+	b, body := streamBackend(t)
 	for _, size := range []int{MinResponseWriteSize, 0, 1 << 20} {
-		p := startProxy(t, Config{ResponseWriteSize: size}, mustTable(t,
+		p := startProxy(t, Config{ResponseWriteSize: size, SplicePipeSize: -1}, mustTable(t,
 			&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 				Instances: []*routes.Instance{inst("big-1", b.addr, "zone-a", "blue")}}))
 		for _, q := range []string{"", "?chunked=1"} {
@@ -67,47 +95,13 @@ func TestResponseWriteSizes(t *testing.T) {
 	}
 }
 
-func TestSplicePipeSizeBounds(t *testing.T) {
-	for _, n := range []int{MinSplicePipeSize - 1, MaxSplicePipeSize + 1} {
-		if _, err := New(Config{SplicePipeSize: n, AccessLog: accessLogDiscard(), Logger: discardLogger()}); err == nil {
-			t.Errorf("New with SplicePipeSize %d: no error", n)
-		}
-	}
-}
-
 // A response body with a Content-Length reaches the client byte for byte
 // whether it is spliced (default pipes, the smallest) or copied (off), as
 // the metrics tell; the instance connection is reused after it; the access
 // log counts its bytes; and a client that goes away mid-body is logged as
 // 499 with the instance connection closed, not reused.
 func TestSplicedResponseBodies(t *testing.T) {
-	body := make([]byte, 3<<20+7)
-	for i := range body {
-		body[i] = byte(i % 251)
-	}
-	huge := bytes.Repeat([]byte("z"), 1<<20)
-	b := startBackend(t, "big-1", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/huge" {
-			// More than the socket buffers between the proxy and a client
-			// that stops reading can hold.
-			w.Header().Set("Content-Length", strconv.Itoa(32*len(huge)))
-			for range 32 {
-				if _, err := w.Write(huge); err != nil {
-					return
-				}
-			}
-			return
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		for rest := body; len(rest) > 0; {
-			n := min(len(rest), 100<<10+3)
-			if _, err := w.Write(rest[:n]); err != nil {
-				return
-			}
-			rest = rest[n:]
-			w.(http.Flusher).Flush()
-		}
-	})
+	b, body := streamBackend(t)
 	for _, size := range []int{0, MinSplicePipeSize, -1} {
 		cfg := Config{SplicePipeSize: size}
 		cfg.AccessLog.Path = t.TempDir() + "/access.log"
@@ -181,7 +175,7 @@ func TestSplicedResponseBodies(t *testing.T) {
 				t.Errorf("pipe size %d, request %d: logged %d with %d bytes out; want 200 with %d", size, i, e.Status, e.BytesOut, len(body))
 			}
 		}
-		if e := lines[3]; e.Status != 499 || e.BytesOut <= 0 || e.BytesOut >= int64(32*len(huge)) {
+		if e := lines[3]; e.Status != 499 || e.BytesOut <= 0 || e.BytesOut >= hugeSize {
 			t.Errorf("pipe size %d, the client that hung up: logged %d with %d bytes out; want 499 with part of the body", size, e.Status, e.BytesOut)
 		}
 	}

@@ -193,6 +193,17 @@ func (pp *PipePool) Get() (*Pipe, error) {
 	return p, nil
 }
 
+// TryPipeSize reports whether the kernel grants this process a pipe of
+// size bytes: nil, or ErrPipeSize (or the error making a pipe).
+func TryPipeSize(size int) error {
+	p, err := NewPipePool(size).Get()
+	if err != nil {
+		return err
+	}
+	p.Close()
+	return nil
+}
+
 // Put gives p back: kept when it is empty and the pool has room, closed
 // otherwise (bytes left in a pipe belong to a stream that failed).
 func (pp *PipePool) Put(p *Pipe) {

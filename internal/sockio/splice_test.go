@@ -161,3 +161,14 @@ func TestFillStopsAtTheSize(t *testing.T) {
 		t.Fatalf("Fill past the size: %d, %v, pipe holds %d; want %d", n, err, p.Len(), p.Size())
 	}
 }
+
+// TryPipeSize tells a size the kernel grants from one it refuses (above
+// 2 GiB, F_SETPIPE_SZ refuses any process).
+func TestTryPipeSize(t *testing.T) {
+	if err := TryPipeSize(64 << 10); err != nil {
+		t.Errorf("64 KiB: %v", err)
+	}
+	if err := TryPipeSize(1 << 32); err != ErrPipeSize {
+		t.Errorf("4 GiB: %v; want ErrPipeSize", err)
+	}
+}

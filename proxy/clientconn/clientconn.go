@@ -1,5 +1,5 @@
-// Package clientconn wraps the proxy's client connections to save two
-// kinds of work per keep-alive request that net.TCPConn always does:
+// Package clientconn wraps the proxy's client connections to save kinds
+// of work per keep-alive request that net.TCPConn always does:
 //
 //   - The read that finds nothing. After a response is written, the next
 //     Read would first try read(2), which on a keep-alive connection finds
@@ -18,6 +18,10 @@
 //     Listen), which the Conn enforces itself: the clock is read only
 //     when a write finds the socket's send buffer full, not for every
 //     response and every chunk of a streamed body.
+//   - Copies of long response bodies. ReadFrom splices a body that can
+//     move itself into a pipe (sockio.PipeReader: the instance's socket)
+//     from the pipe to the client's socket, so its bytes never pass
+//     through the proxy's memory; other bodies it copies in large pieces.
 //
 // The wait-first read relies on the client sending nothing between the
 // last read and the next request, which HTTP/1.1 clients do unless they

@@ -28,18 +28,18 @@ func pairIdle(t *testing.T, writeIdle time.Duration) (*Conn, net.Conn) {
 // pairWith is pair with a write idle limit and a ReadFrom copy size.
 func pairWith(t *testing.T, writeIdle time.Duration, copySize int) (*Conn, net.Conn) {
 	t.Helper()
-	return pairPipes(t, writeIdle, copySize, 0)
+	return pairPipes(t, writeIdle, copySize, 0, nil)
 }
 
-// pairPipes is pairWith with a pipe size (Listen).
-func pairPipes(t *testing.T, writeIdle time.Duration, copySize, pipeSize int) (*Conn, net.Conn) {
+// pairPipes is pairWith with a pipe size and counts (ListenConfig).
+func pairPipes(t *testing.T, writeIdle time.Duration, copySize, pipeSize int, counts *Counts) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	wl := Listen(ln, ListenConfig{WriteIdle: writeIdle, CopySize: copySize, PipeSize: pipeSize})
+	wl := Listen(ln, ListenConfig{WriteIdle: writeIdle, CopySize: copySize, PipeSize: pipeSize, Counts: counts})
 	done := make(chan net.Conn, 1)
 	go func() {
 		c, err := wl.Accept()
@@ -512,22 +512,25 @@ func (r *pipeSource) ReadPipe(p *sockio.Pipe, most int) (int, error) {
 // ReadFrom splices a PipeReader, alone or in an io.LimitedReader (as
 // fasthttp hands a body over), in turns of up to the pipe's size and no
 // further than the limit; it reads one that cannot splice, and every
-// reader when splicing is off.
+// reader when splicing is off or the kernel refuses the pipe size; and it
+// counts which it did.
 func TestReadFromSplices(t *testing.T) {
 	const size = 3<<20 + 5
 	for _, tc := range []struct {
 		name             string
 		pipeSize         int
 		noSplice, unwrap bool
-		spliced          bool
+		spliced, noPipe  bool
 	}{
 		{name: "default", pipeSize: 0, spliced: true},
 		{name: "64KiB", pipeSize: 64 << 10, spliced: true},
 		{name: "not wrapped", pipeSize: 0, unwrap: true, spliced: true},
 		{name: "reader says no", pipeSize: 0, noSplice: true},
 		{name: "off", pipeSize: -1},
+		{name: "refused", pipeSize: 1 << 32, noPipe: true}, // beyond any pipe
 	} {
-		s, c := pairPipes(t, 0, 0, tc.pipeSize)
+		var counts Counts
+		s, c := pairPipes(t, 0, 0, tc.pipeSize, &counts)
 		got := make(chan []byte, 1)
 		go func() {
 			b, _ := io.ReadAll(c)
@@ -564,6 +567,16 @@ func TestReadFromSplices(t *testing.T) {
 		}
 		if tc.spliced && (src.pipeSize != wantPipe || src.maxPipe != wantPipe) {
 			t.Errorf("%s: pipe of %d bytes, turns of up to %d; want %d", tc.name, src.pipeSize, src.maxPipe, wantPipe)
+		}
+		want := [3]uint64{0, 1, 0} // spliced, copied, no pipe
+		if tc.spliced {
+			want = [3]uint64{1, 0, 0}
+		}
+		if tc.noPipe {
+			want[2] = 1
+		}
+		if got := [3]uint64{counts.Spliced.Load(), counts.Copied.Load(), counts.NoPipe.Load()}; got != want {
+			t.Errorf("%s: counted %d spliced, %d copied, %d without a pipe; want %v", tc.name, got[0], got[1], got[2], want)
 		}
 	}
 }

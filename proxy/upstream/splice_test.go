@@ -66,6 +66,17 @@ func readAllPipe(t *testing.T, b *Body, p *sockio.Pipe) ([]byte, error) {
 	return <-got, rerr
 }
 
+// newPipe returns a pipe of 64 KiB, closed when the test ends.
+func newPipe(t *testing.T) *sockio.Pipe {
+	t.Helper()
+	p, err := sockio.NewPipePool(64 << 10).Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
 func roundTripBody(t *testing.T, tr *Transport, addr, path string) *Response {
 	t.Helper()
 	resp := &Response{Header: &fasthttp.ResponseHeader{}}
@@ -97,12 +108,7 @@ func TestReadPipeStopsAtContentLength(t *testing.T) {
 	})
 	tr := New(Config{})
 	defer tr.Close()
-	pp := sockio.NewPipePool(64 << 10)
-	p, err := pp.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPipe(t)
 	for i := range 3 {
 		resp := roundTripBody(t, tr, addr, "/")
 		got, err := readAllPipe(t, resp.Body, p)
@@ -128,12 +134,7 @@ func TestReadPipeStopsAtContentLength(t *testing.T) {
 func TestReadPipeEnds(t *testing.T) {
 	tr := New(Config{})
 	defer tr.Close()
-	pp := sockio.NewPipePool(64 << 10)
-	p, err := pp.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPipe(t)
 
 	short := rawServer(t, func(c net.Conn, br *bufio.Reader) {
 		readRequest(br)
