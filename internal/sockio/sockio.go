@@ -148,8 +148,8 @@ func (r *Reader) step(fd uintptr) bool {
 	return r.stepped(n, err, "read")
 }
 
-// stepped records the outcome of a raw read or splice (system call call)
-// and reports whether the wait is over.
+// stepped records the outcome of a raw read or splice (the system call
+// named call) and reports whether the wait is over.
 func (r *Reader) stepped(n int, err error, call string) bool {
 	switch {
 	case err == syscall.EAGAIN:

@@ -104,6 +104,12 @@ func (p *Pipe) spliceFrom(fd uintptr, n int) (int, error) {
 // SpliceTo moves the pipe's bytes to the non-blocking socket fd until the
 // pipe is empty, the socket's send buffer is full (syscall.EAGAIN), or
 // another error. It returns how many bytes it moved.
+//
+// Unlike Write it cannot pass MSG_NOSIGNAL: on a connection the peer has
+// reset, the kernel raises SIGPIPE along with the EPIPE. The Go runtime
+// ignores SIGPIPE for descriptors other than standard output and error
+// unless the program asks for it with signal.Notify, which the proxy
+// does not.
 func (p *Pipe) SpliceTo(fd uintptr) (int, error) {
 	n := 0
 	for p.n > 0 {
