@@ -109,7 +109,7 @@ func newMetrics(s *Server) *metrics {
 	bodies := func(via string, n *atomic.Uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        "switchyard_response_bodies_streamed_total",
-			Help:        "Response bodies longer than the client write buffer, by how they were moved to the client: spliced (zero-copy) or copied through memory.",
+			Help:        "Response bodies too long to fit beside their headers in the client write buffer, by how the rest was moved to the client: spliced (zero-copy) or copied through memory.",
 			ConstLabels: prometheus.Labels{"via": via},
 		}, func() float64 { return float64(n.Load()) })
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -170,4 +171,100 @@ func TestTryPipeSize(t *testing.T) {
 	if err := TryPipeSize(1 << 32); err != ErrPipeSize {
 		t.Errorf("4 GiB: %v; want ErrPipeSize", err)
 	}
+}
+
+// BenchmarkRelay moves 1 MiB per op from one loopback connection to
+// another the two ways the proxy moves a long response body: copied
+// through a 128 KiB buffer (a read and a write per piece) and spliced
+// through a 1 MiB pipe. A goroutine keeps the source writing and another
+// keeps the destination read, on other threads; relay-µs/op is the CPU
+// time of the relay's own thread (user and system, including the
+// loopback delivery of what it sends), which is what the proxy spends
+// (docs/profiles.md, "Splicing response bodies"):
+//
+//	go test -run - -bench Relay -benchtime 2000x ./internal/sockio
+func BenchmarkRelay(b *testing.B) {
+	const op = 1 << 20
+	for _, bc := range []struct {
+		name   string
+		splice bool
+	}{{"copy-128KiB", false}, {"splice-1MiB", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			inC, inS := pair(b)
+			outC, outS := pair(b)
+			chunk := pattern(op)
+			go func() {
+				for {
+					if _, err := inS.Write(chunk); err != nil {
+						return
+					}
+				}
+			}()
+			go io.Copy(io.Discard, outS)
+			r := NewReader(inC)
+			orc, _ := outC.SyscallConn()
+			buf := make([]byte, 128<<10)
+			p, err := NewPipePool(op).Get()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			write := func(step func(fd uintptr) (int, error), n int) {
+				var err error
+				for done := 0; done < n && err == nil; {
+					orc.Write(func(fd uintptr) bool {
+						var m int
+						m, err = step(fd)
+						done += m
+						return err != syscall.EAGAIN
+					})
+					if err == syscall.EAGAIN {
+						err = nil
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(op)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu0 := threadCPU()
+			for b.Loop() {
+				for left := op; left > 0; {
+					var n int
+					var err error
+					if bc.splice {
+						n, err = r.ReadPipe(p, left)
+						write(p.SpliceTo, n)
+					} else {
+						n, err = r.Read(buf[:min(len(buf), left)])
+						out := buf[:n]
+						write(func(fd uintptr) (int, error) {
+							m, err := Write(fd, out)
+							out = out[m:]
+							return m, err
+						}, n)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					left -= n
+				}
+			}
+			b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N)/1e3, "relay-µs/op")
+			b.StopTimer()
+			inS.Close()
+			outC.Close()
+		})
+	}
+}
+
+// threadCPU is the calling thread's user and system time in nanoseconds.
+func threadCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1, &ru); err != nil { // RUSAGE_THREAD
+		panic(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -402,8 +402,9 @@ func copiersOf(copySize, pipeSize int) *copier {
 // the listener's copy size (a bufio.Writer over a Conn hands it large
 // bodies). A reader that can move its bytes into a pipe
 // (sockio.PipeReader), alone or in an io.LimitedReader, is spliced
-// instead: through a pipe of the copy size, without passing through user
-// memory.
+// instead, through a pipe of the listener's pipe size, without passing
+// through user memory; one that says it cannot (sockio.ErrNoSplice) is
+// copied.
 func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 	src, limit := r, int64(-1)
 	lr, _ := r.(*io.LimitedReader)
