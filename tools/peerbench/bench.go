@@ -207,7 +207,7 @@ func (b *bench) findTools() (err error) {
 	if _, err = lookTool("taskset"); err != nil {
 		return err
 	}
-	if b.hasTarget("haproxy") {
+	if b.hasTarget("haproxy") || b.hasTarget("haproxy-splice") {
 		if b.tools.haproxy, err = lookTool("haproxy"); err != nil {
 			return err
 		}

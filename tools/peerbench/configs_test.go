@@ -37,28 +37,41 @@ func TestPeerConfigs(t *testing.T) {
 		"haproxy.cfg":        {"haproxy", "-c", "-q", "-f"},
 	}
 	for _, e := range entries {
-		t.Run(e.Name(), func(t *testing.T) {
-			check, ok := checks[e.Name()]
-			if !ok {
-				t.Fatalf("configs/bench/%s: no check; add one here", e.Name())
+		// haproxy.cfg twice: as the haproxy target and as haproxy-splice.
+		for _, splice := range []bool{false, true} {
+			if splice && e.Name() != "haproxy.cfg" {
+				continue
 			}
-			dst := filepath.Join(sc.dir, e.Name())
-			data := tmplData{Dir: sc.dir, Port: 18080, BackendPort: 18081}
-			if err := renderTemplate(filepath.Join(configDir, e.Name()), dst, data); err != nil {
-				t.Fatal(err)
+			name := e.Name()
+			if splice {
+				name = "haproxy-splice.cfg"
 			}
-			b, _ := os.ReadFile(dst)
-			if strings.Contains(string(b), "{{") || !strings.Contains(string(b), "18080") {
-				t.Fatalf("rendered %s still has a placeholder or lacks the port:\n%s", e.Name(), b)
-			}
-			tool, err := lookTool(check[0])
-			if err != nil {
-				t.Skipf("%s not installed: rendered only", check[0])
-			}
-			out, err := exec.Command(tool, append(check[1:], dst)...).CombinedOutput()
-			if err != nil {
-				t.Errorf("%s %v: %v\n%s", tool, check[1:], err, out)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				check, ok := checks[e.Name()]
+				if !ok {
+					t.Fatalf("configs/bench/%s: no check; add one here", e.Name())
+				}
+				dst := filepath.Join(sc.dir, name)
+				data := tmplData{Dir: sc.dir, Port: 18080, BackendPort: 18081, Splice: splice}
+				if err := renderTemplate(filepath.Join(configDir, e.Name()), dst, data); err != nil {
+					t.Fatal(err)
+				}
+				b, _ := os.ReadFile(dst)
+				if strings.Contains(string(b), "{{") || !strings.Contains(string(b), "18080") {
+					t.Fatalf("rendered %s still has a placeholder or lacks the port:\n%s", name, b)
+				}
+				if e.Name() == "haproxy.cfg" && strings.Contains(string(b), "\n    option splice-response\n") != splice {
+					t.Fatalf("rendered %s: option splice-response present %v; want %v", name, !splice, splice)
+				}
+				tool, err := lookTool(check[0])
+				if err != nil {
+					t.Skipf("%s not installed: rendered only", check[0])
+				}
+				out, err := exec.Command(tool, append(check[1:], dst)...).CombinedOutput()
+				if err != nil {
+					t.Errorf("%s %v: %v\n%s", tool, check[1:], err, out)
+				}
+			})
+		}
 	}
 }

@@ -20,7 +20,8 @@
 //
 //	go run ./tools/peerbench [-rounds 10] [-duration 3s] [-rate 5000]
 //	    [-scenarios small,4k,1m,keys1000]
-//	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] [-nap 30us]
+//	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] (or haproxy-splice)
+//	    [-nap 30us]
 //	    [-switchyard-flags "..."] [-variant NAME=FLAGS ...]
 //	    [-out docs/benchmarks.md | -out -] [-quick]
 //
@@ -107,7 +108,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.Float64Var(&o.rate, "rate", 5000, "open-loop rate in req/s for the p99 (the 1m scenario uses rate/25)")
 	fs.IntVar(&o.connections, "connections", 50, "wrk connections (the 1m scenario uses 8)")
 	fs.StringVar(&scen, "scenarios", strings.Join(scenarioNames(), ","), "scenarios to run, comma-separated")
-	fs.StringVar(&targ, "targets", strings.Join(targetNames, ","), "targets to run, comma-separated")
+	fs.StringVar(&targ, "targets", strings.Join(defaultTargets, ","), "targets to run, comma-separated (also: haproxy-splice)")
 	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "file whose peerbench section gets the report; - prints it only")
 	fs.StringVar(&o.configDir, "configs", "configs/bench", "directory of the peer configuration templates")
 	fs.IntVar(&o.proxyCPU, "proxy-cpu", 0, "CPU of the proxy under test")

@@ -21,10 +21,16 @@ import (
 )
 
 // Targets, in report order. "direct" is the client talking to the backend
-// with no proxy in between: the ceiling of the others. "switchyard-nap" is
-// Switchyard with idle naps (--idle-nap, -nap), the setting for a proxy on
-// one CPU that trades a little latency for fewer wake-ups.
-var targetNames = []string{"direct", "nginx", "haproxy", "switchyard", "switchyard-nap"}
+// with no proxy in between: the ceiling of the others. "haproxy-splice" is
+// HAProxy with "option splice-response" (off in HAProxy by default and in
+// the "haproxy" target, the goal's peer); it runs only when asked for.
+// "switchyard-nap" is Switchyard with idle naps (--idle-nap, -nap), the
+// setting for a proxy on one CPU that trades a little latency for fewer
+// wake-ups.
+var targetNames = []string{"direct", "nginx", "haproxy", "haproxy-splice", "switchyard", "switchyard-nap"}
+
+// defaultTargets are the targets run when -targets is not given.
+var defaultTargets = []string{"direct", "nginx", "haproxy", "switchyard", "switchyard-nap"}
 
 // keyHeader carries the route key of every request, to every target.
 const keyHeader = "X-Found-Cluster"
@@ -40,6 +46,7 @@ type tmplData struct {
 	Dir         string // where the generated files of the run are
 	Port        int    // listen port
 	BackendPort int    // the nginx backend
+	Splice      bool   // HAProxy: option splice-response (haproxy-splice)
 }
 
 // deploymentIDs returns n distinct deployment IDs of 32 lowercase hex
@@ -192,8 +199,9 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 			return nil, "", err
 		}
 		spec.argv = []string{b.tools.nginx, "-c", conf}
-	case "haproxy":
-		conf := filepath.Join(sc.dir, "haproxy.cfg")
+	case "haproxy", "haproxy-splice":
+		data.Splice = target == "haproxy-splice"
+		conf := filepath.Join(sc.dir, target+".cfg")
 		if err := renderTemplate(filepath.Join(b.o.configDir, "haproxy.cfg"), conf, data); err != nil {
 			return nil, "", err
 		}

@@ -248,6 +248,19 @@ func (b *bench) report() string {
 		}
 		p("\n")
 	}
+	if len(sys) > 0 && b.hasTarget("haproxy-splice") {
+		p("Ratios of medians against HAProxy with `option splice-response` (haproxy-splice; not the goal's peer, which leaves it off as HAProxy does by default):\n\n")
+		p("| scenario | target | req/s vs HAProxy splicing | CPU vs HAProxy splicing |\n")
+		p("| --- | --- | --: | --: |\n")
+		for _, sc := range o.scenarios {
+			hs := b.medians(sc.name, "haproxy-splice")
+			for _, t := range sys {
+				sy := b.medians(sc.name, t)
+				p("| %s | %s | %s | %s |\n", sc.name, t, fmtRatio(ratio(sy.rps, hs.rps)), fmtRatio(ratio(sy.cpu, hs.cpu)))
+			}
+		}
+		p("\n")
+	}
 	if len(problems) > 0 {
 		p("Runs with errors (their numbers are in the table, but read them with care):\n\n")
 		for _, s := range problems {
