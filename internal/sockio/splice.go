@@ -151,7 +151,8 @@ func (r *Reader) spliceStep(fd uintptr) bool {
 }
 
 // PipePool keeps empty pipes of one size for reuse: a pipe costs two
-// descriptors and three system calls to make and two to close.
+// descriptors and two system calls to make (pipe2, fcntl) and two to
+// close.
 type PipePool struct {
 	size int
 	mu   sync.Mutex
