@@ -40,14 +40,9 @@ type Body struct {
 // Read reads the decoded body. Each call extends the read deadline by the
 // transport's IdleTimeout.
 func (b *Body) Read(p []byte) (int, error) {
-	if b.done {
-		return 0, io.EOF
-	}
-	if b.err != nil {
-		return 0, b.err
-	}
-	if len(p) == 0 {
-		return 0, nil
+	most, err := b.begin(len(p))
+	if most == 0 {
+		return 0, err
 	}
 	// The deadline matters only to a read that may wait: not when the
 	// reader holds data and the mode reads no more than that.
@@ -55,24 +50,10 @@ func (b *Body) Read(p []byte) (int, error) {
 		now := monoNow()
 		b.c.wantRead(now+int64(b.idle), now)
 	}
-	var n int
-	var err error
-	switch b.mode {
-	case modeLength:
-		n, err = b.readLength(p)
-	case modeChunked:
-		n, err = b.readChunked(p)
-	default:
-		n, err = b.c.br.Read(p)
-		if err == io.EOF {
-			b.finish()
-		}
+	if b.mode == modeChunked {
+		return b.record(b.readChunked(p))
 	}
-	b.n += int64(n)
-	if err != nil && err != io.EOF {
-		b.err = err
-	}
-	return n, err
+	return b.record(b.c.br.Read(p[:most]))
 }
 
 // ReadPipe moves up to most bytes of the body into the empty pipe p, as
@@ -80,74 +61,65 @@ func (b *Body) Read(p []byte) (int, error) {
 // already read into memory are copied in, the rest spliced from the socket.
 // A chunked body, or one not read from a socket, gets sockio.ErrNoSplice.
 func (b *Body) ReadPipe(p *sockio.Pipe, most int) (int, error) {
-	if b.done {
-		return 0, io.EOF
-	}
-	if b.err != nil {
-		return 0, b.err
-	}
-	if b.mode == modeChunked || b.c.sr == nil {
+	if !b.done && b.err == nil && (b.mode == modeChunked || b.c.sr == nil) {
 		return 0, sockio.ErrNoSplice
 	}
-	if b.mode == modeLength {
-		if b.left == 0 {
-			b.finish()
-			return 0, io.EOF
-		}
-		if int64(most) > b.left {
-			most = int(b.left)
-		}
+	most, err := b.begin(most)
+	if most == 0 {
+		return 0, err
 	}
-	if most <= 0 {
-		return 0, nil
-	}
-	var n int
-	var err error
 	br := b.c.br
 	if k := br.Buffered(); k > 0 {
 		buf, _ := br.Peek(min(k, most))
-		n, err = p.Fill(buf)
+		n, err := p.Fill(buf)
 		_, _ = br.Discard(n)
-	} else {
-		now := monoNow()
-		b.c.wantRead(now+int64(b.idle), now)
-		n, err = b.c.sr.ReadPipe(p, most)
+		return b.record(n, err)
 	}
-	b.n += int64(n)
-	if b.mode == modeLength {
-		b.left -= int64(n)
-		switch {
-		case b.left == 0:
-			b.finish()
-			return n, io.EOF
-		case err == io.EOF:
-			err = io.ErrUnexpectedEOF
-		}
-	} else if err == io.EOF {
-		b.finish()
-	}
-	if err != nil && err != io.EOF {
-		b.err = err
-	}
-	return n, err
+	now := monoNow()
+	b.c.wantRead(now+int64(b.idle), now)
+	return b.record(b.c.sr.ReadPipe(p, most))
 }
 
-func (b *Body) readLength(p []byte) (int, error) {
-	if b.left == 0 {
+// begin starts a read of up to most bytes: it returns how many the read may
+// take (most, or less when a Content-Length has less left), or 0 and what
+// the read returns at once (the end, an earlier error, or nothing asked).
+func (b *Body) begin(most int) (int, error) {
+	switch {
+	case b.done:
+		return 0, io.EOF
+	case b.err != nil:
+		return 0, b.err
+	case b.mode == modeLength && b.left == 0:
 		b.finish()
 		return 0, io.EOF
+	case b.mode == modeLength && int64(most) > b.left:
+		return int(b.left), nil
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.c.br.Read(p)
-	b.left -= int64(n)
-	if b.left == 0 {
+	return max(most, 0), nil
+}
+
+// record ends a read that got n bytes of the body and err, and returns
+// what the read returns. A Content-Length body ends with its last byte,
+// and one that ends sooner fails with io.ErrUnexpectedEOF; one read
+// until close ends at the end of the stream (a chunked one ends in
+// readChunked). Either way the connection goes back to the pool at the
+// end (finish). An error other than the end stays the body's.
+func (b *Body) record(n int, err error) (int, error) {
+	switch {
+	case b.mode == modeLength:
+		b.left -= int64(n)
+		if b.left == 0 {
+			b.finish()
+			err = io.EOF
+		} else if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	case b.mode == modeClose && err == io.EOF:
 		b.finish()
-		return n, io.EOF
 	}
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
+	b.n += int64(n)
+	if err != nil && err != io.EOF {
+		b.err = err
 	}
 	return n, err
 }
