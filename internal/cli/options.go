@@ -96,15 +96,7 @@ var proxyOptions = []*option{
 		set: func(s *settings, v string) (err error) { s.cfg.MaxBodyBytes, err = parseSize(v); return err }},
 	{name: "response-write-size", arg: "SIZE", usage: "largest write of a streamed response body to a client; each response streaming a larger body holds a buffer this big while it streams (default 128KiB, 4KiB to 16MiB)",
 		set: func(s *settings, v string) error {
-			n, err := parseSize(v)
-			if err != nil {
-				return err
-			}
-			if n != 0 && (n < proxy.MinResponseWriteSize || n > proxy.MaxResponseWriteSize) {
-				return fmt.Errorf("size %q is out of range (want %s to %s)", v, formatSize(proxy.MinResponseWriteSize), formatSize(proxy.MaxResponseWriteSize))
-			}
-			s.cfg.ResponseWriteSize = int(n)
-			return nil
+			return setSizeIn(&s.cfg.ResponseWriteSize, v, proxy.MinResponseWriteSize, proxy.MaxResponseWriteSize, "")
 		}},
 	{name: "splice-pipe-size", arg: "SIZE|off", usage: "pipe through which a response body is spliced from the instance to the client without copying; off copies every body (default 1MiB, 4KiB to 16MiB)",
 		set: func(s *settings, v string) error {
@@ -112,15 +104,7 @@ var proxyOptions = []*option{
 				s.cfg.SplicePipeSize = -1
 				return nil
 			}
-			n, err := parseSize(v)
-			if err != nil {
-				return err
-			}
-			if n != 0 && (n < proxy.MinSplicePipeSize || n > proxy.MaxSplicePipeSize) {
-				return fmt.Errorf("size %q is out of range (want %s to %s, or off)", v, formatSize(proxy.MinSplicePipeSize), formatSize(proxy.MaxSplicePipeSize))
-			}
-			s.cfg.SplicePipeSize = int(n)
-			return nil
+			return setSizeIn(&s.cfg.SplicePipeSize, v, proxy.MinSplicePipeSize, proxy.MaxSplicePipeSize, ", or off")
 		}},
 	{name: "connect-timeout", arg: "DURATION", usage: "bound on dialing an instance (default 5s)",
 		set: func(s *settings, v string) error { return setDuration(&s.cfg.ConnectTimeout, v) }},
@@ -299,6 +283,20 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("size %q is too large", v)
 	}
 	return n * mult, nil
+}
+
+// setSizeIn sets *dst to the size v: 0 (the default), or lo to hi. The
+// range in the error ends with also (", or off").
+func setSizeIn(dst *int, v string, lo, hi int64, also string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	if n != 0 && (n < lo || n > hi) {
+		return fmt.Errorf("size %q is out of range (want %s to %s%s)", v, formatSize(lo), formatSize(hi), also)
+	}
+	*dst = int(n)
+	return nil
 }
 
 // formatSize writes n as parseSize reads it: in the largest unit that

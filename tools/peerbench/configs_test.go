@@ -36,42 +36,45 @@ func TestPeerConfigs(t *testing.T) {
 		"proxy.nginx.conf":   {"nginx", "-t", "-q", "-c"},
 		"haproxy.cfg":        {"haproxy", "-c", "-q", "-f"},
 	}
+	// Every template once, and haproxy.cfg again as the haproxy-splice
+	// target renders it.
+	type rendering struct {
+		tmpl, name string
+		splice     bool
+	}
+	var renderings []rendering
 	for _, e := range entries {
-		// haproxy.cfg twice: as the haproxy target and as haproxy-splice.
-		for _, splice := range []bool{false, true} {
-			if splice && e.Name() != "haproxy.cfg" {
-				continue
-			}
-			name := e.Name()
-			if splice {
-				name = "haproxy-splice.cfg"
-			}
-			t.Run(name, func(t *testing.T) {
-				check, ok := checks[e.Name()]
-				if !ok {
-					t.Fatalf("configs/bench/%s: no check; add one here", e.Name())
-				}
-				dst := filepath.Join(sc.dir, name)
-				data := tmplData{Dir: sc.dir, Port: 18080, BackendPort: 18081, Splice: splice}
-				if err := renderTemplate(filepath.Join(configDir, e.Name()), dst, data); err != nil {
-					t.Fatal(err)
-				}
-				b, _ := os.ReadFile(dst)
-				if strings.Contains(string(b), "{{") || !strings.Contains(string(b), "18080") {
-					t.Fatalf("rendered %s still has a placeholder or lacks the port:\n%s", name, b)
-				}
-				if e.Name() == "haproxy.cfg" && strings.Contains(string(b), "\n    option splice-response\n") != splice {
-					t.Fatalf("rendered %s: option splice-response present %v; want %v", name, !splice, splice)
-				}
-				tool, err := lookTool(check[0])
-				if err != nil {
-					t.Skipf("%s not installed: rendered only", check[0])
-				}
-				out, err := exec.Command(tool, append(check[1:], dst)...).CombinedOutput()
-				if err != nil {
-					t.Errorf("%s %v: %v\n%s", tool, check[1:], err, out)
-				}
-			})
+		renderings = append(renderings, rendering{e.Name(), e.Name(), false})
+		if e.Name() == "haproxy.cfg" {
+			renderings = append(renderings, rendering{e.Name(), "haproxy-splice.cfg", true})
 		}
+	}
+	for _, r := range renderings {
+		t.Run(r.name, func(t *testing.T) {
+			check, ok := checks[r.tmpl]
+			if !ok {
+				t.Fatalf("configs/bench/%s: no check; add one here", r.tmpl)
+			}
+			dst := filepath.Join(sc.dir, r.name)
+			data := tmplData{Dir: sc.dir, Port: 18080, BackendPort: 18081, Splice: r.splice}
+			if err := renderTemplate(filepath.Join(configDir, r.tmpl), dst, data); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(dst)
+			if strings.Contains(string(b), "{{") || !strings.Contains(string(b), "18080") {
+				t.Fatalf("rendered %s still has a placeholder or lacks the port:\n%s", r.name, b)
+			}
+			if r.tmpl == "haproxy.cfg" && strings.Contains(string(b), "\n    option splice-response\n") != r.splice {
+				t.Fatalf("rendered %s: option splice-response present %v; want %v", r.name, !r.splice, r.splice)
+			}
+			tool, err := lookTool(check[0])
+			if err != nil {
+				t.Skipf("%s not installed: rendered only", check[0])
+			}
+			out, err := exec.Command(tool, append(check[1:], dst)...).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s %v: %v\n%s", tool, check[1:], err, out)
+			}
+		})
 	}
 }
