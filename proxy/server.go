@@ -45,6 +45,7 @@ type Server struct {
 	tunnels   tunnelSet
 	nap       *idleNapper // nil unless Config.IdleNap
 	bodies    clientconn.Counts
+	clients   clientconn.ListenConfig // how Run's client connections write
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -109,6 +110,12 @@ func New(cfg Config) (*Server, error) {
 	s.tracker, _ = cfg.Picker.(zones.Tracker)
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
+	s.clients = clientconn.ListenConfig{
+		WriteIdle: cfg.ClientIdleTimeout,
+		CopySize:  cfg.ResponseWriteSize,
+		PipeSize:  cfg.SplicePipeSize,
+		Counts:    &s.bodies,
+	}
 	s.srv = &fasthttp.Server{
 		Handler:               s.handle,
 		ErrorHandler:          s.handleParseError,
@@ -248,12 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	go func() {
-		errc <- s.srv.Serve(clientconn.Listen(ln, clientconn.ListenConfig{
-			WriteIdle: s.cfg.ClientIdleTimeout,
-			CopySize:  s.cfg.ResponseWriteSize,
-			PipeSize:  s.cfg.SplicePipeSize,
-			Counts:    &s.bodies,
-		}))
+		errc <- s.srv.Serve(clientconn.Listen(ln, s.clients))
 	}()
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}

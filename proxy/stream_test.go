@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/proxy/clientconn"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -68,16 +70,22 @@ func streamBackend(t *testing.T) (b *backend, body []byte) {
 	return b, body
 }
 
-// A copied response body reaches the client byte for byte whatever the
-// write size, with and without Content-Length, including sizes that do
-// not divide the body. (Splicing is off: a body with a Content-Length
-// would be spliced.)
+// The write size (0: the default) is what the client connections copy
+// with (clientconn's TestReadFromCopySize checks that they do), and a
+// copied response body reaches the client byte for byte whatever the
+// size, with and without Content-Length, including sizes that do not
+// divide the body. (Splicing is off: a body with a Content-Length would
+// be spliced.)
 func TestResponseWriteSizes(t *testing.T) {
 	b, body := streamBackend(t)
 	for _, size := range []int{MinResponseWriteSize, 0, 1 << 20} {
 		p := startProxy(t, Config{ResponseWriteSize: size, SplicePipeSize: -1}, mustTable(t,
 			&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 				Instances: []*routes.Instance{inst("big-1", b.addr, "zone-a", "blue")}}))
+		want := cmp.Or(size, clientconn.DefaultCopySize)
+		if got := p.clients; got.CopySize != want || got.PipeSize >= 0 || got.Counts != &p.bodies {
+			t.Errorf("write size %d: client connections listen with %+v; want copy size %d, no pipes, the server's counts", size, got, want)
+		}
 		for _, q := range []string{"", "?chunked=1"} {
 			req, _ := http.NewRequest("GET", "http://"+p.Addr().String()+"/big"+q, nil)
 			req.Host = depA + ".example.test"
