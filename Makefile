@@ -4,6 +4,7 @@
 #   make build   build the binaries into bin/
 #   make demo    run the embedded demo
 #   make bench   compare the proxy with nginx and HAProxy (docs/benchmarks.md)
+#   make bench-go  the hot path's Go benchmarks, with allocs/op
 
 GO ?= go
 
@@ -46,7 +47,7 @@ clean:
 # 20 minutes) and rewrites the results section of docs/benchmarks.md;
 # "make bench-quick" is a one-round smoke run that only prints its table.
 # Extra flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS='-rounds 5'.
-.PHONY: bench bench-quick bench-deps
+.PHONY: bench bench-quick bench-deps bench-go
 
 bench: bench-deps
 	$(GO) run ./tools/peerbench $(BENCHFLAGS)
@@ -56,3 +57,12 @@ bench-quick: bench-deps
 
 bench-deps:
 	./tools/peerbench/install-deps.sh
+
+# The hot path's Go benchmarks (docs/benchmarks.md, "Hot path"): key
+# extraction, table lookup, balancer picks, the access log line, the
+# socket calls and whole proxied requests, with allocs/op. They run on one
+# CPU with GOMAXPROCS=1, as the proxy does in the peer benchmark.
+HOTBENCH = RouteKey|Lookup|Pick|Weighted|AppendEntry|SocketCalls|HandlerInMemory|ProxyRoundTrip
+bench-go:
+	GOMAXPROCS=1 taskset -c 0 $(GO) test -run '^$$' -bench '$(HOTBENCH)' -benchmem -count 3 \
+		./routes ./zones ./proxy ./proxy/accesslog ./internal/sockio

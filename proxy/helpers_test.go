@@ -116,7 +116,7 @@ type testProxy struct {
 
 // startProxy runs a proxy with cfg (listeners on free ports) serving tbl
 // (nil: no table yet).
-func startProxy(t *testing.T, cfg Config, tbl *routes.Table) *testProxy {
+func startProxy(t testing.TB, cfg Config, tbl *routes.Table) *testProxy {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	if cfg.AdminListen == "" {
@@ -155,7 +155,7 @@ func startProxy(t *testing.T, cfg Config, tbl *routes.Table) *testProxy {
 }
 
 // stop stops the proxy and waits for Run to return; again, it does nothing.
-func (p *testProxy) stop(t *testing.T) {
+func (p *testProxy) stop(t testing.TB) {
 	if p.stopped {
 		return
 	}
