@@ -19,7 +19,7 @@
 // install nginx-light, haproxy and wrk first when they are missing):
 //
 //	go run ./tools/peerbench [-rounds 10] [-duration 3s] [-rate 5000]
-//	    [-scenarios small,4k,1m,keys1000]
+//	    [-scenarios small,4k,1m,1000keys]
 //	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] (or haproxy-splice)
 //	    [-nap 30us]
 //	    [-switchyard-flags "..."] [-variant NAME=FLAGS ...]
