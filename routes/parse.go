@@ -3,6 +3,7 @@ package routes
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -103,7 +104,7 @@ func (p *parser) zones(n *yaml.Node) (map[string]ZoneState, *Error) {
 			return nil, p.errAt(k, "zone %q is given twice", name)
 		}
 		p.pos.zones[name] = k.Line
-		state, err := p.str(v, "zone "+name)
+		state, err := p.str(v, "zone "+shown(name))
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +114,7 @@ func (p *parser) zones(n *yaml.Node) (map[string]ZoneState, *Error) {
 		case "down":
 			zones[name] = ZoneDown
 		default:
-			return nil, p.errAt(orNode(v, k), "zone %s: state %q is not up or down", name, state)
+			return nil, p.errAt(orNode(v, k), "zone %s: state %q is not up or down", shown(name), state)
 		}
 	}
 	return zones, nil
@@ -208,20 +209,23 @@ func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, 
 		dp.serving[g] = k.Line
 		if isNull(v) || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" {
 			if !isNull(v) && v.Kind == yaml.ScalarNode && v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-				return nil, p.errAt(v, "%sserving: %s: weight %q is quoted; write it as a plain integer", pre, g, v.Value)
+				return nil, p.errAt(v, "%sserving: %s: weight %q is quoted; write it as a plain integer", pre, shown(g), v.Value)
 			}
 			if !isNull(v) && v.Kind == yaml.ScalarNode && isDigits(strings.TrimPrefix(v.Value, "-")) {
 				// Too large for YAML's int: resolved as a float.
-				return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, g, v.Value, MaxWeight)
+				return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), v.Value, MaxWeight)
 			}
 			if !isNull(v) && v.Kind == yaml.ScalarNode {
-				return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, g, v.Value)
+				return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, shown(g), v.Value)
 			}
-			return nil, p.errAt(orNode(v, k), "%sserving: %s: weight is not an integer", pre, g)
+			return nil, p.errAt(orNode(v, k), "%sserving: %s: weight is not an integer", pre, shown(g))
 		}
 		var w int64
-		if err := v.Decode(&w); err != nil || w < 0 || w > MaxWeight {
-			return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, g, v.Value, MaxWeight)
+		if err := v.Decode(&w); err != nil && !isDigits(strings.TrimPrefix(v.Value, "-")) {
+			// Tagged !!int but not an integer: !!int "1.5".
+			return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, shown(g), v.Value)
+		} else if err != nil || w < 0 || w > MaxWeight {
+			return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), shown(v.Value), MaxWeight)
 		}
 		serving[g] = int(w)
 	}
@@ -323,6 +327,17 @@ func peek(n *yaml.Node, key string) string {
 		}
 	}
 	return ""
+}
+
+// shown returns a name from the input as an error message shows it: as it
+// is when it is made of letters, digits, '.', '_' and '-' (as every valid
+// name is), else quoted, so that a message stays one line whatever the
+// file holds.
+func shown(s string) string {
+	if isInstanceID(s) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 // deref follows YAML aliases (*name) to the anchored node.
