@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/switchyard/switchyard/internal/sockio"
 )
@@ -23,6 +24,8 @@ type awaitState struct {
 	written int
 	err     error // a write error other than EAGAIN
 	started bool  // the callback ran: the write was attempted
+	peek    bool  // a reused connection: check it is quiet before the write
+	early   bool  // it was not: nothing was written
 }
 
 // sendAwait writes buf to the instance and waits until the socket is
@@ -39,13 +42,17 @@ type awaitState struct {
 // nothing before the request but a close, and writing to a closed
 // connection causes a reset, which is seen.
 //
+// On a reused connection (peek) the callback first checks that nothing is
+// waiting to be read (see readable), in the same call: the write is not
+// made, and the error is errEarly, when something is.
+//
 // The caller sets the read deadline (the response-header timeout) first,
 // with wantRead. On return the bytes written have been added to c.out.n.
 // Errors are the transport's; a read error (deadline, close) is left to
 // the response read that follows, which meets it at once (a deadline kept
 // from an earlier request is moved there: see readDeadline).
-func (c *conn) sendAwait(buf []byte, idle time.Duration) error {
-	c.await = awaitState{buf: buf}
+func (c *conn) sendAwait(buf []byte, peek bool, idle time.Duration) error {
+	c.await = awaitState{buf: buf, peek: peek}
 	rerr := c.rc.Read(c.awaitFn)
 	for rerr != nil && !c.await.started && errors.Is(rerr, os.ErrDeadlineExceeded) && c.readExpired() {
 		// A read deadline kept from an earlier request (see wantRead)
@@ -56,6 +63,8 @@ func (c *conn) sendAwait(buf []byte, idle time.Duration) error {
 	c.await = awaitState{}
 	c.out.n += int64(st.written)
 	switch {
+	case st.early:
+		return errEarly
 	case !st.started:
 		// The connection was closed or its deadline had passed before
 		// anything was written.
@@ -82,7 +91,11 @@ func (c *conn) sendAwait(buf []byte, idle time.Duration) error {
 // readable) ends the wait without reading: the response reader reads.
 func (c *conn) awaitStep(fd uintptr) bool {
 	st := &c.await
-	if st.started {
+	if st.started || st.early {
+		return true
+	}
+	if st.peek && readable(fd) {
+		st.early = true
 		return true
 	}
 	st.started = true
@@ -97,3 +110,41 @@ func (c *conn) awaitStep(fd uintptr) bool {
 	}
 	return false
 }
+
+// readable reports whether the socket fd has something to read — a byte,
+// the end of the stream, an error — without taking it or waiting: one
+// recvfrom(fd, 1 byte, MSG_PEEK|MSG_DONTWAIT). An idle keep-alive
+// connection has nothing (HAProxy makes the same check before reusing
+// one): bytes there are not the answer to a request not yet sent, and the
+// end means the instance closed it.
+func readable(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		return true
+	}
+}
+
+// quiet reports whether the reused connection c has nothing to read (see
+// readable), for a request not sent with sendAwait. A connection that is
+// not a socket is taken to be quiet.
+func (c *conn) quiet() bool {
+	if c.rc == nil {
+		return true
+	}
+	c.await.early = false
+	if err := c.rc.Control(c.peekFn); err != nil {
+		return false // closed
+	}
+	return !c.await.early
+}
+
+// peekStep is the raw control callback of quiet.
+func (c *conn) peekStep(fd uintptr) { c.await.early = readable(fd) }

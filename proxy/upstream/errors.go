@@ -59,6 +59,10 @@ type Error struct {
 	// stale marks failures on a reused connection that the instance had
 	// closed before it read anything: safe to send again.
 	stale bool
+	// early marks a reused connection found readable before anything was
+	// sent on it (see errEarly): stale, and safe to send again whatever
+	// the request.
+	early bool
 }
 
 func (e *Error) Error() string {
@@ -66,6 +70,13 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// errEarly is the failure of a reused connection that had bytes waiting,
+// or had been closed by the instance, when it was taken for a request:
+// nothing was sent. RoundTrip drops the connection and sends the request
+// on a new one, so this error never leaves it.
+var errEarly = &Error{Kind: KindReset, Err: errors.New("upstream: reused connection readable before the request"),
+	stale: true, early: true}
 
 // ErrPoolExhausted is wrapped by KindPoolTimeout errors.
 var ErrPoolExhausted = errors.New("upstream: connection limit reached")

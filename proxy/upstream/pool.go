@@ -80,6 +80,7 @@ type Transport struct {
 	done   chan struct{}
 
 	dials atomic.Uint64
+	stale atomic.Uint64
 }
 
 // New starts a Transport and its idle-connection reaper. Close stops it.
@@ -117,6 +118,10 @@ type Stats struct {
 	Open  int    // open connections, idle or in use
 	Idle  int    // idle pooled connections
 	Dials uint64 // connections dialled since start
+	// Stale counts the reused connections found to have bytes waiting, or
+	// to have been closed by the instance, when taken for a request, since
+	// start: each was closed unused and the request went on a new one.
+	Stale uint64
 }
 
 // Stats returns connection counts, for addr or for every address when addr
@@ -134,6 +139,7 @@ func (t *Transport) Stats(addr string) Stats {
 		return true
 	})
 	s.Dials = t.dials.Load()
+	s.Stale = t.stale.Load()
 	return s
 }
 
@@ -190,6 +196,7 @@ type conn struct {
 	// connection is not a socket (tests dial pipes).
 	rc      syscall.RawConn
 	awaitFn func(fd uintptr) bool // c.awaitStep, bound once
+	peekFn  func(fd uintptr)      // c.peekStep, bound once
 	wbuf    []byte                // the request being sent by sendAwait
 	await   awaitState
 
@@ -340,6 +347,7 @@ func (p *pool) dial() (*conn, error) {
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.awaitFn = c.awaitStep
+			c.peekFn = c.peekStep
 		}
 	}
 	return c, nil

@@ -19,6 +19,14 @@ type Request struct {
 	Header *fasthttp.RequestHeader
 	// Body is a body held in memory. A request with no BodyStream can be
 	// sent again on another connection.
+	//
+	// A body is sent whatever the method, framed by Content-Length (or
+	// chunked when streamed with no known length): a GET may carry one
+	// (Elasticsearch's _search takes a JSON body). But an instance may
+	// ignore the body of a method that gives it no defined meaning (GET,
+	// HEAD, DELETE, OPTIONS, TRACE) and read it as the next request on the
+	// connection, whose answer would then wait there for another client:
+	// such a request's connection is closed after the exchange.
 	Body []byte
 	// BodyStream, when not nil, is streamed instead of Body; BodyLen is its
 	// length, or -1 when unknown (sent chunked).
@@ -63,11 +71,15 @@ var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 // headers into resp. On success resp.Body, when not nil, streams the body
 // and owns the connection until closed.
 //
-// A request that failed on a reused keep-alive connection before any
-// response byte arrived is sent once more on a new connection, when its
-// method is idempotent and its body is in memory: the instance closed an
-// idle connection as the request went out, and never saw it. Not when the
-// instance is retired (see Retain).
+// A reused keep-alive connection is checked before the request goes out
+// on it: when it has bytes waiting (a response to no request, the rest of
+// an earlier message) or the instance has closed it, it is closed and the
+// request, whatever it is, goes on a new connection; nothing was sent
+// (Stats.Stale counts these). A request that failed on a reused
+// connection after that, before any response byte arrived, is sent once
+// more on a new connection, when its method is idempotent and its body is
+// in memory: the instance closed an idle connection as the request went
+// out, and never saw it. Not when the instance is retired (see Retain).
 func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 	p := t.pool(addr)
 	replayable := req.BodyStream == nil && isIdempotent(req.Header.Method())
@@ -83,12 +95,17 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 		if !reused {
 			now = time.Now()
 		}
-		err = t.exchange(c, req, resp, now)
+		err = t.exchange(c, req, resp, now, reused)
 		if err == nil {
 			return nil
 		}
 		c.req, c.broken = nil, false
 		p.closeConn(c)
+		if err == errEarly {
+			t.stale.Add(1)
+			fresh = true
+			continue
+		}
 		var ue *Error
 		// Not to a retired instance: its connections are closed on
 		// purpose (the grace ended), and it gets no new request.
@@ -105,6 +122,17 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 // (Only the difference is used: the backend's response time.)
 func received(sent time.Time) time.Time {
 	return sent.Add(time.Since(sent))
+}
+
+// ignoresBody reports whether a body has no defined meaning for method
+// (RFC 9110 §9.3): an instance may ignore one.
+func ignoresBody(method []byte) bool {
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodDelete,
+		fasthttp.MethodOptions, fasthttp.MethodTrace:
+		return true
+	}
+	return false
 }
 
 func isIdempotent(method []byte) bool {
@@ -132,10 +160,17 @@ type writeResult struct {
 }
 
 // exchange sends req on c and reads the response headers. now is the time
-// the exchange starts.
-func (t *Transport) exchange(c *conn, req *Request, resp *Response, now time.Time) error {
+// the exchange starts; reused is set when c comes from the idle pool, and
+// is then checked first (see RoundTrip).
+func (t *Transport) exchange(c *conn, req *Request, resp *Response, now time.Time, reused bool) error {
 	cfg := &t.cfg
 	h := req.Header
+	if reused && c.br.Buffered() > 0 {
+		return errEarly // never pooled so: see release
+	}
+	if ignoresBody(h.Method()) && (len(req.Body) > 0 || req.BodyStream != nil && req.BodyLen != 0) {
+		c.broken = true // see Request.Body
+	}
 	switch {
 	case req.BodyStream != nil:
 		h.SetContentLength(int(req.BodyLen))
@@ -156,11 +191,14 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response, now time.Tim
 		}
 		mono := monoOf(now)
 		c.wantRead(mono+int64(cfg.ResponseHeaderTimeout), mono)
-		if err := c.sendAwait(buf, cfg.IdleTimeout); err != nil {
+		if err := c.sendAwait(buf, reused, cfg.IdleTimeout); err != nil {
 			return err
 		}
 		resp.BytesOut = int64(len(req.Body))
 		return t.readResponse(c, req, resp)
+	}
+	if reused && !c.quiet() {
+		return errEarly
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.IdleTimeout))
 	// A write that fails before any byte reached the socket (a pooled
@@ -199,8 +237,10 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 	cfg := &t.cfg
 	h := req.Header
 	rh := resp.Header
+	var ambiguous bool
 	for {
-		if err := rh.Read(c.br); err != nil {
+		var err error
+		if ambiguous, err = readHead(c.br, rh); err != nil {
 			rerr := readErr(err)
 			if c.writing {
 				res := c.stopWriting()
@@ -220,6 +260,12 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 			return rerr
 		}
 		code := rh.StatusCode()
+		if code < 100 || code > 599 {
+			if c.writing {
+				c.stopWriting()
+			}
+			return &Error{Kind: KindMalformed, Sent: true, Err: errors.New("unexpected status " + strconv.Itoa(code))}
+		}
 		if code >= 200 {
 			break
 		}
@@ -232,7 +278,7 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 			resp.Body, resp.ContentLength = nil, 0
 			return nil
 		}
-		if code == fasthttp.StatusSwitchingProtocols || code < 100 {
+		if code == fasthttp.StatusSwitchingProtocols {
 			if c.writing {
 				c.stopWriting()
 			}
@@ -260,7 +306,10 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 		}
 	}
 
-	keepAlive := !rh.ConnectionClose() && !c.broken
+	// A message framed ambiguously is read as fasthttp frames it
+	// (Transfer-Encoding over Content-Length), but where it ends is
+	// uncertain: nothing more is read from the connection.
+	keepAlive := !rh.ConnectionClose() && !c.broken && !ambiguous
 	code := rh.StatusCode()
 	if h.IsHead() || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
 		resp.Body, resp.ContentLength = nil, 0
@@ -328,6 +377,10 @@ func (c *conn) stopWriting() writeResult {
 // closes it otherwise. A body goroutine still running is given a moment to
 // finish (it normally has: the instance answered after reading the whole
 // body), then stopped.
+//
+// A connection goes back to the pool only when the response ended at the
+// end of what was read from it: bytes read past the message are not the
+// answer to any request sent, and would be taken as the next one's.
 func (c *conn) release(keepAlive bool) {
 	if c.writing {
 		select {
@@ -342,7 +395,7 @@ func (c *conn) release(keepAlive bool) {
 		}
 	}
 	c.req = nil
-	if keepAlive && !c.broken {
+	if keepAlive && !c.broken && c.br.Buffered() == 0 {
 		c.p.put(c)
 	} else {
 		c.p.closeConn(c)
