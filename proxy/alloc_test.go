@@ -71,17 +71,21 @@ func TestProxiedRequestAllocs(t *testing.T) {
 
 // The traffic filter's client address, behind a trusted proxy, is found
 // without allocating.
-func TestFilterAddrAllocs(t *testing.T) {
+func TestClientOfAllocs(t *testing.T) {
 	trust := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	peer := netip.MustParseAddr("10.1.1.1")
 	var h fasthttp.RequestHeader
 	h.Set("X-Forwarded-For", "198.51.100.2, 203.0.113.1, 10.2.2.2")
+	sc := reqScan{}
+	sc.n[cntForwardedFor] = 1
 	want := netip.MustParseAddr("203.0.113.1")
+	buf := make([]byte, 0, 256)
+	var ipbuf [64]byte
 	if n := testing.AllocsPerRun(1000, func() {
-		if filterAddr(&h, peer, trust) != want {
+		if c := clientOf(&h, &sc, peer, trust, &buf, ipbuf[:]); c.addr != want {
 			t.Fatal("wrong address")
 		}
 	}); n != 0 {
-		t.Errorf("filterAddr: %v allocations per run; want 0", n)
+		t.Errorf("clientOf: %v allocations per run; want 0", n)
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"net"
@@ -140,31 +141,54 @@ func TestTrafficFilterBehindTrustedProxy(t *testing.T) {
 	}
 }
 
-func TestFilterAddr(t *testing.T) {
+// The client address is found once, from every X-Forwarded-For line read
+// as one list, and is what the filter, the log and the forwarded header use.
+func TestClientOf(t *testing.T) {
 	trust := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	peerTrusted, peerOther := netip.MustParseAddr("10.1.1.1"), netip.MustParseAddr("192.0.2.1")
 	for _, tc := range []struct {
 		peer netip.Addr
-		xff  string
-		want string // "" for the zero Addr
+		xff  []string // one header line each
+		want string   // "" for the zero Addr
+		text string   // for the access log
+		sent string   // X-Forwarded-For sent on; "" when the peer alone
 	}{
-		{peerOther, "203.0.113.1", "192.0.2.1"},
-		{peerTrusted, "", "10.1.1.1"},
-		{peerTrusted, "203.0.113.1", "203.0.113.1"},
-		{peerTrusted, " 198.51.100.2 ,203.0.113.1 , 10.2.2.2 ", "203.0.113.1"},
-		{peerTrusted, "::ffff:203.0.113.1", "203.0.113.1"},
-		{peerTrusted, "10.3.3.3, 10.2.2.2", "10.3.3.3"},
-		{peerTrusted, "203.0.113.1, ,", "203.0.113.1"},
-		{peerTrusted, "nonsense", ""},
-		{peerTrusted, "203.0.113.1:4711", ""},
+		{peerOther, []string{"203.0.113.1"}, "192.0.2.1", "192.0.2.1", ""},
+		{peerOther, []string{"203.0.113.1", "198.51.100.1"}, "192.0.2.1", "192.0.2.1", ""},
+		{peerTrusted, nil, "10.1.1.1", "10.1.1.1", ""},
+		{peerTrusted, []string{""}, "10.1.1.1", "10.1.1.1", ""},
+		{peerTrusted, []string{"203.0.113.1"}, "203.0.113.1", "203.0.113.1", "203.0.113.1, 10.1.1.1"},
+		{peerTrusted, []string{" 198.51.100.2 ,203.0.113.1 , 10.2.2.2 "}, "203.0.113.1", "203.0.113.1", "198.51.100.2 ,203.0.113.1 , 10.2.2.2, 10.1.1.1"},
+		{peerTrusted, []string{"::ffff:203.0.113.1"}, "203.0.113.1", "::ffff:203.0.113.1", "::ffff:203.0.113.1, 10.1.1.1"},
+		{peerTrusted, []string{"10.3.3.3, 10.2.2.2"}, "10.3.3.3", "10.3.3.3", "10.3.3.3, 10.2.2.2, 10.1.1.1"},
+		{peerTrusted, []string{"203.0.113.1, ,"}, "203.0.113.1", "203.0.113.1", "203.0.113.1, ,, 10.1.1.1"},
+		{peerTrusted, []string{"nonsense"}, "", "nonsense", "nonsense, 10.1.1.1"},
+		{peerTrusted, []string{"203.0.113.1:4711"}, "", "203.0.113.1:4711", "203.0.113.1:4711, 10.1.1.1"},
+		// A forged first line, and the trusted hop's own line after it
+		// (HAProxy's option forwardfor appends a line): the hop's counts.
+		{peerTrusted, []string{"198.51.100.66", "203.0.113.1"}, "203.0.113.1", "203.0.113.1", "198.51.100.66, 203.0.113.1, 10.1.1.1"},
+		{peerTrusted, []string{"203.0.113.1", "10.2.2.2"}, "203.0.113.1", "203.0.113.1", "203.0.113.1, 10.2.2.2, 10.1.1.1"},
 	} {
-		var h fasthttp.RequestHeader
-		if tc.xff != "" {
-			h.Set("X-Forwarded-For", tc.xff)
+		raw := "GET / HTTP/1.1\r\nHost: x\r\n"
+		for _, line := range tc.xff {
+			raw += "X-Forwarded-For: " + line + "\r\n"
 		}
-		got := filterAddr(&h, tc.peer, trust)
-		if (tc.want == "" && got.IsValid()) || (tc.want != "" && got != netip.MustParseAddr(tc.want)) {
-			t.Errorf("filterAddr(peer %s, %q) = %v; want %q", tc.peer, tc.xff, got, tc.want)
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufio.NewReader(strings.NewReader(raw + "\r\n"))); err != nil {
+			t.Fatal(err)
+		}
+		sc := scanRequest(h.RawHeaders())
+		var buf []byte
+		var ipbuf [64]byte
+		c := clientOf(&h, &sc, tc.peer, trust, &buf, ipbuf[:])
+		if (tc.want == "" && c.addr.IsValid()) || (tc.want != "" && c.addr != netip.MustParseAddr(tc.want)) {
+			t.Errorf("clientOf(peer %s, %q) = %v; want %q", tc.peer, tc.xff, c.addr, tc.want)
+		}
+		if string(c.text) != tc.text {
+			t.Errorf("clientOf(peer %s, %q): text %q; want %q", tc.peer, tc.xff, c.text, tc.text)
+		}
+		if string(c.xff) != tc.sent {
+			t.Errorf("clientOf(peer %s, %q): X-Forwarded-For to send %q; want %q", tc.peer, tc.xff, c.xff, tc.sent)
 		}
 	}
 }

@@ -28,6 +28,7 @@ type exchange struct {
 	idBuf   [requestIDLen]byte
 	keyBuf  [maxKeyLen]byte
 	ipBuf   [64]byte
+	peerBuf [64]byte
 	scratch []byte
 	xffBuf  []byte
 
@@ -87,14 +88,34 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 		x.reason = reasonHealth
 		return false
 	}
-	// fasthttp already refuses duplicate Content-Length and unknown
-	// Transfer-Encodings; a request with both framings is ambiguous
-	// (request smuggling) and is refused too.
-	if h.ContentLength() == -1 && hasContentLength(h.RawHeaders()) {
+	// One pass over the header lines as received: framing, hop-by-hop
+	// headers, repeated headers.
+	sc := scanRequest(h.RawHeaders())
+	if h.IsConnect() {
+		// The proxy opens no tunnels to arbitrary hosts.
+		x.own(ctx, reasonMethodNotAllowed)
+		ctx.SetConnectionClose()
+		return false
+	}
+	if framingError(h, &sc) || targetError(h) {
 		x.own(ctx, reasonBadRequest)
 		ctx.SetConnectionClose()
 		return false
 	}
+	// Two X-Found-Cluster headers that name different deployments: which
+	// one counts would be the proxy's guess, and the instance's another.
+	if sc.n[cntFoundCluster] > 1 && !sameValues(h, strLowerFoundCluster) {
+		x.own(ctx, reasonBadRequest)
+		ctx.SetConnectionClose()
+		return false
+	}
+	var peer netip.Addr
+	if ip := ctx.RemoteIP(); ip != nil {
+		peer, _ = netip.AddrFromSlice(ip)
+		peer = peer.Unmap()
+	}
+	c := clientOf(h, &sc, peer, s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
+	x.clientIP = c.text
 	st := s.state.Load()
 	if st == nil {
 		x.own(ctx, reasonNoTable)
@@ -111,20 +132,10 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 		return false
 	}
 	x.dep = d
-	var peer netip.Addr
-	if ip := ctx.RemoteIP(); ip != nil {
-		peer, _ = netip.AddrFromSlice(ip)
-		peer = peer.Unmap()
-	}
-	if len(d.AllowNets) > 0 {
-		if a := filterAddr(h, peer, s.cfg.TrustedProxies); !d.Allows(a) {
-			if a.IsValid() {
-				x.clientIP = a.AppendTo(x.ipBuf[:0]) // the address refused, for the log
-			}
-			s.metrics.forbidden.Inc()
-			x.own(ctx, reasonForbidden)
-			return false
-		}
+	if len(d.AllowNets) > 0 && !d.Allows(c.addr) {
+		s.metrics.forbidden.Inc()
+		x.own(ctx, reasonForbidden)
+		return false
 	}
 	in := s.cfg.Picker.Pick(d)
 	if in == nil {
@@ -166,7 +177,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 		x.upgrade = append(x.upgrade[:0], h.Peek(hdrUpgrade)...)
 		upgrade = len(x.upgrade) > 0
 	}
-	stripHopRequest(h, &x.scratch)
+	stripHopRequest(h, sc.hop, &x.scratch)
 	if upgrade {
 		h.Set("Connection", "Upgrade")
 		h.SetBytesV(hdrUpgrade, x.upgrade)
@@ -174,8 +185,14 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	}
 	h.SetProtocol("HTTP/1.1")
 	h.SetNoDefaultContentType(true)
-	x.clientIP = setForwarded(h, peer, s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
+	setForwarded(h, &sc, &c, peer, x.peerBuf[:])
+	if sc.n[cntRequestID] > 1 {
+		h.DelBytes(strRequestID)
+	}
 	h.SetCanonical(strRequestID, id)
+	if sc.n[cntFoundCluster] > 1 {
+		keepOne(h, strFoundCluster, &x.scratch)
+	}
 
 	resp := &ctx.Response
 	x.uresp = upstream.Response{Header: &resp.Header}
@@ -521,25 +538,4 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	x.status = ctx.Response.StatusCode()
 	s.log.Debug("malformed request", "error", err, "remote", ctx.RemoteAddr().String())
 	x.finish(ctx)
-}
-
-// hasContentLength reports whether raw request headers carry a
-// Content-Length field (in any case).
-func hasContentLength(raw []byte) bool {
-	const name = "content-length"
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if len(line) > len(name) && equalFoldASCII(line[:len(name)], []byte(name)) {
-			rest := bytes.TrimLeft(line[len(name):], " \t")
-			if len(rest) > 0 && rest[0] == ':' {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -29,6 +29,7 @@ const (
 	hopUpgrade
 	hopExpect // requests only
 	hopProxy  // a Proxy-* header
+	hopOwn    // responses only: a header the proxy sets itself
 )
 
 const (
@@ -53,19 +54,24 @@ var (
 	strForwardedFor     = []byte(hdrForwardedFor)
 	strForwardedProto   = []byte(hdrForwardedProto)
 	strForwardedHost    = []byte(hdrForwardedHost)
+	strFoundCluster     = []byte(hdrFoundCluster)
 	strHTTP             = []byte("http")
 )
 
 // stripHopRequest removes hop-by-hop headers, including those the
-// Connection header names, from a request about to be forwarded.
-func stripHopRequest(h *fasthttp.RequestHeader, scratch *[]byte) {
-	m := hopHeadersOf(h.All(), true)
+// Connection header names (but never one of protectedRequest), from a
+// request about to be forwarded. m says which are present (reqScan.hop).
+func stripHopRequest(h *fasthttp.RequestHeader, m hopMask, scratch *[]byte) {
 	if m == 0 {
-		return // the common case: one pass over the headers, no deletes
+		return // the common case: no deletes
 	}
 	if m&hopConnection != 0 {
 		*scratch = append((*scratch)[:0], h.Peek("Connection")...)
-		forEachToken(*scratch, h.DelBytes)
+		forEachToken(*scratch, func(k []byte) {
+			if !protected(k, protectedRequest) {
+				h.DelBytes(k)
+			}
+		})
 	}
 	for i, k := range hopHeaders {
 		if m&(1<<i) != 0 {
@@ -82,6 +88,31 @@ func stripHopRequest(h *fasthttp.RequestHeader, scratch *[]byte) {
 	}
 }
 
+// The headers that a Connection header cannot make hop-by-hop: framing,
+// the Host the request was routed by, and the headers the proxy sets
+// itself (a client naming them would only remove the trusted hop's
+// values). Lowercase.
+var (
+	protectedRequest = [][]byte{
+		[]byte("host"), []byte("content-length"), []byte("transfer-encoding"),
+		[]byte("x-forwarded-for"), []byte("x-forwarded-proto"), []byte("x-forwarded-host"),
+		[]byte("x-cloud-request-id"), []byte("x-found-cluster"),
+	}
+	protectedResponse = [][]byte{
+		[]byte("content-length"), []byte("transfer-encoding"), []byte("content-type"),
+		[]byte("x-cloud-request-id"), []byte("x-found-handling-cluster"), []byte("x-found-handling-instance"),
+	}
+)
+
+func protected(k []byte, list [][]byte) bool {
+	for _, p := range list {
+		if equalFoldASCII(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // stripHopResponse is stripHopRequest for responses. (The two are written
 // out for each header type: sharing one body through an interface or a
 // type parameter makes the header callbacks escape, six allocations per
@@ -93,7 +124,18 @@ func stripHopResponse(h *fasthttp.ResponseHeader, scratch *[]byte) {
 	}
 	if m&hopConnection != 0 {
 		*scratch = append((*scratch)[:0], h.Peek("Connection")...)
-		forEachToken(*scratch, h.DelBytes)
+		forEachToken(*scratch, func(k []byte) {
+			if !protected(k, protectedResponse) {
+				h.DelBytes(k)
+			}
+		})
+	}
+	if m&hopOwn != 0 {
+		// The instance sent headers the proxy sets: every copy goes, so
+		// that the client sees the proxy's one value.
+		h.Del(hdrRequestID)
+		h.Del(hdrHandlingCluster)
+		h.Del(hdrHandlingInstance)
 	}
 	for i, k := range hopHeaders {
 		if m&(1<<i) != 0 {
@@ -147,6 +189,18 @@ func hopKey(k []byte, request bool) hopMask {
 	case 17:
 		if bytes.EqualFold(k, strTransferEncoding) {
 			return hopTransferEncoding
+		}
+	case 18:
+		if !request && bytes.EqualFold(k, strRequestID) {
+			return hopOwn
+		}
+	case 24:
+		if !request && bytes.EqualFold(k, strHandlingCluster) {
+			return hopOwn
+		}
+	case 25:
+		if !request && bytes.EqualFold(k, strHandlingInstance) {
+			return hopOwn
 		}
 	}
 	if len(k) > len(strProxyPrefix) && bytes.EqualFold(k[:len(strProxyPrefix)], strProxyPrefix) {
@@ -203,64 +257,101 @@ func trusted(prefixes []netip.Prefix, addr netip.Addr) bool {
 	return false
 }
 
-// setForwarded sets X-Forwarded-For/-Proto/-Host on a request from peer.
-// From a trusted peer the incoming values are kept (For is appended to);
-// from any other peer they are replaced. buf is scratch space; it returns
-// the client IP as the proxy believes it (the right-most untrusted
-// address), which aliases buf or ipbuf.
-func setForwarded(h *fasthttp.RequestHeader, peer netip.Addr, trust []netip.Prefix, buf *[]byte, ipbuf []byte) []byte {
-	peerIP := peer.AppendTo(ipbuf[:0])
-	isTrusted := len(trust) > 0 && trusted(trust, peer)
-	client := peerIP
-	xff := h.Peek(hdrForwardedFor)
-	if isTrusted && len(xff) > 0 {
-		*buf = append(append(append((*buf)[:0], xff...), ", "...), peerIP...)
-		h.SetCanonical(strForwardedFor, *buf)
-		client = rightmostUntrusted(*buf, trust)
-	} else {
-		h.SetCanonical(strForwardedFor, peerIP)
-	}
-	if !isTrusted || len(h.Peek(hdrForwardedProto)) == 0 {
-		h.SetCanonical(strForwardedProto, strHTTP)
-	}
-	if !isTrusted || len(h.Peek(hdrForwardedHost)) == 0 {
-		h.SetCanonical(strForwardedHost, h.Host())
-	}
-	return client
+// clientAddr is the request's client as the proxy believes it, found once
+// per request (clientOf) and used by the traffic filter, the forwarded
+// headers and the access log alike.
+type clientAddr struct {
+	addr netip.Addr // the zero Addr when the entry that names it is not an address
+	text []byte     // addr as text, or the entry as sent when it is not one
+	// trusted: the peer is one of the trusted proxies; its X-Forwarded-*
+	// headers are taken.
+	trusted bool
+	// xff is the X-Forwarded-For to send on: every incoming line, in
+	// order, as one list, and the peer appended; nil when the peer is not
+	// trusted or sent none (the header is then the peer alone).
+	xff []byte
 }
 
-// filterAddr returns the client address that a deployment's traffic
-// filter is checked against: the peer, or, when the peer is a trusted
-// proxy that sent X-Forwarded-For, the right-most address in it that is
-// not a trusted proxy (the left-most when all are). A value that is not
-// an address gives the zero Addr, which no filter allows.
-func filterAddr(h *fasthttp.RequestHeader, peer netip.Addr, trust []netip.Prefix) netip.Addr {
+// clientOf finds the client of a request from peer: the peer, unless the
+// peer is a trusted proxy that sent X-Forwarded-For; then the right-most
+// address of the list (all its lines, RFC 9110 5.3) that is not a trusted
+// proxy, or the left-most when all are. An entry there that is not an
+// address gives the zero Addr, which no filter allows: a filter does not
+// guess. buf and ipbuf are scratch space that the result aliases.
+func clientOf(h *fasthttp.RequestHeader, sc *reqScan, peer netip.Addr, trust []netip.Prefix, buf *[]byte, ipbuf []byte) clientAddr {
+	c := clientAddr{addr: peer, text: peer.AppendTo(ipbuf[:0])}
 	if len(trust) == 0 || !trusted(trust, peer) {
-		return peer
+		return c
 	}
-	xff := h.Peek(hdrForwardedFor)
+	c.trusted = true
+	switch sc.n[cntForwardedFor] {
+	case 0:
+		return c // the trusted peer is the client
+	case 1:
+		*buf = append((*buf)[:0], h.PeekBytes(strForwardedFor)...)
+	default:
+		*buf = joinValues((*buf)[:0], h, strLowerForwardedFor)
+	}
+	if len(bytes.TrimSpace(*buf)) == 0 {
+		return c // an empty header: as none
+	}
+	// The list to send on, the peer appended. Walking it from the right
+	// passes the peer first, which is trusted.
+	*buf = peer.AppendTo(append(*buf, ", "...))
+	c.xff = *buf
 	var last []byte
-	for len(xff) > 0 {
+	for rest := c.xff; len(rest) > 0; {
 		var tok []byte
-		tok, xff = popLast(xff)
+		tok, rest = popLast(rest)
 		if len(tok) == 0 {
 			continue
 		}
 		a, err := netip.ParseAddr(stringOf(tok))
 		if err != nil {
-			return netip.Addr{}
+			c.addr, c.text = netip.Addr{}, tok
+			return c
 		}
-		a = a.Unmap()
-		if !trusted(trust, a) {
-			return a
+		if a = a.Unmap(); !trusted(trust, a) {
+			c.addr, c.text = a, tok
+			return c
 		}
 		last = tok
 	}
 	if last == nil {
-		return peer // no X-Forwarded-For: the trusted peer is the client
+		return c // no entries: the trusted peer is the client
 	}
 	a, _ := netip.ParseAddr(stringOf(last))
-	return a.Unmap()
+	c.addr, c.text = a.Unmap(), last
+	return c
+}
+
+// setForwarded sets X-Forwarded-For/-Proto/-Host on a request from c's
+// peer: from a trusted peer the incoming values are kept (For is appended
+// to, every line in one), from any other peer every copy is replaced by
+// the proxy's one. ipbuf holds the peer's address as text.
+func setForwarded(h *fasthttp.RequestHeader, sc *reqScan, c *clientAddr, peer netip.Addr, ipbuf []byte) {
+	if sc.n[cntForwardedFor] > 1 {
+		h.DelBytes(strForwardedFor)
+	}
+	if c.xff != nil {
+		h.SetCanonical(strForwardedFor, c.xff)
+	} else {
+		h.SetCanonical(strForwardedFor, peer.AppendTo(ipbuf[:0]))
+	}
+	// A trusted hop's one value is kept; two are no value, and the proxy's
+	// replaces them.
+	if n := sc.n[cntForwardedProto]; !c.trusted || n != 1 || len(h.PeekBytes(strForwardedProto)) == 0 {
+		if n > 1 {
+			h.DelBytes(strForwardedProto)
+		}
+		h.SetCanonical(strForwardedProto, strHTTP)
+	}
+	if n := sc.n[cntForwardedHost]; !c.trusted || n != 1 || len(h.PeekBytes(strForwardedHost)) == 0 {
+		if n > 1 {
+			h.DelBytes(strForwardedHost)
+		}
+		h.SetCanonical(strForwardedHost, h.Host())
+	}
 }
 
 // popLast splits the last element, trimmed, off a comma-separated list.
@@ -270,20 +361,6 @@ func popLast(list []byte) (last, rest []byte) {
 		return bytes.TrimSpace(list), nil
 	}
 	return bytes.TrimSpace(list[i+1:]), list[:i]
-}
-
-// rightmostUntrusted walks an X-Forwarded-For list from the right and
-// returns the first address that is not a trusted proxy.
-func rightmostUntrusted(list []byte, trust []netip.Prefix) []byte {
-	for len(list) > 0 {
-		var tok []byte
-		tok, list = popLast(list)
-		a, err := netip.ParseAddr(stringOf(tok))
-		if err != nil || !trusted(trust, a.Unmap()) {
-			return tok
-		}
-	}
-	return nil
 }
 
 // stringOf returns b as a string without copying it, for a parser that

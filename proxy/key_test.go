@@ -50,22 +50,3 @@ func TestRouteKeyNoDomain(t *testing.T) {
 		t.Errorf("header key without a domain = %q; want abc", got)
 	}
 }
-
-func TestHasContentLength(t *testing.T) {
-	tests := []struct {
-		raw  string
-		want bool
-	}{
-		{"Host: a\r\nContent-Length: 5\r\n", true},
-		{"Host: a\r\ncontent-length:5\r\n", true},
-		{"Host: a\r\nCONTENT-LENGTH : 5\r\n", true},
-		{"Host: a\r\nTransfer-Encoding: chunked\r\n", false},
-		{"X-Content-Length: 5\r\n", false},
-		{"Content-Lengthy: 5\r\n", false},
-	}
-	for _, tt := range tests {
-		if got := hasContentLength([]byte(tt.raw)); got != tt.want {
-			t.Errorf("hasContentLength(%q) = %v; want %v", tt.raw, got, tt.want)
-		}
-	}
-}

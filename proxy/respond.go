@@ -15,42 +15,44 @@ import (
 type reason uint8
 
 const (
-	reasonNone            reason = iota // proxied response
-	reasonHealth                        // /_health answered by the proxy
-	reasonUnknownResource               // no key, or key not in the table
-	reasonUnavailable                   // no instance can take the request
-	reasonNoTable                       // no route table loaded yet
-	reasonUpstreamRefused               // connect refused
-	reasonUpstreamReset                 // reset / closed before headers
-	reasonUpstreamBad                   // malformed response
-	reasonUpstreamTimeout               // connect or header timeout
-	reasonBodyTooLarge                  // request body over the limit
-	reasonHeaderTooLarge                // request headers over the limit
-	reasonBadRequest                    // malformed or ambiguous request
-	reasonClientClosed                  // client went away first
-	reasonClientTimeout                 // client too slow sending the request
-	reasonUpstreamBody                  // instance failed mid-body
-	reasonForbidden                     // client outside the traffic filter
+	reasonNone             reason = iota // proxied response
+	reasonHealth                         // /_health answered by the proxy
+	reasonUnknownResource                // no key, or key not in the table
+	reasonUnavailable                    // no instance can take the request
+	reasonNoTable                        // no route table loaded yet
+	reasonUpstreamRefused                // connect refused
+	reasonUpstreamReset                  // reset / closed before headers
+	reasonUpstreamBad                    // malformed response
+	reasonUpstreamTimeout                // connect or header timeout
+	reasonBodyTooLarge                   // request body over the limit
+	reasonHeaderTooLarge                 // request headers over the limit
+	reasonBadRequest                     // malformed or ambiguous request
+	reasonClientClosed                   // client went away first
+	reasonClientTimeout                  // client too slow sending the request
+	reasonUpstreamBody                   // instance failed mid-body
+	reasonForbidden                      // client outside the traffic filter
+	reasonMethodNotAllowed               // CONNECT: the proxy opens no tunnels
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
-	reasonNone:            "",
-	reasonHealth:          "health",
-	reasonUnknownResource: "unknown_resource",
-	reasonUnavailable:     "unavailable",
-	reasonNoTable:         "no_route_table",
-	reasonUpstreamRefused: "upstream_refused",
-	reasonUpstreamReset:   "upstream_reset",
-	reasonUpstreamBad:     "upstream_malformed",
-	reasonUpstreamTimeout: "upstream_timeout",
-	reasonBodyTooLarge:    "body_too_large",
-	reasonHeaderTooLarge:  "header_too_large",
-	reasonBadRequest:      "bad_request",
-	reasonClientClosed:    "client_closed",
-	reasonClientTimeout:   "client_timeout",
-	reasonUpstreamBody:    "upstream_body",
-	reasonForbidden:       "forbidden",
+	reasonNone:             "",
+	reasonHealth:           "health",
+	reasonUnknownResource:  "unknown_resource",
+	reasonUnavailable:      "unavailable",
+	reasonNoTable:          "no_route_table",
+	reasonUpstreamRefused:  "upstream_refused",
+	reasonUpstreamReset:    "upstream_reset",
+	reasonUpstreamBad:      "upstream_malformed",
+	reasonUpstreamTimeout:  "upstream_timeout",
+	reasonBodyTooLarge:     "body_too_large",
+	reasonHeaderTooLarge:   "header_too_large",
+	reasonBadRequest:       "bad_request",
+	reasonClientClosed:     "client_closed",
+	reasonClientTimeout:    "client_timeout",
+	reasonUpstreamBody:     "upstream_body",
+	reasonForbidden:        "forbidden",
+	reasonMethodNotAllowed: "method_not_allowed",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -67,18 +69,19 @@ func jsonBody(msg string) []byte {
 
 // The bodies of DESIGN.md's table, exactly.
 var ownResponses = [numReasons]ownResponse{
-	reasonUnknownResource: {fasthttp.StatusNotFound, jsonBody("Unknown resource.")},
-	reasonForbidden:       {fasthttp.StatusForbidden, jsonBody("Forbidden")},
-	reasonUnavailable:     {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
-	reasonNoTable:         {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
-	reasonUpstreamRefused: {fasthttp.StatusBadGateway, jsonBody("The requested resource could not be reached.")},
-	reasonUpstreamReset:   {fasthttp.StatusBadGateway, jsonBody("The requested resource closed the connection.")},
-	reasonUpstreamBad:     {fasthttp.StatusBadGateway, jsonBody("The requested resource sent an invalid response.")},
-	reasonUpstreamTimeout: {fasthttp.StatusGatewayTimeout, jsonBody("The requested resource did not respond in time.")},
-	reasonBodyTooLarge:    {fasthttp.StatusRequestEntityTooLarge, jsonBody("Request body too large.")},
-	reasonHeaderTooLarge:  {fasthttp.StatusRequestHeaderFieldsTooLarge, jsonBody("Request header fields too large.")},
-	reasonBadRequest:      {fasthttp.StatusBadRequest, jsonBody("Bad request.")},
-	reasonClientTimeout:   {fasthttp.StatusRequestTimeout, jsonBody("Request timeout.")},
+	reasonUnknownResource:  {fasthttp.StatusNotFound, jsonBody("Unknown resource.")},
+	reasonForbidden:        {fasthttp.StatusForbidden, jsonBody("Forbidden")},
+	reasonUnavailable:      {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
+	reasonNoTable:          {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
+	reasonUpstreamRefused:  {fasthttp.StatusBadGateway, jsonBody("The requested resource could not be reached.")},
+	reasonUpstreamReset:    {fasthttp.StatusBadGateway, jsonBody("The requested resource closed the connection.")},
+	reasonUpstreamBad:      {fasthttp.StatusBadGateway, jsonBody("The requested resource sent an invalid response.")},
+	reasonUpstreamTimeout:  {fasthttp.StatusGatewayTimeout, jsonBody("The requested resource did not respond in time.")},
+	reasonBodyTooLarge:     {fasthttp.StatusRequestEntityTooLarge, jsonBody("Request body too large.")},
+	reasonHeaderTooLarge:   {fasthttp.StatusRequestHeaderFieldsTooLarge, jsonBody("Request header fields too large.")},
+	reasonBadRequest:       {fasthttp.StatusBadRequest, jsonBody("Bad request.")},
+	reasonMethodNotAllowed: {fasthttp.StatusMethodNotAllowed, jsonBody("Method not allowed.")},
+	reasonClientTimeout:    {fasthttp.StatusRequestTimeout, jsonBody("Request timeout.")},
 	// Written to a client that is gone; logged as 499.
 	reasonClientClosed: {499, jsonBody("Client closed request.")},
 }
