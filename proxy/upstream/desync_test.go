@@ -26,6 +26,9 @@ type instance struct {
 	answer     string
 	// closeAfter: the first connection is closed after answer.
 	closeAfter bool
+	// answered, when not nil, is closed once answer is written (and the
+	// connection closed, with closeAfter).
+	answered chan struct{}
 	// idle, when not nil, is written on the first connection once a value
 	// arrives on unsolicited, after its first exchange; wrote is then
 	// closed.
@@ -57,10 +60,14 @@ func (in *instance) serve(c net.Conn) {
 			return
 		}
 		if first && n == 0 {
-			if _, err := io.WriteString(c, in.answer); err != nil {
-				return
-			}
+			_, err := io.WriteString(c, in.answer)
 			if in.closeAfter {
+				c.Close()
+			}
+			if in.answered != nil {
+				close(in.answered)
+			}
+			if err != nil || in.closeAfter {
 				return
 			}
 			if in.unsolicited != nil {

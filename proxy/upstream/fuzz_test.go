@@ -1,0 +1,86 @@
+package upstream
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The first requests of FuzzResponse, by its method argument (mod 4).
+var fuzzRequests = [...]struct {
+	method, body string
+	ignoreBody   bool // the instance reads the body as the next request
+}{
+	{method: "GET"},
+	{method: "HEAD"},
+	{method: "POST", body: "data"},
+	{method: "GET", body: "GET /smuggled HTTP/1.1\r\nHost: example.test\r\n\r\n", ignoreBody: true},
+}
+
+// FuzzResponse has a loopback instance answer a first request with raw
+// bytes, and closes the connection after them when closeAfter. The
+// response is read to its end; then, with the fuzzed bytes all sent, a
+// follow-up request on the same Transport must get its own response from
+// the instance, never bytes of the first: the first exchange's connection
+// is closed, or pooled with nothing buffered and nothing waiting.
+//
+// Seeds are in testdata/fuzz/FuzzResponse. Run it with
+//
+//	go test -run '^$' -fuzz '^FuzzResponse$' -fuzztime 60s ./proxy/upstream
+func FuzzResponse(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), uint8(0), false)
+	f.Fuzz(func(t *testing.T, answer []byte, method uint8, closeAfter bool) {
+		first := fuzzRequests[method%uint8(len(fuzzRequests))]
+		in := (&instance{
+			answer:     string(answer),
+			closeAfter: closeAfter,
+			ignoreBody: first.ignoreBody,
+			answered:   make(chan struct{}),
+		}).start(t)
+		// Short timeouts for the fuzzed exchange: an incomplete response
+		// ends in one soon.
+		tr := New(Config{ResponseHeaderTimeout: 20 * time.Millisecond, IdleTimeout: 20 * time.Millisecond})
+		defer tr.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			req := newReq(first.method, "/first")
+			req.Body = []byte(first.body)
+			var rh fasthttp.ResponseHeader
+			resp := &Response{Header: &rh}
+			if err := tr.RoundTrip(in.addr, req, resp); err != nil {
+				if _, ok := AsError(err); !ok {
+					t.Errorf("RoundTrip: %v; want an *Error", err)
+				}
+				return
+			}
+			if resp.Body != nil {
+				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+				resp.Body.Close()
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first exchange hung")
+		}
+		select {
+		case <-in.answered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the instance did not answer")
+		}
+		if s := tr.Stats(""); s.Open != s.Idle {
+			t.Fatalf("after the first exchange: %+v; want no connection in use", s)
+		}
+		checkPool(t, tr)
+
+		// The follow-up is answered at once: no timeout is short.
+		tr.cfg.ResponseHeaderTimeout, tr.cfg.IdleTimeout = 5*time.Second, 5*time.Second
+		status, body, err := roundTrip(t, tr, in.addr, newReq("GET", "/second"))
+		if err != nil || status != 200 || body != "/second" {
+			t.Fatalf("follow-up: %d %q %v; want 200 %q (after %q)", status, body, err, "/second", answer)
+		}
+	})
+}
