@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"bufio"
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -32,6 +34,7 @@ var fuzzRequests = [...]struct {
 func FuzzResponse(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), uint8(0), false)
 	f.Fuzz(func(t *testing.T, answer []byte, method uint8, closeAfter bool) {
+		checkHeadRead(t, answer)
 		first := fuzzRequests[method%uint8(len(fuzzRequests))]
 		in := (&instance{
 			answer:     string(answer),
@@ -83,4 +86,41 @@ func FuzzResponse(f *testing.F) {
 			t.Fatalf("follow-up: %d %q %v; want 200 %q (after %q)", status, body, err, "/second", answer)
 		}
 	})
+}
+
+// checkHeadRead checks that once awaitHead has a whole head, fasthttp
+// parses it without reading more: on a connection that read would wait,
+// for the response-header timeout.
+func checkHeadRead(t *testing.T, answer []byte) {
+	t.Helper()
+	const size = 4 << 10
+	sr := &stallReader{b: answer}
+	br := bufio.NewReaderSize(sr, size)
+	end, _ := headEnd(answer[:min(len(answer), size)])
+	_, err := readHead(br, &fasthttp.ResponseHeader{})
+	if end > 0 && sr.stalls > 0 {
+		t.Fatalf("readHead(%q) read past a whole head of %d bytes: %v", answer, end, err)
+	}
+	if end > 0 && err == nil && br.Buffered() != len(answer[:min(len(answer), size)])-end {
+		t.Fatalf("readHead(%q) consumed %d bytes; the head has %d", answer, len(answer)-br.Buffered(), end)
+	}
+}
+
+// errStall is what a stallReader returns once its bytes are read, as a
+// socket would wait.
+var errStall = errors.New("stall")
+
+type stallReader struct {
+	b      []byte
+	stalls int
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		r.stalls++
+		return 0, errStall
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
 }

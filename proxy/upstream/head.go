@@ -201,8 +201,9 @@ func readBareLF(br *bufio.Reader, rh *fasthttp.ResponseHeader, head []byte) erro
 // closed after the message (RFC 9112 §6.3): a chunked message that also
 // has a Content-Length (read as chunked: Transfer-Encoding wins), or an
 // HTTP/1.0 message with a Transfer-Encoding (which fasthttp ignores: the
-// message is read by its Content-Length, or until close). Only these two
-// cases are looked for in the raw head: fasthttp keeps neither header.
+// message is read by its Content-Length, or until close). They are looked
+// for in the raw head: fasthttp keeps neither the Content-Length of a
+// chunked message nor the Transfer-Encoding of an HTTP/1.0 one.
 func ambiguousFraming(rh *fasthttp.ResponseHeader, head []byte) bool {
 	switch {
 	case rh.ContentLength() == -1:

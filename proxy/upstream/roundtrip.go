@@ -484,8 +484,8 @@ func readErr(err error) error {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isConnReset(err):
 		return &Error{Kind: KindReset, Sent: true, Err: err}
 	}
-	// Unparsable status line or headers, or headers larger than the read
-	// buffer (*fasthttp.ErrSmallBuffer).
+	// Unparsable status line or headers, or a head larger than the read
+	// buffer (see readHead).
 	return &Error{Kind: KindMalformed, Sent: true, Err: err}
 }
 
