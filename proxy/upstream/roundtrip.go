@@ -12,6 +12,15 @@ import (
 )
 
 // Request is what RoundTrip sends.
+//
+// A body is sent whatever the method, framed by Content-Length (or chunked
+// when streamed with no known length): a GET may carry one (Elasticsearch's
+// _search takes a JSON body). But an instance may ignore the body of a
+// method that gives it no defined meaning (GET, HEAD, DELETE, OPTIONS,
+// TRACE) and read it as the next request on the connection, whose answer
+// would then wait there for another client. So the connection of such a
+// request with a body (Body not empty, or BodyStream set with a BodyLen
+// other than 0) is closed after the exchange, never pooled.
 type Request struct {
 	// Header is written as is, except for its framing: RoundTrip sets
 	// Content-Length or Transfer-Encoding from the body. The caller has
@@ -19,14 +28,6 @@ type Request struct {
 	Header *fasthttp.RequestHeader
 	// Body is a body held in memory. A request with no BodyStream can be
 	// sent again on another connection.
-	//
-	// A body is sent whatever the method, framed by Content-Length (or
-	// chunked when streamed with no known length): a GET may carry one
-	// (Elasticsearch's _search takes a JSON body). But an instance may
-	// ignore the body of a method that gives it no defined meaning (GET,
-	// HEAD, DELETE, OPTIONS, TRACE) and read it as the next request on the
-	// connection, whose answer would then wait there for another client:
-	// such a request's connection is closed after the exchange.
 	Body []byte
 	// BodyStream, when not nil, is streamed instead of Body; BodyLen is its
 	// length, or -1 when unknown (sent chunked).
@@ -168,8 +169,8 @@ func (t *Transport) exchange(c *conn, req *Request, resp *Response, now time.Tim
 	if reused && c.br.Buffered() > 0 {
 		return errEarly // never pooled so: see release
 	}
-	if ignoresBody(h.Method()) && (len(req.Body) > 0 || req.BodyStream != nil && req.BodyLen != 0) {
-		c.broken = true // see Request.Body
+	if (len(req.Body) > 0 || req.BodyStream != nil && req.BodyLen != 0) && ignoresBody(h.Method()) {
+		c.broken = true // see Request
 	}
 	switch {
 	case req.BodyStream != nil:
