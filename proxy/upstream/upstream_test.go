@@ -43,7 +43,7 @@ func TestReadChunkSize(t *testing.T) {
 }
 
 // rawServer answers each connection with handle, on loopback.
-func rawServer(t *testing.T, handle func(c net.Conn, br *bufio.Reader)) string {
+func rawServer(t testing.TB, handle func(c net.Conn, br *bufio.Reader)) string {
 	t.Helper()
 	return testutil.ServeTCP(t, func(c net.Conn) {
 		defer c.Close()
