@@ -38,13 +38,12 @@ type awaitState struct {
 // write runs inside the socket's raw read, after the poller's readiness
 // was reset, and the callback then asks to wait: readiness seen from then
 // on, which includes anything the request causes, wakes it. Readiness that
-// came before the write is not seen, and cannot matter: the instance sends
-// nothing before the request but a close, and writing to a closed
-// connection causes a reset, which is seen.
-//
-// On a reused connection (peek) the callback first checks that nothing is
-// waiting to be read (see readable), in the same call: the write is not
-// made, and the error is errEarly, when something is.
+// came before the write is not seen by the wait. So on a reused connection
+// (peek) the callback first checks that nothing is waiting to be read (see
+// readable), in the same call: when something is (bytes the instance sent
+// unasked, or its close), the write is not made and the error is errEarly.
+// A close that comes after the check draws a reset on the write, which is
+// seen.
 //
 // The caller sets the read deadline (the response-header timeout) first,
 // with wantRead. On return the bytes written have been added to c.out.n.
