@@ -202,7 +202,9 @@ type State struct {
 
 // Apply applies m to s (nil for a receiver that has nothing) and returns
 // the new state. A delta whose base is not s, or a result whose hash is not
-// m's, is an error: the receiver then asks for a full table.
+// m's, is an error: the receiver then asks for a full table. Each
+// deployment's JSON is kept, and hashed, compact with <, > and & escaped,
+// as json.Marshal writes it and as Full writes it again.
 func Apply(s *State, m *Message) (*State, error) {
 	n := &State{Version: m.Version, Hash: m.Hash, Domain: m.Domain, Zones: m.Zones}
 	if n.Zones == nil {
@@ -230,7 +232,16 @@ func Apply(s *State, m *Message) (*State, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Raw[d.ID], n.Deps[d.ID] = []byte(raw), d
+		// Keep and hash the deployment as json.Marshal writes it
+		// (compact, <, > and & escaped), which is how Full writes it to
+		// the snapshot on disk: a table accepted here is then accepted
+		// again from that snapshot. What route servers send is in this
+		// form already.
+		enc, err := json.Marshal(raw)
+		if err != nil {
+			return nil, fmt.Errorf("wire: deployment: %w", err)
+		}
+		n.Raw[d.ID], n.Deps[d.ID] = enc, d
 	}
 	ids := make([]string, 0, len(n.Raw))
 	for id := range n.Raw {

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"os"
@@ -189,5 +190,55 @@ func TestSnapshotReusesEncodings(t *testing.T) {
 	}
 	if string(st.Full(false)) != string(s2.Full(false)) {
 		t.Error("State.Full differs from Snapshot.Full")
+	}
+}
+
+// A deployment sent with spaces or an unescaped & used to be kept and
+// hashed as sent, while State.Full, which writes the snapshot on disk,
+// writes it compact and escaped: the table was accepted from the stream
+// and its snapshot refused on the next start (hash mismatch). Whatever
+// Apply accepts, it must accept again from the snapshot.
+func TestApplyKeepsWhatFullWrites(t *testing.T) {
+	sent := []byte(`{ "id": "aaaaaaaa", "kind": "es", "aliases": ["a&b"], "serving": {"blue": 1}, "instances": [` +
+		`{"id": "i-a", "addr": "127.0.0.1:1", "zone": "zone-a", "generation": "blue"}] }`)
+	compact, _ := json.Marshal(json.RawMessage(sent))
+	if bytes.Contains(compact, []byte(" ")) || !bytes.Contains(compact, []byte(`a\u0026b`)) {
+		t.Fatalf("json.Marshal gives %s; want it compact and escaped", compact)
+	}
+	accepted := 0
+	for _, hashed := range [][]byte{sent, compact} {
+		m := &Message{Version: 5, Full: true, Domain: "example.test", Deployments: []json.RawMessage{sent},
+			Hash: tableHash("example.test", nil, []string{"aaaaaaaa"}, map[string][]byte{"aaaaaaaa": hashed})}
+		st, err := Apply(nil, m)
+		if err != nil {
+			continue
+		}
+		accepted++
+		path := filepath.Join(t.TempDir(), "routes.snapshot")
+		if err := WriteFile(path, st.Full(false)); err != nil {
+			t.Fatal(err)
+		}
+		disk, err := ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Apply(nil, disk); err != nil {
+			t.Errorf("the snapshot of a table Apply accepted is refused: %v", err)
+		}
+	}
+	if accepted == 0 {
+		t.Error("Apply refused the deployment whatever the hash")
+	}
+
+	// What a route server sends is kept as sent.
+	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
+	a.Aliases = []string{"a&b"}
+	s := NewSnapshot(nil, 5, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
+	st, err := Apply(nil, decode(t, s.Full(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(st.Raw[a.ID], s.Deps[a.ID]) {
+		t.Errorf("a route server's encoding %s was kept as %s", s.Deps[a.ID], st.Raw[a.ID])
 	}
 }
