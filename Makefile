@@ -1,6 +1,7 @@
 # Switchyard build and test entry points.
 #
 #   make test    install what the tests need, then vet and run every test
+#   make fuzz    run every fuzz target for FUZZTIME each (docs/fuzzing.md)
 #   make build   build the binaries into bin/
 #   make demo    run the embedded demo
 #   make bench   compare the proxy with nginx and HAProxy (docs/benchmarks.md)
@@ -8,7 +9,7 @@
 
 GO ?= go
 
-.PHONY: all build test test-deps vet race alloc demo clean
+.PHONY: all build test test-deps vet race alloc fuzz fuzz-smoke demo clean
 
 all: build
 
@@ -16,10 +17,11 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 # The README's test command. It installs the tests' system packages when
-# they are missing, then vets, runs every test under the race detector, and
+# they are missing, then vets, runs every test under the race detector,
 # runs the allocation tests (which the race detector would skew) once more
-# without it.
-test: test-deps vet race alloc
+# without it, and fuzzes every fuzz target for a few seconds so that none
+# of them rots.
+test: test-deps vet race alloc fuzz-smoke
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -34,6 +36,17 @@ race:
 
 alloc:
 	$(GO) test -count=1 -run 'Alloc' ./...
+
+# Every fuzz target of the module (found by scripts/fuzz.sh, not listed
+# here), one after another, FUZZTIME each; the first failure stops the run
+# and its input is left in the package's testdata/fuzz/. fuzz-smoke is the
+# short run of make test: about 7 s a target, building included.
+FUZZTIME ?= 30s
+fuzz:
+	GO=$(GO) ./scripts/fuzz.sh $(FUZZTIME)
+
+fuzz-smoke:
+	GO=$(GO) ./scripts/fuzz.sh 3s
 
 demo:
 	$(GO) run ./cmd/switchyard demo
