@@ -153,7 +153,7 @@ func sameValues(h *fasthttp.RequestHeader, lower []byte) bool {
 		if !equalFoldASCII(k, lower) {
 			return true
 		}
-		v = bytes.TrimSpace(v)
+		v = bytes.Trim(v, " \t")
 		if !seen {
 			first, seen = v, true
 			return true
@@ -191,15 +191,31 @@ func keepOne(h *fasthttp.RequestHeader, canonical []byte, scratch *[]byte) {
 	h.SetCanonical(canonical, *scratch)
 }
 
-// targetError checks the request target. The origin form ("/path") is
-// what clients send; the asterisk form is OPTIONS's. The absolute form
-// ("http://host/path", RFC 9112 3.2.2) is accepted when its authority is
-// the Host header, as the RFC requires of clients, and is sent on in the
-// origin form, so that the instance cannot route by another name than the
-// one the proxy routed by; any other absolute form gets 400. It returns
-// true when the request must be refused.
+// targetError checks the request line and the Host. The version must be
+// HTTP/1.1 or HTTP/1.0, and the request must name a Host: the instance is
+// spoken to in HTTP/1.1, which requires one, and the proxy routes by it.
+// The target may hold only the printable ASCII bytes of a URI, without a
+// fragment ('#'): an instance may decode others differently from the
+// proxy. The origin form ("/path") is what clients send; the asterisk form
+// is OPTIONS's. The absolute form ("http://host/path", RFC 9112 3.2.2) is
+// accepted when its authority is the Host header, as the RFC requires of
+// clients, and is sent on in the origin form, so that the instance cannot
+// route by another name than the one the proxy routed by; any other
+// absolute form gets 400. It returns true when the request must be
+// refused.
 func targetError(h *fasthttp.RequestHeader) bool {
+	if p := h.Protocol(); len(p) != len("HTTP/1.1") || !bytes.HasPrefix(p, strHTTP1) || (p[7] != '1' && p[7] != '0') {
+		return true
+	}
+	if len(h.Host()) == 0 {
+		return true
+	}
 	uri := h.RequestURI()
+	for _, c := range uri {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return true
+		}
+	}
 	if len(uri) > 0 && uri[0] == '/' {
 		return false
 	}
@@ -212,7 +228,7 @@ func targetError(h *fasthttp.RequestHeader) bool {
 	}
 	authority := rest
 	path := []byte(nil)
-	if i := bytes.IndexAny(rest, "/?#"); i >= 0 {
+	if i := bytes.IndexAny(rest, "/?"); i >= 0 {
 		authority, path = rest[:i], rest[i:]
 	}
 	if len(authority) == 0 || bytes.IndexByte(authority, '@') >= 0 || !bytes.EqualFold(authority, h.Host()) {
@@ -228,6 +244,8 @@ func targetError(h *fasthttp.RequestHeader) bool {
 	}
 	return false
 }
+
+var strHTTP1 = []byte("HTTP/1.")
 
 // cutScheme removes "http://" or "https://" (any case) from an absolute
 // request target.

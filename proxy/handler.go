@@ -29,6 +29,9 @@ type exchange struct {
 	keyBuf  [maxKeyLen]byte
 	ipBuf   [64]byte
 	peerBuf [64]byte
+	// preBuf holds the start of a chunked request body (firstChunk); made
+	// at the first use, and kept with the pooled exchange.
+	preBuf  []byte
 	scratch []byte
 	xffBuf  []byte
 
@@ -166,6 +169,9 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	} else {
 		x.cbody = clientBody{r: stream, conn: x.client, idle: s.cfg.ClientIdleTimeout, max: s.cfg.MaxBodyBytes}
 		x.ureq.BodyStream, x.ureq.BodyLen = &x.cbody, int64(cl)
+		if cl == -1 && !x.firstChunk(ctx) {
+			return false
+		}
 	}
 
 	clientClose := h.ConnectionClose()
@@ -439,14 +445,46 @@ func (x *exchange) finish(ctx *fasthttp.RequestCtx) {
 	}
 	s.alog.Log(e)
 
-	scratch, xff, upg := x.scratch[:0], x.xffBuf[:0], x.upgrade[:0]
-	*x = exchange{scratch: scratch, xffBuf: xff, upgrade: upg}
+	scratch, xff, upg, pre := x.scratch[:0], x.xffBuf[:0], x.upgrade[:0], x.preBuf
+	*x = exchange{scratch: scratch, xffBuf: xff, upgrade: upg, preBuf: pre}
 	s.exPool.Put(x)
+}
+
+// firstChunk reads the start of a chunked request body before the
+// instance is contacted, so that broken chunk framing at its start (a size
+// that is not hex, or too large) is refused with nothing sent on, as the
+// rest of a malformed request is. A body that ends within that read is
+// sent with a Content-Length, like any short body. It returns false when
+// the request has been answered.
+func (x *exchange) firstChunk(ctx *fasthttp.RequestCtx) bool {
+	b := &x.cbody
+	if x.preBuf == nil {
+		x.preBuf = make([]byte, 4<<10)
+	}
+	n, err := b.Read(x.preBuf)
+	switch {
+	case err == io.EOF:
+		x.ureq.BodyStream, x.ureq.Body = nil, x.preBuf[:n]
+		x.bytesIn = int64(n)
+		return true
+	case err != nil:
+		x.bytesIn = b.n
+		r := classify(&upstream.Error{Kind: upstream.KindClientBody, Err: err})
+		ctx.SetConnectionClose()
+		if r == reasonBodyTooLarge || r == reasonBadRequest {
+			b.linger()
+		}
+		x.own(ctx, r)
+		return false
+	}
+	b.pre = x.preBuf[:n]
+	return true
 }
 
 // clientBody reads a streamed request body from the client, extending the
 // client's read deadline as data flows and enforcing MaxBodyBytes.
 type clientBody struct {
+	pre      []byte // read already (firstChunk): Read returns it first
 	r        io.Reader
 	conn     net.Conn
 	idle     time.Duration
@@ -456,6 +494,11 @@ type clientBody struct {
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
+	if len(b.pre) > 0 {
+		n := copy(p, b.pre)
+		b.pre = b.pre[n:]
+		return n, nil
+	}
 	if now := time.Now(); b.conn != nil && b.deadline.Sub(now) < b.idle*7/8 {
 		b.deadline = now.Add(b.idle)
 		_ = b.conn.SetReadDeadline(b.deadline)

@@ -165,6 +165,12 @@ func TestAmbiguousRequestsRefused(t *testing.T) {
 		{"absolute form naming another host", "GET http://other.es.example.test/ HTTP/1.1\r\n" + host + "\r\n", 400},
 		{"absolute form of another scheme", "GET ftp://app.es.example.test/ HTTP/1.1\r\n" + host + "\r\n", 400},
 		{"CONNECT", "CONNECT app.es.example.test:443 HTTP/1.1\r\nHost: app.es.example.test:443\r\n\r\n", 405},
+		{"non-ASCII byte in the target", "GET /\xff HTTP/1.1\r\n" + host + "\r\n", 400},
+		{"fragment in the target", "GET /a#b HTTP/1.1\r\n" + host + "\r\n", 400},
+		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\nX-Found-Cluster: app.es\r\n\r\n", 400},
+		{"HTTP/0.0", "GET / HTTP/0.0\r\nX-Found-Cluster: app.es\r\n" + host + "\r\n", 400},
+		{"chunk size that is not hex", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400},
+		{"chunk size over 64 bits", "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n", 400},
 	} {
 		resp := exchangeRaw(t, addr, tc.raw)
 		if got := statusOf(resp); got != tc.status {

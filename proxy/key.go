@@ -8,10 +8,12 @@ const maxKeyLen = 128
 // routeKey finds the route key of a request and writes it, lowercased, into
 // dst (which must hold maxKeyLen bytes). The X-Found-Cluster header wins;
 // otherwise the Host must be "<key>.<domain>" (port and a trailing dot are
-// ignored). suffix is "." + domain, lowercase. It returns nil when the
+// ignored). The header is trimmed of spaces and tabs only (the white
+// space of HTTP fields): any other byte, Unicode spaces included, makes it
+// no key. suffix is "." + domain, lowercase. It returns nil when the
 // request has no usable key.
 func routeKey(dst, header, host, suffix []byte) []byte {
-	if header = bytes.TrimSpace(header); len(header) > 0 {
+	if header = bytes.Trim(header, " \t"); len(header) > 0 {
 		return lowerKey(dst, header)
 	}
 	if len(suffix) < 2 {
