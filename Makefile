@@ -57,8 +57,9 @@ clean:
 # The peer benchmark: Switchyard against nginx and HAProxy on this machine
 # (tools/peerbench, docs/benchmarks.md). It installs nginx-light, haproxy
 # and wrk when they are missing. "make bench" runs the full default (about
-# 20 minutes) and rewrites the results section of docs/benchmarks.md;
-# "make bench-quick" is a one-round smoke run that only prints its table.
+# 20 minutes), prints the report and writes it to bench/results/ as
+# <UTC start time>.md and latest.md; it edits no document.
+# "make bench-quick" is a one-round smoke run that only prints its report.
 # Extra flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS='-rounds 5'.
 .PHONY: bench bench-quick bench-deps bench-go
 

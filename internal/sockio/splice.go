@@ -14,7 +14,7 @@ import (
 // socket's send queue by reference. A proxy relaying a large body that way
 // makes two system calls per pipeful, as a read and a write would, but
 // copies nothing, and the client's reads find pages no CPU wrote to since
-// they arrived (docs/profiles.md, "Splicing response bodies").
+// they arrived (docs/notes/profiles.md, "Splicing response bodies").
 //
 // A Pipe is used by one goroutine at a time. It moves bytes in turns:
 // fill it (ReadPipe, Fill) while it is empty, then empty it (SpliceTo).

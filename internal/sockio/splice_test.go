@@ -180,7 +180,7 @@ func TestTryPipeSize(t *testing.T) {
 // keeps the destination read, on other threads; relay-µs/op is the CPU
 // time of the relay's own thread (user and system, including the
 // loopback delivery of what it sends), which is what the proxy spends
-// (docs/profiles.md, "Splicing response bodies"):
+// (docs/notes/profiles.md, "Splicing response bodies"):
 //
 //	go test -run - -bench Relay -benchtime 2000x ./internal/sockio
 func BenchmarkRelay(b *testing.B) {

@@ -123,7 +123,8 @@ type bench struct {
 	idleCPU, idleWall float64
 }
 
-// runBench runs everything o asks for and writes the report.
+// runBench runs everything o asks for, prints the report, and writes it
+// to the results directory unless o.out is "-".
 func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
 	b := &bench{o: o, procs: newProcs(), started: time.Now().UTC(), results: map[string]map[string][]sample{}}
 	defer b.procs.stopAll()
@@ -176,15 +177,16 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 		}
 	}
 	b.procs.stopAll()
-	section := b.report()
-	fmt.Fprintln(stdout, section)
+	report := b.report()
+	fmt.Fprintln(stdout, report)
 	if o.out == "-" {
 		return nil
 	}
-	if err := updateDoc(o.out, section); err != nil {
-		return err
+	path, err := writeResults(o.out, b.started, report)
+	if err != nil {
+		return fmt.Errorf("writing the results: %w", err)
 	}
-	fmt.Fprintln(stderr, "peerbench: wrote", o.out)
+	fmt.Fprintf(stderr, "peerbench: wrote %s and %s\n", path, filepath.Join(o.out, "latest.md"))
 	return nil
 }
 

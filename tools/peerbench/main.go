@@ -1,6 +1,6 @@
 // Command peerbench measures Switchyard against its peers, nginx and
 // HAProxy, as reverse proxies on one machine, and writes the results to
-// docs/benchmarks.md.
+// a file of their own under bench/results.
 //
 // It starts an nginx backend, then runs every scenario (a small body, 4 KiB,
 // 1 MiB, 1000 deployments with random keys) against every target (direct to
@@ -23,11 +23,14 @@
 //	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] (or haproxy-splice)
 //	    [-nap 30us]
 //	    [-switchyard-flags "..."] [-variant NAME=FLAGS ...]
-//	    [-out docs/benchmarks.md | -out -] [-quick]
+//	    [-out bench/results | -out -] [-quick]
 //
-// With -out FILE only the part of FILE between the peerbench markers is
-// rewritten; the rest is kept. Every process peerbench starts runs in its
-// own process group and is stopped at the end, on failure and on SIGINT.
+// The report is printed, and written to the -out directory as
+// <UTC start time>.md (e.g. 2026-12-05T072012Z.md; an earlier run's file is
+// never overwritten) and as latest.md; -out - only prints it. No document
+// is edited: docs/benchmarks.md quotes the results it discusses. Every
+// process peerbench starts runs in its own process group and is stopped at
+// the end, on failure and on SIGINT.
 package main
 
 import (
@@ -55,7 +58,7 @@ type options struct {
 	connections int           // wrk connections; see scenario.connections
 	scenarios   []*scenario
 	targets     []string
-	out         string // "-" means stdout only
+	out         string // results directory; "-" means stdout only
 	configDir   string
 	proxyCPU    int
 	loadCPU     int
@@ -109,7 +112,7 @@ func parseArgs(args []string) (*options, error) {
 	fs.IntVar(&o.connections, "connections", 50, "wrk connections (the 1m scenario uses 8)")
 	fs.StringVar(&scen, "scenarios", strings.Join(scenarioNames(), ","), "scenarios to run, comma-separated")
 	fs.StringVar(&targ, "targets", strings.Join(defaultTargets, ","), "targets to run, comma-separated (also: haproxy-splice)")
-	fs.StringVar(&o.out, "out", "docs/benchmarks.md", "file whose peerbench section gets the report; - prints it only")
+	fs.StringVar(&o.out, "out", "bench/results", "directory that gets the report as <UTC start time>.md and latest.md; - prints it only")
 	fs.StringVar(&o.configDir, "configs", "configs/bench", "directory of the peer configuration templates")
 	fs.IntVar(&o.proxyCPU, "proxy-cpu", 0, "CPU of the proxy under test")
 	fs.IntVar(&o.loadCPU, "load-cpu", 1, "CPU of the backend, the load generators and peerbench")

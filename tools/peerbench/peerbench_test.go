@@ -6,6 +6,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -239,41 +241,66 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-func TestRewriteSection(t *testing.T) {
-	const block = beginMarker + "\nNEW\n" + endMarker
-	tests := []struct {
-		name    string
-		doc     string
-		want    string
-		wantErr bool
-	}{
-		{
-			name: "replaces between markers, keeps the rest",
-			doc:  "# Benchmarks\n\nintro\n\n" + beginMarker + "\nOLD\nlines\n" + endMarker + "\n\n## Profile notes\n\nkept\n",
-			want: "# Benchmarks\n\nintro\n\n" + block + "\n\n## Profile notes\n\nkept\n",
-		},
-		{
-			name: "empty section between markers",
-			doc:  "a\n" + beginMarker + endMarker + "\nb\n",
-			want: "a\n" + block + "\nb\n",
-		},
-		{name: "new file", doc: "", want: "# Benchmarks\n\n" + block + "\n"},
-		{name: "no markers: appended", doc: "# Notes\n\ntext\n\n", want: "# Notes\n\ntext\n\n" + block + "\n"},
-		{name: "only begin", doc: "x\n" + beginMarker + "\nOLD\n", wantErr: true},
-		{name: "only end", doc: "x\n" + endMarker + "\n", wantErr: true},
-		{name: "out of order", doc: endMarker + "\n" + beginMarker + "\n", wantErr: true},
-		{name: "twice", doc: beginMarker + endMarker + beginMarker + endMarker, wantErr: true},
+// TestWriteResults: each run gets a file of its own, named for its start
+// time, and latest.md follows the newest; no earlier run is overwritten.
+func TestWriteResults(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "bench", "results") // not there yet
+	first := time.Date(2026, 12, 5, 7, 20, 12, 0, time.UTC)
+	second := first.Add(25 * time.Minute).In(time.FixedZone("CET", 3600))
+	read := func(name string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := rewriteSection(tt.doc, "NEW")
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("rewriteSection: error %v; want error %v", err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("rewriteSection =\n%q\nwant\n%q", got, tt.want)
-			}
-		})
+
+	path, err := writeResults(dir, first, "# Peer benchmark results\n\nA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "2026-12-05T072012Z.md"); path != want {
+		t.Errorf("path = %q; want %q", path, want)
+	}
+	if got, want := read("2026-12-05T072012Z.md"), "# Peer benchmark results\n\nA\n"; got != want {
+		t.Errorf("first run's file = %q; want %q", got, want)
+	}
+	if got := read("latest.md"); got != read("2026-12-05T072012Z.md") {
+		t.Errorf("latest.md = %q; want the first run's file", got)
+	}
+
+	// A start time in another zone is named in UTC.
+	if _, err := writeResults(dir, second, "B"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read("2026-12-05T074512Z.md"); got != "B\n" {
+		t.Errorf("second run's file = %q; want %q", got, "B\n")
+	}
+	if got := read("latest.md"); got != "B\n" {
+		t.Errorf("latest.md = %q; want the second run's", got)
+	}
+
+	// The same start time again: refused, and nothing changes.
+	if _, err := writeResults(dir, first, "C"); err == nil {
+		t.Error("a second run with the first one's start time: no error")
+	}
+	if got := read("2026-12-05T072012Z.md"); got != "# Peer benchmark results\n\nA\n" {
+		t.Errorf("first run's file after a clash = %q", got)
+	}
+	if got := read("latest.md"); got != "B\n" {
+		t.Errorf("latest.md after a clash = %q; want the second run's", got)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"2026-12-05T072012Z.md", "2026-12-05T074512Z.md", "latest.md"}; !slices.Equal(names, want) {
+		t.Errorf("results directory holds %q; want %q", names, want)
 	}
 }
 

@@ -1,21 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-)
-
-// The part of the output document that peerbench rewrites lies between
-// these markers; everything else in the file is kept.
-const (
-	beginMarker = "<!-- peerbench:begin -->"
-	endMarker   = "<!-- peerbench:end -->"
 )
 
 // The goal the report is read against (not asserted).
@@ -141,13 +134,13 @@ func (b *bench) medians(sc, target string) medians {
 	return medians{summarize(rps).med, summarize(cpu).med}
 }
 
-// report renders the section that goes between the markers.
+// report renders the run's results as a Markdown document.
 func (b *bench) report() string {
 	o, m := b.o, b.machine
 	var w strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&w, format, a...) }
 
-	p("## Results\n\n")
+	p("# Peer benchmark results\n\n")
 	p("Run on %s with:\n\n", b.started.Format("2006-01-02 15:04 MST"))
 	p("```sh\n%s\n```\n\n", commandLine(o.args))
 	p("%d round(s). Per scenario, every target is started once and warmed up for %v; each round then runs wrk -t1 for %v against every target in turn (closed loop), then %v of open loop at a fixed rate against every target in turn for the p99, the order turning with the round.\n\n",
@@ -286,45 +279,43 @@ func commandLine(args []string) string {
 	return strings.Join(parts, " ")
 }
 
-// rewriteSection replaces what lies between the markers in doc with
-// section. A doc without markers gets them, with section, at its end; one
-// with a single marker, or with them out of order, is an error, so that
-// nobody's text is lost.
-func rewriteSection(doc, section string) (string, error) {
-	block := beginMarker + "\n" + section + "\n" + endMarker
-	b, e := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
-	switch {
-	case b < 0 && e < 0:
-		if strings.TrimSpace(doc) == "" {
-			return "# Benchmarks\n\n" + block + "\n", nil
-		}
-		return strings.TrimRight(doc, "\n") + "\n\n" + block + "\n", nil
-	case b < 0 || e < 0:
-		return "", errors.New("only one of the peerbench markers is present")
-	case e < b:
-		return "", errors.New("the peerbench end marker comes before the begin marker")
-	case strings.Count(doc, beginMarker) > 1 || strings.Count(doc, endMarker) > 1:
-		return "", errors.New("the peerbench markers appear more than once")
-	}
-	return doc[:b] + block + doc[e+len(endMarker):], nil
+// resultsName is the file name of a run's report in the results
+// directory: its UTC start time, to the second, so that names sort as the
+// runs were made.
+func resultsName(started time.Time) string {
+	return started.UTC().Format("2006-01-02T150405Z") + ".md"
 }
 
-// updateDoc rewrites the peerbench section of the file at path, creating
-// the file when it does not exist.
-func updateDoc(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+// writeResults writes report to dir (created if missing) as the file
+// named for started and as latest.md, and returns the first one's path.
+// An earlier run's file is never overwritten: a name already taken is an
+// error, and latest.md is then left as it was.
+func writeResults(dir string, started time.Time, report string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
 	}
-	doc, err := rewriteSection(string(old), section)
+	data := []byte(report + "\n")
+	path := filepath.Join(dir, resultsName(started))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return "", err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(doc), 0o644); err != nil {
-		return err
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return os.Rename(tmp, path)
+	if err != nil {
+		return "", err
+	}
+	latest := filepath.Join(dir, "latest.md")
+	tmp := latest + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, latest); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 // fmtIdle gives the share of the proxy CPU that idle targets used.
