@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/switchyard/switchyard/zones"
 )
 
 // Status is the admin listener's /status document.
@@ -82,8 +81,8 @@ func (s *Server) Status() Status {
 		}
 	}
 	st.OK = st.Table != nil && !st.Draining
-	if b, ok := s.cfg.Picker.(interface{ Status() zones.Status }); ok {
-		st.Balancer = b.Status()
+	if r := s.cfg.Reporter; r != nil {
+		st.Balancer = r.Status()
 	}
 	if s.cfg.SourceStatus != nil {
 		st.Source = s.cfg.SourceStatus()

@@ -127,6 +127,12 @@ type Config struct {
 
 	// Picker chooses instances. Default zones.Weighted.
 	Picker zones.Picker
+	// Checker, when not nil, runs background health checks while the
+	// proxy serves (usually the Picker too).
+	Checker zones.Checker
+	// Reporter, when not nil, gives the balancer's counters to /metrics
+	// and its state to /status (usually the Picker too).
+	Reporter zones.Reporter
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -45,7 +45,7 @@ type exchange struct {
 	uresp upstream.Response
 	ubody *upstream.Body
 	// trackEnd is the instance whose request the balancer still counts
-	// as outstanding while its response body streams (Tracker.End when
+	// as outstanding while its response body streams (Picker.End when
 	// the body ends), with the outcome its headers gave.
 	trackEnd     *routes.Instance
 	trackOutcome zones.Outcome
@@ -271,24 +271,18 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 			s.metrics.retries.Inc()
 			ctx.Response.Header.Reset()
 		}
-		if s.tracker != nil {
-			s.tracker.Begin(in)
-		}
+		s.cfg.Picker.Begin(in)
 		err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
-		if s.tracker != nil || len(gens) > 0 {
-			o := outcome(err, ctx.Response.Header.StatusCode())
-			if s.tracker != nil {
-				if err == nil && x.uresp.Body != nil {
-					// Outstanding until the body has been sent: see
-					// CloseWithError.
-					x.trackEnd, x.trackOutcome = in, o
-				} else {
-					s.tracker.End(in, o)
-				}
-			}
-			if c := gens[in]; c != nil {
-				c.add(o)
-			}
+		o := outcome(err, ctx.Response.Header.StatusCode())
+		if err == nil && x.uresp.Body != nil {
+			// Outstanding until the body has been sent: see
+			// CloseWithError.
+			x.trackEnd, x.trackOutcome = in, o
+		} else {
+			s.cfg.Picker.End(in, o)
+		}
+		if c := gens[in]; c != nil {
+			c.add(o)
 		}
 		if charged {
 			s.budget.release()
@@ -311,7 +305,7 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 				st, d, gens = cur, nd, cur.gens
 			}
 		}
-		next := s.pickOther(d, tried)
+		next := s.cfg.Picker.PickOther(d, tried)
 		if next == nil {
 			return err
 		}
@@ -389,7 +383,7 @@ func (x *exchange) CloseWithError(werr error) error {
 			o = outcome(uerr, 0) // the instance failed mid-body
 		}
 		x.trackEnd = nil
-		x.s.tracker.End(in, o)
+		x.s.cfg.Picker.End(in, o)
 	}
 	x.finish(nil)
 	return nil

@@ -139,7 +139,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "switchyard_upstream_idle_connections",
 		Help: "Idle pooled connections to instances.",
 	}, func() float64 { return float64(s.transport.Stats("").Idle) })
-	if b, ok := s.cfg.Picker.(interface{ Stats() zones.Stats }); ok {
+	if b := s.cfg.Reporter; b != nil {
 		stat := func(name, help string, f func(zones.Stats) uint64) {
 			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 				func() float64 { return float64(f(b.Stats())) }))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -171,8 +172,7 @@ func TestNoEligibleInstanceIs503(t *testing.T) {
 
 func TestUpstreamFailures(t *testing.T) {
 	// A port with nothing listening: bind, note the address, close.
-	dead := startBackend(t, "dead", nil)
-	dead.srv.Close()
+	dead := &backend{id: "dead", addr: testutil.RefusingAddr(t)}
 	slow := startBackend(t, "slow", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(3 * time.Second):

@@ -4,7 +4,6 @@ import (
 	"sync/atomic"
 
 	"github.com/switchyard/switchyard/proxy/upstream"
-	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/zones"
 	"github.com/valyala/fasthttp"
 )
@@ -98,46 +97,6 @@ func (b *retryBudget) acquire() bool {
 }
 
 func (b *retryBudget) release() { b.retries.Add(-1) }
-
-// pickOther chooses an instance for a retry. Without the picker's own
-// rule: the first eligible instance not tried, in a zone not tried if
-// there is one.
-func (s *Server) pickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance {
-	if op, ok := s.cfg.Picker.(zones.RetryPicker); ok {
-		return op.PickOther(d, tried)
-	}
-	var sameZone *routes.Instance
-	for _, in := range d.Eligible {
-		if contains(tried, in) {
-			continue
-		}
-		if !zoneTried(tried, in.Zone) {
-			return in
-		}
-		if sameZone == nil {
-			sameZone = in
-		}
-	}
-	return sameZone
-}
-
-func contains(list []*routes.Instance, in *routes.Instance) bool {
-	for _, x := range list {
-		if x == in || (x.ID == in.ID && x.Addr == in.Addr) {
-			return true
-		}
-	}
-	return false
-}
-
-func zoneTried(list []*routes.Instance, zone string) bool {
-	for _, x := range list {
-		if x.Zone == zone {
-			return true
-		}
-	}
-	return false
-}
 
 // outcome is what a failed or finished exchange says of the instance's
 // health.

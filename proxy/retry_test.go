@@ -13,8 +13,7 @@ import (
 )
 
 func TestRetries(t *testing.T) {
-	dead := startBackend(t, "dead", nil)
-	dead.srv.Close() // refuses connections
+	dead := &backend{id: "dead", addr: testutil.RefusingAddr(t)}
 	stalled := startBackend(t, "stalled", func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(30 * time.Second):

@@ -17,7 +17,6 @@ import (
 	"github.com/switchyard/switchyard/proxy/clientconn"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
-	"github.com/switchyard/switchyard/zones"
 	"github.com/valyala/fasthttp"
 )
 
@@ -41,7 +40,6 @@ type Server struct {
 	exPool    sync.Pool
 	budget    retryBudget
 	gens      genStats
-	tracker   zones.Tracker // the picker's, if it tracks requests
 	tunnels   tunnelSet
 	nap       *idleNapper // nil unless Config.IdleNap
 	bodies    clientconn.Counts
@@ -107,7 +105,6 @@ func New(cfg Config) (*Server, error) {
 		ready: make(chan struct{}),
 	}
 	s.exPool.New = func() any { return new(exchange) }
-	s.tracker, _ = cfg.Picker.(zones.Tracker)
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.clients = clientconn.ListenConfig{
@@ -147,18 +144,6 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "fasthttp")
 }
 
-// tablePreparer is the optional capability of a Picker that indexes each
-// table before it serves.
-type tablePreparer interface {
-	Prepare(t *routes.Table)
-}
-
-// checkRunner is the optional capability of a Picker that runs active
-// health checks.
-type checkRunner interface {
-	RunChecks(ctx context.Context) error
-}
-
 // Apply makes t the table that new requests see.
 func (s *Server) Apply(t *routes.Table) {
 	domain := s.cfg.Domain
@@ -166,9 +151,7 @@ func (s *Server) Apply(t *routes.Table) {
 		domain = t.Domain
 	}
 	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
-	if p, ok := s.cfg.Picker.(tablePreparer); ok {
-		p.Prepare(t) // before any request can see t
-	}
+	s.cfg.Picker.Prepare(t) // before any request can see t
 	st := &tableState{table: t, gens: s.gens.build(t)}
 	if domain != "" {
 		st.suffix = []byte("." + domain)
@@ -265,7 +248,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	if cr, ok := s.cfg.Picker.(checkRunner); ok {
+	if cr := s.cfg.Checker; cr != nil {
 		cctx, stopChecks := context.WithCancel(ctx)
 		defer stopChecks()
 		go func() {

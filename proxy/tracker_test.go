@@ -13,8 +13,10 @@ import (
 	"github.com/switchyard/switchyard/zones"
 )
 
-// recordingPicker picks the first instance and records the Tracker calls.
+// recordingPicker picks the first instance and records the Begin and End
+// calls.
 type recordingPicker struct {
+	zones.Weighted
 	mu     sync.Mutex
 	begins int
 	ends   []trackedEnd

@@ -236,15 +236,7 @@ func (b *Balancer) PickOther(d *routes.Deployment, tried []*routes.Instance) *ro
 // if otherZone, in no tried instance's zone.
 func allowed(ds *depState, i int32, tried []*routes.Instance, otherZone bool) bool {
 	in := ds.d.Eligible[i]
-	for _, t := range tried {
-		if t == nil {
-			continue
-		}
-		if t == in || (t.ID == in.ID && t.Addr == in.Addr) || (otherZone && t.Zone == in.Zone) {
-			return false
-		}
-	}
-	return true
+	return !triedIn(tried, in) && !(otherZone && zoneTried(tried, in.Zone))
 }
 
 func (b *Balancer) sumOthers(ds *depState, v *view, tried []*routes.Instance, otherZone bool) uint64 {

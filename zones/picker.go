@@ -1,37 +1,52 @@
 package zones
 
 import (
+	"context"
 	"math/rand/v2"
 
 	"github.com/switchyard/switchyard/routes"
 )
 
-// Picker chooses an instance of d for a new request, or nil when none can
-// take it. Implementations are safe for concurrent use and must not
-// allocate.
+// Picker is the proxy's choice of instances: the one interface the
+// request path asks of a balancer. Implementations are safe for
+// concurrent use; Pick, PickOther, Begin and End run on every request and
+// must not allocate.
 type Picker interface {
+	// Pick chooses an instance of d for a new request, or nil when none
+	// can take it.
 	Pick(d *routes.Deployment) *routes.Instance
-}
-
-// Tracker is the optional capability of a Picker that wants to hear of
-// each request it placed: Begin when it starts on an instance, End with
-// its outcome when it ends. Every Begin is paired with one End.
-type Tracker interface {
+	// PickOther chooses where to retry a request of d that failed on the
+	// tried instances: one not tried, in a zone none of them is in when
+	// there is one, else in any zone; nil when there is none.
+	PickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance
+	// Prepare sees each table before any request can: a picker that
+	// keeps state per deployment indexes it here.
+	Prepare(t *routes.Table)
+	// Begin and End bracket each attempt on an instance: Begin when it
+	// starts, End with its outcome when it ends (for a response with a
+	// body, when the body has been sent). Every Begin has one End.
 	Begin(in *routes.Instance)
 	End(in *routes.Instance, o Outcome)
 }
 
-// RetryPicker is the optional capability of a Picker that chooses where to
-// retry: an instance of d not in tried, or nil.
-type RetryPicker interface {
-	PickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance
+// Checker is a picker's background work: RunChecks runs active health
+// checks until ctx ends, and returns nil at once when none are set up.
+type Checker interface {
+	RunChecks(ctx context.Context) error
+}
+
+// Reporter reports a picker's counters (metrics) and state (the admin
+// listener's /status).
+type Reporter interface {
+	Stats() Stats
+	Status() Status
 }
 
 var (
-	_ Picker      = Weighted{}
-	_ Picker      = (*Balancer)(nil)
-	_ Tracker     = (*Balancer)(nil)
-	_ RetryPicker = (*Balancer)(nil)
+	_ Picker   = Weighted{}
+	_ Picker   = (*Balancer)(nil)
+	_ Checker  = (*Balancer)(nil)
+	_ Reporter = (*Balancer)(nil)
 )
 
 // Weighted picks at random among d.Eligible in proportion to d.Weights,
@@ -55,4 +70,51 @@ func (Weighted) Pick(d *routes.Deployment) *routes.Instance {
 		r -= w
 	}
 	return d.Eligible[n-1]
+}
+
+// PickOther implements Picker: the first eligible instance of d not in
+// tried, in a zone not tried when there is one.
+func (Weighted) PickOther(d *routes.Deployment, tried []*routes.Instance) *routes.Instance {
+	var sameZone *routes.Instance
+	for _, in := range d.Eligible {
+		if triedIn(tried, in) {
+			continue
+		}
+		if !zoneTried(tried, in.Zone) {
+			return in
+		}
+		if sameZone == nil {
+			sameZone = in
+		}
+	}
+	return sameZone
+}
+
+// Prepare implements Picker; Weighted keeps no state.
+func (Weighted) Prepare(*routes.Table) {}
+
+// Begin implements Picker; Weighted keeps no state.
+func (Weighted) Begin(*routes.Instance) {}
+
+// End implements Picker; Weighted keeps no state.
+func (Weighted) End(*routes.Instance, Outcome) {}
+
+// triedIn reports whether in is one of tried: the same instance, or one
+// with its ID and address (from an earlier table).
+func triedIn(tried []*routes.Instance, in *routes.Instance) bool {
+	for _, t := range tried {
+		if t != nil && (t == in || (t.ID == in.ID && t.Addr == in.Addr)) {
+			return true
+		}
+	}
+	return false
+}
+
+func zoneTried(tried []*routes.Instance, zone string) bool {
+	for _, t := range tried {
+		if t != nil && t.Zone == zone {
+			return true
+		}
+	}
+	return false
 }

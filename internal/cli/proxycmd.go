@@ -228,6 +228,7 @@ func proxyConfig(s *settings, logger *slog.Logger) (proxy.Config, error) {
 	if err := bc.Validate(); err != nil {
 		return cfg, &usageError{err}
 	}
-	cfg.Picker = zones.NewBalancer(bc)
+	b := zones.NewBalancer(bc)
+	cfg.Picker, cfg.Checker, cfg.Reporter = b, b, b
 	return cfg, nil
 }
