@@ -1,6 +1,6 @@
 // Package archtest keeps the project's architecture honest: its tests fail
 // when a package imports across a forbidden boundary (see the import
-// directions in DESIGN.md) or lacks a package doc comment.
+// directions in docs/architecture.md) or lacks a package doc comment.
 package archtest
 
 import (

@@ -7,7 +7,7 @@ import (
 )
 
 // TestImportDirections fails when a package of the module imports across a
-// boundary that DESIGN.md forbids.
+// boundary that docs/architecture.md forbids.
 func TestImportDirections(t *testing.T) {
 	module, pkgs := list(t)
 	for _, v := range Check(module, pkgs, Rules) {
