@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -23,33 +23,6 @@ var statusCommand = &command{
 	args:    "",
 	summary: "route servers, the proxies they serve, applied versions, zones",
 	run:     runStatus,
-}
-
-// rsStatus is a route server's GET /status document (the fields yardctl
-// shows; others are ignored).
-type rsStatus struct {
-	Name        string            `json:"name"`
-	Version     uint64            `json:"version"`
-	Stale       bool              `json:"stale"`
-	Deployments int               `json:"deployments"`
-	Invalid     map[string]string `json:"invalid"`
-	Proxies     []proxyStatus     `json:"proxies"`
-	Reports     []proxyReport     `json:"reports"`
-}
-
-// proxyReport is a proxy's latest per-generation counts at a route server.
-type proxyReport struct {
-	Proxy       string                   `json:"proxy"`
-	ReportedAt  time.Time                `json:"reported_at"`
-	Generations []routes.GenerationCount `json:"generations"`
-}
-
-type proxyStatus struct {
-	ID         string    `json:"id"`
-	Zone       string    `json:"zone"`
-	Version    uint64    `json:"version"`
-	LagSeconds float64   `json:"lag_seconds"`
-	LastSeen   time.Time `json:"last_seen"`
 }
 
 // statusJSON is status' -o json output.
@@ -68,11 +41,11 @@ type storeJSON struct {
 }
 
 type routeServerJSON struct {
-	Name      string    `json:"name"`
-	URL       string    `json:"url"`
-	StartedAt time.Time `json:"started_at"`
-	Error     string    `json:"error,omitempty"` // unreachable or bad answer
-	Status    *rsStatus `json:"status,omitempty"`
+	Name      string       `json:"name"`
+	URL       string       `json:"url"`
+	StartedAt time.Time    `json:"started_at"`
+	Error     string       `json:"error,omitempty"`  // unreachable or bad answer
+	Status    *wire.Status `json:"status,omitempty"` // the route server's own document
 }
 
 func runStatus(ctx context.Context, e *env, fs *flag.FlagSet) error {
@@ -131,8 +104,8 @@ func fetchStatuses(ctx context.Context, rss []zkstore.RouteServer, timeout time.
 	return out
 }
 
-func fetchStatus(ctx context.Context, client *http.Client, base string) (*rsStatus, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/status", nil)
+func fetchStatus(ctx context.Context, client *http.Client, base string) (*wire.Status, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+wire.PathStatus, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -146,11 +119,11 @@ func fetchStatus(ctx context.Context, client *http.Client, base string) (*rsStat
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /status: %s", resp.Status)
+		return nil, fmt.Errorf("GET %s: %s", wire.PathStatus, resp.Status)
 	}
-	var st rsStatus
+	var st wire.Status
 	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("GET /status: bad JSON: %v", err)
+		return nil, fmt.Errorf("GET %s: bad JSON: %v", wire.PathStatus, err)
 	}
 	return &st, nil
 }
@@ -225,7 +198,7 @@ func printStatus(w io.Writer, out statusJSON) {
 }
 
 // rsState says whether a route server is current with the store.
-func rsState(s *rsStatus, store storeJSON) string {
+func rsState(s *wire.Status, store storeJSON) string {
 	switch {
 	case s.Stale:
 		return "stale"

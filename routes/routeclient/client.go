@@ -190,8 +190,8 @@ func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait time.Duration, sink routes.Sink) (*wire.State, error) {
 	q := url.Values{}
 	if state != nil {
-		q.Set("version", strconv.FormatUint(state.Version, 10))
-		q.Set("hash", state.Hash)
+		q.Set(wire.ParamVersion, strconv.FormatUint(state.Version, 10))
+		q.Set(wire.ParamHash, state.Hash)
 		if st := s.Status(); st.FromDisk {
 			// No route server has confirmed the table from disk yet: ask
 			// for an answer at once instead of a held poll.
@@ -199,22 +199,22 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 		} else {
 			// What we last heard; the server answers at once if its
 			// staleness changed since.
-			q.Set("stale", strconv.FormatBool(st.Stale))
+			q.Set(wire.ParamStale, strconv.FormatBool(st.Stale))
 		}
 	}
-	q.Set("wait", wait.String())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/routes?"+q.Encode(), nil)
+	q.Set(wire.ParamWait, wait.String())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.PathRoutes+"?"+q.Encode(), nil)
 	if err != nil {
 		return state, err
 	}
-	req.Header.Set("X-Switchyard-Proxy", s.ProxyID)
-	req.Header.Set("X-Switchyard-Zone", s.Zone)
+	req.Header.Set(wire.HeaderProxy, s.ProxyID)
+	req.Header.Set(wire.HeaderZone, s.Zone)
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		return state, err
 	}
 	defer resp.Body.Close()
-	stale := resp.Header.Get("X-Switchyard-Stale") == "true"
+	stale := resp.Header.Get(wire.HeaderStale) == "true"
 	switch resp.StatusCode {
 	case http.StatusNotModified:
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -374,7 +374,7 @@ func (s *Source) reportLoop(ctx context.Context) {
 func (s *Source) postReport(ctx context.Context, base string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/report", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+wire.PathReport, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@
 //
 // # Protocol
 //
+// The paths, query parameters, headers and the /status document are
+// defined once, in wire's contract (wire.PathRoutes, wire.Status, ...):
+//
 //	GET /v1/routes?version=V&hash=H&stale=S&wait=30s
 //	X-Switchyard-Proxy: <proxy id>      (optional, for status)
 //	X-Switchyard-Zone: <zone>           (optional)

@@ -9,46 +9,37 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/wire"
-)
-
-// Response headers of the route stream.
-const (
-	HeaderProxy   = "X-Switchyard-Proxy"
-	HeaderZone    = "X-Switchyard-Zone"
-	HeaderVersion = "X-Switchyard-Version"
-	HeaderStale   = "X-Switchyard-Stale"
 )
 
 func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var have uint64
-	if v := q.Get("version"); v != "" {
+	if v := q.Get(wire.ParamVersion); v != "" {
 		var err error
 		if have, err = strconv.ParseUint(v, 10, 64); err != nil {
-			writeJSONError(w, http.StatusBadRequest, "version: not an unsigned integer")
+			writeJSONError(w, http.StatusBadRequest, wire.ParamVersion+": not an unsigned integer")
 			return
 		}
 	}
-	hash := q.Get("hash")
+	hash := q.Get(wire.ParamHash)
 	// heard is the staleness the proxy last heard; when it differs from
 	// the server's, a poll at the current table is answered at once, so a
 	// change of staleness between two polls is not held until wait passes.
 	var heard, heardSet bool
-	if v := q.Get("stale"); v != "" {
+	if v := q.Get(wire.ParamStale); v != "" {
 		var err error
 		if heard, err = strconv.ParseBool(v); err != nil {
-			writeJSONError(w, http.StatusBadRequest, "stale: not true or false")
+			writeJSONError(w, http.StatusBadRequest, wire.ParamStale+": not true or false")
 			return
 		}
 		heardSet = true
 	}
 	wait := s.cfg.MaxWait
-	if v := q.Get("wait"); v != "" {
+	if v := q.Get(wire.ParamWait); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
-			writeJSONError(w, http.StatusBadRequest, "wait: not a duration")
+			writeJSONError(w, http.StatusBadRequest, wire.ParamWait+": not a duration")
 			return
 		}
 		wait = min(d, s.cfg.MaxWait)
@@ -71,8 +62,8 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, http.StatusServiceUnavailable, errNoTable.Error())
 			return
 		}
-		w.Header().Set(HeaderVersion, strconv.FormatUint(cur.snap.Version, 10))
-		w.Header().Set(HeaderStale, strconv.FormatBool(stale))
+		w.Header().Set(wire.HeaderVersion, strconv.FormatUint(cur.snap.Version, 10))
+		w.Header().Set(wire.HeaderStale, strconv.FormatBool(stale))
 		if cur.snap.Version != have || cur.snap.Hash != hash {
 			body, delta, err := s.message(base, cur, stale)
 			if err != nil {
@@ -110,7 +101,7 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 // maxReportBytes bounds a proxy's report.
 const maxReportBytes = 4 << 20
 
-type reportState ProxyReport
+type reportState wire.ProxyReport
 
 // handleReport takes a proxy's per-generation counts (wire.Report).
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
@@ -147,7 +138,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 
 // seen records what a proxy has applied.
 func (s *Server) seen(r *http.Request, version uint64, hash string) {
-	id := r.Header.Get(HeaderProxy)
+	id := r.Header.Get(wire.HeaderProxy)
 	if id == "" {
 		id = r.RemoteAddr
 	}
@@ -163,7 +154,7 @@ func (s *Server) seen(r *http.Request, version uint64, hash string) {
 		p = &proxyState{ID: id}
 		s.proxies[id] = p
 	}
-	p.Zone, p.Addr, p.Version, p.Hash, p.LastSeen = r.Header.Get(HeaderZone), r.RemoteAddr, version, hash, now
+	p.Zone, p.Addr, p.Version, p.Hash, p.LastSeen = r.Header.Get(wire.HeaderZone), r.RemoteAddr, version, hash, now
 }
 
 // admitLocked reports whether a new proxy may be recorded in the map
@@ -194,48 +185,12 @@ func (s *Server) sweepLocked(now time.Time) {
 	}
 }
 
-// Status is the /status document.
-type Status struct {
-	Name        string            `json:"name"`
-	Version     uint64            `json:"version"`
-	Hash        string            `json:"hash,omitempty"`
-	Stale       bool              `json:"stale"`
-	Deployments int               `json:"deployments"`
-	Invalid     map[string]string `json:"invalid,omitempty"`
-	Proxies     []ProxyStatus     `json:"proxies"`
-	// Reports are the proxies' latest per-generation counts (see
-	// wire.Report), for the deployments with more than one generation.
-	Reports []ProxyReport `json:"reports,omitempty"`
-}
-
-// ProxyReport is one proxy's latest report to this route server.
-type ProxyReport struct {
-	Proxy       string                   `json:"proxy"`
-	Zone        string                   `json:"zone,omitempty"`
-	ReportedAt  time.Time                `json:"reported_at"`
-	Generations []routes.GenerationCount `json:"generations"`
-}
-
-// ProxyStatus is what a route server knows of one proxy.
-type ProxyStatus struct {
-	ID      string `json:"id"`
-	Zone    string `json:"zone,omitempty"`
-	Addr    string `json:"addr"`
-	Version uint64 `json:"version"`
-	// Current is true when the proxy has the server's current table.
-	Current bool `json:"current"`
-	// LagSeconds is how long the proxy has been behind: since the first
-	// table newer than its own was published; 0 when current.
-	LagSeconds float64   `json:"lag_seconds"`
-	LastSeen   time.Time `json:"last_seen"`
-}
-
 // Status reports the server's table and the proxies it has heard from
 // within ProxyTTL.
-func (s *Server) Status() Status {
+func (s *Server) Status() wire.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{Name: s.cfg.Name, Stale: s.stale, Invalid: s.invalid, Proxies: []ProxyStatus{}}
+	st := wire.Status{Name: s.cfg.Name, Stale: s.stale, Invalid: s.invalid, Proxies: []wire.ProxyStatus{}}
 	cur := s.current()
 	if cur != nil {
 		st.Version, st.Hash, st.Deployments = cur.snap.Version, cur.snap.Hash, len(cur.snap.IDs)
@@ -243,7 +198,7 @@ func (s *Server) Status() Status {
 	now := time.Now()
 	s.sweepLocked(now)
 	for _, p := range s.proxies {
-		ps := ProxyStatus{ID: p.ID, Zone: p.Zone, Addr: p.Addr, Version: p.Version, LastSeen: p.LastSeen}
+		ps := wire.ProxyStatus{ID: p.ID, Zone: p.Zone, Addr: p.Addr, Version: p.Version, LastSeen: p.LastSeen}
 		if cur != nil {
 			ps.Current = p.Version == cur.snap.Version && p.Hash == cur.snap.Hash
 			if !ps.Current {
@@ -255,7 +210,7 @@ func (s *Server) Status() Status {
 	sort.Slice(st.Proxies, func(i, j int) bool { return st.Proxies[i].ID < st.Proxies[j].ID })
 	for _, r := range s.reports {
 		if len(r.Generations) > 0 {
-			st.Reports = append(st.Reports, ProxyReport(*r))
+			st.Reports = append(st.Reports, wire.ProxyReport(*r))
 		}
 	}
 	sort.Slice(st.Reports, func(i, j int) bool { return st.Reports[i].Proxy < st.Reports[j].Proxy })

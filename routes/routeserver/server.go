@@ -260,11 +260,11 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // Handler returns the HTTP handler (also used by Run).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/routes", s.handleRoutes)
-	mux.HandleFunc("POST /v1/report", s.handleReport)
-	mux.HandleFunc("GET /status", s.handleStatus)
-	mux.HandleFunc("GET /_health", s.handleHealth)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET "+wire.PathRoutes, s.handleRoutes)
+	mux.HandleFunc("POST "+wire.PathReport, s.handleReport)
+	mux.HandleFunc("GET "+wire.PathStatus, s.handleStatus)
+	mux.HandleFunc("GET "+wire.PathHealth, s.handleHealth)
+	mux.Handle("GET "+wire.PathMetrics, promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	return mux
 }
 

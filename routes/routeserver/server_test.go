@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -57,8 +58,8 @@ func TestNoTableThenFullThenHeldPoll(t *testing.T) {
 	}
 	s.Update(input(5, "127.0.0.1:1"))
 	resp, _ := get(t, hs.URL+"/v1/routes")
-	if resp.StatusCode != 200 || resp.Header.Get(HeaderVersion) != "5" {
-		t.Fatalf("first poll: %d version %s", resp.StatusCode, resp.Header.Get(HeaderVersion))
+	if resp.StatusCode != 200 || resp.Header.Get(wire.HeaderVersion) != "5" {
+		t.Fatalf("first poll: %d version %s", resp.StatusCode, resp.Header.Get(wire.HeaderVersion))
 	}
 	hash := s.Status().Hash
 	start := time.Now()
@@ -88,8 +89,8 @@ func TestPollWithOtherStalenessAnsweredAtOnce(t *testing.T) {
 		start := time.Now()
 		resp, _ := get(t, at+"&stale="+c.stale)
 		took := time.Since(start)
-		if resp.StatusCode != 304 || resp.Header.Get(HeaderStale) != "true" || (took >= time.Second) != c.held {
-			t.Errorf("stale=%q: %d, %s %s after %v; want 304, stale true, held %v", c.stale, resp.StatusCode, HeaderStale, resp.Header.Get(HeaderStale), took, c.held)
+		if resp.StatusCode != 304 || resp.Header.Get(wire.HeaderStale) != "true" || (took >= time.Second) != c.held {
+			t.Errorf("stale=%q: %d, %s %s after %v; want 304, stale true, held %v", c.stale, resp.StatusCode, wire.HeaderStale, resp.Header.Get(wire.HeaderStale), took, c.held)
 		}
 	}
 	if resp, body := get(t, at+"&stale=maybe"); resp.StatusCode != 400 || !strings.Contains(body, "stale") {
@@ -111,7 +112,7 @@ func TestOneEncodingForManyProxies(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			req, _ := http.NewRequest("GET", hs.URL+"/v1/routes?wait=30s&version=5&hash="+hash, nil)
-			req.Header.Set(HeaderProxy, "p"+strconv.Itoa(i))
+			req.Header.Set(wire.HeaderProxy, "p"+strconv.Itoa(i))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				codes <- 0
@@ -195,7 +196,7 @@ func TestProxiesExpireAndAreBounded(t *testing.T) {
 	poll := func(id string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, hs.URL+"/v1/routes", nil)
-		req.Header.Set(HeaderProxy, id)
+		req.Header.Set(wire.HeaderProxy, id)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
