@@ -66,9 +66,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x.s, x.start, x.backend = s, ctx.Time(), -1
 	s.metrics.inFlight.Inc()
 	s.budget.active.Add(1)
-	if s.nap != nil {
-		s.nap.note(x.start.UnixNano())
-	}
+	s.progress.requestStarted(x.start)
 	id := s.ids.next(&x.idBuf)
 	if x.serve(ctx, id) {
 		return // finished by CloseWithError once the body is written
@@ -224,9 +222,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 	}
 	x.backend = x.uresp.Received.Sub(x.uresp.Sent)
 	s.metrics.upstreamDuration.Observe(x.backend.Seconds())
-	if s.nap != nil {
-		s.nap.active(x.uresp.Received.UnixNano())
-	}
+	s.progress.responseArrived(x.uresp.Received)
 
 	rh := &resp.Header
 	rh.ResetConnectionClose()
@@ -341,8 +337,8 @@ func (x *exchange) own(ctx *fasthttp.RequestCtx, r reason) {
 func (x *exchange) Read(p []byte) (int, error) {
 	n, err := x.ubody.Read(p)
 	x.bytesOut += int64(n)
-	if n > 0 && x.s.nap != nil {
-		x.s.nap.moved()
+	if n > 0 {
+		x.s.progress.bodyMoved()
 	}
 	return n, err
 }
@@ -352,8 +348,8 @@ func (x *exchange) Read(p []byte) (int, error) {
 func (x *exchange) ReadPipe(p *sockio.Pipe, most int) (int, error) {
 	n, err := x.ubody.ReadPipe(p, most)
 	x.bytesOut += int64(n)
-	if n > 0 && x.s.nap != nil {
-		x.s.nap.moved()
+	if n > 0 {
+		x.s.progress.bodyMoved()
 	}
 	return n, err
 }

@@ -23,7 +23,7 @@ func TestIdleNap(t *testing.T) {
 	cfg.AccessLog.Off = true
 	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
-	n := p.nap
+	n := p.progress.(*idleNapper)
 	if n == nil {
 		t.Fatal("no napper with IdleNap set")
 	}
@@ -95,7 +95,7 @@ func TestIdleNapWakesForResponses(t *testing.T) {
 	cfg.AccessLog.Off = true
 	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
-	n := p.nap
+	n := p.progress.(*idleNapper)
 
 	done := make(chan int, 1)
 	go func() {
@@ -149,7 +149,7 @@ func TestIdleNapWakesForBodyParts(t *testing.T) {
 	cfg.AccessLog.Off = true
 	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
-	n := p.nap
+	n := p.progress.(*idleNapper)
 
 	req, _ := http.NewRequest("GET", p.url+"/", nil)
 	req.Header.Set("X-Found-Cluster", depA)

@@ -41,9 +41,11 @@ type Server struct {
 	budget    retryBudget
 	gens      genStats
 	tunnels   tunnelSet
-	nap       *idleNapper // nil unless Config.IdleNap
-	bodies    clientconn.Counts
-	clients   clientconn.ListenConfig // how Run's client connections write
+	// progress hears of the request path's progress: the idle napper
+	// when Config.IdleNap is set, else nothing.
+	progress progress
+	bodies   clientconn.Counts
+	clients  clientconn.ListenConfig // how Run's client connections write
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -105,6 +107,7 @@ func New(cfg Config) (*Server, error) {
 		ready: make(chan struct{}),
 	}
 	s.exPool.New = func() any { return new(exchange) }
+	s.progress = noProgress{}
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.clients = clientconn.ListenConfig{
@@ -230,7 +233,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		s.nap = n
+		s.progress = n
 		go n.run()
 		defer func() {
 			n.close()
