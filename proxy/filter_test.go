@@ -28,7 +28,7 @@ func clientFrom(src string) *http.Client {
 }
 
 // A deployment with a traffic filter answers only the clients in it; the
-// others get 403 with the body of DESIGN.md, and no instance sees them.
+// others get 403 with the body of docs/reference.md, and no instance sees them.
 func TestTrafficFilter(t *testing.T) {
 	a := startBackend(t, "a-1", nil)
 	b := startBackend(t, "b-1", nil)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -35,11 +34,18 @@ type exchange struct {
 	scratch []byte
 	xffBuf  []byte
 
-	dep      *routes.Deployment
-	inst     *routes.Instance
-	upgrade  []byte // the Upgrade header of an upgrade request or 101
-	tried    [maxTries]*routes.Instance
-	clientIP []byte
+	id     []byte     // the request ID (in idBuf)
+	sc     reqScan    // what the header lines hold (framing stage)
+	peer   netip.Addr // the TCP peer
+	client clientAddr // the client, found once (client stage)
+	// clientClose: the client asked to close the connection.
+	clientClose bool
+	st          *tableState // the table the request is routed by
+	dep         *routes.Deployment
+	inst        *routes.Instance
+	upgrade     []byte // the Upgrade header of an upgrade request or 101
+	tried       [maxTries]*routes.Instance
+	clientIP    []byte
 
 	ureq  upstream.Request
 	uresp upstream.Response
@@ -50,7 +56,7 @@ type exchange struct {
 	trackEnd     *routes.Instance
 	trackOutcome zones.Outcome
 	cbody        clientBody
-	client       net.Conn
+	conn         net.Conn // the client's connection
 
 	status   int
 	reason   reason
@@ -79,129 +85,27 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x.finish(ctx)
 }
 
-// serve handles the request; it returns true when the response body is
-// being streamed from an instance by x.
+// serve handles the request: the stages, then the forward. It returns
+// true when the response body is being streamed from an instance by x.
 func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
-	s := x.s
-	h := &ctx.Request.Header
-	if bytes.Equal(ctx.Path(), strHealthPath) {
-		s.writeHealth(ctx)
-		x.reason = reasonHealth
-		return false
-	}
-	// One pass over the header lines as received: framing, hop-by-hop
-	// headers, repeated headers.
-	sc := scanRequest(h.RawHeaders())
-	if h.IsConnect() {
-		// The proxy opens no tunnels to arbitrary hosts.
-		x.own(ctx, reasonMethodNotAllowed)
-		ctx.SetConnectionClose()
-		return false
-	}
-	if framingError(h, &sc) || targetError(h) {
-		x.own(ctx, reasonBadRequest)
-		ctx.SetConnectionClose()
-		return false
-	}
-	// Two X-Found-Cluster headers that name different deployments: which
-	// one counts would be the proxy's guess, and the instance's another.
-	if sc.n[cntFoundCluster] > 1 && !sameValues(h, strLowerFoundCluster) {
-		x.own(ctx, reasonBadRequest)
-		ctx.SetConnectionClose()
-		return false
-	}
-	var peer netip.Addr
-	if ip := ctx.RemoteIP(); ip != nil {
-		peer, _ = netip.AddrFromSlice(ip)
-		peer = peer.Unmap()
-	}
-	c := clientOf(h, &sc, peer, s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
-	x.clientIP = c.text
-	st := s.state.Load()
-	if st == nil {
-		x.own(ctx, reasonNoTable)
-		return false
-	}
-	key := routeKey(x.keyBuf[:], h.Peek(hdrFoundCluster), h.Host(), st.suffix)
-	if key == nil {
-		x.own(ctx, reasonUnknownResource)
-		return false
-	}
-	d := st.table.Lookup(key)
-	if d == nil {
-		x.own(ctx, reasonUnknownResource)
-		return false
-	}
-	x.dep = d
-	if len(d.AllowNets) > 0 && !d.Allows(c.addr) {
-		s.metrics.forbidden.Inc()
-		x.own(ctx, reasonForbidden)
-		return false
-	}
-	in := s.cfg.Picker.Pick(d)
-	if in == nil {
-		x.own(ctx, reasonUnavailable)
-		return false
-	}
-	x.inst = in
-
-	cl := h.ContentLength()
-	if max := s.cfg.MaxBodyBytes; max > 0 && int64(cl) > max {
-		x.own(ctx, reasonBodyTooLarge)
-		ctx.SetConnectionClose()
-		x.cbody = clientBody{r: ctx.RequestBodyStream(), conn: ctx.Conn()}
-		x.cbody.linger()
-		return false
-	}
-	x.client = ctx.Conn()
-	x.ureq = upstream.Request{Header: h}
-	stream := ctx.RequestBodyStream()
-	if cl == -2 || (cl == -1 && stream == nil) {
-		cl = 0 // no framing: a request without a body
-	}
-	if cl >= 0 && cl <= prefetchBytes {
-		if cl > 0 {
-			x.ureq.Body = ctx.Request.Body()
-		}
-		x.bytesIn = int64(len(x.ureq.Body))
-	} else {
-		x.cbody = clientBody{r: stream, conn: x.client, idle: s.cfg.ClientIdleTimeout, max: s.cfg.MaxBodyBytes}
-		x.ureq.BodyStream, x.ureq.BodyLen = &x.cbody, int64(cl)
-		if cl == -1 && !x.firstChunk(ctx) {
-			return false
+	x.id = id
+	for i := range stages {
+		if !stages[i].run(x, ctx) {
+			return false // answered by the stage
 		}
 	}
+	return x.forward(ctx)
+}
 
-	clientClose := h.ConnectionClose()
-	h.ResetConnectionClose()
-	// An Upgrade (WebSocket) request keeps its two hop-by-hop headers:
-	// the instance must see them to switch protocols.
-	upgrade := h.ConnectionUpgrade() && h.IsGet() && x.ureq.BodyStream == nil && len(x.ureq.Body) == 0
-	if upgrade {
-		x.upgrade = append(x.upgrade[:0], h.Peek(hdrUpgrade)...)
-		upgrade = len(x.upgrade) > 0
-	}
-	stripHopRequest(h, sc.hop, &x.scratch)
-	if upgrade {
-		h.Set("Connection", "Upgrade")
-		h.SetBytesV(hdrUpgrade, x.upgrade)
-		x.ureq.Upgrade = true
-	}
-	h.SetProtocol("HTTP/1.1")
-	h.SetNoDefaultContentType(true)
-	setForwarded(h, &sc, &c, peer, x.peerBuf[:])
-	if sc.n[cntRequestID] > 1 {
-		h.DelBytes(strRequestID)
-	}
-	h.SetCanonical(strRequestID, id)
-	if sc.n[cntFoundCluster] > 1 {
-		keepOne(h, strFoundCluster, &x.scratch)
-	}
-
+// forward sends the request to the instance picked, with retries, and
+// sets the response up: its headers, and its body streamed by x (true) or
+// none (false). A failed exchange gets the proxy's own response.
+func (x *exchange) forward(ctx *fasthttp.RequestCtx) bool {
+	s, id := x.s, x.id
 	resp := &ctx.Response
 	x.uresp = upstream.Response{Header: &resp.Header}
-	err := x.roundTrip(ctx, st, d, in)
-	in = x.inst
+	err := x.roundTrip(ctx, x.st, x.dep, x.inst)
+	in, d := x.inst, x.dep
 	if x.ureq.BodyStream != nil {
 		x.bytesIn = x.cbody.n
 	}
@@ -239,7 +143,7 @@ func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
 		return false
 	}
 	rh.SetNoDefaultContentType(true)
-	if clientClose || s.draining.Load() || x.uresp.BodyPending {
+	if x.clientClose || s.draining.Load() || x.uresp.BodyPending {
 		rh.SetConnectionClose()
 	}
 	setHandling(rh, id, d, in)

@@ -18,7 +18,7 @@ import (
 // the waking CPU an inter-processor interrupt (a trip through the
 // hypervisor) and the proxy's CPU an idle exit and a context switch. Under
 // load with the proxy not saturated, that happens for most requests: the
-// proxy handles one or two, sleeps, and is woken again (docs/wakeups.md,
+// proxy handles one or two, sleeps, and is woken again (docs/notes/wakeups.md,
 // "The load side's CPU, and idle naps").
 //
 // The napper is a goroutine that the scheduler runs when it has nothing

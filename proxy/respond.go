@@ -67,7 +67,7 @@ func jsonBody(msg string) []byte {
 	return []byte(`{"ok":false,"message":"` + msg + `"}`)
 }
 
-// The bodies of DESIGN.md's table, exactly.
+// The bodies of docs/reference.md's table of the proxy's own responses.
 var ownResponses = [numReasons]ownResponse{
 	reasonUnknownResource:  {fasthttp.StatusNotFound, jsonBody("Unknown resource.")},
 	reasonForbidden:        {fasthttp.StatusForbidden, jsonBody("Forbidden")},

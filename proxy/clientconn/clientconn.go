@@ -345,7 +345,7 @@ func (c *Conn) wcall() string {
 // less CPU per byte; and each write without more to follow pushes its
 // tail out as a short segment. At 1 MiB responses over loopback, 128 KiB
 // against 64 KiB took 13–20 % off the proxy's CPU per request and 20–30 %
-// off the segments a client receives (docs/profiles.md, "Write size of
+// off the segments a client receives (docs/notes/profiles.md, "Write size of
 // streamed bodies"). The price is memory: a response streaming a body
 // longer than the server's write buffer holds one buffer while it streams.
 // A spliced body holds a pipe of this size instead, which holds no memory
@@ -359,7 +359,7 @@ const DefaultCopySize = 128 << 10
 // segments: at 1 MiB responses over loopback, splicing through 1 MiB
 // pipes against 128 KiB took about 4 % off the CPU time the client and
 // the instance spent per response, and through 64 KiB pipes added about
-// 20 % (docs/profiles.md, "Splicing response bodies"). A pipe holds no
+// 20 % (docs/notes/profiles.md, "Splicing response bodies"). A pipe holds no
 // memory of its own, only references to pages the kernel received, up
 // to its size while the client is slower than the instance. 1 MiB is
 // also the largest pipe an unprivileged process may ask for by default
