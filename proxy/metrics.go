@@ -139,6 +139,10 @@ func newMetrics(s *Server) *metrics {
 		Name: "switchyard_upstream_idle_connections",
 		Help: "Idle pooled connections to instances.",
 	}, func() float64 { return float64(s.transport.Stats("").Idle) })
+	stale := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchyard_upstream_stale_connections_total",
+		Help: "Pooled connections found holding unasked bytes or closed when taken, and closed unused.",
+	}, func() float64 { return float64(s.transport.Stats("").Stale) })
 	if b := s.cfg.Reporter; b != nil {
 		stat := func(name, help string, f func(zones.Stats) uint64) {
 			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
@@ -151,7 +155,7 @@ func newMetrics(s *Server) *metrics {
 		stat("switchyard_health_check_failures_total", "Active health checks failed.", func(s zones.Stats) uint64 { return s.CheckFailures })
 	}
 	m.reg.MustRegister(m.duration, m.upstreamDuration, errs, m.inFlight, reloads,
-		m.tableVersion, m.tableDeployments, age, dropped, open, idle)
+		m.tableVersion, m.tableDeployments, age, dropped, open, idle, stale)
 	return m
 }
 
