@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -345,5 +347,49 @@ func TestHealthPathSpellings(t *testing.T) {
 	}
 	if got := r.requests(); len(got) != 0 {
 		t.Errorf("instance saw %q", got)
+	}
+}
+
+// countingListener counts the connections it hands out.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// Serve takes any listener: the proxy serves what it accepts.
+func TestServeOnAGivenListener(t *testing.T) {
+	r := startRecorder(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	s, err := New(Config{AdminListen: "-", AccessLog: accessLogDiscard(), Logger: discardLogger(), DrainDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Apply(recorderTable(t, r))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, cl) }()
+	<-s.Ready()
+	if got := s.Addr().String(); got != ln.Addr().String() {
+		t.Errorf("Addr %s; want the listener's %s", got, ln.Addr())
+	}
+	resp := exchangeRaw(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: app.es.example.test\r\n\r\n")
+	if statusOf(resp) != 200 || cl.n.Load() != 1 {
+		t.Errorf("%d connections accepted; response %s", cl.n.Load(), resp)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 }

@@ -205,15 +205,27 @@ func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
 // nothing when the access log is stdout or off.
 func (s *Server) ReopenAccessLog() error { return s.alog.Reopen() }
 
-// Run serves until ctx ends, then drains and returns nil. It returns an
-// error at once when a listener cannot be bound or fails.
+// Run listens on Config.Listen and serves (Serve).
 func (s *Server) Run(ctx context.Context) error {
-	defer s.alog.Close()
-	defer s.transport.Close()
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
+		s.alog.Close()
+		s.transport.Close()
 		return fmt.Errorf("proxy: listen: %w", err)
 	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves clients from ln, which it closes, until ctx ends, then
+// drains and returns nil. It returns an error at once when the admin
+// listener cannot be bound or a listener fails. ln may be any listener
+// (tests and benchmarks hand it their own); TCP connections get the
+// client connections' write and splice handling (clientconn). A Server
+// serves once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	defer s.alog.Close()
+	defer s.transport.Close()
+	var err error
 	var aln net.Listener
 	if s.cfg.AdminListen != "-" {
 		if aln, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
