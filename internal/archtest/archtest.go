@@ -101,6 +101,22 @@ var Rules = []Rule{
 		},
 	},
 	{
+		Name: "controlplane and allocator import nothing of proxy",
+		From: func(rel string) bool { return underAny(rel, "controlplane", "allocator") },
+		Banned: func(_, rel string, inModule bool) bool {
+			return inModule && Under(rel, "proxy")
+		},
+	},
+	{
+		// Decisions live where a CLI, an API and a plan executor can all
+		// call them; a command line calls them, never the other way.
+		Name: "controlplane imports no command line (internal/cli, internal/yardctl)",
+		From: func(rel string) bool { return Under(rel, "controlplane") },
+		Banned: func(_, rel string, inModule bool) bool {
+			return inModule && underAny(rel, "internal/cli", "internal/yardctl")
+		},
+	},
+	{
 		Name: "loadtest imports no other package of the project",
 		From: func(rel string) bool { return Under(rel, "loadtest") },
 		Banned: func(_, rel string, inModule bool) bool {

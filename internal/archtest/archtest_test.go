@@ -67,6 +67,9 @@ func TestRulesCatchViolations(t *testing.T) {
 			pkg(m+"/loadtest/report", m+"/loadtest"),
 			pkg(m+"/cmd/switchyard", m+"/internal/cli"),
 			pkg(m+"/internal/cli", m+"/proxy", m+"/routes/zkstore"),
+			pkg(m+"/internal/yardctl", m+"/controlplane/cutover", m+"/routes/zkstore"),
+			pkg(m+"/controlplane/cutover", m+"/routes", m+"/routes/wire", m+"/routes/zkstore"),
+			pkg(m+"/routes/wire", m+"/routes"),
 			pkg("github.com/go-zookeeper/zk", "net"),
 		}, nil},
 		{"proxy imports zk through routes", []*Package{
@@ -94,6 +97,19 @@ func TestRulesCatchViolations(t *testing.T) {
 			pkg(m+"/zones", m+"/loadtest"),
 			pkg(m + "/loadtest"),
 		}, []string{m + "/zones -> " + m + "/loadtest: routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo"}},
+		{"controlplane imports proxy", []*Package{
+			pkg(m+"/controlplane/cutover", m+"/proxy/upstream"),
+			pkg(m + "/proxy/upstream"),
+		}, []string{m + "/controlplane/cutover -> " + m + "/proxy/upstream: controlplane and allocator import nothing of proxy"}},
+		{"allocator imports proxy through a helper", []*Package{
+			pkg(m+"/allocator", m+"/internal/sockio"),
+			pkg(m+"/internal/sockio", m+"/proxy"),
+			pkg(m + "/proxy"),
+		}, []string{m + "/allocator -> " + m + "/internal/sockio -> " + m + "/proxy: controlplane and allocator import nothing of proxy"}},
+		{"controlplane imports yardctl", []*Package{
+			pkg(m+"/controlplane/plan", m+"/internal/yardctl"),
+			pkg(m + "/internal/yardctl"),
+		}, []string{m + "/controlplane/plan -> " + m + "/internal/yardctl: controlplane imports no command line (internal/cli, internal/yardctl)"}},
 		{"loadtest imports routes", []*Package{
 			pkg(m+"/loadtest", m+"/routes"),
 			pkg(m + "/routes"),

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/switchyard/switchyard/controlplane/cutover"
 )
 
 func TestParseRollbackSpec(t *testing.T) {
@@ -33,26 +35,15 @@ func TestParseRollbackSpec(t *testing.T) {
 		switch {
 		case c.err != "" && (err == nil || err.Error() != c.err):
 			t.Errorf("%q: error %v; want %q", c.arg, err, c.err)
-		case c.err == "" && (err != nil || s.Window != c.window || s.Rate != c.rate || s.MinRequests != defaultMinRequests):
+		case c.err == "" && (err != nil || s.Window != c.window || s.Rate != c.rate || s.MinRequests != cutover.DefaultMinRequests):
 			t.Errorf("%q: %+v, %v; want window %v rate %v", c.arg, s, err, c.window, c.rate)
 		}
 	}
 }
 
-func TestWatcherCountsSinceBaseline(t *testing.T) {
-	w := &watcher{baseline: map[string]genCount{"p1": {100, 50}, "p2": {10, 0}}, since: map[string]genCount{}}
-	// p1 restarted (counts under its baseline): all it has is new. p3 is
-	// new. p2 added 5 requests.
-	total, proxies := w.update(map[string]genCount{"p1": {4, 1}, "p2": {15, 0}, "p3": {6, 6}})
-	if total != (genCount{15, 7}) || proxies != 3 {
-		t.Fatalf("total %+v from %d proxies; want {15 7} from 3", total, proxies)
-	}
-	// p3's report is gone (it stopped): what it contributed stays.
-	total, _ = w.update(map[string]genCount{"p1": {10, 1}, "p2": {15, 0}})
-	if total != (genCount{21, 7}) {
-		t.Fatalf("total %+v after p3's report went; want {21 7}", total)
-	}
-}
+// genCount is a proxy's attempts and failures, as the fake route server
+// reports them.
+type genCount struct{ requests, errors uint64 }
 
 // reportingRouteServer is a fake route server whose proxies are always
 // current and whose reports for esID's green generation come from counts.

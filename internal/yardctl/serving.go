@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/controlplane/cutover"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
@@ -63,24 +63,24 @@ var maintenanceCommand = &command{
 // changeOut is the -o json output of cutover, weights, rollback and
 // maintenance.
 type changeOut struct {
-	Deployment      string          `json:"deployment"`
-	Instance        string          `json:"instance,omitempty"`
-	Maintenance     *bool           `json:"maintenance,omitempty"`
-	Serving         map[string]int  `json:"serving,omitempty"`
-	PreviousServing map[string]int  `json:"previous_serving,omitempty"`
-	Zxid            int64           `json:"zxid"`
-	Wait            *waitResult     `json:"wait,omitempty"`
-	AutoRollback    *rollbackResult `json:"auto_rollback,omitempty"`
+	Deployment      string               `json:"deployment"`
+	Instance        string               `json:"instance,omitempty"`
+	Maintenance     *bool                `json:"maintenance,omitempty"`
+	Serving         map[string]int       `json:"serving,omitempty"`
+	PreviousServing map[string]int       `json:"previous_serving,omitempty"`
+	Zxid            int64                `json:"zxid"`
+	Wait            *cutover.WaitResult  `json:"wait,omitempty"`
+	AutoRollback    *cutover.WatchResult `json:"auto_rollback,omitempty"`
 }
 
-// target is the deployment a command changes, as read before the change.
+// target is the deployment a command changes, as read before the change:
+// the decisions on it are cutover.Target's.
 type target struct {
-	s     *zkstore.Store
-	id    string
-	d     *routes.Deployment
-	dd    zkstore.DeploymentData
-	zones map[string]routes.ZoneState
+	s *zkstore.Store
+	cutover.Target
 }
+
+func (t *target) id() string { return t.Deployment.ID }
 
 // load connects and reads the deployment key names (ID or alias.kind).
 func load(ctx context.Context, e *env, name, key string) (*target, error) {
@@ -103,74 +103,31 @@ func load(ctx context.Context, e *env, name, key string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &target{s: s, id: id, d: d, dd: dd, zones: snap.Zones}, nil
+	return &target{s: s, Target: cutover.Target{Deployment: d, PreviousServing: dd.PreviousServing, Zones: snap.Zones}}, nil
 }
 
-// generations lists the generations that have instances, sorted.
-func (t *target) generations() []string {
-	set := map[string]bool{}
-	for _, in := range t.d.Instances {
-		set[in.Generation] = true
-	}
-	return slices.Sorted(maps.Keys(set))
-}
-
-// unservable says why no instance of gen can serve, or "" when one can.
-func (t *target) unservable(gen string) string {
-	var why []string
-	for _, in := range t.d.Instances {
-		switch {
-		case in.Generation != gen:
-		case in.Maintenance:
-			why = append(why, in.ID+" in maintenance")
-		case t.zones[in.Zone] == routes.ZoneDown:
-			why = append(why, in.ID+" in zone "+in.Zone+" which is down")
-		default:
-			return ""
-		}
-	}
-	if len(why) == 0 {
-		return fmt.Sprintf("generation %q has no instances in %s (generations: %s)", gen, t.id, strings.Join(t.generations(), ", "))
-	}
-	return fmt.Sprintf("generation %q of %s has no instance able to serve (%s)", gen, t.id, strings.Join(why, ", "))
-}
-
-// withZeros adds weight 0 for every generation with instances that
-// serving does not list, so that the deployment stays valid.
-func (t *target) withZeros(serving map[string]int) map[string]int {
-	out := maps.Clone(serving)
-	for _, g := range t.generations() {
-		if _, ok := out[g]; !ok {
-			out[g] = 0
-		}
-	}
-	return out
-}
-
-// writeServing writes serving; a map the deployment refuses is bad input.
-func (t *target) writeServing(ctx context.Context, name string, serving map[string]int) (int64, error) {
-	z, err := t.s.SetServing(ctx, t.id, serving)
+// writeErr is the error of a serving write: a map the deployment refuses
+// is bad input.
+func writeErr(name string, err error) error {
 	var re *routes.Error
-	switch {
-	case errors.As(err, &re) || errors.Is(err, zkstore.ErrNotFound):
-		return 0, &usageError{fmt.Errorf("%s: %w", name, err)}
-	case err != nil:
-		return 0, fmt.Errorf("%s: %w", name, err)
+	if errors.As(err, &re) || errors.Is(err, zkstore.ErrNotFound) {
+		return &usageError{fmt.Errorf("%s: %w", name, err)}
 	}
-	return z, nil
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // setServing writes serving, says what it did, and waits if asked.
 func setServing(ctx context.Context, e *env, fs *flag.FlagSet, name string, t *target, serving map[string]int) error {
-	z, err := t.writeServing(ctx, name, serving)
+	z, err := t.s.SetServing(ctx, t.id(), serving)
 	if err != nil {
-		return err
+		return writeErr(name, err)
 	}
-	out := changeOut{Deployment: t.id, Serving: serving, PreviousServing: t.dd.Serving, Zxid: z}
-	line := fmt.Sprintf("%s %s: serving %s (was %s), zxid %s", name, t.id, servingText(serving), servingText(t.dd.Serving), zxid(z))
-	if maps.Equal(serving, t.dd.Serving) {
-		out.PreviousServing = t.dd.PreviousServing
-		line = fmt.Sprintf("%s %s: serving already %s, zxid %s", name, t.id, servingText(serving), zxid(z))
+	was := t.Deployment.Serving
+	out := changeOut{Deployment: t.id(), Serving: serving, PreviousServing: was, Zxid: z}
+	line := fmt.Sprintf("%s %s: serving %s (was %s), zxid %s", name, t.id(), servingText(serving), servingText(was), zxid(z))
+	if maps.Equal(serving, was) {
+		out.PreviousServing = t.PreviousServing
+		line = fmt.Sprintf("%s %s: serving already %s, zxid %s", name, t.id(), servingText(serving), zxid(z))
 	}
 	return finish(ctx, e, fs, name, t.s, out, line)
 }
@@ -200,7 +157,7 @@ func runCutover(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if gen == "" {
 		return usagef("cutover: --to GEN is required")
 	}
-	var spec *rollbackSpec
+	var spec *cutover.Spec
 	if arg := flagString(fs, "auto-rollback"); arg != "" {
 		s, err := parseRollbackSpec(arg)
 		if err != nil {
@@ -212,13 +169,13 @@ func runCutover(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	if why := t.unservable(gen); why != "" && flagString(fs, "force") != "true" {
-		return usagef("cutover: %s; --force to cut over anyway", why)
+	if err := t.CanServe(gen); err != nil && flagString(fs, "force") != "true" {
+		return &usageError{fmt.Errorf("cutover: %w; --force to cut over anyway", err)}
 	}
 	if spec != nil {
 		return runCutoverWatched(ctx, e, t, gen, *spec)
 	}
-	return setServing(ctx, e, fs, "cutover", t, t.withZeros(map[string]int{gen: 100}))
+	return setServing(ctx, e, fs, "cutover", t, t.Cutover(gen))
 }
 
 func runWeights(ctx context.Context, e *env, fs *flag.FlagSet) error {
@@ -233,13 +190,11 @@ func runWeights(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	gens := t.generations()
-	for _, g := range slices.Sorted(maps.Keys(w)) {
-		if !slices.Contains(gens, g) {
-			return usagef("weights: generation %q has no instances in %s (generations: %s)", g, t.id, strings.Join(gens, ", "))
-		}
+	serving, err := t.Weights(w)
+	if err != nil {
+		return &usageError{fmt.Errorf("weights: %w", err)}
 	}
-	return setServing(ctx, e, fs, "weights", t, t.withZeros(w))
+	return setServing(ctx, e, fs, "weights", t, serving)
 }
 
 // parseWeights parses "GEN=W,GEN=W": integers >= 0 that sum to more than 0.
@@ -279,10 +234,11 @@ func runRollback(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	if len(t.dd.PreviousServing) == 0 {
-		return usagef("rollback: %s has no previous serving map", t.id)
+	serving, err := t.Rollback()
+	if err != nil {
+		return &usageError{fmt.Errorf("rollback: %w", err)}
 	}
-	return setServing(ctx, e, fs, "rollback", t, t.withZeros(t.dd.PreviousServing))
+	return setServing(ctx, e, fs, "rollback", t, serving)
 }
 
 func runMaintenance(ctx context.Context, e *env, fs *flag.FlagSet) error {
@@ -298,14 +254,14 @@ func runMaintenance(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	z, err := t.s.SetMaintenance(ctx, t.id, inst, on)
+	z, err := t.s.SetMaintenance(ctx, t.id(), inst, on)
 	switch {
 	case errors.Is(err, zkstore.ErrNoInstance) || errors.Is(err, zkstore.ErrNotFound):
 		return &usageError{fmt.Errorf("maintenance: %w", err)}
 	case err != nil:
 		return fmt.Errorf("maintenance: %w", err)
 	}
-	out := changeOut{Deployment: t.id, Instance: inst, Maintenance: &on, Zxid: z}
-	line := fmt.Sprintf("maintenance %s %s %s, zxid %s", t.id, inst, word, zxid(z))
+	out := changeOut{Deployment: t.id(), Instance: inst, Maintenance: &on, Zxid: z}
+	line := fmt.Sprintf("maintenance %s %s %s, zxid %s", t.id(), inst, word, zxid(z))
 	return finish(ctx, e, fs, "maintenance", t.s, out, line)
 }

@@ -3,41 +3,74 @@ package yardctl
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
+	"github.com/switchyard/switchyard/controlplane/cutover"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
-// pollInterval is how often --wait asks the route servers.
-const pollInterval = 200 * time.Millisecond
+// routeServers is the cutover.Observer of the route servers registered in
+// a store: each one's /status, all at once.
+type routeServers struct{ s *zkstore.Store }
 
-// waitResult is what --wait saw at the end.
-type waitResult struct {
-	Version        int64    `json:"version"` // the write's zxid
-	Proxies        int      `json:"proxies"` // live proxies reported
-	Current        int      `json:"current"` // of them, at >= Version
-	ElapsedSeconds float64  `json:"elapsed_seconds"`
-	Unreachable    []string `json:"unreachable_route_servers,omitempty"`
+func (o routeServers) Observe(ctx context.Context, timeout time.Duration) (cutover.Observation, error) {
+	rss, err := o.s.RouteServers(ctx)
+	if err != nil {
+		return cutover.Observation{}, err
+	}
+	obs := cutover.Observation{RouteServers: len(rss)}
+	for _, rs := range fetchStatuses(ctx, rss, timeout) {
+		if rs.Status == nil {
+			obs.Unreachable = append(obs.Unreachable, rs.Name)
+			continue
+		}
+		obs.Statuses = append(obs.Statuses, *rs.Status)
+	}
+	return obs, nil
 }
 
-func (w waitResult) String() string {
-	s := fmt.Sprintf("%d of %d proxies at version %s after %.1fs", w.Current, w.Proxies, zxid(w.Version), w.ElapsedSeconds)
-	if w.Proxies == 0 {
-		s = fmt.Sprintf("no proxies reported (%.1fs)", w.ElapsedSeconds)
+// runner is the cutover.Runner of a command: the route servers of s, each
+// asked within --timeout, waits bounded by --wait's timeout, progress on
+// stderr.
+func (e *env) runner(s *zkstore.Store) *cutover.Runner {
+	return &cutover.Runner{RouteServers: routeServers{s}, Store: s, ObserveTimeout: e.g.timeout,
+		WaitTimeout: e.waitTimeout, Progress: e.progress}
+}
+
+// progress says a cutover.Runner's events on stderr.
+func (e *env) progress(ev cutover.Event) {
+	switch ev := ev.(type) {
+	case cutover.Waiting:
+		fmt.Fprintf(e.stderr, "%d of %d proxies at version %s, %.1fs\n", ev.Current, ev.Proxies, zxid(ev.Version), ev.Elapsed.Seconds())
+	case cutover.CutOver:
+		fmt.Fprintf(e.stderr, "cutover %s: serving %s (was %s), zxid %s\n",
+			ev.Deployment, servingText(ev.Serving), servingText(ev.Previous), zxid(ev.Zxid))
+	case cutover.Unapplied:
+		fmt.Fprintf(e.stderr, "yardctl: %s; watching anyway\n", oneLine(ev.Err))
+	case cutover.Watching:
+		fmt.Fprintf(e.stderr, "auto-rollback: %s: %s, %.0fs of %v\n", ev.Generation, ev.Result.Observed(), ev.Result.ElapsedSeconds, ev.Window)
+	case cutover.ReportsFailed:
+		fmt.Fprintf(e.stderr, "auto-rollback: cannot read the proxies' reports: %v\n", ev.Err)
+	case cutover.RollingBack:
+		fmt.Fprintf(e.stderr, "auto-rollback: %s; rolling back to %s (zxid %s)\n", ev.Why, servingText(ev.Serving), zxid(ev.Zxid))
 	}
-	if len(w.Unreachable) > 0 {
-		s += " (unreachable route servers: " + strings.Join(w.Unreachable, ", ") + ")"
+}
+
+// waitProxies waits until every proxy the route servers report has
+// applied version (cutover.Runner.Wait), saying progress on stderr; after
+// e.waitTimeout it fails naming the proxies that lag.
+func waitProxies(ctx context.Context, e *env, s *zkstore.Store, name string, version int64) (cutover.WaitResult, error) {
+	w, err := e.runner(s).Wait(ctx, version)
+	if err != nil {
+		return w, fmt.Errorf("%s: %w", name, err)
 	}
-	return s
+	return w, nil
 }
 
 // proxyView is the proxies the route servers report, deduplicated by ID,
 // each with the highest version any route server saw.
 type proxyView struct {
-	versions     map[string]int64
+	versions     cutover.Applied
 	routeServers int // registered
 	unreachable  []string
 }
@@ -45,77 +78,9 @@ type proxyView struct {
 // observe asks every registered route server for the proxies it has
 // heard from, each /status within timeout.
 func observe(ctx context.Context, s *zkstore.Store, timeout time.Duration) (proxyView, error) {
-	v := proxyView{versions: map[string]int64{}}
-	rss, err := s.RouteServers(ctx)
-	if err != nil {
-		return v, err
-	}
-	v.routeServers = len(rss)
-	for _, rs := range fetchStatuses(ctx, rss, timeout) {
-		if rs.Status == nil {
-			v.unreachable = append(v.unreachable, rs.Name)
-			continue
-		}
-		for _, p := range rs.Status.Proxies {
-			if cur, ok := v.versions[p.ID]; !ok || int64(p.Version) > cur {
-				v.versions[p.ID] = int64(p.Version)
-			}
-		}
-	}
-	return v, nil
+	obs, err := routeServers{s}.Observe(ctx, timeout)
+	return proxyView{versions: obs.Applied(), routeServers: obs.RouteServers, unreachable: obs.Unreachable}, err
 }
 
 // lagging lists the proxies below version, by ID, with their version.
-func (v proxyView) lagging(version int64) []string {
-	var out []string
-	for _, id := range slices.Sorted(maps.Keys(v.versions)) {
-		if v.versions[id] < version {
-			out = append(out, fmt.Sprintf("%s (at %s)", id, zxid(v.versions[id])))
-		}
-	}
-	return out
-}
-
-// waitProxies polls every registered route server's /status until every
-// proxy they report has applied version, saying progress on stderr. After
-// e.waitTimeout it fails naming the proxies that lag.
-func waitProxies(ctx context.Context, e *env, s *zkstore.Store, name string, version int64) (waitResult, error) {
-	start := time.Now()
-	deadline := start.Add(e.waitTimeout)
-	res := waitResult{Version: version}
-	var lastLine string
-	var lastPrint time.Time
-	var lastErr error
-	for {
-		v, err := observe(ctx, s, min(e.g.timeout, e.waitTimeout))
-		res.ElapsedSeconds = time.Since(start).Seconds()
-		if err != nil {
-			lastErr = err
-		} else {
-			lastErr = nil
-			lag := v.lagging(version)
-			res.Proxies, res.Current, res.Unreachable = len(v.versions), len(v.versions)-len(lag), v.unreachable
-			line := fmt.Sprintf("%d of %d proxies at version %s", res.Current, res.Proxies, zxid(version))
-			if len(lag) == 0 {
-				return res, nil
-			}
-			if line != lastLine || time.Since(lastPrint) >= time.Second {
-				fmt.Fprintf(e.stderr, "%s, %.1fs\n", line, res.ElapsedSeconds)
-				lastLine, lastPrint = line, time.Now()
-			}
-			if time.Now().After(deadline) {
-				return res, fmt.Errorf("%s: written (zxid %s), but after %v %d of %d proxies lag: %s",
-					name, zxid(version), e.waitTimeout, len(lag), res.Proxies, strings.Join(lag, ", "))
-			}
-		}
-		if lastErr != nil && time.Now().After(deadline) {
-			return res, fmt.Errorf("%s: written (zxid %s), but could not list the route servers within %v: %w",
-				name, zxid(version), e.waitTimeout, lastErr)
-		}
-		select {
-		case <-ctx.Done():
-			return res, fmt.Errorf("%s: written (zxid %s), waiting for proxies: %w", name, zxid(version), ctx.Err())
-		case <-time.After(min(pollInterval, time.Until(deadline)+time.Millisecond)):
-		}
-	}
-}
+func (v proxyView) lagging(version int64) []string { return v.versions.Behind(version) }
