@@ -13,8 +13,7 @@ func TestWaitUntilEveryProxyApplied(t *testing.T) {
 	clk := newClock()
 	st := &fakeStore{zxid: 0x20}
 	// p2 catches up at the 4th poll.
-	f := &fakeFleet{clock: clk, store: st, counts: map[string]Count{"p1": {}, "p2": {}}, behind: map[string]bool{"p2": true},
-		onPoll: func(n int) {}}
+	f := &fakeFleet{clock: clk, store: st, counts: map[string]Count{"p1": {}, "p2": {}}, behind: map[string]bool{"p2": true}}
 	f.onPoll = func(n int) {
 		if n == 4 {
 			delete(f.behind, "p2")
