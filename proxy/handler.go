@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -34,6 +33,14 @@ type exchange struct {
 	scratch []byte
 	xffBuf  []byte
 
+	// The front end's side of the exchange, and the request and response
+	// headers: the client's request, made the instance's by the stages,
+	// and the instance's response, made the client's by forward.
+	fe   frontEnd
+	fast fastClient // fe of the fasthttp server, kept here
+	req  *fasthttp.RequestHeader
+	resp *fasthttp.ResponseHeader
+
 	id     []byte     // the request ID (in idBuf)
 	sc     reqScan    // what the header lines hold (framing stage)
 	peer   netip.Addr // the TCP peer
@@ -44,6 +51,7 @@ type exchange struct {
 	dep         *routes.Deployment
 	inst        *routes.Instance
 	upgrade     []byte // the Upgrade header of an upgrade request or 101
+	upgradeHead []byte // the 101 to write, for a tunnel
 	tried       [maxTries]*routes.Instance
 	clientIP    []byte
 
@@ -67,68 +75,49 @@ type exchange struct {
 	entry accesslog.Entry
 }
 
-func (s *Server) handle(ctx *fasthttp.RequestCtx) {
-	x := s.exPool.Get().(*exchange)
-	x.s, x.start, x.backend = s, ctx.Time(), -1
-	s.metrics.inFlight.Inc()
-	s.budget.active.Add(1)
-	s.progress.requestStarted(x.start)
-	id := s.ids.next(&x.idBuf)
-	if x.serve(ctx, id) {
-		return // finished by CloseWithError once the body is written
-	}
-	ctx.Response.Header.SetCanonical(strRequestID, id)
-	if s.draining.Load() {
-		ctx.SetConnectionClose()
-	}
-	x.status = ctx.Response.StatusCode()
-	x.finish(ctx)
-}
-
-// serve handles the request: the stages, then the forward. It returns
-// true when the response body is being streamed from an instance by x.
-func (x *exchange) serve(ctx *fasthttp.RequestCtx, id []byte) bool {
+// serve handles the request with id: the stages, then the forward. It
+// says how the front end delivers the response.
+func (x *exchange) serve(id []byte) delivery {
 	x.id = id
 	for i := range stages {
-		if !stages[i].run(x, ctx) {
-			return false // answered by the stage
+		if !stages[i].run(x) {
+			return deliverHeaders // answered by the stage
 		}
 	}
-	return x.forward(ctx)
+	return x.forward()
 }
 
 // forward sends the request to the instance picked, with retries, and
-// sets the response up: its headers, and its body streamed by x (true) or
-// none (false). A failed exchange gets the proxy's own response.
-func (x *exchange) forward(ctx *fasthttp.RequestCtx) bool {
+// sets the response up: its headers, and a body streamed by x, or none, or
+// a tunnel. A failed exchange gets the proxy's own response.
+func (x *exchange) forward() delivery {
 	s, id := x.s, x.id
-	resp := &ctx.Response
-	x.uresp = upstream.Response{Header: &resp.Header}
-	err := x.roundTrip(ctx, x.st, x.dep, x.inst)
+	x.uresp = upstream.Response{Header: x.resp}
+	err := x.roundTrip(x.st, x.dep, x.inst)
 	in, d := x.inst, x.dep
 	if x.ureq.BodyStream != nil {
 		x.bytesIn = x.cbody.n
 	}
 	if err != nil {
-		resp.Header.Reset()
+		x.resp.Reset()
 		r := classify(err)
 		if x.ureq.BodyStream != nil || r == reasonClientClosed {
 			// The rest of the request body is unread: the connection
 			// cannot carry another request.
-			ctx.SetConnectionClose()
+			x.fe.setClose()
 			if r != reasonClientClosed && r != reasonClientTimeout {
 				x.cbody.linger()
 			}
 		}
 		s.log.Debug("upstream exchange failed", "instance", in.ID, "addr", in.Addr, "error", err)
-		x.own(ctx, r)
-		return false
+		x.own(r)
+		return deliverHeaders
 	}
 	x.backend = x.uresp.Received.Sub(x.uresp.Sent)
 	s.metrics.upstreamDuration.Observe(x.backend.Seconds())
 	s.progress.responseArrived(x.uresp.Received)
 
-	rh := &resp.Header
+	rh := x.resp
 	rh.ResetConnectionClose()
 	if t := x.uresp.Tunnel; t != nil {
 		x.upgrade = append(x.upgrade[:0], rh.Peek(hdrUpgrade)...)
@@ -139,8 +128,9 @@ func (x *exchange) forward(ctx *fasthttp.RequestCtx) bool {
 		rh.SetBytesV(hdrUpgrade, x.upgrade)
 		setHandling(rh, id, d, in)
 		x.status = rh.StatusCode()
-		s.tunnel(ctx, t, append([]byte(nil), rh.Header()...))
-		return false
+		// A copy of its own: the tunnel writes it after x is finished.
+		x.upgradeHead = append([]byte(nil), rh.Header()...)
+		return deliverTunnel
 	}
 	rh.SetNoDefaultContentType(true)
 	if x.clientClose || s.draining.Load() || x.uresp.BodyPending {
@@ -149,18 +139,17 @@ func (x *exchange) forward(ctx *fasthttp.RequestCtx) bool {
 	setHandling(rh, id, d, in)
 	x.status = rh.StatusCode()
 	if x.uresp.Body == nil {
-		return false // HEAD, 204, 304: headers only
+		return deliverHeaders // HEAD, 204, 304: headers only
 	}
 	x.ubody = x.uresp.Body
-	resp.SetBodyStream(x, int(x.uresp.ContentLength))
-	return true
+	return deliverBody
 }
 
 // roundTrip sends the request to in and, when that fails in a way that
 // allows it (see retryable), to other instances: up to maxTries in all,
 // within the retry budget. x.inst is the instance of the last attempt.
 // Each attempt is counted in st.gens, when its instance has a counter.
-func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes.Deployment, in *routes.Instance) error {
+func (x *exchange) roundTrip(st *tableState, d *routes.Deployment, in *routes.Instance) error {
 	s := x.s
 	gens := st.gens
 	tried := x.tried[:0]
@@ -169,11 +158,11 @@ func (x *exchange) roundTrip(ctx *fasthttp.RequestCtx, st *tableState, d *routes
 		x.inst = in
 		if retry {
 			s.metrics.retries.Inc()
-			ctx.Response.Header.Reset()
+			x.resp.Reset()
 		}
 		s.cfg.Picker.Begin(in)
 		err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
-		o := outcome(err, ctx.Response.Header.StatusCode())
+		o := outcome(err, x.resp.StatusCode())
 		if err == nil && x.uresp.Body != nil {
 			// Outstanding until the body has been sent: see
 			// CloseWithError.
@@ -229,10 +218,12 @@ func setHandling(rh *fasthttp.ResponseHeader, id []byte, d *routes.Deployment, i
 	rh.SetCanonical(strHandlingInstance, bytesOf(in.ID))
 }
 
-// own writes the proxy's own response for r.
-func (x *exchange) own(ctx *fasthttp.RequestCtx, r reason) {
+// own sets the proxy's own response for r.
+func (x *exchange) own(r reason) {
 	x.reason = r
-	writeOwn(ctx, r)
+	o := &ownResponses[r]
+	x.fe.respond(o.status, o.body)
+	x.bytesOut = int64(len(o.body))
 }
 
 // Read streams the instance's response body to the client. (A client that
@@ -285,13 +276,13 @@ func (x *exchange) CloseWithError(werr error) error {
 		x.trackEnd = nil
 		x.s.cfg.Picker.End(in, o)
 	}
-	x.finish(nil)
+	x.finish()
 	return nil
 }
 
 // finish records the request in metrics and the access log and returns x
 // to the pool.
-func (x *exchange) finish(ctx *fasthttp.RequestCtx) {
+func (x *exchange) finish() {
 	s := x.s
 	total := time.Since(x.start)
 	if x.reason == reasonClientClosed {
@@ -321,21 +312,11 @@ func (x *exchange) finish(ctx *fasthttp.RequestCtx) {
 	if x.inst != nil {
 		e.HandlingInstance, e.AvailabilityZones = x.inst.ID, x.inst.Zone
 	}
-	if ctx != nil {
-		e.Method, e.Host, e.Path = ctx.Method(), ctx.Host(), ctx.RequestURI()
-		if x.bytesOut == 0 && x.reason != reasonNone {
-			x.bytesOut = int64(len(ctx.Response.Body()))
-			e.BytesOut = x.bytesOut
+	e.Method, e.Host, e.Path = x.req.Method(), x.req.Host(), x.req.RequestURI()
+	if e.ClientIP == nil {
+		if a := x.fe.peer(); a.IsValid() {
+			e.ClientIP = a.AppendTo(x.ipBuf[:0])
 		}
-		if e.ClientIP == nil {
-			if ip := ctx.RemoteIP(); ip != nil {
-				if a, ok := netip.AddrFromSlice(ip); ok {
-					e.ClientIP = a.Unmap().AppendTo(x.ipBuf[:0])
-				}
-			}
-		}
-	} else {
-		e.Method, e.Host, e.Path = x.ureq.Header.Method(), x.ureq.Header.Host(), x.ureq.Header.RequestURI()
 	}
 	s.alog.Log(e)
 
@@ -350,7 +331,7 @@ func (x *exchange) finish(ctx *fasthttp.RequestCtx) {
 // rest of a malformed request is. A body that ends within that read is
 // sent with a Content-Length, like any short body. It returns false when
 // the request has been answered.
-func (x *exchange) firstChunk(ctx *fasthttp.RequestCtx) bool {
+func (x *exchange) firstChunk() bool {
 	b := &x.cbody
 	if x.preBuf == nil {
 		x.preBuf = make([]byte, 4<<10)
@@ -364,11 +345,11 @@ func (x *exchange) firstChunk(ctx *fasthttp.RequestCtx) bool {
 	case err != nil:
 		x.bytesIn = b.n
 		r := classify(&upstream.Error{Kind: upstream.KindClientBody, Err: err})
-		ctx.SetConnectionClose()
+		x.fe.setClose()
 		if r == reasonBodyTooLarge || r == reasonBadRequest {
 			b.linger()
 		}
-		x.own(ctx, r)
+		x.own(r)
 		return false
 	}
 	b.pre = x.preBuf[:n]
@@ -436,43 +417,11 @@ func (b *clientBody) Interrupt() {
 
 // writeHealth answers /_health: 200 once a table is loaded, 502 before that
 // and while draining.
-func (s *Server) writeHealth(ctx *fasthttp.RequestCtx) {
-	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-	if s.state.Load() == nil || s.draining.Load() {
-		ctx.Response.SetStatusCode(fasthttp.StatusBadGateway)
-		ctx.Response.SetBodyRaw(healthDown)
-		return
+func (x *exchange) writeHealth() {
+	status, body := fasthttp.StatusOK, healthOK
+	if x.s.state.Load() == nil || x.s.draining.Load() {
+		status, body = fasthttp.StatusBadGateway, healthDown
 	}
-	ctx.Response.SetStatusCode(fasthttp.StatusOK)
-	ctx.Response.SetBodyRaw(healthOK)
-}
-
-// handleParseError answers requests that fasthttp could not parse.
-func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
-	x := s.exPool.Get().(*exchange)
-	x.s, x.start, x.backend = s, time.Now(), -1
-	s.metrics.inFlight.Inc()
-	s.budget.active.Add(1)
-	var small *fasthttp.ErrSmallBuffer
-	var ne net.Error
-	switch {
-	case errors.As(err, &small):
-		x.own(ctx, reasonHeaderTooLarge)
-	case errors.As(err, &ne) && ne.Timeout():
-		x.own(ctx, reasonClientTimeout)
-	default:
-		x.own(ctx, reasonBadRequest)
-	}
-	ctx.Response.Header.SetCanonical(strRequestID, s.ids.next(&x.idBuf))
-	ctx.SetConnectionClose()
-	// What the client is still sending (the rest of an oversized header)
-	// is read and dropped briefly, so that it reads this response rather
-	// than a reset.
-	if c := ctx.Conn(); c != nil {
-		_ = c.SetReadDeadline(time.Now().Add(parseErrorLinger))
-		_, _ = io.Copy(io.Discard, io.LimitReader(c, lingerBytes))
-	}
-	x.status = ctx.Response.StatusCode()
-	s.log.Debug("malformed request", "error", err, "remote", ctx.RemoteAddr().String())
-	x.finish(ctx)
+	x.fe.respond(status, body)
+	x.bytesOut = int64(len(body))
 }

@@ -92,14 +92,6 @@ var (
 	healthDown         = []byte(`{"ok":false,"status":502}`)
 )
 
-// writeOwn writes the proxy's own response for r.
-func writeOwn(ctx *fasthttp.RequestCtx, r reason) {
-	o := &ownResponses[r]
-	ctx.Response.Header.SetStatusCode(o.status)
-	ctx.Response.Header.SetContentTypeBytes(strContentTypeJSON)
-	ctx.Response.SetBodyRaw(o.body)
-}
-
 // errBodyTooLarge is returned by the client body reader past MaxBodyBytes.
 var errBodyTooLarge = errors.New("proxy: request body too large")
 

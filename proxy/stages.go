@@ -2,10 +2,8 @@ package proxy
 
 import (
 	"bytes"
-	"net/netip"
 
 	"github.com/switchyard/switchyard/proxy/upstream"
-	"github.com/valyala/fasthttp"
 )
 
 // stage is one step of the request path. run returns false when the
@@ -13,7 +11,7 @@ import (
 // stages after it and the forward do not run.
 type stage struct {
 	name string
-	run  func(x *exchange, ctx *fasthttp.RequestCtx) bool
+	run  func(x *exchange) bool
 }
 
 // stages are the steps every request goes through, in order, before it is
@@ -33,11 +31,11 @@ var stages = [...]stage{
 }
 
 // health answers /_health (see writeHealth).
-func (x *exchange) health(ctx *fasthttp.RequestCtx) bool {
-	if !bytes.Equal(ctx.Path(), strHealthPath) {
+func (x *exchange) health() bool {
+	if !bytes.Equal(x.fe.path(), strHealthPath) {
 		return true
 	}
-	x.s.writeHealth(ctx)
+	x.writeHealth()
 	x.reason = reasonHealth
 	return false
 }
@@ -46,8 +44,8 @@ func (x *exchange) health(ctx *fasthttp.RequestCtx) bool {
 // forward: CONNECT, ambiguous framing, a bad request line or Host, and
 // route keys that disagree. One pass over the header lines as received
 // (reqScan) serves this stage and the later ones.
-func (x *exchange) framing(ctx *fasthttp.RequestCtx) bool {
-	h := &ctx.Request.Header
+func (x *exchange) framing() bool {
+	h := x.req
 	x.sc = scanRequest(h.RawHeaders())
 	r := reasonNone
 	switch {
@@ -63,59 +61,56 @@ func (x *exchange) framing(ctx *fasthttp.RequestCtx) bool {
 	default:
 		return true
 	}
-	x.own(ctx, r)
-	ctx.SetConnectionClose()
+	x.own(r)
+	x.fe.setClose()
 	return false
 }
 
 // findClient finds the client address (clientOf), which the filter, the
 // forwarded headers and the access log all use.
-func (x *exchange) findClient(ctx *fasthttp.RequestCtx) bool {
-	if ip := ctx.RemoteIP(); ip != nil {
-		x.peer, _ = netip.AddrFromSlice(ip)
-		x.peer = x.peer.Unmap()
-	}
-	x.client = clientOf(&ctx.Request.Header, &x.sc, x.peer, x.s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
+func (x *exchange) findClient() bool {
+	x.peer = x.fe.peer()
+	x.client = clientOf(x.req, &x.sc, x.peer, x.s.cfg.TrustedProxies, &x.xffBuf, x.ipBuf[:])
 	x.clientIP = x.client.text
 	return true
 }
 
 // route finds the request's deployment: the table, the route key, the
 // lookup.
-func (x *exchange) route(ctx *fasthttp.RequestCtx) bool {
+func (x *exchange) route() bool {
 	st := x.s.state.Load()
 	if st == nil {
-		x.own(ctx, reasonNoTable)
+		x.own(reasonNoTable)
 		return false
 	}
 	x.st = st
-	h := &ctx.Request.Header
+	h := x.req
 	key := routeKey(x.keyBuf[:], h.Peek(hdrFoundCluster), h.Host(), st.suffix)
 	if key == nil {
-		x.own(ctx, reasonUnknownResource)
+		x.own(reasonUnknownResource)
 		return false
 	}
 	if x.dep = st.table.Lookup(key); x.dep == nil {
-		x.own(ctx, reasonUnknownResource)
+		x.own(reasonUnknownResource)
 		return false
 	}
 	return true
 }
 
 // filter applies the deployment's traffic filter to the client address.
-func (x *exchange) filter(ctx *fasthttp.RequestCtx) bool {
+func (x *exchange) filter() bool {
 	if d := x.dep; len(d.AllowNets) == 0 || d.Allows(x.client.addr) {
 		return true
 	}
 	x.s.metrics.forbidden.Inc()
-	x.own(ctx, reasonForbidden)
+	x.own(reasonForbidden)
 	return false
 }
 
 // pick chooses the instance of the first attempt.
-func (x *exchange) pick(ctx *fasthttp.RequestCtx) bool {
+func (x *exchange) pick() bool {
 	if x.inst = x.s.cfg.Picker.Pick(x.dep); x.inst == nil {
-		x.own(ctx, reasonUnavailable)
+		x.own(reasonUnavailable)
 		return false
 	}
 	return true
@@ -124,39 +119,39 @@ func (x *exchange) pick(ctx *fasthttp.RequestCtx) bool {
 // body applies the body limit and sets the body up: held in memory when
 // short and of known length (and then replayable), else streamed from
 // the client; a chunked body's start is read first (firstChunk).
-func (x *exchange) body(ctx *fasthttp.RequestCtx) bool {
-	s, h := x.s, &ctx.Request.Header
+func (x *exchange) body() bool {
+	s, h := x.s, x.req
 	cl := h.ContentLength()
 	if max := s.cfg.MaxBodyBytes; max > 0 && int64(cl) > max {
-		x.own(ctx, reasonBodyTooLarge)
-		ctx.SetConnectionClose()
-		x.cbody = clientBody{r: ctx.RequestBodyStream(), conn: ctx.Conn()}
+		x.own(reasonBodyTooLarge)
+		x.fe.setClose()
+		x.cbody = clientBody{r: x.fe.bodyStream(), conn: x.fe.conn()}
 		x.cbody.linger()
 		return false
 	}
-	x.conn = ctx.Conn()
+	x.conn = x.fe.conn()
 	x.ureq = upstream.Request{Header: h}
-	stream := ctx.RequestBodyStream()
+	stream := x.fe.bodyStream()
 	if cl == -2 || (cl == -1 && stream == nil) {
 		cl = 0 // no framing: a request without a body
 	}
 	if cl >= 0 && cl <= prefetchBytes {
 		if cl > 0 {
-			x.ureq.Body = ctx.Request.Body()
+			x.ureq.Body = x.fe.bodyBytes()
 		}
 		x.bytesIn = int64(len(x.ureq.Body))
 		return true
 	}
 	x.cbody = clientBody{r: stream, conn: x.conn, idle: s.cfg.ClientIdleTimeout, max: s.cfg.MaxBodyBytes}
 	x.ureq.BodyStream, x.ureq.BodyLen = &x.cbody, int64(cl)
-	return cl != -1 || x.firstChunk(ctx)
+	return cl != -1 || x.firstChunk()
 }
 
 // forwardHeaders turns the client's headers into the instance's: hop-by-hop
 // headers out (an upgrade keeps its two), HTTP/1.1, the forwarded headers,
 // the request ID, one X-Found-Cluster.
-func (x *exchange) forwardHeaders(ctx *fasthttp.RequestCtx) bool {
-	h := &ctx.Request.Header
+func (x *exchange) forwardHeaders() bool {
+	h := x.req
 	// The client's Connection: close is read again by forward, for the
 	// response; it is not sent on.
 	x.clientClose = h.ConnectionClose()

@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// frontEnd is the client side of an exchange, as the front end that
+// serves the client has it: what the stages and the forward need beyond
+// the request and response headers (exchange.req, exchange.resp), which
+// every front end keeps in fasthttp's header types, the form
+// proxy/upstream writes and reads. The fasthttp server (fastClient) is
+// one front end; net/http's (httpClient, HTTPHandler) another.
+type frontEnd interface {
+	// path is the request path as the proxy compares it: dot segments
+	// resolved, slashes merged, escapes decoded.
+	path() []byte
+	// peer is the address of the client connection's other end.
+	peer() netip.Addr
+	// conn is the client's connection, for the read deadlines of a
+	// streamed body; nil when the front end keeps those itself.
+	conn() net.Conn
+	// bodyBytes is a body of known length up to prefetchBytes, read
+	// already; bodyStream is the reader of any other body, or nil when
+	// the request has none.
+	bodyBytes() []byte
+	bodyStream() io.Reader
+	// setClose closes the client connection after the response.
+	setClose()
+	// respond sets the proxy's own response: status and JSON body.
+	respond(status int, body []byte)
+}
+
+// fastClient is the front end of the fasthttp server.
+type fastClient struct{ ctx *fasthttp.RequestCtx }
+
+var _ frontEnd = (*fastClient)(nil)
+
+func (c *fastClient) path() []byte { return c.ctx.Path() }
+
+func (c *fastClient) peer() netip.Addr {
+	if ip := c.ctx.RemoteIP(); ip != nil {
+		a, _ := netip.AddrFromSlice(ip)
+		return a.Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (c *fastClient) conn() net.Conn               { return c.ctx.Conn() }
+func (c *fastClient) bodyBytes() []byte            { return c.ctx.Request.Body() }
+func (c *fastClient) bodyStream() io.Reader        { return c.ctx.RequestBodyStream() }
+func (c *fastClient) setClose()                    { c.ctx.SetConnectionClose() }
+func (c *fastClient) respond(status int, b []byte) { respondFast(&c.ctx.Response, status, b) }
+
+func respondFast(r *fasthttp.Response, status int, body []byte) {
+	r.Header.SetStatusCode(status)
+	r.Header.SetContentTypeBytes(strContentTypeJSON)
+	r.SetBodyRaw(body)
+}
+
+// bindFast makes x an exchange of the fasthttp server's request ctx.
+func (x *exchange) bindFast(ctx *fasthttp.RequestCtx) {
+	x.fast.ctx = ctx
+	x.fe = &x.fast
+	x.req, x.resp = &ctx.Request.Header, &ctx.Response.Header
+}
+
+// delivery is how a front end sends the response the request path
+// prepared.
+type delivery uint8
+
+const (
+	// deliverHeaders: x.resp (and, for the proxy's own responses, the
+	// body given to respond) is the whole response.
+	deliverHeaders delivery = iota
+	// deliverBody: x.resp, then the body that x reads from the instance
+	// (Read, ReadPipe; CloseWithError when done).
+	deliverBody
+	// deliverTunnel: the instance switched protocols; x.uresp.Tunnel and
+	// x.upgradeHead are the connection and the 101 to write.
+	deliverTunnel
+)
+
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	x := s.exPool.Get().(*exchange)
+	x.s, x.start, x.backend = s, ctx.Time(), -1
+	x.bindFast(ctx)
+	s.metrics.inFlight.Inc()
+	s.budget.active.Add(1)
+	s.progress.requestStarted(x.start)
+	switch x.serve(s.ids.next(&x.idBuf)) {
+	case deliverBody:
+		ctx.Response.SetBodyStream(x, int(x.uresp.ContentLength))
+		return // finished by CloseWithError once the body is written
+	case deliverTunnel:
+		s.tunnel(ctx, x.uresp.Tunnel, x.upgradeHead)
+	}
+	ctx.Response.Header.SetCanonical(strRequestID, x.id)
+	if s.draining.Load() {
+		ctx.SetConnectionClose()
+	}
+	x.status = ctx.Response.StatusCode()
+	x.finish()
+}
+
+// handleParseError answers requests that fasthttp could not parse.
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	x := s.exPool.Get().(*exchange)
+	x.s, x.start, x.backend = s, time.Now(), -1
+	x.bindFast(ctx)
+	s.metrics.inFlight.Inc()
+	s.budget.active.Add(1)
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		x.own(reasonHeaderTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		x.own(reasonClientTimeout)
+	default:
+		x.own(reasonBadRequest)
+	}
+	ctx.Response.Header.SetCanonical(strRequestID, s.ids.next(&x.idBuf))
+	ctx.SetConnectionClose()
+	// What the client is still sending (the rest of an oversized header)
+	// is read and dropped briefly, so that it reads this response rather
+	// than a reset.
+	if c := ctx.Conn(); c != nil {
+		_ = c.SetReadDeadline(time.Now().Add(parseErrorLinger))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, lingerBytes))
+	}
+	x.status = ctx.Response.StatusCode()
+	s.log.Debug("malformed request", "error", err, "remote", ctx.RemoteAddr().String())
+	x.finish()
+}
