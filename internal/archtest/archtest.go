@@ -87,17 +87,24 @@ func underAny(rel string, dirs ...string) bool {
 // Rules are the import directions of the project.
 var Rules = []Rule{
 	{
-		Name: "proxy imports no ZooKeeper client and nothing of controlplane or allocator",
+		Name: "proxy imports no ZooKeeper client and nothing of routeserver, controlplane or allocator",
 		From: func(rel string) bool { return Under(rel, "proxy") },
 		Banned: func(path, rel string, inModule bool) bool {
-			return Under(path, "github.com/go-zookeeper/zk") || inModule && underAny(rel, "controlplane", "allocator")
+			return Under(path, "github.com/go-zookeeper/zk") || inModule && underAny(rel, "routeserver", "controlplane", "allocator")
 		},
 	},
 	{
-		Name: "routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo",
+		Name: "routeserver imports nothing of proxy, controlplane or allocator",
+		From: func(rel string) bool { return Under(rel, "routeserver") },
+		Banned: func(_, rel string, inModule bool) bool {
+			return inModule && underAny(rel, "proxy", "controlplane", "allocator")
+		},
+	},
+	{
+		Name: "routes and zones import nothing of proxy, routeserver, controlplane, allocator, loadtest or demo",
 		From: func(rel string) bool { return underAny(rel, "routes", "zones") },
 		Banned: func(_, rel string, inModule bool) bool {
-			return inModule && underAny(rel, "proxy", "controlplane", "allocator", "loadtest", "demo")
+			return inModule && underAny(rel, "proxy", "routeserver", "controlplane", "allocator", "loadtest", "demo")
 		},
 	},
 	{

@@ -66,7 +66,9 @@ func TestRulesCatchViolations(t *testing.T) {
 			pkg(m+"/loadtest", "net/http"),
 			pkg(m+"/loadtest/report", m+"/loadtest"),
 			pkg(m+"/cmd/switchyard", m+"/internal/cli"),
-			pkg(m+"/internal/cli", m+"/proxy", m+"/routes/zkstore"),
+			pkg(m+"/internal/cli", m+"/proxy", m+"/routeserver", m+"/routes/zkstore"),
+			pkg(m+"/routeserver", m+"/routes", m+"/routes/wire"),
+			{ImportPath: m + "/routes/routeclient", Imports: []string{m + "/routes/wire"}, TestImports: []string{m + "/routeserver"}},
 			pkg(m+"/internal/yardctl", m+"/controlplane/cutover", m+"/routes/zkstore"),
 			pkg(m+"/controlplane/cutover", m+"/routes", m+"/routes/wire", m+"/routes/zkstore"),
 			pkg(m+"/routes/wire", m+"/routes"),
@@ -76,27 +78,43 @@ func TestRulesCatchViolations(t *testing.T) {
 			pkg(m+"/proxy/upstream", m+"/routes"),
 			pkg(m+"/routes", "github.com/go-zookeeper/zk"),
 			pkg("github.com/go-zookeeper/zk", "net"),
-		}, []string{m + "/proxy/upstream -> " + m + "/routes -> github.com/go-zookeeper/zk: proxy imports no ZooKeeper client and nothing of controlplane or allocator"}},
+		}, []string{m + "/proxy/upstream -> " + m + "/routes -> github.com/go-zookeeper/zk: proxy imports no ZooKeeper client and nothing of routeserver, controlplane or allocator"}},
 		{"proxy imports controlplane", []*Package{
 			pkg(m+"/proxy", m+"/controlplane/api"),
 			pkg(m + "/controlplane/api"),
-		}, []string{m + "/proxy -> " + m + "/controlplane/api: proxy imports no ZooKeeper client and nothing of controlplane or allocator"}},
+		}, []string{m + "/proxy -> " + m + "/controlplane/api: proxy imports no ZooKeeper client and nothing of routeserver, controlplane or allocator"}},
+		{"proxy imports routeserver", []*Package{
+			pkg(m+"/proxy", m+"/routeserver"),
+			pkg(m + "/routeserver"),
+		}, []string{m + "/proxy -> " + m + "/routeserver: proxy imports no ZooKeeper client and nothing of routeserver, controlplane or allocator"}},
+		{"routeserver imports proxy", []*Package{
+			pkg(m+"/routeserver", m+"/proxy/upstream"),
+			pkg(m + "/proxy/upstream"),
+		}, []string{m + "/routeserver -> " + m + "/proxy/upstream: routeserver imports nothing of proxy, controlplane or allocator"}},
+		{"routeserver imports controlplane", []*Package{
+			pkg(m+"/routeserver", m+"/controlplane/cutover"),
+			pkg(m + "/controlplane/cutover"),
+		}, []string{m + "/routeserver -> " + m + "/controlplane/cutover: routeserver imports nothing of proxy, controlplane or allocator"}},
+		{"routes imports routeserver", []*Package{
+			pkg(m+"/routes/routeclient", m+"/routeserver"),
+			pkg(m + "/routeserver"),
+		}, []string{m + "/routes/routeclient -> " + m + "/routeserver: routes and zones import nothing of proxy, routeserver, controlplane, allocator, loadtest or demo"}},
 		{"proxy imports allocator", []*Package{
 			pkg(m+"/proxy", m+"/allocator"),
 			pkg(m + "/allocator"),
-		}, []string{m + "/proxy -> " + m + "/allocator: proxy imports no ZooKeeper client and nothing of controlplane or allocator"}},
+		}, []string{m + "/proxy -> " + m + "/allocator: proxy imports no ZooKeeper client and nothing of routeserver, controlplane or allocator"}},
 		{"zones imports proxy", []*Package{
 			pkg(m+"/zones/health", m+"/proxy/upstream"),
 			pkg(m + "/proxy/upstream"),
-		}, []string{m + "/zones/health -> " + m + "/proxy/upstream: routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo"}},
+		}, []string{m + "/zones/health -> " + m + "/proxy/upstream: routes and zones import nothing of proxy, routeserver, controlplane, allocator, loadtest or demo"}},
 		{"routes imports allocator", []*Package{
 			pkg(m+"/routes", m+"/allocator/agent"),
 			pkg(m + "/allocator/agent"),
-		}, []string{m + "/routes -> " + m + "/allocator/agent: routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo"}},
+		}, []string{m + "/routes -> " + m + "/allocator/agent: routes and zones import nothing of proxy, routeserver, controlplane, allocator, loadtest or demo"}},
 		{"zones imports loadtest", []*Package{
 			pkg(m+"/zones", m+"/loadtest"),
 			pkg(m + "/loadtest"),
-		}, []string{m + "/zones -> " + m + "/loadtest: routes and zones import nothing of proxy, controlplane, allocator, loadtest or demo"}},
+		}, []string{m + "/zones -> " + m + "/loadtest: routes and zones import nothing of proxy, routeserver, controlplane, allocator, loadtest or demo"}},
 		{"controlplane imports proxy", []*Package{
 			pkg(m+"/controlplane/cutover", m+"/proxy/upstream"),
 			pkg(m + "/proxy/upstream"),

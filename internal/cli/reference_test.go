@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/routes/routeserver"
+	"github.com/switchyard/switchyard/routeserver"
 )
 
 // referenceDoc is the page whose flag and metric tables these tests keep

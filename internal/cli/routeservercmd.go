@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchyard/switchyard/routes/routeserver"
 	"github.com/switchyard/switchyard/routes/zkstore"
+	"github.com/switchyard/switchyard/routeserver"
 )
 
 // routeServerOptions are the options of the route-server subcommand.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
-	"github.com/switchyard/switchyard/routes/routeserver"
+	"github.com/switchyard/switchyard/routeserver"
 )
 
 // sink records what a Source delivers.
