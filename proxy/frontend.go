@@ -22,9 +22,9 @@ type frontEnd interface {
 	path() []byte
 	// peer is the address of the client connection's other end.
 	peer() netip.Addr
-	// conn is the client's connection, for the read deadlines of a
-	// streamed body; nil when the front end keeps those itself.
-	conn() net.Conn
+	// conn sets the client connection's read deadlines, for a streamed
+	// body, and interrupts a read blocked on it.
+	conn() readDeadliner
 	// bodyBytes is a body of known length up to prefetchBytes, read
 	// already; bodyStream is the reader of any other body, or nil when
 	// the request has none.
@@ -51,7 +51,7 @@ func (c *fastClient) peer() netip.Addr {
 	return netip.Addr{}
 }
 
-func (c *fastClient) conn() net.Conn               { return c.ctx.Conn() }
+func (c *fastClient) conn() readDeadliner          { return c.ctx.Conn() }
 func (c *fastClient) bodyBytes() []byte            { return c.ctx.Request.Body() }
 func (c *fastClient) bodyStream() io.Reader        { return c.ctx.RequestBodyStream() }
 func (c *fastClient) setClose()                    { c.ctx.SetConnectionClose() }
@@ -88,11 +88,8 @@ const (
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	x := s.exPool.Get().(*exchange)
-	x.s, x.start, x.backend = s, ctx.Time(), -1
 	x.bindFast(ctx)
-	s.metrics.inFlight.Inc()
-	s.budget.active.Add(1)
-	s.progress.requestStarted(x.start)
+	s.begin(x, ctx.Time())
 	switch x.serve(s.ids.next(&x.idBuf)) {
 	case deliverBody:
 		ctx.Response.SetBodyStream(x, int(x.uresp.ContentLength))
@@ -111,10 +108,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // handleParseError answers requests that fasthttp could not parse.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	x := s.exPool.Get().(*exchange)
-	x.s, x.start, x.backend = s, time.Now(), -1
 	x.bindFast(ctx)
-	s.metrics.inFlight.Inc()
-	s.budget.active.Add(1)
+	s.begin(x, time.Now())
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {

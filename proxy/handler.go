@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"io"
-	"net"
 	"net/netip"
 	"time"
 
@@ -64,7 +63,7 @@ type exchange struct {
 	trackEnd     *routes.Instance
 	trackOutcome zones.Outcome
 	cbody        clientBody
-	conn         net.Conn // the client's connection
+	conn         readDeadliner // the client's connection, or what sets its read deadline
 
 	status   int
 	reason   reason
@@ -356,12 +355,18 @@ func (x *exchange) firstChunk() bool {
 	return true
 }
 
+// readDeadliner sets the read deadline of a client's connection: a
+// net.Conn, or net/http's ResponseController.
+type readDeadliner interface {
+	SetReadDeadline(t time.Time) error
+}
+
 // clientBody reads a streamed request body from the client, extending the
 // client's read deadline as data flows and enforcing MaxBodyBytes.
 type clientBody struct {
 	pre      []byte // read already (firstChunk): Read returns it first
 	r        io.Reader
-	conn     net.Conn
+	conn     readDeadliner
 	idle     time.Duration
 	max      int64
 	n        int64

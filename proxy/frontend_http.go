@@ -1,0 +1,241 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// HTTPHandler returns the request path as a net/http handler: a front end
+// for servers of net/http's kind (HTTP/2, HTTP/3), driving the same
+// stages, balancing, retries, transport (proxy/upstream, HTTP/1.1 to the
+// instances), status mapping, metrics and access log as the fasthttp
+// listener of Run and Serve. It does not upgrade connections: a request's
+// Upgrade header is not sent on. The handler serves alongside Serve, or
+// without it once a table is applied.
+func (s *Server) HTTPHandler() http.Handler { return (*httpFrontEnd)(s) }
+
+type httpFrontEnd Server
+
+func (f *httpFrontEnd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := (*Server)(f)
+	c := &httpClient{w: w, r: r, rc: http.NewResponseController(w)}
+	x := s.exPool.Get().(*exchange)
+	x.fe, x.req, x.resp = c, &c.req, &c.resp
+	s.begin(x, time.Now())
+	var d delivery
+	switch err := c.readRequest(); {
+	case err == nil:
+		d = x.serve(s.ids.next(&x.idBuf))
+	default:
+		x.id = s.ids.next(&x.idBuf)
+		s.log.Debug("malformed request", "error", err, "remote", r.RemoteAddr)
+		x.own(c.readFailure(err))
+		x.fe.setClose()
+	}
+	if d == deliverTunnel {
+		// Not asked for (the Upgrade header is not sent on): the instance
+		// answered 101 to a request that did not ask to switch.
+		_ = x.uresp.Tunnel.Close()
+		x.resp.Reset()
+		x.own(reasonUpstreamBad)
+		d = deliverHeaders
+	}
+	if d == deliverHeaders {
+		x.resp.SetCanonical(strRequestID, x.id)
+	}
+	if s.draining.Load() {
+		c.close = true
+	}
+	x.status = x.resp.StatusCode()
+	c.writeHeader(d == deliverBody, x.uresp.ContentLength)
+	if d != deliverBody {
+		if len(c.body) > 0 {
+			_, _ = w.Write(c.body)
+		}
+		x.finish()
+		return
+	}
+	_ = x.CloseWithError(c.copyBody(x))
+}
+
+// begin starts an exchange that starts at start.
+func (s *Server) begin(x *exchange, start time.Time) {
+	x.s, x.start, x.backend = s, start, -1
+	s.metrics.inFlight.Inc()
+	s.budget.active.Add(1)
+	s.progress.requestStarted(start)
+}
+
+// httpClient is the front end of a net/http request.
+type httpClient struct {
+	w     http.ResponseWriter
+	r     *http.Request
+	rc    *http.ResponseController
+	req   fasthttp.RequestHeader
+	resp  fasthttp.ResponseHeader
+	body  []byte // the proxy's own response body
+	mem   []byte // a short body of known length, read ahead
+	close bool
+}
+
+var _ frontEnd = (*httpClient)(nil)
+
+// readRequest copies the request's head into c.req, in the form the
+// fasthttp front end parses from the wire: a request line in HTTP/1.1,
+// Host first, then the header lines, with the framing of the body net/http
+// read, and reads a short body of known length ahead.
+func (c *httpClient) readRequest() error {
+	r := c.r
+	var b bytes.Buffer
+	b.WriteString(r.Method)
+	b.WriteByte(' ')
+	b.WriteString(r.RequestURI)
+	b.WriteString(" HTTP/1.1\r\n")
+	if r.Host != "" {
+		b.WriteString("Host: " + r.Host + "\r\n")
+	}
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		names = append(names, k)
+	}
+	slices.Sort(names) // the order of a map; sorted, so that it is one order
+	for _, k := range names {
+		switch http.CanonicalHeaderKey(k) {
+		case "Host", "Content-Length", "Transfer-Encoding", "Upgrade":
+			continue // from r's own fields; no upgrades here
+		}
+		for _, v := range r.Header[k] {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	hasBody := r.Body != nil && r.Body != http.NoBody
+	switch {
+	case r.ContentLength > 0:
+		b.WriteString("Content-Length: " + strconv.FormatInt(r.ContentLength, 10) + "\r\n")
+	case r.ContentLength < 0 && hasBody:
+		b.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	b.WriteString("\r\n")
+	if err := c.req.Read(bufio.NewReader(&b)); err != nil {
+		return err
+	}
+	if n := r.ContentLength; n > 0 && n <= prefetchBytes {
+		c.mem = make([]byte, n)
+		if _, err := io.ReadFull(r.Body, c.mem); err != nil {
+			return &upstreamBodyError{err}
+		}
+	}
+	return nil
+}
+
+// upstreamBodyError marks a failure to read the client's body ahead.
+type upstreamBodyError struct{ err error }
+
+func (e *upstreamBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+
+// readFailure maps a request that could not be read to the proxy's
+// answer: a body that failed like a streamed one, anything else 400.
+func (c *httpClient) readFailure(err error) reason {
+	var be *upstreamBodyError
+	if errors.As(err, &be) {
+		var ne net.Error
+		switch {
+		case errors.As(be.err, &ne) && ne.Timeout():
+			return reasonClientTimeout
+		case errors.As(be.err, new(*http.MaxBytesError)):
+			return reasonBodyTooLarge
+		}
+		return reasonClientClosed
+	}
+	return reasonBadRequest
+}
+
+func (c *httpClient) path() []byte {
+	var u fasthttp.URI
+	if err := u.Parse(nil, c.req.RequestURI()); err != nil {
+		return nil
+	}
+	return u.Path()
+}
+
+func (c *httpClient) peer() netip.Addr {
+	ap, err := netip.ParseAddrPort(c.r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+func (c *httpClient) conn() readDeadliner { return c.rc }
+
+func (c *httpClient) bodyBytes() []byte { return c.mem }
+
+func (c *httpClient) bodyStream() io.Reader {
+	if c.mem != nil || c.r.Body == nil || c.r.Body == http.NoBody {
+		return nil
+	}
+	return c.r.Body
+}
+
+func (c *httpClient) setClose() { c.close = true }
+
+func (c *httpClient) respond(status int, body []byte) {
+	c.resp.SetStatusCode(status)
+	c.resp.SetContentTypeBytes(strContentTypeJSON)
+	c.body = body
+	c.resp.SetContentLength(len(body))
+}
+
+// writeHeader writes c.resp as the response head. A streamed body of
+// known length keeps it; one of unknown length is net/http's to frame.
+func (c *httpClient) writeHeader(streamed bool, length int64) {
+	h := c.w.Header()
+	for k, v := range c.resp.All() {
+		switch string(k) {
+		case "Content-Length", "Connection", "Transfer-Encoding":
+			continue
+		}
+		h.Add(string(k), string(v))
+	}
+	switch {
+	case !streamed:
+		h.Set("Content-Length", strconv.Itoa(len(c.body)))
+	case length >= 0:
+		h.Set("Content-Length", strconv.FormatInt(length, 10))
+	}
+	if c.close {
+		h.Set("Connection", "close")
+	}
+	c.w.WriteHeader(c.resp.StatusCode())
+}
+
+// copyBody streams the instance's body (x) to the client, flushing each
+// piece so that a streamed response reaches the client as it comes. It
+// returns the client's write error, if any.
+func (c *httpClient) copyBody(x *exchange) error {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := x.Read(buf)
+		if n > 0 {
+			if _, werr := c.w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			if ferr := c.rc.Flush(); ferr != nil && !errors.Is(ferr, http.ErrNotSupported) {
+				return ferr
+			}
+		}
+		if err != nil {
+			return nil // the end, or the instance's failure (x.ubody.Err)
+		}
+	}
+}

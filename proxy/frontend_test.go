@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/routes"
+)
+
+// Both front ends, the fasthttp listener and the net/http handler, drive
+// the same request path: the same routing, statuses and headers, from the
+// one Server.
+func TestFrontEndsAgree(t *testing.T) {
+	a := startBackend(t, "a-1", nil)
+	slow := startBackend(t, "slow-1", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	})
+	tbl := mustTable(t,
+		&routes.Deployment{ID: depA, Kind: "es", Aliases: []string{"app"}, Serving: map[string]int{"blue": 100},
+			Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}},
+		&routes.Deployment{ID: "bbbbbbbb", Kind: "es", Aliases: []string{"walled"}, Allow: []string{"203.0.113.0/24"}, Serving: map[string]int{"blue": 100},
+			Instances: []*routes.Instance{inst("b-1", a.addr, "zone-a", "blue")}},
+		&routes.Deployment{ID: "cccccccc", Kind: "es", Aliases: []string{"gone"}, Serving: map[string]int{"blue": 100},
+			Instances: []*routes.Instance{inst("c-1", testutil.RefusingAddr(t), "zone-a", "blue")}},
+		&routes.Deployment{ID: "dddddddd", Kind: "es", Aliases: []string{"slow"}, Serving: map[string]int{"blue": 100},
+			Instances: []*routes.Instance{inst("d-1", slow.addr, "zone-a", "blue")}},
+		&routes.Deployment{ID: "eeeeeeee", Kind: "es", Aliases: []string{"empty"}, Serving: map[string]int{"blue": 100},
+			Instances: []*routes.Instance{{ID: "e-1", Addr: a.addr, Zone: "zone-a", Generation: "blue", Maintenance: true}}},
+	)
+	p := startProxy(t, Config{ResponseHeaderTimeout: 300 * time.Millisecond}, tbl)
+	hs := httptest.NewServer(p.HTTPHandler())
+	t.Cleanup(hs.Close)
+
+	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB: streamed both ways
+	cases := []struct {
+		name   string
+		method string
+		path   string
+		header []string
+		body   []byte
+		status int
+		check  func(t *testing.T, h http.Header, body []byte)
+	}{
+		{name: "route by X-Found-Cluster", method: "GET", path: "/x?y=1", header: []string{"X-Found-Cluster", "app.es"}, status: 200,
+			check: func(t *testing.T, h http.Header, body []byte) {
+				if h.Get("X-Found-Handling-Instance") != "a-1" || h.Get("X-Found-Handling-Cluster") != depA {
+					t.Errorf("handling headers %v", h)
+				}
+				if !strings.Contains(string(body), `"path":"/x?y=1"`) {
+					t.Errorf("body %s", body)
+				}
+				last := a.lastRequest()
+				if got := last.Header.Get("X-Cloud-Request-Id"); got == "" || got != h.Get("X-Cloud-Request-Id") {
+					t.Errorf("request ID at the instance %q, to the client %q", got, h.Get("X-Cloud-Request-Id"))
+				}
+				if got := last.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
+					t.Errorf("X-Forwarded-For at the instance %q", got)
+				}
+				if got := last.Header.Get("X-Forwarded-Proto"); got != "http" {
+					t.Errorf("X-Forwarded-Proto at the instance %q", got)
+				}
+				if got := last.Header.Get("X-Drop"); got != "" {
+					t.Errorf("X-Drop, named in Connection, reached the instance: %q", got)
+				}
+			}},
+		{name: "route by Host", method: "GET", path: "/", header: []string{"Host", "app.es.example.test"}, status: 200},
+		{name: "health", method: "GET", path: "/_health", status: 200,
+			check: func(t *testing.T, h http.Header, body []byte) {
+				if string(body) != `{"ok":true,"status":200}` {
+					t.Errorf("body %s", body)
+				}
+			}},
+		{name: "unknown key", method: "GET", path: "/", header: []string{"X-Found-Cluster", "nope.es"}, status: 404},
+		{name: "traffic filter", method: "GET", path: "/", header: []string{"X-Found-Cluster", "walled.es"}, status: 403},
+		{name: "no eligible instance", method: "GET", path: "/", header: []string{"X-Found-Cluster", "empty.es"}, status: 503},
+		{name: "instance refuses", method: "GET", path: "/", header: []string{"X-Found-Cluster", "gone.es"}, status: 502},
+		{name: "instance too slow", method: "GET", path: "/", header: []string{"X-Found-Cluster", "slow.es"}, status: 504},
+		{name: "two route keys", method: "GET", path: "/", header: []string{"X-Found-Cluster", "app.es", "X-Found-Cluster", "walled.es"}, status: 400},
+		{name: "short body", method: "POST", path: "/", header: []string{"X-Found-Cluster", "app.es"}, body: []byte("hello"), status: 200,
+			check: func(t *testing.T, h http.Header, body []byte) {
+				if string(body) != "hello" {
+					t.Errorf("echo %q", body)
+				}
+			}},
+		{name: "1 MiB body", method: "POST", path: "/", header: []string{"X-Found-Cluster", "app.es"}, body: big, status: 200,
+			check: func(t *testing.T, h http.Header, body []byte) {
+				if !bytes.Equal(body, big) {
+					t.Errorf("echo of %d bytes: %d back", len(big), len(body))
+				}
+			}},
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	for _, fe := range []struct{ name, url string }{{"fasthttp", p.url}, {"net/http", hs.URL}} {
+		for _, tc := range cases {
+			t.Run(fe.name+"/"+tc.name, func(t *testing.T) {
+				var rd io.Reader
+				if tc.body != nil {
+					rd = bytes.NewReader(tc.body)
+				}
+				req, _ := http.NewRequest(tc.method, fe.url+tc.path, rd)
+				req.Header.Set("Connection", "X-Drop")
+				req.Header.Set("X-Drop", "1")
+				for i := 0; i+1 < len(tc.header); i += 2 {
+					if tc.header[i] == "Host" {
+						req.Host = tc.header[i+1]
+					} else {
+						req.Header.Add(tc.header[i], tc.header[i+1])
+					}
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.status {
+					t.Fatalf("status %d %s; want %d", resp.StatusCode, body, tc.status)
+				}
+				if resp.Header.Get("X-Cloud-Request-Id") == "" {
+					t.Error("no X-Cloud-Request-Id")
+				}
+				if tc.status >= 400 {
+					var own struct {
+						OK      *bool  `json:"ok"`
+						Message string `json:"message"`
+					}
+					if err := json.Unmarshal(body, &own); err != nil || own.OK == nil || *own.OK || own.Message == "" {
+						t.Errorf("own response body %s", body)
+					}
+					if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+						t.Errorf("Content-Type %q", ct)
+					}
+				}
+				if tc.check != nil {
+					tc.check(t, resp.Header, body)
+				}
+			})
+		}
+	}
+}
