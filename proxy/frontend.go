@@ -30,6 +30,9 @@ type frontEnd interface {
 	// the request has none.
 	bodyBytes() []byte
 	bodyStream() io.Reader
+	// tls reports whether the client connection is TLS: the scheme of
+	// X-Forwarded-Proto.
+	tls() bool
 	// setClose closes the client connection after the response.
 	setClose()
 	// respond sets the proxy's own response: status and JSON body.
@@ -54,6 +57,7 @@ func (c *fastClient) peer() netip.Addr {
 func (c *fastClient) conn() readDeadliner          { return c.ctx.Conn() }
 func (c *fastClient) bodyBytes() []byte            { return c.ctx.Request.Body() }
 func (c *fastClient) bodyStream() io.Reader        { return c.ctx.RequestBodyStream() }
+func (c *fastClient) tls() bool                    { return c.ctx.IsTLS() }
 func (c *fastClient) setClose()                    { c.ctx.SetConnectionClose() }
 func (c *fastClient) respond(status int, b []byte) { respondFast(&c.ctx.Response, status, b) }
 

@@ -187,6 +187,8 @@ func (c *httpClient) bodyStream() io.Reader {
 	return c.r.Body
 }
 
+func (c *httpClient) tls() bool { return c.r.TLS != nil }
+
 func (c *httpClient) setClose() { c.close = true }
 
 func (c *httpClient) respond(status int, body []byte) {

@@ -148,3 +148,25 @@ func TestFrontEndsAgree(t *testing.T) {
 		}
 	}
 }
+
+// X-Forwarded-Proto is the scheme the client connection has: https behind
+// a TLS server of the net/http front end.
+func TestForwardedProtoFollowsTheConnection(t *testing.T) {
+	a := startBackend(t, "a-1", nil)
+	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+		Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}}))
+	hs := httptest.NewTLSServer(p.HTTPHandler())
+	t.Cleanup(hs.Close)
+	for _, tc := range []struct {
+		c    *http.Client
+		url  string
+		want string
+	}{{client, p.url, "http"}, {hs.Client(), hs.URL, "https"}} {
+		if status, body, _ := getVia(t, tc.c, tc.url+"/", "X-Found-Cluster", depA, "X-Forwarded-Proto", "forged"); status != 200 {
+			t.Fatalf("%s: %d %s", tc.url, status, body)
+		}
+		if got := a.lastRequest().Header.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: X-Forwarded-Proto at the instance %q; want %q", tc.url, got, tc.want)
+		}
+	}
+}

@@ -56,6 +56,7 @@ var (
 	strForwardedHost    = []byte(hdrForwardedHost)
 	strFoundCluster     = []byte(hdrFoundCluster)
 	strHTTP             = []byte("http")
+	strHTTPS            = []byte("https")
 )
 
 // stripHopRequest removes hop-by-hop headers, including those the
@@ -329,7 +330,7 @@ func clientOf(h *fasthttp.RequestHeader, sc *reqScan, peer netip.Addr, trust []n
 // peer: from a trusted peer the incoming values are kept (For is appended
 // to, every line in one), from any other peer every copy is replaced by
 // the proxy's one. ipbuf holds the peer's address as text.
-func setForwarded(h *fasthttp.RequestHeader, sc *reqScan, c *clientAddr, peer netip.Addr, ipbuf []byte) {
+func setForwarded(h *fasthttp.RequestHeader, sc *reqScan, c *clientAddr, peer netip.Addr, tls bool, ipbuf []byte) {
 	if sc.n[cntForwardedFor] > 1 {
 		h.DelBytes(strForwardedFor)
 	}
@@ -344,7 +345,11 @@ func setForwarded(h *fasthttp.RequestHeader, sc *reqScan, c *clientAddr, peer ne
 		if n > 1 {
 			h.DelBytes(strForwardedProto)
 		}
-		h.SetCanonical(strForwardedProto, strHTTP)
+		proto := strHTTP
+		if tls {
+			proto = strHTTPS
+		}
+		h.SetCanonical(strForwardedProto, proto)
 	}
 	if n := sc.n[cntForwardedHost]; !c.trusted || n != 1 || len(h.PeekBytes(strForwardedHost)) == 0 {
 		if n > 1 {

@@ -171,7 +171,7 @@ func (x *exchange) forwardHeaders() bool {
 	}
 	h.SetProtocol("HTTP/1.1")
 	h.SetNoDefaultContentType(true)
-	setForwarded(h, &x.sc, &x.client, x.peer, x.peerBuf[:])
+	setForwarded(h, &x.sc, &x.client, x.peer, x.fe.tls(), x.peerBuf[:])
 	if x.sc.n[cntRequestID] > 1 {
 		h.DelBytes(strRequestID)
 	}
