@@ -17,7 +17,7 @@ import (
 // The per-request route path — key extraction, table lookup, instance
 // pick — must not allocate.
 func TestRoutePathAllocs(t *testing.T) {
-	deps := []*routes.Deployment{{
+	deps := []*routes.DeploymentSpec{{
 		ID: depA, Kind: "es", Aliases: []string{"prod-search"}, Serving: map[string]int{"blue": 90, "green": 10},
 		Instances: []*routes.Instance{
 			inst("a", "127.0.0.1:1", "z1", "blue"), inst("b", "127.0.0.1:2", "z2", "blue"),

@@ -23,7 +23,7 @@ func BenchmarkProxyRoundTrip(b *testing.B) {
 	backendSrv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }}
 	go backendSrv.Serve(ln)
 	defer backendSrv.Shutdown()
-	tbl, _ := routes.NewTable("example.test", nil, []*routes.Deployment{{
+	tbl, _ := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{{
 		ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("i", ln.Addr().String(), "z", "g")},
 	}})

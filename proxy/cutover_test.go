@@ -43,7 +43,7 @@ func TestCutoverDrainsTheOldGeneration(t *testing.T) {
 	})
 	green := startBackend(t, "green", nil)
 	table := func(serving map[string]int) *routes.Table {
-		return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
+		return mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
 			inst("blue", blue.addr, "z", "blue"), inst("green", green.addr, "z", "green")}})
 	}
 	// The grace must outlast the checks between the cutover and the slow
@@ -124,7 +124,7 @@ func TestCutRequestIsNotResentToTheRetiredInstance(t *testing.T) {
 	})
 	green := startBackend(t, "green", nil)
 	table := func(serving map[string]int) *routes.Table {
-		return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
+		return mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
 			inst("blue", blue.addr, "z", "blue"), inst("green", green.addr, "z2", "green")}})
 	}
 	p := startProxy(t, Config{RetireGrace: 200 * time.Millisecond, ResponseHeaderTimeout: 10 * time.Second},

@@ -36,9 +36,9 @@ func TestTrafficFilter(t *testing.T) {
 	cfg := Config{}
 	cfg.AccessLog.Path = logPath
 	p := startProxy(t, cfg, mustTable(t,
-		&routes.Deployment{ID: depA, Kind: "es", Aliases: []string{"prod-search"}, Allow: []string{"127.0.0.2", "10.0.0.0/8"},
+		&routes.DeploymentSpec{ID: depA, Kind: "es", Aliases: []string{"prod-search"}, Allow: []string{"127.0.0.2", "10.0.0.0/8"},
 			Serving: map[string]int{"blue": 100}, Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}},
-		&routes.Deployment{ID: depB, Kind: "kb", Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: depB, Kind: "kb", Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("b-1", b.addr, "zone-b", "blue")}},
 	))
 	from1, from2 := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
@@ -70,7 +70,7 @@ func TestTrafficFilter(t *testing.T) {
 
 	// The filter follows the table: lifting it lets 127.0.0.1 in.
 	p.Apply(mustTable(t,
-		&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}}))
 	if status, _, _ := getVia(t, from1, p.url+"/", "X-Found-Cluster", depA); status != 200 {
 		t.Errorf("after the filter was removed: %d; want 200", status)
@@ -109,7 +109,7 @@ func TestTrafficFilter(t *testing.T) {
 func TestTrafficFilterBehindTrustedProxy(t *testing.T) {
 	a := startBackend(t, "a-1", nil)
 	p := startProxy(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("192.168.0.0/16")}},
-		mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Allow: []string{"203.0.113.0/24", "2001:db8::/32"},
+		mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Allow: []string{"203.0.113.0/24", "2001:db8::/32"},
 			Serving: map[string]int{"blue": 100}, Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}}))
 	from1, from2 := clientFrom("127.0.0.1"), clientFrom("127.0.0.2")
 	for _, tc := range []struct {

@@ -26,15 +26,15 @@ func TestFrontEndsAgree(t *testing.T) {
 		}
 	})
 	tbl := mustTable(t,
-		&routes.Deployment{ID: depA, Kind: "es", Aliases: []string{"app"}, Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: depA, Kind: "es", Aliases: []string{"app"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}},
-		&routes.Deployment{ID: "bbbbbbbb", Kind: "es", Aliases: []string{"walled"}, Allow: []string{"203.0.113.0/24"}, Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: "bbbbbbbb", Kind: "es", Aliases: []string{"walled"}, Allow: []string{"203.0.113.0/24"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("b-1", a.addr, "zone-a", "blue")}},
-		&routes.Deployment{ID: "cccccccc", Kind: "es", Aliases: []string{"gone"}, Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: "cccccccc", Kind: "es", Aliases: []string{"gone"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("c-1", testutil.RefusingAddr(t), "zone-a", "blue")}},
-		&routes.Deployment{ID: "dddddddd", Kind: "es", Aliases: []string{"slow"}, Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: "dddddddd", Kind: "es", Aliases: []string{"slow"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("d-1", slow.addr, "zone-a", "blue")}},
-		&routes.Deployment{ID: "eeeeeeee", Kind: "es", Aliases: []string{"empty"}, Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: "eeeeeeee", Kind: "es", Aliases: []string{"empty"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{{ID: "e-1", Addr: a.addr, Zone: "zone-a", Generation: "blue", Maintenance: true}}},
 	)
 	p := startProxy(t, Config{ResponseHeaderTimeout: 300 * time.Millisecond}, tbl)
@@ -153,7 +153,7 @@ func TestFrontEndsAgree(t *testing.T) {
 // a TLS server of the net/http front end.
 func TestForwardedProtoFollowsTheConnection(t *testing.T) {
 	a := startBackend(t, "a-1", nil)
-	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+	p := startProxy(t, Config{}, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 		Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}}))
 	hs := httptest.NewTLSServer(p.HTTPHandler())
 	t.Cleanup(hs.Close)

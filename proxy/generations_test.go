@@ -10,11 +10,11 @@ import (
 func TestGenerationReport(t *testing.T) {
 	blue := startBackend(t, "blue", nil)
 	green := startBackend(t, "green", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
-	dep := func(serving map[string]int) *routes.Deployment {
-		return &routes.Deployment{ID: "aaaaaaaa", Kind: "es", Serving: serving, Instances: []*routes.Instance{
+	dep := func(serving map[string]int) *routes.DeploymentSpec {
+		return &routes.DeploymentSpec{ID: "aaaaaaaa", Kind: "es", Serving: serving, Instances: []*routes.Instance{
 			inst("b1", blue.addr, "zone-a", "blue"), inst("g1", green.addr, "zone-a", "green")}}
 	}
-	single := &routes.Deployment{ID: "bbbbbbbb", Kind: "es", Serving: map[string]int{"blue": 1},
+	single := &routes.DeploymentSpec{ID: "bbbbbbbb", Kind: "es", Serving: map[string]int{"blue": 1},
 		Instances: []*routes.Instance{inst("b1", blue.addr, "zone-a", "blue")}}
 	p := startProxy(t, Config{}, mustTable(t, dep(map[string]int{"blue": 100, "green": 0}), single))
 
@@ -46,7 +46,7 @@ func TestGenerationReport(t *testing.T) {
 	}
 
 	// Once the deployment has one generation left, it is not reported.
-	tbl = mustTable(t, &routes.Deployment{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"green": 1},
+	tbl = mustTable(t, &routes.DeploymentSpec{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"green": 1},
 		Instances: []*routes.Instance{inst("g1", green.addr, "zone-a", "green")}})
 	tbl.Version = 3
 	p.Apply(tbl)

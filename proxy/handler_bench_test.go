@@ -37,7 +37,7 @@ func BenchmarkRouteKeyHost(b *testing.B) {
 }
 
 func BenchmarkPickWeighted(b *testing.B) {
-	tbl, err := routes.NewTable("example.test", nil, []*routes.Deployment{{
+	tbl, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{{
 		ID: depA, Kind: "es", Serving: map[string]int{"blue": 90, "green": 10},
 		Instances: []*routes.Instance{inst("a", "x:1", "z1", "blue"), inst("b", "x:2", "z2", "blue"),
 			inst("c", "x:3", "z1", "blue"), inst("d", "x:4", "z2", "green")},
@@ -86,7 +86,7 @@ func inMemoryProxy(tb testing.TB, alog accesslog.Config, bodySize int) (do func(
 	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) }}
 	go backend.Serve(backendLn)
 
-	tbl, _ := routes.NewTable("example.test", nil, []*routes.Deployment{{
+	tbl, _ := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{{
 		ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("i", "memory:1", "z", "g")},
 	}})

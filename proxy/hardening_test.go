@@ -144,7 +144,7 @@ func statusOf(resp string) int {
 }
 
 func recorderTable(t *testing.T, r *recorder, allow ...string) *routes.Table {
-	return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Aliases: []string{"app"}, Allow: allow,
+	return mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Aliases: []string{"app"}, Allow: allow,
 		Serving: map[string]int{"blue": 100}, Instances: []*routes.Instance{inst("i-1", r.addr, "zone-a", "blue")}})
 }
 

@@ -93,7 +93,7 @@ func inst(id, addr, zone, gen string) *routes.Instance {
 	return &routes.Instance{ID: id, Addr: addr, Zone: zone, Generation: gen}
 }
 
-func mustTable(t *testing.T, deps ...*routes.Deployment) *routes.Table {
+func mustTable(t *testing.T, deps ...*routes.DeploymentSpec) *routes.Table {
 	t.Helper()
 	tbl, err := routes.NewTable("example.test", nil, deps)
 	if err != nil {

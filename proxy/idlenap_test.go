@@ -21,7 +21,7 @@ func TestIdleNap(t *testing.T) {
 	b := startBackend(t, "b", nil)
 	cfg := Config{IdleNap: 30 * time.Microsecond}
 	cfg.AccessLog.Off = true
-	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+	p := startProxy(t, cfg, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	n := p.progress.(*idleNapper)
 	if n == nil {
@@ -93,7 +93,7 @@ func TestIdleNapWakesForResponses(t *testing.T) {
 	})
 	cfg := Config{IdleNap: 30 * time.Microsecond}
 	cfg.AccessLog.Off = true
-	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+	p := startProxy(t, cfg, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	n := p.progress.(*idleNapper)
 
@@ -147,7 +147,7 @@ func TestIdleNapWakesForBodyParts(t *testing.T) {
 	})
 	cfg := Config{IdleNap: 30 * time.Microsecond}
 	cfg.AccessLog.Off = true
-	p := startProxy(t, cfg, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+	p := startProxy(t, cfg, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	n := p.progress.(*idleNapper)
 

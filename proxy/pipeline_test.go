@@ -21,7 +21,7 @@ func TestPipelinedRequestsInSeparateSegments(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // the next requests arrive meanwhile
 		io.WriteString(w, r.URL.Path)
 	})
-	tbl := mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+	tbl := mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 		Instances: []*routes.Instance{inst("b", slow.addr, "z1", "blue")}})
 	p := startProxy(t, Config{AccessLog: accessLogDiscard()}, tbl)
 	c, err := net.Dial("tcp", p.Addr().String())

@@ -32,9 +32,9 @@ func twoDeployments(t *testing.T, cfg Config) (*testProxy, *backend, *backend) {
 	a := startBackend(t, "a-1", nil)
 	b := startBackend(t, "b-1", nil)
 	tbl := mustTable(t,
-		&routes.Deployment{ID: depA, Kind: "es", Aliases: []string{"prod-search"}, Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: depA, Kind: "es", Aliases: []string{"prod-search"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}},
-		&routes.Deployment{ID: depB, Kind: "kb", Aliases: []string{"prod-dash"}, Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: depB, Kind: "kb", Aliases: []string{"prod-dash"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("b-1", b.addr, "zone-b", "blue")}},
 	)
 	return startProxy(t, cfg, tbl), a, b
@@ -111,7 +111,7 @@ func TestMaintenanceAndZeroWeightGetNoRequests(t *testing.T) {
 	down := startBackend(t, "down", nil)
 	m := inst("maint", maint.addr, "zone-a", "blue")
 	m.Maintenance = true
-	tbl, err := routes.NewTable("example.test", map[string]routes.ZoneState{"zone-c": routes.ZoneDown}, []*routes.Deployment{{
+	tbl, err := routes.NewTable("example.test", map[string]routes.ZoneState{"zone-c": routes.ZoneDown}, []*routes.DeploymentSpec{{
 		ID: depA, Kind: "es", Serving: map[string]int{"blue": 100, "green": 0},
 		Instances: []*routes.Instance{
 			inst("live", live.addr, "zone-a", "blue"), m,
@@ -137,7 +137,7 @@ func TestMaintenanceAndZeroWeightGetNoRequests(t *testing.T) {
 func TestWeightedSplit(t *testing.T) {
 	blue := startBackend(t, "blue", nil)
 	green := startBackend(t, "green", nil)
-	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{
+	p := startProxy(t, Config{}, mustTable(t, &routes.DeploymentSpec{
 		ID: depA, Kind: "es", Serving: map[string]int{"blue": 75, "green": 25},
 		Instances: []*routes.Instance{inst("blue", blue.addr, "z", "blue"), inst("green", green.addr, "z", "green")},
 	}))
@@ -155,7 +155,7 @@ func TestNoEligibleInstanceIs503(t *testing.T) {
 	b := startBackend(t, "m", nil)
 	m := inst("m", b.addr, "z", "blue")
 	m.Maintenance = true
-	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{
+	p := startProxy(t, Config{}, mustTable(t, &routes.DeploymentSpec{
 		ID: depA, Kind: "es", Serving: map[string]int{"blue": 1}, Instances: []*routes.Instance{m},
 	}))
 	status, body, h := get(t, p.url+"/", "X-Found-Cluster", depA)
@@ -189,8 +189,8 @@ func TestUpstreamFailures(t *testing.T) {
 		c, _, _ := w.(http.Hijacker).Hijack()
 		c.Close()
 	})
-	dep := func(id string, b *backend) *routes.Deployment {
-		return &routes.Deployment{ID: id, Kind: "es", Serving: map[string]int{"g": 1},
+	dep := func(id string, b *backend) *routes.DeploymentSpec {
+		return &routes.DeploymentSpec{ID: id, Kind: "es", Serving: map[string]int{"g": 1},
 			Instances: []*routes.Instance{inst(b.id, b.addr, "z", "g")}}
 	}
 	p := startProxy(t, Config{ResponseHeaderTimeout: 300 * time.Millisecond}, mustTable(t,
@@ -227,7 +227,7 @@ func TestHopByHopAndForwardedHeaders(t *testing.T) {
 		w.Write([]byte("ok"))
 	})
 	p := startProxy(t, Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, mustTable(t,
-		&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
+		&routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 
 	req, _ := http.NewRequest("GET", p.url+"/x", nil)
 	req.Host = depA + ".example.test:9200"
@@ -335,7 +335,7 @@ func TestHeaderAndBodyLimits(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		w.Write([]byte("ok"))
 	})
-	p := startProxy(t, Config{MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 20}, mustTable(t, &routes.Deployment{
+	p := startProxy(t, Config{MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 20}, mustTable(t, &routes.DeploymentSpec{
 		ID: depA, Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{inst("a", a.addr, "z", "g")}}))
 	big := strings.Repeat("x", 8192)
 	status, body, _ := get(t, p.url+"/", "X-Found-Cluster", depA, "X-Big", big)
@@ -401,7 +401,7 @@ func TestStreamingBothWays(t *testing.T) {
 		w.Header().Set("Content-Length", "33554432")
 		io.Copy(w, patternReader(size))
 	})
-	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+	p := startProxy(t, Config{}, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("dl", dl.addr, "z", "g")}}))
 
 	want := sha256.New()
@@ -451,7 +451,7 @@ func TestHeadAndNoContent(t *testing.T) {
 			w.Write(make([]byte, 1234))
 		}
 	})
-	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+	p := startProxy(t, Config{}, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	for i := 0; i < 3; i++ { // the connection stays usable after each
 		req, _ := http.NewRequest("HEAD", p.url+"/", nil)
@@ -478,7 +478,7 @@ func TestHeadAndNoContent(t *testing.T) {
 func TestKeepAliveReuseAndStaleConnection(t *testing.T) {
 	// The instance closes idle connections long before the proxy does.
 	b := startBackend(t, "b", nil, func(s *http.Server) { s.IdleTimeout = time.Second })
-	p := startProxy(t, Config{}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+	p := startProxy(t, Config{}, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	for i := 0; i < 50; i++ {
 		if status, _, _ := get(t, p.url+"/", "X-Found-Cluster", depA); status != 200 {
@@ -509,7 +509,7 @@ func TestHealth(t *testing.T) {
 		t.Errorf("request before a table: %d %s; want 503", status, body)
 	}
 	b := startBackend(t, "b", nil)
-	p.Apply(mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+	p.Apply(mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("b", b.addr, "z", "g")}}))
 	if status, body, _ := get(t, p.url+"/_health"); status != 200 || body != `{"ok":true,"status":200}` {
 		t.Errorf("with a table: %d %s; want 200", status, body)
@@ -533,7 +533,7 @@ func TestDrainLetsRunningRequestFinish(t *testing.T) {
 		w.Write([]byte("done"))
 	})
 	p := startProxy(t, Config{DrainDelay: drainDelay, ShutdownTimeout: 5 * time.Second}, mustTable(t,
-		&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{inst("slow", slow.addr, "z", "g")}}))
+		&routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{inst("slow", slow.addr, "z", "g")}}))
 	type result struct {
 		status int
 		body   string
@@ -656,7 +656,7 @@ func TestClientThatStopsReadingIsCut(t *testing.T) {
 		}
 	})
 	p := startProxy(t, Config{ClientIdleTimeout: idle}, mustTable(t,
-		&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+		&routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{inst("big-1", big.addr, "zone-a", "blue")}}))
 
 	request := func() net.Conn {

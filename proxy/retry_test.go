@@ -25,9 +25,9 @@ func TestRetries(t *testing.T) {
 	// answer within it: a loaded machine can stall a request for most of a
 	// second.
 	p := startProxy(t, Config{ResponseHeaderTimeout: time.Second}, mustTable(t,
-		&routes.Deployment{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
+		&routes.DeploymentSpec{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
 			inst("dead", dead.addr, "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
-		&routes.Deployment{ID: "bbbbbbbb", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
+		&routes.DeploymentSpec{ID: "bbbbbbbb", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
 			inst("stalled", stalled.addr, "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
 	))
 
@@ -126,7 +126,7 @@ func TestFirstRetryAfterResetIsFree(t *testing.T) {
 	})
 	live := startBackend(t, "live", nil)
 	p := startProxy(t, Config{}, mustTable(t,
-		&routes.Deployment{ID: "cccccccc", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
+		&routes.DeploymentSpec{ID: "cccccccc", Kind: "es", Serving: map[string]int{"g": 1}, Instances: []*routes.Instance{
 			inst("dropper", dropper, "zone-a", "g"), inst("live", live.addr, "zone-b", "g")}},
 	))
 	p.budget.retries.Add(1000) // no budget left

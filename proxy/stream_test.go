@@ -80,7 +80,7 @@ func TestResponseWriteSizes(t *testing.T) {
 	b, body := streamBackend(t)
 	for _, size := range []int{MinResponseWriteSize, 0, 1 << 20} {
 		p := startProxy(t, Config{ResponseWriteSize: size, SplicePipeSize: -1}, mustTable(t,
-			&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+			&routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 				Instances: []*routes.Instance{inst("big-1", b.addr, "zone-a", "blue")}}))
 		want := cmp.Or(size, clientconn.DefaultCopySize)
 		if got := p.clients; got.CopySize != want || got.PipeSize >= 0 || got.Counts != &p.bodies {
@@ -114,7 +114,7 @@ func TestSplicedResponseBodies(t *testing.T) {
 		cfg := Config{SplicePipeSize: size}
 		cfg.AccessLog.Path = t.TempDir() + "/access.log"
 		p := startProxy(t, cfg, mustTable(t,
-			&routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+			&routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
 				Instances: []*routes.Instance{inst("big-1", b.addr, "zone-a", "blue")}}))
 		dials := b.accepted.Load()
 		for i := range 3 {

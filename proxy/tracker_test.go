@@ -72,7 +72,7 @@ func TestTrackerEndsWhenTheBodyEnds(t *testing.T) {
 		w.Write(half)
 	})
 	picker := &recordingPicker{}
-	p := startProxy(t, Config{Picker: picker}, mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 100},
+	p := startProxy(t, Config{Picker: picker}, mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 100},
 		Instances: []*routes.Instance{inst("i", be.addr, "z", "g")}}))
 
 	start := time.Now()

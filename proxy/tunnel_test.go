@@ -54,7 +54,7 @@ func dialUpgrade(t *testing.T, addr, upgrade string) (net.Conn, *bufio.Reader, *
 func TestUpgradeIsTunneledAndCutAfterTheGrace(t *testing.T) {
 	blue, green := upgradeBackend(t, "blue"), upgradeBackend(t, "green")
 	table := func(serving map[string]int) *routes.Table {
-		return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
+		return mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: serving, Instances: []*routes.Instance{
 			inst("blue", blue.addr, "z", "blue"), inst("green", green.addr, "z", "green")}})
 	}
 	const grace = 2 * time.Second
@@ -158,7 +158,7 @@ func TestTunnelIdleTimeout(t *testing.T) {
 	const idle = 2 * time.Second
 	push, echo := pushBackend(t), upgradeBackend(t, "echo")
 	tableFor := func(addr string) *routes.Table {
-		return mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 100}, Instances: []*routes.Instance{inst("i", addr, "z", "g")}})
+		return mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 100}, Instances: []*routes.Instance{inst("i", addr, "z", "g")}})
 	}
 	p := startProxy(t, Config{TunnelIdleTimeout: idle}, tableFor(push.addr))
 	addr := strings.TrimPrefix(p.url, "http://")
@@ -212,7 +212,7 @@ func TestTunnelIdleTimeout(t *testing.T) {
 // their own, then are cut; Run returns as soon as the last one ends.
 func TestShutdownWaitsForTunnelsThenCutsThem(t *testing.T) {
 	echo := upgradeBackend(t, "echo")
-	tbl := mustTable(t, &routes.Deployment{ID: depA, Kind: "es", Serving: map[string]int{"g": 100}, Instances: []*routes.Instance{inst("i", echo.addr, "z", "g")}})
+	tbl := mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"g": 100}, Instances: []*routes.Instance{inst("i", echo.addr, "z", "g")}})
 	roundTrip := func(c net.Conn, br *bufio.Reader, s string) error {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		if _, err := io.WriteString(c, s); err != nil {

@@ -34,11 +34,11 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // ref names the part of the input an error is about.
 type ref struct {
-	dep   *Deployment // nil: the table itself (domain, zones)
-	inst  *Instance   // nil: the deployment itself
-	field string      // "id", "kind", "aliases", "serving", "addr", "domain", "zones", ...
-	idx   int         // element of a list field (aliases)
-	key   string      // key of a mapping field (serving generation, zone name)
+	dep   *DeploymentSpec // nil: the table itself (domain, zones)
+	inst  *Instance       // nil: the deployment itself
+	field string          // "id", "kind", "aliases", "serving", "addr", "domain", "zones", ...
+	idx   int             // element of a list field (aliases)
+	key   string          // key of a mapping field (serving generation, zone name)
 }
 
 // invalidf returns an *Error wrapping ErrInvalid about at.

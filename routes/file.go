@@ -49,7 +49,7 @@ func ParseFile(path string) (*Table, error) {
 // replaces a good one). The table's Version, Source and LoadedAt are left
 // for the caller to set.
 func Parse(name string, data []byte) (*Table, error) {
-	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*Deployment]*depPos{}}}
+	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*DeploymentSpec]*depPos{}}}
 	t, err := p.parse(data)
 	if err != nil {
 		return nil, err
@@ -139,7 +139,7 @@ func tabIndent(data []byte) int {
 type positions struct {
 	top   map[string]int // top-level key -> line of its value
 	zones map[string]int // zone name -> line
-	deps  map[*Deployment]*depPos
+	deps  map[*DeploymentSpec]*depPos
 }
 
 type depPos struct {

@@ -50,7 +50,7 @@ func FuzzParseRoutes(f *testing.F) {
 		checkTable(t, tb)
 
 		// The table's own parts make the same table.
-		again, err := NewTable(tb.Domain, cloneZones(tb.Zones), tb.Deployments)
+		again, err := NewTable(tb.Domain, cloneZones(tb.Zones), specs(tb))
 		if err != nil {
 			t.Fatalf("NewTable refuses the parts of an accepted file: %v", err)
 		}
@@ -115,7 +115,7 @@ func checkTable(t *testing.T, tb *Table) {
 		t.Errorf("domain %q is not lowercase without a leading dot", tb.Domain)
 	}
 	for i, d := range tb.Deployments {
-		if err := ValidateDeployment(d); err != nil {
+		if err := ValidateDeployment(&d.DeploymentSpec); err != nil {
 			t.Errorf("deployment %s in the table does not validate: %v", d.ID, err)
 		}
 		if i > 0 && tb.Deployments[i-1].ID >= d.ID {
@@ -149,6 +149,15 @@ func checkTable(t *testing.T, tb *Table) {
 	if len(tb.byKey) < tb.Len() {
 		t.Errorf("%d keys for %d deployments", len(tb.byKey), tb.Len())
 	}
+}
+
+// specs returns the specs of a table's deployments.
+func specs(tb *Table) []*DeploymentSpec {
+	out := make([]*DeploymentSpec, len(tb.Deployments))
+	for i, d := range tb.Deployments {
+		out[i] = &d.DeploymentSpec
+	}
+	return out
 }
 
 func cloneZones(z map[string]ZoneState) map[string]ZoneState {

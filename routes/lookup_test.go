@@ -9,10 +9,10 @@ import (
 // instances in two zones.
 func bigTable(tb testing.TB, n int) *Table {
 	tb.Helper()
-	deps := make([]*Deployment, n)
+	deps := make([]*DeploymentSpec, n)
 	for i := range deps {
 		id := fmt.Sprintf("%032x", uint64(i)*0x9e3779b97f4a7c15)
-		deps[i] = &Deployment{
+		deps[i] = &DeploymentSpec{
 			ID:      id,
 			Kind:    "es",
 			Aliases: []string{fmt.Sprintf("deployment-%d", i)},

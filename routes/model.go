@@ -31,31 +31,11 @@ func (s ZoneState) String() string {
 	return "up"
 }
 
-// Instance is one running copy of a deployment.
-type Instance struct {
-	ID          string
-	Addr        string // host:port
-	Zone        string
-	Generation  string
-	Maintenance bool
-}
-
-// Deployment is one routable deployment and its instances.
-//
-// A Deployment inside a Table is immutable: readers share it across
-// goroutines without locking.
+// Deployment is a deployment as a Table serves it: its spec and what
+// NewTable computes from it. A Deployment inside a Table is immutable:
+// readers share it across goroutines without locking.
 type Deployment struct {
-	ID        string
-	Kind      string   // kind code: es, kb, apm, fleet, ...
-	Aliases   []string // reachable as "<alias>.<kind>"
-	Serving   map[string]int
-	Instances []*Instance
-	// Allow is the deployment's traffic filter: the client addresses
-	// (each an IP address or a CIDR prefix) that may reach it. Empty:
-	// every address may. A client outside it gets 403.
-	Allow []string
-
-	// Computed by NewTable.
+	DeploymentSpec
 
 	// AllowNets is Allow parsed; nil when Allow is empty.
 	AllowNets []netip.Prefix

@@ -121,7 +121,7 @@ func (p *parser) zones(n *yaml.Node) (map[string]ZoneState, *Error) {
 }
 
 // deployment reads the i-th (1-based) entry of deployments.
-func (p *parser) deployment(n *yaml.Node, i int) (*Deployment, *Error) {
+func (p *parser) deployment(n *yaml.Node, i int) (*DeploymentSpec, *Error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errAt(n, "deployment %d must be a mapping", i)
 	}
@@ -130,7 +130,7 @@ func (p *parser) deployment(n *yaml.Node, i int) (*Deployment, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Deployment{}
+	d := &DeploymentSpec{}
 	dp := &depPos{
 		line:    n.Line,
 		fields:  make(map[string]int, len(f)),

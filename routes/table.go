@@ -10,18 +10,19 @@ import (
 // weight over its instances stays integral for any realistic count.
 const weightUnit = 720720 // lcm(1..16)
 
-// NewTable validates the domain, zones and deployments and builds an
-// immutable snapshot. It takes ownership of zones; the deployments are
-// copied (the table fills its own copies' Eligible, Weights and
-// TotalWeight), so callers may pass deployments of another live table.
-// Instances are shared, never modified. A zone that zones does not list is
-// up.
+// NewTable validates the domain, zones and deployment specs and compiles
+// them into an immutable snapshot. It takes ownership of zones. Each
+// Deployment of the table holds a copy of its spec (sharing the spec's
+// slices, maps and instances, which it never modifies) and what the table
+// computes from it, so specs may be shared with tables that are still
+// being read (a delta reuses the unchanged specs of the live table). A zone
+// that zones does not list is up.
 //
 // An empty set of deployments is ErrEmptyTable; anything invalid (see
 // ValidateDeployment; also the domain, a zone name, a deployment ID or an
 // "<alias>.<kind>" key used twice) is an *Error wrapping ErrInvalid, and no
 // table is built.
-func NewTable(domain string, zones map[string]ZoneState, deps []*Deployment) (*Table, error) {
+func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec) (*Table, error) {
 	if len(deps) == 0 {
 		return nil, ErrEmptyTable
 	}
@@ -62,27 +63,23 @@ func newBuilder(domain string, zones map[string]ZoneState, n int) (*builder, *Er
 	}}, nil
 }
 
-// add validates d and indexes its keys: its ID and "<alias>.<kind>" for each
-// alias. The two kinds of key cannot collide: IDs have no dot.
-func (b *builder) add(d *Deployment) *Error {
-	if err := validateDeployment(d); err != nil {
+// add validates spec and indexes its keys: its ID and "<alias>.<kind>" for
+// each alias. The two kinds of key cannot collide: IDs have no dot.
+func (b *builder) add(spec *DeploymentSpec) *Error {
+	if err := validateDeployment(spec); err != nil {
 		return err
 	}
-	if _, dup := b.t.byKey[d.ID]; dup {
-		return invalidf(ref{dep: d, field: "id"}, "deployment %s is listed twice", d.ID)
+	if _, dup := b.t.byKey[spec.ID]; dup {
+		return invalidf(ref{dep: spec, field: "id"}, "deployment %s is listed twice", spec.ID)
 	}
-	for i, a := range d.Aliases {
-		k := a + "." + d.Kind
+	for i, a := range spec.Aliases {
+		k := a + "." + spec.Kind
 		if other, dup := b.t.byKey[k]; dup {
-			return invalidf(ref{dep: d, field: "aliases", idx: i},
-				"deployment %s: alias key %q is already used by deployment %s", d.ID, k, other.ID)
+			return invalidf(ref{dep: spec, field: "aliases", idx: i},
+				"deployment %s: alias key %q is already used by deployment %s", spec.ID, k, other.ID)
 		}
 	}
-	// Index a copy: the computed fields are the table's own, so a
-	// deployment may be shared with a table that is still being read (a
-	// delta reuses the unchanged deployments of the live table).
-	cp := *d
-	d = &cp
+	d := &Deployment{DeploymentSpec: *spec}
 	b.t.byKey[d.ID] = d
 	for _, a := range d.Aliases {
 		b.t.byKey[a+"."+d.Kind] = d

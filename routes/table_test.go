@@ -10,8 +10,8 @@ import (
 )
 
 // dep builds a valid deployment for tests; change it before use.
-func dep(id string, gens map[string]int, insts ...*Instance) *Deployment {
-	return &Deployment{ID: id, Kind: "es", Aliases: []string{"a" + id[:4]}, Serving: gens, Instances: insts}
+func dep(id string, gens map[string]int, insts ...*Instance) *DeploymentSpec {
+	return &DeploymentSpec{ID: id, Kind: "es", Aliases: []string{"a" + id[:4]}, Serving: gens, Instances: insts}
 }
 
 func inst(id, zone, gen string) *Instance {
@@ -78,7 +78,7 @@ func TestNewTableEligible(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tb, err := NewTable("example.test", tt.zones, []*Deployment{dep("7f3a9c2e51d04b8e", tt.serving, tt.insts...)})
+			tb, err := NewTable("example.test", tt.zones, []*DeploymentSpec{dep("7f3a9c2e51d04b8e", tt.serving, tt.insts...)})
 			if err != nil {
 				t.Fatalf("NewTable: %v", err)
 			}
@@ -117,31 +117,31 @@ func shares(m map[string]float64) string {
 }
 
 func TestNewTableErrors(t *testing.T) {
-	good := func() *Deployment {
+	good := func() *DeploymentSpec {
 		return dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
 	}
-	other := func() *Deployment {
+	other := func() *DeploymentSpec {
 		return dep("c41d8e2b7a9f4063", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
 	}
 	tests := []struct {
 		name   string
 		domain string
 		zones  map[string]ZoneState
-		deps   func() []*Deployment
+		deps   func() []*DeploymentSpec
 		want   string // "" for ErrEmptyTable
 	}{
-		{"empty", "example.test", nil, func() []*Deployment { return nil }, ""},
-		{"no domain", "", nil, func() []*Deployment { return []*Deployment{good()} }, "routes: domain is required"},
-		{"bad domain", "exa_mple.test", nil, func() []*Deployment { return []*Deployment{good()} },
+		{"empty", "example.test", nil, func() []*DeploymentSpec { return nil }, ""},
+		{"no domain", "", nil, func() []*DeploymentSpec { return []*DeploymentSpec{good()} }, "routes: domain is required"},
+		{"bad domain", "exa_mple.test", nil, func() []*DeploymentSpec { return []*DeploymentSpec{good()} },
 			`routes: domain "exa_mple.test" is not a valid DNS name`},
-		{"bad zone state", "example.test", map[string]ZoneState{"zone-a": 7}, func() []*Deployment { return []*Deployment{good()} },
+		{"bad zone state", "example.test", map[string]ZoneState{"zone-a": 7}, func() []*DeploymentSpec { return []*DeploymentSpec{good()} },
 			"routes: zone zone-a: state 7 is not up or down"},
-		{"duplicate id", "example.test", nil, func() []*Deployment { return []*Deployment{good(), good()} },
+		{"duplicate id", "example.test", nil, func() []*DeploymentSpec { return []*DeploymentSpec{good(), good()} },
 			"routes: deployment 7f3a9c2e51d04b8e is listed twice"},
-		{"duplicate alias key", "example.test", nil, func() []*Deployment {
+		{"duplicate alias key", "example.test", nil, func() []*DeploymentSpec {
 			o := other()
 			o.Aliases = []string{"a7f3a"}
-			return []*Deployment{good(), o}
+			return []*DeploymentSpec{good(), o}
 		}, `routes: deployment c41d8e2b7a9f4063: alias key "a7f3a.es" is already used by deployment 7f3a9c2e51d04b8e`},
 	}
 	for _, tt := range tests {
@@ -168,7 +168,7 @@ func TestNewTableSameAliasOtherKind(t *testing.T) {
 	a := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
 	b := dep("c41d8e2b7a9f4063", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
 	a.Aliases, b.Aliases, b.Kind = []string{"prod"}, []string{"prod"}, "kb"
-	tb, err := NewTable("Example.Test", nil, []*Deployment{b, a})
+	tb, err := NewTable("Example.Test", nil, []*DeploymentSpec{b, a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,21 +191,21 @@ func TestValidateDeployment(t *testing.T) {
 	const p = "routes: deployment 7f3a9c2e51d04b8e: "
 	tests := []struct {
 		name   string
-		change func(d *Deployment)
+		change func(d *DeploymentSpec)
 		want   string
 	}{
-		{"valid", func(d *Deployment) {}, ""},
-		{"no id", func(d *Deployment) { d.ID = "" }, "routes: deployment id is required"},
-		{"bad id", func(d *Deployment) { d.ID = "xyz" }, `routes: deployment id "xyz" is not 8 to 32 lowercase hex digits`},
-		{"no kind", func(d *Deployment) { d.Kind = "" }, p + "kind is required"},
-		{"bad alias", func(d *Deployment) { d.Aliases = []string{"-x"} }, p + `alias "-x" is not a lowercase DNS label`},
-		{"nil serving", func(d *Deployment) { d.Serving = nil }, p + "serving is required"},
-		{"weight too large", func(d *Deployment) { d.Serving["blue"] = MaxWeight + 1 }, p + "serving: blue: weight 1000001 is out of range 0-1000000"},
-		{"no instances", func(d *Deployment) { d.Instances = nil }, p + "no instances"},
-		{"nil instance", func(d *Deployment) { d.Instances = append(d.Instances, nil) }, p + "instance 2 is null"},
-		{"bad addr", func(d *Deployment) { d.Instances[0].Addr = "foo" }, p + `instance i1: addr "foo" is not host:port`},
-		{"port with sign", func(d *Deployment) { d.Instances[0].Addr = "h:+80" }, p + `instance i1: addr "h:+80": port must be 1-65535`},
-		{"generation not serving", func(d *Deployment) { d.Instances[0].Generation = "green" }, p + `instance i1: generation "green" is not in serving`},
+		{"valid", func(d *DeploymentSpec) {}, ""},
+		{"no id", func(d *DeploymentSpec) { d.ID = "" }, "routes: deployment id is required"},
+		{"bad id", func(d *DeploymentSpec) { d.ID = "xyz" }, `routes: deployment id "xyz" is not 8 to 32 lowercase hex digits`},
+		{"no kind", func(d *DeploymentSpec) { d.Kind = "" }, p + "kind is required"},
+		{"bad alias", func(d *DeploymentSpec) { d.Aliases = []string{"-x"} }, p + `alias "-x" is not a lowercase DNS label`},
+		{"nil serving", func(d *DeploymentSpec) { d.Serving = nil }, p + "serving is required"},
+		{"weight too large", func(d *DeploymentSpec) { d.Serving["blue"] = MaxWeight + 1 }, p + "serving: blue: weight 1000001 is out of range 0-1000000"},
+		{"no instances", func(d *DeploymentSpec) { d.Instances = nil }, p + "no instances"},
+		{"nil instance", func(d *DeploymentSpec) { d.Instances = append(d.Instances, nil) }, p + "instance 2 is null"},
+		{"bad addr", func(d *DeploymentSpec) { d.Instances[0].Addr = "foo" }, p + `instance i1: addr "foo" is not host:port`},
+		{"port with sign", func(d *DeploymentSpec) { d.Instances[0].Addr = "h:+80" }, p + `instance i1: addr "h:+80": port must be 1-65535`},
+		{"generation not serving", func(d *DeploymentSpec) { d.Instances[0].Generation = "green" }, p + `instance i1: generation "green" is not in serving`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,32 +228,37 @@ func TestValidateDeployment(t *testing.T) {
 	}
 }
 
-// A table may be built from the deployments of a live table (as a delta
-// does); the live table's computed fields must not change under its readers.
+// A table may be built from the specs of a live table (as a delta does);
+// the live table's computed fields must not change under its readers, and
+// the instances are the same pointers in both.
 func TestNewTableDoesNotModifyItsInput(t *testing.T) {
-	live, err := NewTable("example.test", nil, []*Deployment{dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))})
+	spec := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i1", "zone-a", "blue"))
+	live, err := NewTable("example.test", nil, []*DeploymentSpec{spec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := live.Deployments[0]
-	next, err := NewTable("example.test", map[string]ZoneState{"zone-a": ZoneDown}, []*Deployment{d})
+	next, err := NewTable("example.test", map[string]ZoneState{"zone-a": ZoneDown}, []*DeploymentSpec{&d.DeploymentSpec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(d.Eligible) != 1 || len(next.Deployments[0].Eligible) != 0 {
 		t.Errorf("live eligible %d, next eligible %d; want 1 and 0", len(d.Eligible), len(next.Deployments[0].Eligible))
 	}
+	if d.Instances[0] != spec.Instances[0] || next.Deployments[0].Instances[0] != spec.Instances[0] {
+		t.Error("a table holds copies of its spec's instances; want the same pointers")
+	}
 }
 
 func TestDeploymentAllows(t *testing.T) {
-	d := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
-	d.Allow = []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32"}
-	open := dep("0c9e2b7a44f14c53", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
-	tb, err := NewTable("example.test", nil, []*Deployment{d, open})
+	spec := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+	spec.Allow = []string{"203.0.113.0/24", "198.51.100.7", "2001:db8::/32"}
+	openSpec := dep("0c9e2b7a44f14c53", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+	tb, err := NewTable("example.test", nil, []*DeploymentSpec{spec, openSpec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, open = tb.Lookup([]byte(d.ID)), tb.Lookup([]byte(open.ID))
+	d, open := tb.Lookup([]byte(spec.ID)), tb.Lookup([]byte(openSpec.ID))
 	if len(d.AllowNets) != 3 || open.AllowNets != nil {
 		t.Fatalf("AllowNets = %v and %v; want 3 prefixes and nil", d.AllowNets, open.AllowNets)
 	}

@@ -45,14 +45,14 @@ const (
 //     A-Z a-z 0-9 . _ -) unique within the deployment, an addr host:port
 //     with port 1-65535, a zone (a lowercase DNS label), and a generation
 //     that is in serving (its weight may be 0).
-func ValidateDeployment(d *Deployment) error {
+func ValidateDeployment(d *DeploymentSpec) error {
 	if err := validateDeployment(d); err != nil {
 		return err
 	}
 	return nil
 }
 
-func validateDeployment(d *Deployment) *Error {
+func validateDeployment(d *DeploymentSpec) *Error {
 	if d == nil {
 		return invalidf(ref{}, "deployment is null")
 	}
@@ -112,7 +112,7 @@ func validateDeployment(d *Deployment) *Error {
 	return nil
 }
 
-func validateServing(d *Deployment, p string) *Error {
+func validateServing(d *DeploymentSpec, p string) *Error {
 	switch {
 	case d.Serving == nil:
 		return invalidf(ref{dep: d, field: "serving"}, "%sserving is required", p)
@@ -142,7 +142,7 @@ func validateServing(d *Deployment, p string) *Error {
 	return nil
 }
 
-func validateInstance(d *Deployment, i int, in *Instance, p string) *Error {
+func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
 	if in == nil {
 		return invalidf(ref{dep: d, field: "instances"}, "%sinstance %d is null", p, i+1)
 	}

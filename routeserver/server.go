@@ -76,10 +76,10 @@ type Input struct {
 	Version     uint64
 	Domain      string
 	Zones       map[string]routes.ZoneState
-	Deployments map[string]*routes.Deployment // the valid (or last good) ones
-	Invalid     map[string]string             // deployment id -> why its latest znode was refused
-	Stale       bool                          // the watcher lost the store
-	Synced      bool                          // the watcher completed a full read
+	Deployments map[string]*routes.DeploymentSpec // the valid (or last good) ones
+	Invalid     map[string]string                 // deployment id -> why its latest znode was refused
+	Stale       bool                              // the watcher lost the store
+	Synced      bool                              // the watcher completed a full read
 }
 
 // entry is one published table.

@@ -20,7 +20,7 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func input(version uint64, addr string) Input {
-	return Input{Version: version, Domain: "example.test", Synced: true, Deployments: map[string]*routes.Deployment{
+	return Input{Version: version, Domain: "example.test", Synced: true, Deployments: map[string]*routes.DeploymentSpec{
 		"aaaaaaaa": {ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"blue": 1},
 			Instances: []*routes.Instance{{ID: "i-1", Addr: addr, Zone: "z", Generation: "blue"}}},
 	}}
@@ -68,7 +68,7 @@ func TestNoTableThenFullThenHeldPoll(t *testing.T) {
 		t.Errorf("poll at the current version: %d after %v; want 304 after the 300ms wait", resp.StatusCode, time.Since(start))
 	}
 	// An empty table never replaces a good one.
-	s.Update(Input{Version: 9, Domain: "example.test", Synced: true, Deployments: map[string]*routes.Deployment{}})
+	s.Update(Input{Version: 9, Domain: "example.test", Synced: true, Deployments: map[string]*routes.DeploymentSpec{}})
 	if st := s.Status(); st.Version != 5 {
 		t.Errorf("after an empty table: version %d; want 5", st.Version)
 	}

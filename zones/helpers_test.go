@@ -76,7 +76,7 @@ func oneDep(t testing.TB, zones map[string]routes.ZoneState, serving map[string]
 	if serving == nil {
 		serving = map[string]int{"blue": 100}
 	}
-	tb, err := routes.NewTable("example.test", zones, []*routes.Deployment{{
+	tb, err := routes.NewTable("example.test", zones, []*routes.DeploymentSpec{{
 		ID: testDepID, Kind: "es", Serving: serving, Instances: ins,
 	}})
 	if err != nil {

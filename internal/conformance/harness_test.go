@@ -39,7 +39,7 @@ type server struct {
 // startSwitchyard runs Switchyard in-process on a loopback port, routing
 // the test deployment to the instance at instAddr.
 func startSwitchyard(instAddr string) (*server, error) {
-	tbl, err := routes.NewTable(testDomain, nil, []*routes.Deployment{{
+	tbl, err := routes.NewTable(testDomain, nil, []*routes.DeploymentSpec{{
 		ID:      testDepID,
 		Kind:    "es",
 		Aliases: []string{"app"},

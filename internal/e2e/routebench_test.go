@@ -38,9 +38,9 @@ func TestRoutePathFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := make([]*routes.Deployment, deployments)
+	deps := make([]*routes.DeploymentSpec, deployments)
 	for i := range deps {
-		d := &routes.Deployment{ID: fmt.Sprintf("%016x", i+1), Kind: "es", Serving: map[string]int{"blue": 100}}
+		d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i+1), Kind: "es", Serving: map[string]int{"blue": 100}}
 		for j := 0; j < 3; j++ {
 			d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j), Addr: fmt.Sprintf("127.0.0.1:%d", 20000+j),
 				Zone: fmt.Sprintf("zone-%c", 'a'+j), Generation: "blue"})

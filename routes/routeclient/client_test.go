@@ -71,10 +71,10 @@ func (k *sink) waitVersion(t *testing.T, v uint64) *routes.Table {
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
 func input(version uint64, addrs ...string) routeserver.Input {
-	deps := map[string]*routes.Deployment{}
+	deps := map[string]*routes.DeploymentSpec{}
 	for i, a := range addrs {
 		id := fmt.Sprintf("%08x", i+1)
-		deps[id] = &routes.Deployment{ID: id, Kind: "es", Serving: map[string]int{"blue": 1},
+		deps[id] = &routes.DeploymentSpec{ID: id, Kind: "es", Serving: map[string]int{"blue": 1},
 			Instances: []*routes.Instance{{ID: "i-1", Addr: a, Zone: "zone-a", Generation: "blue"}}}
 	}
 	return routeserver.Input{Version: version, Domain: "example.test", Deployments: deps, Synced: true}
@@ -156,7 +156,7 @@ func TestStaleAndEmptyTables(t *testing.T) {
 		t.Errorf("the route server is not stale")
 	}
 	// An empty table is refused; the last good one keeps serving.
-	srv.Update(routeserver.Input{Version: 20, Domain: "example.test", Synced: true, Deployments: map[string]*routes.Deployment{}})
+	srv.Update(routeserver.Input{Version: 20, Domain: "example.test", Synced: true, Deployments: map[string]*routes.DeploymentSpec{}})
 	time.Sleep(100 * time.Millisecond)
 	if st := srv.Status(); st.Version != 10 || st.Deployments != 1 {
 		t.Errorf("after an empty table the server serves version %d with %d deployments; want 10 and 1", st.Version, st.Deployments)

@@ -59,7 +59,7 @@ func FuzzDecodeDeployment(f *testing.F) {
 		if routes.ValidateDeployment(d) != nil {
 			return
 		}
-		s := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.Deployment{d.ID: d})
+		s := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.DeploymentSpec{d.ID: d})
 		st, err := Apply(nil, decodeMessage(t, s.Full(false)))
 		if err != nil {
 			t.Fatalf("Apply of a snapshot of a valid deployment: %v", err)
@@ -69,7 +69,7 @@ func FuzzDecodeDeployment(f *testing.F) {
 			t.Fatalf("table of a snapshot of a valid deployment: %v", err)
 		}
 		got := tb.Lookup([]byte(d.ID))
-		if got == nil || !bytes.Equal(EncodeDeployment(got), enc) {
+		if got == nil || !bytes.Equal(EncodeDeployment(&got.DeploymentSpec), enc) {
 			t.Fatalf("the table holds %+v; want %s", got, enc)
 		}
 	})
@@ -170,7 +170,7 @@ func checkApply(t *testing.T, s *State, m *Message) {
 		t.Errorf("table version %d with %d deployments; state %d with %d", tb.Version, tb.Len(), st.Version, len(st.Deps))
 	}
 	for id, d := range st.Deps {
-		if got := tb.Lookup([]byte(id)); got == nil || !bytes.Equal(EncodeDeployment(got), EncodeDeployment(d)) {
+		if got := tb.Lookup([]byte(id)); got == nil || !bytes.Equal(EncodeDeployment(&got.DeploymentSpec), EncodeDeployment(d)) {
 			t.Errorf("table's deployment %s differs from the state's", id)
 		}
 	}
@@ -360,14 +360,14 @@ func baseSnapshot() *Snapshot {
 	b := dep("bbbbbbbb", map[string]int{"blue": 1, "green": 0}, "127.0.0.1:2", "[::1]:3")
 	b.Aliases, b.Allow = []string{"prod"}, []string{"10.0.0.0/8"}
 	return NewSnapshot(nil, 10, "example.test", map[string]routes.ZoneState{"zone-b": routes.ZoneUp},
-		map[string]*routes.Deployment{a.ID: a, b.ID: b})
+		map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b})
 }
 
 func nextSnapshot() *Snapshot {
 	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:9")
 	c := dep("cccccccc", map[string]int{"blue": 1}, "127.0.0.1:3")
 	return NewSnapshot(nil, 12, "example.test", map[string]routes.ZoneState{"zone-a": routes.ZoneDown},
-		map[string]*routes.Deployment{a.ID: a, c.ID: c})
+		map[string]*routes.DeploymentSpec{a.ID: a, c.ID: c})
 }
 
 func decodeMessage(t *testing.T, b []byte) *Message {
@@ -381,7 +381,7 @@ func decodeMessage(t *testing.T, b []byte) *Message {
 
 // sameDeployment compares two decoded deployments as the wire sees them:
 // instances in any order, an empty list or map the same as none.
-func sameDeployment(a, b *routes.Deployment) bool {
+func sameDeployment(a, b *routes.DeploymentSpec) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
@@ -392,7 +392,7 @@ func sameDeployment(a, b *routes.Deployment) bool {
 	return slices.Equal(instanceKeys(a), instanceKeys(b))
 }
 
-func instanceKeys(d *routes.Deployment) []string {
+func instanceKeys(d *routes.DeploymentSpec) []string {
 	out := make([]string, len(d.Instances))
 	for i, in := range d.Instances {
 		b, _ := json.Marshal(in)

@@ -66,7 +66,7 @@ type Message struct {
 
 // EncodeDeployment returns the canonical JSON of d: fields in a fixed
 // order, serving keys sorted, instances sorted by ID.
-func EncodeDeployment(d *routes.Deployment) []byte {
+func EncodeDeployment(d *routes.DeploymentSpec) []byte {
 	w := Deployment{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: make([]Instance, len(d.Instances))}
 	for i, in := range d.Instances {
 		w.Instances[i] = Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
@@ -84,12 +84,12 @@ func EncodeDeployment(d *routes.Deployment) []byte {
 
 // DecodeDeployment parses one deployment's JSON. It does not validate;
 // routes.NewTable does.
-func DecodeDeployment(b []byte) (*routes.Deployment, error) {
+func DecodeDeployment(b []byte) (*routes.DeploymentSpec, error) {
 	var w Deployment
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("wire: deployment: %w", err)
 	}
-	d := &routes.Deployment{ID: w.ID, Kind: w.Kind, Aliases: w.Aliases, Allow: w.Allow, Serving: w.Serving, Instances: make([]*routes.Instance, len(w.Instances))}
+	d := &routes.DeploymentSpec{ID: w.ID, Kind: w.Kind, Aliases: w.Aliases, Allow: w.Allow, Serving: w.Serving, Instances: make([]*routes.Instance, len(w.Instances))}
 	for i, in := range w.Instances {
 		d.Instances[i] = &routes.Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
 	}
@@ -106,17 +106,17 @@ type Snapshot struct {
 	Deps    map[string][]byte // deployment ID -> canonical JSON
 	IDs     []string          // sorted keys of Deps
 
-	src map[string]*routes.Deployment // what Deps were encoded from
+	src map[string]*routes.DeploymentSpec // what Deps were encoded from
 }
 
 // NewSnapshot encodes a table's content. Deployments that are the same
-// *routes.Deployment as in prev (nil: none) keep prev's encoding: a store
+// *routes.DeploymentSpec as in prev (nil: none) keep prev's encoding: a store
 // watcher that shares unchanged deployments between tables makes each new
 // snapshot cost only what changed (plus the hash).
-func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.Deployment) *Snapshot {
+func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.DeploymentSpec) *Snapshot {
 	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones)),
 		Deps: make(map[string][]byte, len(deps)), IDs: make([]string, 0, len(deps)),
-		src: make(map[string]*routes.Deployment, len(deps))}
+		src: make(map[string]*routes.DeploymentSpec, len(deps))}
 	for z, st := range zones {
 		s.Zones[z] = st.String()
 	}
@@ -197,7 +197,7 @@ type State struct {
 	Domain  string
 	Zones   map[string]string
 	Raw     map[string][]byte
-	Deps    map[string]*routes.Deployment
+	Deps    map[string]*routes.DeploymentSpec
 }
 
 // Apply applies m to s (nil for a receiver that has nothing) and returns
@@ -212,13 +212,13 @@ func Apply(s *State, m *Message) (*State, error) {
 	}
 	if m.Full {
 		n.Raw = make(map[string][]byte, len(m.Deployments))
-		n.Deps = make(map[string]*routes.Deployment, len(m.Deployments))
+		n.Deps = make(map[string]*routes.DeploymentSpec, len(m.Deployments))
 	} else {
 		if s == nil || s.Version != m.Base || s.Hash != m.BaseHash {
 			return nil, fmt.Errorf("%w: delta from version %d does not apply", ErrHashMismatch, m.Base)
 		}
 		n.Raw = make(map[string][]byte, len(s.Raw)+len(m.Deployments))
-		n.Deps = make(map[string]*routes.Deployment, len(s.Deps)+len(m.Deployments))
+		n.Deps = make(map[string]*routes.DeploymentSpec, len(s.Deps)+len(m.Deployments))
 		for id, raw := range s.Raw {
 			n.Raw[id], n.Deps[id] = raw, s.Deps[id]
 		}
@@ -290,7 +290,7 @@ func (s *State) Table() (*routes.Table, error) {
 			return nil, fmt.Errorf("wire: zone %s: unknown state %q", z, st)
 		}
 	}
-	deps := make([]*routes.Deployment, 0, len(s.Deps))
+	deps := make([]*routes.DeploymentSpec, 0, len(s.Deps))
 	for _, d := range s.Deps {
 		deps = append(deps, d)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/switchyard/switchyard/routes"
 )
 
-func dep(id string, gens map[string]int, addrs ...string) *routes.Deployment {
-	d := &routes.Deployment{ID: id, Kind: "es", Serving: gens}
+func dep(id string, gens map[string]int, addrs ...string) *routes.DeploymentSpec {
+	d := &routes.DeploymentSpec{ID: id, Kind: "es", Serving: gens}
 	for i, a := range addrs {
 		d.Instances = append(d.Instances, &routes.Instance{ID: "i-" + string(rune('a'+i)), Addr: a, Zone: "zone-a", Generation: "blue"})
 	}
@@ -33,7 +33,7 @@ func decode(t *testing.T, b []byte) *Message {
 func TestFullThenDeltas(t *testing.T) {
 	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
 	b := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:2")
-	s1 := NewSnapshot(nil, 10, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
+	s1 := NewSnapshot(nil, 10, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b})
 
 	st, err := Apply(nil, decode(t, s1.Full(false)))
 	if err != nil {
@@ -46,7 +46,7 @@ func TestFullThenDeltas(t *testing.T) {
 	// Change a, drop b, add c, take zone-a down.
 	a2 := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:9")
 	c := dep("cccccccc", map[string]int{"blue": 1}, "127.0.0.1:3")
-	s2 := NewSnapshot(nil, 12, "example.test", map[string]routes.ZoneState{"zone-a": routes.ZoneDown}, map[string]*routes.Deployment{a2.ID: a2, c.ID: c})
+	s2 := NewSnapshot(nil, 12, "example.test", map[string]routes.ZoneState{"zone-a": routes.ZoneDown}, map[string]*routes.DeploymentSpec{a2.ID: a2, c.ID: c})
 	msg := decode(t, s2.Delta(s1, false))
 	if len(msg.Deployments) != 2 || len(msg.Deleted) != 1 || msg.Deleted[0] != "bbbbbbbb" {
 		t.Errorf("delta carries %d deployments, deleted %v; want 2 and [bbbbbbbb]", len(msg.Deployments), msg.Deleted)
@@ -88,7 +88,7 @@ func TestAllowRoundTrip(t *testing.T) {
 	if enc := string(EncodeDeployment(b)); strings.Contains(enc, "allow") {
 		t.Errorf("deployment without a filter: %s", enc)
 	}
-	s := NewSnapshot(nil, 3, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
+	s := NewSnapshot(nil, 3, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b})
 	st, err := Apply(nil, decode(t, s.Full(false)))
 	if err != nil {
 		t.Fatal(err)
@@ -107,14 +107,14 @@ func TestAllowRoundTrip(t *testing.T) {
 	// The filter is part of the table's hash: changing it alone is a change.
 	a2 := *a
 	a2.Allow = []string{"10.0.0.0/8"}
-	s2 := NewSnapshot(s, 4, "example.test", nil, map[string]*routes.Deployment{a.ID: &a2, b.ID: b})
+	s2 := NewSnapshot(s, 4, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: &a2, b.ID: b})
 	if s2.Hash == s.Hash {
 		t.Error("a filter change left the table hash as it was")
 	}
 	// A bad filter from a route server is refused when the table is built.
 	a3 := *a
 	a3.Allow = []string{"10.0.0.1/8"}
-	s3 := NewSnapshot(nil, 5, "example.test", nil, map[string]*routes.Deployment{a.ID: &a3})
+	s3 := NewSnapshot(nil, 5, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: &a3})
 	st3, err := Apply(nil, decode(t, s3.Full(false)))
 	if err != nil {
 		t.Fatal(err)
@@ -131,8 +131,8 @@ func TestEncodingIsCanonical(t *testing.T) {
 	if string(EncodeDeployment(a)) != string(EncodeDeployment(&b)) {
 		t.Error("instance order changes the encoding")
 	}
-	s1 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
-	s2 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.Deployment{b.ID: &b})
+	s1 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a})
+	s2 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.DeploymentSpec{b.ID: &b})
 	if s1.Hash != s2.Hash {
 		t.Error("equal tables hash differently")
 	}
@@ -140,7 +140,7 @@ func TestEncodingIsCanonical(t *testing.T) {
 
 func TestSnapshotFile(t *testing.T) {
 	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
-	s := NewSnapshot(nil, 7, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
+	s := NewSnapshot(nil, 7, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a})
 	path := filepath.Join(t.TempDir(), "routes.snapshot")
 	if err := WriteFile(path, s.Full(false)); err != nil {
 		t.Fatal(err)
@@ -173,13 +173,13 @@ func TestSnapshotFile(t *testing.T) {
 func TestSnapshotReusesEncodings(t *testing.T) {
 	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
 	b := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:2")
-	s1 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b})
+	s1 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b})
 	b2 := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:3")
-	s2 := NewSnapshot(s1, 2, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b2})
+	s2 := NewSnapshot(s1, 2, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b2})
 	if &s1.Deps[a.ID][0] != &s2.Deps[a.ID][0] {
 		t.Error("unchanged deployment was encoded again")
 	}
-	fresh := NewSnapshot(nil, 2, "example.test", nil, map[string]*routes.Deployment{a.ID: a, b.ID: b2})
+	fresh := NewSnapshot(nil, 2, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b2})
 	if s2.Hash != fresh.Hash || string(s2.Deps[b.ID]) != string(fresh.Deps[b.ID]) {
 		t.Error("a snapshot built from a previous one differs from one built fresh")
 	}
@@ -233,7 +233,7 @@ func TestApplyKeepsWhatFullWrites(t *testing.T) {
 	// What a route server sends is kept as sent.
 	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:1")
 	a.Aliases = []string{"a&b"}
-	s := NewSnapshot(nil, 5, "example.test", nil, map[string]*routes.Deployment{a.ID: a})
+	s := NewSnapshot(nil, 5, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a})
 	st, err := Apply(nil, decode(t, s.Full(false)))
 	if err != nil {
 		t.Fatal(err)

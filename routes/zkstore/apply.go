@@ -97,7 +97,7 @@ func (s *Store) Apply(ctx context.Context, t *routes.Table, opts ApplyOptions) (
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if err := s.applyDeployment(d, &res); err != nil {
+		if err := s.applyDeployment(&d.DeploymentSpec, &res); err != nil {
 			return res, err
 		}
 	}
@@ -193,7 +193,7 @@ func (s *Store) applyZones(ctx context.Context, zones map[string]routes.ZoneStat
 }
 
 // applyDeployment writes one deployment, planning again after a conflict.
-func (s *Store) applyDeployment(d *routes.Deployment, res *ApplyResult) error {
+func (s *Store) applyDeployment(d *routes.DeploymentSpec, res *ApplyResult) error {
 	var err error
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		var p *depPlan
@@ -233,7 +233,7 @@ type depPlan struct {
 
 // planDeployment reads what the store holds of d and returns the
 // operations that make it hold d.
-func (s *Store) planDeployment(d *routes.Deployment) (*depPlan, error) {
+func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 	r := newReader(s.conn, false)
 	cur, err := r.readDeployment(s.l, d.ID)
 	if err != nil {

@@ -114,19 +114,19 @@ func checkZoneName(path, name string) error {
 
 // probe is a valid deployment that lets checkTableParts ask routes.NewTable
 // (the one place with the rules) whether a domain and zones are valid.
-var probe = &routes.Deployment{
+var probe = &routes.DeploymentSpec{
 	ID: "00000000", Kind: "probe", Serving: map[string]int{"g": 1},
 	Instances: []*routes.Instance{{ID: "p", Addr: "127.0.0.1:1", Zone: "z", Generation: "g"}},
 }
 
 func checkTableParts(domain string, zones map[string]routes.ZoneState) error {
-	_, err := routes.NewTable(domain, maps.Clone(zones), []*routes.Deployment{probe})
+	_, err := routes.NewTable(domain, maps.Clone(zones), []*routes.DeploymentSpec{probe})
 	return err
 }
 
 // deploymentData is what a deployment's znode holds, without
 // previous_serving.
-func deploymentData(d *routes.Deployment) DeploymentData {
+func deploymentData(d *routes.DeploymentSpec) DeploymentData {
 	return DeploymentData{Kind: d.Kind, Aliases: slices.Clone(d.Aliases), Allow: slices.Clone(d.Allow), Serving: maps.Clone(d.Serving)}
 }
 
@@ -151,7 +151,7 @@ type rawDeployment struct {
 
 // buildDeployment decodes and validates a deployment read from the store.
 // The error is one line naming the znode at fault; it wraps ErrInvalid.
-func buildDeployment(l layout, id string, raw *rawDeployment) (*routes.Deployment, error) {
+func buildDeployment(l layout, id string, raw *rawDeployment) (*routes.DeploymentSpec, error) {
 	p := l.deployment(id)
 	var dd DeploymentData
 	if err := decode(p, raw.data, &dd); err != nil {
@@ -160,7 +160,7 @@ func buildDeployment(l layout, id string, raw *rawDeployment) (*routes.Deploymen
 	if !raw.hasInsts {
 		return nil, fmt.Errorf("%w: %s: no instances znode", ErrInvalid, l.instances(id))
 	}
-	d := &routes.Deployment{ID: id, Kind: dd.Kind, Aliases: dd.Aliases, Allow: dd.Allow, Serving: dd.Serving}
+	d := &routes.DeploymentSpec{ID: id, Kind: dd.Kind, Aliases: dd.Aliases, Allow: dd.Allow, Serving: dd.Serving}
 	ids := slices.Sorted(maps.Keys(raw.instances))
 	for _, iid := range ids {
 		var in InstanceData
@@ -178,7 +178,7 @@ func buildDeployment(l layout, id string, raw *rawDeployment) (*routes.Deploymen
 }
 
 // aliasKeys returns a deployment's "<alias>.<kind>" keys.
-func aliasKeys(d *routes.Deployment) []string {
+func aliasKeys(d *routes.DeploymentSpec) []string {
 	keys := make([]string, len(d.Aliases))
 	for i, a := range d.Aliases {
 		keys[i] = a + "." + d.Kind

@@ -23,7 +23,7 @@ type Snapshot struct {
 	Zones   map[string]routes.ZoneState // as stored; a zone not listed is up
 	// Deployments holds the valid deployments by ID. A deployment whose
 	// znodes are invalid is here in its last good version, if it had one.
-	Deployments map[string]*routes.Deployment
+	Deployments map[string]*routes.DeploymentSpec
 	// Invalid says what is wrong with each invalid part, in one line that
 	// names the znode. Keys are deployment IDs, "config", "zones" and
 	// "zones/<zone>".
@@ -39,7 +39,7 @@ type Snapshot struct {
 // Table builds the routing table of the snapshot; its Version is the
 // snapshot's.
 func (s *Snapshot) Table() (*routes.Table, error) {
-	deps := make([]*routes.Deployment, 0, len(s.Deployments))
+	deps := make([]*routes.DeploymentSpec, 0, len(s.Deployments))
 	for _, id := range slices.Sorted(maps.Keys(s.Deployments)) {
 		deps = append(deps, s.Deployments[id])
 	}
@@ -67,7 +67,7 @@ type evaluator struct {
 
 type builtDep struct {
 	version int64
-	dep     *routes.Deployment
+	dep     *routes.DeploymentSpec
 	err     error
 }
 
@@ -95,7 +95,7 @@ func (ev *evaluator) eval(t *tree) (*Snapshot, error) {
 	s := &Snapshot{
 		Domain:      prev.Domain,
 		Zones:       map[string]routes.ZoneState{},
-		Deployments: make(map[string]*routes.Deployment, len(t.deps)),
+		Deployments: make(map[string]*routes.DeploymentSpec, len(t.deps)),
 		Invalid:     map[string]string{},
 		Versions:    make(map[string]int64, len(t.deps)+2),
 	}
@@ -153,7 +153,7 @@ func (ev *evaluator) evalDeployments(t *tree, prev, s *Snapshot) {
 		return ids[i] < ids[j]
 	})
 	claimed := map[string]string{} // alias key -> deployment ID
-	fits := func(d *routes.Deployment) (string, string) {
+	fits := func(d *routes.DeploymentSpec) (string, string) {
 		for _, k := range aliasKeys(d) {
 			if other, ok := claimed[k]; ok {
 				return k, other

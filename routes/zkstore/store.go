@@ -138,15 +138,27 @@ func (s *Store) Read(ctx context.Context) (*Snapshot, error) {
 	return snap, nil
 }
 
-// ReadDeployment reads one deployment as stored, and its znode's content
-// (with previous_serving). ErrNotFound if it does not exist; an invalid one
-// is an error wrapping ErrInvalid that names the znode.
-func (s *Store) ReadDeployment(ctx context.Context, id string) (*routes.Deployment, DeploymentData, error) {
+// ReadSpec reads one deployment as stored, and its znode's content (with
+// previous_serving). ErrNotFound if it does not exist; an invalid one is
+// an error wrapping ErrInvalid that names the znode.
+func (s *Store) ReadSpec(ctx context.Context, id string) (*routes.DeploymentSpec, DeploymentData, error) {
 	_, dd, d, err := s.readDep(ctx, id)
 	return d, dd, err
 }
 
-func (s *Store) readDep(ctx context.Context, id string) (*depTree, DeploymentData, *routes.Deployment, error) {
+// ReadDeployment is ReadSpec with the spec in a routes.Deployment whose
+// computed fields, which only a routes.Table fills, are empty.
+//
+// Deprecated: use ReadSpec.
+func (s *Store) ReadDeployment(ctx context.Context, id string) (*routes.Deployment, DeploymentData, error) {
+	d, dd, err := s.ReadSpec(ctx, id)
+	if d == nil {
+		return nil, dd, err
+	}
+	return &routes.Deployment{DeploymentSpec: *d}, dd, err
+}
+
+func (s *Store) readDep(ctx context.Context, id string) (*depTree, DeploymentData, *routes.DeploymentSpec, error) {
 	var dd DeploymentData
 	if err := ctx.Err(); err != nil {
 		return nil, dd, nil, err

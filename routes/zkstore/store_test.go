@@ -77,14 +77,14 @@ func sameTable(t *testing.T, snap *Snapshot, want *routes.Table) {
 			t.Errorf("deployment %s: missing", wd.ID)
 			continue
 		}
-		if got, want := describe(gd), describe(wd); got != want {
+		if got, want := describe(gd), describe(&wd.DeploymentSpec); got != want {
 			t.Errorf("deployment %s:\ngot  %s\nwant %s", wd.ID, got, want)
 		}
 	}
 }
 
 // describe is a deployment in one line, instances sorted by ID.
-func describe(d *routes.Deployment) string {
+func describe(d *routes.DeploymentSpec) string {
 	ins := slices.Clone(d.Instances)
 	slices.SortFunc(ins, func(a, b *routes.Instance) int { return strings.Compare(a.ID, b.ID) })
 	var b strings.Builder
@@ -262,7 +262,7 @@ deployments:
 	if _, ok := snap.Deployments["bbbbbbbb"]; !ok {
 		t.Error("bbbbbbbb deleted without --prune")
 	}
-	if got := describe(snap.Deployments["aaaaaaaa"]); got != describe(next.Deployments[0]) {
+	if got := describe(snap.Deployments["aaaaaaaa"]); got != describe(&next.Deployments[0].DeploymentSpec) {
 		t.Errorf("aaaaaaaa: got %s", got)
 	}
 
@@ -359,7 +359,7 @@ func TestCommitIsAtomic(t *testing.T) {
 	// A version conflict: another writer sets the deployment between our
 	// read and our transaction.
 	next := parseString(t, strings.ReplaceAll(twoDeps, "127.0.0.1:100", "127.0.0.1:300"))
-	plan, err := s.planDeployment(next.Deployments[0])
+	plan, err := s.planDeployment(&next.Deployments[0].DeploymentSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +384,7 @@ func TestCommitIsAtomic(t *testing.T) {
       - {id: a-1, addr: 127.0.0.1:3001, zone: zone-a, generation: blue}
       - {id: a-2, addr: 127.0.0.1:3002, zone: zone-a, generation: blue}
 `)
-	plan, err = s.planDeployment(third.Deployments[2])
+	plan, err = s.planDeployment(&third.Deployments[2].DeploymentSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func TestSetServingAndZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, dd, err := s.ReadDeployment(ctx, id)
+	_, dd, err := s.ReadSpec(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +542,7 @@ func TestSetMaintenance(t *testing.T) {
 	if after.Version != before.Version+1 || after.Mzxid != zxid {
 		t.Errorf("deployment znode: version %d -> %d, mzxid 0x%x; want +1 and the write's zxid 0x%x", before.Version, after.Version, after.Mzxid, zxid)
 	}
-	d, _, err := s.ReadDeployment(ctx, id)
+	d, _, err := s.ReadSpec(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -473,7 +473,7 @@ deployments:
 	w := watch(t, e.Servers(), root, nil)
 	w.wait(t, seen, "first sync", synced(1))
 
-	pure := func(d *routes.Deployment) bool {
+	pure := func(d *routes.DeploymentSpec) bool {
 		if d == nil || len(d.Instances) != 2 || len(d.Serving) != 1 {
 			return false
 		}
