@@ -195,7 +195,7 @@ func refApply(s *State, m *Message) (raw map[string][]byte, ok bool) {
 		}
 	}
 	for _, r := range m.Deployments {
-		var d Deployment
+		var d routes.DeploymentSpec
 		if json.Unmarshal(r, &d) != nil {
 			return nil, false
 		}

@@ -18,7 +18,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/switchyard/switchyard/routes"
 )
@@ -26,25 +28,6 @@ import (
 // ErrHashMismatch is returned when a message applied to a state does not
 // produce the table the message describes.
 var ErrHashMismatch = errors.New("wire: table hash mismatch")
-
-// Deployment is the JSON of one deployment on the wire and on disk.
-type Deployment struct {
-	ID        string         `json:"id"`
-	Kind      string         `json:"kind"`
-	Aliases   []string       `json:"aliases,omitempty"`
-	Allow     []string       `json:"allow,omitempty"`
-	Serving   map[string]int `json:"serving"`
-	Instances []Instance     `json:"instances"`
-}
-
-// Instance is the JSON of one instance.
-type Instance struct {
-	ID          string `json:"id"`
-	Addr        string `json:"addr"`
-	Zone        string `json:"zone"`
-	Generation  string `json:"generation"`
-	Maintenance bool   `json:"maintenance,omitempty"`
-}
 
 // Message is one answer of the route stream.
 type Message struct {
@@ -64,36 +47,44 @@ type Message struct {
 	Deleted     []string          `json:"deleted,omitempty"`
 }
 
-// EncodeDeployment returns the canonical JSON of d: fields in a fixed
-// order, serving keys sorted, instances sorted by ID.
+// EncodeDeployment returns the canonical JSON of d, its spec's JSON
+// (routes.DeploymentSpec): fields in a fixed order, serving keys sorted,
+// instances sorted by ID, a missing serving map or instance list written
+// empty.
 func EncodeDeployment(d *routes.DeploymentSpec) []byte {
-	w := Deployment{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: make([]Instance, len(d.Instances))}
-	for i, in := range d.Instances {
-		w.Instances[i] = Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
+	c := *d
+	c.Instances = slices.Clone(d.Instances)
+	slices.SortStableFunc(c.Instances, func(a, b *routes.Instance) int { return strings.Compare(instanceID(a), instanceID(b)) })
+	if c.Serving == nil {
+		c.Serving = map[string]int{}
 	}
-	sort.Slice(w.Instances, func(i, j int) bool { return w.Instances[i].ID < w.Instances[j].ID })
-	if w.Serving == nil {
-		w.Serving = map[string]int{}
+	if c.Instances == nil {
+		c.Instances = []*routes.Instance{}
 	}
-	b, err := json.Marshal(w)
+	b, err := json.Marshal(&c)
 	if err != nil {
 		panic("wire: encoding a deployment: " + err.Error()) // only plain types: cannot happen
 	}
 	return b
 }
 
+// instanceID is in's ID; a null instance (which does not validate) sorts
+// first.
+func instanceID(in *routes.Instance) string {
+	if in == nil {
+		return ""
+	}
+	return in.ID
+}
+
 // DecodeDeployment parses one deployment's JSON. It does not validate;
 // routes.NewTable does.
 func DecodeDeployment(b []byte) (*routes.DeploymentSpec, error) {
-	var w Deployment
-	if err := json.Unmarshal(b, &w); err != nil {
+	var d routes.DeploymentSpec
+	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("wire: deployment: %w", err)
 	}
-	d := &routes.DeploymentSpec{ID: w.ID, Kind: w.Kind, Aliases: w.Aliases, Allow: w.Allow, Serving: w.Serving, Instances: make([]*routes.Instance, len(w.Instances))}
-	for i, in := range w.Instances {
-		d.Instances[i] = &routes.Instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
-	}
-	return d, nil
+	return &d, nil
 }
 
 // Snapshot is a table in encoded form, as a route server keeps it: each
