@@ -1,6 +1,7 @@
 package zkstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -257,10 +258,15 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 
 	p.action = Updated
 	var have DeploymentData
-	depChanged := decode(dp, cur.node.data, &have) != nil || !sameDeployment(have, want)
+	bad := decode(dp, cur.node.data, &have) != nil
+	diff := depDiff(have, want)
+	if bad && len(diff) == 0 {
+		diff = []string{"rewritten"} // the znode did not decode
+	}
+	depChanged := len(diff) > 0
 	var what []string
 	if depChanged {
-		what = append(what, depDiff(have, want)...)
+		what = append(what, diff...)
 		if maps.Equal(have.Serving, want.Serving) {
 			want.PreviousServing = have.PreviousServing
 		} else {
@@ -312,28 +318,7 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 
 func sameInstance(p string, data []byte, want InstanceData) bool {
 	var have InstanceData
-	return decode(p, data, &have) == nil && have == want
-}
-
-// depDiff names the fields of a deployment znode that differ.
-func depDiff(have, want DeploymentData) []string {
-	var out []string
-	if have.Kind != want.Kind {
-		out = append(out, "kind")
-	}
-	if !slices.Equal(have.Aliases, want.Aliases) {
-		out = append(out, "aliases")
-	}
-	if !slices.Equal(have.Allow, want.Allow) {
-		out = append(out, "allow")
-	}
-	if !maps.Equal(have.Serving, want.Serving) {
-		out = append(out, "serving")
-	}
-	if len(out) == 0 {
-		out = append(out, "rewritten") // the znode did not decode
-	}
-	return out
+	return decode(p, data, &have) == nil && bytes.Equal(encode(have), encode(want))
 }
 
 // commit runs a plan's transaction and returns its zxid.

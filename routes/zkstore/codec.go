@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -26,24 +27,48 @@ type ZoneData struct {
 	State string `json:"state"`
 }
 
-// DeploymentData is the content of <root>/deployments/<id>.
+// DeploymentData is the content of <root>/deployments/<id>: the
+// deployment's spec, as its JSON says it (routes.DeploymentSpec), without
+// what the layout keeps elsewhere: the id is the znode's name and the
+// instances are the znodes under it. ID and Instances are not written, and
+// what a znode holds under those keys is not read.
 type DeploymentData struct {
-	Kind    string   `json:"kind"`
-	Aliases []string `json:"aliases,omitempty"`
-	// Allow is the traffic filter (routes.Deployment.Allow).
-	Allow   []string       `json:"allow,omitempty"`
-	Serving map[string]int `json:"serving"`
+	routes.DeploymentSpec
 	// PreviousServing is the serving map before the last change of
 	// serving, for a rollback.
 	PreviousServing map[string]int `json:"previous_serving,omitempty"`
 }
 
-// InstanceData is the content of <root>/deployments/<id>/instances/<instance id>.
+// MarshalJSON writes d's spec and previous_serving, without the id and
+// the instances.
+func (d DeploymentData) MarshalJSON() ([]byte, error) {
+	type spec routes.DeploymentSpec // its fields, without this method
+	return json.Marshal(struct {
+		spec
+		// Fields of the same key at a shallower depth hide the spec's;
+		// these are always empty, so never written.
+		ID              string         `json:"id,omitempty"`
+		Instances       []struct{}     `json:"instances,omitempty"`
+		PreviousServing map[string]int `json:"previous_serving,omitempty"`
+	}{spec: spec(d.DeploymentSpec), PreviousServing: d.PreviousServing})
+}
+
+// InstanceData is the content of <root>/deployments/<id>/instances/<instance
+// id>: the instance, as its JSON says it (routes.Instance), without its id,
+// which is the znode's name. Maintenance is written even when false, as
+// this layout always has.
 type InstanceData struct {
-	Addr        string `json:"addr"`
-	Zone        string `json:"zone"`
-	Generation  string `json:"generation"`
-	Maintenance bool   `json:"maintenance"`
+	routes.Instance
+}
+
+// MarshalJSON writes d's instance without its id, maintenance included.
+func (d InstanceData) MarshalJSON() ([]byte, error) {
+	type instance routes.Instance // its fields, without this method
+	return json.Marshal(struct {
+		instance
+		ID          string `json:"id,omitempty"` // always empty: hides the instance's
+		Maintenance bool   `json:"maintenance"`
+	}{instance: instance(d.Instance), Maintenance: d.Maintenance})
 }
 
 // RouteServerData is the content of the ephemeral <root>/routeservers/<name>.
@@ -125,20 +150,51 @@ func checkTableParts(domain string, zones map[string]routes.ZoneState) error {
 }
 
 // deploymentData is what a deployment's znode holds, without
-// previous_serving.
+// previous_serving. It shares d's slices and maps.
 func deploymentData(d *routes.DeploymentSpec) DeploymentData {
-	return DeploymentData{Kind: d.Kind, Aliases: slices.Clone(d.Aliases), Allow: slices.Clone(d.Allow), Serving: maps.Clone(d.Serving)}
+	return DeploymentData{DeploymentSpec: *d}
 }
 
 func instanceData(in *routes.Instance) InstanceData {
-	return InstanceData{Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance}
+	return InstanceData{Instance: *in}
 }
 
-// sameDeployment reports whether two deployment znodes say the same,
-// previous_serving aside.
-func sameDeployment(a, b DeploymentData) bool {
-	return a.Kind == b.Kind && slices.Equal(a.Aliases, b.Aliases) && slices.Equal(a.Allow, b.Allow) &&
-		maps.Equal(a.Serving, b.Serving)
+// depDiff names the fields of two deployment znodes' content that differ,
+// previous_serving aside, by their JSON keys in the spec's order; none
+// when they say the same.
+func depDiff(have, want DeploymentData) []string {
+	have.PreviousServing, want.PreviousServing = nil, nil
+	a, b := fieldsOf(have), fieldsOf(want)
+	var out []string
+	for _, k := range specKeys {
+		if !bytes.Equal(a[k], b[k]) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// specKeys are the JSON keys of routes.DeploymentSpec, in field order.
+var specKeys = jsonKeys(reflect.TypeFor[routes.DeploymentSpec]())
+
+// jsonKeys returns the JSON keys of a struct type's fields, in order.
+func jsonKeys(t reflect.Type) []string {
+	var keys []string
+	for f := range t.Fields() {
+		if k, _, _ := strings.Cut(f.Tag.Get("json"), ","); k != "" && k != "-" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// fieldsOf returns the JSON of each field of d as written to its znode.
+func fieldsOf(d DeploymentData) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(encode(d), &m); err != nil {
+		panic("zkstore: decoding what encode wrote: " + err.Error())
+	}
+	return m
 }
 
 // rawDeployment is a deployment's znodes as read: the deployment's data
@@ -160,16 +216,16 @@ func buildDeployment(l layout, id string, raw *rawDeployment) (*routes.Deploymen
 	if !raw.hasInsts {
 		return nil, fmt.Errorf("%w: %s: no instances znode", ErrInvalid, l.instances(id))
 	}
-	d := &routes.DeploymentSpec{ID: id, Kind: dd.Kind, Aliases: dd.Aliases, Allow: dd.Allow, Serving: dd.Serving}
+	d := &dd.DeploymentSpec
+	d.ID, d.Instances = id, nil
 	ids := slices.Sorted(maps.Keys(raw.instances))
 	for _, iid := range ids {
 		var in InstanceData
 		if err := decode(l.instance(id, iid), raw.instances[iid], &in); err != nil {
 			return nil, err
 		}
-		d.Instances = append(d.Instances, &routes.Instance{
-			ID: iid, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance,
-		})
+		in.ID = iid
+		d.Instances = append(d.Instances, &in.Instance)
 	}
 	if err := routes.ValidateDeployment(d); err != nil {
 		return nil, fmt.Errorf("%w: %s: %s", ErrInvalid, p, strings.TrimPrefix(err.Error(), "routes: "))

@@ -126,7 +126,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	if err := conn.Delete(l.instance(canaryID, "i-0006"), -1); err != nil {
 		t.Fatal(err)
 	}
-	setJSON(t, conn, l.instance(canaryID, "i-0001"), InstanceData{Addr: "127.0.0.1:49201", Zone: "zone-a", Generation: "blue"})
+	setJSON(t, conn, l.instance(canaryID, "i-0001"), InstanceData{Instance: routes.Instance{Addr: "127.0.0.1:49201", Zone: "zone-a", Generation: "blue"}})
 	if _, err := s.Apply(ctx, parseString(t, twoDeps), ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -148,12 +148,12 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	})
 
 	// The new watches work.
-	setJSON(t, conn, l.instance(canaryID, "i-0002"), InstanceData{Addr: "127.0.0.1:19202", Zone: "zone-b", Generation: "blue", Maintenance: true})
+	setJSON(t, conn, l.instance(canaryID, "i-0002"), InstanceData{Instance: routes.Instance{Addr: "127.0.0.1:19202", Zone: "zone-b", Generation: "blue", Maintenance: true}})
 	w.wait(t, seen, "edit after the new session", func(st State) bool {
 		in := instanceOf(st, canaryID, "i-0002")
 		return in != nil && in.Maintenance
 	})
-	if _, err := conn.Create(l.instance(canaryID, "i-0009"), encode(InstanceData{Addr: "127.0.0.1:1", Zone: "z", Generation: "blue"}), 0, acl); err != nil {
+	if _, err := conn.Create(l.instance(canaryID, "i-0009"), encode(InstanceData{Instance: routes.Instance{Addr: "127.0.0.1:1", Zone: "z", Generation: "blue"}}), 0, acl); err != nil {
 		t.Fatal(err)
 	}
 	w.wait(t, seen, "new instance after the new session", func(st State) bool { return instanceOf(st, canaryID, "i-0009") != nil })
@@ -244,7 +244,7 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 
 	p.Block()
 	w.wait(t, 3*time.Second, "stale when cut off", func(st State) bool { return st.Stale })
-	setJSON(t, conn, l.instance(canaryID, "i-0003"), InstanceData{Addr: "127.0.0.1:59203", Zone: "zone-a", Generation: "blue"})
+	setJSON(t, conn, l.instance(canaryID, "i-0003"), InstanceData{Instance: routes.Instance{Addr: "127.0.0.1:59203", Zone: "zone-a", Generation: "blue"}})
 	if _, err := s.SetZone(ctx, "zone-c", routes.ZoneUp); err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestWatcherReconnectKeepsSession(t *testing.T) {
 		if in == "i-0004" {
 			gen = "green"
 		}
-		setJSON(t, conn, l.instance(canaryID, in), InstanceData{Addr: addr, Zone: "zone-a", Generation: gen})
+		setJSON(t, conn, l.instance(canaryID, in), InstanceData{Instance: routes.Instance{Addr: addr, Zone: "zone-a", Generation: gen}})
 		w.wait(t, seen, "edit of "+in+" after the partition", func(st State) bool {
 			got := instanceOf(st, canaryID, in)
 			return got != nil && got.Addr == addr

@@ -220,13 +220,13 @@ func TestWatcherSeesNestedEdits(t *testing.T) {
 		seen func(State) bool
 	}{
 		{"instance addr", func() {
-			setJSON(t, conn, inst("i-0001"), InstanceData{Addr: "127.0.0.1:29201", Zone: "zone-a", Generation: "blue"})
+			setJSON(t, conn, inst("i-0001"), InstanceData{Instance: routes.Instance{Addr: "127.0.0.1:29201", Zone: "zone-a", Generation: "blue"}})
 		}, func(st State) bool {
 			in := instanceOf(st, canaryID, "i-0001")
 			return in != nil && in.Addr == "127.0.0.1:29201"
 		}},
 		{"maintenance", func() {
-			setJSON(t, conn, inst("i-0002"), InstanceData{Addr: "127.0.0.1:19202", Zone: "zone-b", Generation: "blue", Maintenance: true})
+			setJSON(t, conn, inst("i-0002"), InstanceData{Instance: routes.Instance{Addr: "127.0.0.1:19202", Zone: "zone-b", Generation: "blue", Maintenance: true}})
 		}, func(st State) bool { in := instanceOf(st, canaryID, "i-0002"); return in != nil && in.Maintenance }},
 		{"serving weights", func() {
 			if _, err := s.SetServing(ctx, canaryID, map[string]int{"blue": 50, "green": 50, "red": 0}); err != nil {
@@ -239,7 +239,7 @@ func TestWatcherSeesNestedEdits(t *testing.T) {
 			}
 		}, func(st State) bool { z, ok := st.Zones["zone-c"]; return ok && z == routes.ZoneUp }},
 		{"new instance", func() {
-			if _, err := conn.Create(inst("i-0007"), encode(InstanceData{Addr: "127.0.0.1:19207", Zone: "zone-b", Generation: "green"}), 0, acl); err != nil {
+			if _, err := conn.Create(inst("i-0007"), encode(InstanceData{Instance: routes.Instance{Addr: "127.0.0.1:19207", Zone: "zone-b", Generation: "green"}}), 0, acl); err != nil {
 				t.Fatal(err)
 			}
 		}, func(st State) bool { return instanceOf(st, canaryID, "i-0007") != nil }},
@@ -308,11 +308,11 @@ func TestWatcherInvalidKeepsLastGood(t *testing.T) {
 	}
 	keepsGood("bad JSON", l.deployment(id)+": bad JSON")
 
-	setJSON(t, conn, l.deployment(id), DeploymentData{Kind: "es", Serving: map[string]int{"green": 100}})
+	setJSON(t, conn, l.deployment(id), DeploymentData{DeploymentSpec: routes.DeploymentSpec{Kind: "es", Serving: map[string]int{"green": 100}}})
 	keepsGood("generation not in serving", l.deployment(id)+`: deployment `+id+`: instance i-0001: generation "blue" is not in serving`)
 
-	setJSON(t, conn, l.deployment(id), DeploymentData{Kind: "es", Aliases: []string{"prod-search"}, Serving: map[string]int{"blue": 100}})
-	setJSON(t, conn, l.instance(id, "i-0001"), InstanceData{Addr: "nowhere", Zone: "zone-a", Generation: "blue"})
+	setJSON(t, conn, l.deployment(id), DeploymentData{DeploymentSpec: routes.DeploymentSpec{Kind: "es", Aliases: []string{"prod-search"}, Serving: map[string]int{"blue": 100}}})
+	setJSON(t, conn, l.instance(id, "i-0001"), InstanceData{Instance: routes.Instance{Addr: "nowhere", Zone: "zone-a", Generation: "blue"}})
 	keepsGood("bad addr", `instance i-0001: addr "nowhere" is not host:port`)
 
 	if _, err := conn.Set(l.instance(id, "i-0002"), []byte(`[]`), -1); err != nil {
