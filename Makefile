@@ -28,6 +28,7 @@ test-deps:
 
 vet:
 	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
@@ -79,4 +80,4 @@ bench-deps:
 HOTBENCH = RouteKey|Lookup|Pick|Weighted|AppendEntry|SocketCalls|HandlerInMemory|ProxyRoundTrip
 bench-go:
 	GOMAXPROCS=1 taskset -c 0 $(GO) test -run '^$$' -bench '$(HOTBENCH)' -benchmem -count 3 \
-		./routes ./zones ./proxy ./proxy/accesslog ./internal/sockio
+		./routes ./zones ./proxy ./proxy/accesslog ./proxy/internal/sockio

@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/sockio"
 	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/proxy/internal/sockio"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/zones"

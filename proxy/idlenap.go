@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -111,22 +113,6 @@ var eventOne = [8]byte{1}
 func (n *idleNapper) arm() {
 	syscall.RawSyscall(syscall.SYS_WRITE, n.efd, uintptr(unsafe.Pointer(&eventOne[0])), 8)
 }
-
-// progress hears of the request path's progress, for what paces itself
-// by it (the idle napper). Its methods run on every request and must not
-// block or allocate.
-type progress interface {
-	requestStarted(at time.Time)  // a request's headers were read at
-	responseArrived(at time.Time) // an instance's response headers arrived at
-	bodyMoved()                   // a response body read moved bytes
-}
-
-// noProgress is the progress of a proxy without idle naps.
-type noProgress struct{}
-
-func (noProgress) requestStarted(time.Time)  {}
-func (noProgress) responseArrived(time.Time) {}
-func (noProgress) bodyMoved()                {}
 
 var _ progress = (*idleNapper)(nil)
 

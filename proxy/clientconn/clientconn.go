@@ -45,7 +45,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/sockio"
+	"github.com/switchyard/switchyard/proxy/internal/sockio"
 )
 
 // hotWait bounds the first wait of a Read that skipped the read(2): it

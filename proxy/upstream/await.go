@@ -8,7 +8,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/switchyard/switchyard/internal/sockio"
+	"github.com/switchyard/switchyard/proxy/internal/sockio"
 )
 
 // maxAwaitRequest bounds the requests sent with sendAwait: the header and

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/sockio"
+	"github.com/switchyard/switchyard/proxy/internal/sockio"
 )
 
 // ErrMalformedChunk is returned by Body.Read for broken chunked framing.

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/sockio"
+	"github.com/switchyard/switchyard/proxy/internal/sockio"
 )
 
 // Config configures a Transport. The zero value of every field selects the

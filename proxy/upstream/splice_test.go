@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/switchyard/switchyard/internal/sockio"
+	"github.com/switchyard/switchyard/proxy/internal/sockio"
 	"github.com/valyala/fasthttp"
 )
 

@@ -70,25 +70,6 @@ func (p *Pipe) Fill(b []byte) (int, error) {
 	}
 }
 
-// splice flags.
-const (
-	spliceMove     = 0x1
-	spliceNonblock = 0x2
-)
-
-func splice(in, out uintptr, n int) (int, error) {
-	for {
-		r, _, e := syscall.RawSyscall6(syscall.SYS_SPLICE, in, 0, out, 0, uintptr(n), spliceMove|spliceNonblock)
-		if e == syscall.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(r), nil
-	}
-}
-
 // spliceFrom moves up to n bytes from the non-blocking socket fd into the
 // pipe, which must be empty. It returns syscall.EAGAIN when the socket has
 // nothing to read, and 0 with a nil error at the end of the stream.
@@ -185,19 +166,7 @@ func (pp *PipePool) Get() (*Pipe, error) {
 		return p, nil
 	}
 	pp.mu.Unlock()
-	var fds [2]int
-	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		return nil, os.NewSyscallError("pipe2", err)
-	}
-	p := &Pipe{r: fds[0], w: fds[1]}
-	// F_SETPIPE_SZ rounds up to a power of two pages and returns the size.
-	sz, _, e := syscall.Syscall(syscall.SYS_FCNTL, uintptr(p.w), fSetPipeSz, uintptr(pp.size))
-	if e != 0 || int(sz) < pp.size {
-		p.Close()
-		return nil, ErrPipeSize
-	}
-	p.size = int(sz)
-	return p, nil
+	return newPipe(pp.size)
 }
 
 // TryPipeSize reports whether the kernel grants this process a pipe of
@@ -232,5 +201,3 @@ func (p *Pipe) Close() {
 	_ = syscall.Close(p.w)
 	p.r, p.w, p.n = -1, -1, 0
 }
-
-const fSetPipeSz = 1031 // F_SETPIPE_SZ
