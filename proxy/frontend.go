@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/valyala/fasthttp"
 )
 
@@ -47,6 +48,9 @@ var _ frontEnd = (*fastClient)(nil)
 func (c *fastClient) path() []byte { return c.ctx.Path() }
 
 func (c *fastClient) peer() netip.Addr {
+	if info := listen.InfoOf(c.ctx.Conn()); info != nil {
+		return info.Client.Addr()
+	}
 	if ip := c.ctx.RemoteIP(); ip != nil {
 		a, _ := netip.AddrFromSlice(ip)
 		return a.Unmap()

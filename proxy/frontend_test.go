@@ -2,15 +2,19 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -168,5 +172,62 @@ func TestForwardedProtoFollowsTheConnection(t *testing.T) {
 		if got := a.lastRequest().Header.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != tc.want {
 			t.Errorf("%s: X-Forwarded-Proto at the instance %q; want %q", tc.url, got, tc.want)
 		}
+	}
+}
+
+// learnedClient is a layer standing in for the PROXY protocol's: its
+// connections say the client is someone behind the peer.
+type learnedClient struct {
+	net.Listener
+	client netip.AddrPort
+}
+
+func (l learnedClient) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	info := listen.NewInfo("lb", c.RemoteAddr())
+	info.Client = l.client
+	return &recordConn{Conn: c, info: info}, nil
+}
+
+type recordConn struct {
+	net.Conn
+	info listen.Info
+}
+
+func (c *recordConn) Info() *listen.Info { return &c.info }
+
+// The request path takes the client's address from the connection's
+// record, as a layer of the listener stack left it: the traffic filter,
+// X-Forwarded-For and the access log all see the client a layer learned.
+func TestClientFromTheConnectionRecord(t *testing.T) {
+	a := startBackend(t, "a-1", nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{AdminListen: "-", AccessLog: accessLogDiscard(), Logger: discardLogger(), DrainDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Apply(mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Allow: []string{"203.0.113.0/24"}, Serving: map[string]int{"blue": 100},
+		Instances: []*routes.Instance{inst("a-1", a.addr, "zone-a", "blue")}}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Serve(ctx, learnedClient{ln, netip.MustParseAddrPort("203.0.113.9:4711")})
+	}()
+	<-s.Ready()
+	if status, body, _ := get(t, "http://"+ln.Addr().String()+"/", "X-Found-Cluster", depA); status != 200 {
+		t.Fatalf("client allowed by its learned address: %d %s", status, body)
+	}
+	if got := a.lastRequest().Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "203.0.113.9" {
+		t.Errorf("X-Forwarded-For at the instance %q", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
 	}
 }

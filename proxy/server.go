@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/clientconn"
 	"github.com/switchyard/switchyard/proxy/internal/sockio"
+	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/valyala/fasthttp"
@@ -111,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 	s.budget.percent, s.budget.floor = int64(cfg.RetryBudgetPercent), int64(cfg.RetryBudgetFloor)
 	s.metrics = newMetrics(s)
 	s.clients = clientconn.ListenConfig{
+		Name:      "http",
 		WriteIdle: cfg.ClientIdleTimeout,
 		CopySize:  cfg.ResponseWriteSize,
 		PipeSize:  cfg.SplicePipeSize,
@@ -253,7 +255,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	go func() {
-		errc <- s.srv.Serve(clientconn.Listen(ln, s.clients))
+		// The listener stack: TCP connections get the client connection
+		// handling, and every connection its record.
+		errc <- s.srv.Serve(listen.Stack(ln, s.tcpLayer, listen.Named(s.clients.Name)))
 	}()
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -313,6 +317,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("stopped")
 	return nil
 }
+
+// tcpLayer is the TCP layer of the listener stack (clientconn).
+func (s *Server) tcpLayer(ln net.Listener) net.Listener { return clientconn.Listen(ln, s.clients) }
 
 func (s *Server) shutdownNow() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

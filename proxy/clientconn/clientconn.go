@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/proxy/internal/sockio"
+	"github.com/switchyard/switchyard/proxy/listen"
 )
 
 // hotWait bounds the first wait of a Read that skipped the read(2): it
@@ -60,6 +61,9 @@ const maxMisses = 3
 
 // ListenConfig is how Listen's Conns write and count.
 type ListenConfig struct {
+	// Name is the listener's name, in each connection's record
+	// (listen.Info).
+	Name string
 	// WriteIdle: a Write fails with a timeout once it has been unable to
 	// write anything for this long (see New). 0: no limit.
 	WriteIdle time.Duration
@@ -86,11 +90,12 @@ type Counts struct {
 
 // Listen wraps ln so that its TCP connections are Conns configured by cfg.
 func Listen(ln net.Listener, cfg ListenConfig) net.Listener {
-	return listener{ln, cfg.WriteIdle, copiersOf(cfg.CopySize, cfg.PipeSize), cfg.Counts}
+	return listener{ln, cfg.Name, cfg.WriteIdle, copiersOf(cfg.CopySize, cfg.PipeSize), cfg.Counts}
 }
 
 type listener struct {
 	net.Listener
+	name      string
 	writeIdle time.Duration
 	cp        *copier
 	counts    *Counts
@@ -103,6 +108,7 @@ func (l listener) Accept() (net.Conn, error) {
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
 		if cc := newConn(tc, l.writeIdle, l.cp, l.counts); cc != nil {
+			cc.info = listen.NewInfo(l.name, tc.RemoteAddr())
 			return cc, nil
 		}
 	}
@@ -112,6 +118,7 @@ func (l listener) Accept() (net.Conn, error) {
 // Conn is a client connection. It is a net.Conn, and an io.ReaderFrom
 // that copies through Write in large chunks.
 type Conn struct {
+	info    listen.Info // what the listener stack knows of the connection
 	tc      *net.TCPConn
 	rc      syscall.RawConn
 	readFn  func(fd uintptr) bool // c.readStep, bound once
@@ -644,6 +651,10 @@ func (c *Conn) CloseWrite() error { return c.tc.CloseWrite() }
 
 // LocalAddr returns the local address.
 func (c *Conn) LocalAddr() net.Addr { return c.tc.LocalAddr() }
+
+// Info is the connection's record (listen.Conn): a Conn is the TCP layer
+// of the proxy's listener stack.
+func (c *Conn) Info() *listen.Info { return &c.info }
 
 // RemoteAddr returns the client's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.tc.RemoteAddr() }
