@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/routesfile"
 )
 
 func startFleet(t *testing.T) *Fleet {
@@ -152,7 +152,7 @@ func (p pattern) Read(b []byte) (int, error) {
 
 func TestRoutesFileParses(t *testing.T) {
 	f := startFleet(t)
-	table, err := routes.ParseFile(f.RoutesFile)
+	table, err := routesfile.ParseFile(f.RoutesFile)
 	if err != nil {
 		t.Fatalf("routes file does not parse: %v\n%s", err, RoutesYAML(f.Deployments))
 	}

@@ -134,7 +134,7 @@ func (f *Fleet) Close() error {
 	return errors.Join(errs...)
 }
 
-// RoutesYAML renders deps as a routes file (the format of routes.ParseFile)
+// RoutesYAML renders deps as a routes file (the format of routesfile.Parse)
 // with every generation serving at weight 100 and both zones up.
 func RoutesYAML(deps []Deployment) string {
 	var b strings.Builder

@@ -16,8 +16,8 @@ type Error struct {
 	// is about: `deployment 7f3a9c2e51d04b8e: instance i-0002: addr "foo"
 	// is not host:port`.
 	Msg string
-
-	at ref // what Msg is about, so that a parser can find its line
+	// At is what Msg is about, so that a parser can find its line.
+	At Ref
 }
 
 func (e *Error) Error() string {
@@ -32,16 +32,18 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// ref names the part of the input an error is about.
-type ref struct {
-	dep   *DeploymentSpec // nil: the table itself (domain, zones)
-	inst  *Instance       // nil: the deployment itself
-	field string          // "id", "kind", "aliases", "serving", "addr", "domain", "zones", ...
-	idx   int             // element of a list field (aliases)
-	key   string          // key of a mapping field (serving generation, zone name)
+// Ref names the part of the input an Error is about.
+type Ref struct {
+	Deployment *DeploymentSpec // nil: the table itself (domain, zones)
+	Instance   *Instance       // nil: the deployment itself
+	// Field is the key of the field, as the routes file spells it: "id",
+	// "kind", "aliases", "serving", "addr", "domain", "zones", ...
+	Field string
+	Index int    // element of a list field (aliases, allow)
+	Key   string // key of a mapping field (serving generation, zone name)
 }
 
 // invalidf returns an *Error wrapping ErrInvalid about at.
-func invalidf(at ref, format string, args ...any) *Error {
-	return &Error{Err: ErrInvalid, Msg: fmt.Sprintf(format, args...), at: at}
+func invalidf(at Ref, format string, args ...any) *Error {
+	return &Error{Err: ErrInvalid, Msg: fmt.Sprintf(format, args...), At: at}
 }

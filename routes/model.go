@@ -1,6 +1,8 @@
-// Package routes holds the route model (deployment, instance, generation,
-// zone), the immutable table snapshot that readers load without locking, its
-// validation, and the sources that feed it.
+// Package routes holds the route model: the deployment spec that every
+// source and store carries (DeploymentSpec, Instance, generations, zones)
+// with its validation, and the immutable Table compiled from specs, which
+// readers load without locking. Sources hand tables to a Sink: the routes
+// file (routes/routesfile) and route servers (routes/routeclient).
 package routes
 
 import (
@@ -54,7 +56,8 @@ type Deployment struct {
 // and never modify it afterwards.
 type Table struct {
 	// Version is set by the source: it grows with every table the source
-	// accepts (a FileSource starts at 1). 0 for a table built directly.
+	// accepts (a routes file Source starts at 1). 0 for a table built
+	// directly.
 	Version     uint64
 	Domain      string               // lowercase, without leading dot
 	Zones       map[string]ZoneState // as listed; a zone not listed is up

@@ -38,13 +38,45 @@ func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec)
 	return b.finish(), nil
 }
 
-// builder checks and indexes deployments one at a time, in input order, so
-// that the first error reported is the first one in the input.
-type builder struct {
+// Builder builds a Table from specs given one at a time, for a parser
+// that reports the first problem of its input in input order: the domain
+// and zones are checked when the Builder is made, each deployment when it
+// is added. NewTable is a Builder used at once.
+type Builder struct {
 	t *Table
 }
 
-func newBuilder(domain string, zones map[string]ZoneState, n int) (*builder, *Error) {
+// NewBuilder checks the domain and zones of a table (see NewTable) and
+// returns a Builder for about n deployments. It takes ownership of zones.
+// The error is an *Error wrapping ErrInvalid.
+func NewBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, error) {
+	b, err := newBuilder(domain, zones, n)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Add validates spec, on its own and against the deployments added before
+// (IDs and "<alias>.<kind>" keys), and adds it; an invalid spec is an
+// *Error wrapping ErrInvalid, and is not added.
+func (b *Builder) Add(spec *DeploymentSpec) error {
+	if err := b.add(spec); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Table returns the table of the deployments added, or ErrEmptyTable when
+// there are none. The Builder must not be used afterwards.
+func (b *Builder) Table() (*Table, error) {
+	if len(b.t.Deployments) == 0 {
+		return nil, ErrEmptyTable
+	}
+	return b.finish(), nil
+}
+
+func newBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, *Error) {
 	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
 	if err := validateDomain(domain); err != nil {
 		return nil, err
@@ -55,7 +87,7 @@ func newBuilder(domain string, zones map[string]ZoneState, n int) (*builder, *Er
 	if err := validateZones(zones); err != nil {
 		return nil, err
 	}
-	return &builder{t: &Table{
+	return &Builder{t: &Table{
 		Domain:      domain,
 		Zones:       zones,
 		Deployments: make([]*Deployment, 0, n),
@@ -65,17 +97,17 @@ func newBuilder(domain string, zones map[string]ZoneState, n int) (*builder, *Er
 
 // add validates spec and indexes its keys: its ID and "<alias>.<kind>" for
 // each alias. The two kinds of key cannot collide: IDs have no dot.
-func (b *builder) add(spec *DeploymentSpec) *Error {
+func (b *Builder) add(spec *DeploymentSpec) *Error {
 	if err := validateDeployment(spec); err != nil {
 		return err
 	}
 	if _, dup := b.t.byKey[spec.ID]; dup {
-		return invalidf(ref{dep: spec, field: "id"}, "deployment %s is listed twice", spec.ID)
+		return invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s is listed twice", spec.ID)
 	}
 	for i, a := range spec.Aliases {
 		k := a + "." + spec.Kind
 		if other, dup := b.t.byKey[k]; dup {
-			return invalidf(ref{dep: spec, field: "aliases", idx: i},
+			return invalidf(Ref{Deployment: spec, Field: "aliases", Index: i},
 				"deployment %s: alias key %q is already used by deployment %s", spec.ID, k, other.ID)
 		}
 	}
@@ -90,7 +122,7 @@ func (b *builder) add(spec *DeploymentSpec) *Error {
 
 // finish sorts the deployments by ID and computes who gets traffic. The
 // caller has added at least one deployment.
-func (b *builder) finish() *Table {
+func (b *Builder) finish() *Table {
 	t := b.t
 	sort.Slice(t.Deployments, func(i, j int) bool { return t.Deployments[i].ID < t.Deployments[j].ID })
 	for _, d := range t.Deployments {

@@ -54,18 +54,18 @@ func ValidateDeployment(d *DeploymentSpec) error {
 
 func validateDeployment(d *DeploymentSpec) *Error {
 	if d == nil {
-		return invalidf(ref{}, "deployment is null")
+		return invalidf(Ref{}, "deployment is null")
 	}
-	at := ref{dep: d, field: "id"}
+	at := Ref{Deployment: d, Field: "id"}
 	switch {
 	case d.ID == "":
 		return invalidf(at, "deployment id is required")
-	case !isDeploymentID(d.ID):
+	case !IsDeploymentID(d.ID):
 		return invalidf(at, "deployment id %q is not %d to %d lowercase hex digits", d.ID, MinIDLen, MaxIDLen)
 	}
 	p := "deployment " + d.ID + ": "
 
-	at.field = "kind"
+	at.Field = "kind"
 	switch {
 	case d.Kind == "":
 		return invalidf(at, "%skind is required", p)
@@ -74,7 +74,7 @@ func validateDeployment(d *DeploymentSpec) *Error {
 	}
 
 	for i, a := range d.Aliases {
-		at := ref{dep: d, field: "aliases", idx: i}
+		at := Ref{Deployment: d, Field: "aliases", Index: i}
 		if !isLabel(a) {
 			return invalidf(at, "%salias %q is not a lowercase DNS label", p, a)
 		}
@@ -86,7 +86,7 @@ func validateDeployment(d *DeploymentSpec) *Error {
 	}
 
 	for i, a := range d.Allow {
-		at := ref{dep: d, field: "allow", idx: i}
+		at := Ref{Deployment: d, Field: "allow", Index: i}
 		if _, err := ParseAllow(a); err != nil {
 			return invalidf(at, "%sallow: %v", p, err)
 		}
@@ -102,7 +102,7 @@ func validateDeployment(d *DeploymentSpec) *Error {
 	}
 
 	if len(d.Instances) == 0 {
-		return invalidf(ref{dep: d, field: "instances"}, "%sno instances", p)
+		return invalidf(Ref{Deployment: d, Field: "instances"}, "%sno instances", p)
 	}
 	for i, in := range d.Instances {
 		if err := validateInstance(d, i, in, p); err != nil {
@@ -115,9 +115,9 @@ func validateDeployment(d *DeploymentSpec) *Error {
 func validateServing(d *DeploymentSpec, p string) *Error {
 	switch {
 	case d.Serving == nil:
-		return invalidf(ref{dep: d, field: "serving"}, "%sserving is required", p)
+		return invalidf(Ref{Deployment: d, Field: "serving"}, "%sserving is required", p)
 	case len(d.Serving) == 0:
-		return invalidf(ref{dep: d, field: "serving"}, "%sserving is empty", p)
+		return invalidf(Ref{Deployment: d, Field: "serving"}, "%sserving is empty", p)
 	}
 	gens := make([]string, 0, len(d.Serving))
 	for g := range d.Serving {
@@ -126,7 +126,7 @@ func validateServing(d *DeploymentSpec, p string) *Error {
 	sort.Strings(gens) // the first error must not depend on map order
 	sum := 0
 	for _, g := range gens {
-		at := ref{dep: d, field: "serving", key: g}
+		at := Ref{Deployment: d, Field: "serving", Key: g}
 		w := d.Serving[g]
 		if !isLabel(g) {
 			return invalidf(at, "%sserving: generation %q is not a lowercase DNS label", p, g)
@@ -137,16 +137,16 @@ func validateServing(d *DeploymentSpec, p string) *Error {
 		sum += w
 	}
 	if sum == 0 {
-		return invalidf(ref{dep: d, field: "serving"}, "%sserving: weights sum to 0", p)
+		return invalidf(Ref{Deployment: d, Field: "serving"}, "%sserving: weights sum to 0", p)
 	}
 	return nil
 }
 
 func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
 	if in == nil {
-		return invalidf(ref{dep: d, field: "instances"}, "%sinstance %d is null", p, i+1)
+		return invalidf(Ref{Deployment: d, Field: "instances"}, "%sinstance %d is null", p, i+1)
 	}
-	at := ref{dep: d, inst: in, field: "id"}
+	at := Ref{Deployment: d, Instance: in, Field: "id"}
 	switch {
 	case in.ID == "":
 		return invalidf(at, "%sinstance id is required", p)
@@ -162,7 +162,7 @@ func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
 	}
 	p += "instance " + in.ID + ": "
 
-	at.field = "addr"
+	at.Field = "addr"
 	if in.Addr == "" {
 		return invalidf(at, "%saddr is required", p)
 	}
@@ -170,7 +170,7 @@ func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
 		return invalidf(at, "%s%s", p, msg)
 	}
 
-	at.field = "zone"
+	at.Field = "zone"
 	switch {
 	case in.Zone == "":
 		return invalidf(at, "%szone is required", p)
@@ -178,7 +178,7 @@ func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
 		return invalidf(at, "%szone %q is not a lowercase DNS label", p, in.Zone)
 	}
 
-	at.field = "generation"
+	at.Field = "generation"
 	if in.Generation == "" {
 		return invalidf(at, "%sgeneration is required", p)
 	}
@@ -190,7 +190,7 @@ func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
 
 // validateDomain checks a table's domain, already lowercased.
 func validateDomain(domain string) *Error {
-	at := ref{field: "domain"}
+	at := Ref{Field: "domain"}
 	if domain == "" {
 		return invalidf(at, "domain is required")
 	}
@@ -208,7 +208,7 @@ func validateZones(zones map[string]ZoneState) *Error {
 	}
 	sort.Strings(names)
 	for _, z := range names {
-		at := ref{field: "zones", key: z}
+		at := Ref{Field: "zones", Key: z}
 		if !isLabel(z) {
 			return invalidf(at, "zone %q is not a lowercase DNS label", z)
 		}
@@ -284,7 +284,9 @@ func isLabelOf(s string, loose bool) bool {
 	return true
 }
 
-func isDeploymentID(s string) bool {
+// IsDeploymentID reports whether s is a valid deployment ID: MinIDLen to
+// MaxIDLen lowercase hex digits.
+func IsDeploymentID(s string) bool {
 	if len(s) < MinIDLen || len(s) > MaxIDLen {
 		return false
 	}

@@ -108,6 +108,15 @@ var Rules = []Rule{
 		},
 	},
 	{
+		// The model is what every source, codec and reader shares; the
+		// routes file's parser and the store live in packages of their own.
+		Name: "the routes model imports no YAML parser and no ZooKeeper client",
+		From: func(rel string) bool { return rel == "routes" },
+		Banned: func(path, _ string, _ bool) bool {
+			return Under(path, "gopkg.in/yaml.v3") || Under(path, "github.com/go-zookeeper/zk")
+		},
+	},
+	{
 		Name: "controlplane and allocator import nothing of proxy",
 		From: func(rel string) bool { return underAny(rel, "controlplane", "allocator") },
 		Banned: func(_, rel string, inModule bool) bool {

@@ -78,7 +78,10 @@ func TestRulesCatchViolations(t *testing.T) {
 			pkg(m+"/proxy/upstream", m+"/routes"),
 			pkg(m+"/routes", "github.com/go-zookeeper/zk"),
 			pkg("github.com/go-zookeeper/zk", "net"),
-		}, []string{m + "/proxy/upstream -> " + m + "/routes -> github.com/go-zookeeper/zk: proxy imports no ZooKeeper client and nothing of routeserver, controlplane or allocator"}},
+		}, []string{
+			m + "/proxy/upstream -> " + m + "/routes -> github.com/go-zookeeper/zk: proxy imports no ZooKeeper client and nothing of routeserver, controlplane or allocator",
+			m + "/routes -> github.com/go-zookeeper/zk: the routes model imports no YAML parser and no ZooKeeper client",
+		}},
 		{"proxy imports controlplane", []*Package{
 			pkg(m+"/proxy", m+"/controlplane/api"),
 			pkg(m + "/controlplane/api"),
@@ -111,6 +114,11 @@ func TestRulesCatchViolations(t *testing.T) {
 			pkg(m+"/routes", m+"/allocator/agent"),
 			pkg(m + "/allocator/agent"),
 		}, []string{m + "/routes -> " + m + "/allocator/agent: routes and zones import nothing of proxy, routeserver, controlplane, allocator, loadtest or demo"}},
+		{"the routes model parses YAML", []*Package{
+			pkg(m+"/routes", "gopkg.in/yaml.v3"),
+			pkg(m+"/routes/routesfile", m+"/routes", "gopkg.in/yaml.v3"),
+			pkg("gopkg.in/yaml.v3"),
+		}, []string{m + "/routes -> gopkg.in/yaml.v3: the routes model imports no YAML parser and no ZooKeeper client"}},
 		{"zones imports loadtest", []*Package{
 			pkg(m+"/zones", m+"/loadtest"),
 			pkg(m + "/loadtest"),

@@ -8,7 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/routesfile"
 )
 
 // configLoaders say how each file in configs/ is loaded. A new file there
@@ -93,7 +93,7 @@ func loadProxyConfig(t *testing.T, path string) {
 		proxyKeysShown[k] = true
 	}
 	if s.routesFile != "" {
-		if _, err := routes.ParseFile(s.routesFile); err != nil {
+		if _, err := routesfile.ParseFile(s.routesFile); err != nil {
 			t.Errorf("routes-file %s: %v", s.routesFile, err)
 		}
 	}
@@ -121,7 +121,7 @@ func loadRouteServerConfig(t *testing.T, path string) {
 }
 
 func loadRoutesFile(t *testing.T, path string) {
-	table, err := routes.ParseFile(path)
+	table, err := routesfile.ParseFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/proxy/accesslog"
-	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/routeclient"
+	"github.com/switchyard/switchyard/routes/routesfile"
 	"github.com/switchyard/switchyard/zones"
 )
 
@@ -100,7 +100,7 @@ func serveProxy(ctx context.Context, s *settings, logger *slog.Logger, ready fun
 	if err != nil {
 		return err
 	}
-	src := &routes.FileSource{Path: s.routesFile, Logger: logger}
+	src := &routesfile.Source{Path: s.routesFile, Logger: logger}
 	table, err := src.Load()
 	if err != nil {
 		return &usageError{err}

@@ -6,7 +6,7 @@ import (
 	"flag"
 	"fmt"
 
-	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/routesfile"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -47,7 +47,7 @@ func runApply(ctx context.Context, e *env, fs *flag.FlagSet) error {
 		return usagef("apply: -f ROUTES.yaml is required")
 	}
 	// The whole file is checked before anything is written.
-	t, err := routes.ParseFile(file)
+	t, err := routesfile.ParseFile(file)
 	if err != nil {
 		return &usageError{err}
 	}

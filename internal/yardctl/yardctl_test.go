@@ -43,7 +43,9 @@ func yardOK(t *testing.T, args ...string) string {
 	return out
 }
 
-func testdata(name string) string { return filepath.Join("..", "..", "routes", "testdata", name) }
+func testdata(name string) string {
+	return filepath.Join("..", "..", "routes", "routesfile", "testdata", name)
+}
 
 // zkFlags starts a server and returns the global flags that reach it at a
 // root of the test's own.

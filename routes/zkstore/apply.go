@@ -77,7 +77,7 @@ const maxAttempts = 3
 // Nothing of a failed transaction is applied; deployments before it stay
 // written.
 //
-// t must be valid (routes.ParseFile or routes.NewTable built it).
+// t must be valid (routesfile.Parse or routes.NewTable built it).
 func (s *Store) Apply(ctx context.Context, t *routes.Table, opts ApplyOptions) (ApplyResult, error) {
 	var res ApplyResult
 	if t == nil || t.Len() == 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/zktest"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/routesfile"
 )
 
 var rootSeq atomic.Int64
@@ -41,7 +42,7 @@ func testStore(t *testing.T) (*Store, *zk.Conn) {
 
 func parse(t *testing.T, name string) *routes.Table {
 	t.Helper()
-	tab, err := routes.ParseFile(filepath.Join("..", "testdata", "good", name))
+	tab, err := routesfile.ParseFile(filepath.Join("..", "routesfile", "testdata", "good", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func parse(t *testing.T, name string) *routes.Table {
 
 func parseString(t *testing.T, yaml string) *routes.Table {
 	t.Helper()
-	tab, err := routes.Parse("test.yaml", []byte(yaml))
+	tab, err := routesfile.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +107,9 @@ func get(t *testing.T, conn *zk.Conn, p string) string {
 
 func TestApplyReadRoundTrip(t *testing.T) {
 	t.Parallel()
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "good", "*.yaml"))
+	files, _ := filepath.Glob(filepath.Join("..", "routesfile", "testdata", "good", "*.yaml"))
 	if len(files) == 0 {
-		t.Fatal("no routes/testdata/good/*.yaml")
+		t.Fatal("no routes/routesfile/testdata/good/*.yaml")
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -357,7 +357,7 @@ func TestWatcherInvalidKeepsLastGood(t *testing.T) {
 
 func mustRead(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "good", name))
+	b, err := os.ReadFile(filepath.Join("..", "routesfile", "testdata", "good", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package routes
+package routesfile
 
 import (
 	"errors"
@@ -9,13 +9,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/switchyard/switchyard/routes"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ (review the diff)")
 
 // summarize renders a table as the text of testdata/good/*.golden: what the
 // proxy would see of it, in a stable order.
-func summarize(t *Table) string {
+func summarize(t *routes.Table) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "domain %s\n", t.Domain)
 	zones := make([]string, 0, len(t.Zones))
@@ -28,11 +30,9 @@ func summarize(t *Table) string {
 	}
 	for _, d := range t.Deployments {
 		fmt.Fprintf(&b, "deployment %s kind %s\n", d.ID, d.Kind)
-		var keys []string
-		for k, kd := range t.byKey {
-			if kd == d {
-				keys = append(keys, k)
-			}
+		keys := []string{d.ID}
+		for _, a := range d.Aliases {
+			keys = append(keys, a+"."+d.Kind)
 		}
 		sort.Strings(keys)
 		fmt.Fprintf(&b, "  keys %s\n", strings.Join(keys, " "))
@@ -131,16 +131,16 @@ func TestParseBad(t *testing.T) {
 			if strings.Contains(msg, "\n") {
 				t.Errorf("error %q is more than one line", msg)
 			}
-			want := ErrInvalid
+			want := routes.ErrInvalid
 			if strings.HasPrefix(filepath.Base(f), "empty-") {
-				want = ErrEmptyTable
+				want = routes.ErrEmptyTable
 			}
 			if !errors.Is(err, want) {
 				t.Errorf("errors.Is(%q, %v) = false", msg, want)
 			}
-			var re *Error
+			var re *routes.Error
 			if !errors.As(err, &re) || re.File != filepath.Base(f) {
-				t.Errorf("error %q is not an *Error naming the file", msg)
+				t.Errorf("error %q is not a *routes.Error naming the file", msg)
 			}
 			golden(t, strings.TrimSuffix(f, ".yaml")+".err", msg+"\n")
 		})
@@ -178,7 +178,7 @@ func TestParseFile(t *testing.T) {
 func TestParseEmptyIsNotInvalid(t *testing.T) {
 	// Callers tell "nothing to serve" from "bad input" by the sentinel.
 	_, err := Parse("r.yaml", nil)
-	if !errors.Is(err, ErrEmptyTable) || errors.Is(err, ErrInvalid) {
-		t.Errorf("Parse(empty) = %v; want ErrEmptyTable only", err)
+	if !errors.Is(err, routes.ErrEmptyTable) || errors.Is(err, routes.ErrInvalid) {
+		t.Errorf("Parse(empty) = %v; want routes.ErrEmptyTable only", err)
 	}
 }

@@ -1,4 +1,4 @@
-package routes
+package routesfile
 
 import (
 	"context"
@@ -10,18 +10,12 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/switchyard/switchyard/routes"
 )
 
-// Sink receives tables from a source.
-type Sink interface {
-	// Apply takes a new good table, with Version, Source and LoadedAt set.
-	Apply(t *Table)
-	// Reject reports a load that was refused; the sink keeps its last good
-	// table.
-	Reject(source string, err error)
-}
-
-// FileSource watches a routes file (see Parse for its format).
+// Source watches a routes file (see Parse for its format) and hands its
+// tables to a routes.Sink.
 //
 // It polls: every Interval it compares the file's size, modification time
 // and identity (device and inode) with the last look, and on a difference
@@ -32,9 +26,9 @@ type Sink interface {
 // the last racyWindow is re-read on every poll, because a second write in
 // the same mtime tick could leave size and mtime unchanged.
 //
-// A FileSource must not be copied after first use. Load and Run may be
+// A Source must not be copied after first use. Load and Run may be
 // called from different goroutines.
-type FileSource struct {
+type Source struct {
 	// Path of the routes file. Errors name it as given; Source uses its
 	// absolute form.
 	Path string
@@ -79,7 +73,7 @@ const (
 // accepted content; loading the content of the table in use again returns a
 // new table with the same Version. Load does not call a sink; a Run started
 // afterwards reports only what changes after it.
-func (s *FileSource) Load() (*Table, error) {
+func (s *Source) Load() (*routes.Table, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, _, err := s.look(true)
@@ -92,12 +86,12 @@ func (s *FileSource) Load() (*Table, error) {
 // its last good table. A file that is missing or unreadable is a refusal,
 // reported once until it changes. If no table has been accepted yet (Load
 // was not called, or refused the file), Run loads the file as it starts.
-func (s *FileSource) Run(ctx context.Context, sink Sink) error {
+func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 	if s.Path == "" {
-		return errors.New("routes: FileSource without Path")
+		return errors.New("routesfile: Source without Path")
 	}
 	if sink == nil {
-		return errors.New("routes: FileSource.Run without a Sink")
+		return errors.New("routesfile: Source.Run without a Sink")
 	}
 	interval := s.Interval
 	if interval <= 0 {
@@ -128,7 +122,7 @@ func (s *FileSource) Run(ctx context.Context, sink Sink) error {
 }
 
 // check looks at the file and tells the sink and the log what it found.
-func (s *FileSource) check(sink Sink, force bool) {
+func (s *Source) check(sink routes.Sink, force bool) {
 	s.mu.Lock()
 	t, what, err := s.look(force)
 	version := s.version
@@ -156,7 +150,7 @@ func (s *FileSource) check(sink Sink, force bool) {
 // unchanged. It returns the new table when what is accepted, and the error
 // when what is refused (for Load, also the table in use when what is same).
 // The caller holds s.mu.
-func (s *FileSource) look(force bool) (t *Table, what outcome, err error) {
+func (s *Source) look(force bool) (t *routes.Table, what outcome, err error) {
 	fi, err := os.Stat(s.Path)
 	if err != nil {
 		return nil, s.fail(err, force), err
@@ -204,7 +198,7 @@ func (s *FileSource) look(force bool) (t *Table, what outcome, err error) {
 
 // fail records a stat or read error. It is reported (refused) when forced
 // or when it differs from the last one reported.
-func (s *FileSource) fail(err error, force bool) outcome {
+func (s *Source) fail(err error, force bool) outcome {
 	s.seen = nil
 	s.hasBad = false
 	msg := err.Error()
@@ -215,8 +209,9 @@ func (s *FileSource) fail(err error, force bool) outcome {
 	return refused
 }
 
-// source names the file for Table.Source and Sink.Reject: "file:/abs/path".
-func (s *FileSource) source() string {
+// source names the file for routes.Table.Source and routes.Sink.Reject:
+// "file:/abs/path".
+func (s *Source) source() string {
 	p, err := filepath.Abs(s.Path)
 	if err != nil {
 		p = s.Path

@@ -1,4 +1,4 @@
-package routes
+package routesfile
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/routes"
 )
 
 // routesYAML is a good routes file; files for different ports have the same
@@ -40,12 +41,12 @@ deployments:
 // recSink records what a source tells it.
 type recSink struct {
 	mu      sync.Mutex
-	applied []*Table
+	applied []*routes.Table
 	rejects []error
 	sources []string
 }
 
-func (s *recSink) Apply(t *Table) {
+func (s *recSink) Apply(t *routes.Table) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.applied = append(s.applied, t)
@@ -59,10 +60,10 @@ func (s *recSink) Reject(source string, err error) {
 }
 
 // get returns copies of what the sink has seen.
-func (s *recSink) get() ([]*Table, []error, []string) {
+func (s *recSink) get() ([]*routes.Table, []error, []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]*Table(nil), s.applied...), append([]error(nil), s.rejects...), append([]string(nil), s.sources...)
+	return append([]*routes.Table(nil), s.applied...), append([]error(nil), s.rejects...), append([]string(nil), s.sources...)
 }
 
 // counts returns the number of tables applied, the last applied version,
@@ -149,7 +150,7 @@ func writeInPlace(t *testing.T, path, data string) {
 }
 
 // start runs src until the test ends and checks that Run returns nil.
-func start(t *testing.T, src *FileSource, sink Sink) {
+func start(t *testing.T, src *Source, sink routes.Sink) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -162,16 +163,16 @@ func start(t *testing.T, src *FileSource, sink Sink) {
 	})
 }
 
-func newSource(t *testing.T, interval time.Duration) (*FileSource, *logBuf) {
+func newSource(t *testing.T, interval time.Duration) (*Source, *logBuf) {
 	logs := &logBuf{}
-	return &FileSource{
+	return &Source{
 		Path:     filepath.Join(t.TempDir(), "routes.yaml"),
 		Interval: interval,
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
 	}, logs
 }
 
-func TestFileSourceLoad(t *testing.T) {
+func TestSourceLoad(t *testing.T) {
 	src, _ := newSource(t, 0)
 	write(t, src.Path, routesYAML(19201))
 	tb, err := src.Load()
@@ -185,8 +186,8 @@ func TestFileSourceLoad(t *testing.T) {
 		t.Errorf("Load of the same content = version %d, %v; want 1, nil", tb.Version, err)
 	}
 	write(t, src.Path, badYAML)
-	if _, err = src.Load(); !errors.Is(err, ErrInvalid) || !strings.HasPrefix(err.Error(), src.Path+":7: ") {
-		t.Errorf("Load of a bad file = %v; want ErrInvalid naming %s:7", err, src.Path)
+	if _, err = src.Load(); !errors.Is(err, routes.ErrInvalid) || !strings.HasPrefix(err.Error(), src.Path+":7: ") {
+		t.Errorf("Load of a bad file = %v; want routes.ErrInvalid naming %s:7", err, src.Path)
 	}
 	write(t, src.Path, routesYAML(19202))
 	if tb, err = src.Load(); err != nil || tb.Version != 2 {
@@ -198,7 +199,7 @@ func TestFileSourceLoad(t *testing.T) {
 	}
 }
 
-func TestFileSourceRunGoodBadGood(t *testing.T) {
+func TestSourceRunGoodBadGood(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	src, logs := newSource(t, interval)
 	write(t, src.Path, routesYAML(19201))
@@ -211,8 +212,8 @@ func TestFileSourceRunGoodBadGood(t *testing.T) {
 	settle(interval) // the same bad content is reported once
 	wantCounts(t, sink, 1, 1, 1)
 	_, rejects, sources := sink.get()
-	if !errors.Is(rejects[0], ErrInvalid) || sources[0] != "file:"+src.Path {
-		t.Errorf("Reject(%q, %v); want file:%s and ErrInvalid", sources[0], rejects[0], src.Path)
+	if !errors.Is(rejects[0], routes.ErrInvalid) || sources[0] != "file:"+src.Path {
+		t.Errorf("Reject(%q, %v); want file:%s and routes.ErrInvalid", sources[0], rejects[0], src.Path)
 	}
 	line := fmt.Sprintf(`path=%s error="%s:7: deployment`, src.Path, src.Path)
 	if n := logs.count("level=ERROR", "routes file rejected", line); n != 1 {
@@ -232,7 +233,7 @@ func TestFileSourceRunGoodBadGood(t *testing.T) {
 	wantCounts(t, sink, 2, 2, 1)
 }
 
-func TestFileSourceLoadThenRun(t *testing.T) {
+func TestSourceLoadThenRun(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	src, _ := newSource(t, interval)
 	write(t, src.Path, routesYAML(19201))
@@ -249,7 +250,7 @@ func TestFileSourceLoadThenRun(t *testing.T) {
 
 // Editors and config management replace the file by rename. The new file
 // can have the old one's size and mtime; only its identity differs.
-func TestFileSourceRenameReplace(t *testing.T) {
+func TestSourceRenameReplace(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	src, _ := newSource(t, interval)
 	old := time.Now().Add(-time.Hour).Truncate(time.Second)
@@ -274,7 +275,7 @@ func TestFileSourceRenameReplace(t *testing.T) {
 
 // A second write within the file system's mtime tick can leave size and
 // mtime as they were; a recently modified file is re-read on every poll.
-func TestFileSourceRacyRewrite(t *testing.T) {
+func TestSourceRacyRewrite(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	src, _ := newSource(t, interval)
 	// A whole-second mtime that stays within racyWindow of now for the
@@ -296,7 +297,7 @@ func TestFileSourceRacyRewrite(t *testing.T) {
 	wantCounts(t, sink, 2, 2, 0)
 }
 
-func TestFileSourceMissing(t *testing.T) {
+func TestSourceMissing(t *testing.T) {
 	const interval = 5 * time.Millisecond
 	src, logs := newSource(t, interval)
 	write(t, src.Path, routesYAML(19201))
@@ -326,7 +327,7 @@ func TestFileSourceMissing(t *testing.T) {
 	wantCounts(t, sink, 2, 2, 1)
 }
 
-func TestFileSourceReloadSignal(t *testing.T) {
+func TestSourceReloadSignal(t *testing.T) {
 	src, logs := newSource(t, time.Hour) // only the signal triggers a look
 	reload := make(chan os.Signal)
 	src.Reload = reload
@@ -356,7 +357,7 @@ func TestFileSourceReloadSignal(t *testing.T) {
 	wantCounts(t, sink, 3, 3, 2)
 }
 
-func TestFileSourceRunReturnsOnCancel(t *testing.T) {
+func TestSourceRunReturnsOnCancel(t *testing.T) {
 	src, _ := newSource(t, time.Hour)
 	write(t, src.Path, routesYAML(19201))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -364,7 +365,7 @@ func TestFileSourceRunReturnsOnCancel(t *testing.T) {
 	if err := src.Run(ctx, &recSink{}); err != nil {
 		t.Errorf("Run = %v; want nil", err)
 	}
-	if err := (&FileSource{}).Run(context.Background(), &recSink{}); err == nil {
+	if err := (&Source{}).Run(context.Background(), &recSink{}); err == nil {
 		t.Errorf("Run without Path = nil; want an error")
 	}
 }

@@ -1,12 +1,15 @@
-package routes
+package routesfile
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard/switchyard/routes"
 )
 
 // Keys of the routes file, in the order they are documented.
@@ -24,12 +27,12 @@ type parser struct {
 	pos  positions
 }
 
-// errAt returns an *Error at n's line.
-func (p *parser) errAt(n *yaml.Node, format string, args ...any) *Error {
-	return &Error{Err: ErrInvalid, File: p.name, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
+// errAt returns a *routes.Error at n's line.
+func (p *parser) errAt(n *yaml.Node, format string, args ...any) *routes.Error {
+	return &routes.Error{Err: routes.ErrInvalid, File: p.name, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
 }
 
-func (p *parser) table(root *yaml.Node) (*Table, *Error) {
+func (p *parser) table(root *yaml.Node) (*routes.Table, *routes.Error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, p.errAt(root, "file must be a mapping with keys %s", strings.Join(topKeys, ", "))
 	}
@@ -57,9 +60,9 @@ func (p *parser) table(root *yaml.Node) (*Table, *Error) {
 	if dn != nil {
 		deps = dn.Content
 	}
-	b, err := newBuilder(domain, zones, len(deps))
-	if err != nil {
-		return nil, err
+	b, berr := routes.NewBuilder(domain, zones, len(deps))
+	if berr != nil {
+		return nil, asError(berr)
 	}
 	if len(deps) == 0 {
 		return nil, p.noDeployments(dn)
@@ -69,31 +72,45 @@ func (p *parser) table(root *yaml.Node) (*Table, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := b.add(d); err != nil {
-			return nil, err
+		if err := b.Add(d); err != nil {
+			return nil, asError(err)
 		}
 	}
-	return b.finish(), nil
+	t, berr := b.Table()
+	if berr != nil {
+		return nil, asError(berr)
+	}
+	return t, nil
+}
+
+// asError returns the *routes.Error that the routes model returns for
+// refused input.
+func asError(err error) *routes.Error {
+	var e *routes.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &routes.Error{Err: routes.ErrInvalid, Msg: err.Error()}
 }
 
 // noDeployments is the error for a file whose deployments are missing or
 // empty; n (the value of deployments:) may be nil.
-func (p *parser) noDeployments(n *yaml.Node) *Error {
-	e := &Error{Err: ErrEmptyTable, File: p.name, Msg: "no deployments"}
+func (p *parser) noDeployments(n *yaml.Node) *routes.Error {
+	e := &routes.Error{Err: routes.ErrEmptyTable, File: p.name, Msg: "no deployments"}
 	if n != nil {
 		e.Line = n.Line
 	}
 	return e
 }
 
-func (p *parser) zones(n *yaml.Node) (map[string]ZoneState, *Error) {
+func (p *parser) zones(n *yaml.Node) (map[string]routes.ZoneState, *routes.Error) {
 	if isNull(n) {
 		return nil, nil
 	}
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errAt(n, "zones must be a mapping of zone name to up or down")
 	}
-	zones := make(map[string]ZoneState, len(n.Content)/2)
+	zones := make(map[string]routes.ZoneState, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), deref(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode {
@@ -110,9 +127,9 @@ func (p *parser) zones(n *yaml.Node) (map[string]ZoneState, *Error) {
 		}
 		switch state {
 		case "up":
-			zones[name] = ZoneUp
+			zones[name] = routes.ZoneUp
 		case "down":
-			zones[name] = ZoneDown
+			zones[name] = routes.ZoneDown
 		default:
 			return nil, p.errAt(orNode(v, k), "zone %s: state %q is not up or down", shown(name), state)
 		}
@@ -121,7 +138,7 @@ func (p *parser) zones(n *yaml.Node) (map[string]ZoneState, *Error) {
 }
 
 // deployment reads the i-th (1-based) entry of deployments.
-func (p *parser) deployment(n *yaml.Node, i int) (*DeploymentSpec, *Error) {
+func (p *parser) deployment(n *yaml.Node, i int) (*routes.DeploymentSpec, *routes.Error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errAt(n, "deployment %d must be a mapping", i)
 	}
@@ -130,12 +147,12 @@ func (p *parser) deployment(n *yaml.Node, i int) (*DeploymentSpec, *Error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DeploymentSpec{}
+	d := &routes.DeploymentSpec{}
 	dp := &depPos{
 		line:    n.Line,
 		fields:  make(map[string]int, len(f)),
 		serving: map[string]int{},
-		insts:   map[*Instance]*instPos{},
+		insts:   map[*routes.Instance]*instPos{},
 	}
 	p.pos.deps[d] = dp
 	for k, v := range f {
@@ -189,7 +206,7 @@ func (p *parser) deployment(n *yaml.Node, i int) (*DeploymentSpec, *Error) {
 	return d, nil
 }
 
-func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, *Error) {
+func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, *routes.Error) {
 	if isNull(n) {
 		return nil, nil
 	}
@@ -213,7 +230,7 @@ func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, 
 			}
 			if !isNull(v) && v.Kind == yaml.ScalarNode && isDigits(strings.TrimPrefix(v.Value, "-")) {
 				// Too large for YAML's int: resolved as a float.
-				return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), v.Value, MaxWeight)
+				return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), v.Value, routes.MaxWeight)
 			}
 			if !isNull(v) && v.Kind == yaml.ScalarNode {
 				return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, shown(g), v.Value)
@@ -224,8 +241,8 @@ func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, 
 		if err := v.Decode(&w); err != nil && !isDigits(strings.TrimPrefix(v.Value, "-")) {
 			// Tagged !!int but not an integer: !!int "1.5".
 			return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, shown(g), v.Value)
-		} else if err != nil || w < 0 || w > MaxWeight {
-			return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), shown(v.Value), MaxWeight)
+		} else if err != nil || w < 0 || w > routes.MaxWeight {
+			return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), shown(v.Value), routes.MaxWeight)
 		}
 		serving[g] = int(w)
 	}
@@ -233,14 +250,14 @@ func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, 
 }
 
 // instance reads the j-th (1-based) instance of a deployment.
-func (p *parser) instance(n *yaml.Node, j int, pre string, dp *depPos) (*Instance, *Error) {
+func (p *parser) instance(n *yaml.Node, j int, pre string, dp *depPos) (*routes.Instance, *routes.Error) {
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errAt(n, "%sinstance %d must be a mapping", pre, j)
 	}
 	switch id := peek(n, "id"); {
 	case id == "":
 		pre += "instance: "
-	case isInstanceID(id):
+	case plain(id):
 		pre += "instance " + id + ": "
 	default:
 		pre += fmt.Sprintf("instance %q: ", id)
@@ -249,7 +266,7 @@ func (p *parser) instance(n *yaml.Node, j int, pre string, dp *depPos) (*Instanc
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{}
+	in := &routes.Instance{}
 	ip := &instPos{line: n.Line, fields: make(map[string]int, len(f))}
 	dp.insts[in] = ip
 	for k, v := range f {
@@ -273,7 +290,7 @@ func (p *parser) instance(n *yaml.Node, j int, pre string, dp *depPos) (*Instanc
 
 // fields returns the values of the mapping n by key, refusing keys that are
 // not strings, given twice, or not in known. Messages start with pre.
-func (p *parser) fields(n *yaml.Node, pre string, known []string) (map[string]*yaml.Node, *Error) {
+func (p *parser) fields(n *yaml.Node, pre string, known []string) (map[string]*yaml.Node, *routes.Error) {
 	f := make(map[string]*yaml.Node, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := deref(n.Content[i]), deref(n.Content[i+1])
@@ -293,7 +310,7 @@ func (p *parser) fields(n *yaml.Node, pre string, known []string) (map[string]*y
 
 // str returns the text of a scalar; a missing or null value is "". A number
 // is taken as written (an ID of digits only stays as it is).
-func (p *parser) str(n *yaml.Node, what string) (string, *Error) {
+func (p *parser) str(n *yaml.Node, what string) (string, *routes.Error) {
 	if isNull(n) {
 		return "", nil
 	}
@@ -304,7 +321,7 @@ func (p *parser) str(n *yaml.Node, what string) (string, *Error) {
 }
 
 // list returns the elements of a sequence; a missing or null value is empty.
-func (p *parser) list(n *yaml.Node, what string) ([]*yaml.Node, *Error) {
+func (p *parser) list(n *yaml.Node, what string) ([]*yaml.Node, *routes.Error) {
 	if isNull(n) {
 		return nil, nil
 	}
@@ -334,7 +351,7 @@ func peek(n *yaml.Node, key string) string {
 // name is), else quoted, so that a message stays one line whatever the
 // file holds.
 func shown(s string) string {
-	if isInstanceID(s) {
+	if plain(s) {
 		return s
 	}
 	return strconv.Quote(s)
@@ -365,6 +382,18 @@ func orNode(n, fallback *yaml.Node) *yaml.Node {
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// plain reports whether s is made of letters, digits, '.', '_' and '-',
+// and so is shown in a message as it is.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return false
 		}
 	}

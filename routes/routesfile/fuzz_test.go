@@ -1,4 +1,4 @@
-package routes
+package routesfile
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard/switchyard/routes"
 )
 
 // FuzzParseRoutes feeds arbitrary bytes to Parse. Whatever the input:
@@ -50,7 +52,7 @@ func FuzzParseRoutes(f *testing.F) {
 		checkTable(t, tb)
 
 		// The table's own parts make the same table.
-		again, err := NewTable(tb.Domain, cloneZones(tb.Zones), specs(tb))
+		again, err := routes.NewTable(tb.Domain, cloneZones(tb.Zones), specs(tb))
 		if err != nil {
 			t.Fatalf("NewTable refuses the parts of an accepted file: %v", err)
 		}
@@ -78,7 +80,7 @@ func errText(err error) string {
 }
 
 // checkParseError checks what Parse returns for a refused file named name.
-func checkParseError(t *testing.T, name string, tb *Table, err error) {
+func checkParseError(t *testing.T, name string, tb *routes.Table, err error) {
 	t.Helper()
 	msg := err.Error()
 	if tb != nil {
@@ -87,9 +89,9 @@ func checkParseError(t *testing.T, name string, tb *Table, err error) {
 	if strings.ContainsAny(msg, "\n\r") {
 		t.Errorf("error %q is more than one line", msg)
 	}
-	var e *Error
+	var e *routes.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("error %q (%T) is not an *Error", msg, err)
+		t.Fatalf("error %q (%T) is not an *routes.Error", msg, err)
 	}
 	if e.File != name || !strings.HasPrefix(msg, name+":") {
 		t.Errorf("error %q does not start with the file name %s", msg, name)
@@ -100,13 +102,13 @@ func checkParseError(t *testing.T, name string, tb *Table, err error) {
 	if strings.TrimSpace(e.Msg) == "" {
 		t.Errorf("error %q says nothing", msg)
 	}
-	if invalid, empty := errors.Is(err, ErrInvalid), errors.Is(err, ErrEmptyTable); invalid == empty {
-		t.Errorf("error %q: errors.Is ErrInvalid %v, ErrEmptyTable %v; want exactly one", msg, invalid, empty)
+	if invalid, empty := errors.Is(err, routes.ErrInvalid), errors.Is(err, routes.ErrEmptyTable); invalid == empty {
+		t.Errorf("error %q: errors.Is routes.ErrInvalid %v, routes.ErrEmptyTable %v; want exactly one", msg, invalid, empty)
 	}
 }
 
 // checkTable checks the invariants of a table built by the parser.
-func checkTable(t *testing.T, tb *Table) {
+func checkTable(t *testing.T, tb *routes.Table) {
 	t.Helper()
 	if tb.Len() == 0 {
 		t.Fatal("accepted a file without deployments")
@@ -115,7 +117,7 @@ func checkTable(t *testing.T, tb *Table) {
 		t.Errorf("domain %q is not lowercase without a leading dot", tb.Domain)
 	}
 	for i, d := range tb.Deployments {
-		if err := ValidateDeployment(&d.DeploymentSpec); err != nil {
+		if err := routes.ValidateDeployment(&d.DeploymentSpec); err != nil {
 			t.Errorf("deployment %s in the table does not validate: %v", d.ID, err)
 		}
 		if i > 0 && tb.Deployments[i-1].ID >= d.ID {
@@ -146,22 +148,19 @@ func checkTable(t *testing.T, tb *Table) {
 			t.Errorf("deployment %s: %d allow entries, %d parsed", d.ID, len(d.Allow), len(d.AllowNets))
 		}
 	}
-	if len(tb.byKey) < tb.Len() {
-		t.Errorf("%d keys for %d deployments", len(tb.byKey), tb.Len())
-	}
 }
 
 // specs returns the specs of a table's deployments.
-func specs(tb *Table) []*DeploymentSpec {
-	out := make([]*DeploymentSpec, len(tb.Deployments))
+func specs(tb *routes.Table) []*routes.DeploymentSpec {
+	out := make([]*routes.DeploymentSpec, len(tb.Deployments))
 	for i, d := range tb.Deployments {
 		out[i] = &d.DeploymentSpec
 	}
 	return out
 }
 
-func cloneZones(z map[string]ZoneState) map[string]ZoneState {
-	out := make(map[string]ZoneState, len(z))
+func cloneZones(z map[string]routes.ZoneState) map[string]routes.ZoneState {
+	out := make(map[string]routes.ZoneState, len(z))
 	for k, v := range z {
 		out[k] = v
 	}
@@ -170,7 +169,7 @@ func cloneZones(z map[string]ZoneState) map[string]ZoneState {
 
 // render writes a table back as a routes file, in block style with the
 // keys in their documented order, quoting what YAML needs quoted.
-func render(t *testing.T, tb *Table) []byte {
+func render(t *testing.T, tb *routes.Table) []byte {
 	t.Helper()
 	type instance struct {
 		ID          string `yaml:"id"`

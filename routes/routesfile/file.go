@@ -1,4 +1,4 @@
-package routes
+package routesfile
 
 import (
 	"bytes"
@@ -10,11 +10,13 @@ import (
 	"strconv"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard/switchyard/routes"
 )
 
 // ParseFile reads and parses a routes file; see Parse. Errors name path as
 // given.
-func ParseFile(path string) (*Table, error) {
+func ParseFile(path string) (*routes.Table, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -38,18 +40,19 @@ func ParseFile(path string) (*Table, error) {
 //	      - {id: i-0001, addr: 127.0.0.1:19201, zone: zone-a, generation: blue}
 //	      - {id: i-0002, addr: 127.0.0.1:19202, zone: zone-b, generation: blue, maintenance: true}
 //
-// The domain is a DNS name; zone states are up or down; a deployment follows
-// the rules of ValidateDeployment; deployment IDs and "<alias>.<kind>" keys
-// are unique across the file. Unknown and repeated keys are errors, and so
-// are tabs in indentation.
+// The domain is a DNS name; zone states are up or down; a deployment is a
+// routes.DeploymentSpec, its keys the spec's yaml keys, and follows the
+// rules of routes.ValidateDeployment; deployment IDs and "<alias>.<kind>"
+// keys are unique across the file. Unknown and repeated keys are errors,
+// and so are tabs in indentation.
 //
-// The file is accepted whole or not at all. The error is an *Error whose
-// text is one line, "NAME:LINE: what is wrong", wrapping ErrInvalid, or
-// ErrEmptyTable for a file without deployments (an empty table never
-// replaces a good one). The table's Version, Source and LoadedAt are left
-// for the caller to set.
-func Parse(name string, data []byte) (*Table, error) {
-	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*DeploymentSpec]*depPos{}}}
+// The file is accepted whole or not at all. The error is a *routes.Error
+// whose text is one line, "NAME:LINE: what is wrong", wrapping
+// routes.ErrInvalid, or routes.ErrEmptyTable for a file without deployments
+// (an empty table never replaces a good one). The table's Version, Source
+// and LoadedAt are left for the caller to set.
+func Parse(name string, data []byte) (*routes.Table, error) {
+	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*routes.DeploymentSpec]*depPos{}}}
 	t, err := p.parse(data)
 	if err != nil {
 		return nil, err
@@ -61,22 +64,22 @@ func Parse(name string, data []byte) (*Table, error) {
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parse reads the single YAML document in data into a table.
-func (p *parser) parse(data []byte) (*Table, *Error) {
+func (p *parser) parse(data []byte) (*routes.Table, *routes.Error) {
 	if line := tabIndent(data); line > 0 {
-		return nil, &Error{Err: ErrInvalid, File: p.name, Line: line, Msg: "tab in indentation (indent with spaces)"}
+		return nil, &routes.Error{Err: routes.ErrInvalid, File: p.name, Line: line, Msg: "tab in indentation (indent with spaces)"}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &Error{Err: ErrEmptyTable, File: p.name, Msg: "file is empty"}
+			return nil, &routes.Error{Err: routes.ErrEmptyTable, File: p.name, Msg: "file is empty"}
 		}
 		return nil, p.yamlError(err)
 	}
 	var extra yaml.Node
 	switch err := dec.Decode(&extra); {
 	case err == nil:
-		return nil, &Error{Err: ErrInvalid, File: p.name, Line: extra.Line, Msg: "more than one YAML document"}
+		return nil, &routes.Error{Err: routes.ErrInvalid, File: p.name, Line: extra.Line, Msg: "more than one YAML document"}
 	case !errors.Is(err, io.EOF):
 		return nil, p.yamlError(err)
 	}
@@ -86,12 +89,12 @@ func (p *parser) parse(data []byte) (*Table, *Error) {
 	}
 	root = deref(root)
 	if isNull(root) {
-		return nil, &Error{Err: ErrEmptyTable, File: p.name, Msg: "file is empty"}
+		return nil, &routes.Error{Err: routes.ErrEmptyTable, File: p.name, Msg: "file is empty"}
 	}
 	t, err := p.table(root)
 	if err != nil {
 		if err.File == "" {
-			err.File, err.Line = p.name, p.pos.line(err.at)
+			err.File, err.Line = p.name, p.pos.line(err.At)
 		}
 		return nil, err
 	}
@@ -99,8 +102,8 @@ func (p *parser) parse(data []byte) (*Table, *Error) {
 }
 
 // yamlError turns a yaml.v3 syntax error into NAME:LINE: message.
-func (p *parser) yamlError(err error) *Error {
-	e := &Error{Err: ErrInvalid, File: p.name, Msg: err.Error()}
+func (p *parser) yamlError(err error) *routes.Error {
+	e := &routes.Error{Err: routes.ErrInvalid, File: p.name, Msg: err.Error()}
 	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = m[2]
@@ -135,11 +138,11 @@ func tabIndent(data []byte) int {
 }
 
 // positions remembers where each part of a parsed file was, so that errors
-// found on the values (by ValidateDeployment and NewTable) name a line.
+// found on the values (by the routes model's validation) name a line.
 type positions struct {
 	top   map[string]int // top-level key -> line of its value
 	zones map[string]int // zone name -> line
-	deps  map[*DeploymentSpec]*depPos
+	deps  map[*routes.DeploymentSpec]*depPos
 }
 
 type depPos struct {
@@ -148,7 +151,7 @@ type depPos struct {
 	aliases []int
 	allow   []int
 	serving map[string]int // generation -> line
-	insts   map[*Instance]*instPos
+	insts   map[*routes.Instance]*instPos
 }
 
 type instPos struct {
@@ -158,36 +161,36 @@ type instPos struct {
 
 // line returns the line of what at refers to: the value if it was given,
 // else the enclosing mapping; 0 if unknown.
-func (ps *positions) line(at ref) int {
-	if at.dep == nil {
-		if l := ps.zones[at.key]; at.field == "zones" && l > 0 {
+func (ps *positions) line(at routes.Ref) int {
+	if at.Deployment == nil {
+		if l := ps.zones[at.Key]; at.Field == "zones" && l > 0 {
 			return l
 		}
-		return ps.top[at.field]
+		return ps.top[at.Field]
 	}
-	dp := ps.deps[at.dep]
+	dp := ps.deps[at.Deployment]
 	if dp == nil {
 		return 0
 	}
-	if at.inst != nil {
-		ip := dp.insts[at.inst]
+	if at.Instance != nil {
+		ip := dp.insts[at.Instance]
 		if ip == nil {
 			return dp.line
 		}
-		if l := ip.fields[at.field]; l > 0 {
+		if l := ip.fields[at.Field]; l > 0 {
 			return l
 		}
 		return ip.line
 	}
 	switch {
-	case at.field == "aliases" && at.idx < len(dp.aliases):
-		return dp.aliases[at.idx]
-	case at.field == "allow" && at.idx < len(dp.allow):
-		return dp.allow[at.idx]
-	case at.field == "serving" && dp.serving[at.key] > 0:
-		return dp.serving[at.key]
+	case at.Field == "aliases" && at.Index < len(dp.aliases):
+		return dp.aliases[at.Index]
+	case at.Field == "allow" && at.Index < len(dp.allow):
+		return dp.allow[at.Index]
+	case at.Field == "serving" && dp.serving[at.Key] > 0:
+		return dp.serving[at.Key]
 	}
-	if l := dp.fields[at.field]; l > 0 {
+	if l := dp.fields[at.Field]; l > 0 {
 		return l
 	}
 	return dp.line
@@ -199,7 +202,7 @@ func where(id string) string {
 	switch {
 	case id == "":
 		return "deployment: "
-	case isDeploymentID(id):
+	case routes.IsDeploymentID(id):
 		return "deployment " + id + ": "
 	}
 	return fmt.Sprintf("deployment %q: ", id)
