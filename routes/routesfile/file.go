@@ -52,7 +52,7 @@ func ParseFile(path string) (*routes.Table, error) {
 // (an empty table never replaces a good one). The table's Version, Source
 // and LoadedAt are left for the caller to set.
 func Parse(name string, data []byte) (*routes.Table, error) {
-	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*routes.DeploymentSpec]*depPos{}}}
+	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*routes.DeploymentSpec]*objPos{}}}
 	t, err := p.parse(data)
 	if err != nil {
 		return nil, err
@@ -142,21 +142,21 @@ func tabIndent(data []byte) int {
 type positions struct {
 	top   map[string]int // top-level key -> line of its value
 	zones map[string]int // zone name -> line
-	deps  map[*routes.DeploymentSpec]*depPos
+	deps  map[*routes.DeploymentSpec]*objPos
 }
 
-type depPos struct {
-	line    int            // where the deployment starts
-	fields  map[string]int // key -> line of its value
-	aliases []int
-	allow   []int
-	serving map[string]int // generation -> line
-	insts   map[*routes.Instance]*instPos
+// objPos is where a mapping read into a spec struct was, and its parts.
+type objPos struct {
+	line   int                       // where the mapping starts
+	fields map[string]int            // key -> line of its value
+	items  map[string][]int          // key of a list of strings -> line of each element
+	keys   map[string]map[string]int // key of a mapping -> line of each of its keys
+	elems  map[any]*objPos           // element of a list of mappings (*routes.Instance) -> where it was
 }
 
-type instPos struct {
-	line   int
-	fields map[string]int
+func newObjPos(line int) *objPos {
+	return &objPos{line: line, fields: map[string]int{}, items: map[string][]int{},
+		keys: map[string]map[string]int{}, elems: map[any]*objPos{}}
 }
 
 // line returns the line of what at refers to: the value if it was given,
@@ -173,27 +173,29 @@ func (ps *positions) line(at routes.Ref) int {
 		return 0
 	}
 	if at.Instance != nil {
-		ip := dp.insts[at.Instance]
+		ip := dp.elems[at.Instance]
 		if ip == nil {
 			return dp.line
 		}
-		if l := ip.fields[at.Field]; l > 0 {
-			return l
-		}
-		return ip.line
+		return ip.lineOf(at)
 	}
-	switch {
-	case at.Field == "aliases" && at.Index < len(dp.aliases):
-		return dp.aliases[at.Index]
-	case at.Field == "allow" && at.Index < len(dp.allow):
-		return dp.allow[at.Index]
-	case at.Field == "serving" && dp.serving[at.Key] > 0:
-		return dp.serving[at.Key]
+	return dp.lineOf(at)
+}
+
+// lineOf returns the line of the part of op that at refers to: the element
+// of a list, the key of a mapping, or the field's value if it was given,
+// else op's own.
+func (op *objPos) lineOf(at routes.Ref) int {
+	if l := op.items[at.Field]; at.Index < len(l) {
+		return l[at.Index]
 	}
-	if l := dp.fields[at.Field]; l > 0 {
+	if l := op.keys[at.Field][at.Key]; l > 0 {
 		return l
 	}
-	return dp.line
+	if l := op.fields[at.Field]; l > 0 {
+		return l
+	}
+	return op.line
 }
 
 // where formats the start of a message about a deployment being parsed,

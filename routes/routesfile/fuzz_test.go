@@ -167,40 +167,19 @@ func cloneZones(z map[string]routes.ZoneState) map[string]routes.ZoneState {
 	return out
 }
 
-// render writes a table back as a routes file, in block style with the
-// keys in their documented order, quoting what YAML needs quoted.
+// render writes a table back as a routes file, in block style, with each
+// deployment in its spec's YAML encoding (the keys in their documented
+// order), quoting what YAML needs quoted.
 func render(t *testing.T, tb *routes.Table) []byte {
 	t.Helper()
-	type instance struct {
-		ID          string `yaml:"id"`
-		Addr        string `yaml:"addr"`
-		Zone        string `yaml:"zone"`
-		Generation  string `yaml:"generation"`
-		Maintenance bool   `yaml:"maintenance,omitempty"`
-	}
-	type deployment struct {
-		ID        string         `yaml:"id"`
-		Kind      string         `yaml:"kind"`
-		Aliases   []string       `yaml:"aliases,omitempty"`
-		Allow     []string       `yaml:"allow,omitempty"`
-		Serving   map[string]int `yaml:"serving"`
-		Instances []instance     `yaml:"instances"`
-	}
 	type file struct {
-		Domain      string            `yaml:"domain"`
-		Zones       map[string]string `yaml:"zones,omitempty"`
-		Deployments []deployment      `yaml:"deployments"`
+		Domain      string                   `yaml:"domain"`
+		Zones       map[string]string        `yaml:"zones,omitempty"`
+		Deployments []*routes.DeploymentSpec `yaml:"deployments"`
 	}
-	out := file{Domain: tb.Domain, Zones: map[string]string{}}
+	out := file{Domain: tb.Domain, Zones: map[string]string{}, Deployments: specs(tb)}
 	for z, s := range tb.Zones {
 		out.Zones[z] = s.String()
-	}
-	for _, d := range tb.Deployments {
-		rd := deployment{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving}
-		for _, in := range d.Instances {
-			rd.Instances = append(rd.Instances, instance{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance})
-		}
-		out.Deployments = append(out.Deployments, rd)
 	}
 	b, err := yaml.Marshal(out)
 	if err != nil {

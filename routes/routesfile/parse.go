@@ -3,6 +3,7 @@ package routesfile
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,12 +13,9 @@ import (
 	"github.com/switchyard/switchyard/routes"
 )
 
-// Keys of the routes file, in the order they are documented.
-var (
-	topKeys        = []string{"domain", "zones", "deployments"}
-	deploymentKeys = []string{"id", "kind", "aliases", "allow", "serving", "instances"}
-	instanceKeys   = []string{"id", "addr", "zone", "generation", "maintenance"}
-)
+// topKeys are the keys of the top level of a routes file, in the order they
+// are documented. A deployment's are its spec's (fields.go).
+var topKeys = []string{"domain", "zones", "deployments"}
 
 // parser turns the YAML node tree of a routes file into a table, checking
 // the shape of the input (types, unknown and repeated keys) itself and the
@@ -142,150 +140,13 @@ func (p *parser) deployment(n *yaml.Node, i int) (*routes.DeploymentSpec, *route
 	if n.Kind != yaml.MappingNode {
 		return nil, p.errAt(n, "deployment %d must be a mapping", i)
 	}
-	pre := where(peek(n, "id"))
-	f, err := p.fields(n, pre, deploymentKeys)
-	if err != nil {
-		return nil, err
-	}
 	d := &routes.DeploymentSpec{}
-	dp := &depPos{
-		line:    n.Line,
-		fields:  make(map[string]int, len(f)),
-		serving: map[string]int{},
-		insts:   map[*routes.Instance]*instPos{},
-	}
-	p.pos.deps[d] = dp
-	for k, v := range f {
-		dp.fields[k] = v.Line
-	}
-
-	if d.ID, err = p.str(f["id"], pre+"id"); err != nil {
+	pos := newObjPos(n.Line)
+	p.pos.deps[d] = pos
+	if err := p.object(n, where(peek(n, "id")), deploymentSpec, reflect.ValueOf(d).Elem(), pos); err != nil {
 		return nil, err
-	}
-	if d.Kind, err = p.str(f["kind"], pre+"kind"); err != nil {
-		return nil, err
-	}
-	aliases, err := p.list(f["aliases"], pre+"aliases")
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range aliases {
-		s, err := p.str(a, pre+"alias")
-		if err != nil {
-			return nil, err
-		}
-		d.Aliases = append(d.Aliases, s)
-		dp.aliases = append(dp.aliases, a.Line)
-	}
-	allow, err := p.list(f["allow"], pre+"allow")
-	if err != nil {
-		return nil, err
-	}
-	for _, a := range allow {
-		s, err := p.str(a, pre+"allow entry")
-		if err != nil {
-			return nil, err
-		}
-		d.Allow = append(d.Allow, s)
-		dp.allow = append(dp.allow, a.Line)
-	}
-	if d.Serving, err = p.serving(f["serving"], pre, dp); err != nil {
-		return nil, err
-	}
-	insts, err := p.list(f["instances"], pre+"instances")
-	if err != nil {
-		return nil, err
-	}
-	for j, in := range insts {
-		inst, err := p.instance(in, j+1, pre, dp)
-		if err != nil {
-			return nil, err
-		}
-		d.Instances = append(d.Instances, inst)
 	}
 	return d, nil
-}
-
-func (p *parser) serving(n *yaml.Node, pre string, dp *depPos) (map[string]int, *routes.Error) {
-	if isNull(n) {
-		return nil, nil
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil, p.errAt(n, "%sserving must be a mapping of generation to weight", pre)
-	}
-	serving := make(map[string]int, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := deref(n.Content[i]), deref(n.Content[i+1])
-		if k.Kind != yaml.ScalarNode {
-			return nil, p.errAt(k, "%sserving: generation must be a string", pre)
-		}
-		g := k.Value
-		if _, dup := serving[g]; dup {
-			return nil, p.errAt(k, "%sserving: generation %q is given twice", pre, g)
-		}
-		dp.serving[g] = k.Line
-		if isNull(v) || v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" {
-			if !isNull(v) && v.Kind == yaml.ScalarNode && v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-				return nil, p.errAt(v, "%sserving: %s: weight %q is quoted; write it as a plain integer", pre, shown(g), v.Value)
-			}
-			if !isNull(v) && v.Kind == yaml.ScalarNode && isDigits(strings.TrimPrefix(v.Value, "-")) {
-				// Too large for YAML's int: resolved as a float.
-				return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), v.Value, routes.MaxWeight)
-			}
-			if !isNull(v) && v.Kind == yaml.ScalarNode {
-				return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, shown(g), v.Value)
-			}
-			return nil, p.errAt(orNode(v, k), "%sserving: %s: weight is not an integer", pre, shown(g))
-		}
-		var w int64
-		if err := v.Decode(&w); err != nil && !isDigits(strings.TrimPrefix(v.Value, "-")) {
-			// Tagged !!int but not an integer: !!int "1.5".
-			return nil, p.errAt(v, "%sserving: %s: weight %q is not an integer", pre, shown(g), v.Value)
-		} else if err != nil || w < 0 || w > routes.MaxWeight {
-			return nil, p.errAt(v, "%sserving: %s: weight %s is out of range 0-%d", pre, shown(g), shown(v.Value), routes.MaxWeight)
-		}
-		serving[g] = int(w)
-	}
-	return serving, nil
-}
-
-// instance reads the j-th (1-based) instance of a deployment.
-func (p *parser) instance(n *yaml.Node, j int, pre string, dp *depPos) (*routes.Instance, *routes.Error) {
-	if n.Kind != yaml.MappingNode {
-		return nil, p.errAt(n, "%sinstance %d must be a mapping", pre, j)
-	}
-	switch id := peek(n, "id"); {
-	case id == "":
-		pre += "instance: "
-	case plain(id):
-		pre += "instance " + id + ": "
-	default:
-		pre += fmt.Sprintf("instance %q: ", id)
-	}
-	f, err := p.fields(n, pre, instanceKeys)
-	if err != nil {
-		return nil, err
-	}
-	in := &routes.Instance{}
-	ip := &instPos{line: n.Line, fields: make(map[string]int, len(f))}
-	dp.insts[in] = ip
-	for k, v := range f {
-		ip.fields[k] = v.Line
-	}
-	for _, s := range []struct {
-		key string
-		dst *string
-	}{{"id", &in.ID}, {"addr", &in.Addr}, {"zone", &in.Zone}, {"generation", &in.Generation}} {
-		if *s.dst, err = p.str(f[s.key], pre+s.key); err != nil {
-			return nil, err
-		}
-	}
-	if m := f["maintenance"]; !isNull(m) {
-		if m.Kind != yaml.ScalarNode || m.ShortTag() != "!!bool" || m.Decode(&in.Maintenance) != nil {
-			return nil, p.errAt(m, "%smaintenance must be true or false", pre)
-		}
-	}
-	return in, nil
 }
 
 // fields returns the values of the mapping n by key, refusing keys that are
