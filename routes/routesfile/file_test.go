@@ -1,11 +1,14 @@
 package routesfile
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -30,6 +33,9 @@ func summarize(t *routes.Table) string {
 	}
 	for _, d := range t.Deployments {
 		fmt.Fprintf(&b, "deployment %s kind %s\n", d.ID, d.Kind)
+		for _, f := range otherFields(&d.DeploymentSpec) {
+			fmt.Fprintf(&b, "  %s\n", f)
+		}
 		keys := []string{d.ID}
 		for _, a := range d.Aliases {
 			keys = append(keys, a+"."+d.Kind)
@@ -69,6 +75,31 @@ func summarize(t *routes.Table) string {
 		}
 	}
 	return b.String()
+}
+
+// summarized are the spec's JSON keys that summarize shows in its own way.
+var summarized = []string{"id", "kind", "aliases", "allow", "serving", "instances"}
+
+// otherFields returns "key value" for each other field of d that its JSON
+// has, in field order, the value as JSON: a field added to the spec shows
+// in the golden files without a change here.
+func otherFields(d *routes.DeploymentSpec) []string {
+	b, err := json.Marshal(d)
+	if err != nil {
+		panic(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	var out []string
+	for f := range reflect.TypeFor[routes.DeploymentSpec]().Fields() {
+		k, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if v, ok := m[k]; ok && !slices.Contains(summarized, k) {
+			out = append(out, k+" "+string(v))
+		}
+	}
+	return out
 }
 
 // golden compares got with the file want, or rewrites it under -update.

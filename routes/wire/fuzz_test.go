@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -380,24 +379,11 @@ func decodeMessage(t *testing.T, b []byte) *Message {
 }
 
 // sameDeployment compares two decoded deployments as the wire sees them:
-// instances in any order, an empty list or map the same as none.
+// every field of the spec, instances in any order, an empty list or map the
+// same as none.
 func sameDeployment(a, b *routes.DeploymentSpec) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.ID != b.ID || a.Kind != b.Kind || !slices.Equal(a.Aliases, b.Aliases) || !slices.Equal(a.Allow, b.Allow) ||
-		!maps.Equal(a.Serving, b.Serving) || len(a.Instances) != len(b.Instances) {
-		return false
-	}
-	return slices.Equal(instanceKeys(a), instanceKeys(b))
-}
-
-func instanceKeys(d *routes.DeploymentSpec) []string {
-	out := make([]string, len(d.Instances))
-	for i, in := range d.Instances {
-		b, _ := json.Marshal(in)
-		out[i] = string(b)
-	}
-	sort.Strings(out)
-	return out
+	return bytes.Equal(EncodeDeployment(a), EncodeDeployment(b))
 }

@@ -2,6 +2,7 @@ package zkstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -84,16 +85,17 @@ func sameTable(t *testing.T, snap *Snapshot, want *routes.Table) {
 	}
 }
 
-// describe is a deployment in one line, instances sorted by ID.
+// describe is a deployment in one line, its whole spec as JSON with the
+// instances sorted by ID.
 func describe(d *routes.DeploymentSpec) string {
-	ins := slices.Clone(d.Instances)
-	slices.SortFunc(ins, func(a, b *routes.Instance) int { return strings.Compare(a.ID, b.ID) })
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s kind=%s aliases=%v allow=%v serving=%v", d.ID, d.Kind, d.Aliases, d.Allow, d.Serving)
-	for _, in := range ins {
-		fmt.Fprintf(&b, " [%s %s %s %s m=%v]", in.ID, in.Addr, in.Zone, in.Generation, in.Maintenance)
+	c := *d
+	c.Instances = slices.Clone(d.Instances)
+	slices.SortFunc(c.Instances, func(a, b *routes.Instance) int { return strings.Compare(a.ID, b.ID) })
+	b, err := json.Marshal(&c)
+	if err != nil {
+		panic(err)
 	}
-	return b.String()
+	return string(b)
 }
 
 func get(t *testing.T, conn *zk.Conn, p string) string {
