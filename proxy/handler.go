@@ -94,10 +94,8 @@ func (x *exchange) forward() delivery {
 	x.uresp = upstream.Response{Header: x.resp}
 	err := x.roundTrip(x.st, x.dep, x.inst)
 	in, d := x.inst, x.dep
-	if x.ureq.BodyStream != nil {
-		x.bytesIn = x.cbody.n
-	}
 	if err != nil {
+		x.countBodyIn() // a body goroutine has been stopped
 		x.resp.Reset()
 		r := classify(err)
 		if x.ureq.BodyStream != nil || r == reasonClientClosed {
@@ -138,6 +136,7 @@ func (x *exchange) forward() delivery {
 	setHandling(rh, id, d, in)
 	x.status = rh.StatusCode()
 	if x.uresp.Body == nil {
+		x.countBodyIn() // the connection was released: a body goroutine ended
 		return deliverHeaders // HEAD, 204, 304: headers only
 	}
 	x.ubody = x.uresp.Body
@@ -209,6 +208,15 @@ func (x *exchange) roundTrip(st *tableState, d *routes.Deployment, in *routes.In
 	}
 }
 
+// countBodyIn records how much of a streamed request body was read from
+// the client. Only once the goroutine that sends it has ended: while the
+// response streams, the instance may still be reading the request.
+func (x *exchange) countBodyIn() {
+	if x.ureq.BodyStream != nil {
+		x.bytesIn = x.cbody.n
+	}
+}
+
 // setHandling adds the headers that tell the client which request this
 // was and which deployment and instance answered it.
 func setHandling(rh *fasthttp.ResponseHeader, id []byte, d *routes.Deployment, in *routes.Instance) {
@@ -258,6 +266,7 @@ func (x *exchange) CloseWithError(werr error) error {
 	}
 	complete, uerr := b.Complete(), b.Err()
 	_ = b.Close()
+	x.countBodyIn() // Close ended a body goroutine still running
 	if !complete {
 		switch {
 		case uerr != nil:
