@@ -21,9 +21,12 @@ package routes
 // deployments that do not use it, and the table hashes over them, stay as
 // they were.
 type DeploymentSpec struct {
-	ID      string   `json:"id" yaml:"id"`
-	Kind    string   `json:"kind" yaml:"kind"`                                        // kind code: es, kb, apm, fleet, ...
-	Aliases []string `json:"aliases,omitempty" yaml:"aliases,omitempty" item:"alias"` // reachable as "<alias>.<kind>"
+	ID   string `json:"id" yaml:"id"`
+	Kind string `json:"kind" yaml:"kind"` // kind code: es, kb, apm, fleet, ...
+	// DisplayName is what people call the deployment, shown beside its
+	// ID; it plays no part in routing. Empty: none.
+	DisplayName string   `json:"display_name,omitempty" yaml:"display_name,omitempty"`
+	Aliases     []string `json:"aliases,omitempty" yaml:"aliases,omitempty" item:"alias"` // reachable as "<alias>.<kind>"
 	// Allow is the deployment's traffic filter: the client addresses
 	// (each an IP address or a CIDR prefix) that may reach it. Empty:
 	// every address may. A client outside it gets 403.

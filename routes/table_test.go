@@ -315,3 +315,31 @@ func TestValidateAllow(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateDisplayName(t *testing.T) {
+	const p = "routes: deployment 7f3a9c2e51d04b8e: "
+	for _, tc := range []struct {
+		name string
+		err  string // "" for valid
+	}{
+		{"", ""},
+		{"Production search", ""},
+		{"Suche – Zürich 🔍", ""},
+		{strings.Repeat("é", MaxDisplayNameLen), ""},
+		{strings.Repeat("é", MaxDisplayNameLen+1), p + "display_name has 65 characters; at most 64"},
+		{"bad \xff byte", p + "display_name is not valid UTF-8"},
+		{"two\nlines", p + `display_name "two\nlines": U+000A is not a printable character`},
+		{"no\u00a0break", p + `display_name "no\u00a0break": U+00A0 is not a printable character`},
+		{"bidi\u202eoverride", p + `display_name "bidi\u202eoverride": U+202E is not a printable character`},
+	} {
+		d := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+		d.DisplayName = tc.name
+		err := ValidateDeployment(d)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("display name %q: %v; want valid", tc.name, err)
+		case tc.err != "" && (err == nil || err.Error() != tc.err || !errors.Is(err, ErrInvalid)):
+			t.Errorf("display name %q: error %v; want %q", tc.name, err, tc.err)
+		}
+	}
+}

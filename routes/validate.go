@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Limits of the route model.
@@ -24,6 +26,9 @@ const (
 
 	// MaxWeight is the largest weight of a generation in serving.
 	MaxWeight = 1_000_000
+
+	// MaxDisplayNameLen bounds a display name, in characters.
+	MaxDisplayNameLen = 64
 )
 
 // ValidateDeployment checks one deployment on its own, not against the other
@@ -36,6 +41,9 @@ const (
 // The rules:
 //   - id: MinIDLen to MaxIDLen lowercase hex digits;
 //   - kind: a lowercase DNS label (es, kb, apm, fleet, ...);
+//   - display_name: empty, or up to MaxDisplayNameLen printable characters
+//     of valid UTF-8 (no control, format or separator characters other
+//     than the ASCII space);
 //   - aliases: lowercase DNS labels, each listed once;
 //   - allow: IP addresses or CIDR prefixes (no host bits set), each
 //     listed once;
@@ -73,6 +81,10 @@ func validateDeployment(d *DeploymentSpec) *Error {
 		return invalidf(at, "%skind %q is not a lowercase DNS label", p, d.Kind)
 	}
 
+	if err := validateDisplayName(d, p); err != nil {
+		return err
+	}
+
 	for i, a := range d.Aliases {
 		at := Ref{Deployment: d, Field: "aliases", Index: i}
 		if !isLabel(a) {
@@ -107,6 +119,23 @@ func validateDeployment(d *DeploymentSpec) *Error {
 	for i, in := range d.Instances {
 		if err := validateInstance(d, i, in, p); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+func validateDisplayName(d *DeploymentSpec, p string) *Error {
+	at := Ref{Deployment: d, Field: "display_name"}
+	name := d.DisplayName
+	if !utf8.ValidString(name) {
+		return invalidf(at, "%sdisplay_name is not valid UTF-8", p)
+	}
+	if n := utf8.RuneCountInString(name); n > MaxDisplayNameLen {
+		return invalidf(at, "%sdisplay_name has %d characters; at most %d", p, n, MaxDisplayNameLen)
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return invalidf(at, "%sdisplay_name %q: %U is not a printable character", p, name, r)
 		}
 	}
 	return nil

@@ -46,12 +46,13 @@ type proxiesJSON struct {
 }
 
 type deploymentJSON struct {
-	ID        string         `json:"id"`
-	Kind      string         `json:"kind"`
-	Aliases   []string       `json:"aliases"`
-	Allow     []string       `json:"allow"` // traffic filter; empty: any client
-	Serving   map[string]int `json:"serving"`
-	Instances []instanceJSON `json:"instances"`
+	ID          string         `json:"id"`
+	DisplayName string         `json:"display_name"` // "" when it has none
+	Kind        string         `json:"kind"`
+	Aliases     []string       `json:"aliases"`
+	Allow       []string       `json:"allow"` // traffic filter; empty: any client
+	Serving     map[string]int `json:"serving"`
+	Instances   []instanceJSON `json:"instances"`
 }
 
 type instanceJSON struct {
@@ -186,7 +187,7 @@ func routesOut(root string, snap *zkstore.Snapshot, ids []string, invalid map[st
 	}
 	for _, id := range ids {
 		d := snap.Deployments[id]
-		dj := deploymentJSON{ID: d.ID, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: []instanceJSON{}}
+		dj := deploymentJSON{ID: d.ID, DisplayName: d.DisplayName, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: []instanceJSON{}}
 		if dj.Aliases == nil {
 			dj.Aliases = []string{}
 		}
@@ -205,15 +206,15 @@ func printRoutes(w io.Writer, root string, snap *zkstore.Snapshot, ids []string,
 	fmt.Fprintf(w, "root %s  version %s  domain %s\n", root, zxid(snap.Version), orDash(snap.Domain))
 	fmt.Fprintf(w, "zones: %s\n\n", zonesLine(snap.Zones))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEPLOYMENT\tKIND\tALIASES\tALLOW\tSERVING\tINSTANCE\tZONE\tGENERATION\tMAINTENANCE\tADDR")
+	fmt.Fprintln(tw, "DEPLOYMENT\tNAME\tKIND\tALIASES\tALLOW\tSERVING\tINSTANCE\tZONE\tGENERATION\tMAINTENANCE\tADDR")
 	for _, id := range ids {
 		d := snap.Deployments[id]
 		for i, in := range d.Instances {
 			if i == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t", d.ID, d.Kind, orDash(strings.Join(d.Aliases, ",")),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t", d.ID, orDash(d.DisplayName), d.Kind, orDash(strings.Join(d.Aliases, ",")),
 					allowText(d.Allow), servingText(d.Serving))
 			} else {
-				fmt.Fprint(tw, "\t\t\t\t\t")
+				fmt.Fprint(tw, "\t\t\t\t\t\t")
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Zone, in.Generation, yesNo(in.Maintenance), in.Addr)
 		}

@@ -171,11 +171,11 @@ deployments: 3 created, 0 updated, 0 unchanged, 0 deleted; zxid 0x
 	for _, line := range []string{
 		"root /yard  version 0x  domain example.test",
 		"zones: zone-c down",
-		"DEPLOYMENT                        KIND  ALIASES         ALLOW                 SERVING                 INSTANCE  ZONE    GENERATION  MAINTENANCE  ADDR",
-		"0a1b2c3d                          apm   -               any                   blue=1                  i-0201    zone-b  blue        no           127.0.0.1:19401",
-		"7f3a9c2e51d04b8e9a6c3d2f1e0b4a57  es    prod-search     any                   blue=90,green=10,red=0  i-0001    zone-a  blue        no           127.0.0.1:19201",
-		"                                                                                                      i-0002    zone-b  blue        no           127.0.0.1:19202",
-		"c41d8e2b7a9f4063b5e1d7c2a8f93b16  kb    prod-dash,dash  10.0.0.0/8,192.0.2.7  green=100               i-0101    zone-a  green       no           127.0.0.1:19301",
+		"DEPLOYMENT                        NAME  KIND  ALIASES         ALLOW                 SERVING                 INSTANCE  ZONE    GENERATION  MAINTENANCE  ADDR",
+		"0a1b2c3d                          -     apm   -               any                   blue=1                  i-0201    zone-b  blue        no           127.0.0.1:19401",
+		"7f3a9c2e51d04b8e9a6c3d2f1e0b4a57  -     es    prod-search     any                   blue=90,green=10,red=0  i-0001    zone-a  blue        no           127.0.0.1:19201",
+		"                                                                                                            i-0002    zone-b  blue        no           127.0.0.1:19202",
+		"c41d8e2b7a9f4063b5e1d7c2a8f93b16  -     kb    prod-dash,dash  10.0.0.0/8,192.0.2.7  green=100               i-0101    zone-a  green       no           127.0.0.1:19301",
 		"proxies: no route servers registered",
 	} {
 		if !strings.Contains(got, line+"\n") {
