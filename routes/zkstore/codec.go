@@ -30,8 +30,9 @@ type ZoneData struct {
 // DeploymentData is the content of <root>/deployments/<id>: the
 // deployment's spec, as its JSON says it (routes.DeploymentSpec), without
 // what the layout keeps elsewhere: the id is the znode's name and the
-// instances are the znodes under it. ID and Instances are not written, and
-// what a znode holds under those keys is not read.
+// instances are the znodes under it. ID and Instances are never written;
+// a deployment read from the store takes them from the layout, whatever a
+// znode holds under those keys.
 type DeploymentData struct {
 	routes.DeploymentSpec
 	// PreviousServing is the serving map before the last change of
