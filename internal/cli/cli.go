@@ -1,43 +1,24 @@
-// Package cli is the switchyard command line: subcommands, flags, config
-// files and exit codes. cmd/switchyard calls Main and nothing else.
 package cli
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
-)
 
-// Exit codes.
-const (
-	exitOK      = 0
-	exitRuntime = 1 // runtime failure, e.g. a listener cannot bind
-	exitUsage   = 2 // bad usage or bad input
+	"github.com/switchyard/switchyard/internal/cmdline"
 )
 
 // Version is reported by "switchyard version". Release builds set it with
 // -ldflags "-X github.com/switchyard/switchyard/internal/cli.Version=v1.2.3".
 var Version = ""
 
-// usageError is bad usage or bad input: exit 2.
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
-
-// command is one subcommand. run returns a usageError for bad usage or
-// input, flag.ErrHelp after printing help, and any other error for a runtime
-// failure.
+// command is one subcommand. run returns a cmdline.UsageError for bad
+// usage or input, flag.ErrHelp for -h or --help (Main prints the help), and
+// any other error for a runtime failure.
 type command struct {
 	name    string
 	summary string
@@ -64,8 +45,7 @@ func init() {
 // bad usage or bad input. Errors are one line on stderr.
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, `switchyard: missing subcommand (run "switchyard help")`)
-		return exitUsage
+		return cmdline.ExitCode(stderr, "switchyard", cmdline.Usagef(`missing subcommand (run "switchyard help")`))
 	}
 	name := args[0]
 	if name == "-h" || name == "-help" || name == "--help" {
@@ -73,23 +53,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	cmd := lookup(name)
 	if cmd == nil {
-		fmt.Fprintf(stderr, "switchyard: unknown subcommand %q (run \"switchyard help\")\n", name)
-		return exitUsage
+		return cmdline.ExitCode(stderr, "switchyard", cmdline.Usagef(`unknown subcommand %q (run "switchyard help")`, name))
 	}
 	err := cmd.run(args[1:], stdout, stderr)
-	var ue *usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
+	if errors.Is(err, flag.ErrHelp) {
 		cmd.usage(stdout)
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "switchyard %s: %s\n", cmd.name, oneLine(err))
-		return exitUsage
 	}
-	fmt.Fprintf(stderr, "switchyard %s: %s\n", cmd.name, oneLine(err))
-	return exitRuntime
+	return cmdline.ExitCode(stderr, "switchyard "+cmd.name, err)
 }
 
 func lookup(name string) *command {
@@ -101,18 +71,14 @@ func lookup(name string) *command {
 	return nil
 }
 
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
-}
-
 func runHelp(args []string, stdout, _ io.Writer) error {
 	switch {
 	case len(args) > 1:
-		return usagef("unexpected argument %q", args[1])
+		return cmdline.Usagef("unexpected argument %q", args[1])
 	case len(args) == 1:
 		c := lookup(args[0])
 		if c == nil {
-			return usagef("unknown subcommand %q", args[0])
+			return cmdline.Usagef("unknown subcommand %q", args[0])
 		}
 		c.usage(stdout)
 		return nil
@@ -132,7 +98,7 @@ func runVersion(args []string, stdout, _ io.Writer) error {
 		if args[0] == "-h" || args[0] == "--help" {
 			return flag.ErrHelp
 		}
-		return usagef("unexpected argument %q", args[0])
+		return cmdline.Usagef("unexpected argument %q", args[0])
 	}
 	fmt.Fprintln(stdout, "switchyard", versionString())
 	return nil
@@ -162,59 +128,10 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-// onSignals calls handle for each of sigs received, one at a time, until
-// the returned function is called, which waits for a call in progress.
-// The signals' default actions (for SIGHUP and SIGUSR1: ending the
-// process) no longer apply meanwhile.
-func onSignals(handle func(os.Signal), sigs ...os.Signal) (stop func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, sigs...)
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case sig := <-ch:
-				handle(sig)
-			case <-quit:
-				return
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(ch)
-		close(quit)
-		<-done
+// orDefault is logger, or slog.Default() if it is nil.
+func orDefault(logger *slog.Logger) *slog.Logger {
+	if logger == nil {
+		return slog.Default()
 	}
-}
-
-// ignoreSignals logs each of sigs received instead of letting it end the
-// process: a reload (SIGHUP) or a log rotation (SIGUSR1) sent by a service
-// manager or logrotate to a process with nothing to reload or reopen must
-// not stop it.
-func ignoreSignals(logger *slog.Logger, why string, sigs ...os.Signal) (stop func()) {
-	return onSignals(func(sig os.Signal) {
-		logger.Info("signal ignored: "+why, "signal", signalName(sig))
-	}, sigs...)
-}
-
-func signalName(sig os.Signal) string {
-	switch sig {
-	case syscall.SIGHUP:
-		return "SIGHUP"
-	case syscall.SIGUSR1:
-		return "SIGUSR1"
-	}
-	return sig.String()
-}
-
-// signalContext returns a context cancelled by SIGINT or SIGTERM. After the
-// first signal the handler is removed, so a second one kills the process.
-func signalContext() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	return ctx, stop
+	return logger
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/cmdline"
 	"github.com/switchyard/switchyard/proxy/accesslog"
 )
 
@@ -41,69 +42,69 @@ func TestFlagsSetFields(t *testing.T) {
 	covered := map[string]bool{}
 	for _, tc := range []struct {
 		args []string
-		got  func(s *settings) any
+		got  func(s *ProxyOptions) any
 		want any
 	}{
-		{[]string{"--routes-file", "r.yaml"}, func(s *settings) any { return s.routesFile }, "r.yaml"},
-		{[]string{"--listen", "127.0.0.1:1"}, func(s *settings) any { return s.cfg.Listen }, "127.0.0.1:1"},
-		{[]string{"--admin-listen", "127.0.0.1:2"}, func(s *settings) any { return s.cfg.AdminListen }, "127.0.0.1:2"},
-		{[]string{"--admin-listen", "-"}, func(s *settings) any { return s.cfg.AdminListen }, "-"},
-		{[]string{"--zone", "zone-b"}, func(s *settings) any { return s.cfg.Zone }, "zone-b"},
-		{[]string{"--domain", "Example.Test"}, func(s *settings) any { return s.cfg.Domain }, "example.test"},
-		{[]string{"--trusted-proxies", "10.0.0.0/8,192.168.1.7"}, func(s *settings) any { return s.cfg.TrustedProxies },
+		{[]string{"--routes-file", "r.yaml"}, func(s *ProxyOptions) any { return s.RoutesFile }, "r.yaml"},
+		{[]string{"--listen", "127.0.0.1:1"}, func(s *ProxyOptions) any { return s.Config.Listen }, "127.0.0.1:1"},
+		{[]string{"--admin-listen", "127.0.0.1:2"}, func(s *ProxyOptions) any { return s.Config.AdminListen }, "127.0.0.1:2"},
+		{[]string{"--admin-listen", "-"}, func(s *ProxyOptions) any { return s.Config.AdminListen }, "-"},
+		{[]string{"--zone", "zone-b"}, func(s *ProxyOptions) any { return s.Config.Zone }, "zone-b"},
+		{[]string{"--domain", "Example.Test"}, func(s *ProxyOptions) any { return s.Config.Domain }, "example.test"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8,192.168.1.7"}, func(s *ProxyOptions) any { return s.Config.TrustedProxies },
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")}},
-		{[]string{"--trusted-proxies", "10.1.2.3/8", "--trusted-proxies", "::1"}, func(s *settings) any { return s.cfg.TrustedProxies },
+		{[]string{"--trusted-proxies", "10.1.2.3/8", "--trusted-proxies", "::1"}, func(s *ProxyOptions) any { return s.Config.TrustedProxies },
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
-		{[]string{"--client-header-timeout", "3s"}, func(s *settings) any { return s.cfg.ClientHeaderTimeout }, 3 * time.Second},
-		{[]string{"--client-idle-timeout", "2m"}, func(s *settings) any { return s.cfg.ClientIdleTimeout }, 2 * time.Minute},
-		{[]string{"--max-header-bytes", "32KiB"}, func(s *settings) any { return s.cfg.MaxHeaderBytes }, 32 << 10},
-		{[]string{"--max-header-bytes", "8000"}, func(s *settings) any { return s.cfg.MaxHeaderBytes }, 8000},
-		{[]string{"--max-body-bytes", "2GiB"}, func(s *settings) any { return s.cfg.MaxBodyBytes }, int64(2 << 30)},
-		{[]string{"--response-write-size", "256KiB"}, func(s *settings) any { return s.cfg.ResponseWriteSize }, 256 << 10},
-		{[]string{"--response-write-size", "4096"}, func(s *settings) any { return s.cfg.ResponseWriteSize }, 4096},
-		{[]string{"--splice-pipe-size", "256KiB"}, func(s *settings) any { return s.cfg.SplicePipeSize }, 256 << 10},
-		{[]string{"--splice-pipe-size", "off"}, func(s *settings) any { return s.cfg.SplicePipeSize }, -1},
-		{[]string{"--connect-timeout", "1500ms"}, func(s *settings) any { return s.cfg.ConnectTimeout }, 1500 * time.Millisecond},
-		{[]string{"--response-header-timeout", "7s"}, func(s *settings) any { return s.cfg.ResponseHeaderTimeout }, 7 * time.Second},
-		{[]string{"--upstream-idle-timeout", "8s"}, func(s *settings) any { return s.cfg.UpstreamIdleTimeout }, 8 * time.Second},
-		{[]string{"--max-conns-per-instance", "100"}, func(s *settings) any { return s.cfg.MaxConnsPerInstance }, 100},
-		{[]string{"--max-idle-conns-per-instance", "10"}, func(s *settings) any { return s.cfg.MaxIdleConnsPerInstance }, 10},
-		{[]string{"--idle-conn-timeout", "9s"}, func(s *settings) any { return s.cfg.IdleConnTimeout }, 9 * time.Second},
-		{[]string{"--drain-delay", "0s"}, func(s *settings) any { return s.cfg.DrainDelay }, time.Duration(0)},
-		{[]string{"--drain-delay", "1s"}, func(s *settings) any { return s.cfg.DrainDelay }, time.Second},
-		{[]string{"--shutdown-timeout", "11s"}, func(s *settings) any { return s.cfg.ShutdownTimeout }, 11 * time.Second},
-		{[]string{"--access-log", "/var/log/a.log"}, func(s *settings) any { return s.cfg.AccessLog }, accesslog.Config{Path: "/var/log/a.log"}},
-		{[]string{"--access-log", "-"}, func(s *settings) any { return s.cfg.AccessLog }, accesslog.Config{Path: "-"}},
-		{[]string{"--access-log", "off"}, func(s *settings) any { return s.cfg.AccessLog }, accesslog.Config{Off: true}},
-		{[]string{"--access-log-sample", "10"}, func(s *settings) any { return s.cfg.AccessLog.SampleEvery }, 10},
-		{[]string{"--access-log-buffer", "128"}, func(s *settings) any { return s.cfg.AccessLog.Buffer }, 128},
-		{[]string{"--deployment-metrics"}, func(s *settings) any { return s.cfg.DeploymentMetrics }, true},
-		{[]string{"--deployment-metrics=false"}, func(s *settings) any { return s.cfg.DeploymentMetrics }, false},
-		{[]string{"--log-level", "debug"}, func(s *settings) any { return s.logLevel }, slog.LevelDebug},
-		{[]string{"--log-level", "ERROR"}, func(s *settings) any { return s.logLevel }, slog.LevelError},
-		{[]string{"-listen=127.0.0.1:3"}, func(s *settings) any { return s.cfg.Listen }, "127.0.0.1:3"},
-		{[]string{"--route-servers", "http://127.0.0.1:9280/,http://127.0.0.2:9280"}, func(s *settings) any { return s.routeServers },
+		{[]string{"--client-header-timeout", "3s"}, func(s *ProxyOptions) any { return s.Config.ClientHeaderTimeout }, 3 * time.Second},
+		{[]string{"--client-idle-timeout", "2m"}, func(s *ProxyOptions) any { return s.Config.ClientIdleTimeout }, 2 * time.Minute},
+		{[]string{"--max-header-bytes", "32KiB"}, func(s *ProxyOptions) any { return s.Config.MaxHeaderBytes }, 32 << 10},
+		{[]string{"--max-header-bytes", "8000"}, func(s *ProxyOptions) any { return s.Config.MaxHeaderBytes }, 8000},
+		{[]string{"--max-body-bytes", "2GiB"}, func(s *ProxyOptions) any { return s.Config.MaxBodyBytes }, int64(2 << 30)},
+		{[]string{"--response-write-size", "256KiB"}, func(s *ProxyOptions) any { return s.Config.ResponseWriteSize }, 256 << 10},
+		{[]string{"--response-write-size", "4096"}, func(s *ProxyOptions) any { return s.Config.ResponseWriteSize }, 4096},
+		{[]string{"--splice-pipe-size", "256KiB"}, func(s *ProxyOptions) any { return s.Config.SplicePipeSize }, 256 << 10},
+		{[]string{"--splice-pipe-size", "off"}, func(s *ProxyOptions) any { return s.Config.SplicePipeSize }, -1},
+		{[]string{"--connect-timeout", "1500ms"}, func(s *ProxyOptions) any { return s.Config.ConnectTimeout }, 1500 * time.Millisecond},
+		{[]string{"--response-header-timeout", "7s"}, func(s *ProxyOptions) any { return s.Config.ResponseHeaderTimeout }, 7 * time.Second},
+		{[]string{"--upstream-idle-timeout", "8s"}, func(s *ProxyOptions) any { return s.Config.UpstreamIdleTimeout }, 8 * time.Second},
+		{[]string{"--max-conns-per-instance", "100"}, func(s *ProxyOptions) any { return s.Config.MaxConnsPerInstance }, 100},
+		{[]string{"--max-idle-conns-per-instance", "10"}, func(s *ProxyOptions) any { return s.Config.MaxIdleConnsPerInstance }, 10},
+		{[]string{"--idle-conn-timeout", "9s"}, func(s *ProxyOptions) any { return s.Config.IdleConnTimeout }, 9 * time.Second},
+		{[]string{"--drain-delay", "0s"}, func(s *ProxyOptions) any { return s.Config.DrainDelay }, time.Duration(0)},
+		{[]string{"--drain-delay", "1s"}, func(s *ProxyOptions) any { return s.Config.DrainDelay }, time.Second},
+		{[]string{"--shutdown-timeout", "11s"}, func(s *ProxyOptions) any { return s.Config.ShutdownTimeout }, 11 * time.Second},
+		{[]string{"--access-log", "/var/log/a.log"}, func(s *ProxyOptions) any { return s.Config.AccessLog }, accesslog.Config{Path: "/var/log/a.log"}},
+		{[]string{"--access-log", "-"}, func(s *ProxyOptions) any { return s.Config.AccessLog }, accesslog.Config{Path: "-"}},
+		{[]string{"--access-log", "off"}, func(s *ProxyOptions) any { return s.Config.AccessLog }, accesslog.Config{Off: true}},
+		{[]string{"--access-log-sample", "10"}, func(s *ProxyOptions) any { return s.Config.AccessLog.SampleEvery }, 10},
+		{[]string{"--access-log-buffer", "128"}, func(s *ProxyOptions) any { return s.Config.AccessLog.Buffer }, 128},
+		{[]string{"--deployment-metrics"}, func(s *ProxyOptions) any { return s.Config.DeploymentMetrics }, true},
+		{[]string{"--deployment-metrics=false"}, func(s *ProxyOptions) any { return s.Config.DeploymentMetrics }, false},
+		{[]string{"--log-level", "debug"}, func(s *ProxyOptions) any { return s.LogLevel }, slog.LevelDebug},
+		{[]string{"--log-level", "ERROR"}, func(s *ProxyOptions) any { return s.LogLevel }, slog.LevelError},
+		{[]string{"-listen=127.0.0.1:3"}, func(s *ProxyOptions) any { return s.Config.Listen }, "127.0.0.1:3"},
+		{[]string{"--route-servers", "http://127.0.0.1:9280/,http://127.0.0.2:9280"}, func(s *ProxyOptions) any { return s.RouteServers },
 			[]string{"http://127.0.0.1:9280", "http://127.0.0.2:9280"}},
-		{[]string{"--route-servers", "http://a:1", "--cache-dir", "/var/cache/switchyard"}, func(s *settings) any { return s.cacheDir }, "/var/cache/switchyard"},
-		{[]string{"--routes-file", "r.yaml", "--proxy-id", "proxy-7"}, func(s *settings) any { return s.proxyID }, "proxy-7"},
-		{[]string{"--retire-grace", "5s"}, func(s *settings) any { return s.cfg.RetireGrace }, 5 * time.Second},
-		{[]string{"--retry-budget-percent", "35"}, func(s *settings) any { return s.cfg.RetryBudgetPercent }, 35},
-		{[]string{"--retry-budget-floor", "25"}, func(s *settings) any { return s.cfg.RetryBudgetFloor }, 25},
-		{[]string{"--idle-nap", "0"}, func(s *settings) any { return s.cfg.IdleNap }, time.Duration(0)},
-		{[]string{"--tunnel-idle-timeout", "10m"}, func(s *settings) any { return s.cfg.TunnelIdleTimeout }, 10 * time.Minute},
-		{[]string{"--tunnel-idle-timeout", "0"}, func(s *settings) any { return s.cfg.TunnelIdleTimeout }, time.Duration(-1)},
-		{[]string{"--panic-threshold", "0.3"}, func(s *settings) any { return s.balancer.PanicThreshold }, 0.3},
-		{[]string{"--outlier-consecutive-failures", "7"}, func(s *settings) any { return s.balancer.ConsecutiveFailures }, 7},
-		{[]string{"--outlier-consecutive-failures", "-1"}, func(s *settings) any { return s.balancer.ConsecutiveFailures }, -1},
-		{[]string{"--outlier-base-ejection", "10s"}, func(s *settings) any { return s.balancer.BaseEjection }, 10 * time.Second},
-		{[]string{"--outlier-max-ejection", "2m"}, func(s *settings) any { return s.balancer.MaxEjection }, 2 * time.Minute},
-		{[]string{"--outlier-max-ejected-percent", "30"}, func(s *settings) any { return s.balancer.MaxEjectedPercent }, 30},
-		{[]string{"--health-check-path", "/_health"}, func(s *settings) any { return s.balancer.Check.Path }, "/_health"},
-		{[]string{"--health-check-interval", "5s"}, func(s *settings) any { return s.balancer.Check.Interval }, 5 * time.Second},
-		{[]string{"--health-check-timeout", "1s"}, func(s *settings) any { return s.balancer.Check.Timeout }, time.Second},
-		{[]string{"--health-check-healthy-threshold", "3"}, func(s *settings) any { return s.balancer.Check.HealthyThreshold }, 3},
-		{[]string{"--health-check-unhealthy-threshold", "4"}, func(s *settings) any { return s.balancer.Check.UnhealthyThreshold }, 4},
-		{[]string{"--health-check-concurrency", "8"}, func(s *settings) any { return s.balancer.Check.Concurrency }, 8},
+		{[]string{"--route-servers", "http://a:1", "--cache-dir", "/var/cache/switchyard"}, func(s *ProxyOptions) any { return s.CacheDir }, "/var/cache/switchyard"},
+		{[]string{"--routes-file", "r.yaml", "--proxy-id", "proxy-7"}, func(s *ProxyOptions) any { return s.ProxyID }, "proxy-7"},
+		{[]string{"--retire-grace", "5s"}, func(s *ProxyOptions) any { return s.Config.RetireGrace }, 5 * time.Second},
+		{[]string{"--retry-budget-percent", "35"}, func(s *ProxyOptions) any { return s.Config.RetryBudgetPercent }, 35},
+		{[]string{"--retry-budget-floor", "25"}, func(s *ProxyOptions) any { return s.Config.RetryBudgetFloor }, 25},
+		{[]string{"--idle-nap", "0"}, func(s *ProxyOptions) any { return s.Config.IdleNap }, time.Duration(0)},
+		{[]string{"--tunnel-idle-timeout", "10m"}, func(s *ProxyOptions) any { return s.Config.TunnelIdleTimeout }, 10 * time.Minute},
+		{[]string{"--tunnel-idle-timeout", "0"}, func(s *ProxyOptions) any { return s.Config.TunnelIdleTimeout }, time.Duration(-1)},
+		{[]string{"--panic-threshold", "0.3"}, func(s *ProxyOptions) any { return s.Balancer.PanicThreshold }, 0.3},
+		{[]string{"--outlier-consecutive-failures", "7"}, func(s *ProxyOptions) any { return s.Balancer.ConsecutiveFailures }, 7},
+		{[]string{"--outlier-consecutive-failures", "-1"}, func(s *ProxyOptions) any { return s.Balancer.ConsecutiveFailures }, -1},
+		{[]string{"--outlier-base-ejection", "10s"}, func(s *ProxyOptions) any { return s.Balancer.BaseEjection }, 10 * time.Second},
+		{[]string{"--outlier-max-ejection", "2m"}, func(s *ProxyOptions) any { return s.Balancer.MaxEjection }, 2 * time.Minute},
+		{[]string{"--outlier-max-ejected-percent", "30"}, func(s *ProxyOptions) any { return s.Balancer.MaxEjectedPercent }, 30},
+		{[]string{"--health-check-path", "/_health"}, func(s *ProxyOptions) any { return s.Balancer.Check.Path }, "/_health"},
+		{[]string{"--health-check-interval", "5s"}, func(s *ProxyOptions) any { return s.Balancer.Check.Interval }, 5 * time.Second},
+		{[]string{"--health-check-timeout", "1s"}, func(s *ProxyOptions) any { return s.Balancer.Check.Timeout }, time.Second},
+		{[]string{"--health-check-healthy-threshold", "3"}, func(s *ProxyOptions) any { return s.Balancer.Check.HealthyThreshold }, 3},
+		{[]string{"--health-check-unhealthy-threshold", "4"}, func(s *ProxyOptions) any { return s.Balancer.Check.UnhealthyThreshold }, 4},
+		{[]string{"--health-check-concurrency", "8"}, func(s *ProxyOptions) any { return s.Balancer.Check.Concurrency }, 8},
 	} {
 		name := strings.Join(tc.args, " ")
 		for _, a := range tc.args {
@@ -124,7 +125,7 @@ func TestFlagsSetFields(t *testing.T) {
 			t.Errorf("%s: got %v; want %v", name, got, tc.want)
 		}
 	}
-	for _, o := range proxyOptions {
+	for _, o := range proxyFlags {
 		if !covered[o.name] {
 			t.Errorf("flag --%s has no case", o.name)
 		}
@@ -141,7 +142,7 @@ func TestIdleNapNeedsOneCPU(t *testing.T) {
 	}
 	runtime.GOMAXPROCS(1)
 	s, err := parseProxyArgs([]string{"--routes-file", "r.yaml", "--idle-nap", "30us"})
-	if err != nil || s.cfg.IdleNap != 30*time.Microsecond {
+	if err != nil || s.Config.IdleNap != 30*time.Microsecond {
 		t.Errorf("GOMAXPROCS=1: %v, %v", err, s)
 	}
 	if _, err := parseProxyArgs([]string{"--routes-file", "r.yaml", "--idle-nap", "2ms"}); err == nil || !strings.Contains(err.Error(), "at most 1ms") {
@@ -154,7 +155,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &settings{routesFile: "r.yaml", logLevel: slog.LevelInfo}
+	want := &ProxyOptions{RoutesFile: "r.yaml", LogLevel: slog.LevelInfo}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("got %+v; want %+v (zero Config: the proxy applies its defaults)", s, want)
 	}
@@ -176,31 +177,31 @@ log-level: warn
 	for _, tc := range []struct {
 		name  string
 		flags []string
-		check func(s *settings) (got, want any)
+		check func(s *ProxyOptions) (got, want any)
 	}{
-		{"file sets", nil, func(s *settings) (any, any) {
-			return []any{s.routesFile, s.cfg.Listen, s.cfg.AdminListen, s.cfg.ConnectTimeout, s.cfg.AccessLog.Path,
-					s.cfg.DeploymentMetrics, s.cfg.MaxBodyBytes, s.logLevel, len(s.cfg.TrustedProxies)},
+		{"file sets", nil, func(s *ProxyOptions) (any, any) {
+			return []any{s.RoutesFile, s.Config.Listen, s.Config.AdminListen, s.Config.ConnectTimeout, s.Config.AccessLog.Path,
+					s.Config.DeploymentMetrics, s.Config.MaxBodyBytes, s.LogLevel, len(s.Config.TrustedProxies)},
 				[]any{filepath.Join(dir, "routes.yaml"), "127.0.0.1:7000", "-", 2 * time.Second, filepath.Join(dir, "logs/access.log"),
 					true, int64(1 << 20), slog.LevelWarn, 2}
 		}},
-		{"flag wins", []string{"--listen", "127.0.0.1:7001", "--connect-timeout", "3s"}, func(s *settings) (any, any) {
-			return []any{s.cfg.Listen, s.cfg.ConnectTimeout, s.cfg.AdminListen}, []any{"127.0.0.1:7001", 3 * time.Second, "-"}
+		{"flag wins", []string{"--listen", "127.0.0.1:7001", "--connect-timeout", "3s"}, func(s *ProxyOptions) (any, any) {
+			return []any{s.Config.Listen, s.Config.ConnectTimeout, s.Config.AdminListen}, []any{"127.0.0.1:7001", 3 * time.Second, "-"}
 		}},
-		{"flag before --config still wins", []string{"--listen", "127.0.0.1:7002", "--config", cfg}, func(s *settings) (any, any) {
-			return s.cfg.Listen, "127.0.0.1:7002"
+		{"flag before --config still wins", []string{"--listen", "127.0.0.1:7002", "--config", cfg}, func(s *ProxyOptions) (any, any) {
+			return s.Config.Listen, "127.0.0.1:7002"
 		}},
-		{"flag path relative to working directory", []string{"--routes-file", "r.yaml"}, func(s *settings) (any, any) {
-			return s.routesFile, "r.yaml"
+		{"flag path relative to working directory", []string{"--routes-file", "r.yaml"}, func(s *ProxyOptions) (any, any) {
+			return s.RoutesFile, "r.yaml"
 		}},
-		{"list flag replaces file list", []string{"--trusted-proxies", "192.0.2.1"}, func(s *settings) (any, any) {
-			return s.cfg.TrustedProxies, []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}
+		{"list flag replaces file list", []string{"--trusted-proxies", "192.0.2.1"}, func(s *ProxyOptions) (any, any) {
+			return s.Config.TrustedProxies, []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}
 		}},
-		{"bool flag overrides file", []string{"--deployment-metrics=false"}, func(s *settings) (any, any) {
-			return s.cfg.DeploymentMetrics, false
+		{"bool flag overrides file", []string{"--deployment-metrics=false"}, func(s *ProxyOptions) (any, any) {
+			return s.Config.DeploymentMetrics, false
 		}},
-		{"access-log off overrides file path", []string{"--access-log", "off"}, func(s *settings) (any, any) {
-			return s.cfg.AccessLog, accesslog.Config{Off: true}
+		{"access-log off overrides file path", []string{"--access-log", "off"}, func(s *ProxyOptions) (any, any) {
+			return s.Config.AccessLog, accesslog.Config{Off: true}
 		}},
 	} {
 		args := tc.flags
@@ -297,8 +298,8 @@ func TestBadInput(t *testing.T) {
 		}
 		var stdout, stderr bytes.Buffer
 		code := Main(tc.args, &stdout, &stderr)
-		if code != exitUsage {
-			t.Errorf("%s: exit %d; want %d (stderr %q)", tc.name, code, exitUsage, stderr.String())
+		if code != cmdline.ExitUsage {
+			t.Errorf("%s: exit %d; want %d (stderr %q)", tc.name, code, cmdline.ExitUsage, stderr.String())
 		}
 		checkOneLine(t, tc.name, stderr.String(), tc.want)
 	}
@@ -352,7 +353,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"version"}, "switchyard "},
 	} {
 		var stdout, stderr bytes.Buffer
-		if code := Main(tc.args, &stdout, &stderr); code != exitOK {
+		if code := Main(tc.args, &stdout, &stderr); code != cmdline.ExitOK {
 			t.Errorf("%v: exit %d; want 0 (stderr %q)", tc.args, code, stderr.String())
 		}
 		if !strings.Contains(stdout.String(), tc.want) {
@@ -382,8 +383,8 @@ func TestListenFailure(t *testing.T) {
 	}()
 	select {
 	case code := <-done:
-		if code != exitRuntime {
-			t.Errorf("exit %d; want %d", code, exitRuntime)
+		if code != cmdline.ExitFailure {
+			t.Errorf("exit %d; want %d", code, cmdline.ExitFailure)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("proxy did not fail within 10s on a busy port")

@@ -8,19 +8,22 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/switchyard/switchyard/internal/cmdline"
 )
 
 // applyConfigFile reads the YAML config file at path, a mapping of option
-// names to values, and applies it to s. Every error names path and, when it
-// is about a key or value, its line.
-func applyConfigFile(path string, opts []*option, s *settings) error {
+// names to values, and applies it to t. Relative paths in it are relative
+// to its directory. Every error names path and, when it is about a key or
+// value, its line.
+func applyConfigFile[T any](path string, opts []*option[T], t *T) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return usagef("--config: %v", err)
+		return cmdline.Usagef("--config: %v", err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return usagef("%s", yamlError(path, err))
+		return cmdline.Usagef("%s", yamlError(path, err))
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil // empty file
@@ -30,9 +33,9 @@ func applyConfigFile(path string, opts []*option, s *settings) error {
 		return nil // only comments
 	}
 	if root.Kind != yaml.MappingNode {
-		return usagef("%s:%d: want a mapping of keys to values", path, root.Line)
+		return cmdline.Usagef("%s:%d: want a mapping of keys to values", path, root.Line)
 	}
-	byName := make(map[string]*option, len(opts))
+	byName := make(map[string]*option[T], len(opts))
 	for _, o := range opts {
 		byName[o.name] = o
 	}
@@ -40,21 +43,19 @@ func applyConfigFile(path string, opts []*option, s *settings) error {
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
 		if first, dup := seen[k.Value]; dup {
-			return usagef("%s:%d: duplicate key %q (first on line %d)", path, k.Line, k.Value, first)
+			return cmdline.Usagef("%s:%d: duplicate key %q (first on line %d)", path, k.Line, k.Value, first)
 		}
 		seen[k.Value] = k.Line
 		o := byName[k.Value]
 		if o == nil {
-			return usagef("%s:%d: unknown key %q", path, k.Line, k.Value)
+			return cmdline.Usagef("%s:%d: unknown key %q", path, k.Line, k.Value)
 		}
-		raw, err := scalarValue(o, v)
+		raw, err := scalarValue(o.list, v)
 		if err == nil {
-			s.base = filepath.Dir(path)
-			err = o.set(s, raw)
-			s.base = ""
+			err = o.store(t, raw, filepath.Dir(path))
 		}
 		if err != nil {
-			return usagef("%s:%d: %s: %v", path, v.Line, k.Value, err)
+			return cmdline.Usagef("%s:%d: %s: %v", path, v.Line, k.Value, err)
 		}
 	}
 	return nil
@@ -62,7 +63,7 @@ func applyConfigFile(path string, opts []*option, s *settings) error {
 
 // scalarValue returns the text of a config value: a scalar, or for a list
 // option also a sequence of scalars, joined with commas.
-func scalarValue(o *option, v *yaml.Node) (string, error) {
+func scalarValue(list bool, v *yaml.Node) (string, error) {
 	if v.Kind == yaml.AliasNode && v.Alias != nil {
 		v = v.Alias
 	}
@@ -71,7 +72,7 @@ func scalarValue(o *option, v *yaml.Node) (string, error) {
 		return "", fmt.Errorf("missing value")
 	case v.Kind == yaml.ScalarNode:
 		return v.Value, nil
-	case v.Kind == yaml.SequenceNode && o.list:
+	case v.Kind == yaml.SequenceNode && list:
 		items := make([]string, 0, len(v.Content))
 		for _, it := range v.Content {
 			if it.Kind != yaml.ScalarNode || it.Tag == "!!null" {
@@ -80,7 +81,7 @@ func scalarValue(o *option, v *yaml.Node) (string, error) {
 			items = append(items, it.Value)
 		}
 		return strings.Join(items, ","), nil
-	case o.list:
+	case list:
 		return "", fmt.Errorf("want a value or a list of values")
 	}
 	return "", fmt.Errorf("want a single value")

@@ -30,7 +30,7 @@ var proxyKeysShown = map[string]bool{}
 func TestConfigsLoad(t *testing.T) {
 	defer func() {
 		var missing []string
-		for _, o := range proxyOptions {
+		for _, o := range proxyFlags {
 			if !proxyKeysShown[o.name] {
 				missing = append(missing, o.name)
 			}
@@ -78,8 +78,8 @@ func loadProxyConfig(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.Listen == "" || s.cfg.ConnectTimeout == 0 {
-		t.Errorf("config parsed into %+v; want listen and connect-timeout set", s.cfg)
+	if s.Config.Listen == "" || s.Config.ConnectTimeout == 0 {
+		t.Errorf("config parsed into %+v; want listen and connect-timeout set", s.Config)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -92,9 +92,9 @@ func loadProxyConfig(t *testing.T, path string) {
 	for k := range keys {
 		proxyKeysShown[k] = true
 	}
-	if s.routesFile != "" {
-		if _, err := routesfile.ParseFile(s.routesFile); err != nil {
-			t.Errorf("routes-file %s: %v", s.routesFile, err)
+	if s.RoutesFile != "" {
+		if _, err := routesfile.ParseFile(s.RoutesFile); err != nil {
+			t.Errorf("routes-file %s: %v", s.RoutesFile, err)
 		}
 	}
 }
@@ -113,7 +113,7 @@ func loadRouteServerConfig(t *testing.T, path string) {
 	if err := yaml.Unmarshal(data, &keys); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range routeServerOptions {
+	for _, o := range routeServerFlags {
 		if _, ok := keys[o.name]; !ok {
 			t.Errorf("%s does not show key %q", path, o.name)
 		}

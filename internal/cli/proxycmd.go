@@ -1,16 +1,17 @@
 package cli
 
 import (
+	"cmp"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"os/signal"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchyard/switchyard/internal/cmdline"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/routes/routeclient"
@@ -42,191 +43,182 @@ flags:
   --config FILE
         YAML config file
 `)
-	writeUsage(w, proxyOptions)
+	writeUsage(w, proxyFlags)
 }
 
-// parseProxyArgs parses the proxy subcommand's arguments: defaults, then the
-// config file, then flags.
-func parseProxyArgs(args []string) (*settings, error) {
-	f := newFlagSet("proxy", proxyOptions)
-	var configPath string
-	f.fs.StringVar(&configPath, "config", "", "YAML config file")
-	if err := f.parse(args); err != nil {
+// parseProxyArgs parses the proxy subcommand's arguments: defaults, then
+// the config file, then flags.
+func parseProxyArgs(args []string) (*ProxyOptions, error) {
+	o := &ProxyOptions{LogLevel: slog.LevelInfo}
+	if err := parseArgs("proxy", args, proxyFlags, o, true); err != nil {
 		return nil, err
 	}
-	s := &settings{logLevel: slog.LevelInfo}
-	configGiven := false
-	f.fs.Visit(func(fl *flag.Flag) { configGiven = configGiven || fl.Name == "config" })
-	if configGiven {
-		if configPath == "" {
-			return nil, usagef("--config: missing value")
-		}
-		if err := applyConfigFile(configPath, proxyOptions, s); err != nil {
-			return nil, err
-		}
-	}
-	f.apply(s)
 	switch {
-	case s.routesFile == "" && len(s.routeServers) == 0:
-		return nil, usagef("--routes-file or --route-servers is required")
-	case s.routesFile != "" && len(s.routeServers) > 0:
-		return nil, usagef("--routes-file and --route-servers exclude each other; give one")
-	case s.routesFile != "" && s.cacheDir != "":
-		return nil, usagef("--cache-dir works with --route-servers, not with --routes-file")
+	case o.RoutesFile == "" && len(o.RouteServers) == 0:
+		return nil, cmdline.Usagef("--routes-file or --route-servers is required")
+	case o.RoutesFile != "" && len(o.RouteServers) > 0:
+		return nil, cmdline.Usagef("--routes-file and --route-servers exclude each other; give one")
+	case o.RoutesFile != "" && o.CacheDir != "":
+		return nil, cmdline.Usagef("--cache-dir works with --route-servers, not with --routes-file")
 	}
-	return s, nil
+	return o, nil
 }
 
 func runProxy(args []string, _, stderr io.Writer) error {
-	s, err := parseProxyArgs(args)
+	o, err := parseProxyArgs(args)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signalContext()
+	o.Logger = newLogger(stderr, o.LogLevel)
+	ctx, stop := cmdline.SignalContext()
 	defer stop()
-	return serveProxy(ctx, s, newLogger(stderr, s.logLevel), nil)
+	return o.Run(ctx)
 }
 
-// serveProxy runs a proxy over s.routesFile until ctx is done, then drains
-// and returns nil. It is the one code path of both "switchyard proxy" and
-// "switchyard demo". The routes file must load at start (else a usage
-// error); afterwards SIGHUP reloads it. ready, if not nil, is called with the
-// bound addresses once the listeners are up.
-func serveProxy(ctx context.Context, s *settings, logger *slog.Logger, ready func(listen, admin string)) error {
-	if len(s.routeServers) > 0 {
-		return serveProxyFromRouteServers(ctx, s, logger)
-	}
-	cfg, err := proxyConfig(s, logger)
+// Run runs a proxy over RoutesFile or RouteServers until ctx is done, then
+// drains and returns nil. It is the one code path of both "switchyard
+// proxy" and "switchyard demo". A routes file must load at start, and the
+// proxy must accept its configuration, else Run returns a usage error.
+// While it runs, SIGUSR1 reopens the access log file and SIGHUP reloads the
+// routes file (with RouteServers it is logged and ignored).
+func (o *ProxyOptions) Run(ctx context.Context) error {
+	logger := orDefault(o.Logger)
+	cfg, err := o.proxyConfig(logger)
 	if err != nil {
 		return err
 	}
-	src := &routesfile.Source{Path: s.routesFile, Logger: logger}
+	if len(o.RouteServers) > 0 {
+		return o.runFromRouteServers(ctx, cfg, logger)
+	}
+	return o.runFromFile(ctx, cfg, logger)
+}
+
+// runFromFile runs a proxy over the routes file, which it loads first.
+func (o *ProxyOptions) runFromFile(ctx context.Context, cfg proxy.Config, logger *slog.Logger) error {
+	reload := make(chan os.Signal, 1)
+	src := &routesfile.Source{Path: o.RoutesFile, Logger: logger, Reload: reload}
 	table, err := src.Load()
 	if err != nil {
-		return &usageError{err}
+		return cmdline.Usage(err)
 	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
-		return &usageError{err}
+		return cmdline.Usage(err)
 	}
 	srv.Apply(table)
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	src.Reload = hup
-
-	srcCtx, stopSrc := context.WithCancel(ctx)
-	srcDone := make(chan struct{})
-	go func() {
-		defer close(srcDone)
-		if err := src.Run(srcCtx, srv); err != nil && srcCtx.Err() == nil {
-			logger.Error("routes file source stopped", "path", s.routesFile, "err", err)
-		}
-	}()
-	runDone, readyDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(readyDone)
-		select {
-		case <-srv.Ready():
-			if ready != nil {
-				ready(srv.Addr().String(), adminAddr(srv, cfg.AdminListen))
+	return o.serve(ctx, srv, logger,
+		func(ctx context.Context) error {
+			if err := src.Run(ctx, srv); err != nil {
+				return fmt.Errorf("routes file source stopped: %w", err)
 			}
-		case <-runDone:
-		}
-	}()
-	stopReopen := reopenAccessLogOnSignal(srv, s.cfg.AccessLog, logger)
-	err = srv.Run(ctx)
-	stopReopen()
-	close(runDone)
-	<-readyDone
-	stopSrc()
-	<-srcDone
-	return err
+			return nil
+		},
+		func(sig os.Signal) {
+			select {
+			case reload <- sig:
+			default: // a reload is already due
+			}
+		})
 }
 
-// reopenAccessLogOnSignal reopens srv's access log file on every SIGUSR1
-// until the returned function is called, which waits for a reopen in
-// progress. A reopen that fails is logged and the old file stays in use.
-func reopenAccessLogOnSignal(srv *proxy.Server, alog accesslog.Config, logger *slog.Logger) (stop func()) {
-	isFile := !alog.Off && alog.Path != "" && alog.Path != "-"
-	return onSignals(func(os.Signal) {
-		if !isFile {
-			logger.Info("SIGUSR1: the access log is not a file; nothing to reopen")
-		} else if err := srv.ReopenAccessLog(); err != nil {
-			logger.Error("access log not reopened; still writing to the old file", "path", alog.Path, "err", err)
-		} else {
-			logger.Info("access log reopened", "path", alog.Path)
+// runFromRouteServers runs a proxy whose table comes from route servers
+// (and, at start when none answers, from the cache directory).
+func (o *ProxyOptions) runFromRouteServers(ctx context.Context, cfg proxy.Config, logger *slog.Logger) error {
+	if o.CacheDir != "" {
+		if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+			return cmdline.Usage(fmt.Errorf("--cache-dir: %w", err))
 		}
-	}, syscall.SIGUSR1)
+	}
+	id := o.ProxyID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = host + "/" + cmp.Or(cfg.Listen, "127.0.0.1:9200")
+	}
+	src := &routeclient.Source{URLs: o.RouteServers, ProxyID: id, Zone: cfg.Zone, CacheDir: o.CacheDir, Logger: logger}
+	cfg.SourceStatus = func() any { return src.Status() }
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		return cmdline.Usage(err)
+	}
+	src.Report = srv.GenerationReport
+	return o.serve(ctx, srv, logger,
+		func(ctx context.Context) error {
+			if err := src.Run(ctx, srv); err != nil {
+				return fmt.Errorf("route client stopped: %w", err)
+			}
+			return nil
+		},
+		func(sig os.Signal) {
+			logIgnored(logger, "the routes come from route servers; there is no file to reload", sig)
+		})
 }
 
-// adminAddr is the admin listener's bound address if the server reports it,
-// else the configured one.
+// serve runs srv and the source of its tables at once until ctx is done
+// and srv has drained. The first of them to fail ends the other, and serve
+// returns its error. hangUp is what SIGHUP does; SIGUSR1 reopens the
+// access log file. Both are handled from before srv listens until it has
+// drained, so that neither ends the process meanwhile.
+func (o *ProxyOptions) serve(ctx context.Context, srv *proxy.Server, logger *slog.Logger,
+	source func(ctx context.Context) error, hangUp func(os.Signal)) error {
+	stopSignals := onSignals(func(sig os.Signal) {
+		if sig == syscall.SIGUSR1 {
+			reopenAccessLog(srv, o.Config.AccessLog, logger)
+			return
+		}
+		hangUp(sig)
+	}, syscall.SIGHUP, syscall.SIGUSR1)
+	defer stopSignals()
+
+	g, gctx := errgroup.WithContext(ctx)
+	served := make(chan struct{}) // closed when srv has drained, or failed
+	g.Go(func() error {
+		defer close(served)
+		return srv.Run(gctx)
+	})
+	g.Go(func() error { return source(gctx) })
+	if o.Ready != nil {
+		g.Go(func() error {
+			select {
+			case <-srv.Ready():
+				o.Ready(srv.Addr().String(), adminAddr(srv, o.Config.AdminListen))
+			case <-served:
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// reopenAccessLog reopens srv's access log file, for rotation. A reopen
+// that fails is logged and the old file stays in use.
+func reopenAccessLog(srv *proxy.Server, alog accesslog.Config, logger *slog.Logger) {
+	if alog.Off || alog.Path == "" || alog.Path == "-" {
+		logger.Info("SIGUSR1: the access log is not a file; nothing to reopen")
+	} else if err := srv.ReopenAccessLog(); err != nil {
+		logger.Error("access log not reopened; still writing to the old file", "path", alog.Path, "err", err)
+	} else {
+		logger.Info("access log reopened", "path", alog.Path)
+	}
+}
+
+// adminAddr is the admin listener's bound address, or the configured one
+// ("-") when it is disabled.
 func adminAddr(srv *proxy.Server, configured string) string {
-	if a, ok := any(srv).(interface{ AdminAddr() net.Addr }); ok {
-		if addr := a.AdminAddr(); addr != nil {
-			return addr.String()
-		}
+	if addr := srv.AdminAddr(); addr != nil {
+		return addr.String()
 	}
 	return configured
 }
 
-// serveProxyFromRouteServers runs a proxy whose table comes from route
-// servers (and, at start when none answers, from the cache directory).
-func serveProxyFromRouteServers(ctx context.Context, s *settings, logger *slog.Logger) error {
-	cfg, err := proxyConfig(s, logger)
-	if err != nil {
-		return err
-	}
-	if s.cacheDir != "" {
-		if err := os.MkdirAll(s.cacheDir, 0o755); err != nil {
-			return &usageError{fmt.Errorf("--cache-dir: %w", err)}
-		}
-	}
-	id := s.proxyID
-	if id == "" {
-		host, _ := os.Hostname()
-		listen := cfg.Listen
-		if listen == "" {
-			listen = "127.0.0.1:9200"
-		}
-		id = host + "/" + listen
-	}
-	src := &routeclient.Source{URLs: s.routeServers, ProxyID: id, Zone: cfg.Zone, CacheDir: s.cacheDir, Logger: logger}
-	cfg.SourceStatus = func() any { return src.Status() }
-	srv, err := proxy.New(cfg)
-	if err != nil {
-		return &usageError{err}
-	}
-	src.Report = srv.GenerationReport
-	srcCtx, stopSrc := context.WithCancel(ctx)
-	srcDone := make(chan struct{})
-	go func() {
-		defer close(srcDone)
-		if err := src.Run(srcCtx, srv); err != nil {
-			logger.Error("route client stopped", "err", err)
-		}
-	}()
-	stopReopen := reopenAccessLogOnSignal(srv, s.cfg.AccessLog, logger)
-	stopIgnore := ignoreSignals(logger, "the routes come from route servers; there is no file to reload", syscall.SIGHUP)
-	err = srv.Run(ctx)
-	stopIgnore()
-	stopReopen()
-	stopSrc()
-	<-srcDone
-	return err
-}
-
 // proxyConfig completes the proxy's configuration: the logger and the
-// zone-aware balancer, local to --zone.
-func proxyConfig(s *settings, logger *slog.Logger) (proxy.Config, error) {
-	cfg := s.cfg
+// zone-aware balancer, local to Config.Zone.
+func (o *ProxyOptions) proxyConfig(logger *slog.Logger) (proxy.Config, error) {
+	cfg := o.Config
 	cfg.Logger = logger
-	bc := s.balancer
+	bc := o.Balancer
 	bc.LocalZone = cfg.Zone
 	if err := bc.Validate(); err != nil {
-		return cfg, &usageError{err}
+		return cfg, cmdline.Usage(err)
 	}
 	b := zones.NewBalancer(bc)
 	cfg.Picker, cfg.Checker, cfg.Reporter = b, b, b

@@ -274,11 +274,9 @@ deployments:
 	type addrs struct{ listen, admin string }
 	ready := make(chan addrs, 1)
 	done := make(chan error, 1)
-	go func() {
-		done <- serveProxy(ctx, s, slog.New(slog.NewTextHandler(io.Discard, nil)), func(listen, admin string) {
-			ready <- addrs{listen, admin}
-		})
-	}()
+	s.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s.Ready = func(listen, admin string) { ready <- addrs{listen, admin} }
+	go func() { done <- s.Run(ctx) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,32 +11,64 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/switchyard/switchyard/internal/cmdline"
 	"github.com/switchyard/switchyard/routes/zkstore"
 	"github.com/switchyard/switchyard/routeserver"
 )
 
-// routeServerOptions are the options of the route-server subcommand.
-var routeServerOptions = []*option{
+// RouteServerOptions configure the route server role ("switchyard
+// route-server"). Every field but Logger is a flag and a config file key
+// (routeServerFlags).
+type RouteServerOptions struct {
+	// ZK are the ZooKeeper servers, host:port. Required.
+	ZK []string
+	// Root is the ZooKeeper root of the layout. "" means
+	// zkstore.DefaultRoot.
+	Root string
+	// Listen is the HTTP listener for the route stream, /status and
+	// /metrics. "" means 127.0.0.1:9280.
+	Listen string
+	// Name is the name registered in ZooKeeper and shown in status. ""
+	// means the host name and Listen.
+	Name string
+	// MaxWait is the longest a route poll is held. 0 means the route
+	// server's default.
+	MaxWait time.Duration
+	// SessionTimeout is the ZooKeeper session timeout. 0 means the
+	// watcher's default.
+	SessionTimeout time.Duration
+
+	// LogLevel is the level of the operational log (--log-level); the
+	// command makes Logger from it.
+	LogLevel slog.Level
+	// Logger receives the operational log. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// routeServerFlags are the options of the route server role.
+var routeServerFlags = []*option[RouteServerOptions]{
 	{name: "zk", arg: "HOST:PORT[,HOST:PORT]", list: true, usage: "ZooKeeper servers (required)",
-		set: func(s *settings, v string) error { return setHosts(&s.zk, v) }},
+		set: func(o *RouteServerOptions, v string) error { return setHosts(&o.ZK, v) }},
 	{name: "root", arg: "PATH", usage: "ZooKeeper root of the layout (default /switchyard)",
-		set: func(s *settings, v string) error {
+		set: func(o *RouteServerOptions, v string) error {
 			if len(v) < 2 || v[0] != '/' || v[len(v)-1] == '/' {
 				return fmt.Errorf("invalid root %q (want /name)", v)
 			}
-			s.root = v
+			o.Root = v
 			return nil
 		}},
 	{name: "listen", arg: "ADDR", usage: "HTTP listener for the route stream, /status, /metrics (default 127.0.0.1:9280)",
-		set: func(s *settings, v string) error { return setAddr(&s.rsListen, v, false) }},
+		set: func(o *RouteServerOptions, v string) error { return setAddr(&o.Listen, v, false) }},
 	{name: "name", arg: "NAME", usage: "name registered in ZooKeeper and shown in status (default: host name and listen address)",
-		set: func(s *settings, v string) error { s.rsName = v; return nil }},
+		set: func(o *RouteServerOptions, v string) error { o.Name = v; return nil }},
 	{name: "max-wait", arg: "DURATION", usage: "longest a route poll is held (default 30s)",
-		set: func(s *settings, v string) error { return setDuration(&s.maxWait, v) }},
+		set: func(o *RouteServerOptions, v string) error { return setDuration(&o.MaxWait, v) }},
 	{name: "session-timeout", arg: "DURATION", usage: "ZooKeeper session timeout (default 10s)",
-		set: func(s *settings, v string) error { return setDuration(&s.sessionTimeout, v) }},
+		set: func(o *RouteServerOptions, v string) error { return setDuration(&o.SessionTimeout, v) }},
 	{name: "log-level", arg: "LEVEL", usage: "operational log level: debug, info, warn or error (default info)",
-		set: func(s *settings, v string) (err error) { s.logLevel, err = parseLogLevel(v); return err }},
+		set: func(o *RouteServerOptions, v string) (err error) { o.LogLevel, err = parseLogLevel(v); return err }},
 }
 
 func routeServerUsage(w io.Writer) {
@@ -52,94 +84,77 @@ flags:
   --config FILE
         YAML config file
 `)
-	writeUsage(w, routeServerOptions)
+	writeUsage(w, routeServerFlags)
 }
 
-func parseRouteServerArgs(args []string) (*settings, error) {
-	f := newFlagSet("route-server", routeServerOptions)
-	var configPath string
-	f.fs.StringVar(&configPath, "config", "", "YAML config file")
-	if err := f.parse(args); err != nil {
+func parseRouteServerArgs(args []string) (*RouteServerOptions, error) {
+	o := &RouteServerOptions{LogLevel: slog.LevelInfo}
+	if err := parseArgs("route-server", args, routeServerFlags, o, true); err != nil {
 		return nil, err
 	}
-	s := &settings{logLevel: slog.LevelInfo, root: zkstore.DefaultRoot, rsListen: "127.0.0.1:9280"}
-	configGiven := false
-	f.fs.Visit(func(fl *flag.Flag) { configGiven = configGiven || fl.Name == "config" })
-	if configGiven {
-		if configPath == "" {
-			return nil, usagef("--config: missing value")
-		}
-		if err := applyConfigFile(configPath, routeServerOptions, s); err != nil {
-			return nil, err
-		}
+	if len(o.ZK) == 0 {
+		return nil, cmdline.Usagef("--zk is required")
 	}
-	f.apply(s)
-	if len(s.zk) == 0 {
-		return nil, usagef("--zk is required")
-	}
-	return s, nil
+	return o, nil
 }
 
 func runRouteServer(args []string, _, stderr io.Writer) error {
-	s, err := parseRouteServerArgs(args)
+	o, err := parseRouteServerArgs(args)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(stderr, s.logLevel)
-	ctx, stop := signalContext()
+	o.Logger = newLogger(stderr, o.LogLevel)
+	ctx, stop := cmdline.SignalContext()
 	defer stop()
-	stopIgnore := ignoreSignals(logger, "a route server has no file to reload or reopen", syscall.SIGHUP, syscall.SIGUSR1)
-	defer stopIgnore()
-	return serveRouteServer(ctx, s, logger)
+	return o.Run(ctx)
 }
 
-// serveRouteServer runs a route server fed by a ZooKeeper watcher until ctx
-// ends.
-func serveRouteServer(ctx context.Context, s *settings, logger *slog.Logger) error {
-	name := s.rsName
+// Run runs a route server fed by a ZooKeeper watcher until ctx ends, then
+// returns nil. The server and the watcher run at once; the first to fail
+// ends the other, and Run returns its error. SIGHUP and SIGUSR1 are logged
+// and ignored while it runs.
+func (o *RouteServerOptions) Run(ctx context.Context) error {
+	logger := orDefault(o.Logger)
+	listen := cmp.Or(o.Listen, "127.0.0.1:9280")
+	name := o.Name
 	if name == "" {
 		host, _ := os.Hostname()
-		name = host + "/" + s.rsListen
+		name = host + "/" + listen
 	}
-	rs, err := routeserver.New(routeserver.Config{Name: name, Listen: s.rsListen, MaxWait: s.maxWait, Logger: logger})
+	stopIgnore := ignoreSignals(logger, "a route server has no file to reload or reopen", syscall.SIGHUP, syscall.SIGUSR1)
+	defer stopIgnore()
+	rs, err := routeserver.New(routeserver.Config{Name: name, Listen: listen, MaxWait: o.MaxWait, Logger: logger})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	rsDone := make(chan error, 1)
-	go func() { rsDone <- rs.Run(ctx) }()
-	select {
-	case <-rs.Ready():
-	case err := <-rsDone:
-		return err
-	}
-	w := &zkstore.Watcher{
-		Servers: s.zk, Root: s.root, SessionTimeout: s.sessionTimeout, Logger: logger,
-		Register: &zkstore.Registration{Name: sanitizeName(name), URL: "http://" + rs.Addr().String(), StartedAt: time.Now()},
-	}
-	wDone := make(chan error, 1)
-	go func() {
-		wDone <- w.Run(ctx, func(st zkstore.State) {
-			rs.Update(routeserver.Input{
-				Version: uint64(max(st.Version, 0)), Domain: st.Domain, Zones: st.Zones,
-				Deployments: st.Deployments, Invalid: st.Invalid, Stale: st.Stale, Synced: st.Synced,
-			})
-		})
-	}()
-	var first error
-	select {
-	case first = <-rsDone:
-		cancel()
-		<-wDone
-	case first = <-wDone:
-		cancel()
-		<-rsDone
-	}
-	if ctx.Err() != nil && (first == nil || errors.Is(first, context.Canceled)) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return rs.Run(gctx) })
+	g.Go(func() error { return o.watch(gctx, rs, name, logger) })
+	err = g.Wait()
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
 		return nil
 	}
-	return first
+	return err
+}
+
+// watch feeds rs the tables in ZooKeeper until ctx ends. It starts once rs
+// listens, since it registers rs's address under name.
+func (o *RouteServerOptions) watch(ctx context.Context, rs *routeserver.Server, name string, logger *slog.Logger) error {
+	select {
+	case <-rs.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	w := &zkstore.Watcher{
+		Servers: o.ZK, Root: cmp.Or(o.Root, zkstore.DefaultRoot), SessionTimeout: o.SessionTimeout, Logger: logger,
+		Register: &zkstore.Registration{Name: sanitizeName(name), URL: "http://" + rs.Addr().String(), StartedAt: time.Now()},
+	}
+	return w.Run(ctx, func(st zkstore.State) {
+		rs.Update(routeserver.Input{
+			Version: uint64(max(st.Version, 0)), Domain: st.Domain, Zones: st.Zones,
+			Deployments: st.Deployments, Invalid: st.Invalid, Stale: st.Stale, Synced: st.Synced,
+		})
+	})
 }
 
 // sanitizeName makes a name usable as one znode name.
