@@ -17,23 +17,27 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/switchyard/switchyard/internal/cmdline"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
-// Exit codes.
-const (
-	exitOK      = 0
-	exitRuntime = 1 // runtime failure: ZooKeeper unreachable, a write lost, ...
-	exitUsage   = 2 // bad usage or bad input
-)
-
-// usageError is bad usage or bad input: exit 2.
+// usageError is bad usage or bad input (exit 2), as the commands write it:
+// &usageError{err}. It is a cmdline.UsageError to errors.As.
 type usageError struct{ err error }
 
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
-func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
+// As makes a usageError a *cmdline.UsageError.
+func (e *usageError) As(target any) bool {
+	t, ok := target.(**cmdline.UsageError)
+	if ok {
+		*t = &cmdline.UsageError{Err: e.err}
+	}
+	return ok
+}
+
+func usagef(format string, a ...any) error { return cmdline.Usagef(format, a...) }
 
 // globals are the flags every command takes, before or after its name.
 type globals struct {
@@ -128,7 +132,8 @@ Exit codes: 0 success, 1 runtime failure (e.g. ZooKeeper unreachable),
 }
 
 // Main runs yardctl with args (without the program name) and returns the
-// exit code. Errors are one line on stderr.
+// exit code: 0 success, 1 runtime failure (e.g. ZooKeeper unreachable, a
+// write lost), 2 bad usage or bad input. Errors are one line on stderr.
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -142,31 +147,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			e.conn.Close()
 		}
 	}()
-	err := dispatch(ctx, e, args)
-	var ue *usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "yardctl: %s\n", oneLine(err))
-		return exitUsage
-	}
-	fmt.Fprintf(stderr, "yardctl: %s\n", oneLine(err))
-	return exitRuntime
+	return cmdline.ExitCode(stderr, "yardctl", dispatch(ctx, e, args))
 }
 
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+func oneLine(err error) string { return cmdline.OneLine(err) }
 
 // flagString returns the value of a command's flag.
 func flagString(fs *flag.FlagSet, name string) string { return fs.Lookup(name).Value.String() }
 
 func dispatch(ctx context.Context, e *env, args []string) error {
-	top := flag.NewFlagSet("yardctl", flag.ContinueOnError)
-	top.SetOutput(io.Discard)
-	e.g.register(top)
-	if err := parseFlags(top, args); err != nil {
+	top := cmdline.NewFlagSet("yardctl")
+	e.g.register(top.FlagSet)
+	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(e.stdout)
 		}
@@ -190,11 +182,10 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	if cmd == nil {
 		return usagef(`unknown command %q (run "yardctl help")`, name)
 	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	e.g.register(fs)
+	fs := cmdline.NewFlagSet(name)
+	e.g.register(fs.FlagSet)
 	if cmd.flags != nil {
-		cmd.flags(fs)
+		cmd.flags(fs.FlagSet)
 	}
 	if cmd.waits {
 		fs.Bool("wait", false, "wait until every proxy has applied the write (at most --timeout, default 60s)")
@@ -216,27 +207,27 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 		return usagef("--timeout must be positive")
 	}
 	if err := zkstore.CheckRoot(e.g.root); err != nil {
-		return &usageError{fmt.Errorf("--root: %w", err)}
+		return cmdline.Usage(fmt.Errorf("--root: %w", err))
 	}
 	// Every command ends within 10 times --timeout (plus the wait for
 	// proxies), even when ZooKeeper stops answering midway.
 	limit := 10 * e.g.timeout
 	if cmd.waits {
 		e.waitTimeout = defaultWait
-		if flagSet(top, "timeout") || flagSet(fs, "timeout") {
+		if top.Given("timeout") || fs.Given("timeout") {
 			e.waitTimeout = e.g.timeout
 		}
 		limit += e.waitTimeout
 	}
 	if cmd.budget != nil {
-		if d := cmd.budget(fs); d > 0 {
+		if d := cmd.budget(fs.FlagSet); d > 0 {
 			limit += d + e.waitTimeout // the watch, then a rollback's wait
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- cmd.run(ctx, e, fs) }()
+	go func() { done <- cmd.run(ctx, e, fs.FlagSet) }()
 	select {
 	case err := <-done:
 		return err
@@ -248,31 +239,11 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 // defaultWait bounds --wait when --timeout is not given.
 const defaultWait = 60 * time.Second
 
-// flagSet says whether the flag was given.
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
-// parseFlags parses args with fs and turns its errors into usage errors.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return err
-	}
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-		return usagef("unknown flag --%s", strings.TrimLeft(name, "-"))
-	}
-	return usagef("%s", msg)
-}
-
 // parseInterspersed parses flags anywhere among the positional arguments.
-func parseInterspersed(fs *flag.FlagSet, args []string) error {
+func parseInterspersed(fs *cmdline.FlagSet, args []string) error {
 	var pos []string
 	for {
-		if err := parseFlags(fs, args); err != nil {
+		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		args = fs.Args()
@@ -282,5 +253,5 @@ func parseInterspersed(fs *flag.FlagSet, args []string) error {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-	return fs.Parse(append([]string{"--"}, pos...))
+	return fs.FlagSet.Parse(append([]string{"--"}, pos...))
 }
