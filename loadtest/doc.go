@@ -27,6 +27,6 @@
 // assert Report.Failed() == 0, and count which instance answered each request
 // with Config.OnResponse.
 //
-// Main is the yardload command line. This package imports no other package of
-// the project.
+// The yardload command line over this package is internal/yardload. This
+// package imports no other package of the project.
 package loadtest

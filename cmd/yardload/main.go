@@ -6,9 +6,9 @@ package main
 import (
 	"os"
 
-	"github.com/switchyard/switchyard/loadtest"
+	"github.com/switchyard/switchyard/internal/yardload"
 )
 
 func main() {
-	os.Exit(loadtest.Main(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(yardload.Main(os.Args[1:], os.Stdout, os.Stderr))
 }

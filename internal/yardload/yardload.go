@@ -1,4 +1,7 @@
-package loadtest
+// Package yardload is the yardload command line over the loadtest package:
+// its flags, the keys file, the report as a table or JSON, the progress
+// line, and exit codes. cmd/yardload calls Main and nothing else.
+package yardload
 
 import (
 	"bufio"
@@ -9,16 +12,16 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/cmdline"
+	"github.com/switchyard/switchyard/loadtest"
 )
 
-// DefaultCLIDuration bounds a yardload run given neither --duration nor
-// --requests.
-const DefaultCLIDuration = 10 * time.Second
+// defaultDuration bounds a run given neither --duration nor --requests.
+const defaultDuration = 10 * time.Second
 
 const usageText = `usage: yardload --url URL [flags]
 
@@ -48,43 +51,38 @@ start, 2 bad usage or bad input. SIGINT ends the run and prints what it saw.
 `
 
 // Main runs the yardload command line with args (without the program name)
-// and returns its exit code. Bad usage is one line on stderr. While a run
-// lasts, a progress line is drawn on stderr if it is a terminal.
+// and returns its exit code: 0 the run completed, 1 it could not start, 2
+// bad usage or bad input, which is one line on stderr. While a run lasts, a
+// progress line is drawn on stderr if it is a terminal.
 func Main(args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args)
+	if err == nil {
+		ctx, stop := cmdline.SignalContext()
+		defer stop()
+		err = run(ctx, o, stdout, stderr)
+	}
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, usageText)
-		return 0
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "yardload: %s\n", oneLine(err.Error()))
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() { // a second signal kills the process
-		<-ctx.Done()
-		stop()
-	}()
-	return runCLI(ctx, o, stdout, stderr)
+	return cmdline.ExitCode(stderr, "yardload", err)
 }
 
-// cliOptions is a parsed command line.
-type cliOptions struct {
-	cfg    Config
+// options is a parsed command line.
+type options struct {
+	cfg    loadtest.Config
 	output string // "table" or "json"
 }
 
-func runCLI(ctx context.Context, o *cliOptions, stdout, stderr io.Writer) int {
-	l, err := Start(ctx, o.cfg)
+// run runs the load o describes and writes its report on stdout. A Config
+// that loadtest refuses is a usage error naming the flag.
+func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	l, err := loadtest.Start(ctx, o.cfg)
 	if err != nil {
-		var ce *ConfigError
+		var ce *loadtest.ConfigError
 		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "yardload: %s: %s\n", flagOf(ce.Field), oneLine(ce.Msg))
-			return 2
+			return cmdline.Usagef("%s: %s", flagOf(ce.Field), ce.Msg)
 		}
-		fmt.Fprintf(stderr, "yardload: %s\n", oneLine(strings.TrimPrefix(err.Error(), "loadtest: ")))
-		return 1
+		return errors.New(strings.TrimPrefix(err.Error(), "loadtest: "))
 	}
 	stopProgress := func() {}
 	if isTerminal(stderr) {
@@ -98,10 +96,9 @@ func runCLI(ctx context.Context, o *cliOptions, stdout, stderr io.Writer) int {
 		err = writeTable(stdout, r)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "yardload: writing the report: %s\n", oneLine(err.Error()))
-		return 1
+		return fmt.Errorf("writing the report: %w", err)
 	}
-	return 0
+	return nil
 }
 
 // flagOf names the flag that sets a Config field.
@@ -119,56 +116,26 @@ func flagOf(field string) string {
 	return field
 }
 
-// cliFlags collects flag values; the first bad one is kept in err, naming
-// its flag.
-type cliFlags struct {
-	fs  *flag.FlagSet
-	err error
-}
-
-type flagFunc struct {
-	f    *cliFlags
-	name string
-	set  func(string) error
-}
-
-func (v *flagFunc) String() string { return "" }
-func (v *flagFunc) Set(s string) error {
-	err := v.set(s)
-	if err != nil && v.f.err == nil {
-		dashes := "--"
-		if len(v.name) == 1 {
-			dashes = "-"
-		}
-		v.f.err = fmt.Errorf("%s%s: %w", dashes, v.name, err)
-	}
-	return err
-}
-
-func (f *cliFlags) def(name string, set func(string) error) {
-	f.fs.Var(&flagFunc{f: f, name: name, set: set}, name, "")
-}
-
-func parseArgs(args []string) (*cliOptions, error) {
-	o := &cliOptions{output: "table"}
+// parseArgs parses the command line. It returns flag.ErrHelp for -h or
+// --help, and otherwise usage errors that name the flag.
+func parseArgs(args []string) (*options, error) {
+	o := &options{output: "table"}
 	c := &o.cfg
 	var bodySize int
 	var keysFile string
 	given := map[string]bool{}
-	f := &cliFlags{fs: flag.NewFlagSet("yardload", flag.ContinueOnError)}
-	f.fs.SetOutput(io.Discard)
-	f.fs.Usage = func() {}
+	f := cmdline.NewFlagSet("yardload")
 
 	str := func(dst *string) func(string) error {
 		return func(s string) error { *dst = s; return nil }
 	}
-	f.def("url", str(&c.URL))
-	f.def("method", str(&c.Method))
-	f.def("host", str(&c.Host))
-	f.def("key-header", str(&c.KeyHeader))
-	f.def("host-template", str(&c.HostTemplate))
-	f.def("keys-file", str(&keysFile))
-	f.def("header", func(s string) error {
+	f.Func("url", "", str(&c.URL))
+	f.Func("method", "", str(&c.Method))
+	f.Func("host", "", str(&c.Host))
+	f.Func("key-header", "", str(&c.KeyHeader))
+	f.Func("host-template", "", str(&c.HostTemplate))
+	f.Func("keys-file", "", str(&keysFile))
+	f.Func("header", "", func(s string) error {
 		k, v, ok := strings.Cut(s, ":")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !ok || !validToken(k) {
@@ -180,7 +147,7 @@ func parseArgs(args []string) (*cliOptions, error) {
 		c.Header.Add(k, v)
 		return nil
 	})
-	f.def("body-size", func(s string) error {
+	f.Func("body-size", "", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
 			return fmt.Errorf("invalid size %q (want bytes, >= 0)", s)
@@ -188,7 +155,7 @@ func parseArgs(args []string) (*cliOptions, error) {
 		bodySize = n
 		return nil
 	})
-	f.def("rate", func(s string) error {
+	f.Func("rate", "", func(s string) error {
 		r, err := strconv.ParseFloat(s, 64)
 		if err != nil {
 			return fmt.Errorf("invalid number %q", s)
@@ -199,7 +166,7 @@ func parseArgs(args []string) (*cliOptions, error) {
 		c.Rate = r
 		return nil
 	})
-	f.def("connections", func(s string) error {
+	f.Func("connections", "", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
 			return fmt.Errorf("invalid count %q (want >= 1)", s)
@@ -207,7 +174,7 @@ func parseArgs(args []string) (*cliOptions, error) {
 		c.Connections = n
 		return nil
 	})
-	f.def("requests", func(s string) error {
+	f.Func("requests", "", func(s string) error {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 1 {
 			return fmt.Errorf("invalid count %q (want >= 1)", s)
@@ -227,9 +194,9 @@ func parseArgs(args []string) (*cliOptions, error) {
 			return nil
 		}
 	}
-	f.def("duration", duration(&c.Duration, "duration"))
-	f.def("timeout", duration(&c.Timeout, "timeout"))
-	f.def("o", func(s string) error {
+	f.Func("duration", "", duration(&c.Duration, "duration"))
+	f.Func("timeout", "", duration(&c.Timeout, "timeout"))
+	f.Func("o", "", func(s string) error {
 		if s != "json" && s != "table" {
 			return fmt.Errorf("invalid output %q (want json or table)", s)
 		}
@@ -237,43 +204,27 @@ func parseArgs(args []string) (*cliOptions, error) {
 		return nil
 	})
 
-	if err := f.fs.Parse(args); err != nil {
-		switch {
-		case errors.Is(err, flag.ErrHelp):
-			return nil, err
-		case f.err != nil:
-			return nil, f.err
-		}
-		msg := err.Error()
-		if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-			return nil, fmt.Errorf("unknown flag --%s", strings.TrimLeft(name, "-"))
-		}
-		if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
-			return nil, fmt.Errorf("--%s: missing value", strings.TrimLeft(name, "-"))
-		}
-		return nil, errors.New(msg)
-	}
-	if f.fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+	if err := f.ParseFlagsOnly(args); err != nil {
+		return nil, err
 	}
 	if c.URL == "" {
-		return nil, errors.New("--url is required")
+		return nil, cmdline.Usagef("--url is required")
 	}
 	if bodySize > 0 {
-		c.Body = PatternBody(bodySize)
+		c.Body = loadtest.PatternBody(bodySize)
 	}
 	if keysFile != "" {
 		keys, err := readKeys(keysFile)
 		if err != nil {
-			return nil, fmt.Errorf("--keys-file: %w", err)
+			return nil, cmdline.Usage(fmt.Errorf("--keys-file: %w", err))
 		}
 		c.Keys = keys
 	}
 	if c.HostTemplate != "" && keysFile == "" {
-		return nil, errors.New("--host-template: needs --keys-file")
+		return nil, cmdline.Usagef("--host-template: needs --keys-file")
 	}
 	if !given["duration"] && !given["requests"] {
-		c.Duration = DefaultCLIDuration
+		c.Duration = defaultDuration
 	}
 	return o, nil
 }
@@ -307,8 +258,6 @@ func readKeys(path string) ([]string, error) {
 	return keys, nil
 }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
 // isTerminal reports whether w is a character device, such as a terminal.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -317,4 +266,20 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// validToken reports whether s is an HTTP token (RFC 9110), the rule by
+// which loadtest checks header names: here it tells a K:V header from a
+// malformed one.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -1,15 +1,21 @@
-package loadtest_test
+package yardload_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/switchyard/switchyard/internal/yardload"
 	"github.com/switchyard/switchyard/loadtest"
 )
 
@@ -48,7 +54,7 @@ func TestMainBadUsageIsOneLineAndExit2(t *testing.T) {
 		{[]string{"--url", u, "--keys-file", keys, "--host-template", "example.test"}, `yardload: --host-template: "example.test" has no {key}`},
 	} {
 		var stdout, stderr bytes.Buffer
-		code := loadtest.Main(tc.args, &stdout, &stderr)
+		code := yardload.Main(tc.args, &stdout, &stderr)
 		if code != 2 || stderr.String() != tc.want+"\n" || stdout.Len() != 0 {
 			t.Errorf("yardload %q: got exit %d, stderr %q, stdout %q; want exit 2, stderr %q",
 				tc.args, code, stderr.String(), stdout.String(), tc.want+"\n")
@@ -58,7 +64,7 @@ func TestMainBadUsageIsOneLineAndExit2(t *testing.T) {
 
 func TestMainHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := loadtest.Main([]string{"--help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "usage: yardload --url URL") {
+	if code := yardload.Main([]string{"--help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "usage: yardload --url URL") {
 		t.Errorf("--help: got exit %d, stdout %q; want 0 and the usage", code, stdout.String())
 	}
 }
@@ -70,7 +76,7 @@ func TestMainJSONOutputIsOneDocument(t *testing.T) {
 		}
 	})
 	var stdout, stderr bytes.Buffer
-	code := loadtest.Main([]string{"--url", url, "--requests", "20", "--connections", "2", "--method", "POST",
+	code := yardload.Main([]string{"--url", url, "--requests", "20", "--connections", "2", "--method", "POST",
 		"--header", "X-Found-Cluster: k1", "--body-size", "100", "-o", "json"}, &stdout, &stderr)
 	if code != 0 || stderr.Len() != 0 {
 		t.Fatalf("got exit %d, stderr %q; want 0, nothing", code, stderr.String())
@@ -94,7 +100,7 @@ func TestMainTableOutputAndKeysFile(t *testing.T) {
 	keys := filepath.Join(t.TempDir(), "keys")
 	os.WriteFile(keys, []byte("# deployments\nalpha\n\n  beta  \n"), 0o644)
 	var stdout, stderr bytes.Buffer
-	code := loadtest.Main([]string{"--url", url, "--rate", "500", "--requests", "50", "--connections", "2",
+	code := yardload.Main([]string{"--url", url, "--rate", "500", "--requests", "50", "--connections", "2",
 		"--keys-file", keys, "--host-template", "{key}.example.test"}, &stdout, &stderr)
 	if code != 0 || stderr.Len() != 0 {
 		t.Fatalf("got exit %d, stderr %q; want 0, nothing", code, stderr.String())
@@ -112,13 +118,54 @@ func TestMainTableOutputAndKeysFile(t *testing.T) {
 // Exit 1 is for a run that cannot start; requests that fail are reported.
 func TestMainExitCodes(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := loadtest.Main([]string{"--url", "http://nosuch.invalid/", "--requests", "3"}, &stdout, &stderr); code != 1 ||
+	if code := yardload.Main([]string{"--url", "http://nosuch.invalid/", "--requests", "3"}, &stdout, &stderr); code != 1 ||
 		!strings.HasPrefix(stderr.String(), "yardload: lookup nosuch.invalid") || strings.Count(stderr.String(), "\n") != 1 {
 		t.Errorf("unknown host: got exit %d, stderr %q; want 1 and one line", code, stderr.String())
 	}
 	stdout.Reset()
-	if code := loadtest.Main([]string{"--url", closedPort(t), "--requests", "3"}, &stdout, &stderr); code != 0 ||
+	if code := yardload.Main([]string{"--url", closedPort(t), "--requests", "3"}, &stdout, &stderr); code != 0 ||
 		!strings.Contains(stdout.String(), "refused: 3") {
 		t.Errorf("refused: got exit %d, stdout %q; want 0 and the refusals counted", code, stdout.String())
 	}
+}
+
+// serve starts an HTTP server over loopback and returns its URL.
+func serve(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+// closedPort returns an http URL on a loopback port that nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + "/"
+}
+
+// recorder is a server that records one string per request.
+type recorder struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (rec *recorder) serve(t *testing.T, value func(*http.Request) string) string {
+	rec.seen = map[string]int{}
+	return serve(t, func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.seen[value(r)]++
+		rec.mu.Unlock()
+	})
+}
+
+func (rec *recorder) values() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return slices.Sorted(maps.Keys(rec.seen))
 }

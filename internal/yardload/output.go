@@ -1,4 +1,4 @@
-package loadtest
+package yardload
 
 import (
 	"encoding/json"
@@ -8,17 +8,19 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/switchyard/switchyard/loadtest"
 )
 
 // writeJSON writes r as one indented JSON document.
-func writeJSON(w io.Writer, r *Report) error {
+func writeJSON(w io.Writer, r *loadtest.Report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
 
 // writeTable writes r for people.
-func writeTable(w io.Writer, r *Report) error {
+func writeTable(w io.Writer, r *loadtest.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	mode := fmt.Sprintf("closed loop, %d connections", r.Connections)
 	if r.Mode == "open" {
@@ -90,7 +92,7 @@ func byteSize(n int64) string {
 
 // progress draws one status line on w every second, overwriting itself,
 // until the run ends. The returned func waits for the line to be cleared.
-func progress(l *Load, w io.Writer) (wait func()) {
+func progress(l *loadtest.Load, w io.Writer) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
