@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/freeport"
+	"github.com/switchyard/switchyard/internal/testing/freeport"
 	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/proxy/accesslog"

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/internal/testing/zktest"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )

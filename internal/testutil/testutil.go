@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/freeport"
+	"github.com/switchyard/switchyard/internal/testing/freeport"
 )
 
 // FreeAddr returns a loopback address with a port that was free a moment

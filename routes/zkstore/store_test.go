@@ -16,7 +16,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/switchyard/switchyard/internal/zktest"
+	"github.com/switchyard/switchyard/internal/testing/zktest"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/routesfile"
 )

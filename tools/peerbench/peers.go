@@ -16,7 +16,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/freeport"
+	"github.com/switchyard/switchyard/internal/testing/freeport"
 	"github.com/switchyard/switchyard/loadtest"
 )
 

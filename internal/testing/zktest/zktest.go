@@ -31,7 +31,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/freeport"
+	"github.com/switchyard/switchyard/internal/testing/freeport"
 )
 
 // Where Debian's zookeeper package puts the server.
@@ -175,7 +175,7 @@ func (e *Ensemble) configure(dir string, n int) error {
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return err
 		}
-		cfg := fmt.Sprintf(`# written by internal/zktest
+		cfg := fmt.Sprintf(`# written by internal/testing/zktest
 tickTime=%d
 initLimit=10
 syncLimit=5
