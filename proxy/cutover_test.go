@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -73,12 +74,12 @@ func TestCutoverDrainsTheOldGeneration(t *testing.T) {
 		resp.Body.Close()
 		stream <- len(b)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); running.Load() != 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of /slow and /stream running on blue; want both", running.Load())
+	testutil.EventuallyErr(t, 10*time.Second, "/slow and /stream running on blue", func() error {
+		if n := running.Load(); n != 2 {
+			return fmt.Errorf("%d of them", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 
 	cut := time.Now()
 	p.Apply(table(map[string]int{"blue": 0, "green": 100}))
@@ -88,13 +89,12 @@ func TestCutoverDrainsTheOldGeneration(t *testing.T) {
 		}
 	}
 	// Idle connections to blue are closed: only the two busy ones remain.
-	deadline := time.Now().Add(10 * time.Second)
-	for blue.conns.Load() > 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := blue.conns.Load(); n > 2 {
-		t.Errorf("%d connections open to blue after the cutover; want only the 2 busy ones", n)
-	}
+	testutil.EventuallyErr(t, 10*time.Second, "only the 2 busy connections to blue open after the cutover", func() error {
+		if n := blue.conns.Load(); n > 2 {
+			return fmt.Errorf("%d open", n)
+		}
+		return nil
+	})
 	close(release)
 	if body := <-slow; body != "slow done" {
 		t.Errorf("slow request on blue: %q; want it to finish", body)
@@ -105,13 +105,12 @@ func TestCutoverDrainsTheOldGeneration(t *testing.T) {
 	if n <= 0 || n >= 1000 || took < grace || took > grace+3*time.Second {
 		t.Errorf("stream on blue: %d bytes after %v; want it cut after the %v grace (before its 1000 bytes)", n, took, grace)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for blue.conns.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := blue.conns.Load(); n != 0 {
-		t.Errorf("%d connections to blue left open after its requests ended; want 0", n)
-	}
+	testutil.EventuallyErr(t, 10*time.Second, "no connection to blue open after its requests ended", func() error {
+		if n := blue.conns.Load(); n != 0 {
+			return fmt.Errorf("%d open", n)
+		}
+		return nil
+	})
 }
 
 // A request still waiting for blue's answer when the grace ends is cut;
@@ -134,12 +133,7 @@ func TestCutRequestIsNotResentToTheRetiredInstance(t *testing.T) {
 		status, _, h := get(t, p.url+"/", "X-Found-Cluster", depA)
 		got <- fmt.Sprintf("%d %s", status, h.Get("X-Found-Handling-Instance"))
 	}()
-	for deadline := time.Now().Add(5 * time.Second); hangs.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the GET did not reach blue")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, "the GET reaches blue", func() bool { return hangs.Load() != 0 })
 	p.Apply(table(map[string]int{"blue": 0, "green": 100}))
 	select {
 	case s := <-got:

@@ -4,6 +4,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/loadtest"
 	"github.com/switchyard/switchyard/routes"
 )
@@ -46,13 +48,12 @@ func TestIdleNap(t *testing.T) {
 	}
 
 	// Quiet: the napper waits for a request instead of napping on.
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.parked.Load() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the napper did not stop napping once requests stopped: %d naps, %d parks", n.naps.Load(), n.parks.Load())
+	testutil.EventuallyErr(t, 10*time.Second, "the napper stops napping once requests stopped", func() error {
+		if !n.parked.Load() {
+			return fmt.Errorf("%d naps, %d parks", n.naps.Load(), n.parks.Load())
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	naps, parks := n.naps.Load(), n.parks.Load()
 	time.Sleep(100 * time.Millisecond)
 	if got := n.naps.Load(); got != naps {
@@ -61,12 +62,7 @@ func TestIdleNap(t *testing.T) {
 	if status, _, _ := get(t, p.url+"/", "X-Found-Cluster", depA); status != 200 {
 		t.Fatalf("request after the quiet time: %d", status)
 	}
-	for n.parks.Load() == parks {
-		if time.Now().After(deadline) {
-			t.Fatal("the napper did not wake for a request and wait again")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the napper wakes for a request and waits again", func() bool { return n.parks.Load() != parks })
 
 	p.stop(t)
 	select {
@@ -106,13 +102,12 @@ func TestIdleNapWakesForResponses(t *testing.T) {
 	}()
 	// The request is with the instance; with nothing else going on the
 	// napper parks.
-	deadline := time.Now().Add(10 * time.Second)
-	for b.hits.Load() == 0 || !n.parked.Load() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the napper did not park while the request waited: %d hits, %d parks", b.hits.Load(), n.parks.Load())
+	testutil.EventuallyErr(t, 10*time.Second, "the napper parks while the request waits", func() error {
+		if b.hits.Load() == 0 || !n.parked.Load() {
+			return fmt.Errorf("%d hits, %d parks", b.hits.Load(), n.parks.Load())
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	// Woken, it naps, or (if the wake came later than napQuietAfter, as
 	// under the race detector it may) parks anew: either way it ran.
 	cycles := n.naps.Load() + n.parks.Load()
@@ -120,12 +115,7 @@ func TestIdleNapWakesForResponses(t *testing.T) {
 	if status := <-done; status != 200 {
 		t.Fatalf("status %d; want 200", status)
 	}
-	for n.naps.Load()+n.parks.Load() == cycles {
-		if time.Now().After(deadline) {
-			t.Fatal("the napper stayed parked after the instance's response")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the napper runs after the instance's response", func() bool { return n.naps.Load()+n.parks.Load() != cycles })
 }
 
 // A streamed response body counts as work too: a napper that parked while
@@ -166,23 +156,17 @@ func TestIdleNapWakesForBodyParts(t *testing.T) {
 	if _, err := io.ReadFull(resp.Body, first); err != nil {
 		t.Fatalf("first part: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.parked.Load() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the napper did not park while the instance paused: %d parks", n.parks.Load())
+	testutil.EventuallyErr(t, 10*time.Second, "the napper parks while the instance pauses", func() error {
+		if !n.parked.Load() {
+			return fmt.Errorf("%d parks", n.parks.Load())
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 	// The second part: no request starts and no response begins, only
 	// body bytes move; the napper runs again.
 	cycles := n.naps.Load() + n.parks.Load()
 	next <- struct{}{}
-	for n.naps.Load()+n.parks.Load() == cycles {
-		if time.Now().After(deadline) {
-			t.Fatal("the napper stayed parked while a body part went through")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "the napper runs while a body part goes through", func() bool { return n.naps.Load()+n.parks.Load() != cycles })
 	next <- struct{}{}
 	rest, err := io.ReadAll(resp.Body)
 	if err != nil || string(first)+string(rest) != "part part part " {

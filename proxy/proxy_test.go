@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -489,12 +490,12 @@ func TestKeepAliveReuseAndStaleConnection(t *testing.T) {
 		t.Errorf("50 sequential requests dialled %d connections; want 1", d)
 	}
 	// The instance closes the idle connection.
-	for deadline := time.Now().Add(10 * time.Second); b.conns.Load() != 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d connections open at the instance 10s after its idle timeout; want 0", b.conns.Load())
+	testutil.EventuallyErr(t, 10*time.Second, "no connection open at the instance after its idle timeout", func() error {
+		if n := b.conns.Load(); n != 0 {
+			return fmt.Errorf("%d open", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if status, body, _ := get(t, p.url+"/", "X-Found-Cluster", depA); status != 200 {
 		t.Errorf("request after the instance closed the pooled connection: %d %s; want 200", status, body)
 	}
@@ -559,20 +560,17 @@ func TestDrainLetsRunningRequestFinish(t *testing.T) {
 	p.cancel()
 	// Draining: still accepting, health says 502.
 	c := &http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(drainDelay); ; {
+	testutil.EventuallyErr(t, drainDelay, "health says 502 during the drain", func() error {
 		resp, err := c.Get(p.url + "/_health")
 		if err != nil {
 			t.Fatalf("health during drain: %v", err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == 502 {
-			break
+		if resp.StatusCode != 502 {
+			return fmt.Errorf("health %d", resp.StatusCode)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health during drain: %d; want 502", resp.StatusCode)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	r := <-res
 	if r.status != 200 || r.body != "done" {
 		t.Errorf("running request during drain: %d %q; want 200 done", r.status, r.body)

@@ -156,7 +156,7 @@ func TestSplicedResponseBodies(t *testing.T) {
 		c.Close()
 		// It took the pooled connection, which the cut closes rather than
 		// pools: none is left open.
-		testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("pipe size %d: the instance connection of the cut response to close", size), func() bool { return b.conns.Load() == 0 })
+		testutil.Eventually(t, 5*time.Second, fmt.Sprintf("pipe size %d: the instance connection of the cut response to close", size), func() bool { return b.conns.Load() == 0 })
 
 		p.stop(t) // flushes the access log
 		data, err := os.ReadFile(cfg.AccessLog.Path)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/zones"
 )
@@ -81,7 +83,7 @@ func TestTrackerEndsWhenTheBodyEnds(t *testing.T) {
 	}
 	// The client may read the last byte before the proxy's write returns
 	// and the request ends: wait for End rather than expect it already.
-	begins, ends := waitEnds(picker, 1)
+	begins, ends := waitEnds(t, picker, 1)
 	mu.Lock()
 	last := sent
 	mu.Unlock()
@@ -101,20 +103,18 @@ func TestTrackerEndsWhenTheBodyEnds(t *testing.T) {
 			t.Errorf("GET /broken: whole body; want it cut short")
 		}
 	}
-	_, ends = waitEnds(picker, 2)
+	_, ends = waitEnds(t, picker, 2)
 	if len(ends) != 2 || ends[1].o == zones.OutcomeSuccess {
 		t.Errorf("after a body cut short by the instance: ends %+v; want a second End with a failure", ends)
 	}
 }
 
 // waitEnds waits up to 10 s for n calls of End and returns the calls seen.
-func waitEnds(p *recordingPicker, n int) (int, []trackedEnd) {
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		begins, ends := p.calls()
-		if len(ends) >= n || time.Now().After(deadline) {
-			return begins, ends
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+func waitEnds(t *testing.T, p *recordingPicker, n int) (int, []trackedEnd) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d calls of End", n), func() bool {
+		_, ends := p.calls()
+		return len(ends) >= n
+	})
+	return p.calls()
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -104,13 +106,7 @@ func TestUpgradeIsTunneledAndCutAfterTheGrace(t *testing.T) {
 	if resp.StatusCode != 101 || resp.Header.Get("X-Found-Handling-Instance") != "green" {
 		t.Errorf("upgrade after the cutover: %d from %q; want 101 from green", resp.StatusCode, resp.Header.Get("X-Found-Handling-Instance"))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(t, p, "switchyard_upgraded_connections") != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := metricValue(t, p, "switchyard_upgraded_connections"); got != 1 {
-		t.Errorf("switchyard_upgraded_connections = %v after the cut; want 1 (green's)", got)
-	}
+	waitGauge(t, p, "switchyard_upgraded_connections", 1) // green's
 }
 
 // metricValue reads an unlabelled metric from the proxy's /metrics.
@@ -267,7 +263,14 @@ func TestShutdownWaitsForTunnelsThenCutsThem(t *testing.T) {
 		}
 		br.Discard(len("echo>"))
 		p.cancel()
-		time.Sleep(200 * time.Millisecond)
+		// The shutdown is under way once the listener is closed.
+		testutil.Eventually(t, 10*time.Second, "the listener refuses connections", func() bool {
+			c, err := net.DialTimeout("tcp", p.Addr().String(), time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err != nil
+		})
 		if err := roundTrip(c, br, "during"); err != nil {
 			t.Errorf("tunnel during the shutdown: %v; want it open", err)
 		}
@@ -291,11 +294,10 @@ func TestShutdownWaitsForTunnelsThenCutsThem(t *testing.T) {
 // waitGauge waits up to 10 s for an unlabelled metric to reach want.
 func waitGauge(t *testing.T, p *testProxy, name string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(t, p, name) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v after 10s; want %v", name, metricValue(t, p, name), want)
+	testutil.EventuallyErr(t, 10*time.Second, fmt.Sprintf("%s = %v", name, want), func() error {
+		if got := metricValue(t, p, name); got != want {
+			return fmt.Errorf("%s = %v", name, got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -73,17 +74,9 @@ func runChecks(t *testing.T, b *Balancer) {
 	})
 }
 
-// eventually polls cond for up to 5s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// checkWait bounds the wait for checks to change what the balancer says:
+// with intervals of milliseconds it takes far less.
+const checkWait = 5 * time.Second
 
 func checkState(b *Balancer, id string) string {
 	for _, x := range b.Status().Instances {
@@ -108,13 +101,13 @@ func TestChecksFlipState(t *testing.T) {
 	b.Prepare(tbl)
 	runChecks(t, b)
 
-	eventually(t, "first passing check", func() bool { return checkState(b, "i-1") == "healthy" })
+	testutil.Eventually(t, checkWait, "first passing check", func() bool { return checkState(b, "i-1") == "healthy" })
 	if p := flaky.path.Load(); p == nil || *p != "/_health" {
 		t.Errorf("checked path %v; want /_health", p)
 	}
 	flaky.status.Store(503)
 	// The counter moves last, once the balancer routes by the new state.
-	eventually(t, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" && b.Stats().MarkedUnhealthy > 0 })
+	testutil.Eventually(t, checkWait, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" && b.Stats().MarkedUnhealthy > 0 })
 	if s := b.Stats(); s.CheckFailures < 3 || s.MarkedUnhealthy != 1 {
 		t.Errorf("stats at the flip: %+v; want ≥ 3 failures, 1 marked unhealthy", s)
 	}
@@ -127,7 +120,7 @@ func TestChecksFlipState(t *testing.T) {
 		}
 	}
 	flaky.status.Store(200)
-	eventually(t, "healthy again", func() bool { return checkState(b, "i-1") == "healthy" && b.Stats().MarkedHealthy > 0 })
+	testutil.Eventually(t, checkWait, "healthy again", func() bool { return checkState(b, "i-1") == "healthy" && b.Stats().MarkedHealthy > 0 })
 	if s := b.Stats(); s.MarkedHealthy != 1 {
 		t.Errorf("MarkedHealthy = %d; want 1", s.MarkedHealthy)
 	}
@@ -148,7 +141,7 @@ func TestChecksTimeoutAndRefused(t *testing.T) {
 	tbl, _ := oneDep(t, nil, nil, []*routes.Instance{inst("slow", slow.addr(), "zone-a"), inst("refused", closedAddr, "zone-a")})
 	b.Prepare(tbl)
 	runChecks(t, b)
-	eventually(t, "both unhealthy", func() bool {
+	testutil.Eventually(t, checkWait, "both unhealthy", func() bool {
 		return checkState(b, "slow") == "unhealthy" && checkState(b, "refused") == "unhealthy"
 	})
 	if x := instStatus(t, b.Status(), "slow"); !strings.Contains(x.CheckError, "Timeout") && !strings.Contains(x.CheckError, "deadline") {
@@ -167,7 +160,7 @@ func TestChecksConcurrencyBounded(t *testing.T) {
 	tbl, _ := oneDep(t, nil, nil, ins)
 	b.Prepare(tbl)
 	runChecks(t, b)
-	eventually(t, "60 checks", func() bool { return be.hits.Load() >= 60 })
+	testutil.Eventually(t, checkWait, "60 checks", func() bool { return be.hits.Load() >= 60 })
 	if got := be.maxIn.Load(); got != 3 {
 		t.Errorf("at most %d checks in flight; want exactly 3 (the bound, reached)", got)
 	}
@@ -179,17 +172,17 @@ func TestChecksFollowTable(t *testing.T) {
 	t1, _ := oneDep(t, nil, nil, []*routes.Instance{inst("a", a.addr(), "zone-a"), inst("b", bb.addr(), "zone-a")})
 	bal.Prepare(t1)
 	runChecks(t, bal)
-	eventually(t, "a and b checked", func() bool { return a.hits.Load() > 0 && bb.hits.Load() > 0 })
+	testutil.Eventually(t, checkWait, "a and b checked", func() bool { return a.hits.Load() > 0 && bb.hits.Load() > 0 })
 
 	bb.status.Store(500)
-	eventually(t, "b unhealthy", func() bool { return checkState(bal, "b") == "unhealthy" })
+	testutil.Eventually(t, checkWait, "b unhealthy", func() bool { return checkState(bal, "b") == "unhealthy" })
 	// a leaves, c arrives; b stays and keeps its state.
 	t2, _ := oneDep(t, nil, nil, []*routes.Instance{inst("b", bb.addr(), "zone-a"), inst("c", c.addr(), "zone-a")})
 	bal.Prepare(t2)
 	if got := checkState(bal, "b"); got != "unhealthy" {
 		t.Errorf("b after reload: %q; want unhealthy", got)
 	}
-	eventually(t, "c checked", func() bool { return c.hits.Load() > 0 })
+	testutil.Eventually(t, checkWait, "c checked", func() bool { return c.hits.Load() > 0 })
 	// A check of a in flight at the reload ends: it is cancelled, or gives
 	// up after the 1s Timeout, though a loaded machine can be late with
 	// either.
@@ -225,7 +218,7 @@ func TestRunChecksStopResets(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = b.RunChecks(ctx) }()
 	// The counter moves last, once the balancer routes by the new state.
-	eventually(t, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" && b.Stats().MarkedUnhealthy > 0 })
+	testutil.Eventually(t, checkWait, "unhealthy", func() bool { return checkState(b, "i-1") == "unhealthy" && b.Stats().MarkedUnhealthy > 0 })
 	cancel()
 	wg.Wait()
 	if got := checkState(b, "i-1"); got != "unknown" {

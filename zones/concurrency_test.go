@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -28,6 +29,8 @@ func TestConcurrentPrepareAndPick(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	stopPicking := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(stopPicking) // should the wait for picks below fail
 	var picked atomic.Int64
 	for g := range 8 {
 		wg.Add(1)
@@ -82,11 +85,9 @@ func TestConcurrentPrepareAndPick(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	for picked.Load() < 10000 {
-		time.Sleep(time.Millisecond)
-	}
-	close(stop)
-	wg.Wait()
+	// 10000 picks take milliseconds; the minute is for a stalled machine.
+	testutil.Eventually(t, time.Minute, "10000 picks", func() bool { return picked.Load() >= 10000 })
+	stopPicking()
 
 	b.Prepare(tables[0])
 	for _, x := range b.Status().Instances {

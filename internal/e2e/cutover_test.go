@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/loadtest"
 )
 
@@ -122,7 +123,7 @@ func (fl *fleetLoad) wait(t *testing.T, what string) {
 // waitAnswered waits until the load has had a response.
 func (fl *fleetLoad) waitAnswered(t *testing.T) {
 	t.Helper()
-	waitUntil(t, 15*time.Second, "the load gets responses", func() bool { return len(fl.answered()) > 0 })
+	testutil.Eventually(t, 15*time.Second, "the load gets responses", func() bool { return len(fl.answered()) > 0 })
 }
 
 func (fl *fleetLoad) answered() map[string]int64 {
@@ -204,7 +205,7 @@ func TestCutoversUnderLoad(t *testing.T) {
 		// busy ones when their request ends (the slow request, the
 		// stream after its grace).
 		if i != 1 {
-			waitUntil(t, 10*time.Second, fmt.Sprintf("cutover %d: no connection open to %s", i, from), func() bool {
+			testutil.Eventually(t, 10*time.Second, fmt.Sprintf("cutover %d: no connection open to %s", i, from), func() bool {
 				_, open := genStats(t, old)
 				return open == 0
 			})
@@ -241,7 +242,7 @@ func TestCutoversUnderLoad(t *testing.T) {
 			if cut < retireGrace || cut > retireGrace+2*time.Second {
 				t.Errorf("long stream ended %v after the cutover; want at the end of its %v grace", cut, retireGrace)
 			}
-			waitUntil(t, 10*time.Second, "no connection open to the old generation after the grace", func() bool {
+			testutil.Eventually(t, 10*time.Second, "no connection open to the old generation after the grace", func() bool {
 				_, open := genStats(t, old)
 				return open == 0
 			})
@@ -357,7 +358,7 @@ func TestWeightsMaintenanceRollback(t *testing.T) {
 	if after != before {
 		t.Errorf("b1 in maintenance got %d new requests", after-before)
 	}
-	waitUntil(t, 10*time.Second, "b1's connections are closed", func() bool {
+	testutil.Eventually(t, 10*time.Second, "b1's connections are closed", func() bool {
 		_, open := b1.stats(t)
 		return open == 0
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes/wire"
 )
 
@@ -35,7 +36,7 @@ func TestDisplayNameThroughTheRoutePath(t *testing.T) {
 	if status, body := httpGet("http://"+p.addr+"/", "X-Found-Cluster", depID); status != 200 || body != "one" {
 		t.Errorf("through the proxy: %d %s; want 200 one", status, body)
 	}
-	waitUntil(t, 15*time.Second, "the proxy's snapshot holds the display name", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the proxy's snapshot holds the display name", func() bool {
 		m, err := wire.ReadFile(filepath.Join(cache, "routes.snapshot"))
 		if err != nil {
 			return false

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
 )
 
 // getFrom sends a request for the deployment from the loopback address src
@@ -66,18 +68,18 @@ func TestTrafficFilterThroughTheRoutePath(t *testing.T) {
 	}
 
 	apply("")
-	waitUntil(t, 15*time.Second, "the lifted filter reaches the proxy", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the lifted filter reaches the proxy", func() bool {
 		status, _ := getFrom("127.0.0.1", url)
 		return status == 200
 	})
 	apply("    allow: [127.0.0.2/32, 10.0.0.0/8]\n")
-	waitUntil(t, 15*time.Second, "the new filter reaches the proxy", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the new filter reaches the proxy", func() bool {
 		status, _ := getFrom("127.0.0.1", url)
 		return status == 403
 	})
 	// The snapshot on disk is written after the table is applied: wait
 	// until it holds the filter.
-	waitUntil(t, 15*time.Second, "the snapshot with the filter is on disk", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the snapshot with the filter is on disk", func() bool {
 		b, err := os.ReadFile(filepath.Join(cache, "routes.snapshot"))
 		return err == nil && strings.Contains(string(b), "10.0.0.0/8")
 	})

@@ -89,21 +89,18 @@ func startProxyArgs(t *testing.T, extra ...string) *proc {
 	})
 	// Starting a process takes milliseconds, but a loaded machine can
 	// stall it for seconds.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testutil.EventuallyErr(t, 30*time.Second, "the proxy is healthy", func() error {
 		if status, _ := httpGet("http://" + p.addr + "/_health"); status == 200 {
-			return p
+			return nil
 		}
 		select {
 		case err := <-p.done:
 			t.Fatalf("proxy exited at start: %v\n%s", err, p.stderr.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("proxy not healthy after 30s\n%s", p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("stderr:\n%s", p.stderr.String())
+	})
+	return p
 }
 
 // signal sends sig and returns a channel with the exit error.
@@ -302,7 +299,7 @@ func (ip *instanceProc) allStats(t *testing.T) instanceStats {
 // requests in all.
 func waitLong(t *testing.T, n int64, insts ...*instanceProc) {
 	t.Helper()
-	waitUntil(t, 15*time.Second, fmt.Sprintf("%d slow or streaming requests reach the instances", n), func() bool {
+	testutil.Eventually(t, 15*time.Second, fmt.Sprintf("%d slow or streaming requests reach the instances", n), func() bool {
 		var sum int64
 		for _, in := range insts {
 			sum += in.allStats(t).Long
@@ -332,15 +329,12 @@ func startInstance(t *testing.T, name, zone string, env ...string) *instanceProc
 		ip.cmd.Process.Kill()
 		ip.cmd.Wait()
 	})
-	deadline := time.Now().Add(30 * time.Second) // see startProxyArgs
-	for {
-		if c, err := net.DialTimeout("tcp", ip.addr, 100*time.Millisecond); err == nil {
+	testutil.EventuallyErr(t, 30*time.Second, "instance "+name+" listens", func() error { // see startProxyArgs
+		c, err := net.DialTimeout("tcp", ip.addr, 100*time.Millisecond)
+		if err == nil {
 			c.Close()
-			return ip
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instance %s did not start", name)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err
+	})
+	return ip
 }

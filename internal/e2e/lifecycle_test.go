@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
 )
 
 // SIGTERM: /_health turns 502 at once while the listener keeps accepting
@@ -68,7 +70,7 @@ func TestSIGTERMDrainsRunningRequests(t *testing.T) {
 	// Within the drain delay: health says 502, new requests still served.
 	var status int
 	var body string
-	waitUntil(t, drainDelay, "/_health says 502", func() bool {
+	testutil.Eventually(t, drainDelay, "/_health says 502", func() bool {
 		status, body = httpGet("http://" + p.addr + "/_health")
 		return status == 502
 	})
@@ -79,7 +81,7 @@ func TestSIGTERMDrainsRunningRequests(t *testing.T) {
 		t.Errorf("new request during the drain delay: %d %s; want 200", status, body)
 	}
 	// After the drain delay the listener is closed, the slow request still runs.
-	waitUntil(t, 10*time.Second, "the listener closes", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the listener closes", func() bool {
 		c, err := net.DialTimeout("tcp", p.addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -128,38 +130,28 @@ func TestBadRoutesReloadKeepsServing(t *testing.T) {
 		}
 		return "0"
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 	serves("one")
 
 	// A broken file on disk: an instance address that is not host:port.
 	bad := strings.Replace(mustRead(t, routes), one.addr, "not-an-address", 1)
 	writeFileAtomic(t, routes, bad)
-	waitFor("the bad file to be rejected", func() bool { return rejected() == "1" })
+	testutil.Eventually(t, 15*time.Second, "the bad file is rejected", func() bool { return rejected() == "1" })
 	serves("one")
 	logSays(t, p.stderr, "not-an-address", "a log line names the problem")
 
 	// SIGHUP forces a reload of the same bad file: rejected again.
 	p.signal(t, syscall.SIGHUP)
-	waitFor("the SIGHUP reload to be rejected", func() bool { return rejected() == "2" })
+	testutil.Eventually(t, 15*time.Second, "the SIGHUP reload is rejected", func() bool { return rejected() == "2" })
 	serves("one")
 
 	// An empty deployment list is an error, never a wipe.
 	writeFileAtomic(t, routes, "domain: example.test\ndeployments: []\n")
-	waitFor("the empty file to be rejected", func() bool { return rejected() == "3" })
+	testutil.Eventually(t, 15*time.Second, "the empty file is rejected", func() bool { return rejected() == "3" })
 	serves("one")
 
 	// A good file is applied.
 	writeRoutes(t, routes, two.addr)
-	waitFor("the good file to be applied", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the good file is applied", func() bool {
 		_, body := httpGet("http://"+p.addr+"/", "X-Found-Cluster", "prod-search.es")
 		return body == "two"
 	})
@@ -219,7 +211,7 @@ func TestSIGUSR1ReopensAccessLog(t *testing.T) {
 		return true
 	}
 	get("/before-rotation")
-	waitUntil(t, 10*time.Second, "the first line in the log", func() bool { return holds(logPath, "/before-rotation") })
+	testutil.Eventually(t, 10*time.Second, "the first line in the log", func() bool { return holds(logPath, "/before-rotation") })
 
 	rotated := logPath + ".1"
 	if err := os.Rename(logPath, rotated); err != nil {
@@ -227,12 +219,12 @@ func TestSIGUSR1ReopensAccessLog(t *testing.T) {
 	}
 	get("/between-rename-and-signal")
 	p.signal(t, syscall.SIGUSR1)
-	waitUntil(t, 10*time.Second, "a new file at the path", func() bool {
+	testutil.Eventually(t, 10*time.Second, "a new file at the path", func() bool {
 		_, err := os.Stat(logPath)
 		return err == nil
 	})
 	get("/after-reopen")
-	waitUntil(t, 10*time.Second, "the line after the reopen in the new file", func() bool { return holds(logPath, "/after-reopen") })
+	testutil.Eventually(t, 10*time.Second, "the line after the reopen in the new file", func() bool { return holds(logPath, "/after-reopen") })
 	if !holds(rotated, "/before-rotation", "/between-rename-and-signal") {
 		t.Errorf("renamed file lacks the lines written before the signal:\n%s", mustRead(t, rotated))
 	}
@@ -248,11 +240,11 @@ func TestSIGUSR1ReopensAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.signal(t, syscall.SIGUSR1)
-	waitUntil(t, 10*time.Second, "the failed reopen to be logged", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the failed reopen to be logged", func() bool {
 		return strings.Contains(p.stderr.String(), "access log not reopened")
 	})
 	get("/after-failed-reopen")
-	waitUntil(t, 10*time.Second, "the line in the file still open", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the line in the file still open", func() bool {
 		return holds(filepath.Join(moved, "access.log"), "/after-reopen", "/after-failed-reopen")
 	})
 

@@ -83,7 +83,7 @@ func (rp *routePath) startRouteServerVia(name, zkAddrs string) *proc {
 			rp.t.Logf("route server %s stderr:\n%s", name, p.stderr.String())
 		}
 	})
-	waitUntil(rp.t, 15*time.Second, "route server "+name+" serves a table", func() bool {
+	testutil.Eventually(rp.t, 15*time.Second, "route server "+name+" serves a table", func() bool {
 		status, _ := httpGet("http://" + p.addr + "/_health")
 		return status == 200
 	})
@@ -99,31 +99,17 @@ func (rp *routePath) rsURLs() string {
 	return strings.Join(urls, ",")
 }
 
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > within {
-			t.Fatalf("timed out after %v waiting until %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // logSays waits up to 5 s for a process's log to hold line (the log
 // reaches the test through a pipe, a little after the event it reports)
-// and reports an error with the log if it does not.
+// and fails the test with the log if it does not.
 func logSays(t *testing.T, log *testutil.Buffer, line, what string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(log.String(), line) {
-		if time.Now().After(deadline) {
-			t.Errorf("%s: no %q in the log:\n%s", what, line, log.String())
-			return
+	testutil.EventuallyErr(t, 5*time.Second, what, func() error {
+		if l := log.String(); !strings.Contains(l, line) {
+			return fmt.Errorf("no %q in the log:\n%s", line, l)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // answeredBy is the body of a request to the deployment (the backends
@@ -213,7 +199,7 @@ func TestRoutePathNestedEditsAndRouteServerFailover(t *testing.T) {
 	}
 
 	written := rp.apply(two.addr)
-	took := waitUntil(t, 15*time.Second, "the edit reaches the proxy", func() bool { return answeredBy(p) == "two" })
+	took := testutil.Eventually(t, 15*time.Second, "the edit reaches the proxy", func() bool { return answeredBy(p) == "two" })
 	t.Logf("instance address edit: yardctl apply returned to proxy applied in %v (target 1s)", took)
 	if took > 5*time.Second {
 		t.Errorf("nested edit took %v to reach the proxy; want within 1s", took)
@@ -223,7 +209,7 @@ func TestRoutePathNestedEditsAndRouteServerFailover(t *testing.T) {
 	rs1.cmd.Process.Signal(syscall.SIGKILL)
 	<-rs1.done
 	rp.apply(three.addr)
-	took = waitUntil(t, 10*time.Second, "the edit reaches the proxy through the other route server", func() bool { return answeredBy(p) == "three" })
+	took = testutil.Eventually(t, 10*time.Second, "the edit reaches the proxy through the other route server", func() bool { return answeredBy(p) == "three" })
 	t.Logf("edit with one route server killed: applied in %v", took)
 
 	// The proxy's admin status shows where its table came from.
@@ -245,7 +231,7 @@ func TestProxyRestartsFromDiskWithoutRouteServers(t *testing.T) {
 	if got := answeredBy(p); got != "one" {
 		t.Fatalf("answered by %q; want one", got)
 	}
-	waitUntil(t, 15*time.Second, "the snapshot is on disk", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the snapshot is on disk", func() bool {
 		_, err := os.Stat(filepath.Join(cache, "routes.snapshot"))
 		return err == nil
 	})
@@ -282,7 +268,7 @@ func TestQuorumLossUnderLoad(t *testing.T) {
 	rp.zk.Kill(0)
 	rp.zk.Kill(1)
 	lost := time.Now()
-	waitUntil(t, 15*time.Second, "the route servers say stale", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the route servers say stale", func() bool {
 		st, _ := rsStatus(t, rs1)["stale"].(bool)
 		return st
 	})
@@ -293,12 +279,12 @@ func TestQuorumLossUnderLoad(t *testing.T) {
 	rp.zk.WaitServing(1)
 	t.Logf("quorum lost for %v", time.Since(lost))
 
-	waitUntil(t, 20*time.Second, "yardctl can write again", func() bool {
+	testutil.Eventually(t, 20*time.Second, "yardctl can write again", func() bool {
 		writeRoutes(t, rp.routes, two.addr)
 		return exec.Command(yardctl, "--zk", rp.zkFlag(), "apply", "-f", rp.routes).Run() == nil
 	})
-	waitUntil(t, 10*time.Second, "the change made after recovery reaches the proxy", func() bool { return answeredBy(p) == "two" })
-	waitUntil(t, 10*time.Second, "the route servers are fresh again", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the change made after recovery reaches the proxy", func() bool { return answeredBy(p) == "two" })
+	testutil.Eventually(t, 10*time.Second, "the route servers are fresh again", func() bool {
 		st, _ := rsStatus(t, rs1)["stale"].(bool)
 		return !st
 	})
@@ -326,21 +312,21 @@ func TestSessionExpiryAndInvalidZnodeUnderLoad(t *testing.T) {
 			return err == nil && ok == want
 		}
 	}
-	waitUntil(t, 15*time.Second, "the route server registers", registered(true))
+	testutil.Eventually(t, 15*time.Second, "the route server registers", registered(true))
 
 	link.Block() // longer than the route server's 4s session timeout
 	cut := time.Now()
-	waitUntil(t, 10*time.Second, "the route server says stale", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the route server says stale", func() bool {
 		st, _ := rsStatus(t, rs)["stale"].(bool)
 		return st
 	})
 	rp.apply(two.addr) // written while the route server cannot see it
 	// ZooKeeper expires the session: the registration goes.
-	waitUntil(t, 15*time.Second, "the route server's session expires", registered(false))
+	testutil.Eventually(t, 15*time.Second, "the route server's session expires", registered(false))
 	link.Unblock()
 	t.Logf("link to ZooKeeper cut for %v", time.Since(cut))
 
-	took := waitUntil(t, 15*time.Second, "the change made during the expiry reaches the proxy", func() bool { return answeredBy(p) == "two" })
+	took := testutil.Eventually(t, 15*time.Second, "the change made during the expiry reaches the proxy", func() bool { return answeredBy(p) == "two" })
 	t.Logf("change applied %v after the link returned", took)
 	logSays(t, rs.stderr, "session expired", "the route server logs the session expiry")
 
@@ -350,7 +336,7 @@ func TestSessionExpiryAndInvalidZnodeUnderLoad(t *testing.T) {
 	if _, err := conn.Create(bad, []byte(`{"addr": 12}`), 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatalf("writing an invalid instance znode: %v", err)
 	}
-	waitUntil(t, 15*time.Second, "the route server reports the invalid deployment", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the route server reports the invalid deployment", func() bool {
 		inv, _ := rsStatus(t, rs)["invalid"].(map[string]any)
 		_, ok := inv[depID]
 		return ok

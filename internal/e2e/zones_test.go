@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/internal/testutil"
 )
 
 // writeZonedRoutes writes a routes file with one deployment on the given
@@ -56,7 +58,7 @@ func TestZoneKilledUnderLoad(t *testing.T) {
 	killed := time.Now()
 	// Outlier detection ejects both dead instances: no attempt goes to
 	// zone-a any more.
-	took := waitUntil(t, 5*time.Second, "both zone-a instances are ejected", func() bool {
+	took := testutil.Eventually(t, 5*time.Second, "both zone-a instances are ejected", func() bool {
 		return adminMetric(t, p, "switchyard_ejections_total") >= 2
 	})
 	t.Logf("zone-a fully out of rotation %v after the kill (target 1s)", took)
@@ -65,7 +67,7 @@ func TestZoneKilledUnderLoad(t *testing.T) {
 	if took > 3*time.Second {
 		t.Errorf("failover took %v; want within 1s", took)
 	}
-	waitUntil(t, 5*time.Second, "requests are answered from zone-b only", func() bool {
+	testutil.Eventually(t, 5*time.Second, "requests are answered from zone-b only", func() bool {
 		for i := 0; i < 20; i++ {
 			if got := answeredBy(p); !strings.HasPrefix(got, "b") {
 				return false
@@ -127,7 +129,7 @@ func TestLocalPreferenceAndZoneDown(t *testing.T) {
 	}
 
 	writeZonedRoutes(t, routes, map[string]string{"zone-a": "down"}, a[0], a[1], b[0], b[1])
-	waitUntil(t, 15*time.Second, "the zone-down table is applied", func() bool { return strings.HasPrefix(answeredBy(p), "b") })
+	testutil.Eventually(t, 15*time.Second, "the zone-down table is applied", func() bool { return strings.HasPrefix(answeredBy(p), "b") })
 	got = countByInstance(t, p, 500)
 	if n := got["a1"] + got["a2"]; n != 0 {
 		t.Errorf("%d requests reached zone-a while it was down; want 0 (%v)", n, got)

@@ -1,6 +1,7 @@
 // Package testutil holds the small helpers the project's tests share:
-// free loopback addresses, a buffer safe for concurrent writers, and a
-// loopback server for raw TCP handlers.
+// free loopback addresses, a buffer safe for concurrent writers, a
+// loopback server for raw TCP handlers, and waiting for a condition
+// (Eventually).
 package testutil
 
 import (
@@ -10,7 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/switchyard/switchyard/internal/testing/freeport"
 )
@@ -66,19 +66,6 @@ func ServeTCP(t testing.TB, handle func(c net.Conn)) string {
 		}
 	}()
 	return ln.Addr().String()
-}
-
-// WaitFor polls cond until it holds, and fails the test when it does not
-// within d.
-func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // RefusingAddr returns a loopback address that refuses connections for

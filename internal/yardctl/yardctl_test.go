@@ -19,6 +19,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/switchyard/switchyard/internal/testing/zktest"
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -286,13 +287,10 @@ func TestStatus(t *testing.T) {
 	if _, err := conn.Create("/yard/routeservers/rs-b", []byte(`{"url":"http://127.0.0.1:1","started_at":"2030-01-01T00:00:00Z"}`), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for ok := false; !ok; ok, _, _ = conn.Exists("/yard/routeservers/rs-a") {
-		if time.Now().After(deadline) {
-			t.Fatal("rs-a not registered within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, "rs-a registered", func() bool {
+		ok, _, _ := conn.Exists("/yard/routeservers/rs-a")
+		return ok
+	})
 
 	out := yardOK(t, with(flags, "status")...)
 	// zxids differ in length from run to run, and so do columns after them.

@@ -53,19 +53,17 @@ const seen = 10 * time.Second
 
 func (k *sink) waitVersion(t *testing.T, v uint64) *routes.Table {
 	t.Helper()
-	deadline := time.Now().Add(seen)
-	for time.Now().Before(deadline) {
-		if tb := k.last(); tb != nil && tb.Version == v {
-			return tb
+	var tb *routes.Table
+	testutil.EventuallyErr(t, seen, fmt.Sprintf("version %d applied", v), func() error {
+		switch tb = k.last(); {
+		case tb == nil:
+			return errors.New("no table")
+		case tb.Version != v:
+			return fmt.Errorf("have version %d", tb.Version)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	got := uint64(0)
-	if tb := k.last(); tb != nil {
-		got = tb.Version
-	}
-	t.Fatalf("version %d not applied within %v (have %d)", v, seen, got)
-	return nil
+		return nil
+	})
+	return tb
 }
 
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -131,10 +129,7 @@ func TestFollowsChangesWithDeltas(t *testing.T) {
 		t.Fatalf("route server status proxies = %+v", st.Proxies)
 	}
 	// The proxy reports its applied version with its next poll.
-	deadline := time.Now().Add(seen)
-	for srv.Status().Proxies[0].Version != 105 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, seen, "the route server sees the proxy at 105", func() bool { return srv.Status().Proxies[0].Version == 105 })
 	if p := srv.Status().Proxies[0]; p.Version != 105 || !p.Current {
 		t.Errorf("route server sees proxy at %d current=%v; want 105 current", p.Version, p.Current)
 	}
@@ -151,13 +146,13 @@ func TestStaleAndEmptyTables(t *testing.T) {
 	in := input(10, "127.0.0.1:1")
 	in.Stale = true
 	srv.Update(in)
-	testutil.WaitFor(t, seen, "the proxy learns the table is stale", func() bool { return src.Status().Stale })
+	testutil.Eventually(t, seen, "the proxy learns the table is stale", func() bool { return src.Status().Stale })
 	if !srv.Status().Stale {
 		t.Errorf("the route server is not stale")
 	}
-	// An empty table is refused; the last good one keeps serving.
+	// An empty table is refused, by Update itself; the last good one keeps
+	// serving.
 	srv.Update(routeserver.Input{Version: 20, Domain: "example.test", Synced: true, Deployments: map[string]*routes.DeploymentSpec{}})
-	time.Sleep(100 * time.Millisecond)
 	if st := srv.Status(); st.Version != 10 || st.Deployments != 1 {
 		t.Errorf("after an empty table the server serves version %d with %d deployments; want 10 and 1", st.Version, st.Deployments)
 	}
@@ -220,18 +215,18 @@ func TestStalenessChangedBetweenPolls(t *testing.T) {
 	// The poll after the one that brought version 10 must be past the gate
 	// (held at the route server) before the gate closes; closed sooner, the
 	// gate would hold that poll and version 11 would never come.
-	testutil.WaitFor(t, seen, "the poll after version 10 past the gate", func() bool { return g.polls.Load() >= 2 })
+	testutil.Eventually(t, seen, "the poll after version 10 past the gate", func() bool { return g.polls.Load() >= 2 })
 
 	g.close(false)
 	srv.Update(input(11, "127.0.0.1:2")) // answers the held poll
 	k.waitVersion(t, 11)
-	testutil.WaitFor(t, seen, "the next poll at the gate", func() bool { return g.held.Load() == 1 })
+	testutil.Eventually(t, seen, "the next poll at the gate", func() bool { return g.held.Load() == 1 })
 	in := input(11, "127.0.0.1:2")
 	in.Stale = true
 	srv.Update(in)
 	start := time.Now()
 	g.open()
-	testutil.WaitFor(t, seen, "the proxy learns the table is stale", func() bool { return src.Status().Stale })
+	testutil.Eventually(t, seen, "the proxy learns the table is stale", func() bool { return src.Status().Stale })
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("staleness took %v to arrive; want well under 1s, not the 10s a held poll waits", took)
 	}
@@ -256,7 +251,7 @@ func TestTableFromDiskConfirmedAtOnce(t *testing.T) {
 	}
 	start := time.Now()
 	g.open()
-	testutil.WaitFor(t, seen, "the route server confirms the table", func() bool { st := src.Status(); return st.Connected && !st.FromDisk })
+	testutil.Eventually(t, seen, "the route server confirms the table", func() bool { st := src.Status(); return st.Connected && !st.FromDisk })
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("confirmation took %v; want well under 1s, not the 10s a held poll waits", took)
 	}
@@ -322,7 +317,7 @@ func TestServesSnapshotFromDiskWhenNoRouteServerAnswers(t *testing.T) {
 	os.WriteFile(path, b, 0o644)
 	third := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, StartupTimeout: 100 * time.Millisecond, Logger: quiet}
 	k3 := runSource(t, third)
-	testutil.WaitFor(t, seen, "corrupt snapshot refused", func() bool {
+	testutil.Eventually(t, seen, "corrupt snapshot refused", func() bool {
 		k3.mu.Lock()
 		defer k3.mu.Unlock()
 		return len(k3.rejects) != 0
@@ -338,7 +333,7 @@ func TestRouteServerAnswers503BeforeItsFirstTable(t *testing.T) {
 	_, url, _ := startServer(t, "rs1")
 	src := &Source{URLs: []string{url}, ProxyID: "p1", Logger: quiet, RetryMax: 50 * time.Millisecond}
 	runSource(t, src)
-	testutil.WaitFor(t, seen, "an error before any table", func() bool { return src.Status().LastError != "" })
+	testutil.Eventually(t, seen, "an error before any table", func() bool { return src.Status().LastError != "" })
 	if st := src.Status(); st.Connected || st.LastError == "" {
 		t.Errorf("status before any table = %+v; want not connected with an error", st)
 	}
@@ -363,7 +358,7 @@ func TestReportsGenerationCounts(t *testing.T) {
 	k := runSource(t, src)
 	k.waitVersion(t, 50)
 	// The table reaches the sink just before the status names its server.
-	testutil.WaitFor(t, seen, "the route server followed", func() bool { return src.Status().Server != "" })
+	testutil.Eventually(t, seen, "the route server followed", func() bool { return src.Status().Server != "" })
 
 	following, other := rs1, rs2
 	if src.Status().Server == url2 {
@@ -371,15 +366,14 @@ func TestReportsGenerationCounts(t *testing.T) {
 	}
 	waitReport := func(srv *routeserver.Server, requests uint64) {
 		t.Helper()
-		deadline := time.Now().Add(seen)
-		for time.Now().Before(deadline) {
-			if r := srv.Status().Reports; len(r) == 1 && r[0].Proxy == "p1" && r[0].Zone == "zone-a" &&
+		testutil.EventuallyErr(t, seen, fmt.Sprintf("a report of p1 with %d requests to green", requests), func() error {
+			r := srv.Status().Reports
+			if len(r) == 1 && r[0].Proxy == "p1" && r[0].Zone == "zone-a" &&
 				len(r[0].Generations) == 1 && r[0].Generations[0].Requests == requests {
-				return
+				return nil
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("route server reports %+v; want p1 with %d requests to green", srv.Status().Reports, requests)
+			return fmt.Errorf("route server reports %+v", r)
+		})
 	}
 	waitReport(following, 10)
 	if r := other.Status().Reports; len(r) != 0 {

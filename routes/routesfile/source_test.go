@@ -95,23 +95,15 @@ func (l *logBuf) count(subs ...string) int {
 	return n
 }
 
-// waitFor polls cond until it holds, failing the test after 5s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
+// seen bounds the wait for the source to notice a change: it polls every
+// few milliseconds.
+const seen = 5 * time.Second
 
 // wantCounts waits until the sink has seen exactly applied tables (the last
 // of version) and rejects.
 func wantCounts(t *testing.T, sink *recSink, applied int, version uint64, rejects int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d applied (version %d), %d rejected", applied, version, rejects), func() bool {
+	testutil.Eventually(t, seen, fmt.Sprintf("%d applied (version %d), %d rejected", applied, version, rejects), func() bool {
 		a, v, r := sink.counts()
 		return a == applied && v == version && r == rejects
 	})
@@ -320,7 +312,7 @@ func TestSourceMissing(t *testing.T) {
 
 	// Back as it was: nothing new to apply.
 	write(t, src.Path, routesYAML(19201))
-	waitFor(t, "the restored log line", func() bool { return logs.count("back to the table in use") == 1 })
+	testutil.Eventually(t, seen, "the restored log line", func() bool { return logs.count("back to the table in use") == 1 })
 	wantCounts(t, sink, 1, 1, 1)
 
 	write(t, src.Path, routesYAML(19202))
@@ -342,7 +334,7 @@ func TestSourceReloadSignal(t *testing.T) {
 
 	// Unchanged content: no new table, no error.
 	reload <- os.Interrupt
-	waitFor(t, "the unchanged log line", func() bool { return logs.count("routes file unchanged", "version=2") == 1 })
+	testutil.Eventually(t, seen, "the unchanged log line", func() bool { return logs.count("routes file unchanged", "version=2") == 1 })
 	wantCounts(t, sink, 2, 2, 0)
 
 	// A refused file is reported again on each forced reload.

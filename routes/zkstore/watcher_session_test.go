@@ -32,7 +32,7 @@ func TestWatcherStaleWhileServerPaused(t *testing.T) {
 	e.Resume(0)
 	w.wait(t, seen, "fresh after resume", func(st State) bool { return !st.Stale })
 	// The store's own connection may need a moment too.
-	waitWrite(t, func() error {
+	testutil.EventuallyErr(t, 10*time.Second, "a write after resume", func() error {
 		_, err := s.SetServing(ctx, "7f3a9c2e51d04b8e", map[string]int{"blue": 7})
 		return err
 	})
@@ -40,23 +40,6 @@ func TestWatcherStaleWhileServerPaused(t *testing.T) {
 		return st.Deployments["7f3a9c2e51d04b8e"].Serving["blue"] == 7
 	})
 	matchesStore(t, s, st)
-}
-
-// waitWrite retries a write for at most 10s (the writer's connection may
-// be coming back).
-func waitWrite(t *testing.T, write func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := write()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("write: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // appliedStore connects to servers, makes a store under a new root and
@@ -106,7 +89,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { shortSession(w); registration("rs-1")(w) })
 	w.wait(t, seen, "first sync", synced(3))
 	reg := s.Root() + "/routeservers/rs-1"
-	testutil.WaitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	testutil.Eventually(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
 	if got := get(t, conn, reg); !strings.Contains(got, `"url":"http://127.0.0.1:9280"`) || !strings.Contains(got, `"started_at":"`) {
 		t.Errorf("registration: %s", got)
 	}
@@ -122,7 +105,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The session expires on the server: its ephemeral znode goes.
-	testutil.WaitFor(t, 5*time.Second, "session expiry", func() bool { return ownerOf(conn, reg) == 0 })
+	testutil.Eventually(t, 5*time.Second, "session expiry", func() bool { return ownerOf(conn, reg) == 0 })
 	if err := conn.Delete(l.instance(canaryID, "i-0006"), -1); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +125,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 			st.Deployments[canaryID].Serving["green"] == 100
 	})
 	matchesStore(t, s, st)
-	testutil.WaitFor(t, seen, "registration recreated", func() bool {
+	testutil.Eventually(t, seen, "registration recreated", func() bool {
 		o := ownerOf(conn, reg)
 		return o != 0 && o != firstOwner
 	})
@@ -161,7 +144,7 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 	if err := conn.Delete(reg, -1); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, seen, "registration recreated after a delete", func() bool { return ownerOf(conn, reg) != 0 })
+	testutil.Eventually(t, seen, "registration recreated after a delete", func() bool { return ownerOf(conn, reg) != 0 })
 }
 
 // A session closed on the server while connected (zktest.ExpireSession):
@@ -174,7 +157,7 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 	w := watch(t, e.Servers(), s.Root(), registration("rs-2"))
 	w.wait(t, seen, "first sync", synced(1))
 	reg := s.Root() + "/routeservers/rs-2"
-	testutil.WaitFor(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
+	testutil.Eventually(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
 	wc := w.watcherConn()
 	old := wc.SessionID()
 
@@ -191,7 +174,7 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 	if wc.SessionID() == old {
 		t.Error("same session after ExpireSession")
 	}
-	testutil.WaitFor(t, seen, "registration recreated", func() bool { return ownerOf(conn, reg) == wc.SessionID() })
+	testutil.Eventually(t, seen, "registration recreated", func() bool { return ownerOf(conn, reg) == wc.SessionID() })
 }
 
 // Two of three servers gone: no quorum, the watcher keeps its data marked
@@ -218,7 +201,7 @@ func TestWatcherQuorumLoss(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		e.WaitServing(i)
 	}
-	waitWrite(t, func() error {
+	testutil.EventuallyErr(t, 10*time.Second, "a write after quorum is back", func() error {
 		_, err := s.SetZone(ctx, "zone-c", routes.ZoneUp)
 		return err
 	})

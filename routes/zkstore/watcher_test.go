@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -119,18 +120,15 @@ const seen = 10 * time.Second
 
 func (s *states) wait(t *testing.T, d time.Duration, what string, cond func(State) bool) State {
 	t.Helper()
-	start := time.Now()
-	for {
-		st, _ := s.get()
-		if cond(st) {
-			return st
+	var st State
+	testutil.EventuallyErr(t, d, what, func() error {
+		if st, _ = s.get(); cond(st) {
+			return nil
 		}
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v; last state: stale=%v synced=%v version=0x%x problem=%q deployments=%d invalid=%v",
-				what, d, st.Stale, st.Synced, st.Version, st.Problem, len(st.Deployments), st.Invalid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("last state: stale=%v synced=%v version=0x%x problem=%q deployments=%d invalid=%v",
+			st.Stale, st.Synced, st.Version, st.Problem, len(st.Deployments), st.Invalid)
+	})
+	return st
 }
 
 // caughtUp waits until the watcher has published the store's current

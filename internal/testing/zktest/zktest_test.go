@@ -26,7 +26,7 @@ func TestStandaloneRestartKeepsData(t *testing.T) {
 	}
 	e.Start(0)
 	e.WaitServing(0)
-	testutil.WaitFor(t, 10*time.Second, "data after restart", func() bool {
+	testutil.Eventually(t, 10*time.Second, "data after restart", func() bool {
 		b, _, err := conn.Get("/x")
 		return err == nil && string(b) == "1"
 	})
@@ -116,13 +116,13 @@ func TestEnsembleQuorumLoss(t *testing.T) {
 	}
 	e.Kill(1)
 	e.Kill(2)
-	testutil.WaitFor(t, 10*time.Second, "node 0 stops serving without a quorum", func() bool { return e.Mode(0) == "" })
+	testutil.Eventually(t, 10*time.Second, "node 0 stops serving without a quorum", func() bool { return e.Mode(0) == "" })
 	e.Start(1)
 	e.Start(2)
 	for i := 0; i < 3; i++ {
 		e.WaitServing(i)
 	}
-	testutil.WaitFor(t, 10*time.Second, "write after quorum is back", func() bool {
+	testutil.Eventually(t, 10*time.Second, "write after quorum is back", func() bool {
 		_, err := conn.Set("/q", []byte("back"), -1)
 		return err == nil
 	})
