@@ -122,7 +122,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	now := time.Now()
+	now := s.now()
 	s.mu.Lock()
 	if _, known := s.reports[rep.Proxy]; !known && !s.admitLocked(func() int { return len(s.reports) }, now) {
 		s.mu.Unlock()
@@ -142,7 +142,7 @@ func (s *Server) seen(r *http.Request, version uint64, hash string) {
 	if id == "" {
 		id = r.RemoteAddr
 	}
-	now := time.Now()
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.proxies[id]
@@ -195,7 +195,7 @@ func (s *Server) Status() wire.Status {
 	if cur != nil {
 		st.Version, st.Hash, st.Deployments = cur.snap.Version, cur.snap.Hash, len(cur.snap.IDs)
 	}
-	now := time.Now()
+	now := s.now()
 	s.sweepLocked(now)
 	for _, p := range s.proxies {
 		ps := wire.ProxyStatus{ID: p.ID, Zone: p.Zone, Addr: p.Addr, Version: p.Version, LastSeen: p.LastSeen}
@@ -225,7 +225,7 @@ func (s *Server) supersededAt(version uint64) time.Time {
 			return e.publishedAt
 		}
 	}
-	return time.Now()
+	return s.now()
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {

@@ -92,6 +92,7 @@ type entry struct {
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	now func() time.Time // the clock of LastSeen, reports and lag: time.Now, a fake in tests
 
 	mu      sync.Mutex
 	history []*entry // oldest first; last is current
@@ -132,7 +133,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("routeserver: cache: %w", err)
 	}
 	s := &Server{
-		cfg: cfg, log: cfg.Logger, cache: cache,
+		cfg: cfg, log: cfg.Logger, now: time.Now, cache: cache,
 		changed: make(chan struct{}),
 		proxies: map[string]*proxyState{},
 		reports: map[string]*reportState{},
@@ -172,7 +173,7 @@ func (s *Server) Update(in Input) {
 		s.log.Warn("table content changed without a newer version", "version", snap.Version, "current", cur.snap.Version)
 		snap.Version = cur.snap.Version + 1
 	}
-	s.history = append(s.history, &entry{snap: snap, publishedAt: time.Now()})
+	s.history = append(s.history, &entry{snap: snap, publishedAt: s.now()})
 	if len(s.history) > s.cfg.History {
 		s.history = append(s.history[:0:0], s.history[len(s.history)-s.cfg.History:]...)
 	}

@@ -2,6 +2,7 @@ package routeserver
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -9,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/wire"
 )
@@ -123,14 +126,13 @@ func TestOneEncodingForManyProxies(t *testing.T) {
 			codes <- resp.StatusCode
 		}(i)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(s.Status().Proxies) != 20 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d proxies polling after 10s; want 20", len(s.Status().Proxies))
+	testutil.EventuallyErr(t, 10*time.Second, "20 proxies polling", func() error {
+		if n := len(s.Status().Proxies); n != 20 {
+			return fmt.Errorf("%d polling", n)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	before := testutil.ToFloat64(s.metrics.encodes)
+		return nil
+	})
+	before := promtest.ToFloat64(s.metrics.encodes)
 	s.Update(input(6, "127.0.0.1:2"))
 	wg.Wait()
 	close(codes)
@@ -139,10 +141,10 @@ func TestOneEncodingForManyProxies(t *testing.T) {
 			t.Errorf("a waiting proxy got %d; want 200", c)
 		}
 	}
-	if n := testutil.ToFloat64(s.metrics.encodes) - before; n != 1 {
+	if n := promtest.ToFloat64(s.metrics.encodes) - before; n != 1 {
 		t.Errorf("20 proxies made %v encodings of the same delta; want 1", n)
 	}
-	if d := testutil.ToFloat64(s.metrics.deltas); d != 20 {
+	if d := promtest.ToFloat64(s.metrics.deltas); d != 20 {
 		t.Errorf("%v deltas sent; want 20", d)
 	}
 	if n := len(s.Status().Proxies); n != 20 {
@@ -185,11 +187,15 @@ func TestReportIsValidated(t *testing.T) {
 // ones arrive, whether or not /status is read; beyond MaxProxies a new
 // proxy is served but not recorded, and counted.
 func TestProxiesExpireAndAreBounded(t *testing.T) {
-	const ttl = 3 * time.Second // the first part's requests take far less
+	const ttl = 3 * time.Second
 	s, err := New(Config{Name: "rs", MaxWait: time.Millisecond, ProxyTTL: ttl, MaxProxies: 3, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server's clock moves only when the test moves it.
+	var clock atomic.Int64 // ns since the epoch
+	clock.Store(time.Now().UnixNano())
+	s.now = func() time.Time { return time.Unix(0, clock.Load()) }
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	s.Update(input(1, "127.0.0.1:1"))
@@ -239,15 +245,15 @@ func TestProxiesExpireAndAreBounded(t *testing.T) {
 	if p, r := held(); p != 3 || r != 3 {
 		t.Errorf("holding %d proxies and %d reports; want 3 and 3 (MaxProxies)", p, r)
 	}
-	if got := testutil.ToFloat64(s.metrics.untracked.WithLabelValues("poll")); got != 1 {
+	if got := promtest.ToFloat64(s.metrics.untracked.WithLabelValues("poll")); got != 1 {
 		t.Errorf("untracked polls = %v; want 1", got)
 	}
-	if got := testutil.ToFloat64(s.metrics.untracked.WithLabelValues("report")); got != 1 {
+	if got := promtest.ToFloat64(s.metrics.untracked.WithLabelValues("report")); got != 1 {
 		t.Errorf("untracked reports = %v; want 1", got)
 	}
 
 	// After the TTL, without /status being read, a new proxy makes room.
-	time.Sleep(ttl + 50*time.Millisecond)
+	clock.Add(int64(ttl + time.Millisecond))
 	poll("p5")
 	if p, r := held(); p != 1 || r != 0 {
 		t.Errorf("after the TTL: holding %d proxies and %d reports; want only p5", p, r)
