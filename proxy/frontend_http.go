@@ -29,6 +29,10 @@ type httpFrontEnd Server
 func (f *httpFrontEnd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := (*Server)(f)
 	c := &httpClient{w: w, r: r, rc: http.NewResponseController(w)}
+	// The instance may answer while the request body still streams to it
+	// (an echo, an early error): net/http's HTTP/1 server would otherwise
+	// discard the unread body when the response starts.
+	_ = c.rc.EnableFullDuplex()
 	x := s.exPool.Get().(*exchange)
 	x.fe, x.req, x.resp = c, &c.req, &c.resp
 	s.begin(x, time.Now())

@@ -136,7 +136,7 @@ func (x *exchange) forward() delivery {
 	setHandling(rh, id, d, in)
 	x.status = rh.StatusCode()
 	if x.uresp.Body == nil {
-		x.countBodyIn() // the connection was released: a body goroutine ended
+		x.countBodyIn()       // the connection was released: a body goroutine ended
 		return deliverHeaders // HEAD, 204, 304: headers only
 	}
 	x.ubody = x.uresp.Body
