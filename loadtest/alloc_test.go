@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 )
 
 // Sending a request and recording it must not allocate once the connection

@@ -13,7 +13,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/loadtest"
 	"github.com/switchyard/switchyard/routes"
 )

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/wire"
 )

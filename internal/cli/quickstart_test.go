@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/demo"
-	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 )
 
 // TestQuickStart is the quick start as a new user runs it: build the binary,

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 )
 
 // getFrom sends a request for the deployment from the loopback address src

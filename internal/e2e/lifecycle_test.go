@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard/switchyard/internal/testutil"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 )
 
 // SIGTERM: /_health turns 502 at once while the listener keeps accepting

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
-	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/loadtest"
 )
 

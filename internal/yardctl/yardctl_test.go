@@ -18,8 +18,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
-	"github.com/switchyard/switchyard/internal/testutil"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
