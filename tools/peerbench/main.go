@@ -120,7 +120,7 @@ func parseArgs(args []string) (*options, error) {
 	var syFlags string
 	fs.StringVar(&syFlags, "switchyard-flags", "", `extra flags for "switchyard proxy", space-separated (e.g. "--idle-nap 30us")`)
 	fs.DurationVar(&o.nap, "nap", 30*time.Microsecond, `--idle-nap of the "switchyard-nap" target`)
-	fs.Func("variant", `another Switchyard target, NAME=FLAGS: "switchyard-NAME" runs with these extra flags, space-separated (e.g. "w64=--response-write-size 64KiB"); may be repeated`, func(v string) error {
+	fs.Func("variant", `another Switchyard target, NAME=FLAGS: "switchyard-NAME" runs with these extra flags, space-separated (e.g. "w64=--response-write-size 64KiB"); FLAGS starting with @PATH run the binary at PATH instead (e.g. "base=@/tmp/switchyard-base", to compare two builds in one run); may be repeated`, func(v string) error {
 		return o.addVariant(v)
 	})
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) and print its path")
@@ -187,6 +187,7 @@ func parseArgs(args []string) (*options, error) {
 // compare settings or builds' options in one run: "switchyard-NAME".
 type variant struct {
 	target string // "switchyard-NAME"
+	binary string // another build of cmd/switchyard; "" for the one built here
 	flags  []string
 }
 
@@ -202,7 +203,14 @@ func (o *options) addVariant(v string) error {
 	case slices.Contains(o.switchyardTargets(), "switchyard-"+name):
 		return fmt.Errorf("variant name %q is taken", name)
 	}
-	o.variants = append(o.variants, variant{target: "switchyard-" + name, flags: strings.Fields(flags)})
+	vr := variant{target: "switchyard-" + name, flags: strings.Fields(flags)}
+	if bin, ok := strings.CutPrefix(vr.flags[0], "@"); ok {
+		if bin == "" {
+			return fmt.Errorf("invalid variant %q: @ without a binary path", v)
+		}
+		vr.binary, vr.flags = bin, vr.flags[1:]
+	}
+	o.variants = append(o.variants, vr)
 	return nil
 }
 
@@ -219,6 +227,17 @@ func (o *options) variantTargets() []string {
 // with the peers in the report.
 func (o *options) switchyardTargets() []string {
 	return append([]string{"switchyard", "switchyard-nap"}, o.variantTargets()...)
+}
+
+// variantBinary is the binary of a -variant target with its own build;
+// "" for the others.
+func (o *options) variantBinary(target string) string {
+	for _, v := range o.variants {
+		if v.target == target {
+			return v.binary
+		}
+	}
+	return ""
 }
 
 // variantFlags are the extra flags of a -variant target; nil for others.

@@ -391,8 +391,16 @@ func TestParseArgs(t *testing.T) {
 	if o, err := parseArgs([]string{"-variant", "a=--x 1", "-targets", "switchyard-a,haproxy"}); err != nil || !slices.Equal(o.targets, []string{"switchyard-a", "haproxy"}) {
 		t.Errorf("-targets naming a variant: %v, %v", err, o.targets)
 	}
+	// A variant may run another build: "@PATH" first, then its flags.
+	if o, err := parseArgs([]string{"-variant", "base=@/tmp/sy-base --idle-nap 10us", "-variant", "old=@/tmp/sy-old"}); err != nil {
+		t.Errorf("-variant with a binary: %v", err)
+	} else if o.variantBinary("switchyard-base") != "/tmp/sy-base" || !slices.Equal(o.variantFlags("switchyard-base"), []string{"--idle-nap", "10us"}) ||
+		o.variantBinary("switchyard-old") != "/tmp/sy-old" || len(o.variantFlags("switchyard-old")) != 0 || o.variantBinary("switchyard") != "" {
+		t.Errorf("variant binaries: base %q %q, old %q %q", o.variantBinary("switchyard-base"), o.variantFlags("switchyard-base"),
+			o.variantBinary("switchyard-old"), o.variantFlags("switchyard-old"))
+	}
 	for _, bad := range [][]string{
-		{"-variant", "w64"}, {"-variant", "w64= "}, {"-variant", "W64=--x"}, {"-variant", "-a=--x"},
+		{"-variant", "w64"}, {"-variant", "w64= "}, {"-variant", "a=@"}, {"-variant", "a=@ --x"}, {"-variant", "W64=--x"}, {"-variant", "-a=--x"},
 		{"-variant", "nap=--x"}, {"-variant", "a=--x", "-variant", "a=--y"}, {"-targets", "switchyard-a"},
 		{"-scenarios", "nope"}, {"-targets", "envoy"}, {"-rounds", "0"},
 		{"-nap", "0s"}, {"-nap", "2ms"},

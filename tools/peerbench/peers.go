@@ -212,7 +212,11 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		if err != nil {
 			return nil, "", err
 		}
-		spec.argv = []string{b.tools.switchyard, "proxy",
+		bin := b.tools.switchyard
+		if vb := b.o.variantBinary(target); vb != "" {
+			bin = vb
+		}
+		spec.argv = []string{bin, "proxy",
 			"--routes-file", filepath.Join(sc.dir, "routes.yaml"),
 			"--listen", "127.0.0.1:" + strconv.Itoa(port),
 			"--admin-listen", "127.0.0.1:" + strconv.Itoa(admin),
