@@ -6,10 +6,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/switchyard/switchyard/proxy/accesslog"
-
+	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/zones"
 )
@@ -74,7 +72,7 @@ func TestProxiedRequestAllocs(t *testing.T) {
 func TestClientOfAllocs(t *testing.T) {
 	trust := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	peer := netip.MustParseAddr("10.1.1.1")
-	var h fasthttp.RequestHeader
+	var h head.Request
 	h.Set("X-Forwarded-For", "198.51.100.2, 203.0.113.1, 10.2.2.2")
 	sc := reqScan{}
 	sc.n[cntForwardedFor] = 1

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/switchyard/switchyard/routes"
-	"github.com/valyala/fasthttp"
 )
 
 // clientFrom returns an HTTP client whose connections come from the
@@ -173,7 +173,7 @@ func TestClientOf(t *testing.T) {
 		for _, line := range tc.xff {
 			raw += "X-Forwarded-For: " + line + "\r\n"
 		}
-		var h fasthttp.RequestHeader
+		var h head.Request
 		if err := h.Read(bufio.NewReader(strings.NewReader(raw + "\r\n"))); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,7 @@ package proxy
 import (
 	"bytes"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // The headers whose copies scanRequest counts: a client may repeat each,
@@ -126,7 +126,7 @@ var (
 // fasthttp already refuses two Content-Lengths, two Transfer-Encodings,
 // a Transfer-Encoding other than chunked or identity, two Hosts, and
 // names with bytes other than a space that a name may not hold.
-func framingError(h *fasthttp.RequestHeader, sc *reqScan) bool {
+func framingError(h *head.Request, sc *reqScan) bool {
 	cl := h.ContentLength()
 	switch {
 	case sc.badName:
@@ -146,7 +146,7 @@ func framingError(h *fasthttp.RequestHeader, sc *reqScan) bool {
 // sameValues reports whether every copy of the header named lower (its
 // lowercase name) has the same value, trimmed and ignoring ASCII case.
 // It runs only for requests that repeat the header.
-func sameValues(h *fasthttp.RequestHeader, lower []byte) bool {
+func sameValues(h *head.Request, lower []byte) bool {
 	var first []byte
 	same, seen := true, false
 	h.All()(func(k, v []byte) bool {
@@ -169,7 +169,7 @@ func sameValues(h *fasthttp.RequestHeader, lower []byte) bool {
 
 // joinValues appends every value of the header named lower, in order, to
 // dst as one comma-separated list.
-func joinValues(dst []byte, h *fasthttp.RequestHeader, lower []byte) []byte {
+func joinValues(dst []byte, h *head.Request, lower []byte) []byte {
 	n := len(dst)
 	h.All()(func(k, v []byte) bool {
 		if equalFoldASCII(k, lower) {
@@ -185,7 +185,7 @@ func joinValues(dst []byte, h *fasthttp.RequestHeader, lower []byte) []byte {
 
 // keepOne leaves exactly one copy of a header the client repeated: the
 // first value, under its canonical name. scratch is reused for the copy.
-func keepOne(h *fasthttp.RequestHeader, canonical []byte, scratch *[]byte) {
+func keepOne(h *head.Request, canonical []byte, scratch *[]byte) {
 	*scratch = append((*scratch)[:0], h.PeekBytes(canonical)...)
 	h.DelBytes(canonical)
 	h.SetCanonical(canonical, *scratch)
@@ -203,7 +203,7 @@ func keepOne(h *fasthttp.RequestHeader, canonical []byte, scratch *[]byte) {
 // route by another name than the one the proxy routed by; any other
 // absolute form gets 400. It returns true when the request must be
 // refused.
-func targetError(h *fasthttp.RequestHeader) bool {
+func targetError(h *head.Request) bool {
 	if p := h.Protocol(); len(p) != len("HTTP/1.1") || !bytes.HasPrefix(p, strHTTP1) || (p[7] != '1' && p[7] != '0') {
 		return true
 	}

@@ -7,16 +7,17 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/valyala/fasthttp"
 )
 
 // frontEnd is the client side of an exchange, as the front end that
 // serves the client has it: what the stages and the forward need beyond
-// the request and response headers (exchange.req, exchange.resp), which
-// every front end keeps in fasthttp's header types, the form
-// proxy/upstream writes and reads. The fasthttp server (fastClient) is
-// one front end; net/http's (httpClient, HTTPHandler) another.
+// the request and response heads (exchange.req, exchange.resp: package
+// head's types, which proxy/upstream writes and reads). The fasthttp
+// server (fastClient) is one front end; net/http's (httpClient,
+// HTTPHandler) another. Only the front ends' files import fasthttp.
 type frontEnd interface {
 	// path is the request path as the proxy compares it: dot segments
 	// resolved, slashes merged, escapes decoded.
@@ -75,7 +76,7 @@ func respondFast(r *fasthttp.Response, status int, body []byte) {
 func (x *exchange) bindFast(ctx *fasthttp.RequestCtx) {
 	x.fast.ctx = ctx
 	x.fe = &x.fast
-	x.req, x.resp = &ctx.Request.Header, &ctx.Response.Header
+	x.req, x.resp = head.RequestOf(&ctx.Request.Header), head.ResponseOf(&ctx.Response.Header)
 }
 
 // delivery is how a front end sends the response the request path

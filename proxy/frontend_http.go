@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // HTTPHandler returns the request path as a net/http handler: a front end
@@ -85,8 +85,8 @@ type httpClient struct {
 	w     http.ResponseWriter
 	r     *http.Request
 	rc    *http.ResponseController
-	req   fasthttp.RequestHeader
-	resp  fasthttp.ResponseHeader
+	req   head.Request
+	resp  head.Response
 	body  []byte // the proxy's own response body
 	mem   []byte // a short body of known length, read ahead
 	close bool
@@ -165,11 +165,7 @@ func (c *httpClient) readFailure(err error) reason {
 }
 
 func (c *httpClient) path() []byte {
-	var u fasthttp.URI
-	if err := u.Parse(nil, c.req.RequestURI()); err != nil {
-		return nil
-	}
-	return u.Path()
+	return head.URIPath(c.req.Host(), c.req.RequestURI())
 }
 
 func (c *httpClient) peer() netip.Addr {

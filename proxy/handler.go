@@ -2,15 +2,16 @@ package proxy
 
 import (
 	"io"
+	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/switchyard/switchyard/proxy/internal/sockio"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/zones"
-	"github.com/valyala/fasthttp"
 )
 
 var strHealthPath = []byte("/_health")
@@ -37,8 +38,8 @@ type exchange struct {
 	// and the instance's response, made the client's by forward.
 	fe   frontEnd
 	fast fastClient // fe of the fasthttp server, kept here
-	req  *fasthttp.RequestHeader
-	resp *fasthttp.ResponseHeader
+	req  *head.Request
+	resp *head.Response
 
 	id     []byte     // the request ID (in idBuf)
 	sc     reqScan    // what the header lines hold (framing stage)
@@ -126,7 +127,7 @@ func (x *exchange) forward() delivery {
 		setHandling(rh, id, d, in)
 		x.status = rh.StatusCode()
 		// A copy of its own: the tunnel writes it after x is finished.
-		x.upgradeHead = append([]byte(nil), rh.Header()...)
+		x.upgradeHead = append([]byte(nil), rh.AppendBytes(nil)...)
 		return deliverTunnel
 	}
 	rh.SetNoDefaultContentType(true)
@@ -219,7 +220,7 @@ func (x *exchange) countBodyIn() {
 
 // setHandling adds the headers that tell the client which request this
 // was and which deployment and instance answered it.
-func setHandling(rh *fasthttp.ResponseHeader, id []byte, d *routes.Deployment, in *routes.Instance) {
+func setHandling(rh *head.Response, id []byte, d *routes.Deployment, in *routes.Instance) {
 	rh.SetCanonical(strRequestID, id)
 	rh.SetCanonical(strHandlingCluster, bytesOf(d.ID))
 	rh.SetCanonical(strHandlingInstance, bytesOf(in.ID))
@@ -432,9 +433,9 @@ func (b *clientBody) Interrupt() {
 // writeHealth answers /_health: 200 once a table is loaded, 502 before that
 // and while draining.
 func (x *exchange) writeHealth() {
-	status, body := fasthttp.StatusOK, healthOK
+	status, body := http.StatusOK, healthOK
 	if x.s.state.Load() == nil || x.s.draining.Load() {
-		status, body = fasthttp.StatusBadGateway, healthDown
+		status, body = http.StatusBadGateway, healthDown
 	}
 	x.fe.respond(status, body)
 	x.bytesOut = int64(len(body))

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"unsafe"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // Hop-by-hop headers (RFC 9110 7.6.1) and the headers a proxy must not
@@ -62,7 +62,7 @@ var (
 // stripHopRequest removes hop-by-hop headers, including those the
 // Connection header names (but never one of protectedRequest), from a
 // request about to be forwarded. m says which are present (reqScan.hop).
-func stripHopRequest(h *fasthttp.RequestHeader, m hopMask, scratch *[]byte) {
+func stripHopRequest(h *head.Request, m hopMask, scratch *[]byte) {
 	if m == 0 {
 		return // the common case: no deletes
 	}
@@ -118,7 +118,7 @@ func protected(k []byte, list [][]byte) bool {
 // out for each header type: sharing one body through an interface or a
 // type parameter makes the header callbacks escape, six allocations per
 // request.)
-func stripHopResponse(h *fasthttp.ResponseHeader, scratch *[]byte) {
+func stripHopResponse(h *head.Response, scratch *[]byte) {
 	m := hopHeadersOf(h.All(), false)
 	if m == 0 {
 		return
@@ -279,7 +279,7 @@ type clientAddr struct {
 // proxy, or the left-most when all are. An entry there that is not an
 // address gives the zero Addr, which no filter allows: a filter does not
 // guess. buf and ipbuf are scratch space that the result aliases.
-func clientOf(h *fasthttp.RequestHeader, sc *reqScan, peer netip.Addr, trust []netip.Prefix, buf *[]byte, ipbuf []byte) clientAddr {
+func clientOf(h *head.Request, sc *reqScan, peer netip.Addr, trust []netip.Prefix, buf *[]byte, ipbuf []byte) clientAddr {
 	c := clientAddr{addr: peer, text: peer.AppendTo(ipbuf[:0])}
 	if len(trust) == 0 || !trusted(trust, peer) {
 		return c
@@ -330,7 +330,7 @@ func clientOf(h *fasthttp.RequestHeader, sc *reqScan, peer netip.Addr, trust []n
 // peer: from a trusted peer the incoming values are kept (For is appended
 // to, every line in one), from any other peer every copy is replaced by
 // the proxy's one. ipbuf holds the peer's address as text.
-func setForwarded(h *fasthttp.RequestHeader, sc *reqScan, c *clientAddr, peer netip.Addr, tls bool, ipbuf []byte) {
+func setForwarded(h *head.Request, sc *reqScan, c *clientAddr, peer netip.Addr, tls bool, ipbuf []byte) {
 	if sc.n[cntForwardedFor] > 1 {
 		h.DelBytes(strForwardedFor)
 	}

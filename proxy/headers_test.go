@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // The one-pass check that tells stripHop* what to delete sees every header
@@ -27,7 +27,7 @@ func TestHopHeadersOfCoversTheHopHeaders(t *testing.T) {
 			case "connection":
 				v = "close"
 			}
-			var h fasthttp.RequestHeader
+			var h head.Request
 			raw := "GET / HTTP/1.1\r\nHost: x\r\nX-Other: 1\r\n" + k + ": " + v + "\r\n\r\n"
 			if err := h.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
 				t.Fatalf("%q: %v", raw, err)
@@ -35,7 +35,7 @@ func TestHopHeadersOfCoversTheHopHeaders(t *testing.T) {
 			if got := scanRequest(h.RawHeaders()).hop; got != bit {
 				t.Errorf("request header %q: mask %b; want %b", k, got, bit)
 			}
-			var rh fasthttp.ResponseHeader
+			var rh head.Response
 			raw = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Other: 1\r\n" + k + ": " + v + "\r\n\r\n"
 			if err := rh.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
 				t.Fatalf("%q: %v", raw, err)
@@ -49,7 +49,7 @@ func TestHopHeadersOfCoversTheHopHeaders(t *testing.T) {
 			}
 		}
 	}
-	var h fasthttp.RequestHeader
+	var h head.Request
 	raw := "GET / HTTP/1.1\r\nHost: x\r\nX-Found-Cluster: abc\r\nAccept: */*\r\nUser-Agent: t\r\n\r\n"
 	if err := h.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
 		t.Fatal(err)

@@ -4,10 +4,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"syscall"
 
 	"github.com/switchyard/switchyard/proxy/upstream"
-	"github.com/valyala/fasthttp"
 )
 
 // reason says why a request ended the way it did; it is the access log's
@@ -69,19 +69,19 @@ func jsonBody(msg string) []byte {
 
 // The bodies of docs/reference.md's table of the proxy's own responses.
 var ownResponses = [numReasons]ownResponse{
-	reasonUnknownResource:  {fasthttp.StatusNotFound, jsonBody("Unknown resource.")},
-	reasonForbidden:        {fasthttp.StatusForbidden, jsonBody("Forbidden")},
-	reasonUnavailable:      {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
-	reasonNoTable:          {fasthttp.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
-	reasonUpstreamRefused:  {fasthttp.StatusBadGateway, jsonBody("The requested resource could not be reached.")},
-	reasonUpstreamReset:    {fasthttp.StatusBadGateway, jsonBody("The requested resource closed the connection.")},
-	reasonUpstreamBad:      {fasthttp.StatusBadGateway, jsonBody("The requested resource sent an invalid response.")},
-	reasonUpstreamTimeout:  {fasthttp.StatusGatewayTimeout, jsonBody("The requested resource did not respond in time.")},
-	reasonBodyTooLarge:     {fasthttp.StatusRequestEntityTooLarge, jsonBody("Request body too large.")},
-	reasonHeaderTooLarge:   {fasthttp.StatusRequestHeaderFieldsTooLarge, jsonBody("Request header fields too large.")},
-	reasonBadRequest:       {fasthttp.StatusBadRequest, jsonBody("Bad request.")},
-	reasonMethodNotAllowed: {fasthttp.StatusMethodNotAllowed, jsonBody("Method not allowed.")},
-	reasonClientTimeout:    {fasthttp.StatusRequestTimeout, jsonBody("Request timeout.")},
+	reasonUnknownResource:  {http.StatusNotFound, jsonBody("Unknown resource.")},
+	reasonForbidden:        {http.StatusForbidden, jsonBody("Forbidden")},
+	reasonUnavailable:      {http.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
+	reasonNoTable:          {http.StatusServiceUnavailable, jsonBody("The requested resource is currently unavailable.")},
+	reasonUpstreamRefused:  {http.StatusBadGateway, jsonBody("The requested resource could not be reached.")},
+	reasonUpstreamReset:    {http.StatusBadGateway, jsonBody("The requested resource closed the connection.")},
+	reasonUpstreamBad:      {http.StatusBadGateway, jsonBody("The requested resource sent an invalid response.")},
+	reasonUpstreamTimeout:  {http.StatusGatewayTimeout, jsonBody("The requested resource did not respond in time.")},
+	reasonBodyTooLarge:     {http.StatusRequestEntityTooLarge, jsonBody("Request body too large.")},
+	reasonHeaderTooLarge:   {http.StatusRequestHeaderFieldsTooLarge, jsonBody("Request header fields too large.")},
+	reasonBadRequest:       {http.StatusBadRequest, jsonBody("Bad request.")},
+	reasonMethodNotAllowed: {http.StatusMethodNotAllowed, jsonBody("Method not allowed.")},
+	reasonClientTimeout:    {http.StatusRequestTimeout, jsonBody("Request timeout.")},
 	// Written to a client that is gone; logged as 499.
 	reasonClientClosed: {499, jsonBody("Client closed request.")},
 }

@@ -1,11 +1,12 @@
 package proxy
 
 import (
+	"net/http"
 	"sync/atomic"
 
+	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/zones"
-	"github.com/valyala/fasthttp"
 )
 
 // maxTries bounds the instances one request may be sent to.
@@ -65,10 +66,10 @@ func chargesBudget(err error, tries int) bool {
 	return !(tries == 1 && ok && ue.Kind == upstream.KindReset)
 }
 
-func idempotent(h *fasthttp.RequestHeader) bool {
+func idempotent(h *head.Request) bool {
 	switch string(h.Method()) {
-	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
-		fasthttp.MethodTrace, fasthttp.MethodPut, fasthttp.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodOptions,
+		http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
 	return false

@@ -7,8 +7,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"go/parser"
+	"go/token"
 	"io"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -221,4 +224,57 @@ func findChain(start string, byPath map[string]*Package, banned func(string) boo
 		}
 	}
 	return nil
+}
+
+// FileRule limits which files of one package (tests aside) may import a
+// package: a boundary inside a package, such as the request path of
+// package proxy, which its front ends drive.
+type FileRule struct {
+	Name    string
+	Package string   // the package's path relative to the module
+	Import  string   // the import path the rule is about
+	Allowed []string // the file names that may import it
+}
+
+// FileRules are the boundaries inside packages.
+var FileRules = []FileRule{
+	{
+		// The request path works on proxy/head's Request and Response;
+		// fasthttp is one front end (and the form package head stores).
+		Name:    "in proxy, only the fasthttp front end imports fasthttp",
+		Package: "proxy",
+		Import:  "github.com/valyala/fasthttp",
+		Allowed: []string{"frontend.go", "server.go", "tunnel.go"},
+	},
+}
+
+// CheckFiles applies rules to the module's packages in pkgs, reading each
+// file's imports, and returns one line per file that breaks one.
+func CheckFiles(module string, pkgs []*Package, rules []FileRule) []string {
+	var out []string
+	for _, r := range rules {
+		for _, p := range pkgs {
+			if p.ImportPath != module+"/"+r.Package {
+				continue
+			}
+			fset := token.NewFileSet()
+			for _, name := range slices.Concat(p.GoFiles, p.CgoFiles) {
+				if slices.Contains(r.Allowed, name) {
+					continue
+				}
+				f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, parser.ImportsOnly)
+				if err != nil {
+					out = append(out, fmt.Sprintf("%s/%s: %v", p.ImportPath, name, err))
+					continue
+				}
+				for _, imp := range f.Imports {
+					if strings.Trim(imp.Path.Value, `"`) == r.Import {
+						out = append(out, fmt.Sprintf("%s/%s imports %s: %s", r.Package, name, r.Import, r.Name))
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -1,6 +1,8 @@
 package archtest
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,31 @@ func TestImportDirections(t *testing.T) {
 	module, pkgs := list(t)
 	for _, v := range Check(module, pkgs, Rules) {
 		t.Error(v)
+	}
+}
+
+// TestFileImports fails when a file inside a package crosses a boundary
+// that FileRules draws (the request path of package proxy importing
+// fasthttp), and checks that the rule catches a file that does.
+func TestFileImports(t *testing.T) {
+	module, pkgs := list(t)
+	for _, v := range CheckFiles(module, pkgs, FileRules) {
+		t.Error(v)
+	}
+	dir := t.TempDir()
+	write := func(name, src string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("stages.go", "package proxy\n\nimport \"github.com/valyala/fasthttp\"\n\nvar _ fasthttp.RequestHeader\n")
+	write("frontend.go", "package proxy\n\nimport \"github.com/valyala/fasthttp\"\n\nvar _ fasthttp.RequestCtx\n")
+	write("retry.go", "package proxy\n\nimport \"net/http\"\n\nvar _ = http.MethodGet\n")
+	const m = "example.com/sy"
+	got := CheckFiles(m, []*Package{{ImportPath: m + "/proxy", Dir: dir, GoFiles: []string{"frontend.go", "retry.go", "stages.go"}}}, FileRules)
+	want := []string{"proxy/stages.go imports github.com/valyala/fasthttp: " + FileRules[0].Name}
+	if !slices.Equal(got, want) {
+		t.Errorf("made-up package:\n got %q\nwant %q", got, want)
 	}
 }
 

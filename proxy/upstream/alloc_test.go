@@ -8,7 +8,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // An exchange over a pooled loopback connection — awaited send, response
@@ -33,7 +33,7 @@ func TestRoundTripAllocs(t *testing.T) {
 	tr := New(Config{})
 	defer tr.Close()
 	req := newReq("GET", "/")
-	var rh fasthttp.ResponseHeader
+	var rh head.Response
 	resp := &Response{Header: &rh}
 	var buf [16]byte
 	do := func() {

@@ -6,7 +6,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // BenchmarkRoundTrip measures one small exchange on a pooled loopback
@@ -31,7 +31,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	tr := New(Config{})
 	defer tr.Close()
 	req := newReq("GET", "/")
-	var rh fasthttp.ResponseHeader
+	var rh head.Response
 	resp := &Response{Header: &rh}
 	var buf [16]byte
 	b.ReportAllocs()

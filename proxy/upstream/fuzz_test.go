@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // The first requests of FuzzResponse, by its method argument (mod 4).
@@ -51,7 +51,7 @@ func FuzzResponse(f *testing.F) {
 			defer close(done)
 			req := newReq(first.method, "/first")
 			req.Body = []byte(first.body)
-			var rh fasthttp.ResponseHeader
+			var rh head.Response
 			resp := &Response{Header: &rh}
 			if err := tr.RoundTrip(in.addr, req, resp); err != nil {
 				if _, ok := AsError(err); !ok {
@@ -97,7 +97,7 @@ func checkHeadRead(t *testing.T, answer []byte) {
 	sr := &stallReader{b: answer}
 	br := bufio.NewReaderSize(sr, size)
 	end, _ := headEnd(answer[:min(len(answer), size)])
-	_, err := readHead(br, &fasthttp.ResponseHeader{})
+	_, err := readHead(br, &head.Response{})
 	if end > 0 && sr.stalls > 0 {
 		t.Fatalf("readHead(%q) read past a whole head of %d bytes: %v", answer, end, err)
 	}

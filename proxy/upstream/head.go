@@ -7,7 +7,7 @@ import (
 	"io"
 	"net"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 // errHeadTooLarge: the response head does not fit in the read buffer.
@@ -35,7 +35,7 @@ var errHeadFraming = errors.New("upstream: response head parsed to a different e
 // It reports when the head frames its message ambiguously (see
 // ambiguousFraming): the message is read as fasthttp framed it, and its
 // connection must not be reused.
-func readHead(br *bufio.Reader, rh *fasthttp.ResponseHeader) (ambiguous bool, err error) {
+func readHead(br *bufio.Reader, rh *head.Response) (ambiguous bool, err error) {
 	head, err := awaitHead(br)
 	if err != nil {
 		return false, err
@@ -177,7 +177,7 @@ func onlyCRLF(b []byte) bool {
 // readBareLF parses head, which does not end in CRLFCRLF, from a copy
 // whose every bare LF is a CRLF, then drops head from br. It allocates:
 // such heads are rare.
-func readBareLF(br *bufio.Reader, rh *fasthttp.ResponseHeader, head []byte) error {
+func readBareLF(br *bufio.Reader, rh *head.Response, head []byte) error {
 	norm := make([]byte, 0, len(head)+bytes.Count(head, lflf[:1]))
 	for i, c := range head {
 		if c == '\n' && (i == 0 || head[i-1] != '\r') {
@@ -204,7 +204,7 @@ func readBareLF(br *bufio.Reader, rh *fasthttp.ResponseHeader, head []byte) erro
 // message is read by its Content-Length, or until close). They are looked
 // for in the raw head: fasthttp keeps neither the Content-Length of a
 // chunked message nor the Transfer-Encoding of an HTTP/1.0 one.
-func ambiguousFraming(rh *fasthttp.ResponseHeader, head []byte) bool {
+func ambiguousFraming(rh *head.Response, head []byte) bool {
 	switch {
 	case rh.ContentLength() == -1:
 		return hasField(head, contentLength)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 func TestHeadEnd(t *testing.T) {
@@ -62,7 +62,7 @@ func TestReadHeadFraming(t *testing.T) {
 	}
 	for _, tt := range tests {
 		br := bufio.NewReader(strings.NewReader(tt.head + "body"))
-		var rh fasthttp.ResponseHeader
+		var rh head.Response
 		ambiguous, err := readHead(br, &rh)
 		if err != nil {
 			t.Errorf("readHead(%q): %v", tt.head, err)

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/valyala/fasthttp"
 )
 
@@ -25,7 +27,7 @@ type Request struct {
 	// Header is written as is, except for its framing: RoundTrip sets
 	// Content-Length or Transfer-Encoding from the body. The caller has
 	// removed hop-by-hop headers.
-	Header *fasthttp.RequestHeader
+	Header *head.Request
 	// Body is a body held in memory. A request with no BodyStream can be
 	// sent again on another connection.
 	Body []byte
@@ -42,7 +44,7 @@ type Request struct {
 // Response is what RoundTrip received.
 type Response struct {
 	// Header receives the response headers. RoundTrip resets it first.
-	Header *fasthttp.ResponseHeader
+	Header *head.Response
 	// Body streams the response body; nil when the response has none.
 	// The caller must Close it exactly once and not use it afterwards.
 	Body *Body
@@ -129,8 +131,8 @@ func received(sent time.Time) time.Time {
 // (RFC 9110 §9.3): an instance may ignore one.
 func ignoresBody(method []byte) bool {
 	switch string(method) {
-	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodDelete,
-		fasthttp.MethodOptions, fasthttp.MethodTrace:
+	case http.MethodGet, http.MethodHead, http.MethodDelete,
+		http.MethodOptions, http.MethodTrace:
 		return true
 	}
 	return false
@@ -138,8 +140,8 @@ func ignoresBody(method []byte) bool {
 
 func isIdempotent(method []byte) bool {
 	switch string(method) {
-	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions,
-		fasthttp.MethodTrace, fasthttp.MethodPut, fasthttp.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodOptions,
+		http.MethodTrace, http.MethodPut, http.MethodDelete:
 		return true
 	}
 	return false
@@ -270,7 +272,7 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 		if code >= 200 {
 			break
 		}
-		if code == fasthttp.StatusSwitchingProtocols && req.Upgrade && !c.writing {
+		if code == http.StatusSwitchingProtocols && req.Upgrade && !c.writing {
 			resp.Received = received(resp.Sent)
 			c.gotHeader.Store(true)
 			c.broken = true // never reused
@@ -279,7 +281,7 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 			resp.Body, resp.ContentLength = nil, 0
 			return nil
 		}
-		if code == fasthttp.StatusSwitchingProtocols {
+		if code == http.StatusSwitchingProtocols {
 			if c.writing {
 				c.stopWriting()
 			}
@@ -312,7 +314,7 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 	// uncertain: nothing more is read from the connection.
 	keepAlive := !rh.ConnectionClose() && !c.broken && !ambiguous
 	code := rh.StatusCode()
-	if h.IsHead() || code == fasthttp.StatusNoContent || code == fasthttp.StatusNotModified {
+	if h.IsHead() || code == http.StatusNoContent || code == http.StatusNotModified {
 		resp.Body, resp.ContentLength = nil, 0
 		c.release(keepAlive)
 		return nil

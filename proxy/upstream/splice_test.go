@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/switchyard/switchyard/proxy/internal/sockio"
-	"github.com/valyala/fasthttp"
 )
 
 // readAllPipe reads b to its end through ReadPipe, splicing each pipeful
@@ -79,7 +79,7 @@ func newPipe(t *testing.T) *sockio.Pipe {
 
 func roundTripBody(t *testing.T, tr *Transport, addr, path string) *Response {
 	t.Helper()
-	resp := &Response{Header: &fasthttp.ResponseHeader{}}
+	resp := &Response{Header: &head.Response{}}
 	if err := tr.RoundTrip(addr, newReq("GET", path), resp); err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/testing/testutil"
-	"github.com/valyala/fasthttp"
+	"github.com/switchyard/switchyard/proxy/head"
 )
 
 func TestReadChunkSize(t *testing.T) {
@@ -62,7 +62,7 @@ func readRequest(br *bufio.Reader) (*http.Request, error) {
 }
 
 func newReq(method, path string) *Request {
-	h := &fasthttp.RequestHeader{}
+	h := &head.Request{}
 	h.SetMethod(method)
 	h.SetRequestURI(path)
 	h.SetHost("example.test")
@@ -71,7 +71,7 @@ func newReq(method, path string) *Request {
 
 func roundTrip(t *testing.T, tr *Transport, addr string, req *Request) (int, string, error) {
 	t.Helper()
-	var rh fasthttp.ResponseHeader
+	var rh head.Response
 	resp := &Response{Header: &rh}
 	if err := tr.RoundTrip(addr, req, resp); err != nil {
 		return 0, "", err
@@ -226,7 +226,7 @@ func TestEarlyResponseDoesNotDeadlock(t *testing.T) {
 	defer tr.Close()
 	req := newReq("POST", "/")
 	req.BodyStream, req.BodyLen = io.LimitReader(zeros{}, 64<<20), 64<<20
-	var rh fasthttp.ResponseHeader
+	var rh head.Response
 	resp := &Response{Header: &rh}
 	done := make(chan error, 1)
 	go func() { done <- tr.RoundTrip(addr, req, resp) }()
