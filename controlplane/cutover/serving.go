@@ -38,7 +38,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Target is a deployment as read before a change of its serving map.
 type Target struct {
 	// Deployment is as stored: its ID, serving map and instances.
-	Deployment *routes.Deployment
+	Deployment *routes.DeploymentSpec
 	// PreviousServing is the serving map before the last change, which a
 	// rollback writes back; empty when there is none.
 	PreviousServing map[string]int

@@ -12,13 +12,13 @@ import (
 // green ones in maintenance or in zone-b, which is down.
 func target() *Target {
 	return &Target{
-		Deployment: &routes.Deployment{DeploymentSpec: routes.DeploymentSpec{ID: "dep", Kind: "es", Serving: map[string]int{"blue": 100, "green": 0},
+		Deployment: &routes.DeploymentSpec{ID: "dep", Kind: "es", Serving: map[string]int{"blue": 100, "green": 0},
 			Instances: []*routes.Instance{
 				{ID: "b1", Zone: "zone-a", Generation: "blue"},
 				{ID: "b2", Zone: "zone-b", Generation: "blue"},
 				{ID: "g1", Zone: "zone-a", Generation: "green", Maintenance: true},
 				{ID: "g2", Zone: "zone-b", Generation: "green"},
-			}}},
+			}},
 		Zones: map[string]routes.ZoneState{"zone-b": routes.ZoneDown},
 	}
 }

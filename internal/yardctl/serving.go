@@ -96,7 +96,7 @@ func load(ctx context.Context, e *env, name, key string) (*target, error) {
 	if !ok {
 		return nil, usagef("%s: no deployment %q in the store", name, strings.ToLower(key))
 	}
-	d, dd, err := s.ReadDeployment(ctx, id)
+	d, dd, err := s.ReadSpec(ctx, id)
 	if errors.Is(err, zkstore.ErrNotFound) {
 		return nil, usagef("%s: no deployment %q in the store", name, id)
 	}

@@ -36,7 +36,7 @@ func servingTest(t *testing.T) ([]string, *zkstore.Store, *zk.Conn) {
 
 func stored(t *testing.T, s *zkstore.Store, id string) zkstore.DeploymentData {
 	t.Helper()
-	_, dd, err := s.ReadDeployment(context.Background(), id)
+	_, dd, err := s.ReadSpec(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestCutoverWeightsRollback(t *testing.T) {
 	if got := zxidRE.ReplaceAllString(out, "0x"); got != "maintenance "+esID+" i-0006 on, zxid 0x\n" {
 		t.Errorf("maintenance: %q", got)
 	}
-	d, _, err := s.ReadDeployment(context.Background(), esID)
+	d, _, err := s.ReadSpec(context.Background(), esID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,18 +146,6 @@ func (s *Store) ReadSpec(ctx context.Context, id string) (*routes.DeploymentSpec
 	return d, dd, err
 }
 
-// ReadDeployment is ReadSpec with the spec in a routes.Deployment whose
-// computed fields, which only a routes.Table fills, are empty.
-//
-// Deprecated: use ReadSpec.
-func (s *Store) ReadDeployment(ctx context.Context, id string) (*routes.Deployment, DeploymentData, error) {
-	d, dd, err := s.ReadSpec(ctx, id)
-	if d == nil {
-		return nil, dd, err
-	}
-	return &routes.Deployment{DeploymentSpec: *d}, dd, err
-}
-
 func (s *Store) readDep(ctx context.Context, id string) (*depTree, DeploymentData, *routes.DeploymentSpec, error) {
 	var dd DeploymentData
 	if err := ctx.Err(); err != nil {
