@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Defaults of Options.
@@ -68,16 +70,26 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	err = opts.Proxy(ctx, Proxy{
-		RoutesFile:      fleet.RoutesFile,
-		Listen:          opts.Listen,
-		AdminListen:     opts.AdminListen,
-		DrainDelay:      250 * time.Millisecond,
-		ShutdownTimeout: 2 * time.Second,
-		Ready: func(listen, admin string) {
-			fleet.WriteBanner(opts.Stdout, listen, admin)
-		},
+	// The proxy and the fleet run as one: an instance that stops serving
+	// ends the proxy too, and the first failure is the demo's.
+	g, gctx := errgroup.WithContext(ctx)
+	gctx, stop := context.WithCancel(gctx)
+	defer stop()
+	g.Go(func() error {
+		defer stop() // the proxy is gone: so is the demo
+		return opts.Proxy(gctx, Proxy{
+			RoutesFile:      fleet.RoutesFile,
+			Listen:          opts.Listen,
+			AdminListen:     opts.AdminListen,
+			DrainDelay:      250 * time.Millisecond,
+			ShutdownTimeout: 2 * time.Second,
+			Ready: func(listen, admin string) {
+				fleet.WriteBanner(opts.Stdout, listen, admin)
+			},
+		})
 	})
+	g.Go(func() error { return fleet.Wait(gctx) })
+	err = g.Wait()
 	return errors.Join(err, fleet.Close())
 }
 

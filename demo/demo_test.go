@@ -247,3 +247,50 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Errorf("routes file after Run: %v; want it removed", err)
 	}
 }
+
+// An instance that stops serving unasked ends Wait with its name; Close
+// then still stops the others.
+func TestFleetWaitReportsAStoppedInstance(t *testing.T) {
+	f, err := Start(Layout())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	waited := make(chan error, 1)
+	go func() { waited <- f.Wait(ctx) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("Wait returned %v with every instance serving", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	f.lns[1].Close() // the server's Accept fails: it stops unasked
+	select {
+	case err := <-waited:
+		if err == nil || !strings.Contains(err.Error(), f.Deployments[0].Instances[1].ID) {
+			t.Errorf("Wait = %v; want the stopped instance named", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return after an instance stopped")
+	}
+	cancel()
+	if err := f.Wait(ctx); err != nil {
+		t.Errorf("Wait after cancel = %v", err)
+	}
+}
+
+// A proxy that fails ends Run with its error, and the fleet is stopped.
+func TestRunReturnsTheProxysError(t *testing.T) {
+	var routes string
+	boom := errors.New("listen: address in use")
+	err := Run(context.Background(), Options{Proxy: func(ctx context.Context, p Proxy) error {
+		routes = p.RoutesFile
+		return boom
+	}})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Run = %v; want the proxy's error", err)
+	}
+	if _, serr := os.Stat(routes); !os.IsNotExist(serr) {
+		t.Errorf("routes file %s left behind: %v", routes, serr)
+	}
+}

@@ -64,13 +64,15 @@ type Fleet struct {
 
 	dir     string
 	servers []*http.Server
-	done    chan error
+	lns     []net.Listener
+	done    chan error // each server's end, for Close
+	failed  chan error // the first server that stopped unasked, for Wait
 }
 
 // Start starts every instance of deps on 127.0.0.1 with an OS-chosen port
 // and writes a routes file for them. On error nothing is left running.
 func Start(deps []Deployment) (f *Fleet, err error) {
-	f = &Fleet{done: make(chan error, 64)}
+	f = &Fleet{done: make(chan error, 64), failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -92,7 +94,18 @@ func Start(deps []Deployment) (f *Fleet, err error) {
 				ReadHeaderTimeout: 10 * time.Second,
 			}
 			f.servers = append(f.servers, srv)
-			go func() { f.done <- srv.Serve(ln) }()
+			f.lns = append(f.lns, ln)
+			id := in.ID
+			go func() {
+				err := srv.Serve(ln)
+				if !errors.Is(err, http.ErrServerClosed) {
+					select {
+					case f.failed <- fmt.Errorf("demo: instance %s stopped: %w", id, err):
+					default:
+					}
+				}
+				f.done <- err
+			}()
 		}
 		f.Deployments = append(f.Deployments, d)
 	}
@@ -105,6 +118,18 @@ func Start(deps []Deployment) (f *Fleet, err error) {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	return f, nil
+}
+
+// Wait returns when ctx is done (nil) or when an instance stopped serving
+// before Close stopped it (its error), so that the demo ends with the
+// reason instead of serving a fleet with a hole in it.
+func (f *Fleet) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-f.failed:
+		return err
+	}
 }
 
 // Close stops the instances, waiting briefly for running requests, and
@@ -124,7 +149,7 @@ func (f *Fleet) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	f.servers = nil
+	f.servers, f.lns = nil, nil
 	if f.dir != "" {
 		if err := os.RemoveAll(f.dir); err != nil {
 			errs = append(errs, err)
