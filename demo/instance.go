@@ -90,3 +90,11 @@ func (h *instanceHandler) describe(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(append(b, '\n'))
 }
+
+// NewInstance is the handler of one instance, as the demo's are and as
+// "switchyard instance" serves it: a request without a body gets a JSON
+// Reply describing the instance and the request; one with a body gets the
+// body back.
+func NewInstance(deployment, kind, generation, instance, zone string) http.Handler {
+	return &instanceHandler{deployment: deployment, kind: kind, generation: generation, instance: instance, zone: zone}
+}

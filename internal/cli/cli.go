@@ -32,6 +32,8 @@ func init() {
 	commands = []*command{
 		{name: "proxy", summary: "run the proxy over a routes file or route servers", run: runProxy, usage: proxyUsage},
 		{name: "route-server", summary: "stream the routing table in ZooKeeper to proxies", run: runRouteServer, usage: routeServerUsage},
+		{name: "allocator", summary: "run the instances assigned to this host, each in its own cgroup", run: runAllocator, usage: allocatorUsage},
+		{name: "instance", summary: "the built-in instance program that allocators run", run: runInstance, usage: instanceUsage},
 		{name: "demo", summary: "run demo instances in two zones behind a proxy", run: runDemo, usage: demoUsage},
 		{name: "version", summary: "print the version", run: runVersion,
 			usage: func(w io.Writer) { fmt.Fprintln(w, "usage: switchyard version") }},
@@ -62,7 +64,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return cmdline.ExitCode(stderr, "switchyard "+cmd.name, err)
 }
 
+// instanceExec is the allocator's shim (allocator.Shim); not listed in
+// help, being for the allocator only.
+var instanceExec = &command{name: "instance-exec", run: runInstanceExec,
+	usage: func(w io.Writer) {
+		fmt.Fprintln(w, "usage: switchyard instance-exec COMMAND [ARG...] (run by the allocator)")
+	}}
+
 func lookup(name string) *command {
+	if name == instanceExec.name {
+		return instanceExec
+	}
 	for _, c := range commands {
 		if c.name == name {
 			return c

@@ -19,6 +19,8 @@ var configLoaders = []struct {
 }{
 	{"proxy*.yaml", loadProxyConfig},
 	{"route-server*.yaml", loadRouteServerConfig},
+	{"allocator-kinds*.yaml", loadKindsFile},
+	{"allocator*.yaml", loadAllocatorConfig},
 	{"routes*.yaml", loadRoutesFile},
 }
 
@@ -127,5 +129,40 @@ func loadRoutesFile(t *testing.T, path string) {
 	}
 	if table.Len() == 0 {
 		t.Errorf("%s: no deployments", path)
+	}
+}
+
+// loadAllocatorConfig parses an allocator config (with the kinds file it
+// names) and checks that it shows every key.
+func loadAllocatorConfig(t *testing.T, path string) {
+	o, err := parseAllocatorArgs([]string{"--config", path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Config.ID == "" || o.Config.CapacityBytes != 8<<30 || len(o.Config.Kinds) == 0 {
+		t.Errorf("%s: loaded %+v", path, o.Config)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := yaml.Unmarshal(data, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range allocatorFlags {
+		if _, ok := keys[o.name]; !ok {
+			t.Errorf("%s does not show key %q", path, o.name)
+		}
+	}
+}
+
+func loadKindsFile(t *testing.T, path string) {
+	kinds, err := readKinds(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kinds) == 0 {
+		t.Errorf("%s: no kinds", path)
 	}
 }

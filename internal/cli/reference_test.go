@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/allocator"
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/routeserver"
 )
 
@@ -37,7 +39,7 @@ type reference struct {
 // metrics" for the metrics. Any other heading ends such a section.
 var (
 	flagHeading   = regexp.MustCompile("^#+ `switchyard ([a-z][a-z0-9-]*)`\\s*$")
-	metricHeading = regexp.MustCompile(`^#+ (Proxy|Route server) metrics\s*$`)
+	metricHeading = regexp.MustCompile(`^#+ (Proxy|Route server|Allocator) metrics\s*$`)
 	flagInCell    = regexp.MustCompile("`--([a-z0-9][a-z0-9-]*)")
 	metricInCell  = regexp.MustCompile("^`([a-zA-Z_:][a-zA-Z0-9_:]*)`$")
 )
@@ -220,6 +222,7 @@ func TestReferenceMetrics(t *testing.T) {
 	for component, got := range map[string]map[string]string{
 		"proxy":        proxyMetrics(t),
 		"route server": routeServerMetrics(t),
+		"allocator":    allocatorMetrics(t),
 	} {
 		doc := ref.metrics[component]
 		if doc == nil {
@@ -336,6 +339,36 @@ func routeServerMetrics(t *testing.T) map[string]string {
 		get(t, client, req)
 	}
 	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	return exposedMetrics(t, client, req)
+}
+
+// allocatorMetrics runs an allocator (whose ZooKeeper does not answer:
+// its metrics do not need one) and returns what its admin /metrics lists.
+func allocatorMetrics(t *testing.T) map[string]string {
+	t.Helper()
+	o, err := parseAllocatorArgs([]string{"--zk", testutil.RefusingAddr(t), "--id", "ref", "--zone", "zone-a",
+		"--capacity", "1GiB", "--instances-dir", t.TempDir(), "--admin-listen", "127.0.0.1:0", "--cgroups=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Config.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := allocator.New(o.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("allocator: %v", err)
+		}
+	}()
+	testutil.Eventually(t, 10*time.Second, "allocator admin listener", func() bool { return a.AdminAddr() != "" })
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.AdminAddr()+"/metrics", nil)
 	return exposedMetrics(t, client, req)
 }
 

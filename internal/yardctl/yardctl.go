@@ -73,7 +73,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{applyCommand, routesCommand, cutoverCommand, weightsCommand, rollbackCommand,
-		maintenanceCommand, zoneCommand, statusCommand}
+		maintenanceCommand, zoneCommand, statusCommand, allocatorsCommand, allocatorCommand}
 }
 
 // env is what a running command has: its options, outputs and (once
