@@ -46,6 +46,7 @@ type rig struct {
 	cancel context.CancelFunc
 	done   chan error
 	logs   *testutil.Buffer
+	proxy  *zktest.Proxy
 }
 
 // canConfine reports whether this host lets the tests make cgroups.
@@ -57,6 +58,13 @@ func dirExists(p string) bool  { st, err := os.Stat(p); return err == nil && st.
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func newRig(t *testing.T, tweak func(*allocator.Config)) *rig {
+	t.Helper()
+	return newRigVia(t, false, tweak)
+}
+
+// newRigVia is newRig; with viaProxy the allocator reaches ZooKeeper
+// through r.proxy, which the test can block.
+func newRigVia(t *testing.T, viaProxy bool, tweak func(*allocator.Config)) *rig {
 	t.Helper()
 	e := zktest.Start(t)
 	r := &rig{t: t, zk: e, logs: &testutil.Buffer{}}
@@ -78,6 +86,10 @@ func newRig(t *testing.T, tweak func(*allocator.Config)) *rig {
 		Cgroups:        canConfine(),
 		SessionTimeout: 2 * time.Second,
 		RetryInterval:  200 * time.Millisecond,
+	}
+	if viaProxy {
+		r.proxy = zktest.NewProxy(t, e.Server(0))
+		r.cfg.ZK = []string{r.proxy.Addr()}
 	}
 	if tweak != nil {
 		tweak(&r.cfg)
@@ -496,4 +508,30 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// After its ZooKeeper session expires the allocator registers again with
+// a new one: its live node comes back; its instances never noticed.
+func TestSessionExpiryRegistersAgain(t *testing.T) {
+	r := newRigVia(t, true, nil)
+	r.assign("s-1", 64<<20, "es", "")
+	st := r.waitState("s-1", 15*time.Second, "running", running)
+	_, before, err := r.conn.Exists(r.reg.Path(r.cfg.ID) + "/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.proxy.Block()
+	testutil.Eventually(t, 15*time.Second, "live node gone with the expired session", func() bool {
+		ok, _, err := r.conn.Exists(r.reg.Path(r.cfg.ID) + "/live")
+		return err == nil && !ok
+	})
+	r.proxy.Unblock()
+	testutil.Eventually(t, 20*time.Second, "live node back with a new session", func() bool {
+		ok, after, err := r.conn.Exists(r.reg.Path(r.cfg.ID) + "/live")
+		return err == nil && ok && after.EphemeralOwner != before.EphemeralOwner
+	})
+	now := r.waitState("s-1", 10*time.Second, "running", running)
+	if now.Pid != st.Pid || now.Restarts != 0 {
+		t.Errorf("instance after the session expiry: %+v; want pid %d, no restart", *now, st.Pid)
+	}
 }
