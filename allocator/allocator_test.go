@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -533,5 +534,59 @@ func TestSessionExpiryRegistersAgain(t *testing.T) {
 	now := r.waitState("s-1", 10*time.Second, "running", running)
 	if now.Pid != st.Pid || now.Restarts != 0 {
 		t.Errorf("instance after the session expiry: %+v; want pid %d, no restart", *now, st.Pid)
+	}
+}
+
+// Without cgroups the instances run unconfined, and say so.
+func TestUnconfinedSaysSo(t *testing.T) {
+	r := newRig(t, func(c *allocator.Config) { c.Cgroups = false })
+	r.assign("u-1", 64<<20, "es", "")
+	st := r.waitState("u-1", 15*time.Second, "running", running)
+	if !st.Unconfined {
+		t.Errorf("status %+v: want unconfined", *st)
+	}
+	if doc := r.agent.Status(); !strings.HasPrefix(doc.Cgroups, "unconfined: ") {
+		t.Errorf("/status cgroups %q", doc.Cgroups)
+	}
+	cg, _ := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/cgroup")
+	if strings.Contains(string(cg), "switchyard-"+r.cfg.ID) {
+		t.Errorf("unconfined instance is in a group of the allocator: %s", cg)
+	}
+}
+
+// A pid recorded on disk that is now another process (its start time
+// differs) is neither adopted nor signalled: the instance is started anew.
+func TestReusedPidIsNotAdopted(t *testing.T) {
+	other := exec.Command("sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() })
+	r := newRig(t, nil)
+	r.stop()
+	// What an earlier allocator would have left, with the pid since
+	// given to the sleep process.
+	raw := `{"deployment":"dep-r-1","kind":"es","generation":"blue","memory_bytes":67108864}`
+	dir := filepath.Join(r.cfg.InstancesDir, "r-1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	state := fmt.Sprintf(`{"assignment":%s,"pid":%d,"start_ticks":1,"port":%d,"restarts":0,"cgroup":false}`, raw, other.Process.Pid, r.cfg.PortMin)
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte(state), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.conn.Create(r.reg.AssignmentPath(r.cfg.ID, "r-1"), []byte(raw), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	st := r.waitState("r-1", 15*time.Second, "running", running)
+	if st.Pid == other.Process.Pid {
+		t.Fatalf("adopted pid %d, which is another process", st.Pid)
+	}
+	if !alive(other.Process.Pid) {
+		t.Error("the process that reused the pid was signalled")
+	}
+	if !strings.Contains(r.logs.String(), "is another process now") {
+		t.Error("no line on the pid not adopted")
 	}
 }
