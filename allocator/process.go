@@ -129,21 +129,10 @@ func adoptProcess(pid int, start uint64) (*process, error) {
 	if got != start {
 		return nil, fmt.Errorf("pid %d is another process now (started at tick %d, not %d)", pid, got, start)
 	}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
+	p := &process{pid: pid, start: start, done: make(chan struct{})}
+	if err := watchExit(p); err != nil {
 		return nil, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	p := &process{pid: pid, start: start, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
-		defer unix.Close(fd)
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			if _, err := unix.Poll(fds, -1); err == nil || !errors.Is(err, unix.EINTR) {
-				return // readable: the process ended
-			}
-		}
-	}()
 	return p, nil
 }
 
