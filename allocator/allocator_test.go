@@ -276,6 +276,7 @@ func TestAssignmentRunsAndIsRemoved(t *testing.T) {
 	if !dirExists(filepath.Join(dir, "data")) {
 		t.Errorf("no data directory in %s", dir)
 	}
+	unassigned := time.Now()
 	if err := r.reg.Unassign(r.cfg.ID, "i-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +284,7 @@ func TestAssignmentRunsAndIsRemoved(t *testing.T) {
 		_, err := r.status("i-1")
 		return err != nil
 	})
+	t.Logf("unassigned to stopped and removed: %v", time.Since(unassigned))
 	if alive(st.Pid) {
 		t.Errorf("pid %d still runs after the assignment was removed", st.Pid)
 	}
@@ -304,22 +306,27 @@ func TestRestartAfterKillAndStop(t *testing.T) {
 	r.assign("i-1", 64<<20, "es", "")
 	st := r.waitState("i-1", 15*time.Second, "running", running)
 	first := st.Pid
+	killed := time.Now()
 	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	st = r.waitState("i-1", 15*time.Second, "running again, restarted", func(s *registry.Status) bool {
 		return running(s) && s.Restarts == 1 && s.Pid != first
 	})
+	t.Logf("SIGKILL to running again: %v (backoff %v)", time.Since(killed), r.cfg.Restart.Backoff)
 	if _, err := get(st.Addr); err != nil {
 		t.Fatalf("restarted instance: %v", err)
 	}
 	second := st.Pid
+	stopped := time.Now()
 	if err := syscall.Kill(second, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	st = r.waitState("i-1", 15*time.Second, "restarted after failing its checks", func(s *registry.Status) bool {
 		return running(s) && s.Restarts == 2 && s.Pid != second
 	})
+	t.Logf("SIGSTOP to running again: %v (checks every %v, timeout %v, %d failures; backoff %v)",
+		time.Since(stopped), r.cfg.Health.Interval, r.cfg.Health.Timeout, r.cfg.Health.Unhealthy, 2*r.cfg.Restart.Backoff)
 	testutil.Eventually(t, 5*time.Second, "the stopped process killed", func() bool { return !alive(second) })
 	m := metricsText(t, r.agent.AdminAddr())
 	if !strings.Contains(m, "switchyard_allocator_restarts_total 2") {
@@ -334,8 +341,10 @@ func TestCrashLoopIsFailed(t *testing.T) {
 		c.Kinds = map[string]allocator.Kind{"crash": {Command: []string{"/bin/sh", "-c", "exit 3"}, HealthPath: "/_health"}}
 		c.Restart.CrashLoop = 2
 	})
+	assigned := time.Now()
 	r.assign("c-1", 64<<20, "crash", "")
 	st := r.waitState("c-1", 15*time.Second, "failed", func(s *registry.Status) bool { return s.State == registry.StateFailed })
+	t.Logf("crash-looping kind: assigned to failed in %v (%d restarts)", time.Since(assigned), st.Restarts)
 	if !strings.Contains(st.Reason, "crash loop") || !strings.Contains(st.Reason, "exited with status 3") || st.Restarts != 2 {
 		t.Errorf("failed status %+v", *st)
 	}
@@ -478,10 +487,12 @@ func TestCgroupsLimitAndWeightAndOOM(t *testing.T) {
 		t.Errorf("pid %d is in %s", st.Pid, cg)
 	}
 
+	hogStart := time.Now()
 	r.assign("hog", 64<<20, "es", `{"ballast_bytes": 268435456}`)
 	got := r.waitState("hog", 20*time.Second, "failed after OOM kills", func(s *registry.Status) bool {
 		return s.State == registry.StateFailed
 	})
+	t.Logf("256 MiB ballast in a 64 MiB instance: OOM-killed twice, failed in %v: %s", time.Since(hogStart), got.Reason)
 	if !strings.Contains(got.Reason, "oom") {
 		t.Errorf("reason %q; want oom", got.Reason)
 	}
