@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // cgroups gives each instance a cgroup of its own: a memory limit of the
@@ -208,11 +210,19 @@ func (cg *cgroups) oomKills(name string) (int64, error) {
 	return 0, fmt.Errorf("%s: no oom_kill counter", file)
 }
 
-// remove deletes group name; its processes must have ended.
+// remove deletes group name; its processes must have ended. A process
+// that has just ended may still count in its group for a moment (the
+// kernel is tearing it down, or nobody has reaped it yet), so a busy group
+// is tried again for up to a second.
 func (cg *cgroups) remove(name string) error {
 	var errs []error
 	for _, d := range cg.dirs(name) {
-		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+		err := os.Remove(d)
+		for try := 0; errors.Is(err, syscall.EBUSY) && try < 20; try++ {
+			time.Sleep(50 * time.Millisecond)
+			err = os.Remove(d)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}

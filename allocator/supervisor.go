@@ -157,6 +157,9 @@ func (s *supervisor) start() error {
 		s.adoptPid = 0
 		if p, err := adoptProcess(pid, s.savedTicks()); err == nil {
 			s.proc = p
+			if a.cg != nil {
+				s.oomSeen, _ = a.cg.oomKills(s.cgName()) // kills before now are not this process's
+			}
 			a.log.Info("adopted a running instance", "id", s.id, "pid", pid)
 			s.setState(registry.StateStarting, "adopted")
 			return nil
