@@ -110,12 +110,29 @@ func (c *Config) setDefaults() error {
 	if c.PortMin == 0 && c.PortMax == 0 {
 		c.PortMin, c.PortMax = DefaultPortMin, DefaultPortMax
 	}
-	if c.Health == (HealthConfig{}) {
-		c.Health = DefaultHealth
+	// Each setting left at zero takes its default on its own: a flag or
+	// config key sets one field of these.
+	orDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if c.Restart == (RestartConfig{}) {
-		c.Restart = DefaultRestart
+	orInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
+	h, dh := &c.Health, DefaultHealth
+	orDur(&h.Interval, dh.Interval)
+	orDur(&h.Timeout, dh.Timeout)
+	orInt(&h.Healthy, dh.Healthy)
+	orInt(&h.Unhealthy, dh.Unhealthy)
+	orDur(&h.StartTimeout, dh.StartTimeout)
+	rs, dr := &c.Restart, DefaultRestart
+	orDur(&rs.Backoff, dr.Backoff)
+	orDur(&rs.MaxBackoff, max(dr.MaxBackoff, rs.Backoff))
+	orInt(&rs.CrashLoop, dr.CrashLoop)
+	orDur(&rs.Window, dr.Window)
 	if c.StopGrace == 0 {
 		c.StopGrace = 10 * time.Second
 	}

@@ -90,6 +90,8 @@ var allocatorFlags = []*option[AllocatorOptions]{
 		set: func(o *AllocatorOptions, v string) error { return setDuration(&o.Config.Health.Interval, v) }},
 	{name: "health-timeout", arg: "DURATION", usage: "a health check's time limit (default 1s)",
 		set: func(o *AllocatorOptions, v string) error { return setDuration(&o.Config.Health.Timeout, v) }},
+	{name: "healthy-after", arg: "N", usage: "passed checks in a row that make a starting or unhealthy instance running (default 1)",
+		set: func(o *AllocatorOptions, v string) error { return setInt(&o.Config.Health.Healthy, v) }},
 	{name: "unhealthy-after", arg: "N", usage: "failed checks in a row that restart an instance (default 3)",
 		set: func(o *AllocatorOptions, v string) error { return setInt(&o.Config.Health.Unhealthy, v) }},
 	{name: "start-timeout", arg: "DURATION", usage: "time a started instance has to pass a check (default 30s)",
