@@ -8,6 +8,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/switchyard/switchyard/allocator"
 	"github.com/switchyard/switchyard/routes/routesfile"
 )
 
@@ -141,6 +142,10 @@ func loadAllocatorConfig(t *testing.T, path string) {
 	}
 	if o.Config.ID == "" || o.Config.CapacityBytes != 8<<30 || len(o.Config.Kinds) == 0 {
 		t.Errorf("%s: loaded %+v", path, o.Config)
+	}
+	// What the allocator itself checks when it starts, too.
+	if _, err := allocator.New(o.Config); err != nil {
+		t.Errorf("%s: the allocator refuses it: %v", path, err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
