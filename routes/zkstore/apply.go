@@ -224,6 +224,45 @@ func (s *Store) applyDeployment(d *routes.DeploymentSpec, res *ApplyResult) erro
 	return fmt.Errorf("deployment %s: gave up after %d attempts: %w", d.ID, maxAttempts, err)
 }
 
+// PutDeployment makes the store hold deployment d exactly (its spec and
+// instances), as Apply does for each deployment of a table: one
+// version-guarded transaction, planned again after a lost race. The
+// layout must exist. It returns the zxid of the write, or 0 when the
+// store held d already. d is validated first (routes.ValidateDeployment).
+func (s *Store) PutDeployment(ctx context.Context, d *routes.DeploymentSpec) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := routes.ValidateDeployment(d); err != nil {
+		return 0, err
+	}
+	if err := s.requireRoot(); err != nil {
+		return 0, err
+	}
+	var res ApplyResult
+	if err := s.applyDeployment(d, &res); err != nil {
+		return 0, err
+	}
+	return res.Zxid, nil
+}
+
+// DeleteDeployment removes deployment id and its instances in one
+// transaction; a deployment already gone is not an error. It returns the
+// zxid of the write, or 0 when there was nothing to delete.
+func (s *Store) DeleteDeployment(ctx context.Context, id string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := checkName("deployment", id); err != nil {
+		return 0, err
+	}
+	var res ApplyResult
+	if err := s.deleteDeployment(id, &res); err != nil {
+		return 0, err
+	}
+	return res.Zxid, nil
+}
+
 // depPlan is the transaction that makes the store hold one deployment.
 type depPlan struct {
 	id     string

@@ -568,3 +568,53 @@ func TestSetMaintenance(t *testing.T) {
 		t.Errorf("unknown deployment: got %v; want ErrNotFound", err)
 	}
 }
+
+// PutDeployment writes one deployment as Apply would, refuses an invalid
+// one, and writes nothing for what is stored already; DeleteDeployment
+// removes it with its instances.
+func TestPutAndDeleteDeployment(t *testing.T) {
+	t.Parallel()
+	s, _ := testStore(t)
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, parse(t, "canary.yaml"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := &routes.DeploymentSpec{ID: "aaaa0001", Kind: "es", Serving: map[string]int{"r1": 100},
+		Instances: []*routes.Instance{{ID: "aaaa0001-r1-a", Addr: "127.0.0.1:20001", Zone: "zone-a", Generation: "r1"}}}
+	z, err := s.PutDeployment(ctx, d)
+	if err != nil || z == 0 {
+		t.Fatalf("PutDeployment: zxid %d, %v", z, err)
+	}
+	got, _, err := s.ReadSpec(ctx, "aaaa0001")
+	if err != nil || len(got.Instances) != 1 || got.Instances[0].Addr != "127.0.0.1:20001" || got.Serving["r1"] != 100 {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
+	if z, err := s.PutDeployment(ctx, d); err != nil || z != 0 {
+		t.Errorf("PutDeployment of what is stored: zxid %d, %v; want 0, nil", z, err)
+	}
+	// A second generation beside the first, at weight 0.
+	d.Serving["r2"] = 0
+	d.Instances = append(d.Instances, &routes.Instance{ID: "aaaa0001-r2-a", Addr: "127.0.0.1:20002", Zone: "zone-a", Generation: "r2"})
+	if _, err := s.PutDeployment(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := s.ReadSpec(ctx, "aaaa0001"); len(got.Instances) != 2 {
+		t.Errorf("instances after adding r2: %d", len(got.Instances))
+	}
+	bad := &routes.DeploymentSpec{ID: "aaaa0002", Kind: "es", Serving: map[string]int{"nope": 100}}
+	if _, err := s.PutDeployment(ctx, bad); err == nil {
+		t.Error("an invalid deployment was written")
+	}
+	if _, _, err := s.ReadSpec(ctx, "aaaa0002"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after the refused write: %v", err)
+	}
+	if z, err := s.DeleteDeployment(ctx, "aaaa0001"); err != nil || z == 0 {
+		t.Fatalf("DeleteDeployment: %d, %v", z, err)
+	}
+	if _, _, err := s.ReadSpec(ctx, "aaaa0001"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after delete: %v", err)
+	}
+	if z, err := s.DeleteDeployment(ctx, "aaaa0001"); err != nil || z != 0 {
+		t.Errorf("second delete: %d, %v", z, err)
+	}
+}
