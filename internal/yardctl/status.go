@@ -2,7 +2,6 @@ package yardctl
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchyard/switchyard/controlplane/cutover"
 	"github.com/switchyard/switchyard/routes/wire"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
@@ -92,7 +92,7 @@ func fetchStatuses(ctx context.Context, rss []zkstore.RouteServer, timeout time.
 		wg.Add(1)
 		go func(r *routeServerJSON) {
 			defer wg.Done()
-			st, err := fetchStatus(ctx, client, r.URL)
+			st, err := cutover.FetchStatus(ctx, client, r.URL)
 			if err != nil {
 				r.Error = err.Error()
 				return
@@ -102,30 +102,6 @@ func fetchStatuses(ctx context.Context, rss []zkstore.RouteServer, timeout time.
 	}
 	wg.Wait()
 	return out
-}
-
-func fetchStatus(ctx context.Context, client *http.Client, base string) (*wire.Status, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+wire.PathStatus, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", wire.PathStatus, resp.Status)
-	}
-	var st wire.Status
-	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("GET %s: bad JSON: %v", wire.PathStatus, err)
-	}
-	return &st, nil
 }
 
 func printStatus(w io.Writer, out statusJSON) {

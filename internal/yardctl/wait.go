@@ -9,31 +9,11 @@ import (
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
-// routeServers is the cutover.Observer of the route servers registered in
-// a store: each one's /status, all at once.
-type routeServers struct{ s *zkstore.Store }
-
-func (o routeServers) Observe(ctx context.Context, timeout time.Duration) (cutover.Observation, error) {
-	rss, err := o.s.RouteServers(ctx)
-	if err != nil {
-		return cutover.Observation{}, err
-	}
-	obs := cutover.Observation{RouteServers: len(rss)}
-	for _, rs := range fetchStatuses(ctx, rss, timeout) {
-		if rs.Status == nil {
-			obs.Unreachable = append(obs.Unreachable, rs.Name)
-			continue
-		}
-		obs.Statuses = append(obs.Statuses, *rs.Status)
-	}
-	return obs, nil
-}
-
 // runner is the cutover.Runner of a command: the route servers of s, each
 // asked within --timeout, waits bounded by --wait's timeout, progress on
 // stderr.
 func (e *env) runner(s *zkstore.Store) *cutover.Runner {
-	return &cutover.Runner{RouteServers: routeServers{s}, Store: s, ObserveTimeout: e.g.timeout,
+	return &cutover.Runner{RouteServers: cutover.RouteServers{Store: s}, Store: s, ObserveTimeout: e.g.timeout,
 		WaitTimeout: e.waitTimeout, Progress: e.progress}
 }
 
@@ -78,7 +58,7 @@ type proxyView struct {
 // observe asks every registered route server for the proxies it has
 // heard from, each /status within timeout.
 func observe(ctx context.Context, s *zkstore.Store, timeout time.Duration) (proxyView, error) {
-	obs, err := routeServers{s}.Observe(ctx, timeout)
+	obs, err := cutover.RouteServers{Store: s}.Observe(ctx, timeout)
 	return proxyView{versions: obs.Applied(), routeServers: obs.RouteServers, unreachable: obs.Unreachable}, err
 }
 
