@@ -226,9 +226,11 @@ func (s *Store) applyDeployment(d *routes.DeploymentSpec, res *ApplyResult) erro
 
 // PutDeployment makes the store hold deployment d exactly (its spec and
 // instances), as Apply does for each deployment of a table: one
-// version-guarded transaction, planned again after a lost race. The
-// layout must exist. It returns the zxid of the write, or 0 when the
-// store held d already. d is validated first (routes.ValidateDeployment).
+// version-guarded transaction, planned again after a lost race. Like
+// Apply it creates the root and the containers when missing (the domain,
+// in config, is Apply's to write). It returns the zxid of the write, or 0
+// when the store held d already. d is validated first
+// (routes.ValidateDeployment).
 func (s *Store) PutDeployment(ctx context.Context, d *routes.DeploymentSpec) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -236,7 +238,7 @@ func (s *Store) PutDeployment(ctx context.Context, d *routes.DeploymentSpec) (in
 	if err := routes.ValidateDeployment(d); err != nil {
 		return 0, err
 	}
-	if err := s.requireRoot(); err != nil {
+	if err := s.ensureSkeleton(); err != nil {
 		return 0, err
 	}
 	var res ApplyResult
