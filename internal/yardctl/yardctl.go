@@ -73,7 +73,8 @@ var commands []*command
 
 func init() {
 	commands = []*command{applyCommand, routesCommand, cutoverCommand, weightsCommand, rollbackCommand,
-		maintenanceCommand, zoneCommand, statusCommand, allocatorsCommand, allocatorCommand}
+		maintenanceCommand, zoneCommand, statusCommand, allocatorsCommand, allocatorCommand,
+		planCommand, plansCommand}
 }
 
 // env is what a running command has: its options, outputs and (once
