@@ -60,6 +60,10 @@ type Status struct {
 	// DrainUntil is when the old generation's drain ends, once it has
 	// begun. Zero: not draining.
 	DrainUntil time.Time `json:"drain_until,omitzero"`
+	// Plan is the plan of the revision being carried out, as it was
+	// when the constructor took it up: a later revision does not change
+	// what this change does.
+	Plan *Plan `json:"plan,omitempty"`
 	// Instances are the revision's instances by instance ID.
 	Instances map[string]InstanceProgress `json:"instances,omitempty"`
 	// History is the earlier steps and outcomes, oldest first, at most

@@ -33,6 +33,7 @@ func init() {
 		{name: "proxy", summary: "run the proxy over a routes file or route servers", run: runProxy, usage: proxyUsage},
 		{name: "route-server", summary: "stream the routing table in ZooKeeper to proxies", run: runRouteServer, usage: routeServerUsage},
 		{name: "allocator", summary: "run the instances assigned to this host, each in its own cgroup", run: runAllocator, usage: allocatorUsage},
+		{name: "constructor", summary: "carry plans out: place instances and swap generations with no failed request", run: runConstructor, usage: constructorUsage},
 		{name: "instance", summary: "the built-in instance program that allocators run", run: runInstance, usage: instanceUsage},
 		{name: "demo", summary: "run demo instances in two zones behind a proxy", run: runDemo, usage: demoUsage},
 		{name: "version", summary: "print the version", run: runVersion,
