@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/allocator/registry"
 	"github.com/switchyard/switchyard/controlplane/plan"
+	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -161,7 +164,9 @@ func (c *Constructor) round(ctx context.Context) {
 		c.log.Debug("listing plans: will retry", "error", err)
 		return
 	}
+	planned := map[string]bool{}
 	for _, rec := range recs {
+		planned[rec.Deployment] = true
 		if rec.Invalid != "" {
 			continue
 		}
@@ -169,6 +174,68 @@ func (c *Constructor) round(ctx context.Context) {
 			c.log.Debug("plan: will retry", "deployment", rec.Deployment, "error", err)
 		}
 	}
+	if err := c.collect(ctx, planned); err != nil {
+		c.log.Debug("removing deployments without a plan: will retry", "error", err)
+	}
+}
+
+// collect removes what a deleted plan left: the deployment's instances
+// that have assignments leave the table (the deployment with them, when
+// no other instance is left), then the assignments go, and the
+// allocators stop the instances. Deployments that were never planned
+// (written by yardctl apply) have no assignments and are not touched.
+func (c *Constructor) collect(ctx context.Context, planned map[string]bool) error {
+	views, err := c.reg.List()
+	if err != nil {
+		return err
+	}
+	orphans := map[string]map[string]string{} // deployment -> instance -> allocator
+	for _, v := range views {
+		for in, a := range v.Assignments {
+			if planned[a.Deployment] {
+				continue
+			}
+			if orphans[a.Deployment] == nil {
+				orphans[a.Deployment] = map[string]string{}
+			}
+			orphans[a.Deployment][in] = v.ID
+		}
+	}
+	for _, dep := range slices.Sorted(maps.Keys(orphans)) {
+		ins := orphans[dep]
+		cur, _, err := c.table.ReadSpec(ctx, dep)
+		switch {
+		case errors.Is(err, zkstore.ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			d := *cur
+			d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return ins[in.ID] != "" })
+			if len(d.Instances) == 0 {
+				if _, err := c.table.DeleteDeployment(ctx, dep); err != nil {
+					return err
+				}
+			} else if len(d.Instances) != len(cur.Instances) {
+				// Generations left without an instance lose their weight.
+				d.Serving = maps.Clone(cur.Serving)
+				for g := range d.Serving {
+					if !slices.ContainsFunc(d.Instances, func(in *routes.Instance) bool { return in.Generation == g }) {
+						delete(d.Serving, g)
+					}
+				}
+				if _, err := c.table.PutDeployment(ctx, &d); err != nil {
+					return err
+				}
+			}
+		}
+		for _, in := range slices.Sorted(maps.Keys(ins)) {
+			if err := c.reg.Unassign(ins[in], in); err != nil && !errors.Is(err, registry.ErrNotFound) {
+				return err
+			}
+		}
+		c.log.Info("plan deleted: deployment removed", "deployment", dep, "instances", len(ins))
+	}
+	return nil
 }
 
 // advance takes up a plan's newest revision when nothing is running for

@@ -3,9 +3,11 @@ package constructor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -300,6 +302,45 @@ func TestPlanCreatesThenGrowsAndShrinks(t *testing.T) {
 }
 
 func maps1(m map[string]int, k string, v int) bool { return len(m) == 1 && m[k] == v }
+
+// A deleted plan takes its deployment out of the table and its
+// instances off the allocators; a deployment that was never planned
+// (written by yardctl apply) stays.
+func TestDeletedPlanIsRemoved(t *testing.T) {
+	s := newSite(t, 2)
+	s.constructor("c1", 100*time.Millisecond)
+	other := &routes.DeploymentSpec{ID: "bbbb0001", Kind: "es", Serving: map[string]int{"blue": 100},
+		Instances: []*routes.Instance{{ID: "b1", Addr: "127.0.0.1:1", Zone: "zone-a", Generation: "blue"}}}
+	if _, err := s.table.PutDeployment(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	p := basePlan(64 << 20)
+	p.Zones = 2
+	rev := s.apply(p)
+	if st := s.waitFinal(rev, 60*time.Second); st.State != plan.StateDone {
+		t.Fatalf("revision %d: %+v", rev, st)
+	}
+	d, _, _ := s.table.ReadSpec(context.Background(), dep)
+	if _, err := s.plans.Delete(dep, plan.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, "deployment and assignments gone", func() bool {
+		_, _, err := s.table.ReadSpec(context.Background(), dep)
+		return errors.Is(err, zkstore.ErrNotFound) && len(s.assignments()) == 0
+	})
+	testutil.Eventually(t, 10*time.Second, "instances stopped", func() bool {
+		for _, in := range d.Instances {
+			if c, err := net.DialTimeout("tcp", in.Addr, 200*time.Millisecond); err == nil {
+				c.Close()
+				return false
+			}
+		}
+		return true
+	})
+	if _, _, err := s.table.ReadSpec(context.Background(), "bbbb0001"); err != nil {
+		t.Errorf("the deployment without a plan: %v", err)
+	}
+}
 
 // A plan that needs more memory than any allocator has fails at place,
 // with the reason, and the table is untouched; one whose instances never
