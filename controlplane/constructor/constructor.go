@@ -15,6 +15,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/switchyard/switchyard/allocator/registry"
+	"github.com/switchyard/switchyard/controlplane/cutover"
 	"github.com/switchyard/switchyard/controlplane/plan"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
@@ -36,6 +37,12 @@ type Config struct {
 	// ConvergeTimeout bounds the wait for the proxies to apply a cutover.
 	// Default 2m.
 	ConvergeTimeout time.Duration
+	// RollbackRate is the share of failed attempts to a new generation,
+	// as the proxies report them while the old one drains, that rolls a
+	// change back; RollbackMinRequests attempts are needed first. 0
+	// turns the rule off. Defaults 5% and 20.
+	RollbackRate        float64
+	RollbackMinRequests uint64
 	// Interval is how often plans are looked at again. Default 500ms.
 	Interval       time.Duration
 	SessionTimeout time.Duration
@@ -63,6 +70,17 @@ func (c *Config) setDefaults() error {
 		if *d.v == 0 {
 			*d.v = d.d
 		}
+	}
+	switch {
+	case c.RollbackRate == 0:
+		c.RollbackRate = 0.05
+	case c.RollbackRate < 0:
+		c.RollbackRate = 0 // off
+	case c.RollbackRate >= 1:
+		return fmt.Errorf("--rollback-rate %v: want below 100%%", c.RollbackRate)
+	}
+	if c.RollbackMinRequests == 0 {
+		c.RollbackMinRequests = cutover.DefaultMinRequests
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -437,4 +438,71 @@ func TestStandbyResumesAChangeInFlight(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "leading: carrying plans out") {
 		t.Error("no leadership in the log")
 	}
+}
+
+// A new generation that fails once it serves is rolled back while the
+// old one drains: the previous serving map is written back, the new
+// instances leave the table and the allocators, and the status says
+// rolled_back with the proxies' counts.
+func TestFailingNewGenerationIsRolledBack(t *testing.T) {
+	s := newSite(t, 4)
+	rs := &cli.RouteServerOptions{ZK: s.zk.Servers(), Root: root, Listen: "127.0.0.1:0", Name: "rs-test",
+		Logger: slog.New(slog.NewTextHandler(s.logs, nil))}
+	s.run(t, "route server", rs.Run)
+	var rsURL string
+	testutil.EventuallyErr(t, 10*time.Second, "route server registered", func() error {
+		rss, err := s.table.RouteServers(context.Background())
+		if err != nil || len(rss) == 0 {
+			return fmt.Errorf("route servers %v, %v", rss, err)
+		}
+		rsURL = rss[0].URL
+		return nil
+	})
+	s.constructor("c1", 20*time.Second)
+	rev := s.apply(basePlan(64 << 20))
+	if st := s.waitFinal(rev, 60*time.Second); st.State != plan.StateDone {
+		t.Fatalf("revision %d: %+v", rev, st)
+	}
+	before, _, _ := s.table.ReadSpec(context.Background(), dep)
+	rev = s.apply(basePlan(96 << 20))
+	gen := fmt.Sprintf("r%d", rev)
+	testutil.EventuallyErr(t, 60*time.Second, "the change draining", func() error {
+		r, err := s.plans.Read(dep)
+		if err != nil {
+			return err
+		}
+		if r.Status == nil || r.Status.Revision != rev || r.Status.Step != "drain" {
+			return fmt.Errorf("status %+v", r.Status)
+		}
+		return nil
+	})
+	// A proxy reports that the new generation fails 40 of 100 attempts.
+	body, _ := json.Marshal(wire.Report{Proxy: "proxy-1", Generations: []routes.GenerationCount{
+		{Deployment: dep, Generation: gen, Requests: 100, Errors: 40}}})
+	resp, err := http.Post(strings.TrimRight(rsURL, "/")+wire.PathReport, "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	st := s.waitFinal(rev, 30*time.Second)
+	if st.State != plan.StateRolledBack || !strings.Contains(st.Reason, "40 of 100 attempts failed") {
+		t.Fatalf("revision %d: state %s, reason %q", rev, st.State, st.Reason)
+	}
+	after, _, _ := s.table.ReadSpec(context.Background(), dep)
+	if !maps1(after.Serving, "r1", 100) || len(after.Instances) != len(before.Instances) {
+		t.Errorf("table after the rollback: %+v", after)
+	}
+	for _, in := range after.Instances {
+		if in.Generation != "r1" {
+			t.Errorf("instance %s of %s left", in.ID, in.Generation)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "the new generation's assignments removed", func() bool {
+		for _, a := range s.assignments() {
+			if a.Generation == gen {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -160,6 +160,9 @@ func (x *change) run(ctx context.Context, step string) (string, error) {
 		x.st.DrainUntil = x.c.now().Add(x.c.cfg.RetireGrace)
 		return stepDrain, nil
 	case stepDrain:
+		if rolled, err := x.watchNew(ctx); err != nil || rolled {
+			return stepDrain, err
+		}
 		if x.c.now().Before(x.st.DrainUntil) {
 			return stepDrain, nil
 		}
@@ -453,4 +456,61 @@ func (x *change) abort(ctx context.Context, step string, why error) error {
 		return err
 	}
 	return x.finish(plan.StateFailed, fmt.Sprintf("%s: %v", step, why))
+}
+
+// watchNew applies the rollback rule while the old generation drains:
+// when the proxies report more than RollbackRate of at least
+// RollbackMinRequests attempts to the new generation failed, the
+// previous serving map is written back (only while the cutover's is still
+// stored), the new generation leaves the table and the allocators, and
+// the change ends rolled back. Without route servers, or their reports,
+// there is nothing to watch.
+func (x *change) watchNew(ctx context.Context) (rolledBack bool, err error) {
+	rate := x.c.cfg.RollbackRate
+	if rate <= 0 {
+		return false, nil
+	}
+	r := &cutover.Runner{RouteServers: cutover.RouteServers{Store: x.c.table}, Store: x.c.table}
+	counts, err := r.Counts(ctx, x.id(), x.gen())
+	if err != nil {
+		x.c.log.Debug("no reports to watch the new generation by", "deployment", x.id(), "error", err)
+		return false, nil
+	}
+	var total cutover.Count
+	for _, c := range counts {
+		total.Requests += c.Requests
+		total.Errors += c.Errors
+	}
+	spec := cutover.Spec{Rate: rate, MinRequests: x.c.cfg.RollbackMinRequests}
+	if !spec.Fails(total) {
+		return false, nil
+	}
+	why := fmt.Sprintf("generation %s: %d of %d attempts failed at %d proxies, over %.1f%%", x.gen(), total.Errors, total.Requests, len(counts), 100*rate)
+	cur, dd, err := x.c.table.ReadSpec(ctx, x.id())
+	if err != nil {
+		return false, err
+	}
+	prev := dd.PreviousServing
+	if len(prev) == 0 {
+		return false, fatalf("%s; no previous serving map to go back to", why)
+	}
+	if _, err := x.c.table.SetServingIf(ctx, x.id(), cur.Serving, prev); err != nil {
+		return false, fmt.Errorf("%s; rolling back: %w", why, err)
+	}
+	x.c.log.Warn("new generation failing; rolled back", "deployment", x.id(), "why", why)
+	cur, _, err = x.c.table.ReadSpec(ctx, x.id())
+	if err != nil {
+		return false, err
+	}
+	d := *cur
+	d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return in.Generation == x.gen() })
+	d.Serving = maps.Clone(cur.Serving)
+	delete(d.Serving, x.gen())
+	if _, err := x.c.table.PutDeployment(ctx, &d); err != nil {
+		return false, err
+	}
+	if err := x.release(func(a *registry.Assignment) bool { return a.Generation == x.gen() }); err != nil {
+		return false, err
+	}
+	return true, x.finish(plan.StateRolledBack, why)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/switchyard/switchyard/controlplane/constructor"
 	"github.com/switchyard/switchyard/internal/cmdline"
@@ -39,6 +40,32 @@ var constructorFlags = []*option[ConstructorOptions]{
 		set: func(o *ConstructorOptions, v string) error { return setDuration(&o.Config.RetireGrace, v) }},
 	{name: "converge-timeout", arg: "DURATION", usage: "longest wait for the proxies to apply a cutover (default 2m)",
 		set: func(o *ConstructorOptions, v string) error { return setDuration(&o.Config.ConvergeTimeout, v) }},
+	{name: "rollback-rate", arg: "PERCENT|off", usage: "share of failed attempts to a new generation, while the old one drains, that rolls a change back (default 5%)",
+		set: func(o *ConstructorOptions, v string) error {
+			if v == "off" {
+				o.Config.RollbackRate = -1
+				return nil
+			}
+			pct := strings.HasSuffix(v, "%")
+			r, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+			if pct {
+				r /= 100
+			}
+			if err != nil || !(r > 0 && r < 1) {
+				return fmt.Errorf("invalid rate %q (want between 0%% and 100%%, e.g. 5%%, or off)", v)
+			}
+			o.Config.RollbackRate = r
+			return nil
+		}},
+	{name: "rollback-min-requests", arg: "N", usage: "attempts to a new generation needed before --rollback-rate applies (default 20)",
+		set: func(o *ConstructorOptions, v string) error {
+			var n int
+			if err := setInt(&n, v); err != nil {
+				return err
+			}
+			o.Config.RollbackMinRequests = uint64(n)
+			return nil
+		}},
 	{name: "interval", arg: "DURATION", usage: "how often plans are looked at again (default 500ms)",
 		set: func(o *ConstructorOptions, v string) error { return setDuration(&o.Config.Interval, v) }},
 	{name: "session-timeout", arg: "DURATION", usage: "ZooKeeper session timeout (default 10s)",
