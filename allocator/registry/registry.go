@@ -47,6 +47,10 @@ type Allocator struct {
 	Attributes map[string]string `json:"attributes,omitempty"`
 	// Maintenance: no new placements; running instances stay.
 	Maintenance bool `json:"maintenance"`
+	// Vacate: the constructor moves every instance off the allocator
+	// (each replaced on another, swapped in the table, then removed here).
+	// Operators set it, with Maintenance.
+	Vacate bool `json:"vacate,omitempty"`
 }
 
 // Capacity is what an allocator offers to instances.

@@ -66,7 +66,7 @@ func (r *Registry) Register(id string, a Allocator) error {
 		default:
 			var cur Allocator
 			if decodeInto(p, data, &cur) == nil {
-				a.Maintenance = cur.Maintenance
+				a.Maintenance, a.Vacate = cur.Maintenance, cur.Vacate
 			}
 			if _, err := r.conn.Set(p, encode(a), st.Version); errors.Is(err, zk.ErrBadVersion) {
 				continue
@@ -222,8 +222,25 @@ func (r *Registry) Unassign(id, instance string) error {
 	return nil
 }
 
-// SetMaintenance sets allocator id's maintenance flag.
+// SetMaintenance sets allocator id's maintenance flag (and clears
+// Vacate when turning it off).
 func (r *Registry) SetMaintenance(id string, on bool) error {
+	return r.setFlags(id, func(a *Allocator) {
+		a.Maintenance = on
+		if !on {
+			a.Vacate = false
+		}
+	})
+}
+
+// SetVacate asks the constructor to move everything off allocator id; it
+// sets Maintenance too, so that nothing new is placed there.
+func (r *Registry) SetVacate(id string) error {
+	return r.setFlags(id, func(a *Allocator) { a.Maintenance, a.Vacate = true, true })
+}
+
+// setFlags changes allocator id's node with set, at the version read.
+func (r *Registry) setFlags(id string, set func(*Allocator)) error {
 	p := r.l.allocator(id)
 	for attempt := 0; attempt < 5; attempt++ {
 		data, st, err := r.conn.Get(p)
@@ -237,7 +254,7 @@ func (r *Registry) SetMaintenance(id string, on bool) error {
 		if err := decodeInto(p, data, &a); err != nil {
 			return err
 		}
-		a.Maintenance = on
+		set(&a)
 		if _, err := r.conn.Set(p, encode(a), st.Version); errors.Is(err, zk.ErrBadVersion) {
 			continue
 		} else if err != nil {

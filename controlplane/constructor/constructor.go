@@ -43,6 +43,9 @@ type Config struct {
 	// turns the rule off. Defaults 5% and 20.
 	RollbackRate        float64
 	RollbackMinRequests uint64
+	// LostGrace is how long an allocator's live node must be missing
+	// before its instances are replaced elsewhere. Default 60s.
+	LostGrace time.Duration
 	// Interval is how often plans are looked at again. Default 500ms.
 	Interval       time.Duration
 	SessionTimeout time.Duration
@@ -65,7 +68,7 @@ func (c *Config) setDefaults() error {
 		v *time.Duration
 		d time.Duration
 	}{{&c.StartTimeout, 5 * time.Minute}, {&c.RetireGrace, 30 * time.Second}, {&c.ConvergeTimeout, 2 * time.Minute},
-		{&c.Interval, 500 * time.Millisecond}, {&c.SessionTimeout, 10 * time.Second}}
+		{&c.Interval, 500 * time.Millisecond}, {&c.SessionTimeout, 10 * time.Second}, {&c.LostGrace, time.Minute}}
 	for _, d := range defaults {
 		if *d.v == 0 {
 			*d.v = d.d
@@ -103,6 +106,9 @@ type Constructor struct {
 	el    *election
 
 	leading atomic.Bool // read by Leading from any goroutine
+	// lostSince is when this constructor first saw each allocator
+	// without its live node (a new leader starts counting afresh).
+	lostSince map[string]time.Time
 }
 
 // New checks cfg and returns a constructor.
@@ -110,7 +116,7 @@ func New(cfg Config) (*Constructor, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Constructor{cfg: cfg, log: cfg.Logger}, nil
+	return &Constructor{cfg: cfg, log: cfg.Logger, lostSince: map[string]time.Time{}}, nil
 }
 
 func (c *Constructor) now() time.Time { return c.cfg.Now().UTC() }
@@ -194,6 +200,9 @@ func (c *Constructor) round(ctx context.Context) {
 	}
 	if err := c.collect(ctx, planned); err != nil {
 		c.log.Debug("removing deployments without a plan: will retry", "error", err)
+	}
+	if err := c.repair(ctx, recs); err != nil {
+		c.log.Debug("replacing instances: will retry", "error", err)
 	}
 }
 

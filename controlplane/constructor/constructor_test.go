@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -52,12 +53,15 @@ type site struct {
 	reg   *registry.Registry
 	table *zkstore.Store
 	logs  *testutil.Buffer
+	// stopAllocator stops the in-process allocator of that ID (its
+	// instances keep running).
+	stopAllocator map[string]func()
 }
 
 func newSite(t *testing.T, allocators int) *site {
 	t.Helper()
 	e := zktest.Start(t)
-	s := &site{t: t, zk: e, logs: &testutil.Buffer{}}
+	s := &site{t: t, zk: e, logs: &testutil.Buffer{}, stopAllocator: map[string]func(){}}
 	s.conn = zktest.Connect(t, e.Servers(), 4*time.Second)
 	s.plans = plan.New(s.conn, root)
 	s.reg = registry.New(s.conn, root)
@@ -86,8 +90,8 @@ func newSite(t *testing.T, allocators int) *site {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.run(t, cfg.ID, a.Run)
 		t.Cleanup(func() { killInstances(cfg.InstancesDir) })
+		s.stopAllocator[cfg.ID] = s.run(t, cfg.ID, a.Run)
 	}
 	testutil.Eventually(t, 10*time.Second, "allocators live", func() bool {
 		vs, err := s.reg.List()
@@ -146,7 +150,7 @@ func killInstances(dir string) {
 
 // constructor starts a constructor with a short retire grace.
 func (s *site) constructor(id string, grace time.Duration) (*constructor.Constructor, func()) {
-	c, err := constructor.New(constructor.Config{ZK: s.zk.Servers(), ID: id, RetireGrace: grace,
+	c, err := constructor.New(constructor.Config{ZK: s.zk.Servers(), ID: id, RetireGrace: grace, LostGrace: time.Second,
 		StartTimeout: 20 * time.Second, ConvergeTimeout: 2 * time.Second, Interval: 100 * time.Millisecond,
 		SessionTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(s.logs, nil))})
 	if err != nil {
@@ -505,4 +509,85 @@ func TestFailingNewGenerationIsRolledBack(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// The instance of an allocator that is gone is replaced in its zone,
+// swapped in the table, and its assignment removed; an allocator being
+// vacated has its instance moved the same way, and stops the old one.
+func TestLostAndVacatedAllocatorsAreReplaced(t *testing.T) {
+	s := newSite(t, 4)
+	s.constructor("c1", 100*time.Millisecond)
+	rev := s.apply(basePlan(64 << 20))
+	st := s.waitFinal(rev, 60*time.Second)
+	if st.State != plan.StateDone {
+		t.Fatalf("revision %d: %+v", rev, st)
+	}
+	ids := slices.Sorted(maps.Keys(st.Instances))
+	lost, vacated := ids[0], ids[1]
+	lostOn, vacatedOn := st.Instances[lost], st.Instances[vacated]
+
+	start := time.Now()
+	s.stopAllocator[lostOn.Allocator]()
+	replaced := func(old string, zone string) *routes.Instance {
+		t.Helper()
+		var got *routes.Instance
+		testutil.EventuallyErr(t, 30*time.Second, old+" replaced in the table", func() error {
+			d, _, err := s.table.ReadSpec(context.Background(), dep)
+			if err != nil {
+				return err
+			}
+			got = nil
+			for _, in := range d.Instances {
+				if in.ID == old {
+					return fmt.Errorf("%s still in the table", old)
+				}
+				if in.ID == old+"m" {
+					got = in
+				}
+			}
+			if got == nil {
+				return fmt.Errorf("no replacement of %s in %+v", old, d.Instances)
+			}
+			if _, ok := s.assignments()[old]; ok {
+				return fmt.Errorf("%s still assigned", old)
+			}
+			return nil
+		})
+		if got.Zone != zone {
+			t.Errorf("replacement of %s in %s; want its zone %s", old, got.Zone, zone)
+		}
+		if rep := get(t, got.Addr); rep["instance"] != got.ID || rep["generation"] != "r1" {
+			t.Errorf("replacement answers %v", rep)
+		}
+		return got
+	}
+	r1 := replaced(lost, lostOn.Zone)
+	t.Logf("allocator lost (grace 1s) to its instance replaced: %v", time.Since(start))
+	if a := s.assignments()[r1.ID]; a == nil {
+		t.Errorf("replacement %s not assigned", r1.ID)
+	}
+
+	vacatedAddr := ""
+	d, _, _ := s.table.ReadSpec(context.Background(), dep)
+	for _, in := range d.Instances {
+		if in.ID == vacated {
+			vacatedAddr = in.Addr
+		}
+	}
+	start = time.Now()
+	if err := s.reg.SetVacate(vacatedOn.Allocator); err != nil {
+		t.Fatal(err)
+	}
+	replaced(vacated, vacatedOn.Zone)
+	t.Logf("allocator vacated to its instance replaced: %v", time.Since(start))
+	testutil.Eventually(t, 10*time.Second, "the vacated allocator stopped the old instance", func() bool {
+		c, err := net.DialTimeout("tcp", vacatedAddr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	if v, err := s.reg.Read(vacatedOn.Allocator); err != nil || len(v.Assignments) != 0 || !v.Maintenance {
+		t.Errorf("vacated allocator: %+v, %v", v, err)
+	}
 }

@@ -66,6 +66,8 @@ var constructorFlags = []*option[ConstructorOptions]{
 			o.Config.RollbackMinRequests = uint64(n)
 			return nil
 		}},
+	{name: "lost-grace", arg: "DURATION", usage: "time an allocator's live node must be missing before its instances are replaced elsewhere (default 1m)",
+		set: func(o *ConstructorOptions, v string) error { return setDuration(&o.Config.LostGrace, v) }},
 	{name: "interval", arg: "DURATION", usage: "how often plans are looked at again (default 500ms)",
 		set: func(o *ConstructorOptions, v string) error { return setDuration(&o.Config.Interval, v) }},
 	{name: "session-timeout", arg: "DURATION", usage: "ZooKeeper session timeout (default 10s)",

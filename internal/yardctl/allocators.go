@@ -20,8 +20,8 @@ var allocatorsCommand = &command{
 
 var allocatorCommand = &command{
 	name:    "allocator",
-	args:    "maintenance ALLOCATOR on|off",
-	summary: "set an allocator's maintenance flag: no new placements; its instances stay",
+	args:    "maintenance ALLOCATOR on|off | vacate ALLOCATOR",
+	summary: "maintenance: no new placements there, its instances stay; vacate: the constructor moves its instances elsewhere",
 	run:     runAllocator,
 }
 
@@ -126,8 +126,11 @@ func bytesText(n int64) string {
 }
 
 func runAllocator(ctx context.Context, e *env, fs *flag.FlagSet) error {
+	if fs.NArg() == 2 && fs.Arg(0) == "vacate" {
+		return runVacate(ctx, e, fs.Arg(1))
+	}
 	if fs.NArg() != 3 || fs.Arg(0) != "maintenance" {
-		return usagef("allocator: want maintenance ALLOCATOR on|off")
+		return usagef("allocator: want maintenance ALLOCATOR on|off, or vacate ALLOCATOR")
 	}
 	id, word := fs.Arg(1), fs.Arg(2)
 	var on bool
@@ -155,5 +158,28 @@ func runAllocator(ctx context.Context, e *env, fs *flag.FlagSet) error {
 		return writeJSON(e.stdout, map[string]any{"allocator": id, "maintenance": on})
 	}
 	fmt.Fprintf(e.stdout, "allocator %s: maintenance %s\n", id, word)
+	return nil
+}
+
+// runVacate asks the constructor to move every instance off an allocator
+// (and stops new placements there).
+func runVacate(ctx context.Context, e *env, id string) error {
+	if err := registry.CheckName("allocator", id); err != nil {
+		return &usageError{fmt.Errorf("allocator vacate: %w", err)}
+	}
+	if _, err := e.connect(ctx); err != nil {
+		return err
+	}
+	err := registry.New(e.conn, e.g.root).SetVacate(id)
+	if errors.Is(err, registry.ErrNotFound) {
+		return &usageError{fmt.Errorf("allocator vacate: no allocator %q", id)}
+	}
+	if err != nil {
+		return fmt.Errorf("allocator vacate: %w", err)
+	}
+	if e.json() {
+		return writeJSON(e.stdout, map[string]any{"allocator": id, "vacate": true, "maintenance": true})
+	}
+	fmt.Fprintf(e.stdout, "allocator %s: vacating (maintenance on); the constructor moves its instances, then \"allocator maintenance %s off\" opens it again\n", id, id)
 	return nil
 }

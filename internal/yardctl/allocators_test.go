@@ -59,6 +59,14 @@ func TestAllocatorsAndMaintenance(t *testing.T) {
 		list[0].Instances["i-1"].Status == nil || list[0].Instances["i-1"].Status.Pid != 42 || list[0].Live == nil {
 		t.Errorf("json: %+v", list)
 	}
+	yardOK(t, with(flags, "allocator", "vacate", "host-1")...)
+	if v, err := reg.Read("host-1"); err != nil || !v.Vacate || !v.Maintenance {
+		t.Errorf("after vacate: %+v, %v", v, err)
+	}
+	yardOK(t, with(flags, "allocator", "maintenance", "host-1", "off")...)
+	if v, err := reg.Read("host-1"); err != nil || v.Vacate || v.Maintenance {
+		t.Errorf("after maintenance off: %+v, %v", v, err)
+	}
 	// The allocator registering again (a restart) keeps the flag.
 	if err := reg.Register("host-2", registry.Allocator{Zone: "zone-b", Capacity: registry.Capacity{MemoryBytes: 4 << 30}}); err != nil {
 		t.Fatal(err)
@@ -73,7 +81,8 @@ func TestAllocatorsAndMaintenance(t *testing.T) {
 	}{
 		{[]string{"allocator", "maintenance", "nope", "on"}, `yardctl: allocator maintenance: no allocator "nope"`},
 		{[]string{"allocator", "maintenance", "host-1", "maybe"}, `yardctl: allocator maintenance: "maybe" is not on or off`},
-		{[]string{"allocator", "vacate", "host-1"}, "yardctl: allocator: want maintenance ALLOCATOR on|off"},
+		{[]string{"allocator", "drain", "host-1"}, "yardctl: allocator: want maintenance ALLOCATOR on|off, or vacate ALLOCATOR"},
+		{[]string{"allocator", "vacate", "nope"}, `yardctl: allocator vacate: no allocator "nope"`},
 		{[]string{"allocators", "x"}, `yardctl: allocators: unexpected argument "x"`},
 	} {
 		_, errOut, code := yard(t, with(flags, c.args...)...)
