@@ -275,10 +275,12 @@ func (c *Constructor) advance(ctx context.Context, rec *plan.Record) error {
 		if st != nil {
 			next.History = st.History
 		}
-		if rec.Plan.Strategy == plan.Rolling {
-			next.State, next.Reason = plan.StateFailed, "strategy rolling: not carried out by this constructor yet; use grow_and_shrink"
-		}
 		x := &change{c: c, rec: rec, st: next, ver: rec.StatusVersion}
+		first, err := x.firstStep(ctx)
+		if err != nil && !errors.Is(err, zkstore.ErrNotFound) {
+			return err
+		}
+		next.Step = first
 		if err := x.save(); err != nil {
 			return err
 		}

@@ -591,3 +591,66 @@ func TestLostAndVacatedAllocatorsAreReplaced(t *testing.T) {
 		t.Errorf("vacated allocator: %+v, %v", v, err)
 	}
 }
+
+// A rolling change replaces one zone at a time: the new generation
+// carries half the weight while one of two zones is done, all of it at
+// the end, and the old instances of each zone go after that zone.
+func TestRollingChangeGoesZoneByZone(t *testing.T) {
+	s := newSite(t, 4)
+	s.constructor("c1", 700*time.Millisecond)
+	p := basePlan(64 << 20)
+	p.Strategy = plan.Rolling // a new deployment: made grow-and-shrink
+	rev := s.apply(p)
+	if st := s.waitFinal(rev, 60*time.Second); st.State != plan.StateDone {
+		t.Fatalf("revision %d: %+v", rev, st)
+	}
+	seen := map[string]bool{}
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+			if d, _, err := s.table.ReadSpec(context.Background(), dep); err == nil {
+				b, _ := json.Marshal(d.Serving)
+				seen[string(b)] = true
+			}
+		}
+	}()
+	p = basePlan(96 << 20)
+	p.Strategy = plan.Rolling
+	rev = s.apply(p)
+	st := s.waitFinal(rev, 60*time.Second)
+	close(stop)
+	<-watched
+	if st.State != plan.StateDone {
+		t.Fatalf("revision %d: %+v", rev, st)
+	}
+	var steps []string
+	for _, h := range st.History {
+		if h.Revision == rev && h.Step != "" {
+			steps = append(steps, h.Step)
+		}
+	}
+	want := []string{"place/zone-a", "start/zone-a", "route/zone-a", "cutover/zone-a", "converge/zone-a", "drain/zone-a", "remove/zone-a", "release/zone-a",
+		"place/zone-b", "start/zone-b", "route/zone-b", "cutover/zone-b", "converge/zone-b", "drain/zone-b", "remove/zone-b", "release/zone-b"}
+	if !slices.Equal(steps, want) {
+		t.Errorf("steps %v\nwant  %v", steps, want)
+	}
+	if !seen[`{"r1":50,"r2":50}`] {
+		t.Errorf("serving maps seen %v; want the half-way {r1:50, r2:50}", slices.Sorted(maps.Keys(seen)))
+	}
+	d, _, _ := s.table.ReadSpec(context.Background(), dep)
+	if !maps1(d.Serving, "r2", 100) || len(d.Instances) != 2 {
+		t.Fatalf("table at the end: %+v", d)
+	}
+	for id, a := range s.assignments() {
+		if a.Generation != "r2" {
+			t.Errorf("assignment %s of %s left", id, a.Generation)
+		}
+	}
+}

@@ -104,6 +104,13 @@ func (x *change) advance(ctx context.Context) error {
 		var fe errFatal
 		switch {
 		case errors.As(err, &fe):
+			if base, zone, ok := rolling(step); ok && x.st.Zxid != 0 {
+				switch base {
+				case stepPlace, stepStart, stepRoute:
+					return x.abortZone(ctx, zone, base, fe.err)
+				}
+				return x.finish(plan.StateFailed, fmt.Sprintf("%s: %v", step, fe.err))
+			}
 			if x.cutOver() {
 				return x.finish(plan.StateFailed, fmt.Sprintf("%s: %v", step, fe.err))
 			}
@@ -125,7 +132,8 @@ func (x *change) advance(ctx context.Context) error {
 // cutOver reports whether the change went past its cutover (then the new
 // generation serves, and the way out is forward, or a rollback).
 func (x *change) cutOver() bool {
-	switch x.st.Step {
+	base, _, _ := rolling(x.st.Step)
+	switch base {
 	case stepPlace, stepStart, stepRoute, "":
 		return false
 	}
@@ -135,6 +143,9 @@ func (x *change) cutOver() bool {
 // run does one step; it returns the step to go to ("" when done), or the
 // same step to wait.
 func (x *change) run(ctx context.Context, step string) (string, error) {
+	if base, zone, ok := rolling(step); ok {
+		return x.runRolling(ctx, base, zone)
+	}
 	switch step {
 	case stepPlace:
 		return stepStart, x.place(ctx)
@@ -241,8 +252,13 @@ func isDuplicate(err error) bool {
 // address; an instance that failed, or a start past the plan's timeout,
 // fails the change.
 func (x *change) started(ctx context.Context) (bool, error) {
+	return x.startedOf(ctx, slices.Sorted(maps.Keys(x.st.Instances)))
+}
+
+// startedOf is started for the instances ids of the change.
+func (x *change) startedOf(ctx context.Context, ids []string) (bool, error) {
 	all := true
-	for _, in := range slices.Sorted(maps.Keys(x.st.Instances)) {
+	for _, in := range ids {
 		ip := x.st.Instances[in]
 		v, err := x.c.reg.Read(ip.Allocator)
 		if errors.Is(err, registry.ErrNotFound) {
