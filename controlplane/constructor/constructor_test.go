@@ -263,13 +263,7 @@ func TestPlanCreatesThenGrowsAndShrinks(t *testing.T) {
 		t.Fatalf("revision %d: %+v", rev, st)
 	}
 	t.Logf("size change carried out (place, start, route, cut over, drain, remove, release): %v", time.Since(start))
-	var steps []string
-	for _, h := range st.History {
-		if h.Revision == rev {
-			steps = append(steps, h.Step)
-		}
-	}
-	t.Logf("steps of revision %d: %v", rev, steps)
+	t.Logf("time per step of revision %d: %s", rev, stepTimes(st, rev))
 	d, _, err = s.table.ReadSpec(context.Background(), dep)
 	if err != nil {
 		t.Fatal(err)
@@ -653,4 +647,21 @@ func TestRollingChangeGoesZoneByZone(t *testing.T) {
 			t.Errorf("assignment %s of %s left", id, a.Generation)
 		}
 	}
+}
+
+// stepTimes says how long each step of revision rev took, from the
+// status history: each entry is written when its step ends.
+func stepTimes(st *plan.Status, rev int) string {
+	var out []string
+	last := st.StartedAt
+	for _, h := range st.History {
+		if h.Revision != rev || h.Step == "" {
+			continue
+		}
+		if !last.IsZero() {
+			out = append(out, fmt.Sprintf("%s %v", h.Step, h.At.Sub(last).Round(time.Millisecond)))
+		}
+		last = h.At
+	}
+	return strings.Join(out, ", ")
 }
