@@ -230,30 +230,8 @@ func (c *Constructor) collect(ctx context.Context, planned map[string]bool) erro
 	}
 	for _, dep := range slices.Sorted(maps.Keys(orphans)) {
 		ins := orphans[dep]
-		cur, _, err := c.table.ReadSpec(ctx, dep)
-		switch {
-		case errors.Is(err, zkstore.ErrNotFound):
-		case err != nil:
+		if err := c.dropInstances(ctx, dep, func(in *routes.Instance) bool { return ins[in.ID] != "" }); err != nil {
 			return err
-		default:
-			d := *cur
-			d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return ins[in.ID] != "" })
-			if len(d.Instances) == 0 {
-				if _, err := c.table.DeleteDeployment(ctx, dep); err != nil {
-					return err
-				}
-			} else if len(d.Instances) != len(cur.Instances) {
-				// Generations left without an instance lose their weight.
-				d.Serving = maps.Clone(cur.Serving)
-				for g := range d.Serving {
-					if !slices.ContainsFunc(d.Instances, func(in *routes.Instance) bool { return in.Generation == g }) {
-						delete(d.Serving, g)
-					}
-				}
-				if _, err := c.table.PutDeployment(ctx, &d); err != nil {
-					return err
-				}
-			}
 		}
 		for _, in := range slices.Sorted(maps.Keys(ins)) {
 			if err := c.reg.Unassign(ins[in], in); err != nil && !errors.Is(err, registry.ErrNotFound) {

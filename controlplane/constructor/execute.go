@@ -339,7 +339,7 @@ func (x *change) route(ctx context.Context) (first bool, err error) {
 		d := &routes.DeploymentSpec{ID: x.id(), Kind: p.Kind, DisplayName: p.DisplayName, Aliases: p.Aliases, Allow: p.Allow,
 			Serving: map[string]int{x.gen(): 100}, Instances: ins}
 		if _, err := x.c.table.PutDeployment(ctx, d); err != nil {
-			return false, x.tableErr(err)
+			return false, tableErr(err)
 		}
 		return true, nil
 	}
@@ -355,15 +355,7 @@ func (x *change) route(ctx context.Context) (first bool, err error) {
 	d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return in.Generation == x.gen() })
 	d.Instances = append(d.Instances, ins...)
 	_, err = x.c.table.PutDeployment(ctx, &d)
-	return false, x.tableErr(err)
-}
-
-func (x *change) tableErr(err error) error {
-	var re *routes.Error
-	if errors.As(err, &re) {
-		return fatalf("the table refuses it: %v", err)
-	}
-	return err
+	return false, tableErr(err)
 }
 
 // cutover gives the new generation all the weight, in one write.
@@ -406,15 +398,7 @@ func (x *change) converge(ctx context.Context) {
 
 // removeOld takes every other generation out of the table.
 func (x *change) removeOld(ctx context.Context) error {
-	cur, _, err := x.c.table.ReadSpec(ctx, x.id())
-	if err != nil {
-		return err
-	}
-	d := *cur
-	d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return in.Generation != x.gen() })
-	d.Serving = map[string]int{x.gen(): 100}
-	_, err = x.c.table.PutDeployment(ctx, &d)
-	return x.tableErr(err)
+	return x.c.dropInstances(ctx, x.id(), func(in *routes.Instance) bool { return in.Generation != x.gen() })
 }
 
 // releaseOld removes the assignments of the deployment's other
@@ -448,25 +432,8 @@ func (x *change) release(drop func(*registry.Assignment) bool) error {
 // leaves it whole) and their assignments go. Traffic is as before.
 func (x *change) abort(ctx context.Context, step string, why error) error {
 	x.c.log.Warn("plan failed before its cutover; removing what it added", "deployment", x.id(), "step", step, "error", why)
-	cur, _, err := x.c.table.ReadSpec(ctx, x.id())
-	switch {
-	case errors.Is(err, zkstore.ErrNotFound):
-	case err != nil:
+	if err := x.c.dropInstances(ctx, x.id(), func(in *routes.Instance) bool { return in.Generation == x.gen() }); err != nil {
 		return err
-	default:
-		d := *cur
-		d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return in.Generation == x.gen() })
-		if len(d.Instances) == 0 {
-			if _, err := x.c.table.DeleteDeployment(ctx, x.id()); err != nil {
-				return err
-			}
-		} else if len(d.Instances) != len(cur.Instances) {
-			d.Serving = maps.Clone(cur.Serving)
-			delete(d.Serving, x.gen())
-			if _, err := x.c.table.PutDeployment(ctx, &d); err != nil {
-				return err
-			}
-		}
 	}
 	if err := x.release(func(a *registry.Assignment) bool { return a.Generation == x.gen() }); err != nil {
 		return err
@@ -514,15 +481,7 @@ func (x *change) watchNew(ctx context.Context) (rolledBack bool, err error) {
 		return false, fmt.Errorf("%s; rolling back: %w", why, err)
 	}
 	x.c.log.Warn("new generation failing; rolled back", "deployment", x.id(), "why", why)
-	cur, _, err = x.c.table.ReadSpec(ctx, x.id())
-	if err != nil {
-		return false, err
-	}
-	d := *cur
-	d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return in.Generation == x.gen() })
-	d.Serving = maps.Clone(cur.Serving)
-	delete(d.Serving, x.gen())
-	if _, err := x.c.table.PutDeployment(ctx, &d); err != nil {
+	if err := x.c.dropInstances(ctx, x.id(), func(in *routes.Instance) bool { return in.Generation == x.gen() }); err != nil {
 		return false, err
 	}
 	if err := x.release(func(a *registry.Assignment) bool { return a.Generation == x.gen() }); err != nil {

@@ -193,7 +193,7 @@ func (x *change) routeZone(ctx context.Context, zone string) error {
 		}
 	}
 	_, err = x.c.table.PutDeployment(ctx, &d)
-	return x.tableErr(err)
+	return tableErr(err)
 }
 
 // shift gives the new generation the share of the zones it runs in; the
@@ -243,7 +243,7 @@ func (x *change) shift(ctx context.Context) error {
 	}
 	z, err := x.c.table.SetServing(ctx, x.id(), serving)
 	if err != nil {
-		return x.tableErr(err)
+		return tableErr(err)
 	}
 	x.st.Zxid = z
 	return nil
@@ -252,25 +252,7 @@ func (x *change) shift(ctx context.Context) error {
 // removeZone takes the old instances of one zone out of the table; an
 // old generation left without instances leaves the serving map.
 func (x *change) removeZone(ctx context.Context, zone string) error {
-	cur, _, err := x.c.table.ReadSpec(ctx, x.id())
-	if err != nil {
-		return err
-	}
-	d := *cur
-	d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool {
-		return in.Generation != x.gen() && in.Zone == zone
-	})
-	d.Serving = maps.Clone(cur.Serving)
-	for g := range d.Serving {
-		if g != x.gen() && !slices.ContainsFunc(d.Instances, func(in *routes.Instance) bool { return in.Generation == g }) {
-			delete(d.Serving, g)
-		}
-	}
-	if len(d.Serving) == 1 {
-		d.Serving[x.gen()] = 100
-	}
-	_, err = x.c.table.PutDeployment(ctx, &d)
-	return x.tableErr(err)
+	return x.c.dropInstances(ctx, x.id(), func(in *routes.Instance) bool { return in.Generation != x.gen() && in.Zone == zone })
 }
 
 // abortZone undoes the place, start and route of one zone of a rolling
@@ -282,16 +264,8 @@ func (x *change) abortZone(ctx context.Context, zone string, step string, why er
 	for _, in := range x.newIn(zone) {
 		drop[in] = true
 	}
-	cur, _, err := x.c.table.ReadSpec(ctx, x.id())
-	if err != nil {
+	if err := x.c.dropInstances(ctx, x.id(), func(in *routes.Instance) bool { return drop[in.ID] }); err != nil {
 		return err
-	}
-	d := *cur
-	d.Instances = slices.DeleteFunc(slices.Clone(cur.Instances), func(in *routes.Instance) bool { return drop[in.ID] })
-	if len(d.Instances) != len(cur.Instances) {
-		if _, err := x.c.table.PutDeployment(ctx, &d); err != nil {
-			return err
-		}
 	}
 	if err := x.release(func(a *registry.Assignment) bool { return a.Generation == x.gen() && a.Zone == zone }); err != nil {
 		return err

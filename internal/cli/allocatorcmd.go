@@ -39,13 +39,7 @@ var allocatorFlags = []*option[AllocatorOptions]{
 	{name: "zk", arg: "HOST:PORT[,HOST:PORT]", list: true, usage: "ZooKeeper servers (required)",
 		set: func(o *AllocatorOptions, v string) error { return setHosts(&o.Config.ZK, v) }},
 	{name: "root", arg: "PATH", usage: "ZooKeeper root of the layout (default /switchyard)",
-		set: func(o *AllocatorOptions, v string) error {
-			if len(v) < 2 || v[0] != '/' || v[len(v)-1] == '/' {
-				return fmt.Errorf("invalid root %q (want /name)", v)
-			}
-			o.Config.Root = v
-			return nil
-		}},
+		set: func(o *AllocatorOptions, v string) error { return setRoot(&o.Config.Root, v) }},
 	{name: "id", arg: "ID", usage: "the allocator's ID: <root>/allocators/<ID> (required)",
 		set: func(o *AllocatorOptions, v string) error { o.Config.ID = v; return nil }},
 	{name: "zone", arg: "ZONE", usage: "the allocator's zone (required)",

@@ -25,13 +25,7 @@ var constructorFlags = []*option[ConstructorOptions]{
 	{name: "zk", arg: "HOST:PORT[,HOST:PORT]", list: true, usage: "ZooKeeper servers (required)",
 		set: func(o *ConstructorOptions, v string) error { return setHosts(&o.Config.ZK, v) }},
 	{name: "root", arg: "PATH", usage: "ZooKeeper root of the layout (default /switchyard)",
-		set: func(o *ConstructorOptions, v string) error {
-			if len(v) < 2 || v[0] != '/' || v[len(v)-1] == '/' {
-				return fmt.Errorf("invalid root %q (want /name)", v)
-			}
-			o.Config.Root = v
-			return nil
-		}},
+		set: func(o *ConstructorOptions, v string) error { return setRoot(&o.Config.Root, v) }},
 	{name: "id", arg: "ID", usage: "this constructor's name in the leader election (default: host name and pid)",
 		set: func(o *ConstructorOptions, v string) error { o.Config.ID = v; return nil }},
 	{name: "start-timeout", arg: "DURATION", usage: "time a new generation has to be running before its change fails (default 5m)",

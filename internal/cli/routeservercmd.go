@@ -52,13 +52,7 @@ var routeServerFlags = []*option[RouteServerOptions]{
 	{name: "zk", arg: "HOST:PORT[,HOST:PORT]", list: true, usage: "ZooKeeper servers (required)",
 		set: func(o *RouteServerOptions, v string) error { return setHosts(&o.ZK, v) }},
 	{name: "root", arg: "PATH", usage: "ZooKeeper root of the layout (default /switchyard)",
-		set: func(o *RouteServerOptions, v string) error {
-			if len(v) < 2 || v[0] != '/' || v[len(v)-1] == '/' {
-				return fmt.Errorf("invalid root %q (want /name)", v)
-			}
-			o.Root = v
-			return nil
-		}},
+		set: func(o *RouteServerOptions, v string) error { return setRoot(&o.Root, v) }},
 	{name: "listen", arg: "ADDR", usage: "HTTP listener for the route stream, /status, /metrics (default 127.0.0.1:9280)",
 		set: func(o *RouteServerOptions, v string) error { return setAddr(&o.Listen, v, false) }},
 	{name: "name", arg: "NAME", usage: "name registered in ZooKeeper and shown in status (default: host name and listen address)",

@@ -247,3 +247,12 @@ func setAccessLog(dst *accesslog.Config, v, dir string) error {
 	dst.Off = false
 	return setPath(&dst.Path, v, dir)
 }
+
+// setRoot stores a ZooKeeper root path: "/name", no trailing slash.
+func setRoot(dst *string, v string) error {
+	if len(v) < 2 || v[0] != '/' || v[len(v)-1] == '/' {
+		return fmt.Errorf("invalid root %q (want /name)", v)
+	}
+	*dst = v
+	return nil
+}
