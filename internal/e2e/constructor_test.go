@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
 	"github.com/switchyard/switchyard/loadtest"
+	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -42,6 +44,7 @@ const (
 	csOther    = "cccc0002" // the deployment whose new generation never runs
 	csMiB      = int64(1) << 20
 	csGrace    = 3 * time.Second // the constructors' --retire-grace
+	csLost     = 2 * time.Second // the constructors' --lost-grace
 	csElection = allocRoot + "/constructor/election"
 	csWait     = "90s" // bound of every yardctl --wait
 )
@@ -64,6 +67,8 @@ type csSite struct {
 type csProc struct {
 	id   string
 	dir  string // an allocator's --instances-dir
+	role string // "allocator" or "constructor"
+	args []string
 	cmd  *exec.Cmd
 	out  *testutil.Buffer
 	done chan struct{} // closed when cmd has exited
@@ -151,7 +156,8 @@ func startCSite(t *testing.T) *csSite {
 		c := &csProc{id: id}
 		s.cons = append(s.cons, c)
 		s.start(c, "constructor", "--zk", s.rp.zkFlag(), "--id", id, "--retire-grace", csGrace.String(),
-			"--converge-timeout", "10s", "--interval", "200ms", "--session-timeout", "2s", "--start-timeout", "30s")
+			"--converge-timeout", "10s", "--interval", "200ms", "--session-timeout", "2s", "--start-timeout", "30s",
+			"--lost-grace", csLost.String())
 		if id == "c1" {
 			logSays(t, c.out, "leading: carrying plans out", "c1 leads")
 		}
@@ -159,10 +165,15 @@ func startCSite(t *testing.T) *csSite {
 	return s
 }
 
-// start runs `switchyard ROLE ARGS...` as p.
+// start runs `switchyard ROLE ARGS...` as p; p.role and p.args keep
+// them for starting it again.
 func (s *csSite) start(p *csProc, role string, args ...string) {
 	s.t.Helper()
-	p.out = &testutil.Buffer{}
+	p.role, p.args = role, args
+	if p.out == nil {
+		// A process started again writes on after its earlier output.
+		p.out = &testutil.Buffer{}
+	}
 	p.done = make(chan struct{})
 	p.cmd = exec.Command(binary, append([]string{role}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -258,12 +269,23 @@ func (s *csSite) yardctlOK(args ...string) string {
 // planFile writes a plan file and returns its path.
 func (s *csSite) planFile(dep, kind, aliases, memory string) string {
 	s.t.Helper()
+	return s.planFileStrategy(dep, kind, aliases, memory, "")
+}
+
+// planFileStrategy is planFile with a strategy ("" for the default).
+func (s *csSite) planFileStrategy(dep, kind, aliases, memory, strategy string) string {
+	s.t.Helper()
 	body := fmt.Sprintf("deployment: %s\nkind: %s\n", dep, kind)
 	if aliases != "" {
 		body += "aliases: [" + aliases + "]\n"
 	}
 	body += "zones: 2\nper_zone: 1\nmemory: " + memory + "\n"
-	path := filepath.Join(s.files, fmt.Sprintf("%s-%s-%s.yaml", dep, kind, memory))
+	name := fmt.Sprintf("%s-%s-%s", dep, kind, memory)
+	if strategy != "" {
+		body += "strategy: " + strategy + "\n"
+		name += "-" + strategy
+	}
+	path := filepath.Join(s.files, name+".yaml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
@@ -486,7 +508,9 @@ type csLoad struct {
 	t     *testing.T
 	loads []*loadtest.Load
 	mu    sync.Mutex
-	by    map[string]int64 // deployment/generation -> responses
+	by    map[string]int64     // deployment/generation -> responses
+	inst  map[string]int64     // instance -> responses
+	last  map[string]time.Time // instance -> its last response
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	probe []*csProbe
@@ -502,7 +526,7 @@ type csProbe struct {
 // keys picked at random, until stopped.
 func (s *csSite) load(rate float64, keys ...string) *csLoad {
 	s.t.Helper()
-	l := &csLoad{t: s.t, by: map[string]int64{}, stop: make(chan struct{})}
+	l := &csLoad{t: s.t, by: map[string]int64{}, inst: map[string]int64{}, last: map[string]time.Time{}, stop: make(chan struct{})}
 	for _, p := range s.proxies {
 		ld, err := loadtest.Start(s.t.Context(), loadtest.Config{
 			URL: "http://" + p.addr + "/", Keys: keys, Rate: rate / float64(len(s.proxies)), Connections: 8,
@@ -553,18 +577,31 @@ func (s *csSite) load(rate float64, keys ...string) *csLoad {
 }
 
 func (l *csLoad) tally(r *loadtest.Result) {
-	h := string(r.Header("X-Found-Handling-Instance"))
-	if h == "" {
+	in := string(r.Header("X-Found-Handling-Instance"))
+	if in == "" {
 		return
 	}
-	// An instance's ID is <deployment>-r<revision>-<n>.
+	now := time.Now()
+	// An instance's ID is <deployment>-r<revision>-<n>, with "m" after
+	// it for a replacement.
+	h := in
 	parts := strings.Split(h, "-")
 	if len(parts) == 3 {
 		h = parts[0] + "/" + parts[1]
 	}
 	l.mu.Lock()
 	l.by[h]++
+	l.inst[in]++
+	l.last[in] = now
 	l.mu.Unlock()
+}
+
+// byInstance is how many responses instance in gave, and when the last
+// one arrived (zero if none).
+func (l *csLoad) byInstance(in string) (int64, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inst[in], l.last[in]
 }
 
 // answered is a copy of the counts by deployment/generation.
@@ -578,9 +615,43 @@ func (l *csLoad) answered() map[string]int64 {
 	return out
 }
 
+// csCounts are the requests of a load and its probes.
+type csCounts struct{ sent, ok, failed int64 }
+
+func (c csCounts) String() string {
+	return fmt.Sprintf("requests sent %d, ok %d, failed %d", c.sent, c.ok, c.failed)
+}
+
 // finish stops the load and checks that no request failed and that each
-// probe saw generations gens of csDep, in that order; it logs the counts.
-func (l *csLoad) finish(what string, gens ...string) {
+// probe saw generations gens of csDep, in that order; it logs the counts
+// and returns them.
+func (l *csLoad) finish(what string, gens ...string) csCounts {
+	l.t.Helper()
+	return l.end(what, fmt.Sprint(gens), func(got []string) bool { return slices.Equal(got, gens) })
+}
+
+// finishShared is finish for a change during which two generations serve
+// side by side (a rolling change): each probe saw from first and to
+// last, and in between only those two, in any turn.
+func (l *csLoad) finishShared(what, from, to string) csCounts {
+	l.t.Helper()
+	return l.end(what, fmt.Sprintf("%s first, %s last, only those", from, to), func(got []string) bool {
+		if len(got) == 0 || got[0] != from || got[len(got)-1] != to {
+			return false
+		}
+		for _, g := range got {
+			if g != from && g != to {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// end stops the load and checks that no request failed and that the
+// generations each probe saw in turn pass gensOK (want says what it
+// wants); it logs the counts and returns them.
+func (l *csLoad) end(what, want string, gensOK func([]string) bool) csCounts {
 	t := l.t
 	t.Helper()
 	close(l.stop)
@@ -601,11 +672,13 @@ func (l *csLoad) finish(what string, gens ...string) {
 		for _, f := range pr.fails {
 			t.Errorf("%s: probe through proxy p%d failed: %s", what, i+1, f)
 		}
-		if !slices.Equal(pr.gens, gens) {
-			t.Errorf("%s: probe through proxy p%d was answered by generations %v in turn; want %v", what, i+1, pr.gens, gens)
+		if !gensOK(pr.gens) {
+			t.Errorf("%s: probe through proxy p%d was answered by generations %v in turn; want %s", what, i+1, pr.gens, want)
 		}
 	}
-	t.Logf("%s: requests sent %d, ok %d, failed %d (load and probes); answered by %v", what, sent, ok, failed, l.answered())
+	c := csCounts{sent, ok, failed}
+	t.Logf("%s: %v (load and probes); answered by %v", what, c, l.answered())
+	return c
 }
 
 // leader is the ID of the constructor whose candidate znode is the
@@ -637,7 +710,13 @@ func (s *csSite) leader() string {
 //  4. a plan that needs more memory than there is fails at place, naming
 //     the zones, and the table is untouched;
 //  5. a new generation whose instances never run fails at start, and
-//     traffic stays where it was.
+//     traffic stays where it was;
+//  6. an allocator SIGKILLed under load: its instance of the deployment
+//     is replaced in its zone, swapped in the table in one write, and
+//     no request fails; started again, the allocator stops the
+//     instances it left running;
+//  7. a rolling change under load: zone by zone, both generations
+//     serving half-way, and no request fails.
 func TestConstructorCarriesPlansOutUnderLoad(t *testing.T) {
 	s := startCSite(t)
 	const rate = 150 // requests a second in all, over the three proxies
@@ -827,21 +906,367 @@ func TestConstructorCarriesPlansOutUnderLoad(t *testing.T) {
 	if pids := s.checkInstances(csDep, "r3", 128*csMiB, 2*64*csMiB); !slices.Equal(csSorted(pids), csSorted(r3)) {
 		t.Errorf("%s's instances changed: pids %v -> %v", csDep, r3, pids)
 	}
+
+	// 6. An allocator SIGKILLed under load, then started again; 7. a
+	// rolling change under load. This order, with the start again in
+	// between, makes both meaningful: here every zone has two live
+	// allocators, so the one killed leaves in its zone another one with
+	// room and without an instance of the deployment, and the
+	// replacement must stay in the zone; started again, the allocator
+	// shows that it stops the instance it left running, whose assignment
+	// went meanwhile. Then, in 7, each zone again has an allocator
+	// without an instance of the deployment (placement never puts two of
+	// one deployment on one allocator), which a rolling change needs,
+	// and it carries a generation that holds a replacement.
+	var old csInstance
+	for _, in := range s.instances(csDep) {
+		if in.zone == "zone-a" {
+			old = in
+		}
+	}
+	var dead *csProc
+	for _, a := range s.allocs {
+		if a.id == old.allocator {
+			dead = a
+		}
+	}
+	if dead == nil {
+		t.Fatalf("%s's instance in zone-a is on none of the allocators: %+v", csDep, s.instances(csDep))
+	}
+	vv, err := s.reg.Read(dead.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every instance there is replaced (cccc0002's too, when it is
+	// there), and every one of them runs on after the allocator's end;
+	// should the test end before the allocator is started again, the
+	// cleanup kills them from their state files, as it does every
+	// instance.
+	var orphans []int
+	for _, in := range vv.InstanceIDs() {
+		if st := vv.Statuses[in]; st == nil || st.State != registry.StateRunning || st.Pid <= 0 {
+			t.Fatalf("instance %s on %s: status %+v; want running", in, dead.id, st)
+		} else {
+			orphans = append(orphans, st.Pid)
+		}
+	}
+	newID := old.id + "m"
+	lead := s.cons[slices.IndexFunc(s.cons, func(c *csProc) bool { return c.id == s.leader() })]
+	depNode := allocRoot + "/deployments/" + csDep
+	_, st0, err := s.conn.Get(depNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d0, _, err := s.table.ReadSpec(t.Context(), csDep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = s.load(rate, csDep, "search.es")
+	time.Sleep(500 * time.Millisecond)
+	dead.kill(t)
+	killed = time.Now()
+	var swapped *routes.DeploymentSpec
+	testutil.EventuallyErr(t, 30*time.Second, "the replacement "+newID+" in the table", func() error {
+		d, _, err := s.table.ReadSpec(t.Context(), csDep)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(csIDs(d), newID) {
+			return fmt.Errorf("instances %v", csIDs(d))
+		}
+		swapped = d
+		return nil
+	})
+	inTable := time.Since(killed)
+	// One write: the deployment's znode, set in every transaction that
+	// changes the deployment, is one version further; the old instance
+	// is out, the replacement in, of the same generation and zone, and
+	// the serving map is as it was.
+	_, st1, err := s.conn.Get(depNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st1.Version != st0.Version+1 {
+		t.Errorf("%s's znode went from version %d to %d with the swap; want one write", csDep, st0.Version, st1.Version)
+	}
+	wantIDs := slices.Sorted(slices.Values(append(slices.DeleteFunc(csIDs(d0), func(id string) bool { return id == old.id }), newID)))
+	if got := csIDs(swapped); !slices.Equal(got, wantIDs) {
+		t.Errorf("%s's instances after the swap: %v; want %v", csDep, got, wantIDs)
+	}
+	if i := slices.IndexFunc(swapped.Instances, func(in *routes.Instance) bool { return in.ID == newID }); i >= 0 {
+		if in := swapped.Instances[i]; in.Generation != old.generation || in.Zone != old.zone {
+			t.Errorf("%s in the table: generation %s, zone %s; want %s, %s", newID, in.Generation, in.Zone, old.generation, old.zone)
+		}
+	}
+	if !maps.Equal(swapped.Serving, d0.Serving) {
+		t.Errorf("%s's serving map changed with the swap: %v -> %v", csDep, d0.Serving, swapped.Serving)
+	}
+	testutil.EventuallyErr(t, 20*time.Second, "the old assignment "+old.id+" removed", func() error {
+		if in, ok := s.instances(csDep)[old.id]; ok {
+			return fmt.Errorf("still assigned to %s", in.allocator)
+		}
+		return nil
+	})
+	removed := time.Since(killed)
+	repl, ok := s.instances(csDep)[newID]
+	switch {
+	case !ok:
+		t.Fatalf("%s is not assigned", newID)
+	case repl.allocator == dead.id || repl.zone != old.zone || repl.generation != old.generation || repl.memory != old.memory:
+		t.Errorf("%s on %s (%s), generation %s, %d MiB; want another allocator of %s, generation %s, %d MiB",
+			newID, repl.allocator, repl.zone, repl.generation, repl.memory/csMiB, old.zone, old.generation, old.memory/csMiB)
+	case repl.st == nil || repl.st.State != registry.StateRunning:
+		t.Errorf("%s: status %+v; want running", newID, repl.st)
+	}
+	// The old assignment went after the swap, and left the table alone.
+	if _, st2, err := s.conn.Get(depNode); err != nil || st2.Version != st1.Version {
+		t.Errorf("%s's znode changed after the swap (version %d -> %v, %v)", csDep, st1.Version, st2, err)
+	}
+	if lg := lead.out.String(); !strings.Contains(lg, `"msg":"instance replaced","deployment":"`+csDep+`","old":"`+old.id+`","from":"`+dead.id+`","new":"`+newID+`"`) {
+		t.Errorf("%s did not log that it replaced %s:\n%s", lead.id, old.id, allocTail(lg, 30))
+	}
+	if lg := lead.out.String(); strings.Contains(lg, "proxies not all at the swap's version") {
+		t.Errorf("%s removed the old instance without the proxies at the swap's version:\n%s", lead.id, allocTail(lg, 30))
+	}
+	notLive := csLogTimeOf(lead.out.String(), "allocator not live", `"allocator":"`+dead.id+`"`).Sub(killed)
+	placed := csLogTimeOf(lead.out.String(), "replacement placed", `"instance":"`+newID+`"`).Sub(killed)
+	time.Sleep(time.Second)
+	counts := l.finish(fmt.Sprintf("allocator %s SIGKILLed", dead.id), old.generation)
+	nNew, _ := l.byInstance(newID)
+	nOld, lastOld := l.byInstance(old.id)
+	if nNew == 0 {
+		t.Errorf("the replacement %s never answered the load through the proxies", newID)
+	}
+	// The proxies left the old instance before its assignment went (the
+	// constructor waits for them); a request already on its way may end
+	// just after.
+	if lastOld.After(killed.Add(removed + 250*time.Millisecond)) {
+		t.Errorf("the old instance %s answered through the proxies %v after the kill, past its assignment's removal (%v)",
+			old.id, lastOld.Sub(killed).Round(time.Millisecond), removed.Round(time.Millisecond))
+	}
+	if rep, err := csGet(repl.st.Addr); err != nil {
+		t.Errorf("the replacement %s at %s: %v", newID, repl.st.Addr, err)
+	} else if rep.Instance != newID || rep.Deployment != csDep || rep.Generation != old.generation || rep.Zone != old.zone {
+		t.Errorf("the replacement at %s answers %+v; want instance %s, generation %s, zone %s", repl.st.Addr, rep, newID, old.generation, old.zone)
+	}
+	t.Logf("allocator %s (%s's %s in %s) SIGKILLed under %d req/s: seen not live %v later, lost grace %v; %s placed on %s %v, in the table %v after the kill (one write: %s out, %s in, generation %s), the old assignment removed %v after the kill; old instance: %d answers, the last %v after the kill; replacement: %d answers; %v",
+		dead.id, csDep, old.id, old.zone, rate, notLive.Round(time.Millisecond), csLost, newID, repl.allocator, placed.Round(time.Millisecond),
+		inTable.Round(time.Millisecond), old.id, newID, old.generation, removed.Round(time.Millisecond),
+		nOld, lastOld.Sub(killed).Round(time.Millisecond), nNew, counts)
+	// The other instances the allocator had are replaced alike.
+	for _, in := range vv.InstanceIDs() {
+		testutil.EventuallyErr(t, 15*time.Second, "the replacement of "+in, func() error {
+			vs, err := s.reg.List()
+			if err != nil {
+				return err
+			}
+			for _, v := range vs {
+				if _, ok := v.Assignments[in]; ok {
+					return fmt.Errorf("%s still assigned to %s", in, v.ID)
+				}
+				if _, ok := v.Assignments[in+"m"]; ok && (v.ID == dead.id || v.Zone != vv.Zone) {
+					return fmt.Errorf("%sm on %s (%s); want another allocator of %s", in, v.ID, v.Zone, vv.Zone)
+				} else if ok {
+					return nil
+				}
+			}
+			return fmt.Errorf("no %sm assigned", in)
+		})
+	}
+
+	// The allocator started again adopts what it left running, and stops
+	// it: the assignments are gone.
+	for _, pid := range orphans {
+		if !allocAlive(pid) {
+			t.Errorf("instance pid %d of %s ended with its allocator", pid, dead.id)
+		}
+	}
+	s.start(dead, dead.role, dead.args...)
+	restarted := time.Now()
+	testutil.EventuallyErr(t, 15*time.Second, dead.id+" live again", func() error {
+		v, err := s.reg.Read(dead.id)
+		if err != nil {
+			return err
+		}
+		if v.Live == nil {
+			return errors.New("not live")
+		}
+		return nil
+	})
+	s.waitGone("the instances left on "+dead.id+" stopped by it, started again", orphans)
+	stopped := time.Since(restarted)
+	testutil.EventuallyErr(t, 10*time.Second, "the stopped instances' directories and statuses removed", func() error {
+		v, err := s.reg.Read(dead.id)
+		if err != nil {
+			return err
+		}
+		if len(v.Assignments) != 0 || len(v.Statuses) != 0 {
+			return fmt.Errorf("%s: assignments %v, statuses %v", dead.id, slices.Collect(maps.Keys(v.Assignments)), slices.Collect(maps.Keys(v.Statuses)))
+		}
+		for _, in := range vv.InstanceIDs() {
+			if allocDirExists(filepath.Join(dead.dir, in)) {
+				return fmt.Errorf("%s's directory is still there", in)
+			}
+		}
+		return nil
+	})
+	if csLogTimeOf(dead.out.String(), "adopted a running instance", `"id":"`+old.id+`"`).IsZero() {
+		t.Errorf("%s, started again, did not adopt %s:\n%s", dead.id, old.id, allocTail(dead.out.String(), 30))
+	}
+	t.Logf("%s started again: the %d instances it left running adopted and stopped %v after its start", dead.id, len(orphans), stopped.Round(time.Millisecond))
+	r3 = s.checkInstances(csDep, old.generation, 128*csMiB, 2*64*csMiB)
+
+	// 7. A rolling change under load.
+	l = s.load(rate, csDep, "search.es")
+	watched := s.watchServing(csDep)
+	time.Sleep(500 * time.Millisecond)
+	begun = time.Now()
+	out, errs, code, took = s.applyWait(s.planFileStrategy(csDep, "es", "search", "160MiB", "rolling"))
+	seen := watched()
+	if code != 0 || !strings.Contains(out, "plan "+csDep+": revision 5 done, generation r5") {
+		t.Fatalf("plan apply --wait of revision 5 (rolling): exit %d\n%s%s", code, out, errs)
+	}
+	if err := s.everyProxyAnswers(csDep, "r5", csDep, "search.es"); err != nil {
+		t.Errorf("after revision 5 was done: %v", err)
+	}
+	s.waitGone("the instances of r3 end", r3)
+	time.Sleep(500 * time.Millisecond)
+	counts = l.finishShared("revision 5 (rolling, 128MiB → 160MiB)", "r3", "r5")
+	// The serving maps seen, in turn, are of these, in this order: the
+	// first zone's new instance added at weight 0, half of the weight on
+	// the new generation while the second zone still runs the old, all
+	// on it, the old one gone.
+	states := []map[string]int{{"r3": 100}, {"r3": 100, "r5": 0}, {"r3": 50, "r5": 50}, {"r3": 0, "r5": 100}, {"r5": 100}}
+	var half, whole time.Time
+	k := 0
+	for _, sv := range seen {
+		for k < len(states) && !maps.Equal(states[k], sv.serving) {
+			k++
+		}
+		if k == len(states) {
+			break
+		}
+		if k == 2 && half.IsZero() {
+			half = sv.at
+		}
+		if k >= 3 && whole.IsZero() {
+			whole = sv.at
+		}
+	}
+	if k >= len(states)-1 && half.IsZero() {
+		k = len(states) // 50/50 never seen
+	}
+	if k != len(states)-1 {
+		t.Errorf("serving maps of %s seen in turn: %v; want, in this order, some of %v, with {r3:50 r5:50} and ending with {r5:100}", csDep, seen, states)
+	}
+	rec = s.show(csDep)
+	var steps, wantSteps []string
+	for _, z := range []string{"zone-a", "zone-b"} {
+		for _, st := range []string{"place", "start", "route", "cutover", "converge", "drain", "remove", "release"} {
+			wantSteps = append(wantSteps, st+"/"+z)
+		}
+	}
+	if st := rec.Status; st == nil || st.Revision != 5 || st.State != plan.StateDone || st.Generation != "r5" {
+		t.Errorf("status after revision 5: %+v", st)
+	} else {
+		for _, h := range st.History {
+			if h.Revision == 5 && h.State != plan.StatePending {
+				steps = append(steps, h.Step)
+			}
+		}
+		if !slices.Equal(steps, wantSteps) {
+			t.Errorf("steps of revision 5 in the history: %v; want %v", steps, wantSteps)
+		}
+	}
+	t.Logf("revision 5 (rolling, 2×128MiB → 2×160MiB) under %d req/s: plan apply --wait %v; serving r3/r5 at 50/50 from %v after the apply began for %v (serving maps seen: %v); %v; steps: %s",
+		rate, took.Round(time.Millisecond), half.Sub(begun).Round(time.Millisecond), whole.Sub(half).Round(time.Millisecond), seen, counts, csSteps(rec.Status, 5, begun))
+	s.checkTable(csDep, "r5")
+	s.checkInstances(csDep, "r5", 160*csMiB, 2*64*csMiB)
 }
 
 // csLogTime is the time of the first line of a JSON log whose message
 // is msg (zero if there is none).
-func csLogTime(log, msg string) time.Time {
+func csLogTime(log, msg string) time.Time { return csLogTimeOf(log, msg, "") }
+
+// csLogTimeOf is csLogTime for the first such line that holds has.
+func csLogTimeOf(log, msg, has string) time.Time {
 	for _, line := range strings.Split(log, "\n") {
 		var l struct {
 			Time time.Time `json:"time"`
 			Msg  string    `json:"msg"`
 		}
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg {
+		if strings.Contains(line, has) && json.Unmarshal([]byte(line), &l) == nil && l.Msg == msg {
 			return l.Time
 		}
 	}
 	return time.Time{}
+}
+
+// csServing is a serving map and when a poller first saw it.
+type csServing struct {
+	at      time.Time
+	serving map[string]int
+}
+
+func (c csServing) String() string {
+	b, _ := json.Marshal(c.serving)
+	return c.at.Format("15:04:05.000") + " " + string(b)
+}
+
+// watchServing reads dep's serving map from the table every 10ms until
+// the function it returns is called; that returns each map seen that
+// differs from the one before, in turn.
+func (s *csSite) watchServing(dep string) (stop func() []csServing) {
+	var seen []csServing
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if d, _, err := s.table.ReadSpec(s.t.Context(), dep); err == nil {
+				if len(seen) == 0 || !maps.Equal(seen[len(seen)-1].serving, d.Serving) {
+					seen = append(seen, csServing{time.Now(), d.Serving})
+				}
+			}
+			select {
+			case <-quit:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []csServing {
+		close(quit)
+		<-done
+		return seen
+	}
+}
+
+// csGet asks the instance at addr itself what it is.
+func csGet(addr string) (allocReply, error) {
+	var rep allocReply
+	resp, err := httpClient.Get("http://" + addr + "/")
+	if err != nil {
+		return rep, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return rep, fmt.Errorf("GET %s: %s: %q", addr, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return rep, fmt.Errorf("GET %s: %v: %q", addr, err, b)
+	}
+	return rep, nil
+}
+
+// csIDs are the IDs of d's instances, sorted.
+func csIDs(d *routes.DeploymentSpec) []string {
+	var ids []string
+	for _, in := range d.Instances {
+		ids = append(ids, in.ID)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func csSorted(s []int) []int {
