@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-zookeeper/zk"
 
@@ -20,6 +21,16 @@ type ApplyOptions struct {
 	// Prune deletes the deployments (and zones) that the store has and
 	// the table does not.
 	Prune bool
+	// InFlight bounds the deployments read and written at once over the
+	// session; 0 means DefaultInFlight.
+	InFlight int
+	// OnChange, when set, is called with each change as it is written, in
+	// the order of ApplyResult.Changes, from the goroutine calling Apply.
+	OnChange func(Change)
+	// Progress, when set, is called from the goroutine calling Apply after
+	// each deployment of the table is done (written or found unchanged),
+	// with how many are done of how many.
+	Progress func(done, total int)
 }
 
 // ApplyResult says what Apply changed.
@@ -31,6 +42,11 @@ type ApplyResult struct {
 	Changes []Change
 	// Zxid is the highest zxid written; 0 when nothing was written.
 	Zxid int64
+	// Indexed counts the unchanged deployments whose alias index entries
+	// were missing and were written (stores written before the index).
+	Indexed int
+
+	onChange func(Change)
 }
 
 // Change is one thing Apply wrote.
@@ -79,7 +95,7 @@ const maxAttempts = 3
 //
 // t must be valid (routesfile.Parse or routes.NewTable built it).
 func (s *Store) Apply(ctx context.Context, t *routes.Table, opts ApplyOptions) (ApplyResult, error) {
-	var res ApplyResult
+	res := ApplyResult{onChange: opts.OnChange}
 	if t == nil || t.Len() == 0 {
 		return res, routes.ErrEmptyTable
 	}
@@ -95,37 +111,88 @@ func (s *Store) Apply(ctx context.Context, t *routes.Table, opts ApplyOptions) (
 	want := map[string]bool{}
 	for _, d := range t.Deployments {
 		want[d.ID] = true
-		if err := ctx.Err(); err != nil {
-			return res, err
-		}
-		if err := s.applyDeployment(&d.DeploymentSpec, &res); err != nil {
-			return res, err
-		}
 	}
-	if opts.Prune {
-		ids, _, err := s.conn.Children(s.l.deployments())
-		if err != nil {
-			return res, fmt.Errorf("listing %s: %w", s.l.deployments(), err)
+	err := s.each(ctx, &res, opts.InFlight, len(t.Deployments), func(i int, r *ApplyResult) error {
+		return s.applyDeployment(&t.Deployments[i].DeploymentSpec, r)
+	}, func(done int) {
+		if opts.Progress != nil {
+			opts.Progress(done, len(t.Deployments))
 		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			if want[id] {
-				continue
-			}
-			if err := ctx.Err(); err != nil {
-				return res, err
-			}
-			if err := s.deleteDeployment(id, &res); err != nil {
-				return res, err
-			}
-		}
+	})
+	if err != nil || !opts.Prune {
+		return res, err
 	}
-	return res, nil
+	ids, _, err := s.conn.Children(s.l.deployments())
+	if err != nil {
+		return res, fmt.Errorf("listing %s: %w", s.l.deployments(), err)
+	}
+	slices.Sort(ids)
+	ids = slices.DeleteFunc(ids, func(id string) bool { return want[id] })
+	err = s.each(ctx, &res, opts.InFlight, len(ids), func(i int, r *ApplyResult) error {
+		return s.deleteDeployment(ids[i], r)
+	}, nil)
+	return res, err
+}
+
+// each runs write(i) for i in [0, n), inFlight at a time, and adds what
+// each wrote to res in the order of i. After the first error no new
+// write starts; the writes already started end and are counted, and the
+// first error is returned. progress, when not nil, is called with the
+// number done after each.
+func (s *Store) each(ctx context.Context, res *ApplyResult, inFlight, n int, write func(i int, r *ApplyResult) error, progress func(done int)) error {
+	type done struct {
+		r   ApplyResult
+		err error
+	}
+	var failed atomic.Bool
+	var first error
+	err := pipeline(ctx, n, inFlight, func(i int) (done, error) {
+		var d done
+		if failed.Load() || ctx.Err() != nil {
+			return d, nil
+		}
+		d.err = write(i, &d.r)
+		if d.err != nil {
+			failed.Store(true)
+		}
+		return d, nil
+	}, func(i int, d done) error {
+		res.add(d.r)
+		if d.err != nil && first == nil {
+			first = d.err
+		}
+		if progress != nil {
+			progress(i + 1)
+		}
+		return nil
+	})
+	if first != nil {
+		return first
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+// add adds what another result counted.
+func (res *ApplyResult) add(o ApplyResult) {
+	res.Created += o.Created
+	res.Updated += o.Updated
+	res.Unchanged += o.Unchanged
+	res.Deleted += o.Deleted
+	res.Indexed += o.Indexed
+	for _, c := range o.Changes {
+		res.wrote(o.Zxid, c)
+	}
 }
 
 func (res *ApplyResult) wrote(zxid int64, c Change) {
 	res.Zxid = max(res.Zxid, zxid)
 	res.Changes = append(res.Changes, c)
+	if res.onChange != nil {
+		res.onChange(c)
+	}
 }
 
 func (s *Store) applyConfig(domain string, res *ApplyResult) error {
@@ -213,6 +280,11 @@ func (s *Store) applyDeployment(d *routes.DeploymentSpec, res *ApplyResult) erro
 		if err != nil {
 			return err
 		}
+		if p.indexOnly {
+			res.Unchanged++
+			res.Indexed++
+			return nil
+		}
 		if p.action == Created {
 			res.Created++
 		} else {
@@ -271,6 +343,9 @@ type depPlan struct {
 	ops    []any // none: the store holds it already
 	action Action
 	detail string
+	// indexOnly: the deployment is as wanted, only its alias index
+	// entries are written (a store written before the index).
+	indexOnly bool
 }
 
 // planDeployment reads what the store holds of d and returns the
@@ -286,6 +361,10 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 	want := deploymentData(d)
 
 	if cur == nil {
+		aops, err := s.aliasOps(d.ID, nil, d)
+		if err != nil {
+			return nil, err
+		}
 		p.action = Created
 		p.ops = append(p.ops,
 			&zk.CreateRequest{Path: dp, Data: encode(want), Acl: acl},
@@ -293,6 +372,7 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 		for _, in := range d.Instances {
 			p.ops = append(p.ops, &zk.CreateRequest{Path: s.l.instance(d.ID, in.ID), Data: encode(instanceData(in)), Acl: acl})
 		}
+		p.ops = append(p.ops, aops...)
 		p.detail = fmt.Sprintf("%s, %d instances", d.Kind, len(d.Instances))
 		return p, nil
 	}
@@ -300,6 +380,14 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 	p.action = Updated
 	var have DeploymentData
 	bad := decode(dp, cur.node.data, &have) != nil
+	var stored *routes.DeploymentSpec
+	if !bad {
+		stored = &have.DeploymentSpec
+	}
+	aops, err := s.aliasOps(d.ID, stored, d)
+	if err != nil {
+		return nil, err
+	}
 	diff := depDiff(have, want)
 	if bad && len(diff) == 0 {
 		diff = []string{"rewritten"} // the znode did not decode
@@ -344,6 +432,11 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 		}
 	}
 	if !depChanged && len(instOps) == 0 {
+		if len(aops) > 0 {
+			// Checked at the version read: the entries are of this state.
+			p.indexOnly = true
+			p.ops = append([]any{&zk.CheckVersionRequest{Path: dp, Version: cur.node.stat.Version}}, aops...)
+		}
 		return p, nil
 	}
 	if added+changed+removed > 0 {
@@ -354,6 +447,7 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 	// transaction that changes the deployment: writers that do the same
 	// cannot interleave.
 	p.ops = append([]any{&zk.SetDataRequest{Path: dp, Data: encode(want), Version: cur.node.stat.Version}}, instOps...)
+	p.ops = append(p.ops, aops...)
 	return p, nil
 }
 
@@ -431,6 +525,14 @@ func (s *Store) deleteDeployment(id string, res *ApplyResult) error {
 			ops = append(ops, &zk.DeleteRequest{Path: s.l.instances(id), Version: cur.instsStat.Version})
 		}
 		ops = append(ops, &zk.DeleteRequest{Path: s.l.deployment(id), Version: cur.node.stat.Version})
+		var have DeploymentData
+		if decode(s.l.deployment(id), cur.node.data, &have) == nil {
+			aops, err := s.aliasOps(id, &have.DeploymentSpec, nil)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, aops...)
+		}
 		var resp []zk.MultiResponse
 		if resp, err = s.conn.Multi(ops...); err != nil {
 			err = multiErr(ops, resp, err)

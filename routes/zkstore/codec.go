@@ -54,6 +54,12 @@ func (d DeploymentData) MarshalJSON() ([]byte, error) {
 	}{spec: spec(d.DeploymentSpec), PreviousServing: d.PreviousServing})
 }
 
+// AliasData is the content of <root>/aliases/<alias>.<kind>: the
+// deployment that holds the key (the alias index).
+type AliasData struct {
+	Deployment string `json:"deployment"`
+}
+
 // InstanceData is the content of <root>/deployments/<id>/instances/<instance
 // id>: the instance, as its JSON says it (routes.Instance), without its id,
 // which is the znode's name. Maintenance is written even when false, as

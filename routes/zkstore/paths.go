@@ -16,6 +16,7 @@ const (
 	deploymentsNode  = "deployments"
 	instancesNode    = "instances"
 	routeServersNode = "routeservers"
+	aliasesNode      = "aliases"
 )
 
 // layout names the znodes under one root.
@@ -30,6 +31,8 @@ func (l layout) instances(id string) string    { return l.deployment(id) + "/" +
 func (l layout) instance(id, in string) string { return l.instances(id) + "/" + in }
 func (l layout) routeServers() string          { return l.root + "/" + routeServersNode }
 func (l layout) routeServer(n string) string   { return l.routeServers() + "/" + n }
+func (l layout) aliases() string               { return l.root + "/" + aliasesNode }
+func (l layout) alias(key string) string       { return l.aliases() + "/" + key }
 
 // CheckRoot checks a root path: absolute, clean, not "/".
 func CheckRoot(root string) error {

@@ -93,7 +93,7 @@ func (s *Store) ensureSkeleton() error {
 			return err
 		}
 	}
-	for _, c := range []string{s.l.zones(), s.l.deployments(), s.l.routeServers()} {
+	for _, c := range []string{s.l.zones(), s.l.deployments(), s.l.routeServers(), s.l.aliases()} {
 		if err := s.createIfMissing(c); err != nil {
 			return err
 		}
