@@ -55,7 +55,24 @@ func runApply(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.Apply(ctx, t, zkstore.ApplyOptions{Prune: prune})
+	// The deployments are read and written zkstore.DefaultInFlight at a
+	// time over the session; each change is said as it is written, in
+	// the file's order (-o json: at the end, in one object).
+	var prog *progressLine
+	opts := zkstore.ApplyOptions{Prune: prune, Progress: func(done, total int) {
+		if prog == nil {
+			prog = e.newProgress("deployments applied", total)
+		}
+		prog.set(done)
+	}}
+	if !e.json() {
+		opts.OnChange = func(c zkstore.Change) {
+			prog.clear()
+			fmt.Fprintln(e.stdout, c)
+		}
+	}
+	res, err := s.Apply(ctx, t, opts)
+	prog.clear()
 	if err != nil {
 		// What was written before the failure is said on stdout.
 		printApply(e, res)
@@ -73,8 +90,9 @@ func printApply(e *env, res zkstore.ApplyResult) error {
 		}
 		return writeJSON(e.stdout, out)
 	}
-	for _, c := range res.Changes {
-		fmt.Fprintln(e.stdout, c)
+	// The changes were said as they were written (OnChange).
+	if res.Indexed > 0 {
+		fmt.Fprintf(e.stdout, "alias index: wrote the missing entries of %d deployments\n", res.Indexed)
 	}
 	if len(res.Changes) == 0 {
 		fmt.Fprintf(e.stdout, "no changes (%d deployments unchanged)\n", res.Unchanged)

@@ -2,6 +2,7 @@ package yardctl
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -71,41 +72,48 @@ func runRoutes(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	snap, err := s.Read(ctx)
+	if fs.NArg() == 0 {
+		return routesAll(ctx, e, s)
+	}
+	return routesOne(ctx, e, s, fs.Arg(0))
+}
+
+// routesOne shows one deployment: it reads that deployment's znodes, the
+// zones and config, and compares the proxies with the last change of what
+// it shows (its znodes, the zones, the domain), so that a later change to
+// another deployment does not count a proxy behind.
+func routesOne(ctx context.Context, e *env, s *zkstore.Store, key string) error {
+	notFound := fmt.Errorf("routes: no deployment %q in the store", strings.ToLower(key))
+	id, err := e.resolve(ctx, s, key)
+	if errors.Is(err, zkstore.ErrNotFound) {
+		return notFound
+	}
 	if err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
-	ids := slices.Sorted(maps.Keys(snap.Deployments))
-	invalid := snap.Invalid
-	// What the proxies must have applied: the whole store's version, or
-	// for one deployment the last change of what the view shows of it
-	// (its znodes, the zones, the domain), so that a later change to
-	// another deployment does not count a proxy behind.
-	version, of := snap.Version, ""
-	if fs.NArg() == 1 {
-		id, err := find(snap, fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		version = max(snap.Versions[id], snap.Versions["zones"], snap.Versions["config"])
-		of = id
-		ids = nil
-		if _, ok := snap.Deployments[id]; ok {
-			ids = []string{id}
-		}
-		invalid = map[string]string{}
-		if msg, ok := snap.Invalid[id]; ok {
-			invalid[id] = msg
-		}
+	snap, err := s.ReadDeployment(ctx, id)
+	if errors.Is(err, zkstore.ErrNotFound) {
+		return notFound
 	}
-	px := proxiesOut(ctx, e, s, version)
+	if err != nil {
+		return fmt.Errorf("routes: %w", err)
+	}
+	var ids []string
+	if _, ok := snap.Deployments[id]; ok {
+		ids = []string{id}
+	}
+	invalid := map[string]string{}
+	if msg, ok := snap.Invalid[id]; ok {
+		invalid[id] = msg
+	}
+	px := proxiesOut(ctx, e, s, snap.Version)
 	if e.json() {
 		out := routesOut(s.Root(), snap, ids, invalid)
 		out.Proxies = px
 		return writeJSON(e.stdout, out)
 	}
 	printRoutes(e.stdout, s.Root(), snap, ids, invalid)
-	printProxies(e.stdout, px, of)
+	printProxies(e.stdout, px, id)
 	return nil
 }
 
@@ -152,33 +160,6 @@ func printProxies(w io.Writer, px proxiesJSON, of string) {
 	}
 }
 
-// find resolves a deployment ID or "<alias>.<kind>" key.
-func find(snap *zkstore.Snapshot, key string) (string, error) {
-	if id, ok := resolve(snap, key); ok {
-		return id, nil
-	}
-	return "", fmt.Errorf("routes: no deployment %q in the store", strings.ToLower(key))
-}
-
-// resolve finds the deployment a key (ID or "<alias>.<kind>") names.
-func resolve(snap *zkstore.Snapshot, key string) (string, bool) {
-	key = strings.ToLower(key)
-	if _, ok := snap.Deployments[key]; ok {
-		return key, true
-	}
-	if _, ok := snap.Invalid[key]; ok {
-		return key, true
-	}
-	for id, d := range snap.Deployments {
-		for _, a := range d.Aliases {
-			if a+"."+d.Kind == key {
-				return id, true
-			}
-		}
-	}
-	return "", false
-}
-
 func routesOut(root string, snap *zkstore.Snapshot, ids []string, invalid map[string]string) routesJSON {
 	out := routesJSON{Root: root, Version: snap.Version, Domain: snap.Domain, Zones: map[string]string{},
 		Deployments: []deploymentJSON{}, Invalid: invalid}
@@ -186,38 +167,33 @@ func routesOut(root string, snap *zkstore.Snapshot, ids []string, invalid map[st
 		out.Zones[z] = st.String()
 	}
 	for _, id := range ids {
-		d := snap.Deployments[id]
-		dj := deploymentJSON{ID: d.ID, DisplayName: d.DisplayName, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: []instanceJSON{}}
-		if dj.Aliases == nil {
-			dj.Aliases = []string{}
-		}
-		if dj.Allow == nil {
-			dj.Allow = []string{}
-		}
-		for _, in := range d.Instances {
-			dj.Instances = append(dj.Instances, instanceJSON{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance})
-		}
-		out.Deployments = append(out.Deployments, dj)
+		out.Deployments = append(out.Deployments, deploymentOut(snap.Deployments[id]))
 	}
 	return out
+}
+
+// deploymentOut is a deployment as routes -o json shows it.
+func deploymentOut(d *routes.DeploymentSpec) deploymentJSON {
+	dj := deploymentJSON{ID: d.ID, DisplayName: d.DisplayName, Kind: d.Kind, Aliases: d.Aliases, Allow: d.Allow, Serving: d.Serving, Instances: []instanceJSON{}}
+	if dj.Aliases == nil {
+		dj.Aliases = []string{}
+	}
+	if dj.Allow == nil {
+		dj.Allow = []string{}
+	}
+	for _, in := range d.Instances {
+		dj.Instances = append(dj.Instances, instanceJSON{ID: in.ID, Addr: in.Addr, Zone: in.Zone, Generation: in.Generation, Maintenance: in.Maintenance})
+	}
+	return dj
 }
 
 func printRoutes(w io.Writer, root string, snap *zkstore.Snapshot, ids []string, invalid map[string]string) {
 	fmt.Fprintf(w, "root %s  version %s  domain %s\n", root, zxid(snap.Version), orDash(snap.Domain))
 	fmt.Fprintf(w, "zones: %s\n\n", zonesLine(snap.Zones))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DEPLOYMENT\tNAME\tKIND\tALIASES\tALLOW\tSERVING\tINSTANCE\tZONE\tGENERATION\tMAINTENANCE\tADDR")
+	fmt.Fprintln(tw, routesColumns)
 	for _, id := range ids {
-		d := snap.Deployments[id]
-		for i, in := range d.Instances {
-			if i == 0 {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t", d.ID, orDash(d.DisplayName), d.Kind, orDash(strings.Join(d.Aliases, ",")),
-					allowText(d.Allow), servingText(d.Serving))
-			} else {
-				fmt.Fprint(tw, "\t\t\t\t\t\t")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Zone, in.Generation, yesNo(in.Maintenance), in.Addr)
-		}
+		writeRows(tw, snap.Deployments[id])
 	}
 	tw.Flush()
 	if len(invalid) > 0 {
@@ -229,6 +205,23 @@ func printRoutes(w io.Writer, root string, snap *zkstore.Snapshot, ids []string,
 			}
 			fmt.Fprintln(w, line)
 		}
+	}
+}
+
+// routesColumns is the header of the routes table.
+const routesColumns = "DEPLOYMENT\tNAME\tKIND\tALIASES\tALLOW\tSERVING\tINSTANCE\tZONE\tGENERATION\tMAINTENANCE\tADDR"
+
+// writeRows writes a deployment's rows of the routes table: one per
+// instance.
+func writeRows(tw io.Writer, d *routes.DeploymentSpec) {
+	for i, in := range d.Instances {
+		if i == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t", d.ID, orDash(d.DisplayName), d.Kind, orDash(strings.Join(d.Aliases, ",")),
+				allowText(d.Allow), servingText(d.Serving))
+		} else {
+			fmt.Fprint(tw, "\t\t\t\t\t\t")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.ID, in.Zone, in.Generation, yesNo(in.Maintenance), in.Addr)
 	}
 }
 

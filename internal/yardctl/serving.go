@@ -82,19 +82,19 @@ type target struct {
 
 func (t *target) id() string { return t.Deployment.ID }
 
-// load connects and reads the deployment key names (ID or alias.kind).
+// load connects and reads the deployment key names (ID or alias.kind):
+// that deployment's znodes and the zones, nothing else.
 func load(ctx context.Context, e *env, name, key string) (*target, error) {
 	s, err := e.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := s.Read(ctx)
+	id, err := e.resolve(ctx, s, key)
+	if errors.Is(err, zkstore.ErrNotFound) {
+		return nil, usagef("%s: no deployment %q in the store", name, strings.ToLower(key))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	id, ok := resolve(snap, key)
-	if !ok {
-		return nil, usagef("%s: no deployment %q in the store", name, strings.ToLower(key))
 	}
 	d, dd, err := s.ReadSpec(ctx, id)
 	if errors.Is(err, zkstore.ErrNotFound) {
@@ -103,7 +103,22 @@ func load(ctx context.Context, e *env, name, key string) (*target, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &target{s: s, Target: cutover.Target{Deployment: d, PreviousServing: dd.PreviousServing, Zones: snap.Zones}}, nil
+	zones, err := s.ReadZones(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &target{s: s, Target: cutover.Target{Deployment: d, PreviousServing: dd.PreviousServing, Zones: zones}}, nil
+}
+
+// resolve finds the deployment a key names (zkstore.Store.Resolve); when
+// the alias index had no entry and a scan found it, it says so on stderr.
+func (e *env) resolve(ctx context.Context, s *zkstore.Store, key string) (string, error) {
+	r, err := s.Resolve(ctx, key)
+	if err == nil && r.Scanned > 0 {
+		fmt.Fprintf(e.stderr, "yardctl: note: the alias index has no entry for %q; found it by reading %d deployments "+
+			"(yardctl apply writes the missing entries)\n", strings.ToLower(key), r.Scanned)
+	}
+	return r.ID, err
 }
 
 // writeErr is the error of a serving write: a map the deployment refuses

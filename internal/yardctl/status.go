@@ -31,6 +31,9 @@ type statusJSON struct {
 	RouteServers []routeServerJSON `json:"route_servers"`
 }
 
+// storeJSON is the store as status sees it without reading the
+// deployments: Version is the newest table a reachable route server has
+// read (0: none answered), Invalid the parts they refuse.
 type storeJSON struct {
 	Root        string            `json:"root"`
 	Version     int64             `json:"version"`
@@ -56,21 +59,31 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
+	// The store's part costs the zones and the deployments container, not
+	// the deployments: the version and the invalid parts are what the
+	// route servers have read (below).
 	out := statusJSON{Store: storeJSON{Root: s.Root(), Zones: map[string]string{}, Invalid: map[string]string{}}}
-	if snap, err := s.Read(ctx); err != nil {
+	if zones, err := s.ReadZones(ctx); err != nil {
 		out.Store.Error = err.Error()
 	} else {
-		out.Store.Version, out.Store.Deployments = snap.Version, len(snap.Deployments)
-		for z, st := range snap.Zones {
+		for z, st := range zones {
 			out.Store.Zones[z] = st.String()
 		}
-		maps.Copy(out.Store.Invalid, snap.Invalid)
+		if out.Store.Deployments, err = s.CountDeployments(ctx); err != nil {
+			out.Store.Error = err.Error()
+		}
 	}
 	rss, err := s.RouteServers(ctx)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
 	out.RouteServers = fetchStatuses(ctx, rss, e.g.timeout)
+	for _, rs := range out.RouteServers {
+		if rs.Status != nil {
+			out.Store.Version = max(out.Store.Version, int64(rs.Status.Version))
+			maps.Copy(out.Store.Invalid, rs.Status.Invalid)
+		}
+	}
 	if e.json() {
 		return writeJSON(e.stdout, out)
 	}
@@ -117,7 +130,11 @@ func printStatus(w io.Writer, out statusJSON) {
 		if zl == "" {
 			zl = "none listed (all up)"
 		}
-		fmt.Fprintf(w, "store %s  version %s  %d deployments  zones: %s\n", st.Root, zxid(st.Version), st.Deployments, zl)
+		v := zxid(st.Version)
+		if st.Version == 0 {
+			v = "unknown (no route server answered)"
+		}
+		fmt.Fprintf(w, "store %s  version %s  %d deployments  zones: %s\n", st.Root, v, st.Deployments, zl)
 		for _, k := range slices.Sorted(maps.Keys(st.Invalid)) {
 			fmt.Fprintf(w, "invalid %s: %s\n", k, st.Invalid[k])
 		}

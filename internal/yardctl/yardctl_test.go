@@ -170,8 +170,9 @@ deployments: 3 created, 0 updated, 0 unchanged, 0 deleted; zxid 0x
 	out = yardOK(t, "routes", "--zk", flags[1], "--root", "/yard")
 	got := zxidRE.ReplaceAllString(out, "0x")
 	for _, line := range []string{
-		"root /yard  version 0x  domain example.test",
+		"root /yard  domain example.test",
 		"zones: zone-c down",
+		"version 0x  3 deployments",
 		"DEPLOYMENT                        NAME  KIND  ALIASES         ALLOW                 SERVING                 INSTANCE  ZONE    GENERATION  MAINTENANCE  ADDR",
 		"0a1b2c3d                          -     apm   -               any                   blue=1                  i-0201    zone-b  blue        no           127.0.0.1:19401",
 		"7f3a9c2e51d04b8e9a6c3d2f1e0b4a57  -     es    prod-search     any                   blue=90,green=10,red=0  i-0001    zone-a  blue        no           127.0.0.1:19201",
