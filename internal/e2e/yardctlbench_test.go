@@ -50,7 +50,11 @@ func TestYardctlFigures(t *testing.T) {
 		out, err := cmd.Output()
 		d := time.Since(start)
 		if err != nil {
-			t.Fatalf("yardctl %s: %v\n%.2000s", strings.Join(args, " "), err, out)
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("yardctl %s: %v after %v: %s\n%.2000s", strings.Join(args, " "), err, d, stderr, out)
 		}
 		return d, string(out)
 	}
