@@ -47,10 +47,6 @@ var plansCommand = &command{
 // starts and checks whole generations of instances.
 const defaultPlanWait = 10 * time.Minute
 
-// defaultTimeout is --timeout's default (run), which plan --wait tells
-// from a --timeout given before the command by its value.
-const defaultTimeout = 5 * time.Second
-
 // planFlags are the plan command's own flags, by the subcommands that
 // take them.
 var planFlags = map[string][]string{"f": {"apply"}, "wait": {"apply", "show"}, "force": {"delete"}}
@@ -158,9 +154,7 @@ func runPlanApply(ctx context.Context, e *env, fs *flag.FlagSet) error {
 // table format the outcome is a line on stdout.
 func waitPlan(ctx context.Context, e *env, fs *flag.FlagSet, s *plan.Store, id string, revision int) (*plan.Status, error) {
 	bound := defaultPlanWait
-	given := e.g.timeout != defaultTimeout
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "timeout" })
-	if given {
+	if e.timeoutGiven {
 		bound = e.g.timeout
 	}
 	wctx, cancel := context.WithTimeout(ctx, bound)

@@ -85,6 +85,7 @@ type env struct {
 	conn           *zk.Conn
 	store          *zkstore.Store
 	waitTimeout    time.Duration // --wait gives up after it
+	timeoutGiven   bool          // --timeout was given, before or after the command
 }
 
 // connect reaches ZooKeeper within --timeout.
@@ -199,6 +200,7 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 		}
 		return err
 	}
+	e.timeoutGiven = top.Given("timeout") || fs.Given("timeout")
 	switch {
 	case e.g.zk == "":
 		return usagef("--zk is required")
