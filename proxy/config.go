@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/clientconn"
+	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/switchyard/switchyard/zones"
 )
 
@@ -29,6 +30,18 @@ type Config struct {
 	// TrustedProxies lists the peers whose X-Forwarded-For is kept and
 	// appended to; from any other peer the header is replaced.
 	TrustedProxies []netip.Prefix
+
+	// ProxyProtocol says whether the client listener takes PROXY protocol
+	// headers (v1, v2) from the load balancers in ProxyProtocolFrom, whose
+	// address then becomes the client's (traffic filter, access log,
+	// X-Forwarded-For): listen.ProxyOff (the default), listen.ProxyOn
+	// (required from those peers, every other peer refused) or
+	// listen.ProxyOptional (taken when sent; other peers are direct). The
+	// header must arrive within ClientHeaderTimeout.
+	ProxyProtocol listen.ProxyMode
+	// ProxyProtocolFrom lists the peers whose PROXY protocol headers are
+	// honoured; required unless ProxyProtocol is off.
+	ProxyProtocolFrom []netip.Prefix
 
 	// ClientHeaderTimeout bounds reading a request's headers (slowloris).
 	// Default 10s.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/zones"
 )
@@ -118,6 +119,13 @@ func newMetrics(s *Server) *metrics {
 			Name: "switchyard_splice_pipe_failures_total",
 			Help: "Response bodies copied instead of spliced because no pipe could be had (out of descriptors, or the pipe size refused: fs.pipe-max-size, fs.pipe-user-pages-soft).",
 		}, func() float64 { return float64(s.bodies.NoPipe.Load()) }))
+	for _, r := range listen.Refusals() {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "switchyard_proxy_protocol_refused_total",
+			Help:        "Client connections closed by the PROXY protocol layer before any request, by reason: unlisted_peer, missing (no header), invalid, timeout, closed (by the peer).",
+			ConstLabels: prometheus.Labels{"reason": r.String()},
+		}, func() float64 { return float64(s.proxied.Refused(r)) }))
+	}
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchyard_route_table_age_seconds",
 		Help: "Time since the route table being served was loaded.",

@@ -46,6 +46,7 @@ type Server struct {
 	// when Config.IdleNap is set, else nothing.
 	progress progress
 	bodies   clientconn.Counts
+	proxied  listen.ProxyCounts      // the PROXY protocol layer's refusals
 	clients  clientconn.ListenConfig // how Run's client connections write
 
 	srv   *fasthttp.Server
@@ -86,6 +87,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if n := cfg.SplicePipeSize; n > 0 && (n < MinSplicePipeSize || n > MaxSplicePipeSize) {
 		return nil, fmt.Errorf("proxy: splice pipe size %d: want %d to %d bytes, or negative for none", n, MinSplicePipeSize, MaxSplicePipeSize)
+	}
+	switch {
+	case cfg.ProxyProtocol != listen.ProxyOff && cfg.ProxyProtocol != listen.ProxyOn && cfg.ProxyProtocol != listen.ProxyOptional:
+		return nil, fmt.Errorf("proxy: PROXY protocol mode %v: want off, on or optional", cfg.ProxyProtocol)
+	case cfg.ProxyProtocol != listen.ProxyOff && len(cfg.ProxyProtocolFrom) == 0:
+		return nil, fmt.Errorf("proxy: PROXY protocol %v: no peers to take it from (ProxyProtocolFrom)", cfg.ProxyProtocol)
 	}
 	alog, err := accesslog.New(cfg.AccessLog)
 	if err != nil {
@@ -256,8 +263,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	go func() {
 		// The listener stack: TCP connections get the client connection
-		// handling, and every connection its record.
-		errc <- s.srv.Serve(listen.Stack(ln, s.tcpLayer, listen.Named(s.clients.Name)))
+		// handling, every connection its record, and the PROXY protocol
+		// layer (when on) the client's address in it.
+		errc <- s.srv.Serve(listen.Stack(ln, s.tcpLayer, listen.Named(s.clients.Name), s.proxyLayer()))
 	}()
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -320,6 +328,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // tcpLayer is the TCP layer of the listener stack (clientconn).
 func (s *Server) tcpLayer(ln net.Listener) net.Listener { return clientconn.Listen(ln, s.clients) }
+
+// proxyLayer is the PROXY protocol layer of the listener stack; it
+// passes connections through untouched when Config.ProxyProtocol is off.
+func (s *Server) proxyLayer() listen.Layer {
+	return listen.ProxyProtocol(listen.ProxyConfig{
+		Mode:    s.cfg.ProxyProtocol,
+		From:    s.cfg.ProxyProtocolFrom,
+		Timeout: s.cfg.ClientHeaderTimeout,
+		Counts:  &s.proxied,
+	})
+}
 
 func (s *Server) shutdownNow() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

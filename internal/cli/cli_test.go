@@ -55,6 +55,9 @@ func TestFlagsSetFields(t *testing.T) {
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.7/32")}},
 		{[]string{"--trusted-proxies", "10.1.2.3/8", "--trusted-proxies", "::1"}, func(s *ProxyOptions) any { return s.Config.TrustedProxies },
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}},
+		{[]string{"--proxy-protocol", "optional", "--proxy-protocol-from", "10.0.0.10,2001:db8::/32"}, func(s *ProxyOptions) any {
+			return []any{s.Config.ProxyProtocol.String(), s.Config.ProxyProtocolFrom}
+		}, []any{"optional", []netip.Prefix{netip.MustParsePrefix("10.0.0.10/32"), netip.MustParsePrefix("2001:db8::/32")}}},
 		{[]string{"--client-header-timeout", "3s"}, func(s *ProxyOptions) any { return s.Config.ClientHeaderTimeout }, 3 * time.Second},
 		{[]string{"--client-idle-timeout", "2m"}, func(s *ProxyOptions) any { return s.Config.ClientIdleTimeout }, 2 * time.Minute},
 		{[]string{"--max-header-bytes", "32KiB"}, func(s *ProxyOptions) any { return s.Config.MaxHeaderBytes }, 32 << 10},

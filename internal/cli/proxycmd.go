@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/internal/cmdline"
 	"github.com/switchyard/switchyard/proxy"
 	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/switchyard/switchyard/routes/routeclient"
 	"github.com/switchyard/switchyard/routes/routesfile"
 	"github.com/switchyard/switchyard/zones"
@@ -60,6 +61,8 @@ func parseProxyArgs(args []string) (*ProxyOptions, error) {
 		return nil, cmdline.Usagef("--routes-file and --route-servers exclude each other; give one")
 	case o.RoutesFile != "" && o.CacheDir != "":
 		return nil, cmdline.Usagef("--cache-dir works with --route-servers, not with --routes-file")
+	case o.Config.ProxyProtocol != listen.ProxyOff && len(o.Config.ProxyProtocolFrom) == 0:
+		return nil, cmdline.Usagef("--proxy-protocol %s needs --proxy-protocol-from: the load balancers whose headers to honour", o.Config.ProxyProtocol)
 	}
 	return o, nil
 }

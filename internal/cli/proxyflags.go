@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/proxy"
+	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/switchyard/switchyard/zones"
 )
 
@@ -69,6 +70,13 @@ var proxyFlags = []*option[ProxyOptions]{
 		}},
 	{name: "trusted-proxies", arg: "CIDR[,CIDR]", list: true, usage: "peers whose X-Forwarded-For is kept and appended to",
 		set: func(o *ProxyOptions, v string) error { return setPrefixes(&o.Config.TrustedProxies, v) }},
+	{name: "proxy-protocol", arg: "off|on|optional", usage: "PROXY protocol (v1, v2) from the load balancers of --proxy-protocol-from: on requires it from them and refuses every other peer; optional takes it when sent (default off)",
+		set: func(o *ProxyOptions, v string) (err error) {
+			o.Config.ProxyProtocol, err = listen.ParseProxyMode(v)
+			return err
+		}},
+	{name: "proxy-protocol-from", arg: "CIDR[,CIDR]", list: true, usage: "peers whose PROXY protocol header is honoured; required unless --proxy-protocol is off",
+		set: func(o *ProxyOptions, v string) error { return setPrefixes(&o.Config.ProxyProtocolFrom, v) }},
 	{name: "client-header-timeout", arg: "DURATION", usage: "bound on reading a request's headers (default 10s)",
 		set: func(o *ProxyOptions, v string) error { return setDuration(&o.Config.ClientHeaderTimeout, v) }},
 	{name: "client-idle-timeout", arg: "DURATION", usage: "bound on keep-alive waits and on each body read or write to a client (default 60s)",
