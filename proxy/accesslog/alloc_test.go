@@ -15,10 +15,12 @@ func TestLogZeroAllocs(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  Config
+		tls  bool
 	}{
-		{"every request", Config{}},
-		{"sampled", Config{SampleEvery: 4}},
-		{"off", Config{Off: true}},
+		{"every request", Config{}, false},
+		{"over TLS", Config{}, true},
+		{"sampled", Config{SampleEvery: 4}, false},
+		{"off", Config{Off: true}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -27,6 +29,9 @@ func TestLogZeroAllocs(t *testing.T) {
 			every := uint64(max(tt.cfg.SampleEvery, 1))
 			e := baseEntry()
 			e.Path = []byte("/idx/_search?q=\"quoted\"&\x01\xff日本")
+			if tt.tls {
+				e.TLSVersion, e.TLSResumed = "TLSv1.3", true
+			}
 			var calls uint64
 			logOne := func() {
 				l.Log(&e)

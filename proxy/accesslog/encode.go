@@ -48,6 +48,12 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	dst = strconv.AppendInt(dst, e.BytesIn, 10)
 	dst = append(dst, `,"bytes_out":`...)
 	dst = strconv.AppendInt(dst, e.BytesOut, 10)
+	if e.TLSVersion != "" {
+		dst = append(dst, `,"tls_version":`...)
+		dst = appendJSONString(dst, e.TLSVersion)
+		dst = append(dst, `,"tls_resumed":`...)
+		dst = strconv.AppendBool(dst, e.TLSResumed)
+	}
 	return append(dst, "}\n"...)
 }
 

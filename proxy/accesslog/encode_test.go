@@ -148,6 +148,27 @@ func TestAppendEntry(t *testing.T) {
 			},
 		},
 		{
+			"over TLS, new session",
+			func(e *Entry) { e.TLSVersion = "TLSv1.3" },
+			func(m map[string]any) {
+				m["tls_version"] = "TLSv1.3"
+				m["tls_resumed"] = false
+			},
+		},
+		{
+			"over TLS, resumed session",
+			func(e *Entry) { e.TLSVersion, e.TLSResumed = "TLSv1.2", true },
+			func(m map[string]any) {
+				m["tls_version"] = "TLSv1.2"
+				m["tls_resumed"] = true
+			},
+		},
+		{
+			"plain: a resumed flag alone is not written",
+			func(e *Entry) { e.TLSResumed = true },
+			func(map[string]any) {},
+		},
+		{
 			"negative and extreme numbers",
 			func(e *Entry) {
 				e.StatusCode = 599
@@ -190,10 +211,12 @@ func TestAppendEntry(t *testing.T) {
 func TestAppendEntryFieldOrder(t *testing.T) {
 	e := baseEntry()
 	e.StatusReason = "upstream_timeout"
+	e.TLSVersion = "TLSv1.3"
 	got := string(appendEntry(nil, &e))
 	order := []string{"@timestamp", "request_id", "client_ip", "method", "host", "path",
 		"handling_cluster", "handling_instance", "availability_zones", "status_code",
-		"status_reason", "response_time", "backend_response_time", "bytes_in", "bytes_out"}
+		"status_reason", "response_time", "backend_response_time", "bytes_in", "bytes_out",
+		"tls_version", "tls_resumed"}
 	last := -1
 	for _, k := range order {
 		i := strings.Index(got, `"`+k+`":`)

@@ -24,4 +24,7 @@ type Entry struct {
 
 	BytesIn  int64 // request body bytes read from the client
 	BytesOut int64 // response body bytes written to the client
+
+	TLSVersion string // "TLSv1.3", "TLSv1.2"; empty on a plain connection
+	TLSResumed bool   // the TLS session was resumed (a ticket), not new
 }

@@ -189,6 +189,8 @@ func openFile(path string) (*os.File, error) {
 //	backend_response_time  number  as response_time; omitted when no instance answered
 //	bytes_in               number  request body bytes
 //	bytes_out              number  response body bytes
+//	tls_version            string  "TLSv1.2", "TLSv1.3"; omitted on a plain connection
+//	tls_resumed            bool    the TLS session was resumed; omitted on a plain connection
 //
 // Strings are escaped as JSON requires; control bytes are written as
 // \u00XX and bytes that are not valid UTF-8 as \ufffd, so a line never
