@@ -9,6 +9,7 @@ import (
 	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/clientconn"
 	"github.com/switchyard/switchyard/proxy/listen"
+	"github.com/switchyard/switchyard/proxy/tlscert"
 	"github.com/switchyard/switchyard/zones"
 )
 
@@ -42,6 +43,10 @@ type Config struct {
 	// ProxyProtocolFrom lists the peers whose PROXY protocol headers are
 	// honoured; required unless ProxyProtocol is off.
 	ProxyProtocolFrom []netip.Prefix
+
+	// TLS configures the TLS client listener; off while TLS.Listen is
+	// empty.
+	TLS TLSConfig
 
 	// ClientHeaderTimeout bounds reading a request's headers (slowloris).
 	// Default 10s.
@@ -150,6 +155,27 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// TLSConfig configures the TLS client listener: it serves the same
+// request path as the plain one, over TLS (docs/edge.md, "TLS").
+type TLSConfig struct {
+	// Listen is the TLS listener's address; empty: no TLS listener.
+	Listen string
+	// CertFile and KeyFile are a PEM pair, the default certificate;
+	// CertDir holds more pairs, NAME.crt and NAME.key, chosen by SNI
+	// (tlscert.Config). At least one of them with Listen.
+	CertFile, KeyFile string
+	CertDir           string
+	// ReloadInterval is how often the certificate files are checked for
+	// changes. Default 5s (tlscert.DefaultInterval).
+	ReloadInterval time.Duration
+	// ClientCA, when set, is a PEM bundle of CAs: every client must
+	// present a certificate that verifies against it.
+	ClientCA string
+	// TicketRotation is how often the session ticket key is replaced;
+	// tickets of the previous key still resume. Default 24h.
+	TicketRotation time.Duration
+}
+
 // Bounds of Config.ResponseWriteSize.
 const (
 	MinResponseWriteSize = 4 << 10
@@ -183,6 +209,7 @@ func (c *Config) setDefaults() {
 	def(&c.DrainDelay, 5*time.Second)
 	def(&c.RetireGrace, 30*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.TLS.TicketRotation, tlscert.DefaultTicketRotation)
 	if c.TunnelIdleTimeout == 0 {
 		c.TunnelIdleTimeout = time.Hour
 	}

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/switchyard/switchyard/proxy/accesslog"
 	"github.com/switchyard/switchyard/proxy/head"
 	"github.com/switchyard/switchyard/proxy/listen"
 	"github.com/valyala/fasthttp"
@@ -62,9 +64,51 @@ func (c *fastClient) peer() netip.Addr {
 func (c *fastClient) conn() readDeadliner          { return c.ctx.Conn() }
 func (c *fastClient) bodyBytes() []byte            { return c.ctx.Request.Body() }
 func (c *fastClient) bodyStream() io.Reader        { return c.ctx.RequestBodyStream() }
-func (c *fastClient) tls() bool                    { return c.ctx.IsTLS() }
+func (c *fastClient) tls() bool                    { return c.tlsState() != nil }
 func (c *fastClient) setClose()                    { c.ctx.SetConnectionClose() }
 func (c *fastClient) respond(status int, b []byte) { respondFast(&c.ctx.Response, status, b) }
+
+// tlsState is the client connection's TLS state, as the TLS layer of
+// the listener stack recorded it; nil on a plain connection.
+func (c *fastClient) tlsState() *tls.ConnectionState {
+	if info := listen.InfoOf(c.ctx.Conn()); info != nil {
+		return info.TLS
+	}
+	return nil
+}
+
+// tlsStater is the optional capability of a front end that knows its
+// client connection's TLS state.
+type tlsStater interface {
+	tlsState() *tls.ConnectionState
+}
+
+// logTLS puts the client connection's TLS version and whether its
+// session was resumed in e; a plain connection leaves them empty.
+func (x *exchange) logTLS(e *accesslog.Entry) {
+	ts, ok := x.fe.(tlsStater)
+	if !ok {
+		return
+	}
+	if st := ts.tlsState(); st != nil {
+		e.TLSVersion, e.TLSResumed = tlsVersionName(st.Version), st.DidResume
+	}
+}
+
+// tlsVersionName is the access log's name of a TLS version.
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS10:
+		return "TLSv1.0"
+	}
+	return "unknown"
+}
 
 func respondFast(r *fasthttp.Response, status int, body []byte) {
 	r.Header.SetStatusCode(status)

@@ -322,6 +322,7 @@ func (x *exchange) finish() {
 		e.HandlingInstance, e.AvailabilityZones = x.inst.ID, x.inst.Zone
 	}
 	e.Method, e.Host, e.Path = x.req.Method(), x.req.Host(), x.req.RequestURI()
+	x.logTLS(e)
 	if e.ClientIP == nil {
 		if a := x.fe.peer(); a.IsValid() {
 			e.ClientIP = a.AppendTo(x.ipBuf[:0])

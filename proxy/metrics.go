@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/switchyard/switchyard/proxy/listen"
+	"github.com/switchyard/switchyard/proxy/tlscert"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/zones"
 )
@@ -126,6 +127,9 @@ func newMetrics(s *Server) *metrics {
 			ConstLabels: prometheus.Labels{"reason": r.String()},
 		}, func() float64 { return float64(s.proxied.Refused(r)) }))
 	}
+	if s.certs != nil {
+		registerTLS(m.reg, s)
+	}
 	age := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchyard_route_table_age_seconds",
 		Help: "Time since the route table being served was loaded.",
@@ -182,4 +186,34 @@ func (m *metrics) observe(status int, deployment string, total time.Duration) {
 		m.requestsByDep.WithLabelValues(deployment, label).Inc()
 	}
 	m.duration.Observe(total.Seconds())
+}
+
+// registerTLS registers the TLS listener's metrics.
+func registerTLS(reg *prometheus.Registry, s *Server) {
+	for _, f := range listen.HandshakeFailures() {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "switchyard_tls_handshake_errors_total",
+			Help:        "TLS handshakes that failed, by reason: no_certificate (no certificate for the server name and no default), client_certificate (missing or not verified), timeout, other (no common version or suite, malformed, closed).",
+			ConstLabels: prometheus.Labels{"reason": f.String()},
+		}, func() float64 { return float64(s.handshakes.Failed(f)) }))
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchyard_tls_reload_errors_total",
+		Help: "TLS certificate pairs refused on reload (unreadable, not PEM, key not matching the certificate); the old certificate of the name keeps serving.",
+	}, func() float64 { return float64(s.certs.ReloadErrors()) }), certExpiry{s.certs})
+}
+
+// certExpiry is the gauge of each TLS certificate's expiry, one series
+// per certificate name, as the certificates in use have them.
+type certExpiry struct{ certs *tlscert.Store }
+
+var certExpiryDesc = prometheus.NewDesc("switchyard_tls_certificate_expiry_seconds",
+	"Expiry (NotAfter) of each TLS certificate in use, by name, as Unix seconds.", []string{"name"}, nil)
+
+func (c certExpiry) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
+
+func (c certExpiry) Collect(ch chan<- prometheus.Metric) {
+	for _, e := range c.certs.Expiries() {
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(e.NotAfter.Unix()), e.Name)
+	}
 }

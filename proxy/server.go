@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/switchyard/switchyard/proxy/clientconn"
 	"github.com/switchyard/switchyard/proxy/internal/sockio"
 	"github.com/switchyard/switchyard/proxy/listen"
+	"github.com/switchyard/switchyard/proxy/tlscert"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/valyala/fasthttp"
@@ -49,11 +51,18 @@ type Server struct {
 	proxied  listen.ProxyCounts      // the PROXY protocol layer's refusals
 	clients  clientconn.ListenConfig // how Run's client connections write
 
+	// The TLS listener's, when Config.TLS.Listen is set.
+	certs      *tlscert.Store
+	tlsConf    *tls.Config
+	tickets    *tlscert.Tickets
+	handshakes listen.TLSCounts // failed handshakes
+
 	srv   *fasthttp.Server
 	admin *http.Server
 
 	ready     chan struct{}
 	addr      net.Addr
+	tlsAddr   net.Addr
 	adminAddr net.Addr
 
 	rejected atomic.Pointer[rejection]
@@ -94,13 +103,20 @@ func New(cfg Config) (*Server, error) {
 	case cfg.ProxyProtocol != listen.ProxyOff && len(cfg.ProxyProtocolFrom) == 0:
 		return nil, fmt.Errorf("proxy: PROXY protocol %v: no peers to take it from (ProxyProtocolFrom)", cfg.ProxyProtocol)
 	}
+	certs, tlsConf, tickets, err := newTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 	alog, err := accesslog.New(cfg.AccessLog)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: access log: %w", err)
 	}
 	s := &Server{
-		cfg: cfg,
-		log: cfg.Logger,
+		certs:   certs,
+		tlsConf: tlsConf,
+		tickets: tickets,
+		cfg:     cfg,
+		log:     cfg.Logger,
 		transport: upstream.New(upstream.Config{
 			ConnectTimeout:        cfg.ConnectTimeout,
 			ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
@@ -146,6 +162,31 @@ func New(cfg Config) (*Server, error) {
 		Logger:                       fasthttpLogger{cfg.Logger},
 	}
 	return s, nil
+}
+
+// newTLS loads the TLS listener's certificates and builds its
+// configuration; all nil when cfg has no TLS listener.
+func newTLS(cfg Config) (*tlscert.Store, *tls.Config, *tlscert.Tickets, error) {
+	t := cfg.TLS
+	if t.Listen == "" {
+		return nil, nil, nil, nil
+	}
+	certs, err := tlscert.New(tlscert.Config{
+		CertFile: t.CertFile, KeyFile: t.KeyFile, Dir: t.CertDir,
+		Interval: t.ReloadInterval, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("proxy: TLS: %w", err)
+	}
+	conf, err := tlscert.ServerConfig(certs, tlscert.ServerOptions{ClientCA: t.ClientCA})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("proxy: TLS: %w", err)
+	}
+	tickets, err := tlscert.NewTickets(conf)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("proxy: TLS: %w", err)
+	}
+	return certs, conf, tickets, nil
 }
 
 // fasthttpLogger sends fasthttp's own messages (connection-level errors)
@@ -203,6 +244,30 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // Addr is the client listener's address; valid after Ready.
 func (s *Server) Addr() net.Addr { return s.addr }
 
+// TLSAddr is the TLS client listener's address (nil without one); valid
+// after Ready.
+func (s *Server) TLSAddr() net.Addr { return s.tlsAddr }
+
+// ReloadTLS reads the TLS listener's certificate files again now (as it
+// does by itself when they change): new handshakes use what loads, and a
+// pair that does not load is logged, counted, and leaves its name's old
+// certificate serving. It does nothing without a TLS listener.
+func (s *Server) ReloadTLS() {
+	if s.certs != nil {
+		s.certs.Reload()
+	}
+}
+
+// RotateTicketKeys replaces the session ticket key now (as it is every
+// Config.TLS.TicketRotation): tickets of the key it replaces still
+// resume, older ones do not. It does nothing without a TLS listener.
+func (s *Server) RotateTicketKeys() error {
+	if s.tickets == nil {
+		return nil
+	}
+	return s.tickets.Rotate()
+}
+
 // AdminAddr is the admin listener's address (nil when disabled); valid
 // after Ready.
 func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
@@ -226,32 +291,44 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Serve serves clients from ln, which it closes, until ctx ends, then
-// drains and returns nil. It returns an error at once when the admin
-// listener cannot be bound or a listener fails. ln may be any listener
-// (tests and benchmarks hand it their own); TCP connections get the
-// client connections' write and splice handling (clientconn). A Server
-// serves once.
+// drains and returns nil. With Config.TLS.Listen it binds the TLS
+// listener too and serves both, and drains both. It returns an error at
+// once when the admin or TLS listener cannot be bound or a listener
+// fails. ln may be any listener (tests and benchmarks hand it their
+// own); TCP connections get the client connections' write and splice
+// handling (clientconn). A Server serves once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer s.alog.Close()
 	defer s.transport.Close()
 	var err error
-	var aln net.Listener
+	var aln, tln net.Listener
+	closeAll := func() {
+		for _, l := range []net.Listener{ln, aln, tln} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
 	if s.cfg.AdminListen != "-" {
 		if aln, err = net.Listen("tcp", s.cfg.AdminListen); err != nil {
-			ln.Close()
+			closeAll()
 			return fmt.Errorf("proxy: admin listen: %w", err)
 		}
 		s.adminAddr = aln.Addr()
 	}
+	if s.tlsConf != nil {
+		if tln, err = net.Listen("tcp", s.cfg.TLS.Listen); err != nil {
+			closeAll()
+			return fmt.Errorf("proxy: TLS listen: %w", err)
+		}
+		s.tlsAddr = tln.Addr()
+	}
 	s.addr = ln.Addr()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	if s.cfg.IdleNap > 0 {
 		n, err := newIdleNapper(s.cfg.IdleNap)
 		if err != nil {
-			ln.Close()
-			if aln != nil {
-				aln.Close()
-			}
+			closeAll()
 			return err
 		}
 		s.progress = n
@@ -265,8 +342,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		// The listener stack: TCP connections get the client connection
 		// handling, every connection its record, and the PROXY protocol
 		// layer (when on) the client's address in it.
-		errc <- s.srv.Serve(listen.Stack(ln, s.tcpLayer, listen.Named(s.clients.Name), s.proxyLayer()))
+		errc <- s.srv.Serve(listen.Stack(ln, s.tcpLayer(s.clients.Name), listen.Named(s.clients.Name), s.proxyLayer()))
 	}()
+	if tln != nil {
+		// The same stack with TLS on top: the handshake, off the accept
+		// loop, records the TLS state; the request path is the same.
+		go func() {
+			errc <- s.srv.Serve(listen.Stack(tln, s.tcpLayer(tlsListenerName), listen.Named(tlsListenerName), s.proxyLayer(), s.tlsLayer()))
+		}()
+		stopTLS := make(chan struct{})
+		defer close(stopTLS)
+		go s.certs.Run(stopTLS)
+		go s.tickets.Run(s.cfg.TLS.TicketRotation, stopTLS)
+	}
 	if aln != nil {
 		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -285,7 +373,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	close(s.ready)
-	s.log.Info("proxy listening", "listen", s.addr.String(), "admin", addrString(s.adminAddr))
+	s.log.Info("proxy listening", "listen", s.addr.String(), "tls_listen", addrString(s.tlsAddr), "admin", addrString(s.adminAddr))
 	if n := s.cfg.SplicePipeSize; n > 0 {
 		if err := sockio.TryPipeSize(n); err != nil {
 			s.log.Warn("pipes of --splice-pipe-size are refused: long response bodies will be copied, not spliced",
@@ -326,8 +414,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// tcpLayer is the TCP layer of the listener stack (clientconn).
-func (s *Server) tcpLayer(ln net.Listener) net.Listener { return clientconn.Listen(ln, s.clients) }
+// tlsListenerName is the TLS client listener's name (listen.Info); the
+// plain one's is s.clients.Name.
+const tlsListenerName = "https"
+
+// tcpLayer is the TCP layer of the listener stack (clientconn), for the
+// listener name.
+func (s *Server) tcpLayer(name string) listen.Layer {
+	cfg := s.clients
+	cfg.Name = name
+	return func(ln net.Listener) net.Listener { return clientconn.Listen(ln, cfg) }
+}
+
+// tlsLayer is the TLS layer of the listener stack: the handshake within
+// the client header timeout.
+func (s *Server) tlsLayer() listen.Layer {
+	return listen.TLS(listen.TLSConfig{
+		Config:              s.tlsConf,
+		Timeout:             s.cfg.ClientHeaderTimeout,
+		Counts:              &s.handshakes,
+		NoCertificate:       tlscert.ErrNoCertificate,
+		NoClientCertificate: tlscert.ErrNoClientCertificate,
+	})
+}
 
 // proxyLayer is the PROXY protocol layer of the listener stack; it
 // passes connections through untouched when Config.ProxyProtocol is off.
