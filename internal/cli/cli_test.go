@@ -58,6 +58,12 @@ func TestFlagsSetFields(t *testing.T) {
 		{[]string{"--proxy-protocol", "optional", "--proxy-protocol-from", "10.0.0.10,2001:db8::/32"}, func(s *ProxyOptions) any {
 			return []any{s.Config.ProxyProtocol.String(), s.Config.ProxyProtocolFrom}
 		}, []any{"optional", []netip.Prefix{netip.MustParsePrefix("10.0.0.10/32"), netip.MustParsePrefix("2001:db8::/32")}}},
+		{[]string{"--tls-listen", "127.0.0.1:9243", "--tls-cert", "/etc/tls/a.crt", "--tls-key", "/etc/tls/a.key"}, func(s *ProxyOptions) any {
+			return []string{s.Config.TLS.Listen, s.Config.TLS.CertFile, s.Config.TLS.KeyFile}
+		}, []string{"127.0.0.1:9243", "/etc/tls/a.crt", "/etc/tls/a.key"}},
+		{[]string{"--tls-listen", "127.0.0.1:9243", "--tls-cert-dir", "/etc/tls/certs"}, func(s *ProxyOptions) any { return s.Config.TLS.CertDir }, "/etc/tls/certs"},
+		{[]string{"--tls-client-ca", "/etc/tls/clients.pem"}, func(s *ProxyOptions) any { return s.Config.TLS.ClientCA }, "/etc/tls/clients.pem"},
+		{[]string{"--tls-ticket-rotation", "6h"}, func(s *ProxyOptions) any { return s.Config.TLS.TicketRotation }, 6 * time.Hour},
 		{[]string{"--client-header-timeout", "3s"}, func(s *ProxyOptions) any { return s.Config.ClientHeaderTimeout }, 3 * time.Second},
 		{[]string{"--client-idle-timeout", "2m"}, func(s *ProxyOptions) any { return s.Config.ClientIdleTimeout }, 2 * time.Minute},
 		{[]string{"--max-header-bytes", "32KiB"}, func(s *ProxyOptions) any { return s.Config.MaxHeaderBytes }, 32 << 10},
@@ -267,6 +273,10 @@ func TestBadInput(t *testing.T) {
 		{"bad route server URL", []string{"proxy", "--route-servers", "127.0.0.1:9280"}, "", `switchyard proxy: --route-servers: invalid URL "127.0.0.1:9280" (want http://host:port)`},
 		{"bad panic threshold", append(r, "--panic-threshold", "2"), "", `switchyard proxy: --panic-threshold: invalid ratio "2" (want a number up to 1, e.g. 0.5)`},
 		{"bad health check path", append(r, "--health-check-path", "health"), "", `switchyard proxy: --health-check-path: invalid path "health" (want /...)`},
+		{"TLS without certificates", append(r, "--tls-listen", "127.0.0.1:9243"), "", `switchyard proxy: --tls-listen needs certificates: --tls-cert and --tls-key, or --tls-cert-dir`},
+		{"TLS cert without key", append(r, "--tls-listen", "127.0.0.1:9243", "--tls-cert", "a.crt"), "", `switchyard proxy: --tls-cert and --tls-key go together`},
+		{"TLS cert file missing", append(r, "--tls-listen", "127.0.0.1:0", "--tls-cert", filepath.Join(dir, "no.crt"), "--tls-key", filepath.Join(dir, "no.key")), "",
+			"switchyard proxy: ...no.crt: no such file or directory"},
 		{"route-server without zk", []string{"route-server"}, "", `switchyard route-server: --zk is required`},
 		{"route-server bad zk", []string{"route-server", "--zk", "localhost"}, "", `switchyard route-server: --zk: invalid address "localhost" (want host:port)`},
 		{"route-server bad root", []string{"route-server", "--zk", "127.0.0.1:2181", "--root", "switchyard"}, "", `switchyard route-server: --root: invalid root "switchyard" (want /name)`},

@@ -27,7 +27,8 @@ Runs the proxy over a routes file, or over the tables that route servers
 stream (with --cache-dir, the last one is kept on disk and served at start
 when no route server answers). SIGHUP reloads the file (an invalid file
 is rejected whole and the last good table keeps serving; with
---route-servers it is logged and ignored); SIGUSR1 reopens
+--route-servers it is logged and ignored) and, with --tls-listen, the TLS
+certificates; SIGUSR1 reopens
 the access log file (for rotation: rename it, then send SIGUSR1); SIGTERM
 or SIGINT drains: /_health answers 502 for --drain-delay while the listener still
 accepts, then running requests get up to --shutdown-timeout.
@@ -63,6 +64,10 @@ func parseProxyArgs(args []string) (*ProxyOptions, error) {
 		return nil, cmdline.Usagef("--cache-dir works with --route-servers, not with --routes-file")
 	case o.Config.ProxyProtocol != listen.ProxyOff && len(o.Config.ProxyProtocolFrom) == 0:
 		return nil, cmdline.Usagef("--proxy-protocol %s needs --proxy-protocol-from: the load balancers whose headers to honour", o.Config.ProxyProtocol)
+	case (o.Config.TLS.CertFile == "") != (o.Config.TLS.KeyFile == ""):
+		return nil, cmdline.Usagef("--tls-cert and --tls-key go together")
+	case o.Config.TLS.Listen != "" && o.Config.TLS.CertFile == "" && o.Config.TLS.CertDir == "":
+		return nil, cmdline.Usagef("--tls-listen needs certificates: --tls-cert and --tls-key, or --tls-cert-dir")
 	}
 	return o, nil
 }
@@ -83,7 +88,8 @@ func runProxy(args []string, _, stderr io.Writer) error {
 // proxy" and "switchyard demo". A routes file must load at start, and the
 // proxy must accept its configuration, else Run returns a usage error.
 // While it runs, SIGUSR1 reopens the access log file and SIGHUP reloads the
-// routes file (with RouteServers it is logged and ignored).
+// routes file (with RouteServers it is logged and ignored) and the TLS
+// certificates.
 func (o *ProxyOptions) Run(ctx context.Context) error {
 	logger := orDefault(o.Logger)
 	cfg, err := o.proxyConfig(logger)
@@ -121,6 +127,7 @@ func (o *ProxyOptions) runFromFile(ctx context.Context, cfg proxy.Config, logger
 			case reload <- sig:
 			default: // a reload is already due
 			}
+			srv.ReloadTLS()
 		})
 }
 
@@ -152,6 +159,10 @@ func (o *ProxyOptions) runFromRouteServers(ctx context.Context, cfg proxy.Config
 			return nil
 		},
 		func(sig os.Signal) {
+			if cfg.TLS.Listen != "" {
+				srv.ReloadTLS()
+				return
+			}
 			logIgnored(logger, "the routes come from route servers; there is no file to reload", sig)
 		})
 }
