@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchyard/switchyard/allocator"
 	"github.com/switchyard/switchyard/internal/testing/testutil"
+	"github.com/switchyard/switchyard/proxy/tlscert/tlstest"
 	"github.com/switchyard/switchyard/routeserver"
 )
 
@@ -39,7 +40,7 @@ type reference struct {
 // metrics" for the metrics. Any other heading ends such a section.
 var (
 	flagHeading   = regexp.MustCompile("^#+ `switchyard ([a-z][a-z0-9-]*)`\\s*$")
-	metricHeading = regexp.MustCompile(`^#+ (Proxy|Route server|Allocator) metrics\s*$`)
+	metricHeading = regexp.MustCompile(`^#+ (Proxy|TLS|Route server|Allocator) metrics\s*$`)
 	flagInCell    = regexp.MustCompile("`--([a-z0-9][a-z0-9-]*)")
 	metricInCell  = regexp.MustCompile("^`([a-zA-Z_:][a-zA-Z0-9_:]*)`$")
 )
@@ -73,7 +74,12 @@ func parseReference(text string) (*reference, error) {
 				ref.flags[command] = nil
 			} else if m := metricHeading.FindStringSubmatch(line); m != nil {
 				component = strings.ToLower(m[1])
-				ref.metrics[component] = map[string]string{}
+				if component == "tls" {
+					component = "proxy" // the proxy's metrics with --tls-listen
+				}
+				if ref.metrics[component] == nil {
+					ref.metrics[component] = map[string]string{}
+				}
 			}
 			continue
 		}
@@ -266,7 +272,11 @@ deployments:
 	if err := os.WriteFile(routesFile, []byte(routes), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// With TLS on, so that the TLS metrics are registered too.
+	ca := tlstest.NewCA(t)
+	certFile, keyFile := ca.Leaf(t, time.Now().Add(time.Hour), "proxy.example.test").Write(t, t.TempDir(), "default")
 	s, err := parseProxyArgs([]string{"--routes-file", routesFile,
+		"--tls-listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile,
 		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 		"--deployment-metrics", "--access-log", "off",
 		"--drain-delay", "1ms", "--shutdown-timeout", "1s"})
