@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/switchyard/switchyard/proxy/accesslog"
@@ -159,7 +160,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // handleParseError answers requests that fasthttp could not parse.
+//
+// A connection that the client reset before a whole request came (a
+// load balancer's TCP probe, a client gone) gets no answer and no access
+// log line: there is no one to answer, and no request to log.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		ctx.SetConnectionClose()
+		s.log.Debug("connection reset before a request", "remote", ctx.RemoteAddr().String())
+		return
+	}
 	x := s.exPool.Get().(*exchange)
 	x.bindFast(ctx)
 	s.begin(x, time.Now())

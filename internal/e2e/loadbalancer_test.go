@@ -58,7 +58,8 @@ frontend edge
 
 backend proxies
     balance roundrobin
-    option httpchk GET /_health
+    option httpchk
+    http-check send meth GET uri /_health ver HTTP/1.1 hdr Host lb-check
     http-check expect status 200
     default-server send-proxy-v2 check inter 200ms fall 1 rise 1
     server proxy-1 %s
@@ -213,6 +214,9 @@ func accessLogClients(t *testing.T, path string) map[string]int {
 			// the client.
 			out[fmt.Sprintf("check %s", e.ClientIP)]++
 			continue
+		}
+		if e.Status >= 400 && e.Status != 403 {
+			t.Logf("access log: %s", line) // said when the count below is off
 		}
 		out[fmt.Sprintf("%s %d", e.ClientIP, e.Status)]++
 	}
