@@ -206,6 +206,9 @@ type conn struct {
 	broken    bool             // not reusable whatever the response says
 	gotHeader atomic.Bool      // response headers have been read
 	wdone     chan writeResult // the body goroutine's result
+	// stopCancel ends the watch of the request's Context (see
+	// Request.Context); nil when it has none.
+	stopCancel func() bool
 }
 
 type pool struct {
@@ -414,6 +417,7 @@ func monoNow() int64 { return int64(time.Since(clockBase)) }
 func monoOf(t time.Time) int64 { return int64(t.Sub(clockBase)) }
 
 func (p *pool) closeConn(c *conn) {
+	c.endCancel()
 	_ = c.Conn.Close()
 	p.mu.Lock()
 	p.unbusyLocked(c)

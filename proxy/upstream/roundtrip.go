@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -39,6 +40,13 @@ type Request struct {
 	// kept its Connection: Upgrade and Upgrade headers): a 101 answer is
 	// then a Tunnel, not an error.
 	Upgrade bool
+	// Context, when not nil, is the client's: when it ends before the
+	// exchange does (an HTTP/2 or HTTP/3 client reset the stream), the
+	// exchange is abandoned — its connection closed, whether RoundTrip
+	// is still waiting for the response or its Body is being read — and
+	// RoundTrip fails with a KindClientBody Error that wraps the
+	// context's error. Nil costs nothing.
+	Context context.Context
 }
 
 // Response is what RoundTrip received.
@@ -88,6 +96,9 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 	replayable := req.BodyStream == nil && isIdempotent(req.Header.Method())
 	fresh := false
 	for {
+		if err := canceled(req); err != nil {
+			return err
+		}
 		// One clock read serves the pool and the time the request is
 		// sent, unless a dial came between.
 		now := time.Now()
@@ -98,12 +109,18 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 		if !reused {
 			now = time.Now()
 		}
+		if req.Context != nil {
+			c.stopCancel = context.AfterFunc(req.Context, c.abandon)
+		}
 		err = t.exchange(c, req, resp, now, reused)
 		if err == nil {
 			return nil
 		}
 		c.req, c.broken = nil, false
 		p.closeConn(c)
+		if cerr := canceled(req); cerr != nil {
+			return cerr // the failure was the abandonment's
+		}
 		if err == errEarly {
 			t.stale.Add(1)
 			fresh = true
@@ -118,6 +135,30 @@ func (t *Transport) RoundTrip(addr string, req *Request, resp *Response) error {
 		}
 		return err
 	}
+}
+
+// canceled is the error of a request whose client has gone (see
+// Request.Context), or nil.
+func canceled(req *Request) error {
+	if req.Context == nil || req.Context.Err() == nil {
+		return nil
+	}
+	return &Error{Kind: KindClientBody, Sent: true, Err: context.Cause(req.Context)}
+}
+
+// abandon closes the connection of an exchange whose client has gone:
+// a read or write blocked on it fails at once. (See Request.Context.)
+func (c *conn) abandon() { _ = c.Conn.Close() }
+
+// endCancel ends the watch of the exchange's Request.Context, if any. It
+// reports whether the connection was abandoned (closed) already.
+func (c *conn) endCancel() (abandoned bool) {
+	if c.stopCancel == nil {
+		return false
+	}
+	abandoned = !c.stopCancel()
+	c.stopCancel = nil
+	return abandoned
 }
 
 // received returns the time now, for a response to a request sent at
@@ -276,6 +317,9 @@ func (t *Transport) readResponse(c *conn, req *Request, resp *Response) error {
 			resp.Received = received(resp.Sent)
 			c.gotHeader.Store(true)
 			c.broken = true // never reused
+			if c.endCancel() {
+				return canceled(req)
+			}
 			_ = c.SetDeadline(time.Time{})
 			resp.Tunnel = &Tunnel{c: c}
 			resp.Body, resp.ContentLength = nil, 0
@@ -398,6 +442,9 @@ func (c *conn) release(keepAlive bool) {
 		}
 	}
 	c.req = nil
+	if c.endCancel() {
+		keepAlive = false
+	}
 	if keepAlive && !c.broken && c.br.Buffered() == 0 {
 		c.p.put(c)
 	} else {
