@@ -58,6 +58,9 @@ type Config struct {
 	// MaxHeaderBytes bounds the request line and headers; larger requests get
 	// 431. Default 16 KiB.
 	MaxHeaderBytes int
+	// HTTP2MaxStreams bounds the concurrent streams (requests) of an
+	// HTTP/2 client connection on the TLS listener. Default 250.
+	HTTP2MaxStreams int
 	// MaxBodyBytes bounds request bodies; larger get 413. 0: no limit.
 	MaxBodyBytes int64
 	// ResponseWriteSize is the largest write of a streamed response body
@@ -155,6 +158,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultHTTP2MaxStreams is Config.HTTP2MaxStreams' default.
+const DefaultHTTP2MaxStreams = 250
+
 // TLSConfig configures the TLS client listener: it serves the same
 // request path as the plain one, over TLS (docs/edge.md, "TLS").
 type TLSConfig struct {
@@ -215,6 +221,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 16 << 10
+	}
+	if c.HTTP2MaxStreams <= 0 {
+		c.HTTP2MaxStreams = DefaultHTTP2MaxStreams
 	}
 	if c.ResponseWriteSize <= 0 {
 		c.ResponseWriteSize = clientconn.DefaultCopySize

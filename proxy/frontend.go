@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -42,7 +43,35 @@ type frontEnd interface {
 	setClose()
 	// respond sets the proxy's own response: status and JSON body.
 	respond(status int, body []byte)
+	// protocol is the client's HTTP version.
+	protocol() protocol
+	// context is the request's context when the front end has one that
+	// ends when the client resets the request (HTTP/2, HTTP/3): the
+	// exchange with the instance is then abandoned (upstream.Request's
+	// Context). Nil for HTTP/1, where the connection is the request.
+	context() context.Context
 }
+
+// protocol is an HTTP version a client speaks: the access log's
+// "protocol" and the protocol label of the request metrics.
+type protocol uint8
+
+const (
+	protoHTTP11 protocol = iota
+	protoHTTP10
+	protoHTTP2
+	protoHTTP3
+	numProtocols
+)
+
+var protocolNames = [numProtocols]string{
+	protoHTTP11: "HTTP/1.1",
+	protoHTTP10: "HTTP/1.0",
+	protoHTTP2:  "HTTP/2",
+	protoHTTP3:  "HTTP/3",
+}
+
+func (p protocol) String() string { return protocolNames[p] }
 
 // fastClient is the front end of the fasthttp server.
 type fastClient struct{ ctx *fasthttp.RequestCtx }
@@ -68,6 +97,14 @@ func (c *fastClient) bodyStream() io.Reader        { return c.ctx.RequestBodyStr
 func (c *fastClient) tls() bool                    { return c.tlsState() != nil }
 func (c *fastClient) setClose()                    { c.ctx.SetConnectionClose() }
 func (c *fastClient) respond(status int, b []byte) { respondFast(&c.ctx.Response, status, b) }
+func (c *fastClient) context() context.Context     { return nil }
+
+func (c *fastClient) protocol() protocol {
+	if c.ctx.Request.Header.IsHTTP11() {
+		return protoHTTP11
+	}
+	return protoHTTP10
+}
 
 // tlsState is the client connection's TLS state, as the TLS layer of
 // the listener stack recorded it; nil on a plain connection.
@@ -84,9 +121,11 @@ type tlsStater interface {
 	tlsState() *tls.ConnectionState
 }
 
-// logTLS puts the client connection's TLS version and whether its
-// session was resumed in e; a plain connection leaves them empty.
-func (x *exchange) logTLS(e *accesslog.Entry) {
+// logConn puts the client's protocol, and over TLS the version and
+// whether the session was resumed, in e; a plain connection leaves the
+// TLS fields empty.
+func (x *exchange) logConn(e *accesslog.Entry) {
+	e.Protocol = x.fe.protocol().String()
 	ts, ok := x.fe.(tlsStater)
 	if !ok {
 		return

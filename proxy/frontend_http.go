@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/proxy/head"
+	"github.com/switchyard/switchyard/proxy/listen"
 )
 
 // HTTPHandler returns the request path as a net/http handler: a front end
@@ -169,6 +172,9 @@ func (c *httpClient) path() []byte {
 }
 
 func (c *httpClient) peer() netip.Addr {
+	if info := connInfo(c.r.Context()); info != nil {
+		return info.Client.Addr()
+	}
 	ap, err := netip.ParseAddrPort(c.r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
@@ -188,6 +194,42 @@ func (c *httpClient) bodyStream() io.Reader {
 }
 
 func (c *httpClient) tls() bool { return c.r.TLS != nil }
+
+func (c *httpClient) tlsState() *tls.ConnectionState { return c.r.TLS }
+
+func (c *httpClient) context() context.Context { return c.r.Context() }
+
+func (c *httpClient) protocol() protocol {
+	switch c.r.ProtoMajor {
+	case 3:
+		return protoHTTP3
+	case 2:
+		return protoHTTP2
+	}
+	if c.r.ProtoMinor == 0 {
+		return protoHTTP10
+	}
+	return protoHTTP11
+}
+
+// connInfoKey is the context key of a connection's record (listen.Info)
+// for the requests a server of net/http's kind serves on it.
+type connInfoKey struct{}
+
+// withConnInfo is ctx with the record of the connection c, when it has
+// one: the client address a layer learned (the PROXY protocol) is the
+// requests' peer.
+func withConnInfo(ctx context.Context, c net.Conn) context.Context {
+	if info := listen.InfoOf(c); info != nil {
+		return context.WithValue(ctx, connInfoKey{}, info)
+	}
+	return ctx
+}
+
+func connInfo(ctx context.Context) *listen.Info {
+	info, _ := ctx.Value(connInfoKey{}).(*listen.Info)
+	return info
+}
 
 func (c *httpClient) setClose() { c.close = true }
 

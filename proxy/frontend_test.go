@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/proxy/listen"
+	"github.com/switchyard/switchyard/proxy/tlscert/tlstest"
 	"github.com/switchyard/switchyard/routes"
+	"golang.org/x/net/http2"
 )
 
 // Both front ends, the fasthttp listener and the net/http handler, drive
@@ -41,11 +44,16 @@ func TestFrontEndsAgree(t *testing.T) {
 		&routes.DeploymentSpec{ID: "eeeeeeee", Kind: "es", Aliases: []string{"empty"}, Serving: map[string]int{"blue": 100},
 			Instances: []*routes.Instance{{ID: "e-1", Addr: a.addr, Zone: "zone-a", Generation: "blue", Maintenance: true}}},
 	)
-	p := startProxy(t, Config{ResponseHeaderTimeout: 300 * time.Millisecond}, tbl)
+	ca := tlstest.NewCA(t)
+	cfg := Config{ResponseHeaderTimeout: 300 * time.Millisecond}
+	cfg.TLS.Listen = "127.0.0.1:0"
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = ca.Leaf(t, time.Now().Add(time.Hour), "proxy.test").Write(t, t.TempDir(), "proxy")
+	p := startProxy(t, cfg, tbl)
 	hs := httptest.NewServer(p.HTTPHandler())
 	t.Cleanup(hs.Close)
 
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB: streamed both ways
+	wantProto := "http"
 	cases := []struct {
 		name   string
 		method string
@@ -70,7 +78,7 @@ func TestFrontEndsAgree(t *testing.T) {
 				if got := last.Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "127.0.0.1" {
 					t.Errorf("X-Forwarded-For at the instance %q", got)
 				}
-				if got := last.Header.Get("X-Forwarded-Proto"); got != "http" {
+				if got := last.Header.Get("X-Forwarded-Proto"); got != wantProto {
 					t.Errorf("X-Forwarded-Proto at the instance %q", got)
 				}
 				if got := last.Header.Get("X-Drop"); got != "" {
@@ -107,8 +115,16 @@ func TestFrontEndsAgree(t *testing.T) {
 				}
 			}},
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	for _, fe := range []struct{ name, url string }{{"fasthttp", p.url}, {"net/http", hs.URL}} {
+	plain := &http.Client{Timeout: 10 * time.Second}
+	h2 := &http.Client{Timeout: 10 * time.Second, Transport: &http2.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "proxy.test", NextProtos: []string{"h2"}}}}
+	t.Cleanup(h2.CloseIdleConnections)
+	for _, fe := range []struct {
+		name, url string
+		c         *http.Client
+		proto     string
+	}{{"fasthttp", p.url, plain, "http"}, {"net/http", hs.URL, plain, "http"}, {"h2", "https://" + p.TLSAddr().String(), h2, "https"}} {
+		wantProto = fe.proto
 		for _, tc := range cases {
 			t.Run(fe.name+"/"+tc.name, func(t *testing.T) {
 				var rd io.Reader
@@ -116,8 +132,10 @@ func TestFrontEndsAgree(t *testing.T) {
 					rd = bytes.NewReader(tc.body)
 				}
 				req, _ := http.NewRequest(tc.method, fe.url+tc.path, rd)
-				req.Header.Set("Connection", "X-Drop")
-				req.Header.Set("X-Drop", "1")
+				if fe.proto == "http" { // HTTP/2 has no Connection header
+					req.Header.Set("Connection", "X-Drop")
+					req.Header.Set("X-Drop", "1")
+				}
 				for i := 0; i+1 < len(tc.header); i += 2 {
 					if tc.header[i] == "Host" {
 						req.Host = tc.header[i+1]
@@ -125,7 +143,7 @@ func TestFrontEndsAgree(t *testing.T) {
 						req.Header.Add(tc.header[i], tc.header[i+1])
 					}
 				}
-				resp, err := c.Do(req)
+				resp, err := fe.c.Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -148,6 +166,9 @@ func TestFrontEndsAgree(t *testing.T) {
 					if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
 						t.Errorf("Content-Type %q", ct)
 					}
+				}
+				if fe.proto == "https" && resp.ProtoMajor != 2 {
+					t.Errorf("served over %s; want HTTP/2", resp.Proto)
 				}
 				if tc.check != nil {
 					tc.check(t, resp.Header, body)

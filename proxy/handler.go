@@ -301,7 +301,7 @@ func (x *exchange) finish() {
 	if x.dep != nil {
 		depID = x.dep.ID
 	}
-	s.metrics.observe(x.status, depID, total)
+	s.metrics.observe(x.status, x.fe.protocol(), depID, total)
 	s.metrics.inFlight.Dec()
 	s.budget.active.Add(-1)
 
@@ -322,7 +322,7 @@ func (x *exchange) finish() {
 		e.HandlingInstance, e.AvailabilityZones = x.inst.ID, x.inst.Zone
 	}
 	e.Method, e.Host, e.Path = x.req.Method(), x.req.Host(), x.req.RequestURI()
-	x.logTLS(e)
+	x.logConn(e)
 	if e.ClientIP == nil {
 		if a := x.fe.peer(); a.IsValid() {
 			e.ClientIP = a.AppendTo(x.ipBuf[:0])

@@ -19,7 +19,7 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests             [6]prometheus.Counter // by status class: 1xx..5xx; [0] other
+	requests             [numProtocols][6]prometheus.Counter // by protocol, then status class: 1xx..5xx; [0] other
 	requestsByDep        *prometheus.CounterVec
 	duration             prometheus.Histogram
 	upstreamDuration     prometheus.Histogram
@@ -40,12 +40,14 @@ func newMetrics(s *Server) *metrics {
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_requests_total",
-		Help: "Requests answered, by status class (2xx, 4xx, ...).",
-	}, []string{"code_class"})
+		Help: "Requests answered, by status class (2xx, 4xx, ...) and the client's protocol.",
+	}, []string{"code_class", "protocol"})
 	m.reg.MustRegister(reqs)
-	m.requests[0] = reqs.WithLabelValues("other")
-	for i := 1; i <= 5; i++ {
-		m.requests[i] = reqs.WithLabelValues(strconv.Itoa(i) + "xx")
+	for p := range numProtocols {
+		m.requests[p][0] = reqs.WithLabelValues("other", p.String())
+		for i := 1; i <= 5; i++ {
+			m.requests[p][i] = reqs.WithLabelValues(strconv.Itoa(i)+"xx", p.String())
+		}
 	}
 	if s.cfg.DeploymentMetrics {
 		m.requestsByDep = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -172,12 +174,12 @@ func newMetrics(s *Server) *metrics {
 }
 
 // observe records one finished request.
-func (m *metrics) observe(status int, deployment string, total time.Duration) {
+func (m *metrics) observe(status int, proto protocol, deployment string, total time.Duration) {
 	class := status / 100
 	if class < 1 || class > 5 {
 		class = 0
 	}
-	m.requests[class].Inc()
+	m.requests[proto][class].Inc()
 	if m.requestsByDep != nil && deployment != "" {
 		label := "other"
 		if class > 0 {

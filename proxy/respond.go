@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -120,7 +121,7 @@ func classify(err error) reason {
 			return reasonBodyTooLarge
 		case errors.As(ue.Err, &ne) && ne.Timeout():
 			return reasonClientTimeout
-		case errors.Is(ue.Err, io.EOF), errors.Is(ue.Err, io.ErrUnexpectedEOF),
+		case errors.Is(ue.Err, context.Canceled), errors.Is(ue.Err, io.EOF), errors.Is(ue.Err, io.ErrUnexpectedEOF),
 			errors.Is(ue.Err, net.ErrClosed), isConnReset(ue.Err):
 			return reasonClientClosed
 		}

@@ -56,6 +56,7 @@ type Server struct {
 	tlsConf    *tls.Config
 	tickets    *tlscert.Tickets
 	handshakes listen.TLSCounts // failed handshakes
+	h2         *h2FrontEnd      // the TLS listener's HTTP/2 connections
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -160,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 		CloseOnShutdown:              true,
 		SecureErrorLogMessage:        true,
 		Logger:                       fasthttpLogger{cfg.Logger},
+	}
+	if tlsConf != nil {
+		s.h2 = newH2FrontEnd(s)
 	}
 	return s, nil
 }
@@ -347,6 +351,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if tln != nil {
 		// The same stack with TLS on top: the handshake, off the accept
 		// loop, records the TLS state; the request path is the same.
+		// Connections that negotiate HTTP/2 go to the h2 front end
+		// (s.h2), the others to fasthttp.
 		go func() {
 			errc <- s.srv.Serve(listen.Stack(tln, s.tcpLayer(tlsListenerName), listen.Named(tlsListenerName), s.proxyLayer(), s.tlsLayer()))
 		}()
@@ -401,9 +407,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	h2done := make(chan struct{})
+	go func() {
+		defer close(h2done)
+		if s.h2 != nil {
+			s.h2.shutdown(sctx) // GOAWAY, then running requests finish
+		}
+	}()
 	if err := s.srv.ShutdownWithContext(sctx); err != nil {
 		s.log.Warn("shutdown deadline passed; cutting remaining connections", "error", err)
 	}
+	<-h2done
 	if n := s.tunnels.drain(sctx); n > 0 {
 		s.log.Warn("shutdown deadline passed; cutting upgraded connections", "count", n)
 	}
@@ -435,6 +449,7 @@ func (s *Server) tlsLayer() listen.Layer {
 		Counts:              &s.handshakes,
 		NoCertificate:       tlscert.ErrNoCertificate,
 		NoClientCertificate: tlscert.ErrNoClientCertificate,
+		H2:                  s.h2.serve,
 	})
 }
 
@@ -453,6 +468,9 @@ func (s *Server) shutdownNow() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = s.srv.ShutdownWithContext(ctx)
+	if s.h2 != nil {
+		s.h2.closeAll()
+	}
 	cut, cancelCut := context.WithCancel(context.Background())
 	cancelCut()
 	s.tunnels.drain(cut)

@@ -130,7 +130,7 @@ func (x *exchange) body() bool {
 		return false
 	}
 	x.conn = x.fe.conn()
-	x.ureq = upstream.Request{Header: h}
+	x.ureq = upstream.Request{Header: h, Context: x.fe.context()}
 	stream := x.fe.bodyStream()
 	if cl == -2 || (cl == -1 && stream == nil) {
 		cl = 0 // no framing: a request without a body

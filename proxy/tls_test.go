@@ -98,7 +98,8 @@ func (c *tlsClient) served() string {
 
 // Over TLS the request path is the plain one's: SNI picks the
 // certificate, the instance gets X-Forwarded-Proto https (http over the
-// plain listener, which serves beside it), ALPN offers http/1.1, and a
+// plain listener, which serves beside it), ALPN gives an HTTP/1.1 client
+// http/1.1 (HTTP/2 clients: TestFrontEndsAgree), and a
 // client that never starts its handshake holds up no other.
 func TestTLSRequestPath(t *testing.T) {
 	f := startTLSProxy(t, true, nil)
@@ -116,7 +117,7 @@ func TestTLSRequestPath(t *testing.T) {
 	} {
 		conf := f.clientConfig(tc.sni)
 		conf.InsecureSkipVerify = true // the default is not valid for every name asked
-		conf.NextProtos = []string{"h2", "http/1.1"}
+		conf.NextProtos = []string{"http/1.1"}
 		c, err := f.dial(t, conf)
 		if err != nil {
 			t.Errorf("SNI %q: %v", tc.sni, err)

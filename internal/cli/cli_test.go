@@ -66,6 +66,7 @@ func TestFlagsSetFields(t *testing.T) {
 		{[]string{"--tls-ticket-rotation", "6h"}, func(s *ProxyOptions) any { return s.Config.TLS.TicketRotation }, 6 * time.Hour},
 		{[]string{"--client-header-timeout", "3s"}, func(s *ProxyOptions) any { return s.Config.ClientHeaderTimeout }, 3 * time.Second},
 		{[]string{"--client-idle-timeout", "2m"}, func(s *ProxyOptions) any { return s.Config.ClientIdleTimeout }, 2 * time.Minute},
+		{[]string{"--http2-max-streams", "100"}, func(s *ProxyOptions) any { return s.Config.HTTP2MaxStreams }, 100},
 		{[]string{"--max-header-bytes", "32KiB"}, func(s *ProxyOptions) any { return s.Config.MaxHeaderBytes }, 32 << 10},
 		{[]string{"--max-header-bytes", "8000"}, func(s *ProxyOptions) any { return s.Config.MaxHeaderBytes }, 8000},
 		{[]string{"--max-body-bytes", "2GiB"}, func(s *ProxyOptions) any { return s.Config.MaxBodyBytes }, int64(2 << 30)},

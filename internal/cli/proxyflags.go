@@ -87,6 +87,16 @@ var proxyFlags = []*option[ProxyOptions]{
 		setPath: func(o *ProxyOptions, v, dir string) error { return setPath(&o.Config.TLS.CertDir, v, dir) }},
 	{name: "tls-client-ca", arg: "FILE", usage: "PEM bundle of CAs: TLS clients must present a certificate that verifies against it (default: none asked)",
 		setPath: func(o *ProxyOptions, v, dir string) error { return setPath(&o.Config.TLS.ClientCA, v, dir) }},
+	{name: "http2-max-streams", arg: "N", usage: "bound on the concurrent requests (streams) of an HTTP/2 connection to the TLS listener (default 250)",
+		set: func(o *ProxyOptions, v string) error {
+			if err := setInt(&o.Config.HTTP2MaxStreams, v); err != nil {
+				return err
+			}
+			if o.Config.HTTP2MaxStreams < 1 || o.Config.HTTP2MaxStreams > 1<<20 {
+				return fmt.Errorf("%q: want 1 to %d", v, 1<<20)
+			}
+			return nil
+		}},
 	{name: "tls-ticket-rotation", arg: "DURATION", usage: "how often the TLS session ticket key is replaced; tickets of the previous key still resume (default 24h)",
 		set: func(o *ProxyOptions, v string) error { return setDuration(&o.Config.TLS.TicketRotation, v) }},
 	{name: "client-header-timeout", arg: "DURATION", usage: "bound on reading a request's headers (default 10s)",

@@ -48,6 +48,10 @@ func appendEntry(dst []byte, e *Entry) []byte {
 	dst = strconv.AppendInt(dst, e.BytesIn, 10)
 	dst = append(dst, `,"bytes_out":`...)
 	dst = strconv.AppendInt(dst, e.BytesOut, 10)
+	if e.Protocol != "" {
+		dst = append(dst, `,"protocol":`...)
+		dst = appendJSONString(dst, e.Protocol)
+	}
 	if e.TLSVersion != "" {
 		dst = append(dst, `,"tls_version":`...)
 		dst = appendJSONString(dst, e.TLSVersion)

@@ -148,6 +148,11 @@ func TestAppendEntry(t *testing.T) {
 			},
 		},
 		{
+			"protocol",
+			func(e *Entry) { e.Protocol = "HTTP/3" },
+			func(m map[string]any) { m["protocol"] = "HTTP/3" },
+		},
+		{
 			"over TLS, new session",
 			func(e *Entry) { e.TLSVersion = "TLSv1.3" },
 			func(m map[string]any) {
@@ -211,12 +216,12 @@ func TestAppendEntry(t *testing.T) {
 func TestAppendEntryFieldOrder(t *testing.T) {
 	e := baseEntry()
 	e.StatusReason = "upstream_timeout"
-	e.TLSVersion = "TLSv1.3"
+	e.TLSVersion, e.Protocol = "TLSv1.3", "HTTP/2"
 	got := string(appendEntry(nil, &e))
 	order := []string{"@timestamp", "request_id", "client_ip", "method", "host", "path",
 		"handling_cluster", "handling_instance", "availability_zones", "status_code",
 		"status_reason", "response_time", "backend_response_time", "bytes_in", "bytes_out",
-		"tls_version", "tls_resumed"}
+		"protocol", "tls_version", "tls_resumed"}
 	last := -1
 	for _, k := range order {
 		i := strings.Index(got, `"`+k+`":`)

@@ -25,6 +25,7 @@ type Entry struct {
 	BytesIn  int64 // request body bytes read from the client
 	BytesOut int64 // response body bytes written to the client
 
+	Protocol   string // "HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/3"; omitted when empty
 	TLSVersion string // "TLSv1.3", "TLSv1.2"; empty on a plain connection
 	TLSResumed bool   // the TLS session was resumed (a ticket), not new
 }

@@ -189,6 +189,7 @@ func openFile(path string) (*os.File, error) {
 //	backend_response_time  number  as response_time; omitted when no instance answered
 //	bytes_in               number  request body bytes
 //	bytes_out              number  response body bytes
+//	protocol               string  "HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/3"; omitted when not set
 //	tls_version            string  "TLSv1.2", "TLSv1.3"; omitted on a plain connection
 //	tls_resumed            bool    the TLS session was resumed; omitted on a plain connection
 //

@@ -85,6 +85,12 @@ type TLSConfig struct {
 	// client, or of one from it: such failures are counted as
 	// FailedNoCertificate and FailedClientCertificate.
 	NoCertificate, NoClientCertificate error
+	// H2, when not nil, serves the connections that negotiated HTTP/2
+	// ("h2" by ALPN): the layer hands them to H2, on the goroutine that
+	// did the handshake, instead of to Accept, which returns only the
+	// others (http/1.1, or no protocol). The connection carries its
+	// record (InfoOf) as the ones Accept returns do.
+	H2 func(net.Conn)
 }
 
 // TLS is the TLS layer. It does each connection's handshake before the
@@ -228,6 +234,10 @@ func (l *tlsListener) handshake(c net.Conn, deadline time.Time) {
 	}
 	st := tc.ConnectionState()
 	tc.info.TLS = &st
+	if st.NegotiatedProtocol == "h2" && l.cfg.H2 != nil {
+		l.cfg.H2(tc)
+		return
+	}
 	if !l.deliver(accepted{c: tc}) {
 		c.Close()
 	}

@@ -14,7 +14,7 @@ import (
 // Protocols are the application protocols offered by ALPN, in order of
 // preference. HTTP/2 is one more entry ("h2", first) once a front end
 // serves it.
-var Protocols = []string{"http/1.1"}
+var Protocols = []string{"h2", "http/1.1"}
 
 // cipherSuites are the TLS 1.2 suites offered: ECDHE key exchange with
 // an AEAD only. (TLS 1.3's are not configurable, and all AEAD.)
