@@ -52,19 +52,21 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request) {
 	woken := false
 	for {
 		s.mu.Lock()
-		cur, stale, changed := s.current(), s.stale, s.changed
-		var base *entry
-		if cur != nil && (cur.snap.Version != have || cur.snap.Hash != hash) {
-			base = s.find(have, hash)
+		cur, stale, changed := s.snap, s.stale, s.changed
+		var base *baseTable
+		if cur != nil && (cur.Version != have || cur.Hash != hash) {
+			if changes, ok := s.since(have, hash); ok {
+				base = &baseTable{version: have, hash: hash, changes: changes}
+			}
 		}
 		s.mu.Unlock()
 		if cur == nil {
 			writeJSONError(w, http.StatusServiceUnavailable, errNoTable.Error())
 			return
 		}
-		w.Header().Set(wire.HeaderVersion, strconv.FormatUint(cur.snap.Version, 10))
+		w.Header().Set(wire.HeaderVersion, strconv.FormatUint(cur.Version, 10))
 		w.Header().Set(wire.HeaderStale, strconv.FormatBool(stale))
-		if cur.snap.Version != have || cur.snap.Hash != hash {
+		if cur.Version != have || cur.Hash != hash {
 			body, delta, err := s.message(base, cur, stale)
 			if err != nil {
 				writeJSONError(w, http.StatusInternalServerError, err.Error())
@@ -191,16 +193,16 @@ func (s *Server) Status() wire.Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := wire.Status{Name: s.cfg.Name, Stale: s.stale, Invalid: s.invalid, Proxies: []wire.ProxyStatus{}}
-	cur := s.current()
+	cur := s.snap
 	if cur != nil {
-		st.Version, st.Hash, st.Deployments = cur.snap.Version, cur.snap.Hash, len(cur.snap.IDs)
+		st.Version, st.Hash, st.Deployments = cur.Version, cur.Hash, len(cur.IDs)
 	}
 	now := s.now()
 	s.sweepLocked(now)
 	for _, p := range s.proxies {
 		ps := wire.ProxyStatus{ID: p.ID, Zone: p.Zone, Addr: p.Addr, Version: p.Version, LastSeen: p.LastSeen}
 		if cur != nil {
-			ps.Current = p.Version == cur.snap.Version && p.Hash == cur.snap.Hash
+			ps.Current = p.Version == cur.Version && p.Hash == cur.Hash
 			if !ps.Current {
 				ps.LagSeconds = now.Sub(s.supersededAt(p.Version)).Seconds()
 			}
@@ -221,7 +223,7 @@ func (s *Server) Status() wire.Status {
 // (the oldest held entry when version predates the history).
 func (s *Server) supersededAt(version uint64) time.Time {
 	for _, e := range s.history {
-		if e.snap.Version > version {
+		if e.version > version {
 			return e.publishedAt
 		}
 	}
@@ -238,7 +240,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	s.mu.Lock()
-	ok := s.current() != nil
+	ok := s.snap != nil
 	s.mu.Unlock()
 	if !ok {
 		w.WriteHeader(http.StatusBadGateway)

@@ -30,7 +30,10 @@ type Config struct {
 	// MaxWait bounds how long a long poll is held. Default 30s.
 	MaxWait time.Duration
 	// History is how many recent tables are kept to compute deltas from.
-	// Default 64.
+	// Default 64. The history holds what each table changed, not the
+	// tables: it is also bounded to as many changed deployments, in all,
+	// as the current table has (older entries are dropped first), so it
+	// never costs more than about one table.
 	History int
 	// CacheBytes bounds the cache of encoded messages. Default 64 MiB.
 	CacheBytes int64
@@ -82,10 +85,15 @@ type Input struct {
 	Synced      bool                              // the watcher completed a full read
 }
 
-// entry is one published table.
+// entry is one published table of the history: its identity, and what
+// it changed from the entry before it. Only the current table is held
+// whole (Server.snap); a delta from an older entry is composed from the
+// changes after it.
 type entry struct {
-	snap        *wire.Snapshot
+	version     uint64
+	hash        string
 	publishedAt time.Time
+	change      *wire.Change // from the entry before; nil for the oldest
 }
 
 // Server serves route tables to proxies. It is safe for concurrent use.
@@ -95,7 +103,9 @@ type Server struct {
 	now func() time.Time // the clock of LastSeen, reports and lag: time.Now, a fake in tests
 
 	mu      sync.Mutex
-	history []*entry // oldest first; last is current
+	history []*entry       // oldest first; last is current
+	snap    *wire.Snapshot // the current table
+	held    int            // deployments in the changes of history[1:]
 	stale   bool
 	invalid map[string]string
 	changed chan struct{} // closed and replaced when the table or staleness changes
@@ -151,38 +161,55 @@ func (s *Server) Update(in Input) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.invalid = in.Invalid
-	cur := s.current()
+	cur := s.snap
 	if !in.Synced || len(in.Deployments) == 0 {
 		if in.Synced && cur != nil {
-			s.log.Error("store has no deployments; keeping the last good table", "version", cur.snap.Version)
+			s.log.Error("store has no deployments; keeping the last good table", "version", cur.Version)
 		}
 		s.setStaleLocked(in.Stale || cur == nil)
 		return
 	}
-	var prev *wire.Snapshot
-	if cur != nil {
-		prev = cur.snap
-	}
-	snap := wire.NewSnapshot(prev, in.Version, in.Domain, in.Zones, in.Deployments)
-	if cur != nil && cur.snap.Hash == snap.Hash {
+	snap := wire.NewSnapshot(cur, in.Version, in.Domain, in.Zones, in.Deployments)
+	if cur != nil && cur.Hash == snap.Hash {
 		s.setStaleLocked(in.Stale)
 		return
 	}
-	if cur != nil && snap.Version <= cur.snap.Version {
+	if cur != nil && snap.Version <= cur.Version {
 		// Content changed without a higher zxid: keep versions increasing.
-		s.log.Warn("table content changed without a newer version", "version", snap.Version, "current", cur.snap.Version)
-		snap.Version = cur.snap.Version + 1
+		s.log.Warn("table content changed without a newer version", "version", snap.Version, "current", cur.Version)
+		snap.Version = cur.Version + 1
 	}
-	s.history = append(s.history, &entry{snap: snap, publishedAt: s.now()})
-	if len(s.history) > s.cfg.History {
-		s.history = append(s.history[:0:0], s.history[len(s.history)-s.cfg.History:]...)
-	}
+	s.snap = snap
+	s.pushLocked(&entry{version: snap.Version, hash: snap.Hash, publishedAt: s.now(), change: snap.Change()}, len(snap.IDs))
 	s.stale = in.Stale
 	s.metrics.version.Set(float64(snap.Version))
 	s.metrics.deployments.Set(float64(len(snap.IDs)))
 	s.metrics.stale.Set(boolFloat(s.stale))
 	s.log.Info("table published", "version", snap.Version, "deployments", len(snap.IDs), "hash", snap.Hash[:12], "stale", in.Stale)
 	s.broadcastLocked()
+}
+
+// pushLocked appends e to the history and drops the oldest entries beyond
+// History, or while the changes held add up to more deployments than the
+// current table's n (a proxy that far behind gets the full table, which
+// is then no larger than the delta would be).
+func (s *Server) pushLocked(e *entry, n int) {
+	if len(s.history) == 0 {
+		e.change = nil
+	}
+	s.history = append(s.history, e)
+	s.held += e.change.Len()
+	drop := 0
+	for len(s.history)-drop > 1 && (len(s.history)-drop > s.cfg.History || s.held > max(n, 1)) {
+		drop++
+		s.held -= s.history[drop].change.Len()
+	}
+	if drop > 0 {
+		h := append(s.history[:0:0], s.history[drop:]...)
+		// The oldest entry is only a base: what it changed is not needed.
+		h[0] = &entry{version: h[0].version, hash: h[0].hash, publishedAt: h[0].publishedAt}
+		s.history = h
+	}
 }
 
 func (s *Server) setStaleLocked(stale bool) {
@@ -200,29 +227,40 @@ func (s *Server) broadcastLocked() {
 	s.changed = make(chan struct{})
 }
 
-func (s *Server) current() *entry {
-	if n := len(s.history); n > 0 {
-		return s.history[n-1]
-	}
-	return nil
-}
-
-// find returns the history entry with version and hash, if still held.
-func (s *Server) find(version uint64, hash string) *entry {
+// since finds the history entry with version and hash and returns the
+// changes from it to the current table, oldest first; ok is false when
+// the entry is no longer held.
+func (s *Server) since(version uint64, hash string) (changes []*wire.Change, ok bool) {
 	for i := len(s.history) - 1; i >= 0; i-- {
-		if e := s.history[i]; e.snap.Version == version && e.snap.Hash == hash {
-			return e
+		if e := s.history[i]; e.version == version && e.hash == hash {
+			changes = make([]*wire.Change, 0, len(s.history)-1-i)
+			for _, e := range s.history[i+1:] {
+				if e.change == nil {
+					return nil, false
+				}
+				changes = append(changes, e.change)
+			}
+			return changes, true
 		}
 	}
-	return nil
+	return nil, false
 }
 
-// message returns the encoded answer for a proxy at (base) given the
-// current entry: a delta when base is known, else the full table.
-func (s *Server) message(base, cur *entry, stale bool) ([]byte, bool, error) {
-	key := "full:" + strconv.FormatUint(cur.snap.Version, 10) + ":" + cur.snap.Hash + ":" + strconv.FormatBool(stale)
+// base is a table a proxy holds, with the changes from it to the
+// current table.
+type baseTable struct {
+	version uint64
+	hash    string
+	changes []*wire.Change
+}
+
+// message returns the encoded answer for a proxy at base (nil: not held)
+// given the current table: a delta when base is known, else the full
+// table.
+func (s *Server) message(base *baseTable, cur *wire.Snapshot, stale bool) ([]byte, bool, error) {
+	key := "full:" + strconv.FormatUint(cur.Version, 10) + ":" + cur.Hash + ":" + strconv.FormatBool(stale)
 	if base != nil {
-		key = "delta:" + strconv.FormatUint(base.snap.Version, 10) + ":" + base.snap.Hash[:16] + ">" + key
+		key = "delta:" + strconv.FormatUint(base.version, 10) + ":" + base.hash[:min(16, len(base.hash))] + ">" + key
 	}
 	if b, ok := s.cache.Get(key); ok {
 		s.metrics.cacheHits.Inc()
@@ -235,9 +273,12 @@ func (s *Server) message(base, cur *entry, stale bool) ([]byte, bool, error) {
 		s.metrics.encodes.Inc()
 		var b []byte
 		if base != nil {
-			b = cur.snap.Delta(base.snap, stale)
+			var ok bool
+			if b, ok = cur.DeltaOver(base.version, base.hash, base.changes, stale); !ok {
+				return nil, errNoDelta
+			}
 		} else {
-			b = cur.snap.Full(stale)
+			b = cur.Full(stale)
 		}
 		// Set is asynchronous and may be refused: Wait flushes it so that
 		// requests arriving right after this one find it; a refused or
@@ -311,4 +352,7 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "message": msg})
 }
 
-var errNoTable = errors.New("routeserver: no table yet")
+var (
+	errNoTable = errors.New("routeserver: no table yet")
+	errNoDelta = errors.New("routeserver: a change of the history is missing")
+)

@@ -97,13 +97,15 @@ type Snapshot struct {
 	Deps    map[string][]byte // deployment ID -> canonical JSON
 	IDs     []string          // sorted keys of Deps
 
-	src map[string]*routes.DeploymentSpec // what Deps were encoded from
+	src    map[string]*routes.DeploymentSpec // what Deps were encoded from
+	change *Change                           // from the snapshot this one was built from
 }
 
 // NewSnapshot encodes a table's content. Deployments that are the same
 // *routes.DeploymentSpec as in prev (nil: none) keep prev's encoding: a store
 // watcher that shares unchanged deployments between tables makes each new
-// snapshot cost only what changed (plus the hash).
+// snapshot cost only what changed (plus the hash). With a prev, the
+// snapshot also records what changed from it (Change).
 func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.DeploymentSpec) *Snapshot {
 	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones)),
 		Deps: make(map[string][]byte, len(deps)), IDs: make([]string, 0, len(deps)),
@@ -122,8 +124,15 @@ func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string
 	}
 	sort.Strings(s.IDs)
 	s.Hash = tableHash(s.Domain, s.Zones, s.IDs, s.Deps)
+	if prev != nil {
+		s.change = diff(prev, s)
+	}
 	return s
 }
+
+// Change is what s changed from the snapshot it was built from; nil when
+// it was built without one.
+func (s *Snapshot) Change() *Change { return s.change }
 
 // tableHash is the SHA-256 of a table's canonical form.
 func tableHash(domain string, zones map[string]string, ids []string, deps map[string][]byte) string {
