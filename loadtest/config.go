@@ -65,8 +65,18 @@ type Config struct {
 	// Result.Latency). 0 means DefaultTimeout.
 	Timeout time.Duration
 	// TLSConfig is used for https URLs. nil means the default: system
-	// roots, server name from URL.
+	// roots, server name from URL. Its NextProtos are replaced by the
+	// protocol's ALPN name.
 	TLSConfig *tls.Config
+
+	// Protocol is the HTTP version spoken: HTTP1 ("") or HTTP2 (over TLS,
+	// ALPN h2). HTTP2 needs an https URL.
+	Protocol string
+	// Streams is, with HTTP2, the number of requests in flight
+	// on each connection, each waiting for its response before it sends
+	// the next: Connections × Streams in all. 0 means 1. HTTP1 sends one
+	// request at a time per connection and takes only 0 or 1.
+	Streams int
 
 	// OnResponse, when not nil, is called after every request that was
 	// sent and finished, with a response or an error; not for requests
@@ -76,6 +86,12 @@ type Config struct {
 	// the call.
 	OnResponse func(r *Result)
 }
+
+// Protocols of Config.Protocol.
+const (
+	HTTP1 = ""   // HTTP/1.1 over TCP, or TLS for https
+	HTTP2 = "h2" // HTTP/2 over TLS (golang.org/x/net/http2)
+)
 
 // Result is one finished request, as Config.OnResponse sees it. It and the
 // slices it returns are reused after the call returns: copy what you keep.
@@ -95,16 +111,25 @@ type Result struct {
 	// open loop with every connection busy), else from when it was sent.
 	Latency time.Duration
 
-	resp *fasthttp.Response
+	resp  *fasthttp.Response // HTTP1
+	hresp *http.Response     // HTTP2
 }
 
 // Header returns the value of the response header name, or nil when there
 // is none or no response arrived. The slice is valid only during the call.
 func (r *Result) Header(name string) []byte {
-	if r.resp == nil || r.Err != nil {
+	switch {
+	case r.Err != nil:
 		return nil
+	case r.hresp != nil:
+		if v := r.hresp.Header.Get(name); v != "" {
+			return []byte(v)
+		}
+		return nil
+	case r.resp != nil:
+		return r.resp.Header.Peek(name)
 	}
-	return r.resp.Header.Peek(name)
+	return nil
 }
 
 // Error kinds: the keys of Report.Errors.
@@ -155,6 +180,7 @@ type plan struct {
 	hosts      [][]byte // Host per key with HostTemplate
 	limit      int64    // first request index not to send
 	interval   float64  // open loop: seconds between intended sends
+	streams    int      // requests in flight per connection
 }
 
 func newPlan(cfg Config) (*plan, error) {
@@ -243,6 +269,21 @@ func newPlan(cfg Config) (*plan, error) {
 		}
 	}
 
+	switch cfg.Protocol {
+	case HTTP1, HTTP2:
+	default:
+		return nil, configErr("Protocol", "unknown protocol %q (want %q or %q)", cfg.Protocol, HTTP1, HTTP2)
+	}
+	if cfg.Protocol != HTTP1 && p.tls == nil {
+		return nil, configErr("Protocol", "%s needs an https URL", cfg.Protocol)
+	}
+	if cfg.Streams < 0 {
+		return nil, configErr("Streams", "%d is negative", cfg.Streams)
+	}
+	if cfg.Streams > 1 && cfg.Protocol == HTTP1 {
+		return nil, configErr("Streams", "%d: HTTP/1.1 has one request in flight per connection", cfg.Streams)
+	}
+	p.streams = max(1, cfg.Streams)
 	if cfg.Connections < 0 {
 		return nil, configErr("Connections", "%d is negative", cfg.Connections)
 	}

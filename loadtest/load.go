@@ -57,14 +57,26 @@ func Start(ctx context.Context, cfg Config) (*Load, error) {
 	l := &Load{p: p, done: make(chan struct{})}
 	l.ctx, l.cancel = context.WithCancel(ctx)
 	context.AfterFunc(l.ctx, func() { l.stoppedAt.CompareAndSwap(0, time.Now().UnixNano()) })
-	l.shards = make([]*shard, min(p.Connections, 2*runtime.GOMAXPROCS(0)))
+	n := p.Connections * p.streams
+	l.shards = make([]*shard, min(n, 2*runtime.GOMAXPROCS(0)))
 	for i := range l.shards {
 		l.shards[i] = newShard()
 	}
-	workers := make([]*worker, p.Connections)
+	workers := make([]*worker, n)
 	seed := rand.Uint64()
-	for i := range workers {
-		workers[i] = newWorker(l, l.shards[i%len(l.shards)], rand.NewPCG(seed, uint64(i)))
+	var conns []*muxConn
+	if p.Protocol != HTTP1 {
+		req := newMuxRequest(p)
+		for range p.Connections {
+			conns = append(conns, newMuxConn(p))
+		}
+		for i := range workers {
+			workers[i] = newMuxWorker(l, l.shards[i%len(l.shards)], rand.NewPCG(seed, uint64(i)), conns[i/p.streams], req)
+		}
+	} else {
+		for i := range workers {
+			workers[i] = newWorker(l, l.shards[i%len(l.shards)], rand.NewPCG(seed, uint64(i)))
+		}
 	}
 	l.start = time.Now()
 	var wg sync.WaitGroup
@@ -74,6 +86,9 @@ func Start(ctx context.Context, cfg Config) (*Load, error) {
 	go func() {
 		wg.Wait()
 		end := time.Now()
+		for _, c := range conns {
+			c.close()
+		}
 		r := l.report(end)
 		if p.Rate > 0 {
 			r.Unsent = l.unsent(end, r)
@@ -123,6 +138,9 @@ func (l *Load) report(now time.Time) *Report {
 		r.Mode = "open"
 	}
 	r.Connections = l.p.Connections
+	if l.p.Protocol != HTTP1 {
+		r.Protocol, r.Streams = l.p.Protocol, l.p.streams
+	}
 	r.TargetRate = l.p.Rate
 	r.Duration = now.Sub(l.start)
 	if r.Duration > 0 {

@@ -408,6 +408,10 @@ func TestConfigErrors(t *testing.T) {
 		{loadtest.Config{URL: "http://x/", Duration: -1}, "Duration"},
 		{loadtest.Config{URL: "http://x/", Requests: -1}, "Requests"},
 		{loadtest.Config{URL: "http://x/", Timeout: -1}, "Timeout"},
+		{loadtest.Config{URL: "https://x/", Protocol: "spdy"}, "Protocol"},
+		{loadtest.Config{URL: "http://x/", Protocol: loadtest.HTTP2}, "Protocol"},
+		{loadtest.Config{URL: "https://x/", Protocol: loadtest.HTTP2, Streams: -1}, "Streams"},
+		{loadtest.Config{URL: "https://x/", Streams: 2}, "Streams"},
 	} {
 		_, err := loadtest.Start(context.Background(), tc.cfg)
 		var ce *loadtest.ConfigError

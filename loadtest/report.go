@@ -20,10 +20,14 @@ const (
 // Report is what a run saw. Durations are nanoseconds in JSON, as their key
 // names say. Maps hold only non-zero counts and are never nil.
 type Report struct {
-	URL         string  `json:"url"`
-	Mode        string  `json:"mode"` // "closed" or "open"
-	Connections int     `json:"connections"`
-	TargetRate  float64 `json:"target_rate,omitempty"` // Config.Rate
+	URL         string `json:"url"`
+	Mode        string `json:"mode"` // "closed" or "open"
+	Connections int    `json:"connections"`
+	// Protocol is Config.Protocol: "" (HTTP/1.1) or "h2".
+	Protocol string `json:"protocol,omitempty"`
+	// Streams is the requests in flight per connection with h2.
+	Streams    int     `json:"streams,omitempty"`
+	TargetRate float64 `json:"target_rate,omitempty"` // Config.Rate
 
 	// Duration is the time from the start to the end of the run, or to
 	// now in a Snapshot.

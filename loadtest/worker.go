@@ -38,6 +38,11 @@ type worker struct {
 	res  Result
 	out  outcome
 
+	// With HTTP2, the connection the worker shares with others
+	// and the request it sends; nil with HTTP1.
+	mc   *muxConn
+	mreq *muxRequest
+
 	connMu sync.Mutex
 	conn   net.Conn
 	br     *bufio.Reader
@@ -51,6 +56,9 @@ func newWorker(l *Load, s *shard, src rand.Source) *worker {
 	w := &worker{l: l, shard: s, rng: rand.New(src)}
 	w.timer = time.NewTimer(time.Hour)
 	w.timer.Stop()
+	if p.Protocol != HTTP1 {
+		return w // see newMuxWorker
+	}
 	w.br = bufio.NewReaderSize(nil, 16<<10)
 	w.bw = bufio.NewWriterSize(nil, 16<<10)
 	h := &w.req.Header
@@ -70,6 +78,14 @@ func newWorker(l *Load, s *shard, src rand.Source) *worker {
 		w.req.SetBodyRaw(p.Body)
 	}
 	w.resp.SkipBody = p.method == "HEAD"
+	return w
+}
+
+// newMuxWorker returns a worker of an HTTP/2 run that sends
+// req on c.
+func newMuxWorker(l *Load, s *shard, src rand.Source, c *muxConn, req *muxRequest) *worker {
+	w := newWorker(l, s, src)
+	w.mc, w.mreq = c, req
 	return w
 }
 
@@ -171,14 +187,27 @@ func (w *worker) send(k int64, begin, now time.Time, lateness time.Duration) {
 	key := -1
 	if len(p.keys) > 0 {
 		key = w.rng.IntN(len(p.keys))
-		if p.hosts != nil {
+		switch {
+		case w.mc != nil: // muxRoundTrip sends it
+		case p.hosts != nil:
 			w.req.Header.SetHostBytes(p.hosts[key])
-		} else {
+		default:
 			w.req.Header.SetCanonical(p.keyHeader, p.keys[key])
 		}
 	}
 	w.shard.sent.Add(1)
-	retried, err := w.roundTrip(begin.Add(p.Timeout))
+	var (
+		retried bool
+		err     error
+		hresp   *http.Response
+	)
+	if w.mc != nil {
+		hresp, err = w.muxRoundTrip(key, begin.Add(p.Timeout))
+		w.nRead += w.mc.read.Swap(0)
+		w.nWrite += w.mc.written.Swap(0)
+	} else {
+		retried, err = w.roundTrip(begin.Add(p.Timeout))
+	}
 	end := time.Now()
 
 	o := &w.out
@@ -186,6 +215,8 @@ func (w *worker) send(k int64, begin, now time.Time, lateness time.Duration) {
 		late: lateness > lateAfter(p.interval) && p.Rate > 0, bytesSent: w.nWrite, bytesRecv: w.nRead}
 	w.nRead, w.nWrite = 0, 0
 	switch {
+	case err == nil && hresp != nil:
+		o.status = hresp.StatusCode
 	case err == nil:
 		o.status = w.resp.StatusCode()
 	case errors.Is(err, errAborted) || w.l.ctx.Err() != nil:
@@ -198,7 +229,7 @@ func (w *worker) send(k int64, begin, now time.Time, lateness time.Duration) {
 		return
 	}
 	r := &w.res
-	*r = Result{Seq: k, Status: o.status, Err: err, Latency: o.latency, resp: &w.resp}
+	*r = Result{Seq: k, Status: o.status, Err: err, Latency: o.latency, resp: &w.resp, hresp: hresp}
 	if key >= 0 {
 		r.Key = p.Keys[key]
 	}
@@ -206,7 +237,7 @@ func (w *worker) send(k int64, begin, now time.Time, lateness time.Duration) {
 		r.Kind = kinds[o.kind]
 	}
 	p.OnResponse(r)
-	r.resp = nil
+	r.resp, r.hresp = nil, nil
 }
 
 // noResponse marks an error of a reused connection that happened before any
@@ -331,11 +362,11 @@ func classify(err error) int {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return kindRefused
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, fasthttp.ErrTimeout),
-		errors.As(err, &ne) && ne.Timeout():
+		errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return kindTimeout
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, fasthttp.ErrConnectionClosed):
+		errors.Is(err, fasthttp.ErrConnectionClosed), isMuxReset(err):
 		return kindReset
 	}
 	return kindOther

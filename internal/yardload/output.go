@@ -22,9 +22,14 @@ func writeJSON(w io.Writer, r *loadtest.Report) error {
 // writeTable writes r for people.
 func writeTable(w io.Writer, r *loadtest.Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	mode := fmt.Sprintf("closed loop, %d connections", r.Connections)
+	conns := fmt.Sprintf("%d connections", r.Connections)
+	switch r.Protocol {
+	case loadtest.HTTP2:
+		conns = fmt.Sprintf("HTTP/2, %d connections × %d streams", r.Connections, r.Streams)
+	}
+	mode := "closed loop, " + conns
 	if r.Mode == "open" {
-		mode = fmt.Sprintf("open loop at %g req/s, %d connections", r.TargetRate, r.Connections)
+		mode = fmt.Sprintf("open loop at %g req/s, %s", r.TargetRate, conns)
 	}
 	fmt.Fprintf(tw, "target\t%s\n", r.URL)
 	fmt.Fprintf(tw, "load\t%s, %s\n", mode, round(r.Duration))

@@ -6,6 +6,8 @@ package yardload
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,6 +46,10 @@ flags:
   --keys-file F         route keys, one per line; each request picks one
   --key-header H        header that carries the key (default X-Found-Cluster)
   --host-template T     send the key in the Host header instead, e.g. '{key}.example.test'
+  --http2               HTTP/2 over TLS (ALPN h2); needs an https URL
+  --streams S           with --http2: requests in flight per connection (default 1)
+  --ca FILE             trust the CA certificates of this PEM file (instead of the system's)
+  --insecure            do not verify the server's certificate
   -o json|table         output format (default table)
 
 Exit codes: 0 the run completed (errors are in the report), 1 it could not
@@ -108,6 +114,10 @@ func flagOf(field string) string {
 		return "--" + strings.ToLower(field)
 	case "Keys":
 		return "--keys-file"
+	case "Protocol":
+		return "--http2"
+	case "Streams":
+		return "--streams"
 	case "KeyHeader":
 		return "--key-header"
 	case "HostTemplate":
@@ -122,7 +132,8 @@ func parseArgs(args []string) (*options, error) {
 	o := &options{output: "table"}
 	c := &o.cfg
 	var bodySize int
-	var keysFile string
+	var keysFile, caFile string
+	var insecure bool
 	given := map[string]bool{}
 	f := cmdline.NewFlagSet("yardload")
 
@@ -196,6 +207,19 @@ func parseArgs(args []string) (*options, error) {
 	}
 	f.Func("duration", "", duration(&c.Duration, "duration"))
 	f.Func("timeout", "", duration(&c.Timeout, "timeout"))
+	var http2 bool
+	f.Var(boolValue{&http2}, "http2", "")
+	f.Func("streams", "", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return fmt.Errorf("invalid count %q (want >= 1)", s)
+		}
+		c.Streams = n
+		given["streams"] = true
+		return nil
+	})
+	f.Func("ca", "", str(&caFile))
+	f.Var(boolValue{&insecure}, "insecure", "")
 	f.Func("o", "", func(s string) error {
 		if s != "json" && s != "table" {
 			return fmt.Errorf("invalid output %q (want json or table)", s)
@@ -219,6 +243,25 @@ func parseArgs(args []string) (*options, error) {
 			return nil, cmdline.Usage(fmt.Errorf("--keys-file: %w", err))
 		}
 		c.Keys = keys
+	}
+	if http2 {
+		c.Protocol = loadtest.HTTP2
+	}
+	if given["streams"] && c.Protocol == loadtest.HTTP1 {
+		return nil, cmdline.Usagef("--streams: needs --http2")
+	}
+	if caFile != "" || insecure {
+		if caFile != "" && insecure {
+			return nil, cmdline.Usagef("--insecure: give --ca or --insecure, not both")
+		}
+		c.TLSConfig = &tls.Config{InsecureSkipVerify: insecure}
+		if caFile != "" {
+			pool, err := readCA(caFile)
+			if err != nil {
+				return nil, cmdline.Usage(fmt.Errorf("--ca: %w", err))
+			}
+			c.TLSConfig.RootCAs = pool
+		}
 	}
 	if c.HostTemplate != "" && keysFile == "" {
 		return nil, cmdline.Usagef("--host-template: needs --keys-file")
@@ -256,6 +299,33 @@ func readKeys(path string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no keys", path)
 	}
 	return keys, nil
+}
+
+// boolValue is a boolean flag: --name alone, or --name=true|false.
+type boolValue struct{ b *bool }
+
+func (v boolValue) String() string   { return "" }
+func (v boolValue) IsBoolFlag() bool { return true }
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("invalid boolean %q", s)
+	}
+	*v.b = b
+	return nil
+}
+
+// readCA reads a PEM file of CA certificates.
+func readCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // isTerminal reports whether w is a character device, such as a terminal.

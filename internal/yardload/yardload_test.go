@@ -52,6 +52,13 @@ func TestMainBadUsageIsOneLineAndExit2(t *testing.T) {
 		{[]string{"--url", u, "--keys-file", spaced}, "yardload: --keys-file: " + spaced + `:2: key "b c" has a space`},
 		{[]string{"--url", u, "--host-template", "{key}.example.test"}, "yardload: --host-template: needs --keys-file"},
 		{[]string{"--url", u, "--keys-file", keys, "--host-template", "example.test"}, `yardload: --host-template: "example.test" has no {key}`},
+		{[]string{"--url", u, "--http2=maybe"}, `yardload: --http2: invalid boolean "maybe"`},
+		{[]string{"--url", u, "--http2"}, "yardload: --http2: h2 needs an https URL"},
+		{[]string{"--url", u, "--streams", "4"}, "yardload: --streams: needs --http2"},
+		{[]string{"--url", u, "--http2", "--streams", "0"}, `yardload: --streams: invalid count "0" (want >= 1)`},
+		{[]string{"--url", u, "--ca", filepath.Join(dir, "missing")}, "yardload: --ca: open " + filepath.Join(dir, "missing") + ": no such file or directory"},
+		{[]string{"--url", u, "--ca", keys}, "yardload: --ca: " + keys + ": no PEM certificate in it"},
+		{[]string{"--url", u, "--ca", keys, "--insecure"}, "yardload: --insecure: give --ca or --insecure, not both"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := yardload.Main(tc.args, &stdout, &stderr)
