@@ -2,30 +2,69 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/switchyard/switchyard/routes"
 )
 
-// Status is the admin listener's /status document.
+// Status is the admin listener's /status document: a summary of the
+// proxy and its table, and the deployments of one page (StatusQuery).
+// Its size and cost follow the page, not the table.
 type Status struct {
 	OK       bool         `json:"ok"`
 	Draining bool         `json:"draining"`
 	Zone     string       `json:"zone,omitempty"`
 	Table    *TableStatus `json:"table"`
 	// LastRejected is the most recent table load that was refused.
-	LastRejected *RejectStatus     `json:"last_rejected,omitempty"`
-	Zones        map[string]string `json:"zones,omitempty"`
-	Source       any               `json:"source,omitempty"`
-	// Balancer is the picker's own status (zones, instance health), when
-	// it has one.
+	LastRejected *RejectStatus `json:"last_rejected,omitempty"`
+	// Zones are the table's zones and their state as the table says:
+	// those it lists, those of the balancer (every zone with an
+	// instance) and those of the page's instances.
+	Zones  map[string]string `json:"zones,omitempty"`
+	Source any               `json:"source,omitempty"`
+	// Balancer is the picker's own status (zones, unhealthy deployments,
+	// the health of the page's instances), when it has one.
 	Balancer  any             `json:"balancer,omitempty"`
 	Upstream  UpstreamStatus  `json:"upstream"`
 	AccessLog AccessLogStatus `json:"access_log"`
+	// Deployments are the page's deployments, by ID, as the table has
+	// them.
+	Deployments []*routes.DeploymentSpec `json:"deployments"`
+	// Next, when more deployments follow the page, is the After of the
+	// next page.
+	Next string `json:"next,omitempty"`
 }
+
+// StatusQuery selects the deployments that /status details.
+type StatusQuery struct {
+	// Deployment, when set, is the one deployment to detail: its ID or
+	// "<alias>.<kind>" (case-insensitive).
+	Deployment string
+	// After starts the page at the first deployment whose ID sorts
+	// after it; "" starts at the first.
+	After string
+	// Limit is the page's size: 0 is DefaultStatusLimit, more than
+	// MaxStatusLimit is MaxStatusLimit.
+	Limit int
+}
+
+// The page sizes of /status.
+const (
+	DefaultStatusLimit = 50
+	MaxStatusLimit     = 1000
+)
+
+// ErrUnknownDeployment is a StatusQuery's Deployment that the table does
+// not have.
+var ErrUnknownDeployment = errors.New("proxy: unknown deployment")
 
 // TableStatus describes the route table being served.
 type TableStatus struct {
@@ -57,9 +96,20 @@ type AccessLogStatus struct {
 	Dropped uint64 `json:"dropped"`
 }
 
-// Status reports the proxy's state, as /status shows it.
+// Status reports the proxy's state with the first page of deployments,
+// as /status shows it.
 func (s *Server) Status() Status {
-	st := Status{Draining: s.draining.Load(), Zone: s.cfg.Zone}
+	st, _ := s.StatusOf(StatusQuery{})
+	return st
+}
+
+// StatusOf reports the proxy's state with the deployments q selects, as
+// /status?deployment=&after=&limit= shows it. A q.Deployment the table
+// does not have is ErrUnknownDeployment (the summary is still filled).
+func (s *Server) StatusOf(q StatusQuery) (Status, error) {
+	st := Status{Draining: s.draining.Load(), Zone: s.cfg.Zone, Deployments: []*routes.DeploymentSpec{}}
+	var page []*routes.Deployment
+	var err error
 	if ts := s.state.Load(); ts != nil {
 		t := ts.table
 		domain := ""
@@ -70,8 +120,10 @@ func (s *Server) Status() Status {
 			Version: t.Version, Source: t.Source, LoadedAt: t.LoadedAt,
 			AgeSeconds: time.Since(t.LoadedAt).Seconds(), Domain: domain, Deployments: t.Len(),
 		}
+		page, st.Next, err = pageOf(t, q)
 		st.Zones = map[string]string{}
-		for _, d := range t.Deployments {
+		for _, d := range page {
+			st.Deployments = append(st.Deployments, &d.DeploymentSpec)
 			for _, in := range d.Instances {
 				st.Zones[in.Zone] = t.Zones[in.Zone].String()
 			}
@@ -79,11 +131,17 @@ func (s *Server) Status() Status {
 		for z, state := range t.Zones {
 			st.Zones[z] = state.String()
 		}
+		if r := s.cfg.Reporter; r != nil {
+			bs := r.Status(page)
+			for _, z := range bs.Zones {
+				st.Zones[z.Name] = t.Zones[z.Name].String()
+			}
+			st.Balancer = bs
+		}
+	} else if q.Deployment != "" {
+		err = fmt.Errorf("%w: %s: no table yet", ErrUnknownDeployment, q.Deployment)
 	}
 	st.OK = st.Table != nil && !st.Draining
-	if r := s.cfg.Reporter; r != nil {
-		st.Balancer = r.Status()
-	}
 	if s.cfg.SourceStatus != nil {
 		st.Source = s.cfg.SourceStatus()
 	}
@@ -93,7 +151,53 @@ func (s *Server) Status() Status {
 	us := s.transport.Stats("")
 	st.Upstream = UpstreamStatus{Open: us.Open, Idle: us.Idle, Dials: us.Dials}
 	st.AccessLog = AccessLogStatus{Written: s.alog.Written(), Dropped: s.alog.Dropped()}
-	return st
+	return st, err
+}
+
+// pageOf returns the deployments of t that q selects, and the After of
+// the next page ("" when none follow). t.Deployments is sorted by ID, so
+// a page costs a binary search and its own length.
+func pageOf(t *routes.Table, q StatusQuery) ([]*routes.Deployment, string, error) {
+	if q.Deployment != "" {
+		d := t.Lookup([]byte(strings.ToLower(q.Deployment)))
+		if d == nil {
+			return nil, "", fmt.Errorf("%w: %s", ErrUnknownDeployment, q.Deployment)
+		}
+		return []*routes.Deployment{d}, "", nil
+	}
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultStatusLimit
+	case limit > MaxStatusLimit:
+		limit = MaxStatusLimit
+	}
+	deps := t.Deployments
+	i := sort.Search(len(deps), func(i int) bool { return deps[i].ID > q.After })
+	j := min(i+limit, len(deps))
+	next := ""
+	if j < len(deps) {
+		next = deps[j-1].ID
+	}
+	return deps[i:j], next, nil
+}
+
+// statusQuery reads /status's query parameters: deployment, after and
+// limit.
+func statusQuery(r *http.Request) (StatusQuery, error) {
+	v := r.URL.Query()
+	q := StatusQuery{Deployment: v.Get("deployment"), After: v.Get("after")}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return q, fmt.Errorf("limit: %q is not a positive integer", l)
+		}
+		q.Limit = n
+	}
+	if q.Deployment != "" && (q.After != "" || q.Limit != 0) {
+		return q, errors.New("deployment: not with after or limit")
+	}
+	return q, nil
 }
 
 func (s *Server) adminHandler() http.Handler {
@@ -107,9 +211,21 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		q, err := statusQuery(r)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "message": err.Error()})
+			return
+		}
+		st, err := s.StatusOf(q)
+		if err != nil {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "message": err.Error()})
+			return
+		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(s.Status())
+		_ = enc.Encode(st)
 	})
 	mux.HandleFunc("/_health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

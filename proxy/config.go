@@ -58,9 +58,9 @@ type Config struct {
 	// MaxHeaderBytes bounds the request line and headers; larger requests get
 	// 431. Default 16 KiB.
 	MaxHeaderBytes int
-	// HTTP2MaxStreams bounds the concurrent streams (requests) of an
-	// HTTP/2 client connection on the TLS listener. Default 250.
-	HTTP2MaxStreams int
+	// MaxConcurrentStreams bounds the concurrent streams (requests) of an
+	// HTTP/2 or HTTP/3 client connection. Default 250.
+	MaxConcurrentStreams int
 	// MaxBodyBytes bounds request bodies; larger get 413. 0: no limit.
 	MaxBodyBytes int64
 	// ResponseWriteSize is the largest write of a streamed response body
@@ -158,8 +158,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// DefaultHTTP2MaxStreams is Config.HTTP2MaxStreams' default.
-const DefaultHTTP2MaxStreams = 250
+// DefaultMaxConcurrentStreams is Config.MaxConcurrentStreams' default.
+const DefaultMaxConcurrentStreams = 250
 
 // TLSConfig configures the TLS client listener: it serves the same
 // request path as the plain one, over TLS (docs/edge.md, "TLS").
@@ -180,6 +180,10 @@ type TLSConfig struct {
 	// TicketRotation is how often the session ticket key is replaced;
 	// tickets of the previous key still resume. Default 24h.
 	TicketRotation time.Duration
+	// HTTP3 serves HTTP/3 over QUIC on the UDP port of Listen's address,
+	// with the same certificates, and announces it (Alt-Svc) on the
+	// responses of the TLS listener.
+	HTTP3 bool
 }
 
 // Bounds of Config.ResponseWriteSize.
@@ -222,8 +226,8 @@ func (c *Config) setDefaults() {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = 16 << 10
 	}
-	if c.HTTP2MaxStreams <= 0 {
-		c.HTTP2MaxStreams = DefaultHTTP2MaxStreams
+	if c.MaxConcurrentStreams <= 0 {
+		c.MaxConcurrentStreams = DefaultMaxConcurrentStreams
 	}
 	if c.ResponseWriteSize <= 0 {
 		c.ResponseWriteSize = clientconn.DefaultCopySize

@@ -42,7 +42,7 @@ func newH2FrontEnd(s *Server) *h2FrontEnd {
 		ErrorLog:       log.New(slogWriter{s}, "", 0),
 	}
 	h2 := &http2.Server{
-		MaxConcurrentStreams: uint32(cfg.HTTP2MaxStreams),
+		MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
 		MaxReadFrameSize:     h2MaxReadFrameSize,
 		IdleTimeout:          cfg.ClientIdleTimeout,
 	}

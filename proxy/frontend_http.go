@@ -257,7 +257,9 @@ func (c *httpClient) writeHeader(streamed bool, length int64) {
 	case length >= 0:
 		h.Set("Content-Length", strconv.FormatInt(length, 10))
 	}
-	if c.close {
+	if c.close && c.r.ProtoMajor < 3 {
+		// HTTP/2's server turns it into a GOAWAY; HTTP/3 has no such
+		// header, and its drain is the server's GOAWAY.
 		h.Set("Connection", "close")
 	}
 	c.w.WriteHeader(c.resp.StatusCode())

@@ -227,10 +227,10 @@ func (h *h2Conn) closedByServer(d time.Duration) (http2.ErrCode, bool) {
 }
 
 // The server's SETTINGS bound what a connection may ask for: the
-// streams at once (Config.HTTP2MaxStreams), the header list
+// streams at once (Config.MaxConcurrentStreams), the header list
 // (MaxHeaderBytes) and the frame size.
 func TestHTTP2Settings(t *testing.T) {
-	f := startH2Proxy(t, nil, func(c *Config) { c.HTTP2MaxStreams = 7 })
+	f := startH2Proxy(t, nil, func(c *Config) { c.MaxConcurrentStreams = 7 })
 	h := f.dialH2(t)
 	fr, err := h.until(5*time.Second, func(fr http2.Frame) bool { _, ok := fr.(*http2.SettingsFrame); return ok })
 	if err != nil {
@@ -262,7 +262,7 @@ func TestHTTP2RapidReset(t *testing.T) {
 		case <-r.Context().Done():
 		case <-time.After(2 * time.Second):
 		}
-	}, func(c *Config) { c.HTTP2MaxStreams = 10 })
+	}, func(c *Config) { c.MaxConcurrentStreams = 10 })
 	h := f.dialH2(t)
 	block := h.headerBlock()
 	const streams = 20000

@@ -135,6 +135,7 @@ func (x *exchange) forward() delivery {
 		rh.SetConnectionClose()
 	}
 	setHandling(rh, id, d, in)
+	x.announceHTTP3(rh)
 	x.status = rh.StatusCode()
 	if x.uresp.Body == nil {
 		x.countBodyIn()       // the connection was released: a body goroutine ended
@@ -231,6 +232,7 @@ func (x *exchange) own(r reason) {
 	x.reason = r
 	o := &ownResponses[r]
 	x.fe.respond(o.status, o.body)
+	x.announceHTTP3(x.resp)
 	x.bytesOut = int64(len(o.body))
 }
 
@@ -439,5 +441,14 @@ func (x *exchange) writeHealth() {
 		status, body = http.StatusBadGateway, healthDown
 	}
 	x.fe.respond(status, body)
+	x.announceHTTP3(x.resp)
 	x.bytesOut = int64(len(body))
+}
+
+// announceHTTP3 adds the Alt-Svc header that announces HTTP/3 to a
+// response over TLS, when the proxy serves HTTP/3.
+func (x *exchange) announceHTTP3(rh *head.Response) {
+	if a := x.s.altSvc; a != nil && x.fe.tls() {
+		rh.SetCanonical(strAltSvc, a)
+	}
 }

@@ -48,6 +48,7 @@ var strProxyPrefix = []byte("Proxy-")
 
 // Canonical header names as bytes, for SetCanonical (no normalizing copy).
 var (
+	strAltSvc           = []byte("Alt-Svc")
 	strRequestID        = []byte(hdrRequestID)
 	strHandlingCluster  = []byte(hdrHandlingCluster)
 	strHandlingInstance = []byte(hdrHandlingInstance)

@@ -57,6 +57,9 @@ type Server struct {
 	tickets    *tlscert.Tickets
 	handshakes listen.TLSCounts // failed handshakes
 	h2         *h2FrontEnd      // the TLS listener's HTTP/2 connections
+	h3         *h3FrontEnd      // HTTP/3 on the TLS listener's UDP port
+	// altSvc announces HTTP/3 on TLS responses (Alt-Svc); nil without.
+	altSvc []byte
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -103,6 +106,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("proxy: PROXY protocol mode %v: want off, on or optional", cfg.ProxyProtocol)
 	case cfg.ProxyProtocol != listen.ProxyOff && len(cfg.ProxyProtocolFrom) == 0:
 		return nil, fmt.Errorf("proxy: PROXY protocol %v: no peers to take it from (ProxyProtocolFrom)", cfg.ProxyProtocol)
+	}
+	if cfg.TLS.HTTP3 && cfg.TLS.Listen == "" {
+		return nil, errors.New("proxy: HTTP/3 needs the TLS listener (TLS.Listen)")
 	}
 	certs, tlsConf, tickets, err := newTLS(cfg)
 	if err != nil {
@@ -252,6 +258,15 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // after Ready.
 func (s *Server) TLSAddr() net.Addr { return s.tlsAddr }
 
+// HTTP3Addr is the HTTP/3 (QUIC, UDP) listener's address (nil without
+// one); valid after Ready.
+func (s *Server) HTTP3Addr() net.Addr {
+	if s.h3 == nil {
+		return nil
+	}
+	return s.h3.pc.LocalAddr()
+}
+
 // ReloadTLS reads the TLS listener's certificate files again now (as it
 // does by itself when they change): new handshakes use what loads, and a
 // pair that does not load is logged, counted, and leaves its name's old
@@ -326,9 +341,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("proxy: TLS listen: %w", err)
 		}
 		s.tlsAddr = tln.Addr()
+		if s.cfg.TLS.HTTP3 {
+			if s.h3, err = newH3FrontEnd(s, tln.Addr().(*net.TCPAddr)); err != nil {
+				closeAll()
+				return err
+			}
+			s.altSvc = s.h3.altSvc
+		}
 	}
 	s.addr = ln.Addr()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	if s.cfg.IdleNap > 0 {
 		n, err := newIdleNapper(s.cfg.IdleNap)
 		if err != nil {
@@ -356,6 +378,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			errc <- s.srv.Serve(listen.Stack(tln, s.tcpLayer(tlsListenerName), listen.Named(tlsListenerName), s.proxyLayer(), s.tlsLayer()))
 		}()
+		if s.h3 != nil {
+			go func() {
+				if err := s.h3.serve(); err != nil {
+					errc <- fmt.Errorf("HTTP/3: %w", err)
+				}
+			}()
+		}
 		stopTLS := make(chan struct{})
 		defer close(stopTLS)
 		go s.certs.Run(stopTLS)
@@ -379,7 +408,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	close(s.ready)
-	s.log.Info("proxy listening", "listen", s.addr.String(), "tls_listen", addrString(s.tlsAddr), "admin", addrString(s.adminAddr))
+	s.log.Info("proxy listening", "listen", s.addr.String(), "tls_listen", addrString(s.tlsAddr), "http3_listen", addrString(s.HTTP3Addr()), "admin", addrString(s.adminAddr))
 	if n := s.cfg.SplicePipeSize; n > 0 {
 		if err := sockio.TryPipeSize(n); err != nil {
 			s.log.Warn("pipes of --splice-pipe-size are refused: long response bodies will be copied, not spliced",
@@ -414,10 +443,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.h2.shutdown(sctx) // GOAWAY, then running requests finish
 		}
 	}()
+	h3done := make(chan struct{})
+	go func() {
+		defer close(h3done)
+		if s.h3 != nil {
+			s.h3.shutdown(sctx) // the same for HTTP/3
+		}
+	}()
 	if err := s.srv.ShutdownWithContext(sctx); err != nil {
 		s.log.Warn("shutdown deadline passed; cutting remaining connections", "error", err)
 	}
 	<-h2done
+	<-h3done
 	if n := s.tunnels.drain(sctx); n > 0 {
 		s.log.Warn("shutdown deadline passed; cutting upgraded connections", "count", n)
 	}
@@ -470,6 +507,9 @@ func (s *Server) shutdownNow() {
 	_ = s.srv.ShutdownWithContext(ctx)
 	if s.h2 != nil {
 		s.h2.closeAll()
+	}
+	if s.h3 != nil {
+		s.h3.close()
 	}
 	cut, cancelCut := context.WithCancel(context.Background())
 	cancelCut()

@@ -87,16 +87,18 @@ var proxyFlags = []*option[ProxyOptions]{
 		setPath: func(o *ProxyOptions, v, dir string) error { return setPath(&o.Config.TLS.CertDir, v, dir) }},
 	{name: "tls-client-ca", arg: "FILE", usage: "PEM bundle of CAs: TLS clients must present a certificate that verifies against it (default: none asked)",
 		setPath: func(o *ProxyOptions, v, dir string) error { return setPath(&o.Config.TLS.ClientCA, v, dir) }},
-	{name: "http2-max-streams", arg: "N", usage: "bound on the concurrent requests (streams) of an HTTP/2 connection to the TLS listener (default 250)",
+	{name: "max-concurrent-streams", arg: "N", usage: "bound on the concurrent requests (streams) of one HTTP/2 or HTTP/3 connection (default 250)",
 		set: func(o *ProxyOptions, v string) error {
-			if err := setInt(&o.Config.HTTP2MaxStreams, v); err != nil {
+			if err := setInt(&o.Config.MaxConcurrentStreams, v); err != nil {
 				return err
 			}
-			if o.Config.HTTP2MaxStreams < 1 || o.Config.HTTP2MaxStreams > 1<<20 {
+			if o.Config.MaxConcurrentStreams < 1 || o.Config.MaxConcurrentStreams > 1<<20 {
 				return fmt.Errorf("%q: want 1 to %d", v, 1<<20)
 			}
 			return nil
 		}},
+	{name: "http3", usage: "serve HTTP/3 over QUIC on the UDP port of --tls-listen's address, announced by Alt-Svc on TLS responses (default false)",
+		set: func(o *ProxyOptions, v string) error { return setBool(&o.Config.TLS.HTTP3, v) }},
 	{name: "tls-ticket-rotation", arg: "DURATION", usage: "how often the TLS session ticket key is replaced; tickets of the previous key still resume (default 24h)",
 		set: func(o *ProxyOptions, v string) error { return setDuration(&o.Config.TLS.TicketRotation, v) }},
 	{name: "client-header-timeout", arg: "DURATION", usage: "bound on reading a request's headers (default 10s)",
