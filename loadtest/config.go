@@ -69,10 +69,10 @@ type Config struct {
 	// protocol's ALPN name.
 	TLSConfig *tls.Config
 
-	// Protocol is the HTTP version spoken: HTTP1 ("") or HTTP2 (over TLS,
-	// ALPN h2). HTTP2 needs an https URL.
+	// Protocol is the HTTP version spoken: HTTP1 (""), HTTP2 (over TLS,
+	// ALPN h2) or HTTP3 (over QUIC). HTTP2 and HTTP3 need an https URL.
 	Protocol string
-	// Streams is, with HTTP2, the number of requests in flight
+	// Streams is, with HTTP2 and HTTP3, the number of requests in flight
 	// on each connection, each waiting for its response before it sends
 	// the next: Connections × Streams in all. 0 means 1. HTTP1 sends one
 	// request at a time per connection and takes only 0 or 1.
@@ -91,6 +91,7 @@ type Config struct {
 const (
 	HTTP1 = ""   // HTTP/1.1 over TCP, or TLS for https
 	HTTP2 = "h2" // HTTP/2 over TLS (golang.org/x/net/http2)
+	HTTP3 = "h3" // HTTP/3 over QUIC (github.com/quic-go/quic-go/http3)
 )
 
 // Result is one finished request, as Config.OnResponse sees it. It and the
@@ -112,7 +113,7 @@ type Result struct {
 	Latency time.Duration
 
 	resp  *fasthttp.Response // HTTP1
-	hresp *http.Response     // HTTP2
+	hresp *http.Response     // HTTP2, HTTP3
 }
 
 // Header returns the value of the response header name, or nil when there
@@ -270,9 +271,9 @@ func newPlan(cfg Config) (*plan, error) {
 	}
 
 	switch cfg.Protocol {
-	case HTTP1, HTTP2:
+	case HTTP1, HTTP2, HTTP3:
 	default:
-		return nil, configErr("Protocol", "unknown protocol %q (want %q or %q)", cfg.Protocol, HTTP1, HTTP2)
+		return nil, configErr("Protocol", "unknown protocol %q (want %q, %q or %q)", cfg.Protocol, HTTP1, HTTP2, HTTP3)
 	}
 	if cfg.Protocol != HTTP1 && p.tls == nil {
 		return nil, configErr("Protocol", "%s needs an https URL", cfg.Protocol)

@@ -410,6 +410,7 @@ func TestConfigErrors(t *testing.T) {
 		{loadtest.Config{URL: "http://x/", Timeout: -1}, "Timeout"},
 		{loadtest.Config{URL: "https://x/", Protocol: "spdy"}, "Protocol"},
 		{loadtest.Config{URL: "http://x/", Protocol: loadtest.HTTP2}, "Protocol"},
+		{loadtest.Config{URL: "http://x/", Protocol: loadtest.HTTP3}, "Protocol"},
 		{loadtest.Config{URL: "https://x/", Protocol: loadtest.HTTP2, Streams: -1}, "Streams"},
 		{loadtest.Config{URL: "https://x/", Streams: 2}, "Streams"},
 	} {

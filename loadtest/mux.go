@@ -15,11 +15,12 @@ import (
 	"golang.org/x/net/http2"
 )
 
-// A muxConn is one connection of an HTTP/2 run, shared by the
+// A muxConn is one connection of an HTTP/2 or HTTP/3 run, shared by the
 // Streams workers that send on it: a transport of its own, so that it
 // holds one connection to the target (a new one when the target ends it,
 // with GOAWAY or otherwise). The transport retries a request that the
-// target refused unprocessed (after GOAWAY), as HTTP clients do.
+// target refused unprocessed (after GOAWAY, or HTTP/3's
+// H3_REQUEST_REJECTED), as HTTP clients do.
 type muxConn struct {
 	rt    http.RoundTripper
 	close func()
@@ -34,6 +35,8 @@ func newMuxConn(p *plan) *muxConn {
 	switch p.Protocol {
 	case HTTP2:
 		c.rt, c.close = newH2Transport(p, c)
+	case HTTP3:
+		c.rt, c.close = newH3Transport(p, c)
 	}
 	return c
 }
@@ -97,7 +100,7 @@ func (m *muxCountingConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// muxRequest is what a worker of an HTTP/2 run sends: the
+// muxRequest is what a worker of an HTTP/2 or HTTP/3 run sends: the
 // plan's request, built once, cloned per request with the key.
 type muxRequest struct {
 	url    *url.URL
@@ -144,8 +147,13 @@ func (w *worker) muxRoundTrip(key int, deadline time.Time) (*http.Response, erro
 	if err != nil {
 		return nil, err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	n, err := io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if w.l.p.Protocol == HTTP3 {
+		// QUIC's packets are not counted: the bodies stand for them.
+		w.nRead += n
+		w.nWrite += int64(len(p.Body))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -159,5 +167,5 @@ func isMuxReset(err error) bool {
 	var se http2.StreamError
 	var ge http2.GoAwayError
 	var ce http2.ConnectionError
-	return errors.As(err, &se) || errors.As(err, &ge) || errors.As(err, &ce)
+	return errors.As(err, &se) || errors.As(err, &ge) || errors.As(err, &ce) || isH3Reset(err)
 }

@@ -3,10 +3,13 @@ package loadtest_test
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/switchyard/switchyard/loadtest"
 )
@@ -34,14 +37,15 @@ func (c *connCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("ok"))
 }
 
-// An HTTP/2 run sends Connections × Streams requests at once
+// The HTTP/2 and HTTP/3 runs send Connections × Streams requests at once
 // over Connections connections, with the keys, and see response headers.
-func TestHTTP2(t *testing.T) {
+func TestHTTP2AndHTTP3(t *testing.T) {
 	for _, tc := range []struct {
 		proto, want string
 		serve       func(t *testing.T, h http.Handler) (url string, roots *x509.CertPool)
 	}{
 		{loadtest.HTTP2, "HTTP/2.0", serveH2},
+		{loadtest.HTTP3, "HTTP/3.0", serveH3},
 	} {
 		t.Run(tc.proto, func(t *testing.T) {
 			c := newConnCounter()
@@ -100,4 +104,25 @@ func serveH2(t *testing.T, h http.Handler) (string, *x509.CertPool) {
 	roots := x509.NewCertPool()
 	roots.AddCert(s.Certificate())
 	return s.URL + "/", roots
+}
+
+// serveH3 serves h over HTTP/3 with httptest's certificate and returns
+// its URL and CA.
+func serveH3(t *testing.T, h http.Handler) (string, *x509.CertPool) {
+	ts := httptest.NewUnstartedServer(h)
+	ts.StartTLS() // for its certificate only
+	ts.Close()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http3.Server{Handler: h, TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: ts.TLS.Certificates})}
+	go s.Serve(udp)
+	t.Cleanup(func() {
+		s.Close()
+		udp.Close()
+	})
+	roots := x509.NewCertPool()
+	roots.AddCert(ts.Certificate())
+	return "https://" + udp.LocalAddr().String() + "/", roots
 }

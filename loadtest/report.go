@@ -23,9 +23,9 @@ type Report struct {
 	URL         string `json:"url"`
 	Mode        string `json:"mode"` // "closed" or "open"
 	Connections int    `json:"connections"`
-	// Protocol is Config.Protocol: "" (HTTP/1.1) or "h2".
+	// Protocol is Config.Protocol: "" (HTTP/1.1), "h2" or "h3".
 	Protocol string `json:"protocol,omitempty"`
-	// Streams is the requests in flight per connection with h2.
+	// Streams is the requests in flight per connection with h2 and h3.
 	Streams    int     `json:"streams,omitempty"`
 	TargetRate float64 `json:"target_rate,omitempty"` // Config.Rate
 

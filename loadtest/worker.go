@@ -38,7 +38,7 @@ type worker struct {
 	res  Result
 	out  outcome
 
-	// With HTTP2, the connection the worker shares with others
+	// With HTTP2 and HTTP3, the connection the worker shares with others
 	// and the request it sends; nil with HTTP1.
 	mc   *muxConn
 	mreq *muxRequest
@@ -81,7 +81,7 @@ func newWorker(l *Load, s *shard, src rand.Source) *worker {
 	return w
 }
 
-// newMuxWorker returns a worker of an HTTP/2 run that sends
+// newMuxWorker returns a worker of an HTTP/2 or HTTP/3 run that sends
 // req on c.
 func newMuxWorker(l *Load, s *shard, src rand.Source, c *muxConn, req *muxRequest) *worker {
 	w := newWorker(l, s, src)

@@ -26,6 +26,8 @@ func writeTable(w io.Writer, r *loadtest.Report) error {
 	switch r.Protocol {
 	case loadtest.HTTP2:
 		conns = fmt.Sprintf("HTTP/2, %d connections × %d streams", r.Connections, r.Streams)
+	case loadtest.HTTP3:
+		conns = fmt.Sprintf("HTTP/3, %d connections × %d streams", r.Connections, r.Streams)
 	}
 	mode := "closed loop, " + conns
 	if r.Mode == "open" {

@@ -2,8 +2,10 @@ package yardload_test
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/switchyard/switchyard/internal/yardload"
 	"github.com/switchyard/switchyard/loadtest"
@@ -33,9 +37,9 @@ func (c *protoCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.conns[r.RemoteAddr] = true
 }
 
-// --http2 speaks HTTP/2 over the connections asked for, and, as HTTP/1.1
-// over TLS, trusts the CA of --ca; --insecure trusts any certificate.
-func TestMainHTTP2AndCA(t *testing.T) {
+// --http2 and --http3 speak their protocol over the connections asked
+// for, trusting the CA of --ca; --insecure trusts any certificate.
+func TestMainHTTP2HTTP3AndCA(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		flags []string
@@ -47,6 +51,7 @@ func TestMainHTTP2AndCA(t *testing.T) {
 		{"http1 ca", []string{"--ca", ""}, serveTLS(false), "HTTP/1.1", 2},
 		{"http2 ca", []string{"--http2", "--streams", "3", "--ca", ""}, serveTLS(true), "HTTP/2.0", 2},
 		{"http2 insecure", []string{"--http2", "--insecure"}, serveTLS(true), "HTTP/2.0", 2},
+		{"http3 ca", []string{"--http3", "--streams", "3", "--ca", ""}, serveH3, "HTTP/3.0", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c protoCounter
@@ -106,6 +111,25 @@ func serveTLS(h2 bool) func(*testing.T, http.Handler) (string, *httptest.Server)
 		t.Cleanup(s.Close)
 		return s.URL + "/", s
 	}
+}
+
+// serveH3 serves h over HTTP/3 with httptest's certificate, and returns
+// its URL and the (closed) TLS test server that holds the certificate.
+func serveH3(t *testing.T, h http.Handler) (string, *httptest.Server) {
+	ts := httptest.NewUnstartedServer(h)
+	ts.StartTLS()
+	ts.Close()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &http3.Server{Handler: h, TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: ts.TLS.Certificates})}
+	go s.Serve(udp)
+	t.Cleanup(func() {
+		s.Close()
+		udp.Close()
+	})
+	return "https://" + udp.LocalAddr().String() + "/", ts
 }
 
 // caFile writes the certificate of ts to a PEM file and returns its path.

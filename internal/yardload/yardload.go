@@ -47,7 +47,8 @@ flags:
   --key-header H        header that carries the key (default X-Found-Cluster)
   --host-template T     send the key in the Host header instead, e.g. '{key}.example.test'
   --http2               HTTP/2 over TLS (ALPN h2); needs an https URL
-  --streams S           with --http2: requests in flight per connection (default 1)
+  --http3               HTTP/3 over QUIC; needs an https URL
+  --streams S           with --http2 or --http3: requests in flight per connection (default 1)
   --ca FILE             trust the CA certificates of this PEM file (instead of the system's)
   --insecure            do not verify the server's certificate
   -o json|table         output format (default table)
@@ -115,7 +116,7 @@ func flagOf(field string) string {
 	case "Keys":
 		return "--keys-file"
 	case "Protocol":
-		return "--http2"
+		return "--http2/--http3"
 	case "Streams":
 		return "--streams"
 	case "KeyHeader":
@@ -207,8 +208,9 @@ func parseArgs(args []string) (*options, error) {
 	}
 	f.Func("duration", "", duration(&c.Duration, "duration"))
 	f.Func("timeout", "", duration(&c.Timeout, "timeout"))
-	var http2 bool
+	var http2, http3 bool
 	f.Var(boolValue{&http2}, "http2", "")
+	f.Var(boolValue{&http3}, "http3", "")
 	f.Func("streams", "", func(s string) error {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -244,11 +246,16 @@ func parseArgs(args []string) (*options, error) {
 		}
 		c.Keys = keys
 	}
-	if http2 {
+	switch {
+	case http2 && http3:
+		return nil, cmdline.Usagef("--http3: give --http2 or --http3, not both")
+	case http2:
 		c.Protocol = loadtest.HTTP2
+	case http3:
+		c.Protocol = loadtest.HTTP3
 	}
 	if given["streams"] && c.Protocol == loadtest.HTTP1 {
-		return nil, cmdline.Usagef("--streams: needs --http2")
+		return nil, cmdline.Usagef("--streams: needs --http2 or --http3")
 	}
 	if caFile != "" || insecure {
 		if caFile != "" && insecure {
