@@ -20,7 +20,14 @@ type Balancer struct {
 
 	// flips counts health changes, so that Prepare notices one that
 	// happened while it built views from the old state.
-	flips   atomic.Uint64
+	flips atomic.Uint64
+	// suspects are the instances whose health changed since they were
+	// last seen healthy: those that may be unhealthy now, so that Status
+	// looks at them and not at every instance. Status drops the ones it
+	// finds healthy again, or gone from the table.
+	suspectMu sync.Mutex
+	suspects  map[*instState]struct{}
+
 	changed chan struct{} // a new table, for the active checker
 	stats   counters
 }
@@ -32,6 +39,10 @@ type snapshot struct {
 	deps  map[*routes.Deployment]*depState
 	byPtr map[*routes.Instance]*entry
 	byKey map[instKey]*entry
+	// zones counts, for each zone of the table's instances, the
+	// instances eligible in some deployment (each once, in the zone it
+	// has in the first deployment, by ID, that has it eligible).
+	zones map[string]int
 	// prev is the snapshot this one replaced, so that requests that looked
 	// a deployment up in the previous table are still balanced; it is
 	// cleared when this snapshot is replaced in turn.
@@ -43,6 +54,7 @@ type snapshot struct {
 type entry struct {
 	st   *instState
 	deps []*depState
+	zone string // where snapshot.zones counts it, once deps is not empty
 }
 
 // depState is a deployment of a snapshot.
@@ -65,7 +77,7 @@ type depState struct {
 // picks nothing until Prepare gives it a table.
 func NewBalancer(cfg Config) *Balancer {
 	cfg.setDefaults()
-	return &Balancer{cfg: cfg, changed: make(chan struct{}, 1)}
+	return &Balancer{cfg: cfg, changed: make(chan struct{}, 1), suspects: map[*instState]struct{}{}}
 }
 
 func (b *Balancer) now() int64 { return b.cfg.Clock().UnixNano() }
@@ -84,6 +96,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		deps:  make(map[*routes.Deployment]*depState, len(t.Deployments)),
 		byPtr: make(map[*routes.Instance]*entry),
 		byKey: make(map[instKey]*entry),
+		zones: make(map[string]int),
 	}
 	now := b.now()
 	for _, d := range t.Deployments {
@@ -159,10 +172,16 @@ func (b *Balancer) newDepState(d *routes.Deployment, s, old *snapshot) *depState
 			s.byKey[k] = e
 		}
 		s.byPtr[in] = e
+		n := s.zones[in.Zone]
 		if i, ok := eligible[in]; ok {
 			ds.insts[i] = e.st
+			if len(e.deps) == 0 {
+				e.zone = in.Zone
+				n++
+			}
 			e.deps = append(e.deps, ds)
 		}
+		s.zones[in.Zone] = n
 	}
 	return ds
 }
@@ -203,9 +222,14 @@ func (b *Balancer) depOf(d *routes.Deployment) *depState {
 	return nil
 }
 
-// invalidate makes the deployments that have the instance k rebuild their
-// views at their next pick. The instance's state has changed already.
-func (b *Balancer) invalidate(k instKey) {
+// invalidate makes the deployments that have the instance st rebuild
+// their views at their next pick, and marks it a suspect for Status. The
+// instance's state has changed already.
+func (b *Balancer) invalidate(st *instState) {
+	k := st.key
+	b.suspectMu.Lock()
+	b.suspects[st] = struct{}{}
+	b.suspectMu.Unlock()
 	b.flips.Add(1)
 	s := b.snap.Load()
 	for _, s := range [2]*snapshot{s, s.prevOrNil()} {

@@ -105,7 +105,7 @@ func (c *checker) stopAll() {
 	if s := c.b.snap.Load(); s != nil {
 		for _, e := range s.byKey {
 			if e.st.check.Swap(checkUnknown) == checkUnhealthy {
-				c.b.invalidate(e.st.key)
+				c.b.invalidate(e.st)
 			}
 			e.st.checkStreak.Store(0)
 		}

@@ -79,7 +79,7 @@ func runChecks(t *testing.T, b *Balancer) {
 const checkWait = 5 * time.Second
 
 func checkState(b *Balancer, id string) string {
-	for _, x := range b.Status().Instances {
+	for _, x := range allStatus(b).Instances {
 		if x.ID == id {
 			return x.Check
 		}
@@ -111,7 +111,7 @@ func TestChecksFlipState(t *testing.T) {
 	if s := b.Stats(); s.CheckFailures < 3 || s.MarkedUnhealthy != 1 {
 		t.Errorf("stats at the flip: %+v; want ≥ 3 failures, 1 marked unhealthy", s)
 	}
-	if x := instStatus(t, b.Status(), "i-1"); x.CheckError != "status 503" || x.Healthy {
+	if x := instStatus(t, allStatus(b), "i-1"); x.CheckError != "status 503" || x.Healthy {
 		t.Errorf("status: %+v; want check error \"status 503\", not healthy", x)
 	}
 	for range 1000 {
@@ -144,7 +144,7 @@ func TestChecksTimeoutAndRefused(t *testing.T) {
 	testutil.Eventually(t, checkWait, "both unhealthy", func() bool {
 		return checkState(b, "slow") == "unhealthy" && checkState(b, "refused") == "unhealthy"
 	})
-	if x := instStatus(t, b.Status(), "slow"); !strings.Contains(x.CheckError, "Timeout") && !strings.Contains(x.CheckError, "deadline") {
+	if x := instStatus(t, allStatus(b), "slow"); !strings.Contains(x.CheckError, "Timeout") && !strings.Contains(x.CheckError, "deadline") {
 		t.Errorf("slow instance's check error %q; want a timeout", x.CheckError)
 	}
 }

@@ -72,7 +72,7 @@ func TestConcurrentPrepareAndPick(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				_ = b.Status()
+				_ = allStatus(b)
 				_ = b.Stats()
 			}
 		}
@@ -90,7 +90,7 @@ func TestConcurrentPrepareAndPick(t *testing.T) {
 	stopPicking()
 
 	b.Prepare(tables[0])
-	for _, x := range b.Status().Instances {
+	for _, x := range allStatus(b).Instances {
 		if x.Zone != "zone-c" && x.Outstanding != 0 {
 			t.Errorf("%s: outstanding %d after every request ended; want 0", x.ID, x.Outstanding)
 		}

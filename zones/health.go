@@ -169,7 +169,7 @@ func (b *Balancer) tryEject(st *instState) {
 	d := min(base*times, max)
 	st.timesEjected.Store(times)
 	st.ejectedUntil.Store(now + d)
-	b.invalidate(st.key)
+	b.invalidate(st)
 	b.stats.ejections.Add(1)
 }
 
@@ -197,14 +197,14 @@ func (b *Balancer) checked(st *instState, ok bool, detail string, at int64) {
 		if st.checkStreak.Add(1) >= int64(k.HealthyThreshold) {
 			st.checkStreak.Store(0)
 			st.check.Store(checkHealthy)
-			b.invalidate(st.key)
+			b.invalidate(st)
 			b.stats.markedHealthy.Add(1) // last: a flip counted is in effect
 		}
 	default: // a failure of an instance that counts as healthy
 		if st.checkStreak.Add(1) >= int64(k.UnhealthyThreshold) {
 			st.checkStreak.Store(0)
 			st.check.Store(checkUnhealthy)
-			b.invalidate(st.key)
+			b.invalidate(st)
 			b.stats.markedUnhealthy.Add(1)
 		}
 	}

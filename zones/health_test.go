@@ -50,7 +50,7 @@ func TestConsecutiveFailures(t *testing.T) {
 				b.Begin(in)
 				b.End(in, o)
 			}
-			if got := instStatus(t, b.Status(), in.ID).Ejected; got != tc.ejected {
+			if got := instStatus(t, allStatus(b), in.ID).Ejected; got != tc.ejected {
 				t.Errorf("ejected = %v; want %v", got, tc.ejected)
 			}
 		})
@@ -75,7 +75,7 @@ func TestEjectionCycle(t *testing.T) {
 	x := byID(t, d, "zone-a-1")
 	ejectedFor := func() time.Duration {
 		t.Helper()
-		s := instStatus(t, b.Status(), x.ID)
+		s := instStatus(t, allStatus(b), x.ID)
 		if !s.Ejected {
 			return 0
 		}
@@ -100,7 +100,7 @@ func TestEjectionCycle(t *testing.T) {
 		if got := ejectedFor(); got != st.want {
 			t.Fatalf("%s: ejected for %v; want %v", st.name, got, st.want)
 		}
-		if got := instStatus(t, b.Status(), x.ID).TimesEjected; got != st.times {
+		if got := instStatus(t, allStatus(b), x.ID).TimesEjected; got != st.times {
 			t.Errorf("%s: times ejected = %d; want %d", st.name, got, st.times)
 		}
 		// Ejected: never picked, and failures meanwhile change nothing.
@@ -154,7 +154,7 @@ func TestMaxEjectedPercent(t *testing.T) {
 		if tc.ejectable > 0 && tc.ejectable < tc.instances {
 			clk.Advance(30 * time.Second)
 			fail(b, d.Eligible[tc.instances-1], 5)
-			if got := instStatus(t, b.Status(), d.Eligible[tc.instances-1].ID).Ejected; !got {
+			if got := instStatus(t, allStatus(b), d.Eligible[tc.instances-1].ID).Ejected; !got {
 				t.Errorf("max %d%% of %d: skipped instance not ejected once the others returned", tc.max, tc.instances)
 			}
 		}
@@ -177,7 +177,7 @@ func TestStateAcrossTables(t *testing.T) {
 	// New objects for the same instances; zone-b-3 left.
 	t2, d2 := oneDep(t, nil, nil, clone(ins[:5]))
 	b.Prepare(t2)
-	s := b.Status()
+	s := allStatus(b)
 	if x := instStatus(t, s, "zone-a-1"); !x.Ejected {
 		t.Errorf("ejection lost across reload")
 	}
@@ -194,7 +194,7 @@ func TestStateAcrossTables(t *testing.T) {
 	}
 	b.End(busy, OutcomeSuccess) // the old object
 	b.End(byID(t, d2, "zone-a-2"), OutcomeSuccess)
-	if x := instStatus(t, b.Status(), "zone-a-2"); x.Outstanding != 0 {
+	if x := instStatus(t, allStatus(b), "zone-a-2"); x.Outstanding != 0 {
 		t.Errorf("outstanding after End with old and new objects = %d; want 0", x.Outstanding)
 	}
 	b.End(gone, OutcomeSuccess) // not in the table: ignored
@@ -202,7 +202,7 @@ func TestStateAcrossTables(t *testing.T) {
 	// zone-b-3 comes back: a fresh state.
 	t3, _ := oneDep(t, nil, nil, clone(ins))
 	b.Prepare(t3)
-	if x := instStatus(t, b.Status(), "zone-b-3"); x.ConsecutiveFailures != 0 || x.Outstanding != 0 {
+	if x := instStatus(t, allStatus(b), "zone-b-3"); x.ConsecutiveFailures != 0 || x.Outstanding != 0 {
 		t.Errorf("returning instance: %+v; want a fresh state", x)
 	}
 
@@ -211,7 +211,7 @@ func TestStateAcrossTables(t *testing.T) {
 	moved[0].Addr = "127.0.0.1:30001"
 	t4, _ := oneDep(t, nil, nil, moved)
 	b.Prepare(t4)
-	if x := instStatus(t, b.Status(), "zone-a-1"); x.Ejected {
+	if x := instStatus(t, allStatus(b), "zone-a-1"); x.Ejected {
 		t.Errorf("instance at a new address kept the old address's ejection")
 	}
 }
@@ -226,7 +226,7 @@ func TestIneligibleInstances(t *testing.T) {
 	b.Prepare(tbl)
 	fail(b, ins[0], 5)
 	fail(b, ins[1], 5)
-	s := b.Status()
+	s := allStatus(b)
 	if x := instStatus(t, s, ins[0].ID); x.Eligible || !x.Ejected {
 		t.Errorf("maintenance instance: %+v; want not eligible, ejected", x)
 	}
@@ -266,7 +266,7 @@ func TestCheckThresholds(t *testing.T) {
 			detail = "status 500"
 		}
 		b.checked(st, step.ok, detail, 0)
-		x := instStatus(t, b.Status(), in.ID)
+		x := instStatus(t, allStatus(b), in.ID)
 		if x.Check != step.want {
 			t.Fatalf("step %d: state %q; want %q", i, x.Check, step.want)
 		}

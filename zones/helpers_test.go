@@ -142,3 +142,12 @@ func zoneStatus(t testing.TB, s Status, name string) ZoneStatus {
 	t.Fatalf("no zone %s in status", name)
 	return ZoneStatus{}
 }
+
+// allStatus is b's status with every deployment of its table as the page.
+func allStatus(b *Balancer) Status {
+	var page []*routes.Deployment
+	if s := b.snap.Load(); s != nil {
+		page = s.table.Deployments
+	}
+	return b.Status(page)
+}

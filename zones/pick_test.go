@@ -105,11 +105,11 @@ func TestZoneStatus(t *testing.T) {
 		layout(map[string]int{"zone-a": 2, "zone-b": 2, "zone-c": 2}))
 	b.Prepare(tbl)
 	fail(b, byID(t, d, "zone-b-1"), 5)
-	if z := zoneStatus(t, b.Status(), "zone-b"); z.State != StateUp {
+	if z := zoneStatus(t, allStatus(b), "zone-b"); z.State != StateUp {
 		t.Errorf("zone-b with 1 of 2 ejected: state %q; want up", z.State)
 	}
 	fail(b, byID(t, d, "zone-b-2"), 5)
-	s := b.Status()
+	s := allStatus(b)
 	for _, tc := range []struct {
 		zone, state, reason string
 		eligible, healthy   int
@@ -187,7 +187,7 @@ func TestPowerOfTwoChoices(t *testing.T) {
 			b.End(busy, OutcomeSuccess)
 		}
 	}
-	if got := instStatus(t, b.Status(), busy.ID).Outstanding; got != 0 {
+	if got := instStatus(t, allStatus(b), busy.ID).Outstanding; got != 0 {
 		t.Errorf("outstanding after all End = %d; want 0", got)
 	}
 }
@@ -289,7 +289,7 @@ func TestPanic(t *testing.T) {
 			check("instance", byInst, tc.wantInst)
 			check("zone", byZone, tc.wantZone)
 			var inPanic bool
-			for _, ds := range b.Status().Deployments {
+			for _, ds := range allStatus(b).Deployments {
 				inPanic = inPanic || ds.Panic
 			}
 			if inPanic != tc.panic {

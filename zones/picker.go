@@ -36,10 +36,12 @@ type Checker interface {
 }
 
 // Reporter reports a picker's counters (metrics) and state (the admin
-// listener's /status).
+// listener's /status): Status summarizes the zones and the unhealthy
+// deployments, and details the instances of the deployments in page only,
+// so that its cost follows the page and what is unhealthy, not the table.
 type Reporter interface {
 	Stats() Stats
-	Status() Status
+	Status(page []*routes.Deployment) Status
 }
 
 var (

@@ -52,16 +52,25 @@ const (
 	ReasonObserved = "observed" // every eligible instance is unhealthy
 )
 
-// Status is a picture of zones and health, for the admin status page.
+// Status is a picture of zones and health, for the admin status page:
+// the zones and the unhealthy deployments of the whole table, and the
+// instances of the deployments asked for.
 type Status struct {
-	LocalZone string           `json:"local_zone,omitempty"`
-	Zones     []ZoneStatus     `json:"zones"`
+	LocalZone string       `json:"local_zone,omitempty"`
+	Zones     []ZoneStatus `json:"zones"`
+	// Instances are the instances of the deployments asked for, in their
+	// order.
 	Instances []InstanceStatus `json:"instances"`
 	// Deployments lists the deployments with an unhealthy eligible
-	// instance.
+	// instance, by ID: the first MaxUnhealthyListed of them.
 	Deployments []DeploymentStatus `json:"deployments"`
-	Stats       Stats              `json:"stats"`
+	// UnhealthyDeployments counts them all.
+	UnhealthyDeployments int   `json:"unhealthy_deployments"`
+	Stats                Stats `json:"stats"`
 }
+
+// MaxUnhealthyListed bounds Status.Deployments.
+const MaxUnhealthyListed = 100
 
 // ZoneStatus is one zone of the table.
 type ZoneStatus struct {
@@ -105,103 +114,137 @@ type DeploymentStatus struct {
 	DownZones []string `json:"down_zones,omitempty"`
 }
 
-// Status describes the current table's zones and instances.
-func (b *Balancer) Status() Status {
+// Status describes the current table's zones and unhealthy deployments,
+// and the instances of the deployments in page (of the current table or
+// of an earlier one). Its cost is that of the zones, the instances whose
+// health changed (ejected or failing checks, or were) and the page, not
+// that of the table: the zones' eligible instances are counted when a
+// table is prepared, and only the instances whose health changed are
+// looked at.
+func (b *Balancer) Status(page []*routes.Deployment) Status {
 	st := Status{LocalZone: b.cfg.LocalZone, Stats: b.Stats()}
 	s := b.snap.Load()
 	if s == nil {
 		return st
 	}
 	now := b.now()
-	base := int64(b.cfg.BaseEjection)
 	checks := b.cfg.Check.Path != ""
-
-	type zoneCount struct{ eligible, healthy int }
-	zones := map[string]*zoneCount{}
-	seen := map[*instState]bool{}
-	zoneOf := func(name string) *zoneCount {
-		z := zones[name]
-		if z == nil {
-			z = &zoneCount{}
-			zones[name] = z
-		}
-		return z
-	}
-	for name := range s.table.Zones {
-		zoneOf(name)
-	}
-	for _, d := range s.table.Deployments {
-		ds := s.deps[d]
+	for _, d := range page {
 		eligible := make(map[*routes.Instance]bool, len(d.Eligible))
 		for _, in := range d.Eligible {
 			eligible[in] = true
 		}
 		for _, in := range d.Instances {
-			e := s.byPtr[in]
-			is := e.st
-			z := zoneOf(in.Zone)
-			healthy := is.healthy(now)
-			if eligible[in] && !seen[is] {
-				seen[is] = true
-				z.eligible++
-				if healthy {
-					z.healthy++
-				}
+			e := b.lookup(in)
+			if e == nil {
+				continue // not in the current table
 			}
-			x := InstanceStatus{
-				Deployment:          d.ID,
-				ID:                  in.ID,
-				Addr:                in.Addr,
-				Zone:                in.Zone,
-				Eligible:            eligible[in],
-				Healthy:             healthy,
-				Ejected:             is.ejected(now),
-				TimesEjected:        int(is.decayedTimes(now, base)),
-				ConsecutiveFailures: int(is.consecutive.Load()),
-				Outstanding:         is.outstanding.Load(),
-				Check:               "off",
-			}
-			if x.Ejected {
-				x.EjectedUntil = time.Unix(0, is.ejectedUntil.Load())
-			}
-			if checks {
-				x.Check = checkNames[is.check.Load()]
-				if p := is.checkErr.Load(); p != nil {
-					x.CheckError = *p
-				}
-				if at := is.checkedAt.Load(); at != 0 {
-					x.CheckedAt = time.Unix(0, at)
-				}
-			}
-			st.Instances = append(st.Instances, x)
-		}
-		v := b.viewOf(ds)
-		if v.healthyShare < 1 && len(d.Eligible) > 0 {
-			dst := DeploymentStatus{ID: d.ID, Panic: v.panic, HealthyShare: v.healthyShare, LocalShare: v.localShare}
-			for zi, name := range ds.zones {
-				if v.zoneHealthy[zi] == 0 {
-					dst.DownZones = append(dst.DownZones, name)
-				}
-			}
-			st.Deployments = append(st.Deployments, dst)
+			st.Instances = append(st.Instances, b.instanceStatus(d, in, e.st, eligible[in], now, checks))
 		}
 	}
-	names := make([]string, 0, len(zones))
-	for name := range zones {
+
+	// The unhealthy instances of the table, by zone, and the deployments
+	// that have them eligible.
+	unhealthy := map[string]int{}
+	deps := map[*depState]bool{}
+	for _, e := range b.unhealthy(s, now) {
+		unhealthy[e.zone]++
+		for _, ds := range e.deps {
+			deps[ds] = true
+		}
+	}
+	for ds := range deps {
+		v := b.viewOf(ds)
+		if v.healthyShare >= 1 || len(ds.d.Eligible) == 0 {
+			continue
+		}
+		st.UnhealthyDeployments++
+		dst := DeploymentStatus{ID: ds.d.ID, Panic: v.panic, HealthyShare: v.healthyShare, LocalShare: v.localShare}
+		for zi, name := range ds.zones {
+			if v.zoneHealthy[zi] == 0 {
+				dst.DownZones = append(dst.DownZones, name)
+			}
+		}
+		st.Deployments = append(st.Deployments, dst)
+	}
+	sort.Slice(st.Deployments, func(i, j int) bool { return st.Deployments[i].ID < st.Deployments[j].ID })
+	if len(st.Deployments) > MaxUnhealthyListed {
+		st.Deployments = st.Deployments[:MaxUnhealthyListed]
+	}
+
+	names := make([]string, 0, len(s.zones)+len(s.table.Zones))
+	for name := range s.zones {
 		names = append(names, name)
+	}
+	for name := range s.table.Zones {
+		if _, ok := s.zones[name]; !ok {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		z := zones[name]
-		zs := ZoneStatus{Name: name, State: StateUp, Eligible: z.eligible, Healthy: z.healthy}
+		eligible := s.zones[name]
+		zs := ZoneStatus{Name: name, State: StateUp, Eligible: eligible, Healthy: eligible - unhealthy[name]}
 		switch {
 		case s.table.Zones[name] == routes.ZoneDown:
 			zs.State, zs.Reason, zs.Why = StateDown, ReasonOperator, "set down by the operator"
-		case z.eligible > 0 && z.healthy == 0:
+		case zs.Eligible > 0 && zs.Healthy == 0:
 			zs.State, zs.Reason = StateDown, ReasonObserved
-			zs.Why = fmt.Sprintf("all %d eligible instances are ejected or failing checks", z.eligible)
+			zs.Why = fmt.Sprintf("all %d eligible instances are ejected or failing checks", zs.Eligible)
 		}
 		st.Zones = append(st.Zones, zs)
 	}
 	return st
+}
+
+// unhealthy returns the entries of s that are eligible somewhere and
+// unhealthy at now, from the suspects; it drops the suspects that are
+// healthy again or no longer in the table.
+func (b *Balancer) unhealthy(s *snapshot, now int64) []*entry {
+	b.suspectMu.Lock()
+	defer b.suspectMu.Unlock()
+	var out []*entry
+	for st := range b.suspects {
+		e := s.byKey[st.key]
+		switch {
+		case e == nil || e.st != st:
+			if p := s.prevOrNil(); p == nil || p.entry(st.key) == nil {
+				delete(b.suspects, st) // gone from the table
+			}
+		case st.healthy(now):
+			delete(b.suspects, st)
+		case len(e.deps) > 0:
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (b *Balancer) instanceStatus(d *routes.Deployment, in *routes.Instance, is *instState, eligible bool, now int64, checks bool) InstanceStatus {
+	x := InstanceStatus{
+		Deployment:          d.ID,
+		ID:                  in.ID,
+		Addr:                in.Addr,
+		Zone:                in.Zone,
+		Eligible:            eligible,
+		Healthy:             is.healthy(now),
+		Ejected:             is.ejected(now),
+		TimesEjected:        int(is.decayedTimes(now, int64(b.cfg.BaseEjection))),
+		ConsecutiveFailures: int(is.consecutive.Load()),
+		Outstanding:         is.outstanding.Load(),
+		Check:               "off",
+	}
+	if x.Ejected {
+		x.EjectedUntil = time.Unix(0, is.ejectedUntil.Load())
+	}
+	if checks {
+		x.Check = checkNames[is.check.Load()]
+		if p := is.checkErr.Load(); p != nil {
+			x.CheckError = *p
+		}
+		if at := is.checkedAt.Load(); at != 0 {
+			x.CheckedAt = time.Unix(0, at)
+		}
+	}
+	return x
 }

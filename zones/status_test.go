@@ -1,0 +1,169 @@
+package zones
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/routes"
+)
+
+// wholeTableSummary is the zones and unhealthy deployments of b's table
+// found by looking at every instance: what Status finds from the
+// instances whose health changed.
+func wholeTableSummary(b *Balancer) ([]ZoneStatus, []string) {
+	s := b.snap.Load()
+	now := b.now()
+	type count struct{ eligible, healthy int }
+	zones := map[string]*count{}
+	for name := range s.table.Zones {
+		zones[name] = &count{}
+	}
+	seen := map[*instState]bool{}
+	var unhealthy []string
+	for _, d := range s.table.Deployments {
+		bad := false
+		for _, in := range d.Instances {
+			if zones[in.Zone] == nil {
+				zones[in.Zone] = &count{}
+			}
+		}
+		for _, in := range d.Eligible {
+			st := s.byPtr[in].st
+			h := st.healthy(now)
+			bad = bad || !h
+			if !seen[st] {
+				seen[st] = true
+				zones[in.Zone].eligible++
+				if h {
+					zones[in.Zone].healthy++
+				}
+			}
+		}
+		if bad {
+			unhealthy = append(unhealthy, d.ID)
+		}
+	}
+	var out []ZoneStatus
+	for _, name := range sortedKeys(zones) {
+		z := zones[name]
+		zs := ZoneStatus{Name: name, State: StateUp, Eligible: z.eligible, Healthy: z.healthy}
+		switch {
+		case s.table.Zones[name] == routes.ZoneDown:
+			zs.State, zs.Reason, zs.Why = StateDown, ReasonOperator, "set down by the operator"
+		case z.eligible > 0 && z.healthy == 0:
+			zs.State, zs.Reason = StateDown, ReasonObserved
+			zs.Why = fmt.Sprintf("all %d eligible instances are ejected or failing checks", z.eligible)
+		}
+		out = append(out, zs)
+	}
+	return out, unhealthy
+}
+
+// Status summarizes zones and unhealthy deployments from the instances
+// whose health changed; it must say what looking at every instance says,
+// through ejections, their end, checks and new tables that drop, keep and
+// bring back instances.
+func TestStatusSummaryIsTheWholeTables(t *testing.T) {
+	b, clk := testBalancer(Config{ConsecutiveFailures: 2, MaxEjectedPercent: 100, BaseEjection: 10 * time.Second})
+	r := rand.New(rand.NewPCG(3, 4))
+	table := func() *routes.Table {
+		var specs []*routes.DeploymentSpec
+		for i := 0; i < 12; i++ {
+			d := &routes.DeploymentSpec{ID: fmt.Sprintf("%08x", i), Kind: "es", Serving: map[string]int{"blue": 1}}
+			for j := 0; j < 3; j++ {
+				if j > 0 && r.IntN(6) == 0 {
+					continue // this instance is not in this table
+				}
+				d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j),
+					Addr: fmt.Sprintf("127.0.0.1:%d", 20000+i*3+j), Zone: fmt.Sprintf("zone-%c", 'a'+j),
+					Generation: "blue", Maintenance: r.IntN(8) == 0})
+			}
+			specs = append(specs, d)
+		}
+		zones := map[string]routes.ZoneState{}
+		if r.IntN(4) == 0 {
+			zones["zone-c"] = routes.ZoneDown
+		}
+		tb, err := routes.NewTable("example.test", zones, specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tb
+	}
+	tb := table()
+	b.Prepare(tb)
+	sawUnhealthy := 0
+	for step := 0; step < 300; step++ {
+		switch k := r.IntN(10); {
+		case k < 6: // failures on an instance
+			d := tb.Deployments[r.IntN(len(tb.Deployments))]
+			if len(d.Instances) > 0 {
+				fail(b, d.Instances[r.IntN(len(d.Instances))], 2)
+			}
+		case k < 7: // an active check flips an instance
+			d := tb.Deployments[r.IntN(len(tb.Deployments))]
+			if len(d.Instances) > 0 {
+				if e := b.lookup(d.Instances[r.IntN(len(d.Instances))]); e != nil {
+					b.cfg.Check.UnhealthyThreshold, b.cfg.Check.HealthyThreshold = 1, 1
+					b.checked(e.st, r.IntN(2) == 0, "", b.now())
+				}
+			}
+		case k < 9:
+			clk.Advance(time.Duration(r.IntN(8)) * time.Second)
+		default:
+			tb = table()
+			b.Prepare(tb)
+		}
+		st := b.Status(nil)
+		zones, unhealthy := wholeTableSummary(b)
+		if !reflect.DeepEqual(st.Zones, zones) {
+			t.Fatalf("step %d: zones\n%+v\nwant (every instance looked at)\n%+v", step, st.Zones, zones)
+		}
+		var got []string
+		for _, d := range st.Deployments {
+			got = append(got, d.ID)
+		}
+		if !reflect.DeepEqual(got, unhealthy) || st.UnhealthyDeployments != len(unhealthy) {
+			t.Fatalf("step %d: unhealthy deployments %v (%d); want %v", step, got, st.UnhealthyDeployments, unhealthy)
+		}
+		if len(st.Instances) != 0 {
+			t.Fatalf("step %d: %d instances listed for an empty page", step, len(st.Instances))
+		}
+		if len(unhealthy) > 0 {
+			sawUnhealthy++
+		}
+	}
+	if sawUnhealthy < 100 {
+		t.Errorf("unhealthy deployments at %d steps of 300; the sequence should have more", sawUnhealthy)
+	}
+}
+
+// The instances listed are those of the page's deployments, in order.
+func TestStatusListsThePage(t *testing.T) {
+	b, _ := testBalancer(Config{})
+	var specs []*routes.DeploymentSpec
+	for i := 0; i < 5; i++ {
+		specs = append(specs, &routes.DeploymentSpec{ID: fmt.Sprintf("%08x", i), Kind: "es", Serving: map[string]int{"blue": 1},
+			Instances: layout(map[string]int{fmt.Sprintf("zone-%d", i): 2})})
+	}
+	tb, err := routes.NewTable("example.test", nil, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(tb)
+	st := b.Status(tb.Deployments[3:5])
+	var got []string
+	for _, x := range st.Instances {
+		got = append(got, x.Deployment+"/"+x.ID)
+	}
+	want := []string{"00000003/zone-3-1", "00000003/zone-3-2", "00000004/zone-4-1", "00000004/zone-4-2"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("instances %v; want %v", got, want)
+	}
+	if len(st.Zones) != 5 {
+		t.Errorf("%d zones; want all 5 of the table", len(st.Zones))
+	}
+}
