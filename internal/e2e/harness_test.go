@@ -124,7 +124,32 @@ func (p *proc) wait(t *testing.T, within time.Duration) int {
 }
 
 // peakRSS is the process's peak resident set size (VmHWM) in bytes.
-func (p *proc) peakRSS(t *testing.T) int64 {
+func (p *proc) peakRSS(t *testing.T) int64 { return p.procStatus(t, "VmHWM") }
+
+// rss is the process's resident set size now (VmRSS) in bytes.
+func (p *proc) rss(t *testing.T) int64 { return p.procStatus(t, "VmRSS") }
+
+// cpu is the CPU time the process has used, user and system.
+func (p *proc) cpu(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th, in clock ticks (100 a second).
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", p.cmd.Process.Pid, b)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * (time.Second / 100)
+}
+
+// procStatus is a field of /proc/PID/status given in kB, in bytes.
+func (p *proc) procStatus(t *testing.T, field string) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
@@ -133,7 +158,7 @@ func (p *proc) peakRSS(t *testing.T) int64 {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			if err != nil {
 				t.Fatal(err)
@@ -141,7 +166,7 @@ func (p *proc) peakRSS(t *testing.T) int64 {
 			return kb << 10
 		}
 	}
-	t.Fatal("no VmHWM in /proc status")
+	t.Fatalf("no %s in /proc status", field)
 	return 0
 }
 

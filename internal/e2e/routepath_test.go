@@ -27,6 +27,9 @@ type routePath struct {
 	zk     *zktest.Ensemble
 	routes string // routes file applied with yardctl
 	rs     []*proc
+	// startWait bounds how long a route server may take to serve its
+	// first table. Default 15s.
+	startWait time.Duration
 }
 
 func newRoutePath(t *testing.T, zkNodes int) *routePath {
@@ -83,7 +86,11 @@ func (rp *routePath) startRouteServerVia(name, zkAddrs string) *proc {
 			rp.t.Logf("route server %s stderr:\n%s", name, p.stderr.String())
 		}
 	})
-	testutil.Eventually(rp.t, 15*time.Second, "route server "+name+" serves a table", func() bool {
+	wait := rp.startWait
+	if wait == 0 {
+		wait = 15 * time.Second
+	}
+	testutil.Eventually(rp.t, wait, "route server "+name+" serves a table", func() bool {
 		status, _ := httpGet("http://" + p.addr + "/_health")
 		return status == 200
 	})

@@ -48,6 +48,10 @@ const TickTime = 200 * time.Millisecond
 // AllowSkipEnv, set to 1, turns a missing java or ZooKeeper into a skip.
 const AllowSkipEnv = "SWITCHYARD_ALLOW_SKIP_ZK"
 
+// HeapEnv sets the servers' Java heap (-Xmx), for the benchmarks that
+// hold a large table: "2g", for instance. Default 128m.
+const HeapEnv = "SWITCHYARD_ZK_HEAP"
+
 // Bounds of the waits the harness does itself.
 const (
 	serveTimeout = 30 * time.Second // a server (ensemble: a quorum) answers
@@ -272,8 +276,12 @@ func (e *Ensemble) start(i int) error {
 	if _, err := os.Stat(slf4jSimple); err == nil {
 		cp += ":" + slf4jSimple
 	}
+	heap := "128m"
+	if h := os.Getenv(HeapEnv); h != "" {
+		heap = h
+	}
 	cmd := exec.Command(e.java,
-		"-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+		"-Xmx"+heap, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
 		"-Djava.net.preferIPv4Stack=true",
 		"-Dzookeeper.cnxTimeout=500", // quick reconnects between peers
 		"-Dzookeeper.admin.enableServer=false",
