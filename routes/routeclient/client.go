@@ -40,6 +40,12 @@ type Source struct {
 	Zone    string
 	// CacheDir, when set, holds the last applied table (SnapshotFile).
 	CacheDir string
+	// SaveInterval is the least time between two writes of the table to
+	// CacheDir: each write encodes and fsyncs the whole table, so the
+	// changes that come within it are written once, as the latest table.
+	// The first table is written at once, and the latest when Run
+	// returns. Default 5s.
+	SaveInterval time.Duration
 	// StartupTimeout bounds the wait for a route server at start before
 	// the table on disk is served. Default 3s.
 	StartupTimeout time.Duration
@@ -62,6 +68,7 @@ type Source struct {
 
 	saveOnce sync.Once
 	saveCh   chan savedState
+	saveStop chan struct{} // closed by flushDisk: write the latest now
 	saveDone chan struct{}
 	saves    atomic.Uint64
 }
@@ -106,6 +113,9 @@ func (s *Source) setDefaults() {
 	}
 	if s.ReportInterval <= 0 {
 		s.ReportInterval = time.Second
+	}
+	if s.SaveInterval <= 0 {
+		s.SaveInterval = 5 * time.Second
 	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
@@ -256,11 +266,12 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 }
 
 // saveDisk hands the applied table to the writer goroutine, which keeps
-// only the latest: a burst of changes costs one write, and the poll loop
-// never waits for the disk.
+// only the latest and writes at most once per SaveInterval: a burst of
+// changes costs one write, and the poll loop never waits for the disk.
 func (s *Source) saveDisk(st *wire.State, stale bool) {
 	s.saveOnce.Do(func() {
 		s.saveCh = make(chan savedState, 1)
+		s.saveStop = make(chan struct{})
 		s.saveDone = make(chan struct{})
 		go s.diskWriter()
 	})
@@ -279,6 +290,7 @@ type savedState struct {
 // flushDisk ends the writer goroutine once the latest table is written.
 func (s *Source) flushDisk() {
 	if s.saveCh != nil {
+		close(s.saveStop)
 		close(s.saveCh)
 		<-s.saveDone
 	}
@@ -286,7 +298,25 @@ func (s *Source) flushDisk() {
 
 func (s *Source) diskWriter() {
 	defer close(s.saveDone)
+	var last time.Time
 	for v := range s.saveCh {
+		if wait := s.SaveInterval - time.Since(last); !last.IsZero() && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-s.saveStop:
+			}
+			t.Stop()
+			// A table applied during the wait replaces v.
+			select {
+			case nv, ok := <-s.saveCh:
+				if ok {
+					v = nv
+				}
+			default:
+			}
+		}
+		last = time.Now()
 		path := filepath.Join(s.CacheDir, SnapshotFile)
 		if err := wire.WriteFile(path, v.st.Full(v.stale)); err != nil {
 			s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)

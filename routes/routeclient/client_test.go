@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
 	"github.com/switchyard/switchyard/routeserver"
 )
 
@@ -392,5 +393,40 @@ func TestReportsGenerationCounts(t *testing.T) {
 		counts[0].Requests = 30
 		mu.Unlock()
 		waitReport(rs2, 30)
+	}
+}
+
+// Each write of the snapshot encodes and fsyncs the whole table: changes
+// that come within SaveInterval of a write are written once, as the
+// latest, and Run's end writes the latest at once. (At 100 000
+// deployments every applied delta re-wrote the 32 MB file.)
+func TestSnapshotWritesAtMostOncePerInterval(t *testing.T) {
+	dir := t.TempDir()
+	srv, url, _ := startServer(t, "rs1")
+	srv.Update(input(10, "127.0.0.1:1"))
+	src := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, SaveInterval: time.Hour, Logger: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &sink{}
+	done := make(chan struct{})
+	go func() { src.Run(ctx, k); close(done) }()
+	k.waitVersion(t, 10)
+	testutil.Eventually(t, seen, "the first table is written at once", func() bool { return src.saves.Load() == 1 })
+	for v := uint64(11); v <= 15; v++ {
+		srv.Update(input(v, fmt.Sprintf("127.0.0.1:%d", v)))
+		k.waitVersion(t, v)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := src.saves.Load(); n != 1 {
+		t.Errorf("%d writes after 5 changes within the interval; want still 1", n)
+	}
+	cancel()
+	<-done
+	if n := src.saves.Load(); n != 2 {
+		t.Errorf("%d writes after Run returned; want 2 (the latest, flushed)", n)
+	}
+	if m, err := wire.ReadFile(filepath.Join(dir, SnapshotFile)); err != nil {
+		t.Errorf("snapshot on disk: %v", err)
+	} else if m.Version != 15 {
+		t.Errorf("snapshot on disk at version %d; want 15", m.Version)
 	}
 }
