@@ -4,7 +4,7 @@
 #   make fuzz    run every fuzz target for FUZZTIME each (docs/fuzzing.md)
 #   make build   build the binaries into bin/
 #   make demo    run the embedded demo
-#   make bench   compare the proxy with nginx and HAProxy (docs/benchmarks.md)
+#   make bench   compare the proxy with nginx, HAProxy and Caddy (docs/benchmarks.md)
 #   make bench-go  the hot path's Go benchmarks, with allocs/op
 
 GO ?= go
@@ -55,10 +55,10 @@ demo:
 clean:
 	rm -rf bin
 
-# The peer benchmark: Switchyard against nginx and HAProxy on this machine
-# (tools/peerbench, docs/benchmarks.md). It installs nginx-light, haproxy
-# and wrk when they are missing. "make bench" runs the full default (about
-# 20 minutes), prints the report and writes it to bench/results/ as
+# The peer benchmark: Switchyard against nginx, HAProxy and Caddy on this
+# machine (tools/peerbench, docs/benchmarks.md). It installs nginx-light,
+# haproxy, caddy, wrk and h2load when they are missing. "make bench" runs
+# the full default (about 40 minutes), prints the report and writes it to bench/results/ as
 # <UTC start time>.md and latest.md; it edits no document.
 # "make bench-quick" is a one-round smoke run that only prints its report.
 # Extra flags go in BENCHFLAGS, e.g. make bench BENCHFLAGS='-rounds 5'.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,12 +23,58 @@ type scenario struct {
 	bodySize    int    // response body
 	deployments int    // in the table; each request picks one at random
 	connections int    // wrk and open-loop connections; 0 means -connections
+	streams     int    // h2 and h3: requests in flight per connection
 	rateDiv     float64
+	kind        string // how the load reaches the targets: kindHTTP, ...
 
 	// Set up by the run.
 	dir       string   // generated files
 	ids       []string // deployment IDs
 	luaScript string   // wrk script picking random keys; "" with one ID
+}
+
+// Kinds of scenario: how the load reaches the targets.
+const (
+	kindHTTP      = ""          // HTTP/1.1 keep-alive, wrk
+	kindTLS       = "tls"       // HTTP/1.1 keep-alive over TLS, wrk
+	kindHandshake = "handshake" // a new TLS connection per request, full handshakes (runHandshakes)
+	kindResume    = "resume"    // the same, resuming sessions with tickets
+	kindH2        = "h2"        // HTTP/2 over TLS, h2load
+	kindH3        = "h3"        // HTTP/3 over QUIC, the loadtest package
+)
+
+// tls reports whether the scenario's load goes to the targets' TLS
+// listeners.
+func (sc *scenario) tls() bool { return sc.kind != kindHTTP }
+
+// serves reports whether target (a target kind: "switchyard" for every
+// Switchyard target) takes part in sc: direct serves plain HTTP only,
+// nginx is not set up for TLS, HAProxy cannot splice TLS, and HAProxy
+// (Debian's build) has no QUIC.
+func (sc *scenario) serves(target string) bool {
+	switch sc.kind {
+	case kindHTTP:
+		return true
+	case kindH3:
+		return target == "caddy" || target == "switchyard"
+	default:
+		return target == "haproxy" || target == "caddy" || target == "switchyard"
+	}
+}
+
+// targetsOf are the targets of o that take part in sc, in o's order.
+func (sc *scenario) targetsOf(o *options) []string {
+	var out []string
+	for _, t := range o.targets {
+		kind := t
+		if slices.Contains(o.switchyardTargets(), t) {
+			kind = "switchyard"
+		}
+		if sc.serves(kind) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // allScenarios, in report order.
@@ -37,6 +84,13 @@ var allScenarios = []scenario{
 	// 1 MiB at -rate would be GB/s: it runs at rate/25 over 8 connections.
 	{name: "1m", title: "1 MiB body", path: "/1m", bodySize: 1 << 20, deployments: 1, connections: 8, rateDiv: 25},
 	{name: "1000keys", title: "1000 deployments, random key per request (small body)", path: "/small", bodySize: 2, deployments: 1000},
+	{name: "tls", title: "small body over TLS, keep-alive (wrk)", path: "/small", bodySize: 2, deployments: 1, kind: kindTLS},
+	// A handshake costs the client about what it costs the server: few
+	// connections at once are enough to keep the load CPU busy.
+	{name: "handshake", title: "a new TLS connection per request, full handshake (small body)", path: "/small", bodySize: 2, deployments: 1, connections: 16, kind: kindHandshake},
+	{name: "resume", title: "a new TLS connection per request, resumed session (small body)", path: "/small", bodySize: 2, deployments: 1, connections: 16, kind: kindResume},
+	{name: "h2", title: "small body over HTTP/2 (h2load)", path: "/small", bodySize: 2, deployments: 1, connections: 10, streams: 10, kind: kindH2},
+	{name: "h3", title: "small body over HTTP/3 (the loadtest package)", path: "/small", bodySize: 2, deployments: 1, connections: 10, streams: 10, kind: kindH3},
 }
 
 func scenarioNames() []string {
@@ -103,7 +157,7 @@ type sample struct {
 }
 
 // toolPaths are the programs a run uses.
-type toolPaths struct{ nginx, haproxy, wrk, switchyard string }
+type toolPaths struct{ nginx, haproxy, caddy, wrk, h2load, switchyard string }
 
 // bench is one peerbench run.
 type bench struct {
@@ -114,6 +168,8 @@ type bench struct {
 	clk         uint64 // clock ticks per second of /proc/PID/stat
 	backend     *proc
 	backendPort int
+	certs       *benchCerts // the TLS targets' certificate; nil without TLS scenarios
+	opensslConf string      // OPENSSL_CONF of wrk and h2load
 	started     time.Time
 	machine     machine
 	warnings    []string
@@ -149,6 +205,15 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 	if err := os.Chmod(b.dir, 0o755); err != nil {
 		return err
 	}
+	if slices.ContainsFunc(o.scenarios, (*scenario).tls) {
+		if b.certs, err = writeBenchCerts(b.dir); err != nil {
+			return err
+		}
+		b.opensslConf = filepath.Join(b.dir, "openssl.cnf")
+		if err := writeOpenSSLConf(b.opensslConf); err != nil {
+			return err
+		}
+	}
 	b.clk = clockTicks(ctx, b.procs)
 	b.machine = b.describeMachine(ctx)
 	if slices.ContainsFunc(b.o.switchyardTargets(), b.hasTarget) {
@@ -166,10 +231,13 @@ func runBench(ctx context.Context, o *options, stdout, stderr io.Writer) (err er
 		}
 		b.results[sc.name] = map[string][]sample{}
 	}
-	total := o.rounds * len(o.scenarios) * len(o.targets)
-	perScenario := time.Duration(o.rounds*len(o.targets)) * (o.duration.Round(time.Second) + o.latDuration + time.Second/2)
-	fmt.Fprintf(stderr, "peerbench: %d scenario(s) of about %v each: %d target(s) × %d round(s) of %v closed loop and %v open loop\n",
-		len(o.scenarios), perScenario.Round(time.Second), len(o.targets), o.rounds, o.duration.Round(time.Second), o.latDuration)
+	total := 0
+	for _, sc := range o.scenarios {
+		total += o.rounds * len(sc.targetsOf(o))
+	}
+	perRun := o.duration.Round(time.Second) + o.latDuration + time.Second/2
+	fmt.Fprintf(stderr, "peerbench: %d scenario(s), about %v: up to %d target(s) × %d round(s) of %v closed loop and %v open loop each\n",
+		len(o.scenarios), (time.Duration(total) * perRun).Round(time.Second), len(o.targets), o.rounds, o.duration.Round(time.Second), o.latDuration)
 	n := 0
 	for _, sc := range o.scenarios {
 		if err := b.runScenario(ctx, sc, stderr, &n, total); err != nil {
@@ -214,7 +282,17 @@ func (b *bench) findTools() (err error) {
 			return err
 		}
 	}
-	for _, name := range []string{"backend.nginx.conf", "proxy.nginx.conf", "haproxy.cfg"} {
+	if b.hasTarget("caddy") {
+		if b.tools.caddy, err = lookTool("caddy"); err != nil {
+			return err
+		}
+	}
+	if slices.ContainsFunc(b.o.scenarios, func(sc *scenario) bool { return sc.kind == kindH2 }) {
+		if b.tools.h2load, err = lookTool("h2load"); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"backend.nginx.conf", "proxy.nginx.conf", "haproxy.cfg", "Caddyfile"} {
 		if _, err := os.Stat(filepath.Join(b.o.configDir, name)); err != nil {
 			return fmt.Errorf("peer configuration: %w (run from the repository root, or set -configs)", err)
 		}
@@ -263,20 +341,25 @@ func (b *bench) runScenario(ctx context.Context, sc *scenario, stderr io.Writer,
 			}
 		}
 	}()
-	for _, name := range b.o.targets {
+	for _, name := range sc.targetsOf(b.o) {
 		p, url, err := b.startTarget(ctx, sc, name)
 		if err != nil {
 			return err
 		}
 		ts = append(ts, &target{name: name, p: p, url: url})
 	}
-	conns := sc.conns(b.o)
 	if b.o.warmup > 0 {
 		// Unmeasured: fills the connection pools, the caches and the Go
 		// heap before the first measured run.
 		for _, t := range ts {
-			if _, err := loadtest.Run(ctx, loadtest.Config{URL: t.url, Keys: sc.ids, Connections: conns, Duration: b.o.warmup}); err != nil {
+			cfg := b.loadConfig(sc, t)
+			cfg.Duration = b.o.warmup
+			rep, err := loadtest.Run(ctx, cfg)
+			if err != nil {
 				return fmt.Errorf("%s: warm-up: %w", t.name, err)
+			}
+			if rep.Status[200] == 0 {
+				return fmt.Errorf("%s: warm-up: no response 200 (status %v, errors %v)", t.name, rep.Status, rep.Errors)
 			}
 		}
 	}
@@ -330,7 +413,7 @@ func (b *bench) runClosed(ctx context.Context, sc *scenario, t *target, all []*t
 	load0, loadErr := readCPUTimes(b.o.loadCPU)
 	wakeProxy, wakeLoad := wakeupsSince(b.o.proxyCPU), wakeupsSince(b.o.loadCPU)
 	start := time.Now()
-	w, err := b.runWrk(ctx, t.url, sc.conns(b.o), b.o.duration, sc)
+	w, err := b.runLoad(ctx, sc, t, &s)
 	if err != nil {
 		return s, err
 	}
@@ -361,10 +444,10 @@ func (b *bench) runClosed(ctx context.Context, sc *scenario, t *target, all []*t
 	b.idleWall += wall.Seconds()
 	s.rps = w.rps
 	if w.socketErrors > 0 {
-		s.problems = append(s.problems, fmt.Sprintf("wrk: %d socket errors", w.socketErrors))
+		s.problems = append(s.problems, fmt.Sprintf("closed loop: %d socket errors", w.socketErrors))
 	}
 	if w.non2xx > 0 {
-		s.problems = append(s.problems, fmt.Sprintf("wrk: %d non-2xx/3xx responses", w.non2xx))
+		s.problems = append(s.problems, fmt.Sprintf("closed loop: %d non-2xx/3xx responses", w.non2xx))
 	}
 	return s, ctx.Err()
 }
@@ -399,12 +482,76 @@ func (b *bench) idleTicks(t *target, all []*target) (uint64, error) {
 	return sum, nil
 }
 
-// runOpen measures t's p99 at the scenario's fixed rate into s.
+// runLoad runs sc's closed-loop load against t with the scenario's
+// generator. Problems it alone sees go to s.
+func (b *bench) runLoad(ctx context.Context, sc *scenario, t *target, s *sample) (wrkResult, error) {
+	switch sc.kind {
+	case kindHandshake, kindResume:
+		u, err := url.Parse(t.url)
+		if err != nil {
+			return wrkResult{}, err
+		}
+		h := runHandshakes(ctx, u.Host, u.Path, sc.ids[0], sc.conns(b.o), b.o.duration, sc.kind == kindResume)
+		if h.errors > 0 {
+			s.problems = append(s.problems, fmt.Sprintf("handshakes: %d errors, the first: %s", h.errors, h.firstErr))
+		}
+		if sc.kind == kindResume && h.resumed < h.requests*9/10 {
+			s.problems = append(s.problems, fmt.Sprintf("handshakes: only %d of %d resumed", h.resumed, h.requests))
+		}
+		if sc.kind == kindHandshake && h.resumed > 0 {
+			s.problems = append(s.problems, fmt.Sprintf("handshakes: %d resumed; want none", h.resumed))
+		}
+		return wrkResult{requests: h.requests, rps: h.rps, socketErrors: h.errors}, ctx.Err()
+	case kindH2:
+		return b.runH2load(ctx, t.url, sc.conns(b.o), sc.streams, b.o.duration, sc)
+	case kindH3:
+		cfg := b.loadConfig(sc, t)
+		cfg.Duration = b.o.duration
+		rep, err := loadtest.Run(ctx, cfg)
+		if err != nil {
+			return wrkResult{}, err
+		}
+		var non2xx int64
+		for code, n := range rep.Status {
+			if code >= 400 {
+				non2xx += n
+			}
+		}
+		var errs int64
+		for _, n := range rep.Errors {
+			errs += n
+		}
+		return wrkResult{requests: rep.Completed, rps: rep.RPS, socketErrors: errs, non2xx: non2xx}, ctx.Err()
+	}
+	return b.runWrk(ctx, t.url, sc.conns(b.o), b.o.duration, sc)
+}
+
+// loadConfig is the loadtest configuration of sc against t: the warm-up,
+// the open loop, and the closed loop of h3.
+func (b *bench) loadConfig(sc *scenario, t *target) loadtest.Config {
+	cfg := loadtest.Config{URL: t.url, Keys: sc.ids, Connections: sc.conns(b.o)}
+	if sc.tls() {
+		cfg.TLSConfig = b.certs.clientTLS()
+	}
+	switch sc.kind {
+	case kindH2:
+		cfg.Protocol, cfg.Streams = loadtest.HTTP2, sc.streams
+	case kindH3:
+		cfg.Protocol, cfg.Streams = loadtest.HTTP3, sc.streams
+	}
+	return cfg
+}
+
+// runOpen measures t's p99 at the scenario's fixed rate into s. Handshake
+// scenarios have none: the loadtest package keeps its connections.
 func (b *bench) runOpen(ctx context.Context, sc *scenario, t *target, s *sample) error {
-	rep, err := loadtest.Run(ctx, loadtest.Config{
-		URL: t.url, Keys: sc.ids, Connections: sc.conns(b.o),
-		Rate: sc.rate(b.o), Duration: b.o.latDuration, Timeout: 5 * time.Second,
-	})
+	if sc.kind == kindHandshake || sc.kind == kindResume {
+		s.p99 = -1
+		return ctx.Err()
+	}
+	cfg := b.loadConfig(sc, t)
+	cfg.Rate, cfg.Duration, cfg.Timeout = sc.rate(b.o), b.o.latDuration, 5*time.Second
+	rep, err := loadtest.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -446,6 +593,7 @@ type machine struct {
 	cpus                     int
 	model, kernel, goVersion string
 	nginx, haproxy, wrk      string
+	caddy, h2load            string // "" when not run
 	revision                 string // of the Switchyard measured
 }
 
@@ -463,6 +611,12 @@ func (b *bench) describeMachine(ctx context.Context) machine {
 		m.haproxy = versionLine(ctx, b.procs, "HAProxy version ", b.tools.haproxy, "-v")
 	}
 	m.wrk = versionLine(ctx, b.procs, "wrk ", b.tools.wrk, "-v")
+	if b.tools.caddy != "" {
+		m.caddy = versionLine(ctx, b.procs, "", b.tools.caddy, "version")
+	}
+	if b.tools.h2load != "" {
+		m.h2load = versionLine(ctx, b.procs, "nghttp2/", b.tools.h2load, "--version")
+	}
 	m.revision = "unknown"
 	if out, err := b.procs.runCmd(ctx, "git", "describe", "--always", "--dirty=+uncommitted changes"); err == nil {
 		m.revision = strings.TrimSpace(string(out))

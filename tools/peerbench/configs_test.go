@@ -22,7 +22,7 @@ func TestPeerConfigs(t *testing.T) {
 	if err := writeScenarioFiles(sc, "127.0.0.1:8080"); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"routes.yaml", "nginx.map", "haproxy.map", "keys.lua"} {
+	for _, name := range []string{"routes.yaml", "nginx.map", "haproxy.map", "caddy.map", "keys.lua"} {
 		b, err := os.ReadFile(filepath.Join(sc.dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -35,18 +35,27 @@ func TestPeerConfigs(t *testing.T) {
 		"backend.nginx.conf": {"nginx", "-t", "-q", "-c"},
 		"proxy.nginx.conf":   {"nginx", "-t", "-q", "-c"},
 		"haproxy.cfg":        {"haproxy", "-c", "-q", "-f"},
+		"Caddyfile":          {"caddy", "validate", "--adapter", "caddyfile", "--config"},
 	}
-	// Every template once, and haproxy.cfg again as the haproxy-splice
-	// target renders it.
+	certs, err := writeBenchCerts(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every template once, haproxy.cfg again as the haproxy-splice target
+	// renders it, and the TLS targets' templates with TLS.
 	type rendering struct {
-		tmpl, name string
-		splice     bool
+		tmpl, name  string
+		splice, tls bool
 	}
 	var renderings []rendering
 	for _, e := range entries {
-		renderings = append(renderings, rendering{e.Name(), e.Name(), false})
-		if e.Name() == "haproxy.cfg" {
-			renderings = append(renderings, rendering{e.Name(), "haproxy-splice.cfg", true})
+		renderings = append(renderings, rendering{e.Name(), e.Name(), false, false})
+		switch e.Name() {
+		case "haproxy.cfg":
+			renderings = append(renderings, rendering{e.Name(), "haproxy-splice.cfg", true, false},
+				rendering{e.Name(), "haproxy-tls.cfg", false, true})
+		case "Caddyfile":
+			renderings = append(renderings, rendering{e.Name(), "Caddyfile-tls", false, true})
 		}
 	}
 	for _, r := range renderings {
@@ -57,6 +66,9 @@ func TestPeerConfigs(t *testing.T) {
 			}
 			dst := filepath.Join(sc.dir, r.name)
 			data := tmplData{Dir: sc.dir, Port: 18080, BackendPort: 18081, Splice: r.splice}
+			if r.tls {
+				data.TLS, data.Cert, data.Key, data.CertKey = true, certs.cert, certs.key, certs.certKey
+			}
 			if err := renderTemplate(filepath.Join(configDir, r.tmpl), dst, data); err != nil {
 				t.Fatal(err)
 			}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the peer benchmark (tools/peerbench, "make
 # bench") uses, when they are missing: nginx-light (the backend and the
-# nginx peer), haproxy (the HAProxy peer), wrk (closed-loop load) and
-# util-linux (taskset, for CPU pinning). The tests do not need them.
+# nginx peer), haproxy (the HAProxy peer), caddy (the Caddy peer), wrk
+# (closed-loop load), nghttp2-client (h2load, HTTP/2 load) and util-linux
+# (taskset, for CPU pinning). The tests do not need them.
 # Needs root (or sudo) only when something must be installed.
 set -euo pipefail
 
@@ -13,7 +14,9 @@ has() {
 need=()
 has nginx || need+=(nginx-light)
 has haproxy || need+=(haproxy)
+has caddy || need+=(caddy)
 has wrk || need+=(wrk)
+has h2load || need+=(nghttp2-client)
 has taskset || need+=(util-linux)
 
 if [ ${#need[@]} -eq 0 ]; then

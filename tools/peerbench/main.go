@@ -1,11 +1,14 @@
-// Command peerbench measures Switchyard against its peers, nginx and
-// HAProxy, as reverse proxies on one machine, and writes the results to
+// Command peerbench measures Switchyard against its peers, nginx, HAProxy
+// and Caddy, as reverse proxies on one machine, and writes the results to
 // a file of their own under bench/results.
 //
 // It starts an nginx backend, then runs every scenario (a small body, 4 KiB,
-// 1 MiB, 1000 deployments with random keys) against every target (direct to
-// the backend, nginx as a proxy, HAProxy, Switchyard, and Switchyard with
-// idle naps) in interleaved rounds of short runs, so that drift of the
+// 1 MiB, 1000 deployments with random keys; over TLS: keep-alive, a full
+// handshake per request, a resumed one per request; HTTP/2; HTTP/3)
+// against every target that serves it (direct to the backend, nginx as a
+// proxy, HAProxy, Caddy, Switchyard, and Switchyard with idle naps; the
+// TLS scenarios run HAProxy, Caddy and Switchyard, HTTP/3 only Caddy and
+// Switchyard) in interleaved rounds of short runs, so that drift of the
 // machine hits all targets alike: a scenario's targets are started
 // together, pinned to one CPU, and take turns under load while the others
 // sit idle; the backend, the load generators and peerbench itself share
@@ -16,11 +19,12 @@
 // ratios.
 //
 // Usage (from the repository root; "make bench" and "make bench-quick"
-// install nginx-light, haproxy and wrk first when they are missing):
+// install nginx-light, haproxy, caddy, wrk and h2load first when they are
+// missing):
 //
 //	go run ./tools/peerbench [-rounds 10] [-duration 3s] [-rate 5000]
-//	    [-scenarios small,4k,1m,1000keys]
-//	    [-targets direct,nginx,haproxy,switchyard,switchyard-nap] (or haproxy-splice)
+//	    [-scenarios small,4k,1m,1000keys,tls,handshake,resume,h2,h3]
+//	    [-targets direct,nginx,haproxy,caddy,switchyard,switchyard-nap] (or haproxy-splice)
 //	    [-nap 30us]
 //	    [-switchyard-flags "..."] [-variant NAME=FLAGS ...]
 //	    [-out bench/results | -out -] [-quick]

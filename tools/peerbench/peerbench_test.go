@@ -474,7 +474,7 @@ func TestCheckHeaders(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv := proxy(c.drop, c.id2)
 			defer srv.Close()
-			err := checkHeaders(context.Background(), srv.URL+headersPath, key)
+			err := checkHeaders(context.Background(), checkClient(nil), srv.URL+headersPath, key, false)
 			switch {
 			case c.want == "" && err != nil:
 				t.Fatalf("checkHeaders: %v; want nil", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -27,18 +28,21 @@ import (
 // "switchyard-nap" is Switchyard with idle naps (--idle-nap, -nap), the
 // setting for a proxy on one CPU that trades a little latency for fewer
 // wake-ups.
-var targetNames = []string{"direct", "nginx", "haproxy", "haproxy-splice", "switchyard", "switchyard-nap"}
+// "caddy" is Caddy, the peer of the HTTP/2 and HTTP/3 scenarios.
+var targetNames = []string{"direct", "nginx", "haproxy", "haproxy-splice", "caddy", "switchyard", "switchyard-nap"}
 
 // defaultTargets are the targets run when -targets is not given.
-var defaultTargets = []string{"direct", "nginx", "haproxy", "switchyard", "switchyard-nap"}
+var defaultTargets = []string{"direct", "nginx", "haproxy", "caddy", "switchyard", "switchyard-nap"}
 
 // keyHeader carries the route key of every request, to every target.
 const keyHeader = "X-Found-Cluster"
 
-// Map values: the nginx upstream and the HAProxy backend of the templates.
+// Map values: the nginx upstream, the HAProxy backend of the templates,
+// and Caddy's mark of a known deployment.
 const (
 	nginxUpstream  = "backend"
 	haproxyBackend = "deployments"
+	caddyMapValue  = "known"
 )
 
 // tmplData fills the templates in configs/bench.
@@ -47,6 +51,10 @@ type tmplData struct {
 	Port        int    // listen port
 	BackendPort int    // the nginx backend
 	Splice      bool   // HAProxy: option splice-response (haproxy-splice)
+	// With TLS the target serves TLS on Port with the run's certificate:
+	// Cert and Key (PEM files), CertKey (both in one, for HAProxy).
+	TLS                bool
+	Cert, Key, CertKey string
 }
 
 // deploymentIDs returns n distinct deployment IDs of 32 lowercase hex
@@ -100,6 +108,7 @@ func writeScenarioFiles(sc *scenario, backend string) error {
 		"routes.yaml": routesYAML(sc.ids, backend),
 		"nginx.map":   mapFile(sc.ids, " ", nginxUpstream, ";"),
 		"haproxy.map": mapFile(sc.ids, " ", haproxyBackend, ""),
+		"caddy.map":   mapFile(sc.ids, " ", caddyMapValue, ""),
 	}
 	if err := os.MkdirAll(sc.dir, 0o755); err != nil {
 		return err
@@ -165,7 +174,7 @@ func (b *bench) startBackend(ctx context.Context) error {
 		path string
 		size int
 	}{{"/small", 2}, {"/4k", 4 << 10}, {"/1m", 1 << 20}} {
-		if err := waitReady(ctx, p, b.backendURL(sc.path), "", sc.size); err != nil {
+		if err := waitReady(ctx, checkClient(nil), p, b.backendURL(sc.path), "", sc.size); err != nil {
 			return err
 		}
 	}
@@ -187,6 +196,9 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		return nil, "", err
 	}
 	data := tmplData{Dir: sc.dir, Port: port, BackendPort: b.backendPort}
+	if sc.tls() {
+		data.TLS, data.Cert, data.Key, data.CertKey = true, b.certs.cert, b.certs.key, b.certs.certKey
+	}
 	spec := startSpec{name: target, cpu: b.o.proxyCPU, log: filepath.Join(sc.dir, target+".log")}
 	kind := target
 	if slices.Contains(b.o.switchyardTargets(), target) {
@@ -207,6 +219,14 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		}
 		spec.argv = []string{b.tools.haproxy, "-f", conf, "-db"}
 		spec.discard = true // the access log
+	case "caddy":
+		conf := filepath.Join(sc.dir, "Caddyfile")
+		if err := renderTemplate(filepath.Join(b.o.configDir, "Caddyfile"), conf, data); err != nil {
+			return nil, "", err
+		}
+		spec.argv = []string{b.tools.caddy, "run", "--adapter", "caddyfile", "--config", conf}
+		spec.discard = true // the access log
+		spec.env = []string{"GOMAXPROCS=1", "HOME=" + sc.dir, "XDG_DATA_HOME=" + sc.dir, "XDG_CONFIG_HOME=" + sc.dir}
 	case "switchyard":
 		admin, err := freePort()
 		if err != nil {
@@ -216,12 +236,26 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 		if vb := b.o.variantBinary(target); vb != "" {
 			bin = vb
 		}
+		listen := port
+		if sc.tls() {
+			// The plain listener on a port of its own, the TLS one on port.
+			if listen, err = freePort(); err != nil {
+				return nil, "", err
+			}
+		}
 		spec.argv = []string{bin, "proxy",
 			"--routes-file", filepath.Join(sc.dir, "routes.yaml"),
-			"--listen", "127.0.0.1:" + strconv.Itoa(port),
+			"--listen", "127.0.0.1:" + strconv.Itoa(listen),
 			"--admin-listen", "127.0.0.1:" + strconv.Itoa(admin),
 			"--access-log", "/dev/null",
 			"--drain-delay", "1ms", "--shutdown-timeout", "1s"}
+		if sc.tls() {
+			spec.argv = append(spec.argv, "--tls-listen", "127.0.0.1:"+strconv.Itoa(port),
+				"--tls-cert", b.certs.cert, "--tls-key", b.certs.key)
+		}
+		if sc.kind == kindH3 {
+			spec.argv = append(spec.argv, "--http3")
+		}
 		if target == "switchyard-nap" {
 			spec.argv = append(spec.argv, "--idle-nap", b.o.nap.String())
 		}
@@ -235,18 +269,22 @@ func (b *bench) startTarget(ctx context.Context, sc *scenario, target string) (*
 	if err != nil {
 		return nil, "", err
 	}
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + sc.path
-	if err := waitReady(ctx, p, url, sc.ids[len(sc.ids)-1], sc.bodySize); err != nil {
+	base, client := "http://127.0.0.1:"+strconv.Itoa(port), checkClient(nil)
+	if sc.tls() {
+		base, client = "https://127.0.0.1:"+strconv.Itoa(port), checkClient(b.certs.clientTLS())
+	}
+	url := base + sc.path
+	if err := waitReady(ctx, client, p, url, sc.ids[len(sc.ids)-1], sc.bodySize); err != nil {
 		b.procs.stop(p, time.Second)
 		return nil, "", err
 	}
 	// The lookup must be real: a key that is in no table gets 404.
-	if err := checkUnknownKey(ctx, url); err != nil {
+	if err := checkUnknownKey(ctx, client, url); err != nil {
 		b.procs.stop(p, time.Second)
 		return nil, "", fmt.Errorf("%s: %w", target, err)
 	}
 	// And every proxy does the same header work as Switchyard.
-	if err := checkHeaders(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+headersPath, sc.ids[0]); err != nil {
+	if err := checkHeaders(ctx, client, base+headersPath, sc.ids[0], sc.tls()); err != nil {
 		b.procs.stop(p, time.Second)
 		return nil, "", fmt.Errorf("%s: %w", target, err)
 	}
@@ -270,13 +308,12 @@ var handlingHeaders = []string{"X-Cloud-Request-Id", "X-Found-Handling-Cluster",
 // through it) adds the headers Switchyard adds: the forwarding ones to the
 // request, the handling ones to the response, the same request ID to both,
 // and the deployment (key) as the handling cluster.
-func checkHeaders(ctx context.Context, url, key string) error {
+func checkHeaders(ctx context.Context, client *http.Client, url, key string, tls bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set(keyHeader, key)
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -307,6 +344,9 @@ func checkHeaders(ctx context.Context, url, key string) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("does not add the headers Switchyard adds: no %s", strings.Join(missing, ", "))
 	}
+	if proto, want := seen[1], map[bool]string{false: "http", true: "https"}[tls]; proto != want {
+		return fmt.Errorf("X-Forwarded-Proto %q sent to the backend; want %q", proto, want)
+	}
 	if id, sent := resp.Header.Get("X-Cloud-Request-Id"), seen[len(seen)-1]; id != sent {
 		return fmt.Errorf("request ID %q in the response, %q sent to the backend; want the same", id, sent)
 	}
@@ -318,13 +358,12 @@ func checkHeaders(ctx context.Context, url, key string) error {
 
 // checkUnknownKey checks that url answers 404 to a route key of no
 // deployment.
-func checkUnknownKey(ctx context.Context, url string) error {
+func checkUnknownKey(ctx context.Context, client *http.Client, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set(keyHeader, "0123456789abcdef0123456789abcdef")
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -338,8 +377,7 @@ func checkUnknownKey(ctx context.Context, url string) error {
 
 // waitReady polls url (with key in keyHeader when not "") until it answers
 // 200 with a body of size bytes, p exits, or 10 s pass.
-func waitReady(ctx context.Context, p *proc, url, key string, size int) error {
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+func waitReady(ctx context.Context, client *http.Client, p *proc, url, key string, size int) error {
 	deadline := time.Now().Add(10 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
@@ -385,6 +423,12 @@ func checkOnce(ctx context.Context, client *http.Client, url, key string, size i
 		return fmt.Errorf("GET %s: body of %d bytes; want %d", url, n, size)
 	}
 	return nil
+}
+
+// checkClient is the HTTP/1.1 client of the readiness and header checks,
+// with tlsConfig for https URLs.
+func checkClient(tlsConfig *tls.Config) *http.Client {
+	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: tlsConfig}}
 }
 
 // freePort returns a loopback TCP port that was free a moment ago, from

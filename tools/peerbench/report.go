@@ -17,6 +17,52 @@ const (
 	goalRPSRatio = 1.0  // Switchyard req/s ≥ this × HAProxy's
 )
 
+// goalOf is the goal a scenario is read against: the peer, and the
+// bounds on the ratios of req/s (at least) and CPU per request (at most)
+// to it, NaN where none. Plain HTTP/1.1: HAProxy's req/s and 0.95× its
+// CPU; keep-alive over TLS: 0.95× HAProxy's CPU; HTTP/2 and HTTP/3:
+// Caddy's req/s. The handshake scenarios have none.
+func goalOf(sc *scenario) (peer string, rps, cpu float64) {
+	switch sc.kind {
+	case kindHTTP:
+		return "haproxy", goalRPSRatio, goalCPURatio
+	case kindTLS:
+		return "haproxy", math.NaN(), goalCPURatio
+	case kindH2, kindH3:
+		return "caddy", goalRPSRatio, math.NaN()
+	}
+	return "", math.NaN(), math.NaN()
+}
+
+// goalMet tells whether the ratios rr (req/s) and cr (CPU) meet the
+// goal of sc: "yes", "no", or "–" without a goal or a measure.
+func goalMet(sc *scenario, rr, cr float64) string {
+	_, rg, cg := goalOf(sc)
+	if math.IsNaN(rg) && math.IsNaN(cg) {
+		return "–"
+	}
+	if (!math.IsNaN(rg) && math.IsNaN(rr)) || (!math.IsNaN(cg) && math.IsNaN(cr)) {
+		return "–"
+	}
+	if (!math.IsNaN(rg) && rr < rg) || (!math.IsNaN(cg) && cr > cg) {
+		return "no"
+	}
+	return "yes"
+}
+
+// goalText says the goal of sc in words.
+func goalText(sc *scenario) string {
+	switch sc.kind {
+	case kindHTTP:
+		return fmt.Sprintf("req/s ≥ %.2f× and CPU/req ≤ %.2f× HAProxy's", goalRPSRatio, goalCPURatio)
+	case kindTLS:
+		return fmt.Sprintf("CPU/req ≤ %.2f× HAProxy's", goalCPURatio)
+	case kindH2, kindH3:
+		return fmt.Sprintf("req/s ≥ %.2f× Caddy's", goalRPSRatio)
+	}
+	return "none (measured against HAProxy and Caddy)"
+}
+
 // spread is the min, median and max of some values; NaN when there were
 // none.
 type spread struct{ min, med, max float64 }
@@ -76,7 +122,21 @@ func fmtPct(x float64) string {
 	return strconv.FormatFloat(x*100, 'f', 0, 64) + " %"
 }
 
-func fmtP99(d time.Duration) string { return fmtMS(float64(d)/1e6) + " ms" }
+// fmtP99 formats a p99; a negative one is none (handshake scenarios).
+func fmtP99(d time.Duration) string {
+	if d < 0 {
+		return "–"
+	}
+	return fmtMS(float64(d)/1e6) + " ms"
+}
+
+// p99ms is a sample's p99 in ms, NaN when it has none.
+func p99ms(d time.Duration) float64 {
+	if d < 0 {
+		return math.NaN()
+	}
+	return float64(d) / 1e6
+}
 
 // ratio is a/b, NaN when either is missing.
 func ratio(a, b float64) float64 {
@@ -149,7 +209,7 @@ func (b *bench) report() string {
 	if haproxy == "" {
 		haproxy = "not run"
 	}
-	p("Machine: %d CPUs, %s; Linux %s; %s; nginx %s; HAProxy %s; wrk %s; Switchyard at %s. ", m.cpus, m.model, m.kernel, m.goVersion, m.nginx, haproxy, m.wrk, m.revision)
+	p("Machine: %d CPUs, %s; Linux %s; %s; nginx %s; HAProxy %s; Caddy %s; wrk %s; h2load %s; Switchyard at %s. ", m.cpus, m.model, m.kernel, m.goVersion, m.nginx, haproxy, orNotRun(m.caddy), m.wrk, orNotRun(m.h2load), m.revision)
 	syWith := "GOMAXPROCS=1"
 	if len(o.syFlags) > 0 {
 		syWith += " and `" + strings.Join(o.syFlags, " ") + "`"
@@ -162,24 +222,27 @@ func (b *bench) report() string {
 			syWith += "; " + v.target + " adds `" + strings.Join(v.flags, " ") + "`"
 		}
 	}
-	p("The proxies run on CPU %d (Switchyard with %s; nginx with 1 worker, HAProxy with 1 thread), all of a scenario's at once, one under load at a time: the idle ones used %s of that CPU during the closed-loop runs. The nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, fmtIdle(b.idleCPU, b.idleWall), o.loadCPU)
-	p("Goal: at one core, Switchyard's CPU per request ≤ %.2f× HAProxy's and its req/s ≥ %.2f× HAProxy's.\n\n", goalCPURatio, goalRPSRatio)
+	p("The proxies run on CPU %d (Switchyard with %s; Caddy with GOMAXPROCS=1; nginx with 1 worker, HAProxy with 1 thread), all of a scenario's at once, one under load at a time: the idle ones used %s of that CPU during the closed-loop runs. The nginx backend, wrk, the open-loop generator and peerbench share CPU %d.\n\n", o.proxyCPU, syWith, fmtIdle(b.idleCPU, b.idleWall), o.loadCPU)
+	p("Goals, at one core: plain HTTP/1.1, Switchyard's CPU per request ≤ %.2f× HAProxy's and its req/s ≥ %.2f× HAProxy's; keep-alive over TLS, CPU per request ≤ %.2f× HAProxy's; HTTP/2 and HTTP/3, req/s ≥ %.2f× Caddy's.\n\n", goalCPURatio, goalRPSRatio, goalCPURatio, goalRPSRatio)
+	if slices.ContainsFunc(o.scenarios, (*scenario).tls) {
+		p("TLS: every TLS target serves the same certificate (ECDSA P-256, signed by a CA made for the run), with TLS 1.2 and 1.3 and session tickets on; every client asks for TLS 1.3 with X25519 and TLS_AES_128_GCM_SHA256 (wrk and h2load through an OpenSSL configuration, the Go clients through their tls.Config), so every target does the same cryptography. HAProxy and Caddy are also held to X25519 by their configurations.\n\n")
+	}
 
 	p("Scenarios:\n\n")
 	for _, sc := range o.scenarios {
-		p("- **%s**: %s; wrk with %d connections; p99 at %s req/s.\n", sc.name, sc.title, sc.conns(o), fmtRPS(sc.rate(o)))
+		p("- **%s**: %s; %s; targets %s.\n", sc.name, sc.title, loadText(sc, o), strings.Join(sc.targetsOf(o), ", "))
 	}
 	p("\nCells are min / **median** / max over the rounds. CPU is the proxy's user + system time (all its processes and threads) per request completed by wrk; busy is that CPU time over the wall time of the wrk run (median), 100 %% being the whole proxy core. Both are – for direct, which has no proxy. Load CPU is the same for CPU %d, where wrk and the backend run: its busy time per request, and (median) how busy it was during the wrk run. Near 100 %% the load side, not the proxy, set the req/s, and a proxy that makes the load side's work dearer per request (more wake-ups, more segments) gets fewer requests through. Wake-ups are the interrupts by which one CPU wakes a task on the other while that one halted or ran another task (rescheduling and function-call interrupts, /proc/interrupts), per request received by the proxy CPU and by the load CPU (medians): near 0, each CPU found work waiting whenever it looked; near 1 or more, one of them went to sleep between requests and the other paid for waking it, which on a virtual machine is a trip through the hypervisor.\n\n", o.loadCPU)
 	p("| scenario | target | req/s | CPU µs/req | busy | load CPU µs/req | load busy | wake-ups/req proxy / load CPU | p99 ms at fixed rate | runs with errors |\n")
 	p("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: |\n")
 	var problems []string
 	for _, sc := range o.scenarios {
-		for _, t := range o.targets {
+		for _, t := range sc.targetsOf(o) {
 			ss := b.results[sc.name][t]
 			var rps, cpu, busy, loadUS, loadBusy, wakeP, wakeL, p99 []float64
 			bad := 0
 			for i, s := range ss {
-				rps, cpu, p99 = append(rps, s.rps), append(cpu, s.cpuUS), append(p99, float64(s.p99)/1e6)
+				rps, cpu, p99 = append(rps, s.rps), append(cpu, s.cpuUS), append(p99, p99ms(s.p99))
 				busy, loadBusy = append(busy, s.busy), append(loadBusy, s.loadBusy)
 				loadUS = append(loadUS, s.loadUS)
 				wakeP, wakeL = append(wakeP, s.wakeProxy), append(wakeL, s.wakeLoad)
@@ -207,24 +270,28 @@ func (b *bench) report() string {
 			sys = append(sys, t)
 		}
 	}
-	if len(sys) > 0 && (b.hasTarget("haproxy") || b.hasTarget("nginx")) {
-		p("Ratios of medians from this run (Switchyard / peer). Goal met: req/s ratio ≥ %.2f and CPU ratio ≤ %.2f against HAProxy.\n\n", goalRPSRatio, goalCPURatio)
-		p("| scenario | target | req/s vs HAProxy | CPU vs HAProxy | goal met | req/s vs nginx | CPU vs nginx |\n")
-		p("| --- | --- | --: | --: | --- | --: | --: |\n")
+	if len(sys) > 0 && (b.hasTarget("haproxy") || b.hasTarget("nginx") || b.hasTarget("caddy")) {
+		p("Ratios of medians from this run (Switchyard / peer), and each scenario's goal.\n\n")
+		p("| scenario | target | req/s vs HAProxy | CPU vs HAProxy | req/s vs Caddy | CPU vs Caddy | req/s vs nginx | CPU vs nginx | goal | goal met |\n")
+		p("| --- | --- | --: | --: | --: | --: | --: | --: | --- | --- |\n")
 		for _, sc := range o.scenarios {
-			hp, ng := b.medians(sc.name, "haproxy"), b.medians(sc.name, "nginx")
+			hp, cd, ng := b.medians(sc.name, "haproxy"), b.medians(sc.name, "caddy"), b.medians(sc.name, "nginx")
+			peer, _, _ := goalOf(sc)
 			for _, t := range sys {
 				sy := b.medians(sc.name, t)
-				rr, cr := ratio(sy.rps, hp.rps), ratio(sy.cpu, hp.cpu)
-				met := "–"
-				if !math.IsNaN(rr) && !math.IsNaN(cr) {
-					met = "no"
-					if rr >= goalRPSRatio && cr <= goalCPURatio {
-						met = "yes"
-					}
+				if _, ok := b.results[sc.name][t]; !ok {
+					continue
 				}
-				p("| %s | %s | %s | %s | %s | %s | %s |\n", sc.name, t, fmtGoalRatio(rr, goalRPSRatio), fmtGoalRatio(cr, goalCPURatio), met,
-					fmtRatio(ratio(sy.rps, ng.rps)), fmtRatio(ratio(sy.cpu, ng.cpu)))
+				rh, ch := ratio(sy.rps, hp.rps), ratio(sy.cpu, hp.cpu)
+				rc, cc := ratio(sy.rps, cd.rps), ratio(sy.cpu, cd.cpu)
+				met := goalMet(sc, rh, ch)
+				if peer == "caddy" {
+					met = goalMet(sc, rc, cc)
+				}
+				p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", sc.name, t,
+					fmtGoalRatio(rh, goalRPSRatio), fmtGoalRatio(ch, goalCPURatio),
+					fmtGoalRatio(rc, goalRPSRatio), fmtGoalRatio(cc, goalCPURatio),
+					fmtRatio(ratio(sy.rps, ng.rps)), fmtRatio(ratio(sy.cpu, ng.cpu)), goalText(sc), met)
 			}
 		}
 		p("\n")
@@ -265,6 +332,27 @@ func (b *bench) report() string {
 		p("Warning: %s.\n\n", s)
 	}
 	return strings.TrimRight(w.String(), "\n")
+}
+
+// loadText says how sc loads a target, for the report.
+func loadText(sc *scenario, o *options) string {
+	p99 := "p99 at " + fmtRPS(sc.rate(o)) + " req/s"
+	switch sc.kind {
+	case kindHandshake, kindResume:
+		return fmt.Sprintf("peerbench's own Go client, %d connections at a time, each a TLS handshake (certificate not verified), one request with Connection: close, and the server's close; no p99", sc.conns(o))
+	case kindH2:
+		return fmt.Sprintf("h2load with %d connections × %d streams; %s (the loadtest package over HTTP/2)", sc.conns(o), sc.streams, p99)
+	case kindH3:
+		return fmt.Sprintf("the loadtest package (quic-go) with %d connections × %d streams; %s", sc.conns(o), sc.streams, p99)
+	}
+	return fmt.Sprintf("wrk with %d connections; %s", sc.conns(o), p99)
+}
+
+func orNotRun(s string) string {
+	if s == "" {
+		return "not run"
+	}
+	return s
 }
 
 // commandLine is how this run was invoked, quoted for a shell.

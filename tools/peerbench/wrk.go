@@ -68,6 +68,10 @@ func firstLines(s string, n int) string {
 func (b *bench) runWrk(ctx context.Context, url string, conns int, d time.Duration, sc *scenario) (wrkResult, error) {
 	secs := int((d + time.Second - 1) / time.Second)
 	argv := []string{b.tools.wrk, "-t1", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(secs) + "s", "--timeout", "10s"}
+	if sc.tls() {
+		// wrk takes the run's TLS parameters from OpenSSL's configuration.
+		argv = append([]string{"env", "OPENSSL_CONF=" + b.opensslConf}, argv...)
+	}
 	if sc.luaScript != "" {
 		argv = append(argv, "-s", sc.luaScript)
 	} else {
