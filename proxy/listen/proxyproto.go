@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -168,112 +167,34 @@ func ProxyProtocol(cfg ProxyConfig) Layer {
 		if cfg.Mode == ProxyOff {
 			return ln
 		}
-		return &proxyListener{
-			Listener: ln,
-			cfg:      cfg,
-			ready:    make(chan accepted),
-			done:     make(chan struct{}),
-			pending:  make(map[net.Conn]struct{}),
-		}
+		l := &proxyLayer{cfg: cfg}
+		return newPrepListener(ln, l.admit, l.handshake)
 	}
 }
 
-type proxyListener struct {
-	net.Listener
-	cfg   ProxyConfig
-	start sync.Once
-	ready chan accepted // connections (or errors) for Accept
-	done  chan struct{} // closed by Close
-
-	closeOnce sync.Once
-	closeErr  error
-
-	mu      sync.Mutex
-	closed  bool
-	pending map[net.Conn]struct{} // connections whose header is being read
+type proxyLayer struct {
+	cfg ProxyConfig
 }
 
-type accepted struct {
-	c   net.Conn
-	err error
-}
-
-// Accept returns the next connection that passed the layer.
-func (l *proxyListener) Accept() (net.Conn, error) {
-	l.start.Do(func() { go l.acceptLoop() })
-	select {
-	case a := <-l.ready:
-		return a.c, a.err
-	case <-l.done:
-		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
+// admit gives c a record when it has none, and decides by its peer: a
+// listed one's header is read, any other is direct or refused.
+func (l *proxyLayer) admit(c net.Conn) (net.Conn, admission) {
+	if InfoOf(c) == nil {
+		w := &layerConn{Conn: c, own: NewInfo("", c.RemoteAddr())}
+		w.info = &w.own
+		c = w
 	}
-}
-
-// Close closes the listener and the connections whose header is still
-// being read.
-func (l *proxyListener) Close() error {
-	l.closeOnce.Do(func() {
-		close(l.done)
-		l.closeErr = l.Listener.Close()
-		l.mu.Lock()
-		l.closed = true
-		for c := range l.pending {
-			c.Close()
-		}
-		l.mu.Unlock()
-	})
-	return l.closeErr
-}
-
-func (l *proxyListener) acceptLoop() {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			if !l.deliver(accepted{err: err}) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue // the server decides whether to go on
-			}
-			return
-		}
-		info := InfoOf(c)
-		if info == nil {
-			w := &proxyConn{Conn: c, own: NewInfo("", c.RemoteAddr())}
-			w.info = &w.own
-			c, info = w, w.info
-		}
-		if !l.listed(info.Peer.Addr()) {
-			if l.cfg.Mode == ProxyOn {
-				l.cfg.Counts.add(RefusedUnlisted)
-				c.Close()
-				continue
-			}
-			if !l.deliver(accepted{c: c}) {
-				c.Close()
-			}
-			continue
-		}
-		if !l.track(c) {
-			c.Close()
-			return
-		}
-		go l.handshake(c, info)
+	if l.listed(InfoOf(c).Peer.Addr()) {
+		return c, admitPrepare
 	}
-}
-
-// deliver hands a to Accept; false once the listener is closed.
-func (l *proxyListener) deliver(a accepted) bool {
-	select {
-	case l.ready <- a:
-		return true
-	case <-l.done:
-		return false
+	if l.cfg.Mode == ProxyOn {
+		l.cfg.Counts.add(RefusedUnlisted)
+		return c, admitRefused
 	}
+	return c, admitDirect
 }
 
-func (l *proxyListener) listed(a netip.Addr) bool {
+func (l *proxyLayer) listed(a netip.Addr) bool {
 	for _, p := range l.cfg.From {
 		if p.Contains(a) {
 			return true
@@ -282,37 +203,18 @@ func (l *proxyListener) listed(a netip.Addr) bool {
 	return false
 }
 
-// track records c as pending; false when the listener is closed.
-func (l *proxyListener) track(c net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.pending[c] = struct{}{}
-	return true
-}
-
-func (l *proxyListener) untrack(c net.Conn) {
-	l.mu.Lock()
-	delete(l.pending, c)
-	l.mu.Unlock()
-}
-
-// handshake reads c's header and hands c to Accept, or closes it.
-func (l *proxyListener) handshake(c net.Conn, info *Info) {
-	nc, refusal, ok := l.readHeader(c, info)
-	l.untrack(c)
+// handshake reads c's header and returns the connection to serve, or
+// closes c.
+func (l *proxyLayer) handshake(c net.Conn) (net.Conn, func(net.Conn)) {
+	nc, refusal, ok := l.readHeader(c, InfoOf(c))
 	if !ok {
 		if refusal != refusedNone {
 			l.cfg.Counts.add(refusal)
 		}
 		c.Close()
-		return
+		return nil, nil
 	}
-	if !l.deliver(accepted{c: nc}) {
-		c.Close()
-	}
+	return nc, nil
 }
 
 // refusedNone marks a connection closed without being counted.
@@ -321,7 +223,7 @@ const refusedNone Refusal = -1
 // readHeader reads c's header into info (c's record), and returns the
 // connection to serve: one that returns first the bytes read past the
 // header.
-func (l *proxyListener) readHeader(c net.Conn, info *Info) (*proxyConn, Refusal, bool) {
+func (l *proxyLayer) readHeader(c net.Conn, info *Info) (*layerConn, Refusal, bool) {
 	deadline := time.Now().Add(l.cfg.Timeout)
 	if err := c.SetReadDeadline(deadline); err != nil {
 		return nil, RefusedClosed, false
@@ -359,9 +261,9 @@ func (l *proxyListener) readHeader(c net.Conn, info *Info) (*proxyConn, Refusal,
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
 		return nil, RefusedClosed, false
 	}
-	pc, ok := c.(*proxyConn)
+	pc, ok := c.(*layerConn)
 	if !ok {
-		pc = &proxyConn{Conn: c, info: info}
+		pc = &layerConn{Conn: c, info: info}
 	}
 	if h != nil && h.Command.IsProxy() {
 		if src, ok := sourceOf(h); ok {
@@ -426,55 +328,4 @@ func isTimeout(err error) bool {
 func isReadError(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe)
-}
-
-// proxyConn is a connection after the PROXY protocol layer. It carries
-// the wrapped connection's record (or one of its own when that has none),
-// returns first the bytes the header read buffered past the header, and
-// gives the header's client as its RemoteAddr.
-type proxyConn struct {
-	net.Conn
-	info   *Info
-	own    Info     // the record, when the wrapped connection has none
-	remote net.Addr // the header's client; nil: the wrapped connection's peer
-	rest   []byte
-}
-
-func (c *proxyConn) Info() *Info { return c.info }
-
-func (c *proxyConn) Read(p []byte) (int, error) {
-	if len(c.rest) > 0 {
-		n := copy(p, c.rest)
-		c.rest = c.rest[n:]
-		if len(c.rest) == 0 {
-			c.rest = nil
-		}
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// RemoteAddr is the client's address.
-func (c *proxyConn) RemoteAddr() net.Addr {
-	if c.remote != nil {
-		return c.remote
-	}
-	return c.Conn.RemoteAddr()
-}
-
-// ReadFrom writes r to the connection the way the wrapped connection does
-// (splicing, large writes), when it can.
-func (c *proxyConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
-}
-
-// CloseWrite half-closes the connection, when the wrapped one can.
-func (c *proxyConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
 }

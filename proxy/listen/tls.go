@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -109,109 +108,19 @@ func TLS(cfg TLSConfig) Layer {
 		cfg.Timeout = DefaultHandshakeTimeout
 	}
 	return func(ln net.Listener) net.Listener {
-		return &tlsListener{
-			Listener: ln,
-			cfg:      cfg,
-			ready:    make(chan accepted),
-			done:     make(chan struct{}),
-			pending:  make(map[net.Conn]struct{}),
-		}
+		l := &tlsLayer{cfg: cfg}
+		return newPrepListener(ln, nil, l.handshake)
 	}
 }
 
-type tlsListener struct {
-	net.Listener
-	cfg   TLSConfig
-	start sync.Once
-	ready chan accepted // connections (or errors) for Accept
-	done  chan struct{} // closed by Close
-
-	closeOnce sync.Once
-	closeErr  error
-
-	mu      sync.Mutex
-	closed  bool
-	pending map[net.Conn]struct{} // connections in their handshake
+type tlsLayer struct {
+	cfg TLSConfig
 }
 
-// Accept returns the next connection whose handshake is done.
-func (l *tlsListener) Accept() (net.Conn, error) {
-	l.start.Do(func() { go l.acceptLoop() })
-	select {
-	case a := <-l.ready:
-		return a.c, a.err
-	case <-l.done:
-		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
-	}
-}
-
-// Close closes the listener and the connections still in their
-// handshake.
-func (l *tlsListener) Close() error {
-	l.closeOnce.Do(func() {
-		close(l.done)
-		l.closeErr = l.Listener.Close()
-		l.mu.Lock()
-		l.closed = true
-		for c := range l.pending {
-			c.Close()
-		}
-		l.mu.Unlock()
-	})
-	return l.closeErr
-}
-
-func (l *tlsListener) acceptLoop() {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			if !l.deliver(accepted{err: err}) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue // the server decides whether to go on
-			}
-			return
-		}
-		if !l.track(c) {
-			c.Close()
-			return
-		}
-		go l.handshake(c, time.Now().Add(l.cfg.Timeout))
-	}
-}
-
-// deliver hands a to Accept; false once the listener is closed.
-func (l *tlsListener) deliver(a accepted) bool {
-	select {
-	case l.ready <- a:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-// track records c as pending; false when the listener is closed.
-func (l *tlsListener) track(c net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.pending[c] = struct{}{}
-	return true
-}
-
-func (l *tlsListener) untrack(c net.Conn) {
-	l.mu.Lock()
-	delete(l.pending, c)
-	l.mu.Unlock()
-}
-
-// handshake does c's handshake and hands the TLS connection to Accept, or
-// closes c.
-func (l *tlsListener) handshake(c net.Conn, deadline time.Time) {
+// handshake does c's handshake within the timeout and returns the TLS
+// connection, and for an HTTP/2 one where it goes; or closes c.
+func (l *tlsLayer) handshake(c net.Conn) (net.Conn, func(net.Conn)) {
+	deadline := time.Now().Add(l.cfg.Timeout)
 	tc := &tlsConn{Conn: tls.Server(c, l.cfg.Config)}
 	if info := InfoOf(c); info != nil {
 		tc.info = info
@@ -226,24 +135,20 @@ func (l *tlsListener) handshake(c net.Conn, deadline time.Time) {
 	if err == nil {
 		err = c.SetDeadline(time.Time{})
 	}
-	l.untrack(c)
 	if err != nil {
 		l.cfg.Counts.add(l.failure(err, deadline))
 		c.Close()
-		return
+		return nil, nil
 	}
 	st := tc.ConnectionState()
 	tc.info.TLS = &st
 	if st.NegotiatedProtocol == "h2" && l.cfg.H2 != nil {
-		l.cfg.H2(tc)
-		return
+		return tc, l.cfg.H2
 	}
-	if !l.deliver(accepted{c: tc}) {
-		c.Close()
-	}
+	return tc, nil
 }
 
-func (l *tlsListener) failure(err error, deadline time.Time) HandshakeFailure {
+func (l *tlsLayer) failure(err error, deadline time.Time) HandshakeFailure {
 	var verr *tls.CertificateVerificationError
 	switch {
 	case l.cfg.NoCertificate != nil && errors.Is(err, l.cfg.NoCertificate):
