@@ -58,6 +58,10 @@ type Config struct {
 	// MaxHeaderBytes bounds the request line and headers; larger requests get
 	// 431. Default 16 KiB.
 	MaxHeaderBytes int
+	// HTTP2Cleartext serves HTTP/2 with prior knowledge (h2c, no
+	// Upgrade) on the plain listener, beside HTTP/1.1: a connection that
+	// starts with HTTP/2's preface is HTTP/2.
+	HTTP2Cleartext bool
 	// MaxConcurrentStreams bounds the concurrent streams (requests) of an
 	// HTTP/2 or HTTP/3 client connection. Default 250.
 	MaxConcurrentStreams int

@@ -589,3 +589,48 @@ func streamEcho(c *http.Client, base string, size int64, proto int) (int64, erro
 	}
 	return most.Load() - before, nil
 }
+
+// With --http2-cleartext the plain listener serves HTTP/2 with prior
+// knowledge beside HTTP/1.1, over the same request path (the instance
+// gets X-Forwarded-Proto http); without it, such a client is not served.
+func TestHTTP2Cleartext(t *testing.T) {
+	h2c := func() *http.Client {
+		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	}
+	b := startBackend(t, "a-1", nil)
+	tbl := mustTable(t, &routes.DeploymentSpec{ID: depA, Kind: "es", Serving: map[string]int{"blue": 100},
+		Instances: []*routes.Instance{inst("a-1", b.addr, "zone-a", "blue")}})
+	p := startProxy(t, Config{HTTP2Cleartext: true}, tbl)
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		proto  int
+	}{{"h2c", h2c(), 2}, {"HTTP/1.1", http.DefaultClient, 1}} {
+		status, _, h := getVia(t, c.client, p.url+"/_search", "X-Found-Cluster", depA)
+		if status != 200 || h.Get("X-Instance") != "a-1" {
+			t.Errorf("%s: %d from %q", c.name, status, h.Get("X-Instance"))
+		}
+		if got := b.lastRequest().Header.Get("X-Forwarded-Proto"); got != "http" {
+			t.Errorf("%s: X-Forwarded-Proto %q", c.name, got)
+		}
+	}
+	_, m, _ := get(t, "http://"+p.AdminAddr().String()+"/metrics")
+	if want := `switchyard_requests_total{code_class="2xx",protocol="HTTP/2"} 1`; !strings.Contains(m, want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
+
+	off := startProxy(t, Config{}, tbl)
+	req, _ := http.NewRequest("GET", off.url+"/_search", nil)
+	req.Header.Set("X-Found-Cluster", depA)
+	if resp, err := h2c().Do(req); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("an h2c client was served without --http2-cleartext")
+		}
+	}
+}

@@ -168,7 +168,7 @@ func New(cfg Config) (*Server, error) {
 		SecureErrorLogMessage:        true,
 		Logger:                       fasthttpLogger{cfg.Logger},
 	}
-	if tlsConf != nil {
+	if tlsConf != nil || cfg.HTTP2Cleartext {
 		s.h2 = newH2FrontEnd(s)
 	}
 	return s, nil
@@ -367,8 +367,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() {
 		// The listener stack: TCP connections get the client connection
 		// handling, every connection its record, and the PROXY protocol
-		// layer (when on) the client's address in it.
-		errc <- s.srv.Serve(listen.Stack(ln, s.tcpLayer(s.clients.Name), listen.Named(s.clients.Name), s.proxyLayer()))
+		// layer (when on) the client's address in it; with cleartext
+		// HTTP/2 on, connections that start with its preface go to the
+		// h2 front end.
+		errc <- s.srv.Serve(listen.Stack(ln, s.tcpLayer(s.clients.Name), listen.Named(s.clients.Name), s.proxyLayer(), s.h2cLayer()))
 	}()
 	if tln != nil {
 		// The same stack with TLS on top: the handshake, off the accept
@@ -488,6 +490,16 @@ func (s *Server) tlsLayer() listen.Layer {
 		NoClientCertificate: tlscert.ErrNoClientCertificate,
 		H2:                  s.h2.serve,
 	})
+}
+
+// h2cLayer is the plain listener's cleartext HTTP/2 layer; it passes
+// connections through untouched unless Config.HTTP2Cleartext is on.
+func (s *Server) h2cLayer() listen.Layer {
+	cfg := listen.H2CConfig{Timeout: s.cfg.ClientHeaderTimeout}
+	if s.cfg.HTTP2Cleartext {
+		cfg.H2 = s.h2.serve
+	}
+	return listen.H2C(cfg)
 }
 
 // proxyLayer is the PROXY protocol layer of the listener stack; it

@@ -66,6 +66,7 @@ func TestFlagsSetFields(t *testing.T) {
 		{[]string{"--tls-ticket-rotation", "6h"}, func(s *ProxyOptions) any { return s.Config.TLS.TicketRotation }, 6 * time.Hour},
 		{[]string{"--client-header-timeout", "3s"}, func(s *ProxyOptions) any { return s.Config.ClientHeaderTimeout }, 3 * time.Second},
 		{[]string{"--client-idle-timeout", "2m"}, func(s *ProxyOptions) any { return s.Config.ClientIdleTimeout }, 2 * time.Minute},
+		{[]string{"--http2-cleartext"}, func(s *ProxyOptions) any { return s.Config.HTTP2Cleartext }, true},
 		{[]string{"--http3"}, func(s *ProxyOptions) any { return s.Config.TLS.HTTP3 }, true},
 		{[]string{"--max-concurrent-streams", "100"}, func(s *ProxyOptions) any { return s.Config.MaxConcurrentStreams }, 100},
 		{[]string{"--max-header-bytes", "32KiB"}, func(s *ProxyOptions) any { return s.Config.MaxHeaderBytes }, 32 << 10},

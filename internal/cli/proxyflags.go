@@ -97,6 +97,8 @@ var proxyFlags = []*option[ProxyOptions]{
 			}
 			return nil
 		}},
+	{name: "http2-cleartext", usage: "serve HTTP/2 with prior knowledge (h2c, no Upgrade) on --listen beside HTTP/1.1 (default false)",
+		set: func(o *ProxyOptions, v string) error { return setBool(&o.Config.HTTP2Cleartext, v) }},
 	{name: "http3", usage: "serve HTTP/3 over QUIC on the UDP port of --tls-listen's address, announced by Alt-Svc on TLS responses (default false)",
 		set: func(o *ProxyOptions, v string) error { return setBool(&o.Config.TLS.HTTP3, v) }},
 	{name: "tls-ticket-rotation", arg: "DURATION", usage: "how often the TLS session ticket key is replaced; tickets of the previous key still resume (default 24h)",
