@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/loadtest"
+	"github.com/switchyard/switchyard/proxy/tlscert/tlstest"
 )
 
 // haproxyBinary returns the HAProxy to run: haproxy on PATH, else
@@ -69,10 +71,15 @@ backend proxies
 // startLB runs HAProxy on a free loopback address in front of the
 // proxies at a and b, and waits until it listens.
 func startLB(t *testing.T, bin, a, b string) string {
+	return startLBConfig(t, bin, lbConfig, a, b)
+}
+
+// startLBConfig is startLB with the configuration template config.
+func startLBConfig(t *testing.T, bin, config, a, b string) string {
 	t.Helper()
 	addr := testutil.FreeAddr(t)
 	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, lbConfig, addr, a, b), 0o644); err != nil {
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, config, addr, a, b), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out testutil.Buffer
@@ -114,12 +121,13 @@ func startLB(t *testing.T, bin, a, b string) string {
 // startProxyBehindLB runs `switchyard proxy` taking the PROXY protocol
 // from 127.0.0.1 only, and waits until its admin /_health says 200 (the
 // client listener answers only with a header).
-func startProxyBehindLB(t *testing.T, routesFile, accessLog string) *proc {
+func startProxyBehindLB(t *testing.T, routesFile, accessLog string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{addr: testutil.FreeAddr(t), admin: testutil.FreeAddr(t), stderr: &testutil.Buffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "proxy", "--routes-file", routesFile, "--listen", p.addr, "--admin-listen", p.admin,
+	args := []string{"proxy", "--routes-file", routesFile, "--listen", p.addr, "--admin-listen", p.admin,
 		"--access-log", accessLog, "--proxy-protocol", "on", "--proxy-protocol-from", "127.0.0.1",
-		"--drain-delay", "2s", "--shutdown-timeout", "5s")
+		"--drain-delay", "2s", "--shutdown-timeout", "5s"}
+	p.cmd = exec.Command(binary, append(args, extra...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -326,4 +334,90 @@ func TestLoadBalancerDrainAndClientAddress(t *testing.T) {
 			t.Errorf("unexpected access log lines %q: %d", k, total[k])
 		}
 	}
+}
+
+// Two proxies' TLS listeners behind HAProxy (TCP mode: TLS passes
+// through; PROXY protocol v2; health checks over TLS), under HTTP/2 load
+// with several streams per connection: a proxy stopped with SIGTERM
+// tells its HTTP/2 clients with GOAWAY, they reconnect through the
+// balancer to the other, and no request fails.
+func TestLoadBalancerDrainHTTP2(t *testing.T) {
+	bin := haproxyBinary(t)
+	if bin == "" {
+		t.Skip("no haproxy binary; scripts/install-test-deps.sh installs it")
+	}
+	inst := &forwardedFor{seen: map[string]int{}}
+	b1, b2 := startBackend(t, inst), startBackend(t, inst)
+	dir := t.TempDir()
+	routes := filepath.Join(dir, "routes.yaml")
+	writeFileAtomic(t, routes, fmt.Sprintf("domain: example.test\ndeployments:\n  - id: %s\n    kind: es\n    serving: {blue: 100}\n"+
+		"    instances:\n      - {id: i-0001, addr: %q, zone: zone-a, generation: blue}\n      - {id: i-0002, addr: %q, zone: zone-a, generation: blue}\n",
+		depID, b1.addr, b2.addr))
+	ca := tlstest.NewCA(t)
+	cert, key := ca.Leaf(t, time.Now().Add(time.Hour), "proxy.test").Write(t, dir, "proxy")
+	logs := []string{filepath.Join(dir, "access-1.log"), filepath.Join(dir, "access-2.log")}
+	tlsAddr := []string{testutil.FreeAddr(t), testutil.FreeAddr(t)}
+	var ps []*proc
+	for i := range 2 {
+		ps = append(ps, startProxyBehindLB(t, routes, logs[i], "--tls-listen", tlsAddr[i], "--tls-cert", cert, "--tls-key", key))
+	}
+	lb := startLBConfig(t, bin, strings.Replace(lbConfig, "check inter 200ms", "check check-ssl verify none inter 200ms", 1), tlsAddr[0], tlsAddr[1])
+
+	l, err := loadtest.Start(context.Background(), loadtest.Config{
+		URL: "https://" + lb + "/", Header: http.Header{"X-Found-Cluster": {depID}},
+		Protocol: loadtest.HTTP2, Streams: 4, TLSConfig: &tls.Config{RootCAs: ca.Pool(), ServerName: "proxy.test"},
+		Rate: 200, Connections: 4, Duration: 6 * time.Second, Timeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Stop() })
+	time.Sleep(2 * time.Second)
+	ps[0].signal(t, syscall.SIGTERM)
+	if code := ps[0].wait(t, 15*time.Second); code != 0 {
+		t.Errorf("proxy-1 exited with %d; want 0", code)
+	}
+	r := l.Wait()
+	checkNoFailures(t, "HTTP/2 load through the balancer, one proxy stopped", r)
+	ps[1].signal(t, syscall.SIGTERM)
+	ps[1].wait(t, 15*time.Second)
+
+	// Both proxies served the load over HTTP/2, with the client's address.
+	var total int64
+	for i, path := range logs {
+		n := accessLogProtocol(t, path, "HTTP/2", "127.0.0.1")
+		t.Logf("proxy-%d: %d HTTP/2 requests from 127.0.0.1", i+1, n)
+		if n == 0 {
+			t.Errorf("proxy-%d logged no HTTP/2 request from 127.0.0.1", i+1)
+		}
+		total += n
+	}
+	if total != r.Status[200] {
+		t.Errorf("the access logs hold %d HTTP/2 requests; want %d, one per answered request", total, r.Status[200])
+	}
+}
+
+// accessLogProtocol counts the access log lines at path of requests
+// (not health checks) in protocol from client.
+func accessLogProtocol(t *testing.T, path, protocol, client string) int64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var e struct {
+			Protocol string `json:"protocol"`
+			ClientIP string `json:"client_ip"`
+			Path     string `json:"path"`
+		}
+		if line == "" || json.Unmarshal([]byte(line), &e) != nil || e.Path == "/_health" {
+			continue
+		}
+		if e.Protocol == protocol && e.ClientIP == client {
+			n++
+		}
+	}
+	return n
 }
