@@ -29,34 +29,37 @@ func (c *Change) Len() int {
 	return len(c.IDs)
 }
 
-// diff is the change from prev to s: the deployments whose encoding
-// differs, is new, or is gone. A deployment that is the same spec as in
-// prev (NewSnapshot shared its encoding) is not compared.
-func diff(prev, s *Snapshot) *Change {
-	type touched struct {
-		id            string
-		before, after []byte
+// changeBuilder collects a Change while NewSnapshot builds a snapshot
+// from its predecessor.
+type changeBuilder struct {
+	ts    []touched
+	added int
+}
+
+type touched struct {
+	id            string
+	before, after []byte
+}
+
+// touch records a deployment that was given a new spec (after non-nil) or
+// removed (after nil); before is its encoding in the predecessor, had
+// whether it was there. A new spec with the same encoding is not a
+// change.
+func (b *changeBuilder) touch(id string, before, after []byte, had bool) {
+	switch {
+	case !had:
+		b.added++
+	case after != nil && string(before) == string(after):
+		return
 	}
-	var ts []touched
-	for _, id := range s.IDs {
-		after := s.Deps[id]
-		before, ok := prev.Deps[id]
-		if ok && (prev.src[id] == s.src[id] || string(before) == string(after)) {
-			continue
-		}
-		ts = append(ts, touched{id, before, after})
-	}
-	removed := false
-	for _, id := range prev.IDs {
-		if _, ok := s.Deps[id]; !ok {
-			ts, removed = append(ts, touched{id, prev.Deps[id], nil}), true
-		}
-	}
-	if removed {
-		slices.SortFunc(ts, func(a, b touched) int { return strings.Compare(a.id, b.id) })
-	}
-	c := &Change{IDs: make([]string, len(ts)), Before: make([][]byte, len(ts)), After: make([][]byte, len(ts))}
-	for i, t := range ts {
+	b.ts = append(b.ts, touched{id, before, after})
+}
+
+// finish returns the Change, its deployments sorted by ID.
+func (b *changeBuilder) finish() *Change {
+	slices.SortFunc(b.ts, func(x, y touched) int { return strings.Compare(x.id, y.id) })
+	c := &Change{IDs: make([]string, len(b.ts)), Before: make([][]byte, len(b.ts)), After: make([][]byte, len(b.ts))}
+	for i, t := range b.ts {
 		c.IDs[i], c.Before[i], c.After[i] = t.id, t.before, t.after
 	}
 	return c

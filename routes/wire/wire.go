@@ -108,24 +108,46 @@ type Snapshot struct {
 // snapshot also records what changed from it (Change).
 func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.DeploymentSpec) *Snapshot {
 	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones)),
-		Deps: make(map[string][]byte, len(deps)), IDs: make([]string, 0, len(deps)),
-		src: make(map[string]*routes.DeploymentSpec, len(deps))}
+		Deps: make(map[string][]byte, len(deps)), src: make(map[string]*routes.DeploymentSpec, len(deps))}
 	for z, st := range zones {
 		s.Zones[z] = st.String()
 	}
+	var ch changeBuilder
 	for id, d := range deps {
-		if prev != nil && prev.src[id] == d {
-			s.Deps[id] = prev.Deps[id]
-		} else {
-			s.Deps[id] = EncodeDeployment(d)
-		}
 		s.src[id] = d
-		s.IDs = append(s.IDs, id)
+		if prev == nil {
+			s.Deps[id] = EncodeDeployment(d)
+			continue
+		}
+		before, had := prev.Deps[id]
+		if had && prev.src[id] == d {
+			s.Deps[id] = before
+			continue
+		}
+		enc := EncodeDeployment(d)
+		s.Deps[id] = enc
+		ch.touch(id, before, enc, had)
 	}
-	sort.Strings(s.IDs)
+	if prev != nil && ch.added == 0 && len(deps) == len(prev.IDs) {
+		// The same IDs: share the sorted list.
+		s.IDs = prev.IDs
+	} else {
+		s.IDs = make([]string, 0, len(deps))
+		for id := range deps {
+			s.IDs = append(s.IDs, id)
+		}
+		sort.Strings(s.IDs)
+		if prev != nil && len(prev.IDs)+ch.added != len(deps) {
+			for _, id := range prev.IDs {
+				if _, ok := deps[id]; !ok {
+					ch.touch(id, prev.Deps[id], nil, true)
+				}
+			}
+		}
+	}
 	s.Hash = tableHash(s.Domain, s.Zones, s.IDs, s.Deps)
 	if prev != nil {
-		s.change = diff(prev, s)
+		s.change = ch.finish()
 	}
 	return s
 }
