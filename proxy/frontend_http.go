@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/proxy/head"
@@ -31,7 +32,9 @@ type httpFrontEnd Server
 
 func (f *httpFrontEnd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := (*Server)(f)
-	c := &httpClient{w: w, r: r, rc: http.NewResponseController(w)}
+	c := httpClients.Get().(*httpClient)
+	c.w, c.r, c.rc = w, r, http.NewResponseController(w)
+	defer c.release()
 	// The instance may answer while the request body still streams to it
 	// (an echo, an early error): net/http's HTTP/1 server would otherwise
 	// discard the unread body when the response starts.
@@ -40,7 +43,7 @@ func (f *httpFrontEnd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.fe, x.req, x.resp = c, &c.req, &c.resp
 	s.begin(x, time.Now())
 	var d delivery
-	switch err := c.readRequest(); {
+	switch err := c.readRequest(s.cfg.MaxHeaderBytes); {
 	case err == nil:
 		d = x.serve(s.ids.next(&x.idBuf))
 	default:
@@ -83,7 +86,9 @@ func (s *Server) begin(x *exchange, start time.Time) {
 	s.progress.requestStarted(start)
 }
 
-// httpClient is the front end of a net/http request.
+// httpClient is the front end of a net/http request. They are pooled
+// (httpClients) with their heads and buffers: a request reuses what an
+// earlier one grew.
 type httpClient struct {
 	w     http.ResponseWriter
 	r     *http.Request
@@ -91,8 +96,30 @@ type httpClient struct {
 	req   head.Request
 	resp  head.Response
 	body  []byte // the proxy's own response body
-	mem   []byte // a short body of known length, read ahead
+	mem   []byte // a short body of known length, read ahead (in memBuf)
 	close bool
+
+	memBuf  []byte
+	wire    bytes.Buffer  // the request head in HTTP/1.1 form
+	wireR   *bufio.Reader // reads wire
+	names   []string      // the request's header names, sorted
+	copyBuf []byte        // the response body's copy buffer
+}
+
+var httpClients = sync.Pool{New: func() any { return new(httpClient) }}
+
+// release returns c to the pool, once nothing refers to its heads.
+func (c *httpClient) release() {
+	c.w, c.r, c.rc = nil, nil, nil
+	c.req.Reset()
+	c.resp.Reset()
+	c.body, c.mem, c.close = nil, nil, false
+	if c.wire.Cap() > 64<<10 {
+		c.wire = bytes.Buffer{} // an outsized head is not kept
+	}
+	clear(c.names)
+	c.names = c.names[:0]
+	httpClients.Put(c)
 }
 
 var _ frontEnd = (*httpClient)(nil)
@@ -101,9 +128,10 @@ var _ frontEnd = (*httpClient)(nil)
 // fasthttp front end parses from the wire: a request line in HTTP/1.1,
 // Host first, then the header lines, with the framing of the body net/http
 // read, and reads a short body of known length ahead.
-func (c *httpClient) readRequest() error {
+func (c *httpClient) readRequest(maxHeaderBytes int) error {
 	r := c.r
-	var b bytes.Buffer
+	b := &c.wire
+	b.Reset()
 	b.WriteString(r.Method)
 	b.WriteByte(' ')
 	b.WriteString(r.RequestURI)
@@ -111,11 +139,12 @@ func (c *httpClient) readRequest() error {
 	if r.Host != "" {
 		b.WriteString("Host: " + r.Host + "\r\n")
 	}
-	names := make([]string, 0, len(r.Header))
+	names := c.names[:0]
 	for k := range r.Header {
 		names = append(names, k)
 	}
 	slices.Sort(names) // the order of a map; sorted, so that it is one order
+	c.names = names
 	for _, k := range names {
 		switch http.CanonicalHeaderKey(k) {
 		case "Host", "Content-Length", "Transfer-Encoding", "Upgrade":
@@ -133,11 +162,21 @@ func (c *httpClient) readRequest() error {
 		b.WriteString("Transfer-Encoding: chunked\r\n")
 	}
 	b.WriteString("\r\n")
-	if err := c.req.Read(bufio.NewReader(&b)); err != nil {
+	// The reader holds the whole head: net/http bounded it already
+	// (MaxHeaderBytes), and the request line and framing come on top.
+	if size := maxHeaderBytes + 8<<10; c.wireR == nil || c.wireR.Size() < size {
+		c.wireR = bufio.NewReaderSize(b, size)
+	} else {
+		c.wireR.Reset(b)
+	}
+	if err := c.req.Read(c.wireR); err != nil {
 		return err
 	}
 	if n := r.ContentLength; n > 0 && n <= prefetchBytes {
-		c.mem = make([]byte, n)
+		if int64(cap(c.memBuf)) < n {
+			c.memBuf = make([]byte, prefetchBytes)
+		}
+		c.mem = c.memBuf[:n]
 		if _, err := io.ReadFull(r.Body, c.mem); err != nil {
 			return &upstreamBodyError{err}
 		}
@@ -269,7 +308,10 @@ func (c *httpClient) writeHeader(streamed bool, length int64) {
 // piece so that a streamed response reaches the client as it comes. It
 // returns the client's write error, if any.
 func (c *httpClient) copyBody(x *exchange) error {
-	buf := make([]byte, 32<<10)
+	if c.copyBuf == nil {
+		c.copyBuf = make([]byte, 32<<10)
+	}
+	buf := c.copyBuf
 	for {
 		n, err := x.Read(buf)
 		if n > 0 {

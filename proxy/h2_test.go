@@ -634,3 +634,24 @@ func TestHTTP2Cleartext(t *testing.T) {
 		}
 	}
 }
+
+// A request head as large as the limit allows passes through HTTP/2 as
+// through HTTP/1.1: the front end's copy of the head holds all of it.
+func TestHTTP2LargeHead(t *testing.T) {
+	f := startH2Proxy(t, nil, nil)
+	big := strings.Repeat("v", 12<<10)
+	req := f.request(context.Background(), "GET", "/_search", nil)
+	req.Header.Set("X-Big", big)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var got string
+	if last := f.backend.lastRequest(); last != nil {
+		got = last.Header.Get("X-Big")
+	}
+	if resp.StatusCode != 200 || got != big {
+		t.Errorf("%d; the instance got %d bytes of X-Big; want 200 and all %d", resp.StatusCode, len(got), len(big))
+	}
+}

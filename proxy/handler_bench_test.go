@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -121,4 +122,50 @@ func inMemoryProxy(tb testing.TB, alog accesslog.Config, bodySize int) (do func(
 		s.alog.Close()
 	}
 	return do, stop
+}
+
+// BenchmarkHTTPHandlerInMemory is BenchmarkHandlerInMemory through the
+// net/http front end (the handler of HTTP/2 and HTTP/3), called
+// directly with a recorder: the front end's own cost per request, with
+// the instance in memory.
+func BenchmarkHTTPHandlerInMemory(b *testing.B) {
+	for _, size := range []int{2, 4 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("body=%d", size), func(b *testing.B) {
+			backendLn := fasthttputil.NewInmemoryListener()
+			body := bytes.Repeat([]byte("x"), size)
+			backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) }}
+			go backend.Serve(backendLn)
+			defer backend.Shutdown()
+			tbl, _ := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{{
+				ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
+				Instances: []*routes.Instance{inst("i", "memory:1", "z", "g")},
+			}})
+			s, err := New(Config{
+				AccessLog: accessLogDiscard(),
+				Dial:      func(string, time.Duration) (net.Conn, error) { return backendLn.Dial() },
+				Logger:    discardLogger(),
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.transport.Close()
+			s.Apply(tbl)
+			h := s.HTTPHandler()
+			req := httptest.NewRequest("GET", "http://proxy/_search", nil)
+			req.Header.Set("X-Found-Cluster", depA)
+			req.Header.Set("Accept", "application/json")
+			req.Header.Set("User-Agent", "bench")
+			req.RemoteAddr = "127.0.0.1:50000"
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 || w.Body.Len() != size {
+					b.Fatalf("status %d, %d bytes; want 200, %d", w.Code, w.Body.Len(), size)
+				}
+			}
+		})
+	}
 }
