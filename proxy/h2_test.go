@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -522,24 +523,18 @@ func TestLargeBodiesEveryProtocol(t *testing.T) {
 		{"HTTP/2", f.client, f.url(""), 2},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, "/", ""), func(t *testing.T) {
-			grown, err := streamEcho(tc.c, tc.url, size, tc.proto)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if grown > 64<<20 {
-				t.Errorf("the heap grew by %d MiB while %d MiB streamed", grown>>20, size>>20)
-			}
-			t.Logf("%d MiB each way; heap in use grew at most %d MiB", size>>20, grown>>20)
+			checkStreamEcho(t, tc.c, tc.url, size, tc.proto)
 		})
 	}
 }
 
 // streamEcho sends size bytes to base's /_bulk for depA over c, checks
-// the echo byte for byte, and returns how much the heap in use grew at
-// most meanwhile.
-func streamEcho(c *http.Client, base string, size int64, proto int) (int64, error) {
-	before := heapInUse()
-	var most atomic.Int64
+// the echo byte for byte, and returns how much the heap in use, and the
+// process's resident set (VmRSS: the proxy, the client and the instance
+// all live in this test process), grew at most meanwhile.
+func streamEcho(c *http.Client, base string, size int64, proto int) (heap, rss int64, err error) {
+	before, rssBefore := heapInUse(), vmRSS()
+	var most, mostRSS atomic.Int64
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -553,6 +548,9 @@ func streamEcho(c *http.Client, base string, size int64, proto int) (int64, erro
 				if n := int64(ms.HeapInuse); n > most.Load() {
 					most.Store(n)
 				}
+				if n := vmRSS(); n > mostRSS.Load() {
+					mostRSS.Store(n)
+				}
 			}
 		}
 	}()
@@ -561,11 +559,11 @@ func streamEcho(c *http.Client, base string, size int64, proto int) (int64, erro
 	req.ContentLength = size
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.ProtoMajor != proto || resp.StatusCode != 200 {
-		return 0, fmt.Errorf("%s %d; want HTTP/%d 200", resp.Proto, resp.StatusCode, proto)
+		return 0, 0, fmt.Errorf("%s %d; want HTTP/%d 200", resp.Proto, resp.StatusCode, proto)
 	}
 	var got int64
 	buf := make([]byte, 256<<10)
@@ -573,7 +571,7 @@ func streamEcho(c *http.Client, base string, size int64, proto int) (int64, erro
 		n, err := resp.Body.Read(buf)
 		for i := range buf[:n] {
 			if buf[i] != byte((got+int64(i))%251) {
-				return 0, fmt.Errorf("byte %d of the echo is wrong", got+int64(i))
+				return 0, 0, fmt.Errorf("byte %d of the echo is wrong", got+int64(i))
 			}
 		}
 		got += int64(n)
@@ -581,13 +579,13 @@ func streamEcho(c *http.Client, base string, size int64, proto int) (int64, erro
 			break
 		}
 		if err != nil {
-			return 0, fmt.Errorf("after %d bytes: %w", got, err)
+			return 0, 0, fmt.Errorf("after %d bytes: %w", got, err)
 		}
 	}
 	if got != size {
-		return 0, fmt.Errorf("echoed %d bytes; want %d", got, size)
+		return 0, 0, fmt.Errorf("echoed %d bytes; want %d", got, size)
 	}
-	return most.Load() - before, nil
+	return most.Load() - before, max(0, mostRSS.Load()-rssBefore), nil
 }
 
 // With --http2-cleartext the plain listener serves HTTP/2 with prior
@@ -654,4 +652,42 @@ func TestHTTP2LargeHead(t *testing.T) {
 	if resp.StatusCode != 200 || got != big {
 		t.Errorf("%d; the instance got %d bytes of X-Big; want 200 and all %d", resp.StatusCode, len(got), len(big))
 	}
+}
+
+// The bounds of the large-body tests, the same for every protocol: the
+// heap in use may grow by 64 MiB and the resident set by 128 MiB while
+// the body streams, whatever its size.
+const (
+	streamHeapBound = 64 << 20
+	streamRSSBound  = 128 << 20
+)
+
+// checkStreamEcho runs streamEcho and checks its growth against the
+// bounds.
+func checkStreamEcho(t *testing.T, c *http.Client, base string, size int64, proto int) {
+	t.Helper()
+	heap, rss, err := streamEcho(c, base, size, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heap > streamHeapBound || rss > streamRSSBound {
+		t.Errorf("while %d MiB streamed the heap grew by %d MiB and the RSS by %d MiB; bounds %d and %d MiB",
+			size>>20, heap>>20, rss>>20, streamHeapBound>>20, streamRSSBound>>20)
+	}
+	t.Logf("%d MiB each way; heap in use grew at most %d MiB, RSS %d MiB", size>>20, heap>>20, rss>>20)
+}
+
+// vmRSS is this process's resident set size in bytes (VmRSS), or 0.
+func vmRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
