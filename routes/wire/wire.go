@@ -177,12 +177,13 @@ func tableHash(domain string, zones map[string]string, ids []string, deps map[st
 
 // Full encodes s as a full message.
 func (s *Snapshot) Full(stale bool) []byte {
-	m := Message{Version: s.Version, Hash: s.Hash, Full: true, Stale: stale, Domain: s.Domain, Zones: s.Zones,
-		Deployments: make([]json.RawMessage, len(s.IDs))}
-	for i, id := range s.IDs {
-		m.Deployments[i] = s.Deps[id]
-	}
-	return mustMarshal(m)
+	return encodeFull(s.Version, s.Hash, stale, s.Domain, s.Zones, func(yield func([]byte) bool) {
+		for _, id := range s.IDs {
+			if !yield(s.Deps[id]) {
+				return
+			}
+		}
+	})
 }
 
 // Delta encodes the changes from base to s.
@@ -286,17 +287,18 @@ func shortHash(h string) string {
 // Full encodes s as a full message (for the snapshot on disk), from the
 // encodings it holds.
 func (s *State) Full(stale bool) []byte {
-	m := Message{Version: s.Version, Hash: s.Hash, Full: true, Stale: stale, Domain: s.Domain, Zones: s.Zones,
-		Deployments: make([]json.RawMessage, 0, len(s.Raw))}
 	ids := make([]string, 0, len(s.Raw))
 	for id := range s.Raw {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	for _, id := range ids {
-		m.Deployments = append(m.Deployments, s.Raw[id])
-	}
-	return mustMarshal(m)
+	return encodeFull(s.Version, s.Hash, stale, s.Domain, s.Zones, func(yield func([]byte) bool) {
+		for _, id := range ids {
+			if !yield(s.Raw[id]) {
+				return
+			}
+		}
+	})
 }
 
 // Table builds the routes.Table of s: validated, indexed, ready to serve.

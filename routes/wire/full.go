@@ -1,0 +1,46 @@
+package wire
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// encodeFull writes a full message, byte for byte as json.Marshal writes
+// the Message, from deployments already in canonical form (compact, <, >
+// and & escaped: EncodeDeployment's output, and what Apply keeps). It
+// copies them instead of having json.Marshal scan and compact every one
+// again, which cost most of a full table's encoding (about 0.8 s at
+// 100 000 deployments, for each snapshot written to disk).
+func encodeFull(version uint64, hash string, stale bool, domain string, zones map[string]string, deps func(yield func([]byte) bool)) []byte {
+	str := func(s string) []byte { b, _ := json.Marshal(s); return b }
+	zs, err := json.Marshal(zones)
+	if err != nil {
+		panic("wire: encoding zones: " + err.Error()) // strings only: cannot happen
+	}
+	size := 128 + len(hash) + len(domain) + len(zs)
+	var total int
+	for d := range deps {
+		total += len(d) + 1
+	}
+	b := make([]byte, 0, size+total)
+	b = append(b, `{"version":`...)
+	b = strconv.AppendUint(b, version, 10)
+	b = append(b, `,"hash":`...)
+	b = append(b, str(hash)...)
+	b = append(b, `,"full":true,"stale":`...)
+	b = strconv.AppendBool(b, stale)
+	b = append(b, `,"domain":`...)
+	b = append(b, str(domain)...)
+	b = append(b, `,"zones":`...)
+	b = append(b, zs...)
+	b = append(b, `,"deployments":[`...)
+	first := true
+	for d := range deps {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, d...)
+	}
+	return append(b, "]}"...)
+}
