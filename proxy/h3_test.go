@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 )
 
@@ -211,5 +212,34 @@ func TestHTTP3SmallBuffersReported(t *testing.T) {
 	}
 	if !sizeQUICBuffers(p.Server, pc, 16<<10) {
 		t.Error("16 KiB buffers reported as refused")
+	}
+}
+
+// The HTTP/3 server lets a connection open --max-concurrent-streams
+// request streams at once and no more: the QUIC peer is told the limit,
+// and a stream over it cannot be opened until one ends.
+func TestHTTP3StreamLimit(t *testing.T) {
+	f, _ := startH3Proxy(t, nil, func(c *Config) { c.MaxConcurrentStreams = 5 })
+	conf := f.clientConfig("api.example.test")
+	conf.NextProtos = []string{http3.NextProtoH3}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, f.HTTP3Addr().String(), conf, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	var opened int
+	for opened < 6 {
+		if _, err := conn.OpenStream(); err != nil {
+			if !errors.Is(err, &quic.StreamLimitReachedError{}) {
+				t.Fatalf("stream %d: %v; want the stream limit", opened+1, err)
+			}
+			break
+		}
+		opened++
+	}
+	if opened != 5 {
+		t.Errorf("%d streams opened at once; want 5", opened)
 	}
 }
