@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http/httptest"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/proxy/accesslog"
+	"github.com/switchyard/switchyard/proxy/listen"
+	"github.com/switchyard/switchyard/proxy/tlscert/tlstest"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/zones"
 	"github.com/valyala/fasthttp"
@@ -82,6 +85,12 @@ func BenchmarkHandlerInMemory(b *testing.B) {
 // proxy on in-memory listeners and returns a function that makes one
 // request through them.
 func inMemoryProxy(tb testing.TB, alog accesslog.Config, bodySize int) (do func(), stop func()) {
+	return inMemoryProxyOver(tb, alog, bodySize, false)
+}
+
+// inMemoryProxyOver is inMemoryProxy, with the client's connection over
+// TLS (the proxy's TLS layer, a certificate of a test CA) when tlsOn.
+func inMemoryProxyOver(tb testing.TB, alog accesslog.Config, bodySize int, tlsOn bool) (do func(), stop func()) {
 	backendLn := fasthttputil.NewInmemoryListener()
 	body := bytes.Repeat([]byte("x"), bodySize)
 	backend := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBody(body) }}
@@ -91,21 +100,37 @@ func inMemoryProxy(tb testing.TB, alog accesslog.Config, bodySize int) (do func(
 		ID: depA, Kind: "es", Serving: map[string]int{"g": 1},
 		Instances: []*routes.Instance{inst("i", "memory:1", "z", "g")},
 	}})
-	s, err := New(Config{
+	cfg := Config{
 		AccessLog: alog,
 		Dial:      func(string, time.Duration) (net.Conn, error) { return backendLn.Dial() },
 		Logger:    discardLogger(),
-	})
+	}
+	var ca *tlstest.CA
+	if tlsOn {
+		ca = tlstest.NewCA(tb)
+		cfg.TLS.Listen = "127.0.0.1:0" // not bound: the in-memory listener serves
+		cfg.TLS.CertFile, cfg.TLS.KeyFile = ca.Leaf(tb, time.Now().Add(time.Hour), "proxy").Write(tb, tb.TempDir(), "proxy")
+	}
+	s, err := New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	s.Apply(tbl)
 	proxyLn := fasthttputil.NewInmemoryListener()
-	go s.srv.Serve(proxyLn)
-
 	c := &fasthttp.HostClient{Addr: "proxy", Dial: func(string) (net.Conn, error) { return proxyLn.Dial() }}
+	if tlsOn {
+		go s.srv.Serve(listen.Stack(proxyLn, listen.Named(tlsListenerName), s.tlsLayer()))
+		c.IsTLS = true
+		c.TLSConfig = &tls.Config{RootCAs: ca.Pool(), ServerName: "proxy", NextProtos: []string{"http/1.1"}}
+	} else {
+		go s.srv.Serve(proxyLn)
+	}
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	req.SetRequestURI("http://proxy/_search")
+	if tlsOn {
+		req.SetRequestURI("https://proxy/_search")
+	} else {
+		req.SetRequestURI("http://proxy/_search")
+	}
 	req.Header.Set("X-Found-Cluster", depA)
 	do = func() {
 		if err := c.Do(req, resp); err != nil {
