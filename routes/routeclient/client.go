@@ -46,8 +46,10 @@ type Source struct {
 	// The first table is written at once, and the latest when Run
 	// returns. Default 5s.
 	SaveInterval time.Duration
-	// StartupTimeout bounds the wait for a route server at start before
-	// the table on disk is served. Default 3s.
+	// StartupTimeout bounds the wait for a route server's answer at start
+	// before the table on disk is served. A route server that has
+	// answered within it is not cut off while it sends the table (a large
+	// one takes seconds), but by Client's timeout. Default 3s.
 	StartupTimeout time.Duration
 	// Wait is how long a route server may hold a poll. Default 30s.
 	Wait time.Duration
@@ -159,13 +161,16 @@ func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 			state = s.loadDisk(sink)
 		}
 		base := s.URLs[i]
-		pctx, cancel := ctx, context.CancelFunc(func() {})
+		pctx, cancel := context.WithCancel(ctx)
+		answered := func() bool { return true }
 		if !diskChecked && state == nil {
 			// At start, a route server that accepts but does not answer
-			// must not hold the proxy past StartupTimeout.
-			pctx, cancel = context.WithDeadline(ctx, started.Add(s.StartupTimeout))
+			// must not hold the proxy past StartupTimeout; one that has
+			// answered may take longer to send its table.
+			timer := time.AfterFunc(time.Until(started.Add(s.StartupTimeout)), cancel)
+			answered = func() bool { return timer.Stop() }
 		}
-		next, err := s.poll(pctx, base, state, s.Wait, sink)
+		next, err := s.poll(pctx, base, state, s.Wait, sink, answered)
 		cancel()
 		if ctx.Err() != nil {
 			return nil
@@ -196,8 +201,10 @@ func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 	return nil
 }
 
-// poll makes one route stream request and applies its answer.
-func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait time.Duration, sink routes.Sink) (*wire.State, error) {
+// poll makes one route stream request and applies its answer. answered
+// is called when the answer's headers are in; when it returns false (ctx
+// is being cancelled: the startup wait is over) the answer is dropped.
+func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait time.Duration, sink routes.Sink, answered func() bool) (*wire.State, error) {
 	q := url.Values{}
 	if state != nil {
 		q.Set(wire.ParamVersion, strconv.FormatUint(state.Version, 10))
@@ -224,6 +231,9 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 		return state, err
 	}
 	defer resp.Body.Close()
+	if !answered() {
+		return state, fmt.Errorf("routeclient: %s: no answer within the startup timeout: %w", base, context.DeadlineExceeded)
+	}
 	stale := resp.Header.Get(wire.HeaderStale) == "true"
 	switch resp.StatusCode {
 	case http.StatusNotModified:
