@@ -47,6 +47,19 @@ func TestDeltaOverIsDelta(t *testing.T) {
 		deps = next
 		snaps = append(snaps, NewSnapshot(snaps[len(snaps)-1], uint64(v), "example.test", nil, deps))
 	}
+	// A receiver that applies each delta in turn (keeping the sorted IDs
+	// of its state across deltas that add or remove none) holds the same
+	// table, and writes the same full table, as one built from scratch.
+	chain := mustApply(t, snaps[0])
+	for j := 1; j < len(snaps); j++ {
+		var err error
+		if chain, err = Apply(chain, decode(t, snaps[j].Delta(snaps[j-1], false))); err != nil {
+			t.Fatalf("delta %d → %d in turn: %v", snaps[j-1].Version, snaps[j].Version, err)
+		}
+		if got, want := chain.Full(false), snaps[j].Full(false); string(got) != string(want) {
+			t.Fatalf("after the deltas up to %d, the full table differs from the snapshot's", snaps[j].Version)
+		}
+	}
 	for j := 1; j < len(snaps); j++ {
 		for i := 0; i < j; i++ {
 			var changes []*Change

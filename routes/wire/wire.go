@@ -221,6 +221,8 @@ type State struct {
 	Zones   map[string]string
 	Raw     map[string][]byte
 	Deps    map[string]*routes.DeploymentSpec
+
+	ids []string // the sorted keys of Raw, when Apply built it
 }
 
 // Apply applies m to s (nil for a receiver that has nothing) and returns
@@ -250,10 +252,23 @@ func Apply(s *State, m *Message) (*State, error) {
 			delete(n.Deps, id)
 		}
 	}
+	// The IDs in order: those of a full table as it lists them when
+	// that is sorted (route servers send them so), the base's when a
+	// delta adds and removes none; otherwise sorted again below.
+	var ids []string
+	sameIDs := !m.Full && len(m.Deleted) == 0 && len(s.ids) == len(s.Raw)
+	if m.Full {
+		ids = make([]string, 0, len(m.Deployments))
+	}
 	for _, raw := range m.Deployments {
 		d, err := DecodeDeployment(raw)
 		if err != nil {
 			return nil, err
+		}
+		if m.Full {
+			ids = append(ids, d.ID)
+		} else if _, ok := s.Raw[d.ID]; !ok {
+			sameIDs = false
 		}
 		// Keep and hash the deployment as json.Marshal writes it
 		// (compact, <, > and & escaped), which is how Full writes it to
@@ -266,14 +281,22 @@ func Apply(s *State, m *Message) (*State, error) {
 		}
 		n.Raw[d.ID], n.Deps[d.ID] = enc, d
 	}
-	ids := make([]string, 0, len(n.Raw))
-	for id := range n.Raw {
-		ids = append(ids, id)
+	switch {
+	case sameIDs:
+		ids = s.ids
+	case m.Full && len(ids) == len(n.Raw) && slices.IsSorted(ids):
+		// Sorted and as many as the distinct IDs: no ID is listed twice.
+	default:
+		ids = make([]string, 0, len(n.Raw))
+		for id := range n.Raw {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
 	}
-	sort.Strings(ids)
 	if h := tableHash(n.Domain, n.Zones, ids, n.Raw); h != m.Hash {
 		return nil, fmt.Errorf("%w: got %s, message says %s", ErrHashMismatch, h[:12], shortHash(m.Hash))
 	}
+	n.ids = ids
 	return n, nil
 }
 
@@ -287,11 +310,14 @@ func shortHash(h string) string {
 // Full encodes s as a full message (for the snapshot on disk), from the
 // encodings it holds.
 func (s *State) Full(stale bool) []byte {
-	ids := make([]string, 0, len(s.Raw))
-	for id := range s.Raw {
-		ids = append(ids, id)
+	ids := s.ids
+	if len(ids) != len(s.Raw) {
+		ids = make([]string, 0, len(s.Raw))
+		for id := range s.Raw {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
 	}
-	sort.Strings(ids)
 	return encodeFull(s.Version, s.Hash, stale, s.Domain, s.Zones, func(yield func([]byte) bool) {
 		for _, id := range ids {
 			if !yield(s.Raw[id]) {
