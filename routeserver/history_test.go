@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +39,13 @@ func tableOf(version uint64, n, changed, rev int, prev map[string]*routes.Deploy
 // within History entries and within as many changed deployments as the
 // table has.
 func TestHistoryComposesDeltasFromChanges(t *testing.T) {
-	s, err := New(Config{Name: "rs", MaxWait: time.Millisecond, History: 4, Logger: quiet})
+	for _, scheme := range []wire.HashScheme{wire.HashSHA256, wire.HashSum} {
+		t.Run(scheme.String(), func(t *testing.T) { testHistory(t, scheme) })
+	}
+}
+
+func testHistory(t *testing.T, scheme wire.HashScheme) {
+	s, err := New(Config{Name: "rs", MaxWait: time.Millisecond, History: 4, TableHash: scheme, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +65,9 @@ func TestHistoryComposesDeltasFromChanges(t *testing.T) {
 		return st
 	}
 	states[1] = full()
+	if got := strings.HasPrefix(states[1].Hash, "sum:"); got != (scheme == wire.HashSum) {
+		t.Errorf("table hash %s with the %s scheme", states[1].Hash, scheme)
+	}
 	for v := uint64(2); v <= 6; v++ {
 		in = tableOf(v, n, int(v)%n, int(v), in.Deployments)
 		s.Update(in)

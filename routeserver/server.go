@@ -37,6 +37,10 @@ type Config struct {
 	History int
 	// CacheBytes bounds the cache of encoded messages. Default 64 MiB.
 	CacheBytes int64
+	// TableHash is how tables are hashed (wire.HashScheme). The zero
+	// value, wire.HashSHA256, is what every proxy checks; wire.HashSum
+	// costs only what changed, and needs proxies that check it.
+	TableHash wire.HashScheme
 	// ProxyTTL is how long a proxy that stopped asking is still listed.
 	// Default 2m.
 	ProxyTTL time.Duration
@@ -169,7 +173,7 @@ func (s *Server) Update(in Input) {
 		s.setStaleLocked(in.Stale || cur == nil)
 		return
 	}
-	snap := wire.NewSnapshot(cur, in.Version, in.Domain, in.Zones, in.Deployments)
+	snap := wire.NewHashedSnapshot(s.cfg.TableHash, cur, in.Version, in.Domain, in.Zones, in.Deployments)
 	if cur != nil && cur.Hash == snap.Hash {
 		s.setStaleLocked(in.Stale)
 		return

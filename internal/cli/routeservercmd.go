@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/switchyard/switchyard/internal/cmdline"
+	"github.com/switchyard/switchyard/routes/wire"
 	"github.com/switchyard/switchyard/routes/zkstore"
 	"github.com/switchyard/switchyard/routeserver"
 )
@@ -39,6 +40,9 @@ type RouteServerOptions struct {
 	// SessionTimeout is the ZooKeeper session timeout. 0 means the
 	// watcher's default.
 	SessionTimeout time.Duration
+	// TableHash is how tables are hashed; the zero value is
+	// wire.HashSHA256.
+	TableHash wire.HashScheme
 
 	// LogLevel is the level of the operational log (--log-level); the
 	// command makes Logger from it.
@@ -61,6 +65,11 @@ var routeServerFlags = []*option[RouteServerOptions]{
 		set: func(o *RouteServerOptions, v string) error { return setDuration(&o.MaxWait, v) }},
 	{name: "session-timeout", arg: "DURATION", usage: "ZooKeeper session timeout (default 10s)",
 		set: func(o *RouteServerOptions, v string) error { return setDuration(&o.SessionTimeout, v) }},
+	{name: "table-hash", arg: "SCHEME", usage: "how tables are hashed: sha256, or sum (a change costs what it touches; needs proxies that check it) (default sha256)",
+		set: func(o *RouteServerOptions, v string) (err error) {
+			o.TableHash, err = wire.ParseHashScheme(v)
+			return err
+		}},
 	{name: "log-level", arg: "LEVEL", usage: "operational log level: debug, info, warn or error (default info)",
 		set: func(o *RouteServerOptions, v string) (err error) { o.LogLevel, err = parseLogLevel(v); return err }},
 }
@@ -117,7 +126,7 @@ func (o *RouteServerOptions) Run(ctx context.Context) error {
 	}
 	stopIgnore := ignoreSignals(logger, "a route server has no file to reload or reopen", syscall.SIGHUP, syscall.SIGUSR1)
 	defer stopIgnore()
-	rs, err := routeserver.New(routeserver.Config{Name: name, Listen: listen, MaxWait: o.MaxWait, Logger: logger})
+	rs, err := routeserver.New(routeserver.Config{Name: name, Listen: listen, MaxWait: o.MaxWait, TableHash: o.TableHash, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -64,6 +64,9 @@ func TestRoutePathFigures(t *testing.T) {
 	// The route server reads the whole table before it serves: allow a
 	// minute per 10 000 deployments.
 	rp := &routePath{t: t, zk: zk, startWait: time.Duration(deployments/10000+1) * time.Minute}
+	if h := os.Getenv("SWITCHYARD_BENCH_TABLE_HASH"); h != "" {
+		rp.rsArgs = []string{"--table-hash", h} // sha256 or sum
+	}
 	start = time.Now()
 	rs := rp.startRouteServer("rs1")
 	t.Logf("route server initial load: ready after %v, peak RSS %.1f MiB", time.Since(start), float64(rs.peakRSS(t))/(1<<20))

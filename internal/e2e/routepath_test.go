@@ -30,6 +30,8 @@ type routePath struct {
 	// startWait bounds how long a route server may take to serve its
 	// first table. Default 15s.
 	startWait time.Duration
+	// rsArgs are more flags for every route server started.
+	rsArgs []string
 }
 
 func newRoutePath(t *testing.T, zkNodes int) *routePath {
@@ -70,8 +72,8 @@ func (rp *routePath) startRouteServer(name string) *proc {
 func (rp *routePath) startRouteServerVia(name, zkAddrs string) *proc {
 	rp.t.Helper()
 	p := &proc{addr: testutil.FreeAddr(rp.t), stderr: &testutil.Buffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "route-server", "--zk", zkAddrs, "--listen", p.addr, "--name", name,
-		"--max-wait", "5s", "--session-timeout", "4s")
+	p.cmd = exec.Command(binary, append([]string{"route-server", "--zk", zkAddrs, "--listen", p.addr, "--name", name,
+		"--max-wait", "5s", "--session-timeout", "4s"}, rp.rsArgs...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		rp.t.Fatal(err)
@@ -352,4 +354,26 @@ func TestSessionExpiryAndInvalidZnodeUnderLoad(t *testing.T) {
 		t.Errorf("answered by %q after the invalid znode; want two (last good version)", got)
 	}
 	checkNoFailures(t, "session expiry", l.Wait())
+}
+
+// With --table-hash sum the route server hashes tables by summing the
+// deployments' hashes: the proxy checks them, follows changes and keeps
+// the table on disk with that hash.
+func TestSumHashedTablesThroughTheRoutePath(t *testing.T) {
+	rp := newRoutePath(t, 1)
+	rp.rsArgs = []string{"--table-hash", "sum"}
+	one, two := namedBackend(t, "one"), namedBackend(t, "two")
+	rp.apply(one.addr)
+	rp.startRouteServer("rs1")
+	cache := t.TempDir()
+	p := startProxyArgs(t, "--route-servers", rp.rsURLs(), "--cache-dir", cache)
+	if got := answeredBy(p); got != "one" {
+		t.Fatalf("answered by %q; want one", got)
+	}
+	rp.apply(two.addr)
+	testutil.Eventually(t, 15*time.Second, "the change reaches the proxy", func() bool { return answeredBy(p) == "two" })
+	testutil.Eventually(t, 15*time.Second, "the snapshot on disk has the sum hash and the change", func() bool {
+		b, err := os.ReadFile(filepath.Join(cache, "routes.snapshot"))
+		return err == nil && strings.Contains(string(b), `"hash":"sum:`) && strings.Contains(string(b), two.addr)
+	})
 }

@@ -99,6 +99,7 @@ type Snapshot struct {
 
 	src    map[string]*routes.DeploymentSpec // what Deps were encoded from
 	change *Change                           // from the snapshot this one was built from
+	sum    *digestSum                        // with HashSum: the sum of the deployments' hashes
 }
 
 // NewSnapshot encodes a table's content. Deployments that are the same
@@ -107,6 +108,13 @@ type Snapshot struct {
 // snapshot cost only what changed (plus the hash). With a prev, the
 // snapshot also records what changed from it (Change).
 func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.DeploymentSpec) *Snapshot {
+	return NewHashedSnapshot(HashSHA256, prev, version, domain, zones, deps)
+}
+
+// NewHashedSnapshot is NewSnapshot with the table hashed by scheme. With
+// HashSum and a prev hashed the same way, the hash costs only the
+// deployments that changed.
+func NewHashedSnapshot(scheme HashScheme, prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.DeploymentSpec) *Snapshot {
 	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones)),
 		Deps: make(map[string][]byte, len(deps)), src: make(map[string]*routes.DeploymentSpec, len(deps))}
 	for z, st := range zones {
@@ -145,7 +153,30 @@ func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string
 			}
 		}
 	}
-	s.Hash = tableHash(s.Domain, s.Zones, s.IDs, s.Deps)
+	switch {
+	case scheme != HashSum:
+		s.Hash = tableHash(s.Domain, s.Zones, s.IDs, s.Deps)
+	case prev != nil && prev.sum != nil:
+		sum := *prev.sum
+		for _, t := range ch.ts {
+			if t.before != nil {
+				sum.sub(t.before)
+			}
+			if t.after != nil {
+				sum.add(t.after)
+			}
+		}
+		s.sum = &sum
+	default:
+		var sum digestSum
+		for _, enc := range s.Deps {
+			sum.add(enc)
+		}
+		s.sum = &sum
+	}
+	if s.sum != nil {
+		s.Hash = sumHash(s.Domain, s.Zones, *s.sum)
+	}
 	if prev != nil {
 		s.change = ch.finish()
 	}
@@ -222,7 +253,8 @@ type State struct {
 	Raw     map[string][]byte
 	Deps    map[string]*routes.DeploymentSpec
 
-	ids []string // the sorted keys of Raw, when Apply built it
+	ids []string   // the sorted keys of Raw, when Apply built it
+	sum *digestSum // the sum of Raw's hashes (HashSum), once a message asked for it
 }
 
 // Apply applies m to s (nil for a receiver that has nothing) and returns
@@ -247,7 +279,14 @@ func Apply(s *State, m *Message) (*State, error) {
 		for id, raw := range s.Raw {
 			n.Raw[id], n.Deps[id] = raw, s.Deps[id]
 		}
+		if s.sum != nil {
+			sum := *s.sum
+			n.sum = &sum
+		}
 		for _, id := range m.Deleted {
+			if old, ok := n.Raw[id]; ok && n.sum != nil {
+				n.sum.sub(old)
+			}
 			delete(n.Raw, id)
 			delete(n.Deps, id)
 		}
@@ -270,6 +309,11 @@ func Apply(s *State, m *Message) (*State, error) {
 		} else if _, ok := s.Raw[d.ID]; !ok {
 			sameIDs = false
 		}
+		if n.sum != nil {
+			if old, ok := n.Raw[d.ID]; ok {
+				n.sum.sub(old)
+			}
+		}
 		// Keep and hash the deployment as json.Marshal writes it
 		// (compact, <, > and & escaped), which is how Full writes it to
 		// the snapshot on disk: a table accepted here is then accepted
@@ -280,6 +324,9 @@ func Apply(s *State, m *Message) (*State, error) {
 			return nil, fmt.Errorf("wire: deployment: %w", err)
 		}
 		n.Raw[d.ID], n.Deps[d.ID] = enc, d
+		if n.sum != nil {
+			n.sum.add(enc)
+		}
 	}
 	switch {
 	case sameIDs:
@@ -293,8 +340,23 @@ func Apply(s *State, m *Message) (*State, error) {
 		}
 		sort.Strings(ids)
 	}
-	if h := tableHash(n.Domain, n.Zones, ids, n.Raw); h != m.Hash {
-		return nil, fmt.Errorf("%w: got %s, message says %s", ErrHashMismatch, h[:12], shortHash(m.Hash))
+	var h string
+	if isSumHash(m.Hash) {
+		if n.sum == nil {
+			// A full table, or the first delta hashed this way: sum
+			// every deployment once; later deltas add and subtract.
+			var sum digestSum
+			for _, enc := range n.Raw {
+				sum.add(enc)
+			}
+			n.sum = &sum
+		}
+		h = sumHash(n.Domain, n.Zones, *n.sum)
+	} else {
+		h = tableHash(n.Domain, n.Zones, ids, n.Raw)
+	}
+	if h != m.Hash {
+		return nil, fmt.Errorf("%w: got %s, message says %s", ErrHashMismatch, shortHash(h), shortHash(m.Hash))
 	}
 	n.ids = ids
 	return n, nil
