@@ -2,6 +2,7 @@ package routes
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -75,4 +76,90 @@ func TestLookupBigTable(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomKeys is a stream of n route keys over t, in random order: its IDs
+// and alias keys, and one key in eight a miss (an ID or alias key of no
+// deployment). The keys sit one after another in one buffer, so reading
+// the next key is a sequential read and the lookup's own memory accesses
+// are what a benchmark over the stream measures.
+type randomKeys struct {
+	buf []byte
+	off []uint32 // key i is buf[off[i]:off[i+1]]
+}
+
+func newRandomKeys(t *Table, n int, seed uint64) *randomKeys {
+	rng := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
+	rk := &randomKeys{off: make([]uint32, 1, n+1)}
+	for range n {
+		d := t.Deployments[rng.IntN(len(t.Deployments))]
+		switch r := rng.IntN(16); {
+		case r < 2:
+			rk.buf = fmt.Appendf(rk.buf, "%032x", rng.Uint64())
+		case r < 7:
+			rk.buf = append(rk.buf, d.ID...)
+		default:
+			if r == 15 {
+				rk.buf = append(rk.buf, "no-"...)
+			}
+			rk.buf = append(append(append(rk.buf, d.Aliases[0]...), '.'), d.Kind...)
+		}
+		rk.off = append(rk.off, uint32(len(rk.buf)))
+	}
+	return rk
+}
+
+func (rk *randomKeys) len() int         { return len(rk.off) - 1 }
+func (rk *randomKeys) key(i int) []byte { return rk.buf[rk.off[i]:rk.off[i+1]] }
+
+// mapIndex is the index Table had before its open-addressing one: a Go map
+// from every route key to its deployment. BenchmarkLookupRandom measures
+// it beside Table.Lookup, in the same run, as the baseline.
+func mapIndex(t *Table) map[string]*Deployment {
+	m := make(map[string]*Deployment, 2*len(t.Deployments))
+	for _, d := range t.Deployments {
+		m[d.ID] = d
+		for _, a := range d.Aliases {
+			m[a+"."+d.Kind] = d
+		}
+	}
+	return m
+}
+
+var lookupSink int
+
+// BenchmarkLookupRandom looks up keys of a table of 100 000 deployments in
+// an order that defeats the caches: a stream of 1M keys (IDs, alias keys
+// and one miss in eight) cycled through. "map" is the former layout.
+func BenchmarkLookupRandom(b *testing.B) {
+	const n = 100_000
+	t := bigTable(b, n)
+	rk := newRandomKeys(t, 1<<20, 26)
+	m := mapIndex(t)
+	b.Run(fmt.Sprintf("deployments=%d/table", n), func(b *testing.B) {
+		b.ReportAllocs()
+		found, i := 0, 0
+		for b.Loop() {
+			if t.Lookup(rk.key(i)) != nil {
+				found++
+			}
+			if i++; i == rk.len() {
+				i = 0
+			}
+		}
+		lookupSink += found
+	})
+	b.Run(fmt.Sprintf("deployments=%d/map", n), func(b *testing.B) {
+		b.ReportAllocs()
+		found, i := 0, 0
+		for b.Loop() {
+			if m[string(rk.key(i))] != nil {
+				found++
+			}
+			if i++; i == rk.len() {
+				i = 0
+			}
+		}
+		lookupSink += found
+	})
 }
