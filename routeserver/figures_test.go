@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
 )
 
 // TestHistoryFigures measures the route server's memory and CPU per
@@ -18,7 +19,8 @@ import (
 // unchanged deployments as the store watcher's do. It reports the live
 // heap (after a GC) after the load and after the changes, and the time of
 // each Update. A benchmark, not a test: it runs only with
-// SWITCHYARD_BENCH=1.
+// SWITCHYARD_BENCH=1; SWITCHYARD_BENCH_TABLE_HASH=sum hashes the tables
+// with wire.HashSum.
 //
 //	SWITCHYARD_BENCH=1 go test ./routeserver/ -run HistoryFigures -v
 func TestHistoryFigures(t *testing.T) {
@@ -29,7 +31,15 @@ func TestHistoryFigures(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("SWITCHYARD_BENCH_DEPLOYMENTS")); err == nil {
 		n = v
 	}
-	s, err := New(Config{Name: "rs", Logger: quiet})
+	cfg := Config{Name: "rs", Logger: quiet}
+	if h := os.Getenv("SWITCHYARD_BENCH_TABLE_HASH"); h != "" {
+		scheme, err := wire.ParseHashScheme(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.TableHash = scheme
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
