@@ -67,7 +67,7 @@ type Table struct {
 	Source   string
 	LoadedAt time.Time
 
-	byKey map[string]*Deployment // id and "<alias>.<kind>", lowercase
+	index index // id and "<alias>.<kind>", lowercase
 }
 
 // GenerationCount is what one proxy saw of one generation of a deployment:

@@ -43,7 +43,8 @@ func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec)
 // and zones are checked when the Builder is made, each deployment when it
 // is added. NewTable is a Builder used at once.
 type Builder struct {
-	t *Table
+	t   *Table
+	key []byte // scratch for an alias key
 }
 
 // NewBuilder checks the domain and zones of a table (see NewTable) and
@@ -91,7 +92,7 @@ func newBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, *Er
 		Domain:      domain,
 		Zones:       zones,
 		Deployments: make([]*Deployment, 0, n),
-		byKey:       make(map[string]*Deployment, n*2),
+		index:       newIndex(2 * n),
 	}}, nil
 }
 
@@ -101,29 +102,43 @@ func (b *Builder) add(spec *DeploymentSpec) *Error {
 	if err := validateDeployment(spec); err != nil {
 		return err
 	}
-	if _, dup := b.t.byKey[spec.ID]; dup {
+	x := &b.t.index
+	if x.lookup([]byte(spec.ID)) != nil {
 		return invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s is listed twice", spec.ID)
 	}
 	for i, a := range spec.Aliases {
-		k := a + "." + spec.Kind
-		if other, dup := b.t.byKey[k]; dup {
+		if other := x.lookup(b.aliasKey(a, spec.Kind)); other != nil {
 			return invalidf(Ref{Deployment: spec, Field: "aliases", Index: i},
-				"deployment %s: alias key %q is already used by deployment %s", spec.ID, k, other.ID)
+				"deployment %s: alias key %q is already used by deployment %s", spec.ID, b.key, other.ID)
 		}
 	}
+	size := len(spec.ID)
+	for _, a := range spec.Aliases {
+		size += len(a) + 1 + len(spec.Kind)
+	}
+	if !x.fits(size) {
+		return invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s: the table has too many route keys", spec.ID)
+	}
 	d := &Deployment{DeploymentSpec: *spec}
-	b.t.byKey[d.ID] = d
+	x.insert([]byte(d.ID), d)
 	for _, a := range d.Aliases {
-		b.t.byKey[a+"."+d.Kind] = d
+		x.insert(b.aliasKey(a, d.Kind), d)
 	}
 	b.t.Deployments = append(b.t.Deployments, d)
 	return nil
+}
+
+// aliasKey returns the route key "<alias>.<kind>" in b's scratch buffer.
+func (b *Builder) aliasKey(alias, kind string) []byte {
+	b.key = append(append(append(b.key[:0], alias...), '.'), kind...)
+	return b.key
 }
 
 // finish sorts the deployments by ID and computes who gets traffic. The
 // caller has added at least one deployment.
 func (b *Builder) finish() *Table {
 	t := b.t
+	t.index.trim()
 	sort.Slice(t.Deployments, func(i, j int) bool { return t.Deployments[i].ID < t.Deployments[j].ID })
 	for _, d := range t.Deployments {
 		d.computeEligible(t.Zones)
@@ -177,7 +192,7 @@ func (t *Table) Lookup(key []byte) *Deployment {
 	if t == nil {
 		return nil
 	}
-	return t.byKey[string(key)]
+	return t.index.lookup(key)
 }
 
 // Len is the number of deployments.
