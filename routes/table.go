@@ -1,9 +1,8 @@
 package routes
 
 import (
-	"math"
 	"net/netip"
-	"slices"
+	"sort"
 	"strings"
 )
 
@@ -103,28 +102,27 @@ func (b *Builder) add(spec *DeploymentSpec) *Error {
 	if err := validateDeployment(spec); err != nil {
 		return err
 	}
-	t, x := b.t, &b.t.index
-	if p := x.lookup([]byte(spec.ID)); p >= 0 {
+	x := &b.t.index
+	if x.lookup([]byte(spec.ID)) != nil {
 		return invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s is listed twice", spec.ID)
 	}
 	for i, a := range spec.Aliases {
-		if p := x.lookup(b.aliasKey(a, spec.Kind)); p >= 0 {
+		if other := x.lookup(b.aliasKey(a, spec.Kind)); other != nil {
 			return invalidf(Ref{Deployment: spec, Field: "aliases", Index: i},
-				"deployment %s: alias key %q is already used by deployment %s", spec.ID, b.key, t.Deployments[p].ID)
+				"deployment %s: alias key %q is already used by deployment %s", spec.ID, b.key, other.ID)
 		}
 	}
 	size := len(spec.ID)
 	for _, a := range spec.Aliases {
 		size += len(a) + 1 + len(spec.Kind)
 	}
-	if !x.fits(1+len(spec.Aliases), size) || uint64(len(t.Deployments)) >= math.MaxUint32 {
+	if !x.fits(size) {
 		return invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s: the table has too many route keys", spec.ID)
 	}
 	d := &Deployment{DeploymentSpec: *spec}
-	pos := len(t.Deployments)
-	x.insert([]byte(d.ID), pos)
+	x.insert([]byte(d.ID), d)
 	for _, a := range d.Aliases {
-		x.insert(b.aliasKey(a, d.Kind), pos)
+		x.insert(b.aliasKey(a, d.Kind), d)
 	}
 	b.t.Deployments = append(b.t.Deployments, d)
 	return nil
@@ -140,17 +138,8 @@ func (b *Builder) aliasKey(alias, kind string) []byte {
 // caller has added at least one deployment.
 func (b *Builder) finish() *Table {
 	t := b.t
-	byID := make([]uint32, len(t.Deployments)) // positions as added, in ID order
-	for i := range byID {
-		byID[i] = uint32(i)
-	}
-	slices.SortFunc(byID, func(i, j uint32) int { return strings.Compare(t.Deployments[i].ID, t.Deployments[j].ID) })
-	sorted, to := make([]*Deployment, len(byID)), make([]uint32, len(byID))
-	for k, i := range byID {
-		sorted[k], to[i] = t.Deployments[i], uint32(k)
-	}
-	t.Deployments = sorted
-	t.index.finish(to)
+	t.index.trim()
+	sort.Slice(t.Deployments, func(i, j int) bool { return t.Deployments[i].ID < t.Deployments[j].ID })
 	for _, d := range t.Deployments {
 		d.computeEligible(t.Zones)
 		d.computeAllow()
@@ -203,10 +192,7 @@ func (t *Table) Lookup(key []byte) *Deployment {
 	if t == nil {
 		return nil
 	}
-	if p := t.index.lookup(key); p >= 0 {
-		return t.Deployments[p]
-	}
-	return nil
+	return t.index.lookup(key)
 }
 
 // Len is the number of deployments.
