@@ -41,12 +41,14 @@ type slot struct {
 	off uint32      // the key is keys[off : off+len]
 }
 
-func newIndex(keys int) index {
+// newIndex returns an index with room for keys keys of keyBytes bytes in
+// all (estimates: it grows beyond them).
+func newIndex(keys, keyBytes int) index {
 	size := 8
 	for size < 2*keys {
 		size *= 2
 	}
-	return index{seed: maphash.MakeSeed(), slots: make([]slot, size)}
+	return index{seed: maphash.MakeSeed(), slots: make([]slot, size), keys: make([]byte, 0, keyBytes)}
 }
 
 func tagOf(h uint64, n int) uint32 {

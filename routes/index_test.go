@@ -2,6 +2,7 @@ package routes
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -120,5 +121,15 @@ func TestIndexLoad(t *testing.T) {
 		if x.n != 2000 || 2*x.n > len(x.slots) {
 			t.Errorf("hint %d: %d keys in %d slots; want 2000 keys in at least 4000 slots", hint, x.n, len(x.slots))
 		}
+	}
+}
+
+// NewTable counts the keys of its specs to size the index before it
+// validates them: a nil spec is still refused, not a panic.
+func TestNewTableNilSpec(t *testing.T) {
+	d := dep("7f3a9c2e51d04b8e", map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+	_, err := NewTable("example.test", nil, []*DeploymentSpec{d, nil})
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("NewTable with a nil spec: %v; want ErrInvalid", err)
 	}
 }

@@ -26,7 +26,18 @@ func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec)
 	if len(deps) == 0 {
 		return nil, ErrEmptyTable
 	}
-	b, err := newBuilder(domain, zones, len(deps))
+	keys, keyBytes := 0, 0
+	for _, d := range deps {
+		if d == nil {
+			continue // add refuses it
+		}
+		keys += 1 + len(d.Aliases)
+		keyBytes += len(d.ID)
+		for _, a := range d.Aliases {
+			keyBytes += len(a) + 1 + len(d.Kind)
+		}
+	}
+	b, err := newBuilder(domain, zones, len(deps), keys, min(keyBytes, keys*maxKeyLen))
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +62,7 @@ type Builder struct {
 // returns a Builder for about n deployments. It takes ownership of zones.
 // The error is an *Error wrapping ErrInvalid.
 func NewBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, error) {
-	b, err := newBuilder(domain, zones, n)
+	b, err := newBuilder(domain, zones, n, 2*n, n*(MaxIDLen+16))
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +88,9 @@ func (b *Builder) Table() (*Table, error) {
 	return b.finish(), nil
 }
 
-func newBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, *Error) {
+// newBuilder makes a Builder for n deployments with keys route keys of
+// keyBytes bytes in all (estimates, as Builder.Add may get more).
+func newBuilder(domain string, zones map[string]ZoneState, n, keys, keyBytes int) (*Builder, *Error) {
 	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
 	if err := validateDomain(domain); err != nil {
 		return nil, err
@@ -92,7 +105,7 @@ func newBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, *Er
 		Domain:      domain,
 		Zones:       zones,
 		Deployments: make([]*Deployment, 0, n),
-		index:       newIndex(2 * n),
+		index:       newIndex(keys, keyBytes),
 	}}, nil
 }
 
