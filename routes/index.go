@@ -21,9 +21,9 @@ const (
 // slots, at most half full, with the key bytes in one arena. A slot holds
 // the deployment, so a hit reads one slot and one key, and the deployment
 // is known after the slot: the caller's reads of it wait for one cache
-// miss, not for the key comparison (with the position of the deployment
-// in the slot or beside the key instead, a chain of reads ran 20-40 %
-// slower). A miss mostly reads one slot, whose tag (bits of the hash and
+// miss, not for the key comparison (with the deployment's position
+// stored beside the key instead, a chain of lookups each reading its
+// deployment ran about a third slower). A miss mostly reads one slot, whose tag (bits of the hash and
 // the key length) differs.
 //
 // A table's index is built by its Builder and never modified afterwards:
