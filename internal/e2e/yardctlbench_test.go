@@ -70,7 +70,9 @@ func TestYardctlFigures(t *testing.T) {
 	d, out := run("apply", "-f", file)
 	t.Logf("%-58s %8.0f ms  (%s)", "yardctl apply -f routes.yaml (again: no change)", float64(d.Microseconds())/1000, strings.TrimSpace(out))
 
-	rp := &routePath{t: t, zk: zk}
+	// The route server reads the whole store before it serves: a minute
+	// per 10 000 deployments is a generous bound on a shared machine.
+	rp := &routePath{t: t, zk: zk, startWait: time.Duration(deployments/10000+1) * time.Minute}
 	start := time.Now()
 	rp.startRouteServer("rs1")
 	startProxyArgs(t, "--route-servers", rp.rsURLs(), "--proxy-id", "p1")
