@@ -59,6 +59,20 @@ func (f *h2Fixture) request(ctx context.Context, method, path string, body io.Re
 	return req
 }
 
+// anotherClientServed checks that a well-behaved client, on a
+// connection of its own, is served meanwhile.
+func (f *h2Fixture) anotherClientServed(t *testing.T) {
+	t.Helper()
+	resp, err := f.client.Do(f.request(context.Background(), "GET", "/_search", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("another client: %d", resp.StatusCode)
+	}
+}
+
 // accessLog stops the proxy (flushing its log) and returns the entries.
 func (f *tlsFixture) accessLog(t *testing.T) []map[string]any {
 	t.Helper()
@@ -111,33 +125,57 @@ func TestHTTP2LogAndMetrics(t *testing.T) {
 	}
 }
 
-// A client that resets its stream while the instance has not answered
-// ends the exchange with the instance at once, not at the response
-// header timeout: the instance sees its connection closed, and the access
-// log says 499 client_closed.
-func TestHTTP2ResetReachesInstance(t *testing.T) {
-	gone := make(chan time.Time, 1)
-	f := startH2Proxy(t, func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // the proxy closed the connection
-		gone <- time.Now()
-	}, func(c *Config) { c.ResponseHeaderTimeout = 30 * time.Second })
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(200*time.Millisecond, cancel)
-	start := time.Now()
-	if _, err := f.client.Do(f.request(ctx, "GET", "/_search", nil)); !errors.Is(err, context.Canceled) {
-		t.Fatalf("request: %v; want canceled", err)
-	}
-	select {
-	case at := <-gone:
-		if d := at.Sub(start); d > 5*time.Second {
-			t.Errorf("the instance saw the reset %v after the request", d)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the instance's request did not end after the client's reset")
-	}
-	entries := f.accessLog(t)
-	if len(entries) != 1 || entries[0]["status_code"] != 499.0 || entries[0]["status_reason"] != "client_closed" {
-		t.Errorf("access log %v; want one 499 client_closed", entries)
+// A client that resets its stream (HTTP/2) or cancels its request
+// (HTTP/3) while the instance has not answered ends the exchange with
+// the instance at once, not at the response header timeout: the
+// instance sees its connection closed, and the access log says 499
+// client_closed.
+func TestResetReachesInstance(t *testing.T) {
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("HTTP%d", proto), func(t *testing.T) {
+			arrived, gone := make(chan struct{}, 1), make(chan time.Time, 1)
+			f, h3 := startH3Proxy(t, func(w http.ResponseWriter, r *http.Request) {
+				arrived <- struct{}{}
+				<-r.Context().Done() // the proxy closed the connection
+				gone <- time.Now()
+			}, func(c *Config) { c.ResponseHeaderTimeout = 30 * time.Second })
+			client, url := f.client, f.url("/_search")
+			if proto == 3 {
+				client, url = h3, f.h3URL("/_search")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+			req.Header.Set("X-Found-Cluster", depA)
+			canceled := make(chan time.Time, 1)
+			go func() {
+				<-arrived // the request is at the instance
+				canceled <- time.Now()
+				cancel()
+			}()
+			if _, err := client.Do(req); !errors.Is(err, context.Canceled) {
+				t.Fatalf("request: %v; want canceled", err)
+			}
+			select {
+			case at := <-gone:
+				if d := at.Sub(<-canceled); d > 5*time.Second {
+					t.Errorf("the instance saw the cancel %v after it", d)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the instance's request did not end after the client's cancel")
+			}
+			var n int
+			for _, e := range f.accessLog(t) {
+				if e["path"] == "/_search" {
+					n++
+					if e["status_code"] != 499.0 || e["status_reason"] != "client_closed" {
+						t.Errorf("access log entry %v; want 499 client_closed", e)
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d access log entries of the request; want 1", n)
+			}
+		})
 	}
 }
 
@@ -287,14 +325,7 @@ func TestHTTP2RapidReset(t *testing.T) {
 		t.Errorf("%d requests ran at the instance at once; the stream limit is 10", m)
 	}
 	t.Logf("%d streams sent and reset; %d reached the instance, at most %d at once", sent, hits.Load(), most.Load())
-	resp, err := f.client.Do(f.request(context.Background(), "GET", "/_search", nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("another client: %d", resp.StatusCode)
-	}
+	f.anotherClientServed(t)
 }
 
 // A CONTINUATION flood (CVE-2023-45288): a header block that never ends
@@ -365,14 +396,7 @@ func TestHTTP2ControlFrameFloods(t *testing.T) {
 			if grown > 32<<20 {
 				t.Errorf("the heap grew by %d MiB during the flood", grown>>20)
 			}
-			resp, err := f.client.Do(f.request(context.Background(), "GET", "/_search", nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				t.Errorf("another client: %d", resp.StatusCode)
-			}
+			f.anotherClientServed(t)
 		})
 	}
 }

@@ -18,18 +18,7 @@ func startH2C(t *testing.T, timeout time.Duration) (*ppServer, chan net.Conn) {
 	h2 := make(chan net.Conn, 4)
 	s := &ppServer{addr: base.Addr().String(), conns: make(chan net.Conn, 16)}
 	s.ln = Stack(base, Named("http"), H2C(H2CConfig{Timeout: timeout, H2: func(c net.Conn) { h2 <- c }}))
-	t.Cleanup(func() { s.ln.Close() })
-	go func() {
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				close(s.conns)
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-			s.conns <- c
-		}
-	}()
+	s.serve(t)
 	return s, h2
 }
 

@@ -31,6 +31,13 @@ func startPP(t *testing.T, mode ProxyMode, from string, timeout time.Duration) *
 	s.ln = Stack(base, Named("http"), ProxyProtocol(ProxyConfig{
 		Mode: mode, From: []netip.Prefix{prefix(from)}, Timeout: timeout, Counts: s.counts,
 	}))
+	s.serve(t)
+	return s
+}
+
+// serve accepts from s.ln onto s.conns until the listener closes, and
+// closes it when the test ends.
+func (s *ppServer) serve(t *testing.T) {
 	t.Cleanup(func() { s.ln.Close() })
 	go func() {
 		for {
@@ -43,7 +50,6 @@ func startPP(t *testing.T, mode ProxyMode, from string, timeout time.Duration) *
 			s.conns <- c
 		}
 	}()
-	return s
 }
 
 // dial connects from the loopback address local.
