@@ -40,6 +40,13 @@ func newH3FrontEnd(s *Server, addr *net.TCPAddr) (*h3FrontEnd, error) {
 		return nil, fmt.Errorf("proxy: HTTP/3 listen: %w", err)
 	}
 	sizeQUICBuffers(s, pc, quicBufferBytes)
+	// The proxy reports a small UDP buffer itself, as one structured
+	// line; quic-go's own warning (a plain log line, read from the
+	// environment when it wraps the socket) is turned off, unless the
+	// operator set the variable. Only a proxy that serves HTTP/3 does so.
+	if _, set := os.LookupEnv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING"); !set {
+		os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
+	}
 	cfg := s.cfg
 	live := s.tlsConf
 	srv := &http3.Server{
@@ -86,14 +93,6 @@ func (f *h3FrontEnd) shutdown(ctx context.Context) {
 func (f *h3FrontEnd) close() {
 	_ = f.srv.Close()
 	_ = f.pc.Close()
-}
-
-func init() {
-	// The proxy reports a small UDP buffer itself (sizeQUICBuffers), as
-	// one structured line; quic-go's own is a plain log line.
-	if os.Getenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING") == "" {
-		os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
-	}
 }
 
 // forceSockBuffers is forceBuffers; tests replace it, to see what an
