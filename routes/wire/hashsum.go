@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/bits"
-	"sort"
 	"strings"
 )
 
@@ -87,14 +86,7 @@ func (a *digestSum) sub(enc []byte) {
 func sumHash(domain string, zones map[string]string, sum digestSum) string {
 	h := sha256.New()
 	h.Write([]byte("switchyard table sum 1\ndomain " + domain + "\n"))
-	zs := make([]string, 0, len(zones))
-	for z := range zones {
-		zs = append(zs, z)
-	}
-	sort.Strings(zs)
-	for _, z := range zs {
-		h.Write([]byte("zone " + z + " " + zones[z] + "\n"))
-	}
+	writeZones(h, zones)
 	var b [32]byte
 	for i, w := range sum {
 		binary.BigEndian.PutUint64(b[i*8:], w)

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -191,19 +192,25 @@ func (s *Snapshot) Change() *Change { return s.change }
 func tableHash(domain string, zones map[string]string, ids []string, deps map[string][]byte) string {
 	h := sha256.New()
 	h.Write([]byte("domain " + domain + "\n"))
+	writeZones(h, zones)
+	for _, id := range ids {
+		h.Write(deps[id])
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// writeZones writes the zones and their states to h, one line each, in
+// name order: the zones' part of both table hashes.
+func writeZones(h io.Writer, zones map[string]string) {
 	zs := make([]string, 0, len(zones))
 	for z := range zones {
 		zs = append(zs, z)
 	}
 	sort.Strings(zs)
 	for _, z := range zs {
-		h.Write([]byte("zone " + z + " " + zones[z] + "\n"))
+		io.WriteString(h, "zone "+z+" "+zones[z]+"\n")
 	}
-	for _, id := range ids {
-		h.Write(deps[id])
-		h.Write([]byte{'\n'})
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Full encodes s as a full message.
