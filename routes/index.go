@@ -16,20 +16,38 @@ const (
 	keyLenMask = 1<<keyLenBits - 1
 )
 
-// index maps the route keys of a table to its deployments. It is an open
-// addressing hash table with linear probing over a power-of-two slice of
-// slots, at most half full, with the key bytes in one arena. A slot holds
-// the deployment, so a hit reads one slot and one key, and the deployment
-// is known after the slot: the caller's reads of it wait for one cache
-// miss, not for the key comparison (with the deployment's position
-// stored beside the key instead, a chain of lookups each reading its
-// deployment ran about a third slower). A miss mostly reads one slot, whose tag (bits of the hash and
-// the key length) differs.
+// The index is split into shards by the top bits of a key's hash, so that
+// a table derived from another (Table.With) copies only the shards its
+// change touches.
+const (
+	shardBits   = 8
+	indexShards = 1 << shardBits
+)
+
+// index maps the route keys of a table to its deployments. Each shard is
+// an open addressing hash table with linear probing over a power-of-two
+// slice of slots, at most half full, with its key bytes in one arena. A
+// slot holds the deployment, so a hit reads one slot and one key, and the
+// deployment is known after the slot: the caller's reads of it wait for
+// one cache miss, not for the key comparison (with the deployment's
+// position stored beside the key instead, a chain of lookups each reading
+// its deployment ran about a third slower). A miss mostly reads one slot,
+// whose tag (bits of the hash and the key length) differs. The shard
+// array (2 KiB) and the shards' headers stay in cache.
 //
-// A table's index is built by its Builder and never modified afterwards:
-// readers share it without locking.
+// An index is built by its table's Builder, or derived by Table.With,
+// and never modified afterwards: readers share it without locking, and
+// a derived index shares the shards it did not change.
 type index struct {
-	seed  maphash.Seed
+	seed     maphash.Seed
+	shards   *[indexShards]*shard // a nil shard is empty
+	n        int                  // keys
+	keyBytes uint64               // bytes of keys, in all shards
+	hint     int                  // expected keys per shard, for a new shard
+}
+
+type shard struct {
+	seed  maphash.Seed // the index's
 	slots []slot
 	keys  []byte // the keys of the slots, one after another
 	n     int    // slots in use
@@ -37,86 +55,112 @@ type index struct {
 
 type slot struct {
 	dep *Deployment // nil: the slot is empty
-	tag uint32      // the high bits of the key's hash, then its length
+	tag uint32      // bits of the key's hash, then its length
 	off uint32      // the key is keys[off : off+len]
 }
 
-// newIndex returns an index with room for keys keys of keyBytes bytes in
-// all (estimates: it grows beyond them).
-func newIndex(keys, keyBytes int) index {
-	size := 8
-	for size < 2*keys {
-		size *= 2
-	}
-	return index{seed: maphash.MakeSeed(), slots: make([]slot, size), keys: make([]byte, 0, keyBytes)}
+// newIndex returns an index with room for keys keys (an estimate: it
+// grows beyond it).
+func newIndex(keys int) index {
+	return index{seed: maphash.MakeSeed(), shards: new([indexShards]*shard), hint: keys/indexShards + 1}
 }
 
 func tagOf(h uint64, n int) uint32 {
-	return uint32(h>>32)&^keyLenMask | uint32(n)
+	return uint32(h>>24)&^keyLenMask | uint32(n)
 }
+
+func shardOf(h uint64) int { return int(h >> (64 - shardBits)) }
 
 // lookup finds the deployment of key, or nil. It does not allocate.
 func (x *index) lookup(key []byte) *Deployment {
-	if len(key) > maxKeyLen || len(x.slots) == 0 {
+	if len(key) > maxKeyLen || x.shards == nil {
 		return nil
 	}
 	h := maphash.Bytes(x.seed, key)
-	tag, mask := tagOf(h, len(key)), uint64(len(x.slots)-1)
+	sh := x.shards[shardOf(h)]
+	if sh == nil {
+		return nil
+	}
+	tag, mask := tagOf(h, len(key)), uint64(len(sh.slots)-1)
 	for i := h & mask; ; i = (i + 1) & mask {
-		s := &x.slots[i]
+		s := &sh.slots[i]
 		if s.dep == nil {
 			return nil
 		}
-		if s.tag == tag && string(x.keys[s.off:s.off+uint32(len(key))]) == string(key) {
+		if s.tag == tag && string(sh.keys[s.off:s.off+uint32(len(key))]) == string(key) {
 			return s.dep
 		}
 	}
 }
 
-// fits reports whether n more bytes of keys fit in the arena, whose
-// offsets are 32-bit.
-func (x *index) fits(n int) bool { return uint64(len(x.keys))+uint64(n) <= math.MaxUint32 }
+// fits reports whether n more bytes of keys fit: a shard's arena offsets
+// are 32-bit, and all keys together are held to that too.
+func (x *index) fits(n int) bool { return x.keyBytes+uint64(n) <= math.MaxUint32 }
 
 // insert adds key for d. key is not in x, is at most maxKeyLen long, and
-// fits.
+// fits. The shard it goes to must be x's own (not shared with another
+// index): see own.
 func (x *index) insert(key []byte, d *Deployment) {
-	if 2*(x.n+1) > len(x.slots) {
-		x.grow()
-	}
 	h := maphash.Bytes(x.seed, key)
-	off := uint32(len(x.keys))
-	x.keys = append(x.keys, key...)
-	x.place(slot{dep: d, tag: tagOf(h, len(key)), off: off}, h)
+	i := shardOf(h)
+	sh := x.shards[i]
+	if sh == nil {
+		sh = newShard(x.seed, x.hint)
+		x.shards[i] = sh
+	}
+	sh.insert(key, h, d)
 	x.n++
+	x.keyBytes += uint64(len(key))
+}
+
+func newShard(seed maphash.Seed, keys int) *shard {
+	size := 8
+	for size < 2*keys {
+		size *= 2
+	}
+	return &shard{seed: seed, slots: make([]slot, size), keys: make([]byte, 0, keys*24)}
+}
+
+func (sh *shard) insert(key []byte, h uint64, d *Deployment) {
+	if 2*(sh.n+1) > len(sh.slots) {
+		sh.grow()
+	}
+	off := uint32(len(sh.keys))
+	sh.keys = append(sh.keys, key...)
+	sh.place(slot{dep: d, tag: tagOf(h, len(key)), off: off}, h)
+	sh.n++
 }
 
 // place puts s, whose key hashes to h, in the first empty slot of its probe
 // sequence.
-func (x *index) place(s slot, h uint64) {
-	mask := uint64(len(x.slots) - 1)
+func (sh *shard) place(s slot, h uint64) {
+	mask := uint64(len(sh.slots) - 1)
 	i := h & mask
-	for x.slots[i].dep != nil {
+	for sh.slots[i].dep != nil {
 		i = (i + 1) & mask
 	}
-	x.slots[i] = s
+	sh.slots[i] = s
 }
 
+func (sh *shard) key(s *slot) []byte { return sh.keys[s.off : s.off+s.tag&keyLenMask] }
+
 // grow doubles the slots and places every key again.
-func (x *index) grow() {
-	old := x.slots
-	x.slots = make([]slot, 2*len(old))
-	for _, s := range old {
-		if s.dep != nil {
-			key := x.keys[s.off : s.off+uint32(s.tag&keyLenMask)]
-			x.place(s, maphash.Bytes(x.seed, key))
+func (sh *shard) grow() {
+	old := sh.slots
+	sh.slots = make([]slot, 2*len(old))
+	for i := range old {
+		if s := &old[i]; s.dep != nil {
+			sh.place(*s, maphash.Bytes(sh.seed, sh.key(s)))
 		}
 	}
 }
 
-// trim gives the arena back the room that appending left over, for a
+// trim gives each arena back the room that appending left over, for a
 // table that is built.
 func (x *index) trim() {
-	if cap(x.keys)-len(x.keys) > len(x.keys)/8 {
-		x.keys = append([]byte(nil), x.keys...)
+	for _, sh := range x.shards {
+		if sh != nil && cap(sh.keys)-len(sh.keys) > len(sh.keys)/8 {
+			sh.keys = append([]byte(nil), sh.keys...)
+		}
 	}
 }

@@ -68,6 +68,10 @@ type Table struct {
 	LoadedAt time.Time
 
 	index index // id and "<alias>.<kind>", lowercase
+
+	seq    uint64  // tells tables apart, for ChangeFrom
+	base   uint64  // the seq of the table this one was derived from (With)
+	change *Change // what With changed from that table
 }
 
 // GenerationCount is what one proxy saw of one generation of a deployment:

@@ -26,18 +26,13 @@ func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec)
 	if len(deps) == 0 {
 		return nil, ErrEmptyTable
 	}
-	keys, keyBytes := 0, 0
+	keys := 0
 	for _, d := range deps {
-		if d == nil {
-			continue // add refuses it
-		}
-		keys += 1 + len(d.Aliases)
-		keyBytes += len(d.ID)
-		for _, a := range d.Aliases {
-			keyBytes += len(a) + 1 + len(d.Kind)
+		if d != nil { // add refuses a nil spec
+			keys += 1 + len(d.Aliases)
 		}
 	}
-	b, err := newBuilder(domain, zones, len(deps), keys, min(keyBytes, keys*maxKeyLen))
+	b, err := newBuilder(domain, zones, len(deps), keys)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +57,7 @@ type Builder struct {
 // returns a Builder for about n deployments. It takes ownership of zones.
 // The error is an *Error wrapping ErrInvalid.
 func NewBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, error) {
-	b, err := newBuilder(domain, zones, n, 2*n, n*(MaxIDLen+16))
+	b, err := newBuilder(domain, zones, n, 2*n)
 	if err != nil {
 		return nil, err
 	}
@@ -88,9 +83,9 @@ func (b *Builder) Table() (*Table, error) {
 	return b.finish(), nil
 }
 
-// newBuilder makes a Builder for n deployments with keys route keys of
-// keyBytes bytes in all (estimates, as Builder.Add may get more).
-func newBuilder(domain string, zones map[string]ZoneState, n, keys, keyBytes int) (*Builder, *Error) {
+// newBuilder makes a Builder for n deployments with keys route keys
+// (estimates, as Builder.Add may get more).
+func newBuilder(domain string, zones map[string]ZoneState, n, keys int) (*Builder, *Error) {
 	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
 	if err := validateDomain(domain); err != nil {
 		return nil, err
@@ -105,7 +100,7 @@ func newBuilder(domain string, zones map[string]ZoneState, n, keys, keyBytes int
 		Domain:      domain,
 		Zones:       zones,
 		Deployments: make([]*Deployment, 0, n),
-		index:       newIndex(keys, keyBytes),
+		index:       newIndex(keys),
 	}}, nil
 }
 
@@ -152,6 +147,7 @@ func (b *Builder) aliasKey(alias, kind string) []byte {
 func (b *Builder) finish() *Table {
 	t := b.t
 	t.index.trim()
+	t.seq = tableSeq.Add(1)
 	sort.Slice(t.Deployments, func(i, j int) bool { return t.Deployments[i].ID < t.Deployments[j].ID })
 	for _, d := range t.Deployments {
 		d.computeEligible(t.Zones)

@@ -1,0 +1,254 @@
+package routes
+
+import (
+	"hash/maphash"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+)
+
+// tableSeq numbers tables, so that a table knows the one it was derived
+// from without holding it.
+var tableSeq atomic.Uint64
+
+// Change is how a table differs from the table it was derived from by
+// With: the deployments the base served that it no longer serves as they
+// were (removed, or replaced), and its own that the base does not have
+// (new, or replacements). A consumer that keeps state per deployment
+// (the balancer, the per-generation counters) updates only these.
+type Change struct {
+	Removed []*Deployment // sorted by ID
+	Added   []*Deployment // sorted by ID
+}
+
+// ChangeFrom returns what t changed from base when With derived t from
+// base, and nil otherwise (t was built whole, or from another table):
+// then everything must be taken as changed.
+func (t *Table) ChangeFrom(base *Table) *Change {
+	if t == nil || base == nil || t.change == nil || t.base != base.seq {
+		return nil
+	}
+	return t.change
+}
+
+// With returns a table with t's domain and the zones given, where the
+// deployments of upsert replace those of the same ID (or are added), and
+// the IDs in deleted are removed (an ID that t does not have is ignored;
+// an ID both deleted and upserted is upserted). t is not modified, and
+// the new table shares with it every deployment and index shard the
+// change does not touch: it costs about what the change touches, unless
+// the zones' states differ from t's, which changes who gets traffic in
+// every deployment: then it is built whole, as NewTable builds it.
+//
+// The specs are validated as NewTable validates them, each on its own and
+// against the table's other deployments (an ID or "<alias>.<kind>" key
+// used twice); on an error no table is returned. The result has no
+// Version, Source or LoadedAt: the caller sets them.
+func (t *Table) With(zones map[string]ZoneState, upsert []*DeploymentSpec, deleted []string) (*Table, error) {
+	if zones == nil {
+		zones = map[string]ZoneState{}
+	}
+	if !maps.Equal(zones, t.Zones) {
+		return t.rebuild(zones, upsert, deleted)
+	}
+	for _, spec := range upsert {
+		if err := validateDeployment(spec); err != nil {
+			return nil, err
+		}
+	}
+	// What goes: the deleted and the replaced deployments.
+	removed := map[*Deployment]bool{}
+	var gone []*Deployment
+	drop := func(id string) {
+		if d := t.index.lookup([]byte(id)); d != nil && d.ID == id && !removed[d] {
+			removed[d] = true
+			gone = append(gone, d)
+		}
+	}
+	for _, id := range deleted {
+		drop(id)
+	}
+	for _, spec := range upsert {
+		drop(spec.ID)
+	}
+	// What comes, checked against what stays and against each other.
+	added := make([]*Deployment, 0, len(upsert))
+	newKeys := make(map[string]string, len(upsert)) // key -> deployment ID
+	var key []byte
+	for _, spec := range upsert {
+		if other, ok := newKeys[spec.ID]; ok && other == spec.ID {
+			return nil, invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s is listed twice", spec.ID)
+		}
+		newKeys[spec.ID] = spec.ID
+		for i, a := range spec.Aliases {
+			key = append(append(append(key[:0], a...), '.'), spec.Kind...)
+			other, ok := newKeys[string(key)]
+			if !ok {
+				if d := t.index.lookup(key); d != nil && !removed[d] {
+					other, ok = d.ID, true
+				}
+			}
+			if ok {
+				return nil, invalidf(Ref{Deployment: spec, Field: "aliases", Index: i},
+					"deployment %s: alias key %q is already used by deployment %s", spec.ID, key, other)
+			}
+			newKeys[string(key)] = spec.ID
+		}
+		d := &Deployment{DeploymentSpec: *spec}
+		d.computeEligible(zones)
+		d.computeAllow()
+		added = append(added, d)
+	}
+	n := &Table{Domain: t.Domain, Zones: t.Zones, seq: tableSeq.Add(1), base: t.seq}
+	var err *Error
+	if n.index, err = t.index.derive(gone, added, upsert); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(gone, byID)
+	slices.SortFunc(added, byID)
+	n.Deployments = splice(t.Deployments, gone, added)
+	if len(n.Deployments) == 0 {
+		return nil, ErrEmptyTable
+	}
+	n.change = &Change{Removed: gone, Added: added}
+	return n, nil
+}
+
+func byID(a, b *Deployment) int { return strings.Compare(a.ID, b.ID) }
+
+// rebuild builds t's successor whole, for a change of the zones.
+func (t *Table) rebuild(zones map[string]ZoneState, upsert []*DeploymentSpec, deleted []string) (*Table, error) {
+	skip := make(map[string]bool, len(upsert)+len(deleted))
+	for _, id := range deleted {
+		skip[id] = true
+	}
+	for _, s := range upsert {
+		skip[s.ID] = true
+	}
+	specs := make([]*DeploymentSpec, 0, len(t.Deployments)+len(upsert))
+	for _, d := range t.Deployments {
+		if !skip[d.ID] {
+			specs = append(specs, &d.DeploymentSpec)
+		}
+	}
+	specs = append(specs, upsert...)
+	return NewTable(t.Domain, zones, specs)
+}
+
+// splice returns the sorted deployments of old without those of gone
+// (sorted, each in old) and with those of added (sorted, none in old but
+// for those of gone): a copy, in runs between the places that change.
+func splice(old, gone, added []*Deployment) []*Deployment {
+	type edit struct {
+		at  int         // position in old
+		add *Deployment // nil: old[at] goes
+	}
+	edits := make([]edit, 0, len(gone)+len(added))
+	for _, d := range gone {
+		i := sort.Search(len(old), func(i int) bool { return old[i].ID >= d.ID })
+		edits = append(edits, edit{at: i})
+	}
+	for _, d := range added {
+		i := sort.Search(len(old), func(i int) bool { return old[i].ID >= d.ID })
+		edits = append(edits, edit{at: i, add: d})
+	}
+	// By position; at one position, an addition before the removal (a
+	// replacement keeps its place), additions in ID order.
+	slices.SortStableFunc(edits, func(a, b edit) int {
+		if a.at != b.at {
+			return a.at - b.at
+		}
+		switch {
+		case a.add != nil && b.add != nil:
+			return byID(a.add, b.add)
+		case a.add != nil:
+			return -1
+		case b.add != nil:
+			return 1
+		}
+		return 0
+	})
+	out := make([]*Deployment, 0, len(old)-len(gone)+len(added))
+	next := 0
+	for _, e := range edits {
+		out = append(out, old[next:e.at]...)
+		next = e.at
+		if e.add != nil {
+			out = append(out, e.add)
+		} else {
+			next++
+		}
+	}
+	return append(out, old[next:]...)
+}
+
+// derive returns an index with the keys of gone's deployments removed
+// and those of added inserted, copying only the shards they hash to.
+// specs are added's specs, for errors.
+func (x *index) derive(gone, added []*Deployment, specs []*DeploymentSpec) (index, *Error) {
+	n := index{seed: x.seed, shards: new([indexShards]*shard), n: x.n, keyBytes: x.keyBytes, hint: x.hint}
+	*n.shards = *x.shards
+	var touched [indexShards / 64]uint64
+	removed := make(map[*Deployment]bool, len(gone))
+	var key []byte
+	keys := func(d *Deployment, f func(key []byte)) {
+		f([]byte(d.ID))
+		for _, a := range d.Aliases {
+			key = append(append(append(key[:0], a...), '.'), d.Kind...)
+			f(key)
+		}
+	}
+	for _, d := range gone {
+		removed[d] = true
+		keys(d, func(k []byte) {
+			i := shardOf(maphash.Bytes(x.seed, k))
+			touched[i/64] |= 1 << (i % 64)
+			n.n--
+			n.keyBytes -= uint64(len(k))
+		})
+	}
+	for _, d := range added {
+		keys(d, func(k []byte) {
+			i := shardOf(maphash.Bytes(x.seed, k))
+			touched[i/64] |= 1 << (i % 64)
+		})
+	}
+	// Copy the touched shards without the keys that go.
+	for i := range indexShards {
+		if touched[i/64]&(1<<(i%64)) == 0 {
+			continue
+		}
+		old := x.shards[i]
+		live := 0
+		if old != nil {
+			live = old.n
+		}
+		sh := newShard(x.seed, live+1)
+		if old != nil {
+			for j := range old.slots {
+				if s := &old.slots[j]; s.dep != nil && !removed[s.dep] {
+					sh.insert(old.key(s), maphash.Bytes(x.seed, old.key(s)), s.dep)
+				}
+			}
+		}
+		n.shards[i] = sh
+	}
+	for k, d := range added {
+		size := len(d.ID)
+		for _, a := range d.Aliases {
+			size += len(a) + 1 + len(d.Kind)
+		}
+		if !n.fits(size) {
+			return index{}, invalidf(Ref{Deployment: specs[k], Field: "id"}, "deployment %s: the table has too many route keys", d.ID)
+		}
+		keys(d, func(k []byte) { n.insert(k, d) })
+	}
+	for i, sh := range n.shards {
+		if sh != nil && sh.n == 0 {
+			n.shards[i] = nil
+		}
+	}
+	return n, nil
+}
