@@ -195,7 +195,7 @@ func (s *Server) Status() wire.Status {
 	st := wire.Status{Name: s.cfg.Name, Stale: s.stale, Invalid: s.invalid, Proxies: []wire.ProxyStatus{}}
 	cur := s.snap
 	if cur != nil {
-		st.Version, st.Hash, st.Deployments = cur.Version, cur.Hash, len(cur.IDs)
+		st.Version, st.Hash, st.Deployments = cur.Version, cur.Hash, cur.Len()
 	}
 	now := s.now()
 	s.sweepLocked(now)

@@ -184,12 +184,12 @@ func (s *Server) Update(in Input) {
 		snap.Version = cur.Version + 1
 	}
 	s.snap = snap
-	s.pushLocked(&entry{version: snap.Version, hash: snap.Hash, publishedAt: s.now(), change: snap.Change()}, len(snap.IDs))
+	s.pushLocked(&entry{version: snap.Version, hash: snap.Hash, publishedAt: s.now(), change: snap.Change()}, snap.Len())
 	s.stale = in.Stale
 	s.metrics.version.Set(float64(snap.Version))
-	s.metrics.deployments.Set(float64(len(snap.IDs)))
+	s.metrics.deployments.Set(float64(snap.Len()))
 	s.metrics.stale.Set(boolFloat(s.stale))
-	s.log.Info("table published", "version", snap.Version, "deployments", len(snap.IDs), "hash", snap.Hash[:12], "stale", in.Stale)
+	s.log.Info("table published", "version", snap.Version, "deployments", snap.Len(), "hash", snap.Hash[:12], "stale", in.Stale)
 	s.broadcastLocked()
 }
 

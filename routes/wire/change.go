@@ -29,11 +29,10 @@ func (c *Change) Len() int {
 	return len(c.IDs)
 }
 
-// changeBuilder collects a Change while NewSnapshot builds a snapshot
+// changeBuilder collects a Change while NextSnapshot builds a snapshot
 // from its predecessor.
 type changeBuilder struct {
-	ts    []touched
-	added int
+	ts []touched
 }
 
 type touched struct {
@@ -46,10 +45,7 @@ type touched struct {
 // whether it was there. A new spec with the same encoding is not a
 // change.
 func (b *changeBuilder) touch(id string, before, after []byte, had bool) {
-	switch {
-	case !had:
-		b.added++
-	case after != nil && string(before) == string(after):
+	if had && after != nil && string(before) == string(after) {
 		return
 	}
 	b.ts = append(b.ts, touched{id, before, after})
@@ -95,7 +91,7 @@ func (s *Snapshot) DeltaOver(baseVersion uint64, baseHash string, changes []*Cha
 		Domain: s.Domain, Zones: s.Zones, Deployments: []json.RawMessage{}}
 	for _, id := range ids {
 		old := before[id]
-		now, present := s.Deps[id]
+		now, present := s.Encoding(id)
 		switch {
 		case present && (old == nil || string(old) != string(now)):
 			m.Deployments = append(m.Deployments, now)

@@ -33,13 +33,13 @@ func TestFullIsJSONMarshal(t *testing.T) {
 		st := mustApply(t, s)
 		for _, stale := range []bool{false, true} {
 			m := Message{Version: s.Version, Hash: s.Hash, Full: true, Stale: stale, Domain: s.Domain, Zones: s.Zones}
-			ids := make([]string, 0, len(s.Deps))
-			for id := range s.Deps {
+			ids := make([]string, 0, len(deps))
+			for id := range deps {
 				ids = append(ids, id)
 			}
 			sort.Strings(ids)
 			for _, id := range ids {
-				m.Deployments = append(m.Deployments, s.Deps[id])
+				m.Deployments = append(m.Deployments, EncodeDeployment(deps[id]))
 			}
 			want, err := json.Marshal(m)
 			if err != nil {

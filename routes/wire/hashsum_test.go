@@ -89,7 +89,9 @@ func TestSumHashIsIncremental(t *testing.T) {
 			var err error
 			base := snaps[j-1]
 			if j == 1 {
-				base = &Snapshot{Version: st.Version, Hash: st.Hash, Deps: base.Deps, IDs: base.IDs}
+				b := *base
+				b.Version, b.Hash = st.Version, st.Hash
+				base = &b
 			}
 			if st, err = Apply(st, decode(t, snaps[j].Delta(base, false))); err != nil {
 				t.Fatalf("delta to %d: %v", snaps[j].Version, err)

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"slices"
 	"sort"
 	"strings"
@@ -89,18 +90,38 @@ func DecodeDeployment(b []byte) (*routes.DeploymentSpec, error) {
 }
 
 // Snapshot is a table in encoded form, as a route server keeps it: each
-// deployment's canonical JSON by ID. It is immutable once built.
+// deployment's canonical JSON by ID. It is immutable once built, and
+// persistent: a snapshot built from another shares the encodings, and
+// the storage, of every deployment it did not change.
 type Snapshot struct {
 	Version uint64
 	Hash    string
 	Domain  string
 	Zones   map[string]string // zone -> "up"|"down"; only listed zones
-	Deps    map[string][]byte // deployment ID -> canonical JSON
-	IDs     []string          // sorted keys of Deps
 
-	src    map[string]*routes.DeploymentSpec // what Deps were encoded from
-	change *Change                           // from the snapshot this one was built from
-	sum    *digestSum                        // with HashSum: the sum of the deployments' hashes
+	deps   depList    // by ID: each deployment's encoding and its spec
+	change *Change    // from the snapshot this one was built from
+	sum    *digestSum // with HashSum: the sum of the deployments' hashes
+}
+
+// Len is the number of deployments.
+func (s *Snapshot) Len() int { return s.deps.len() }
+
+// Encoding returns the canonical JSON of deployment id.
+func (s *Snapshot) Encoding(id string) ([]byte, bool) {
+	e, ok := s.deps.get(id)
+	return e.enc, ok
+}
+
+// All yields each deployment's ID and canonical JSON, in ID order.
+func (s *Snapshot) All() iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		for e := range s.deps.all() {
+			if !yield(e.id, e.enc) {
+				return
+			}
+		}
+	}
 }
 
 // NewSnapshot encodes a table's content. Deployments that are the same
@@ -112,51 +133,89 @@ func NewSnapshot(prev *Snapshot, version uint64, domain string, zones map[string
 	return NewHashedSnapshot(HashSHA256, prev, version, domain, zones, deps)
 }
 
-// NewHashedSnapshot is NewSnapshot with the table hashed by scheme. With
-// HashSum and a prev hashed the same way, the hash costs only the
-// deployments that changed.
+// NewHashedSnapshot is NewSnapshot with the table hashed by scheme. It
+// looks at every deployment of deps to find what changed from prev; a
+// caller that knows what changed calls NextSnapshot instead.
 func NewHashedSnapshot(scheme HashScheme, prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, deps map[string]*routes.DeploymentSpec) *Snapshot {
-	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones)),
-		Deps: make(map[string][]byte, len(deps)), src: make(map[string]*routes.DeploymentSpec, len(deps))}
-	for z, st := range zones {
-		s.Zones[z] = st.String()
+	if prev == nil {
+		return NextSnapshot(scheme, nil, version, domain, zones, deps)
 	}
-	var ch changeBuilder
+	changes := map[string]*routes.DeploymentSpec{}
+	kept := 0
 	for id, d := range deps {
-		s.src[id] = d
-		if prev == nil {
-			s.Deps[id] = EncodeDeployment(d)
-			continue
+		e, had := prev.deps.get(id)
+		if had {
+			kept++
 		}
-		before, had := prev.Deps[id]
-		if had && prev.src[id] == d {
-			s.Deps[id] = before
-			continue
+		if !had || e.src != d {
+			changes[id] = d
 		}
-		enc := EncodeDeployment(d)
-		s.Deps[id] = enc
-		ch.touch(id, before, enc, had)
 	}
-	if prev != nil && ch.added == 0 && len(deps) == len(prev.IDs) {
-		// The same IDs: share the sorted list.
-		s.IDs = prev.IDs
-	} else {
-		s.IDs = make([]string, 0, len(deps))
-		for id := range deps {
-			s.IDs = append(s.IDs, id)
-		}
-		sort.Strings(s.IDs)
-		if prev != nil && len(prev.IDs)+ch.added != len(deps) {
-			for _, id := range prev.IDs {
-				if _, ok := deps[id]; !ok {
-					ch.touch(id, prev.Deps[id], nil, true)
-				}
+	if kept != prev.Len() {
+		for e := range prev.deps.all() {
+			if _, ok := deps[e.id]; !ok {
+				changes[e.id] = nil
 			}
 		}
 	}
+	return NextSnapshot(scheme, prev, version, domain, zones, changes)
+}
+
+// NextSnapshot is the snapshot that follows prev (nil: an empty table)
+// with the deployments in changes set: each ID to its spec, or removed
+// where the spec is nil. Its cost is what changed: the deployments in
+// changes are encoded (those that are the same *routes.DeploymentSpec as
+// in prev are not), a few chunks of the sorted table are copied, and with
+// HashSum and a prev hashed the same way the hash adds and subtracts the
+// hashes of the deployments that changed; with HashSHA256 the hash is
+// over the whole table. With a prev, the snapshot also records what
+// changed from it (Change).
+func NextSnapshot(scheme HashScheme, prev *Snapshot, version uint64, domain string, zones map[string]routes.ZoneState, changes map[string]*routes.DeploymentSpec) *Snapshot {
+	s := &Snapshot{Version: version, Domain: domain, Zones: make(map[string]string, len(zones))}
+	for z, st := range zones {
+		s.Zones[z] = st.String()
+	}
+	var base depList
+	if prev != nil {
+		base = prev.deps
+	}
+	ids := make([]string, 0, len(changes))
+	for id := range changes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var ch changeBuilder
+	edits := make([]edit, 0, len(ids))
+	for _, id := range ids {
+		d := changes[id]
+		old, had := base.get(id)
+		switch {
+		case d == nil && !had:
+			continue
+		case d == nil:
+			edits = append(edits, edit{e: depEntry{id: id}, del: true})
+			ch.touch(id, old.enc, nil, true)
+			continue
+		case had && old.src == d:
+			continue
+		}
+		enc := EncodeDeployment(d)
+		if had && string(enc) == string(old.enc) {
+			enc = old.enc // the same bytes: share them
+		}
+		edits = append(edits, edit{e: depEntry{id: id, enc: enc, src: d}})
+		ch.touch(id, old.enc, enc, had)
+	}
+	s.deps = base.with(edits)
 	switch {
 	case scheme != HashSum:
-		s.Hash = tableHash(s.Domain, s.Zones, s.IDs, s.Deps)
+		s.Hash = hashTable(s.Domain, s.Zones, func(yield func([]byte) bool) {
+			for e := range s.deps.all() {
+				if !yield(e.enc) {
+					return
+				}
+			}
+		})
 	case prev != nil && prev.sum != nil:
 		sum := *prev.sum
 		for _, t := range ch.ts {
@@ -170,8 +229,8 @@ func NewHashedSnapshot(scheme HashScheme, prev *Snapshot, version uint64, domain
 		s.sum = &sum
 	default:
 		var sum digestSum
-		for _, enc := range s.Deps {
-			sum.add(enc)
+		for e := range s.deps.all() {
+			sum.add(e.enc)
 		}
 		s.sum = &sum
 	}
@@ -188,13 +247,26 @@ func NewHashedSnapshot(scheme HashScheme, prev *Snapshot, version uint64, domain
 // it was built without one.
 func (s *Snapshot) Change() *Change { return s.change }
 
-// tableHash is the SHA-256 of a table's canonical form.
+// tableHash is the SHA-256 of a table's canonical form, given its
+// deployments' encodings and their IDs in order.
 func tableHash(domain string, zones map[string]string, ids []string, deps map[string][]byte) string {
+	return hashTable(domain, zones, func(yield func([]byte) bool) {
+		for _, id := range ids {
+			if !yield(deps[id]) {
+				return
+			}
+		}
+	})
+}
+
+// hashTable is the SHA-256 of a table's canonical form: the domain, the
+// zones, and the deployments' encodings in ID order.
+func hashTable(domain string, zones map[string]string, deps iter.Seq[[]byte]) string {
 	h := sha256.New()
 	h.Write([]byte("domain " + domain + "\n"))
 	writeZones(h, zones)
-	for _, id := range ids {
-		h.Write(deps[id])
+	for enc := range deps {
+		h.Write(enc)
 		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -216,25 +288,26 @@ func writeZones(h io.Writer, zones map[string]string) {
 // Full encodes s as a full message.
 func (s *Snapshot) Full(stale bool) []byte {
 	return encodeFull(s.Version, s.Hash, stale, s.Domain, s.Zones, func(yield func([]byte) bool) {
-		for _, id := range s.IDs {
-			if !yield(s.Deps[id]) {
+		for e := range s.deps.all() {
+			if !yield(e.enc) {
 				return
 			}
 		}
 	})
 }
 
-// Delta encodes the changes from base to s.
+// Delta encodes the changes from base to s, comparing every deployment
+// of both (DeltaOver costs only what changed).
 func (s *Snapshot) Delta(base *Snapshot, stale bool) []byte {
 	m := Message{Version: s.Version, Hash: s.Hash, Base: base.Version, BaseHash: base.Hash, Stale: stale,
 		Domain: s.Domain, Zones: s.Zones, Deployments: []json.RawMessage{}}
-	for _, id := range s.IDs {
-		if old, ok := base.Deps[id]; !ok || string(old) != string(s.Deps[id]) {
-			m.Deployments = append(m.Deployments, s.Deps[id])
+	for id, enc := range s.All() {
+		if old, ok := base.Encoding(id); !ok || string(old) != string(enc) {
+			m.Deployments = append(m.Deployments, enc)
 		}
 	}
-	for _, id := range base.IDs {
-		if _, ok := s.Deps[id]; !ok {
+	for id := range base.All() {
+		if _, ok := s.Encoding(id); !ok {
 			m.Deleted = append(m.Deleted, id)
 		}
 	}

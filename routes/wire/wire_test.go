@@ -176,11 +176,11 @@ func TestSnapshotReusesEncodings(t *testing.T) {
 	s1 := NewSnapshot(nil, 1, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b})
 	b2 := dep("bbbbbbbb", map[string]int{"blue": 1}, "127.0.0.1:3")
 	s2 := NewSnapshot(s1, 2, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b2})
-	if &s1.Deps[a.ID][0] != &s2.Deps[a.ID][0] {
+	if e1, e2 := encoding(s1, a.ID), encoding(s2, a.ID); &e1[0] != &e2[0] {
 		t.Error("unchanged deployment was encoded again")
 	}
 	fresh := NewSnapshot(nil, 2, "example.test", nil, map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b2})
-	if s2.Hash != fresh.Hash || string(s2.Deps[b.ID]) != string(fresh.Deps[b.ID]) {
+	if s2.Hash != fresh.Hash || string(encoding(s2, b.ID)) != string(encoding(fresh, b.ID)) {
 		t.Error("a snapshot built from a previous one differs from one built fresh")
 	}
 	// The state's own full encoding matches the snapshot's.
@@ -238,7 +238,13 @@ func TestApplyKeepsWhatFullWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(st.Raw[a.ID], s.Deps[a.ID]) {
-		t.Errorf("a route server's encoding %s was kept as %s", s.Deps[a.ID], st.Raw[a.ID])
+	if !bytes.Equal(st.Raw[a.ID], encoding(s, a.ID)) {
+		t.Errorf("a route server's encoding %s was kept as %s", encoding(s, a.ID), st.Raw[a.ID])
 	}
+}
+
+// encoding is deployment id's encoding in s, nil when absent.
+func encoding(s *Snapshot, id string) []byte {
+	b, _ := s.Encoding(id)
+	return b
 }
