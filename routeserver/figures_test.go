@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/cowmap"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/wire"
 )
@@ -15,8 +16,9 @@ import (
 // TestHistoryFigures measures the route server's memory and CPU per
 // change in process, at the scale: a table of N deployments × 3
 // instances (default 100 000; SWITCHYARD_BENCH_DEPLOYMENTS sets another),
-// then 100 single-deployment changes, each a new table that shares the
-// unchanged deployments as the store watcher's do. It reports the live
+// then 100 single-deployment changes, each handed as the store watcher
+// hands them: a new version of the persistent set of deployments, with
+// the IDs that changed from the one before. It reports the live
 // heap (after a GC) after the load and after the changes, and the time of
 // each Update. A benchmark, not a test: it runs only with
 // SWITCHYARD_BENCH=1; SWITCHYARD_BENCH_TABLE_HASH=sum hashes the tables
@@ -43,7 +45,7 @@ func TestHistoryFigures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := make(map[string]*routes.DeploymentSpec, n)
+	ed := cowmap.New[string, *routes.DeploymentSpec](cowmap.String).Edit()
 	ids := make([]string, n)
 	for i := range ids {
 		d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i+1), Kind: "es", Serving: map[string]int{"blue": 100}}
@@ -51,26 +53,27 @@ func TestHistoryFigures(t *testing.T) {
 			d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j), Addr: fmt.Sprintf("127.0.0.1:%d", 20000+j),
 				Zone: fmt.Sprintf("zone-%c", 'a'+j), Generation: "blue"})
 		}
-		deps[d.ID], ids[i] = d, d.ID
+		ed.Set(d.ID, d)
+		ids[i] = d.ID
 	}
+	deps := ed.Done()
 	start := time.Now()
-	s.Update(Input{Version: 1, Domain: "example.test", Synced: true, Deployments: deps})
+	s.Update(Input{Version: 1, Domain: "example.test", Synced: true, Set: deps})
 	t.Logf("%d deployments: first table published in %v; live heap %.1f MiB", n, time.Since(start), liveHeapMiB())
 
 	const changes = 100
 	var took time.Duration
 	for i := 0; i < changes; i++ {
-		next := make(map[string]*routes.DeploymentSpec, len(deps))
-		for id, d := range deps {
-			next[id] = d
-		}
 		id := ids[(i*97)%n]
-		c := *deps[id]
+		old, _ := deps.Get(id)
+		c := *old
 		c.Serving = map[string]int{"blue": 100 - i%2 - 1}
-		next[id] = &c
-		deps = next
+		ed := deps.Edit()
+		ed.Set(id, &c)
+		base := deps
+		deps = ed.Done()
 		start := time.Now()
-		s.Update(Input{Version: uint64(i + 2), Domain: "example.test", Synced: true, Deployments: deps})
+		s.Update(Input{Version: uint64(i + 2), Domain: "example.test", Synced: true, Set: deps, Base: base, Changed: []string{id}})
 		took += time.Since(start)
 	}
 	if st := s.Status(); st.Version != changes+1 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/cowmap"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/wire"
 )
@@ -120,4 +121,64 @@ func decodeMessage(t *testing.T, body string) *wire.Message {
 		t.Fatalf("%v: %.200s", err, body)
 	}
 	return &m
+}
+
+// A table handed as a persistent set with what changed from the Input
+// before is the table handed as a map: the same hash, the same
+// deployments and the same deltas; and a Base that is not what the
+// current table was built from (an Input skipped) is not trusted: the
+// server compares every deployment.
+func TestUpdateFromChangedSet(t *testing.T) {
+	for _, scheme := range []wire.HashScheme{wire.HashSHA256, wire.HashSum} {
+		t.Run(scheme.String(), func(t *testing.T) {
+			bySet, err := New(Config{Name: "set", TableHash: scheme, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byMap, err := New(Config{Name: "map", TableHash: scheme, Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 40
+			in := tableOf(1, n, -1, 0, nil)
+			ed := cowmap.New[string, *routes.DeploymentSpec](cowmap.String).Edit()
+			for id, d := range in.Deployments {
+				ed.Set(id, d)
+			}
+			set := ed.Done()
+			bySet.Update(Input{Version: 1, Domain: in.Domain, Synced: true, Set: set})
+			byMap.Update(in)
+			for v := uint64(2); v <= 12; v++ {
+				next := tableOf(v, n, int(v*7)%n, int(v), in.Deployments)
+				ed := set.Edit()
+				var changed []string
+				for id, d := range next.Deployments {
+					if in.Deployments[id] != d {
+						ed.Set(id, d)
+						changed = append(changed, id)
+					}
+				}
+				if v%4 == 0 { // one removed
+					id := fmt.Sprintf("%08x", v)
+					ed.Delete(id)
+					delete(next.Deployments, id)
+					changed = append(changed, id)
+				}
+				base := set
+				set = ed.Done()
+				if v == 9 {
+					base = nil // an Input the server did not see
+				}
+				bySet.Update(Input{Version: v, Domain: in.Domain, Synced: true, Set: set, Base: base, Changed: changed})
+				byMap.Update(next)
+				in = next
+				if a, b := bySet.snap, byMap.snap; a.Hash != b.Hash || a.Len() != b.Len() || string(a.Full(false)) != string(b.Full(false)) {
+					t.Fatalf("version %d: from the set %d deployments, hash %s; from the map %d, %s", v, a.Len(), a.Hash, b.Len(), b.Hash)
+				}
+				if a, b := bySet.snap.Change(), byMap.snap.Change(); fmt.Sprint(a.IDs) != fmt.Sprint(b.IDs) {
+					t.Fatalf("version %d: changed %v from the set; %v from the map", v, a.IDs, b.IDs)
+				}
+			}
+		})
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/switchyard/switchyard/internal/cowmap"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/wire"
 	"golang.org/x/sync/singleflight"
@@ -83,11 +84,27 @@ type Input struct {
 	Version     uint64
 	Domain      string
 	Zones       map[string]routes.ZoneState
-	Deployments map[string]*routes.DeploymentSpec // the valid (or last good) ones
+	Deployments map[string]*routes.DeploymentSpec // the valid (or last good) ones; ignored when Set is set
 	Invalid     map[string]string                 // deployment id -> why its latest znode was refused
 	Stale       bool                              // the watcher lost the store
 	Synced      bool                              // the watcher completed a full read
+
+	// Set, when not nil, holds the deployments in place of Deployments:
+	// an immutable version of a persistent map, which the server reads
+	// without copying.
+	Set *Deployments
+	// Base and Changed say what differs from an earlier Input: Changed
+	// holds the IDs whose entry differs between the Set of that Input,
+	// Base, and Set. When the server's table was built from Base, it
+	// builds the next from Changed alone, at the cost of the change (with
+	// the sum table hash); otherwise it compares every deployment.
+	Base    *Deployments
+	Changed []string
 }
+
+// Deployments is a version of a persistent map of the deployments by ID,
+// as a store watcher keeps them.
+type Deployments = cowmap.Map[string, *routes.DeploymentSpec]
 
 // entry is one published table of the history: its identity, and what
 // it changed from the entry before it. Only the current table is held
@@ -109,6 +126,7 @@ type Server struct {
 	mu      sync.Mutex
 	history []*entry       // oldest first; last is current
 	snap    *wire.Snapshot // the current table
+	from    *Deployments   // the Input.Set snap was built from, if any
 	held    int            // deployments in the changes of history[1:]
 	stale   bool
 	invalid map[string]string
@@ -166,14 +184,19 @@ func (s *Server) Update(in Input) {
 	defer s.mu.Unlock()
 	s.invalid = in.Invalid
 	cur := s.snap
-	if !in.Synced || len(in.Deployments) == 0 {
+	n := len(in.Deployments)
+	if in.Set != nil {
+		n = in.Set.Len()
+	}
+	if !in.Synced || n == 0 {
 		if in.Synced && cur != nil {
 			s.log.Error("store has no deployments; keeping the last good table", "version", cur.Version)
 		}
 		s.setStaleLocked(in.Stale || cur == nil)
 		return
 	}
-	snap := wire.NewHashedSnapshot(s.cfg.TableHash, cur, in.Version, in.Domain, in.Zones, in.Deployments)
+	snap := s.nextLocked(in)
+	s.from = in.Set
 	if cur != nil && cur.Hash == snap.Hash {
 		s.setStaleLocked(in.Stale)
 		return
@@ -191,6 +214,29 @@ func (s *Server) Update(in Input) {
 	s.metrics.stale.Set(boolFloat(s.stale))
 	s.log.Info("table published", "version", snap.Version, "deployments", snap.Len(), "hash", snap.Hash[:12], "stale", in.Stale)
 	s.broadcastLocked()
+}
+
+// nextLocked builds the snapshot of in from the current one: from the
+// changed deployments alone when the current snapshot was built from
+// in.Base, else by comparing every deployment.
+func (s *Server) nextLocked(in Input) *wire.Snapshot {
+	cur := s.snap
+	switch {
+	case in.Set == nil:
+		return wire.NewHashedSnapshot(s.cfg.TableHash, cur, in.Version, in.Domain, in.Zones, in.Deployments)
+	case cur != nil && in.Base != nil && in.Base == s.from:
+		changes := make(map[string]*routes.DeploymentSpec, len(in.Changed))
+		for _, id := range in.Changed {
+			d, _ := in.Set.Get(id)
+			changes[id] = d // nil: removed
+		}
+		return wire.NextSnapshot(s.cfg.TableHash, cur, in.Version, in.Domain, in.Zones, changes)
+	}
+	deps := make(map[string]*routes.DeploymentSpec, in.Set.Len())
+	for id, d := range in.Set.All() {
+		deps[id] = d
+	}
+	return wire.NewHashedSnapshot(s.cfg.TableHash, cur, in.Version, in.Domain, in.Zones, deps)
 }
 
 // pushLocked appends e to the history and drops the oldest entries beyond
