@@ -1,9 +1,12 @@
 package zones
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/switchyard/switchyard/internal/cowmap"
 	"github.com/switchyard/switchyard/routes"
 )
 
@@ -34,28 +37,48 @@ type Balancer struct {
 
 // snapshot is what the balancer derives from one table. It is immutable
 // once published, but for the atomics of the structures it points to.
+// Its maps are persistent (cowmap): a table derived from the previous one
+// (routes.Table.ChangeFrom) gets a snapshot that shares all but what the
+// change touched, so Prepare costs what changed.
 type snapshot struct {
 	table *routes.Table
-	deps  map[*routes.Deployment]*depState
-	byPtr map[*routes.Instance]*entry
-	byKey map[instKey]*entry
+	deps  *cowmap.Map[*routes.Deployment, *depState]
+	byPtr *cowmap.Map[*routes.Instance, *entry]
+	byKey *cowmap.Map[instKey, *entry]
 	// zones counts, for each zone of the table's instances, the
 	// instances eligible in some deployment (each once, in the zone it
-	// has in the first deployment, by ID, that has it eligible).
+	// had in the deployment that made it eligible first).
 	zones map[string]int
+	// insts counts the table's instances in each zone: a zone is in
+	// zones while it has some.
+	insts map[string]int
 	// prev is the snapshot this one replaced, so that requests that looked
 	// a deployment up in the previous table are still balanced; it is
 	// cleared when this snapshot is replaced in turn.
 	prev atomic.Pointer[snapshot]
 }
 
-// entry is one instance of a snapshot: its shared state and the
-// deployments that have it eligible.
+// entry is one instance (by address and ID) of the table: its shared
+// state and the deployments that have it eligible. Entries live as long
+// as some deployment of the table has the instance, across snapshots;
+// Prepare updates them in place.
 type entry struct {
 	st   *instState
+	refs int // the table's instances with this key; Prepare's, under prepMu
+	elig atomic.Pointer[eligibility]
+}
+
+// eligibility is where an entry is eligible; replaced whole.
+type eligibility struct {
 	deps []*depState
 	zone string // where snapshot.zones counts it, once deps is not empty
 }
+
+var notEligible = &eligibility{}
+
+// eligible returns the deployments that have e eligible, and the zone
+// it is counted in.
+func (e *entry) eligible() *eligibility { return e.elig.Load() }
 
 // depState is a deployment of a snapshot.
 type depState struct {
@@ -82,28 +105,61 @@ func NewBalancer(cfg Config) *Balancer {
 
 func (b *Balancer) now() int64 { return b.cfg.Clock().UnixNano() }
 
+func hashKey(k instKey) uint64 {
+	return cowmap.String(k.addr) ^ cowmap.String(k.id)*0x9e3779b97f4a7c15
+}
+
+// snapEdit is a snapshot being built by Prepare.
+type snapEdit struct {
+	old   *snapshot // the current one; nil before the first table
+	deps  *cowmap.Editor[*routes.Deployment, *depState]
+	byPtr *cowmap.Editor[*routes.Instance, *entry]
+	byKey *cowmap.Editor[instKey, *entry]
+	zones map[string]int
+	insts map[string]int
+	built []*depState // the deployments added
+}
+
 // Prepare makes the balancer ready to pick in t's deployments. The proxy
 // calls it with every new table before serving it; it is safe to call
 // while picks run. Instances of t that an earlier table had (same address
-// and ID) keep their state; the state of the others is forgotten.
+// and ID) keep their state; the state of the others is forgotten. When t
+// was derived from the current table (routes.Table.With), only the
+// deployments it changed are looked at.
 func (b *Balancer) Prepare(t *routes.Table) {
 	b.prepMu.Lock()
 	defer b.prepMu.Unlock()
 	old := b.snap.Load()
 	flips := b.flips.Load()
-	s := &snapshot{
-		table: t,
-		deps:  make(map[*routes.Deployment]*depState, len(t.Deployments)),
-		byPtr: make(map[*routes.Instance]*entry),
-		byKey: make(map[instKey]*entry),
-		zones: make(map[string]int),
+	x := &snapEdit{old: old}
+	var ch *routes.Change
+	if old != nil {
+		ch = t.ChangeFrom(old.table)
+	}
+	if ch != nil {
+		x.deps, x.byPtr, x.byKey = old.deps.Edit(), old.byPtr.Edit(), old.byKey.Edit()
+		x.zones, x.insts = maps.Clone(old.zones), maps.Clone(old.insts)
+		for _, d := range ch.Removed {
+			x.remove(d)
+		}
+	} else {
+		x.deps = cowmap.New[*routes.Deployment, *depState](cowmap.Pointer).Edit()
+		x.byPtr = cowmap.New[*routes.Instance, *entry](cowmap.Pointer).Edit()
+		x.byKey = cowmap.New[instKey, *entry](hashKey).Edit()
+		x.zones, x.insts = map[string]int{}, map[string]int{}
+	}
+	added := t.Deployments
+	if ch != nil {
+		added = ch.Added
 	}
 	now := b.now()
-	for _, d := range t.Deployments {
-		ds := b.newDepState(d, s, old)
-		s.deps[d] = ds
+	for _, d := range added {
+		ds := b.newDepState(d, x)
+		x.deps.Set(d, ds)
 		ds.view.Store(b.buildView(ds, now))
+		x.built = append(x.built, ds)
 	}
+	s := &snapshot{table: t, deps: x.deps.Done(), byPtr: x.byPtr.Done(), byKey: x.byKey.Done(), zones: x.zones, insts: x.insts}
 	if old != nil {
 		old.prev.Store(nil)
 		s.prev.Store(old)
@@ -111,7 +167,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	b.snap.Store(s)
 	if b.flips.Load() != flips {
 		// Health changed while the views were built: they may not show it.
-		for _, ds := range s.deps {
+		for _, ds := range x.built {
 			ds.version.Add(1)
 		}
 	}
@@ -121,7 +177,38 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	}
 }
 
-func (b *Balancer) newDepState(d *routes.Deployment, s, old *snapshot) *depState {
+// remove takes d, a deployment of the current table that the new one
+// does not have, out of the snapshot being built.
+func (x *snapEdit) remove(d *routes.Deployment) {
+	ds, _ := x.deps.Get(d)
+	x.deps.Delete(d)
+	for _, in := range d.Instances {
+		x.byPtr.Delete(in)
+		k := keyOf(in)
+		e, ok := x.byKey.Get(k)
+		if !ok {
+			continue
+		}
+		if el := e.eligible(); ds != nil && slices.Contains(el.deps, ds) {
+			rest := slices.DeleteFunc(slices.Clone(el.deps), func(o *depState) bool { return o == ds })
+			if len(rest) == 0 {
+				x.zones[el.zone]--
+				e.elig.Store(notEligible)
+			} else {
+				e.elig.Store(&eligibility{deps: rest, zone: el.zone})
+			}
+		}
+		if e.refs--; e.refs == 0 {
+			x.byKey.Delete(k)
+		}
+		if x.insts[in.Zone]--; x.insts[in.Zone] == 0 {
+			delete(x.insts, in.Zone)
+			delete(x.zones, in.Zone)
+		}
+	}
+}
+
+func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 	ds := &depState{
 		d:     d,
 		insts: make([]*instState, len(d.Eligible)),
@@ -161,27 +248,31 @@ func (b *Balancer) newDepState(d *routes.Deployment, s, old *snapshot) *depState
 	}
 	for _, in := range d.Instances {
 		k := keyOf(in)
-		e := s.byKey[k]
-		if e == nil {
+		e, ok := x.byKey.Get(k)
+		if !ok {
 			e = &entry{}
-			if oe := old.entry(k); oe != nil {
+			e.elig.Store(notEligible)
+			if oe := x.old.entry(k); oe != nil {
 				e.st = oe.st
 			} else {
 				e.st = &instState{key: k}
 			}
-			s.byKey[k] = e
+			x.byKey.Set(k, e)
 		}
-		s.byPtr[in] = e
-		n := s.zones[in.Zone]
+		e.refs++
+		x.byPtr.Set(in, e)
+		x.insts[in.Zone]++
+		x.zones[in.Zone] += 0 // listed, eligible or not
 		if i, ok := eligible[in]; ok {
 			ds.insts[i] = e.st
-			if len(e.deps) == 0 {
-				e.zone = in.Zone
-				n++
+			el := e.eligible()
+			next := &eligibility{deps: append(slices.Clip(el.deps), ds), zone: el.zone}
+			if len(el.deps) == 0 {
+				next.zone = in.Zone
+				x.zones[in.Zone]++
 			}
-			e.deps = append(e.deps, ds)
+			e.elig.Store(next)
 		}
-		s.zones[in.Zone] = n
 	}
 	return ds
 }
@@ -191,7 +282,8 @@ func (s *snapshot) entry(k instKey) *entry {
 	if s == nil {
 		return nil
 	}
-	return s.byKey[k]
+	e, _ := s.byKey.Get(k)
+	return e
 }
 
 // lookup finds the entry of in in the current table, by pointer or else
@@ -201,10 +293,10 @@ func (b *Balancer) lookup(in *routes.Instance) *entry {
 	if s == nil || in == nil {
 		return nil
 	}
-	if e := s.byPtr[in]; e != nil {
+	if e, ok := s.byPtr.Get(in); ok {
 		return e
 	}
-	return s.byKey[instKey{in.Addr, in.ID}]
+	return s.entry(keyOf(in))
 }
 
 // depOf finds d's state in the current or the previous table.
@@ -213,11 +305,12 @@ func (b *Balancer) depOf(d *routes.Deployment) *depState {
 	if s == nil {
 		return nil
 	}
-	if ds := s.deps[d]; ds != nil {
+	if ds, ok := s.deps.Get(d); ok {
 		return ds
 	}
 	if p := s.prev.Load(); p != nil {
-		return p.deps[d]
+		ds, _ := p.deps.Get(d)
+		return ds
 	}
 	return nil
 }
@@ -234,7 +327,7 @@ func (b *Balancer) invalidate(st *instState) {
 	s := b.snap.Load()
 	for _, s := range [2]*snapshot{s, s.prevOrNil()} {
 		if e := s.entry(k); e != nil {
-			for _, ds := range e.deps {
+			for _, ds := range e.eligible().deps {
 				ds.version.Add(1)
 			}
 		}

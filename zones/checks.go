@@ -76,13 +76,13 @@ func (c *checker) reconcile(ctx context.Context) {
 	}
 	removed := false
 	for st, cancel := range c.running {
-		if e := s.byKey[st.key]; e == nil || e.st != st {
+		if e := s.entry(st.key); e == nil || e.st != st {
 			cancel()
 			delete(c.running, st)
 			removed = true
 		}
 	}
-	for _, e := range s.byKey {
+	for _, e := range s.byKey.All() {
 		if _, ok := c.running[e.st]; ok {
 			continue
 		}
@@ -103,7 +103,7 @@ func (c *checker) stopAll() {
 	}
 	c.wg.Wait()
 	if s := c.b.snap.Load(); s != nil {
-		for _, e := range s.byKey {
+		for _, e := range s.byKey.All() {
 			if e.st.check.Swap(checkUnknown) == checkUnhealthy {
 				c.b.invalidate(e.st)
 			}

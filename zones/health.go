@@ -150,7 +150,7 @@ func (b *Balancer) tryEject(st *instState) {
 	if e == nil || e.st != st {
 		return // no longer in the table
 	}
-	for _, ds := range e.deps {
+	for _, ds := range e.eligible().deps {
 		n := 0
 		for _, o := range ds.insts {
 			if o.ejected(now) {

@@ -148,8 +148,9 @@ func (b *Balancer) Status(page []*routes.Deployment) Status {
 	unhealthy := map[string]int{}
 	deps := map[*depState]bool{}
 	for _, e := range b.unhealthy(s, now) {
-		unhealthy[e.zone]++
-		for _, ds := range e.deps {
+		el := e.eligible()
+		unhealthy[el.zone]++
+		for _, ds := range el.deps {
 			deps[ds] = true
 		}
 	}
@@ -205,7 +206,7 @@ func (b *Balancer) unhealthy(s *snapshot, now int64) []*entry {
 	defer b.suspectMu.Unlock()
 	var out []*entry
 	for st := range b.suspects {
-		e := s.byKey[st.key]
+		e := s.entry(st.key)
 		switch {
 		case e == nil || e.st != st:
 			if p := s.prevOrNil(); p == nil || p.entry(st.key) == nil {
@@ -213,7 +214,7 @@ func (b *Balancer) unhealthy(s *snapshot, now int64) []*entry {
 			}
 		case st.healthy(now):
 			delete(b.suspects, st)
-		case len(e.deps) > 0:
+		case len(e.eligible().deps) > 0:
 			out = append(out, e)
 		}
 	}

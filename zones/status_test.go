@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +33,8 @@ func wholeTableSummary(b *Balancer) ([]ZoneStatus, []string) {
 			}
 		}
 		for _, in := range d.Eligible {
-			st := s.byPtr[in].st
+			e, _ := s.byPtr.Get(in)
+			st := e.st
 			h := st.healthy(now)
 			bad = bad || !h
 			if !seen[st] {
@@ -69,19 +72,48 @@ func wholeTableSummary(b *Balancer) ([]ZoneStatus, []string) {
 func TestStatusSummaryIsTheWholeTables(t *testing.T) {
 	b, clk := testBalancer(Config{ConsecutiveFailures: 2, MaxEjectedPercent: 100, BaseEjection: 10 * time.Second})
 	r := rand.New(rand.NewPCG(3, 4))
+	spec := func(i int) *routes.DeploymentSpec {
+		d := &routes.DeploymentSpec{ID: fmt.Sprintf("%08x", i), Kind: "es", Serving: map[string]int{"blue": 1}}
+		for j := 0; j < 3; j++ {
+			if j > 0 && r.IntN(6) == 0 {
+				continue // this instance is not in this table
+			}
+			zone := fmt.Sprintf("zone-%c", 'a'+j)
+			if i >= 12 && j == 2 {
+				zone = "zone-extra" // comes and goes with these deployments
+			}
+			d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j),
+				Addr: fmt.Sprintf("127.0.0.1:%d", 20000+i*3+j), Zone: zone,
+				Generation: "blue", Maintenance: r.IntN(8) == 0})
+		}
+		return d
+	}
+	// derive changes a few deployments of tb, adds or deletes one, as a
+	// route server's delta does (and Prepare takes in part).
+	derive := func(tb *routes.Table) *routes.Table {
+		var upsert []*routes.DeploymentSpec
+		var deleted []string
+		for range 1 + r.IntN(3) {
+			upsert = append(upsert, spec(r.IntN(16)))
+		}
+		if r.IntN(3) == 0 && tb.Len() > 4 {
+			deleted = append(deleted, tb.Deployments[r.IntN(tb.Len())].ID)
+		}
+		slices.SortFunc(upsert, func(a, b *routes.DeploymentSpec) int { return strings.Compare(a.ID, b.ID) })
+		upsert = slices.CompactFunc(upsert, func(a, b *routes.DeploymentSpec) bool { return a.ID == b.ID })
+		next, err := tb.With(tb.Zones, upsert, deleted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.ChangeFrom(tb) == nil {
+			t.Fatal("a table derived without a change of zones has no Change")
+		}
+		return next
+	}
 	table := func() *routes.Table {
 		var specs []*routes.DeploymentSpec
 		for i := 0; i < 12; i++ {
-			d := &routes.DeploymentSpec{ID: fmt.Sprintf("%08x", i), Kind: "es", Serving: map[string]int{"blue": 1}}
-			for j := 0; j < 3; j++ {
-				if j > 0 && r.IntN(6) == 0 {
-					continue // this instance is not in this table
-				}
-				d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j),
-					Addr: fmt.Sprintf("127.0.0.1:%d", 20000+i*3+j), Zone: fmt.Sprintf("zone-%c", 'a'+j),
-					Generation: "blue", Maintenance: r.IntN(8) == 0})
-			}
-			specs = append(specs, d)
+			specs = append(specs, spec(i))
 		}
 		zones := map[string]routes.ZoneState{}
 		if r.IntN(4) == 0 {
@@ -114,8 +146,13 @@ func TestStatusSummaryIsTheWholeTables(t *testing.T) {
 		case k < 9:
 			clk.Advance(time.Duration(r.IntN(8)) * time.Second)
 		default:
-			tb = table()
+			if r.IntN(3) == 0 {
+				tb = table()
+			} else {
+				tb = derive(tb)
+			}
 			b.Prepare(tb)
+			checkSnapshot(t, step, b)
 		}
 		st := b.Status(nil)
 		zones, unhealthy := wholeTableSummary(b)
@@ -166,4 +203,82 @@ func TestStatusListsThePage(t *testing.T) {
 	if len(st.Zones) != 5 {
 		t.Errorf("%d zones; want all 5 of the table", len(st.Zones))
 	}
+}
+
+// checkSnapshot checks the balancer's snapshot against its table, looked
+// at whole: a deployment state for each deployment, an entry for each
+// instance (by pointer and by key, counting the instances that have its
+// key), each entry eligible in exactly the deployments that have it
+// eligible, and the zones counted once per eligible instance. It holds
+// for a snapshot prepared whole and for one prepared from a change.
+func checkSnapshot(t *testing.T, step int, b *Balancer) {
+	t.Helper()
+	s := b.snap.Load()
+	tb := s.table
+	if s.deps.Len() != tb.Len() {
+		t.Fatalf("step %d: %d deployment states for %d deployments", step, s.deps.Len(), tb.Len())
+	}
+	refs := map[instKey]int{}
+	eligibleIn := map[instKey][]*routes.Deployment{}
+	instances := 0
+	for _, d := range tb.Deployments {
+		ds, ok := s.deps.Get(d)
+		if !ok || ds.d != d {
+			t.Fatalf("step %d: deployment %s has no state", step, d.ID)
+		}
+		for _, in := range d.Instances {
+			instances++
+			refs[keyOf(in)]++
+			if e, ok := s.byPtr.Get(in); !ok || e != s.entry(keyOf(in)) {
+				t.Fatalf("step %d: instance %s/%s has no entry, or not its key's", step, d.ID, in.ID)
+			}
+		}
+		for i, in := range d.Eligible {
+			eligibleIn[keyOf(in)] = append(eligibleIn[keyOf(in)], d)
+			if ds.insts[i] != s.entry(keyOf(in)).st {
+				t.Fatalf("step %d: deployment %s's instance %s is not its entry's state", step, d.ID, in.ID)
+			}
+		}
+	}
+	if s.byPtr.Len() != instances || s.byKey.Len() != len(refs) {
+		t.Fatalf("step %d: %d entries by pointer, %d by key; want %d, %d", step, s.byPtr.Len(), s.byKey.Len(), instances, len(refs))
+	}
+	zones := map[string]int{}
+	for k, e := range s.byKey.All() {
+		if e.refs != refs[k] {
+			t.Fatalf("step %d: entry %v counts %d instances; want %d", step, k, e.refs, refs[k])
+		}
+		el := e.eligible()
+		var got []*routes.Deployment
+		for _, ds := range el.deps {
+			got = append(got, ds.d)
+		}
+		if !slices.Equal(got, eligibleIn[k]) && !sameSet(got, eligibleIn[k]) {
+			t.Fatalf("step %d: entry %v eligible in %d deployments; want %d", step, k, len(got), len(eligibleIn[k]))
+		}
+		if len(el.deps) > 0 {
+			zones[el.zone]++
+		}
+	}
+	for z, n := range s.zones {
+		if zones[z] != n {
+			t.Fatalf("step %d: zone %s counts %d eligible instances; want %d", step, z, n, zones[z])
+		}
+	}
+}
+
+func sameSet[T comparable](a, b []T) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[T]int{}
+	for _, x := range a {
+		m[x]++
+	}
+	for _, x := range b {
+		if m[x]--; m[x] < 0 {
+			return false
+		}
+	}
+	return true
 }
