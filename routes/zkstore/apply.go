@@ -112,11 +112,13 @@ func (s *Store) Apply(ctx context.Context, t *routes.Table, opts ApplyOptions) (
 	for _, d := range t.Deployments {
 		want[d.ID] = true
 	}
-	err := s.each(ctx, &res, opts.InFlight, len(t.Deployments), func(i int, r *ApplyResult) error {
-		return s.applyDeployment(&t.Deployments[i].DeploymentSpec, r)
-	}, func(done int) {
+	ds := make([]*routes.DeploymentSpec, len(t.Deployments))
+	for i := range t.Deployments {
+		ds[i] = &t.Deployments[i].DeploymentSpec
+	}
+	err := s.applyDeployments(ctx, ds, &res, opts.InFlight, func(done int) {
 		if opts.Progress != nil {
-			opts.Progress(done, len(t.Deployments))
+			opts.Progress(done, len(ds))
 		}
 	})
 	if err != nil || !opts.Prune {
@@ -351,17 +353,26 @@ type depPlan struct {
 // planDeployment reads what the store holds of d and returns the
 // operations that make it hold d.
 func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
-	r := newReader(s.conn, false)
-	cur, err := r.readDeployment(s.l, d.ID)
+	cur, err := newReader(s.conn, false).readDeployment(s.l, d.ID)
 	if err != nil {
 		return nil, err
 	}
+	return s.planFrom(d, cur, s.aliasOps)
+}
+
+// aliasPlanner returns the operations on the alias index that a plan
+// needs (Store.aliasOps, or a shortcut over entries read beforehand).
+type aliasPlanner func(id string, have, want *routes.DeploymentSpec) ([]any, error)
+
+// planFrom returns the operations that make the store, which holds cur of
+// d (nil: nothing), hold d.
+func (s *Store) planFrom(d *routes.DeploymentSpec, cur *depTree, aliasOps aliasPlanner) (*depPlan, error) {
 	p := &depPlan{id: d.ID}
 	dp := s.l.deployment(d.ID)
 	want := deploymentData(d)
 
 	if cur == nil {
-		aops, err := s.aliasOps(d.ID, nil, d)
+		aops, err := aliasOps(d.ID, nil, d)
 		if err != nil {
 			return nil, err
 		}
@@ -384,7 +395,7 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 	if !bad {
 		stored = &have.DeploymentSpec
 	}
-	aops, err := s.aliasOps(d.ID, stored, d)
+	aops, err := aliasOps(d.ID, stored, d)
 	if err != nil {
 		return nil, err
 	}
@@ -420,7 +431,7 @@ func (s *Store) planDeployment(d *routes.DeploymentSpec) (*depPlan, error) {
 		case !ok:
 			added++
 			instOps = append(instOps, &zk.CreateRequest{Path: ip, Data: data, Acl: acl})
-		case !sameInstance(ip, old.data, instanceData(in)):
+		case !bytes.Equal(old.data, data) && !sameInstance(ip, old.data, instanceData(in)):
 			changed++
 			instOps = append(instOps, &zk.SetDataRequest{Path: ip, Data: data, Version: old.stat.Version})
 		}

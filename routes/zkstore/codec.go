@@ -171,7 +171,11 @@ func instanceData(in *routes.Instance) InstanceData {
 // when they say the same.
 func depDiff(have, want DeploymentData) []string {
 	have.PreviousServing, want.PreviousServing = nil, nil
-	a, b := fieldsOf(have), fieldsOf(want)
+	ha, wa := encode(have), encode(want)
+	if bytes.Equal(ha, wa) {
+		return nil // the common case, told without decoding
+	}
+	a, b := fieldsOf(ha), fieldsOf(wa)
 	var out []string
 	for _, k := range specKeys {
 		if !bytes.Equal(a[k], b[k]) {
@@ -195,10 +199,11 @@ func jsonKeys(t reflect.Type) []string {
 	return keys
 }
 
-// fieldsOf returns the JSON of each field of d as written to its znode.
-func fieldsOf(d DeploymentData) map[string]json.RawMessage {
+// fieldsOf returns the JSON of each field of a deployment znode's
+// content, as encode wrote it.
+func fieldsOf(data []byte) map[string]json.RawMessage {
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(encode(d), &m); err != nil {
+	if err := json.Unmarshal(data, &m); err != nil {
 		panic("zkstore: decoding what encode wrote: " + err.Error())
 	}
 	return m
