@@ -15,7 +15,15 @@ import (
 // A table that moves all weight to green: new requests go to green at once,
 // idle connections to blue close, a slow request running on blue finishes,
 // and a stream still running on blue after the grace is cut.
+// The old generation drains the same whether the new table is built
+// whole or derived from the one served (a route server's delta).
 func TestCutoverDrainsTheOldGeneration(t *testing.T) {
+	for _, mode := range []string{"whole", "derived"} {
+		t.Run(mode, func(t *testing.T) { testCutoverDrains(t, mode == "derived") })
+	}
+}
+
+func testCutoverDrains(t *testing.T, derive bool) {
 	release := make(chan struct{})
 	var running atomic.Int64 // /slow and /stream requests that reached blue
 	blue := startBackend(t, "blue", func(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +90,11 @@ func TestCutoverDrainsTheOldGeneration(t *testing.T) {
 	})
 
 	cut := time.Now()
-	p.Apply(table(map[string]int{"blue": 0, "green": 100}))
+	next := table(map[string]int{"blue": 0, "green": 100})
+	if derive {
+		next = derived(t, p.Table(), next)
+	}
+	p.Apply(next)
 	for i := 0; i < 20; i++ {
 		if _, _, h := get(t, p.url+"/", "X-Found-Cluster", depA); h.Get("X-Found-Handling-Instance") != "green" {
 			t.Fatalf("request after the cutover went to %q", h.Get("X-Found-Handling-Instance"))

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -37,32 +38,65 @@ type genStats struct {
 }
 
 // build returns the instance → counter map for t, creating counters for
-// new deployment generations and forgetting those t no longer has.
-func (g *genStats) build(t *routes.Table) map[*routes.Instance]*genCounter {
+// new deployment generations and forgetting those t no longer has. When
+// t was derived from prev (routes.Table.ChangeFrom), whose map is
+// prevOut, it looks only at the deployments that changed: the cost is
+// that of the change and of the multi-generation deployments (the map is
+// copied), not of the table.
+func (g *genStats) build(t, prev *routes.Table, prevOut map[*routes.Instance]*genCounter) map[*routes.Instance]*genCounter {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	next := map[string]*genCounter{}
-	out := map[*routes.Instance]*genCounter{}
-	for _, d := range t.Deployments {
-		if !multiGeneration(d) {
-			continue
+	ch := t.ChangeFrom(prev)
+	if ch == nil {
+		next := map[string]*genCounter{}
+		out := map[*routes.Instance]*genCounter{}
+		for _, d := range t.Deployments {
+			g.add(d, next, out)
 		}
+		g.byKey = next
+		return out
+	}
+	next, out := maps.Clone(g.byKey), maps.Clone(prevOut)
+	if next == nil {
+		next = map[string]*genCounter{}
+	}
+	if out == nil {
+		out = map[*routes.Instance]*genCounter{}
+	}
+	for _, d := range ch.Removed {
 		for _, in := range d.Instances {
-			k := d.ID + "\x00" + in.Generation
-			c := next[k]
-			if c == nil {
-				c = g.byKey[k]
-				if c == nil {
-					c = &genCounter{dep: d.ID, gen: in.Generation}
-				}
-				next[k] = c
-			}
-			out[in] = c
+			delete(out, in)
+			delete(next, genKey(d, in))
 		}
+	}
+	for _, d := range ch.Added {
+		g.add(d, next, out)
 	}
 	g.byKey = next
 	return out
 }
+
+// add gives d's instances their counters when d has more than one
+// generation, reusing g's counters (from before the table) by key.
+func (g *genStats) add(d *routes.Deployment, next map[string]*genCounter, out map[*routes.Instance]*genCounter) {
+	if !multiGeneration(d) {
+		return
+	}
+	for _, in := range d.Instances {
+		k := genKey(d, in)
+		c := next[k]
+		if c == nil {
+			c = g.byKey[k]
+			if c == nil {
+				c = &genCounter{dep: d.ID, gen: in.Generation}
+			}
+			next[k] = c
+		}
+		out[in] = c
+	}
+}
+
+func genKey(d *routes.Deployment, in *routes.Instance) string { return d.ID + "\x00" + in.Generation }
 
 // report lists the counters, by deployment and generation.
 func (g *genStats) report() []routes.GenerationCount {

@@ -43,6 +43,8 @@ type Server struct {
 	exPool    sync.Pool
 	budget    retryBudget
 	gens      genStats
+	applyMu   sync.Mutex     // serializes Apply
+	active    map[string]int // address -> eligible instances with it in the table served; Apply's
 	tunnels   tunnelSet
 	// progress hears of the request path's progress: the idle napper
 	// when Config.IdleNap is set, else nothing.
@@ -207,31 +209,78 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 	f.l.Debug(strings.TrimSpace(fmt.Sprintf(format, args...)), "component", "fasthttp")
 }
 
-// Apply makes t the table that new requests see.
+// Apply makes t the table that new requests see. When t was derived from
+// the table being served (routes.Table.ChangeFrom), what it costs is the
+// change's: the balancer, the per-generation counters and the instances
+// taken out of service look only at the deployments it changed.
 func (s *Server) Apply(t *routes.Table) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	domain := s.cfg.Domain
 	if domain == "" {
 		domain = t.Domain
 	}
 	domain = strings.TrimPrefix(strings.ToLower(domain), ".")
+	var prev *routes.Table
+	var prevGens map[*routes.Instance]*genCounter
+	if cur := s.state.Load(); cur != nil {
+		prev, prevGens = cur.table, cur.gens
+	}
 	s.cfg.Picker.Prepare(t) // before any request can see t
-	st := &tableState{table: t, gens: s.gens.build(t)}
+	st := &tableState{table: t, gens: s.gens.build(t, prev, prevGens)}
 	if domain != "" {
 		st.suffix = []byte("." + domain)
 	}
 	s.state.Store(st)
-	// Instances out of service from now on: close what they no longer need.
-	active := make(map[string]bool, len(t.Deployments)*3)
-	for _, d := range t.Deployments {
-		for _, in := range d.Eligible {
-			active[in.Addr] = true
-		}
-	}
-	s.transport.Retain(active, s.cfg.RetireGrace)
+	s.retire(t, prev)
 	s.metrics.reloadsApplied.Inc()
 	s.metrics.tableVersion.Set(float64(t.Version))
 	s.metrics.tableDeployments.Set(float64(t.Len()))
 	s.log.Info("route table applied", "version", t.Version, "deployments", t.Len(), "source", t.Source, "domain", domain)
+}
+
+// retire takes the instances out of service that t no longer has
+// eligible, and puts back those it has again: their connections close
+// (Transport.Retain). The caller holds applyMu.
+func (s *Server) retire(t, prev *routes.Table) {
+	ch := t.ChangeFrom(prev)
+	if ch == nil || s.active == nil {
+		s.active = make(map[string]int, len(t.Deployments)*3)
+		for _, d := range t.Deployments {
+			for _, in := range d.Eligible {
+				s.active[in.Addr]++
+			}
+		}
+		s.transport.Retain(func(addr string) bool { return s.active[addr] > 0 }, s.cfg.RetireGrace)
+		return
+	}
+	before := map[string]bool{}
+	count := func(d *routes.Deployment, n int) {
+		for _, in := range d.Eligible {
+			if _, ok := before[in.Addr]; !ok {
+				before[in.Addr] = s.active[in.Addr] > 0
+			}
+			if s.active[in.Addr] += n; s.active[in.Addr] <= 0 {
+				delete(s.active, in.Addr)
+			}
+		}
+	}
+	for _, d := range ch.Removed {
+		count(d, -1)
+	}
+	for _, d := range ch.Added {
+		count(d, +1)
+	}
+	var retired, revived []string
+	for addr, was := range before {
+		switch now := s.active[addr] > 0; {
+		case was && !now:
+			retired = append(retired, addr)
+		case !was && now:
+			revived = append(revived, addr)
+		}
+	}
+	s.transport.Update(retired, revived, s.cfg.RetireGrace)
 }
 
 // Reject records a table load that was refused; the current table stays.

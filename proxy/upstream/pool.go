@@ -455,36 +455,62 @@ func isConnReset(err error) bool {
 		errors.Is(err, syscall.ECONNABORTED)
 }
 
-// Retain marks the addresses in active as in service and every other
-// address as retired: a retired instance's idle connections close at once,
-// its busy ones close when their exchange ends, and those still busy after
-// grace (long downloads, streams) are cut. An address that comes back into
-// service is pooled again.
-func (t *Transport) Retain(active map[string]bool, grace time.Duration) {
+// Retain marks the addresses for which active is true as in service and
+// every other address as retired: a retired instance's idle connections
+// close at once, its busy ones close when their exchange ends, and those
+// still busy after grace (long downloads, streams) are cut. An address
+// that comes back into service is pooled again.
+func (t *Transport) Retain(active func(addr string) bool, grace time.Duration) {
 	t.pools.Range(func(k, v any) bool {
-		p := v.(*pool)
-		if active[k.(string)] {
-			if p.retired.Swap(false) {
-				p.mu.Lock()
-				if p.cutTimer != nil {
-					p.cutTimer.Stop()
-					p.cutTimer = nil
-				}
-				p.mu.Unlock()
-			}
-			return true
+		if p := v.(*pool); active(k.(string)) {
+			p.revive()
+		} else {
+			p.retire(grace)
 		}
-		if p.retired.Swap(true) {
-			return true // already retired; its grace runs
-		}
-		p.closeIdle(math.MaxInt64)
-		p.mu.Lock()
-		if len(p.busy) > 0 {
-			p.cutTimer = time.AfterFunc(grace, p.cutBusy)
-		}
-		p.mu.Unlock()
 		return true
 	})
+}
+
+// Update is Retain for a change: the addresses of retired go out of
+// service and those of revived come back, and every other address keeps
+// its state. Its cost is that of the addresses given.
+func (t *Transport) Update(retired, revived []string, grace time.Duration) {
+	for _, addr := range retired {
+		if v, ok := t.pools.Load(addr); ok {
+			v.(*pool).retire(grace)
+		}
+	}
+	for _, addr := range revived {
+		if v, ok := t.pools.Load(addr); ok {
+			v.(*pool).revive()
+		}
+	}
+}
+
+// revive puts p's address back in service.
+func (p *pool) revive() {
+	if p.retired.Swap(false) {
+		p.mu.Lock()
+		if p.cutTimer != nil {
+			p.cutTimer.Stop()
+			p.cutTimer = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// retire takes p's address out of service: its idle connections close,
+// and the busy ones are cut after grace.
+func (p *pool) retire(grace time.Duration) {
+	if p.retired.Swap(true) {
+		return // already retired; its grace runs
+	}
+	p.closeIdle(math.MaxInt64)
+	p.mu.Lock()
+	if len(p.busy) > 0 {
+		p.cutTimer = time.AfterFunc(grace, p.cutBusy)
+	}
+	p.mu.Unlock()
 }
 
 // cutBusy closes the connections of a retired instance still busy after
