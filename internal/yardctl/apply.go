@@ -55,9 +55,9 @@ func runApply(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	// The deployments are read and written zkstore.DefaultInFlight at a
-	// time over the session; each change is said as it is written, in
-	// the file's order (-o json: at the end, in one object).
+	// The deployments are read and written in batches over the session
+	// (zkstore.Apply); each change is said once it is written, in the
+	// file's order (-o json: at the end, in one object).
 	var prog *progressLine
 	opts := zkstore.ApplyOptions{Prune: prune, Progress: func(done, total int) {
 		if prog == nil {

@@ -17,8 +17,8 @@ import (
 const flushEvery = 256
 
 // routesAll shows the whole table as it is read: the deployments are
-// read over the one session, zkstore.DefaultInFlight requests at a time,
-// and each is written as soon as it and those before it (by ID) are in;
+// read over the one session, 200 to a request (zkstore.Stream), and
+// each is written as soon as it and those before it (by ID) are in;
 // the table's version, known once every deployment is read, comes after
 // them. -o json streams one JSON object of the same shape as routes
 // DEPLOYMENT's, one deployment a line.
@@ -27,7 +27,7 @@ func routesAll(ctx context.Context, e *env, s *zkstore.Store) error {
 	var tw *tabwriter.Writer
 	var prog *progressLine
 	read, shown, started := 0, 0, false
-	res, err := s.Scan(ctx, zkstore.ScanOptions{
+	res, err := s.Stream(ctx, zkstore.ScanOptions{
 		Head: func(h *zkstore.Snapshot, ids []string) error {
 			prog, started = e.newProgress("deployments read", len(ids)), true
 			if e.json() {
