@@ -141,13 +141,13 @@ func checkApply(t *testing.T, s *State, m *Message) {
 	if st.Version != m.Version || st.Hash != m.Hash || st.Domain != m.Domain {
 		t.Errorf("state version %d hash %s domain %q; message says %d %s %q", st.Version, st.Hash, st.Domain, m.Version, m.Hash, m.Domain)
 	}
-	if !slices.Equal(slices.Sorted(maps.Keys(st.Raw)), slices.Sorted(maps.Keys(want))) {
-		t.Fatalf("state holds %v; want %v", slices.Sorted(maps.Keys(st.Raw)), slices.Sorted(maps.Keys(want)))
+	if !slices.Equal(slices.Sorted(maps.Keys(rawOf(st))), slices.Sorted(maps.Keys(want))) {
+		t.Fatalf("state holds %v; want %v", slices.Sorted(maps.Keys(rawOf(st))), slices.Sorted(maps.Keys(want)))
 	}
-	for id, raw := range st.Raw {
+	for id, raw := range rawOf(st) {
 		d, err := DecodeDeployment(raw)
-		if err != nil || d.ID != id || !sameDeployment(d, st.Deps[id]) {
-			t.Fatalf("state's deployment %q: raw %s and decoded %+v disagree (%v)", id, raw, st.Deps[id], err)
+		if err != nil || d.ID != id || !sameDeployment(d, depsOf(st)[id]) {
+			t.Fatalf("state's deployment %q: raw %s and decoded %+v disagree (%v)", id, raw, depsOf(st)[id], err)
 		}
 	}
 
@@ -157,7 +157,7 @@ func checkApply(t *testing.T, s *State, m *Message) {
 		t.Fatalf("State.Full of an accepted state is refused: %v", err)
 	}
 	if back.Version != st.Version || back.Hash != st.Hash || back.Domain != st.Domain ||
-		!maps.Equal(back.Zones, st.Zones) || !maps.EqualFunc(back.Raw, st.Raw, bytes.Equal) {
+		!maps.Equal(back.Zones, st.Zones) || !maps.EqualFunc(rawOf(back), rawOf(st), bytes.Equal) {
 		t.Fatalf("State.Full and Apply changed the state")
 	}
 
@@ -165,10 +165,10 @@ func checkApply(t *testing.T, s *State, m *Message) {
 	if err != nil {
 		return
 	}
-	if tb.Version != st.Version || tb.Len() != len(st.Deps) {
-		t.Errorf("table version %d with %d deployments; state %d with %d", tb.Version, tb.Len(), st.Version, len(st.Deps))
+	if tb.Version != st.Version || tb.Len() != len(depsOf(st)) {
+		t.Errorf("table version %d with %d deployments; state %d with %d", tb.Version, tb.Len(), st.Version, len(depsOf(st)))
 	}
-	for id, d := range st.Deps {
+	for id, d := range depsOf(st) {
 		if got := tb.Lookup([]byte(id)); got == nil || !bytes.Equal(EncodeDeployment(&got.DeploymentSpec), EncodeDeployment(d)) {
 			t.Errorf("table's deployment %s differs from the state's", id)
 		}
@@ -186,7 +186,7 @@ func refApply(s *State, m *Message) (raw map[string][]byte, ok bool) {
 		if s == nil || s.Version != m.Base || s.Hash != m.BaseHash {
 			return nil, false
 		}
-		for id, r := range s.Raw {
+		for id, r := range rawOf(s) {
 			raw[id] = r
 		}
 		for _, id := range m.Deleted {

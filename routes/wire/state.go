@@ -3,25 +3,80 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 
+	"github.com/switchyard/switchyard/internal/cowmap"
 	"github.com/switchyard/switchyard/routes"
 )
 
 // State is what a receiver holds: the decoded table content with each
 // deployment's encoding, so deltas apply without re-encoding. It is
-// immutable; Apply returns a new one.
+// immutable; Apply returns a new one, which shares with s everything the
+// message did not change (cowmap), so a delta costs about what it changes
+// (with the sum hash; a SHA-256 table hash is over the whole table).
 type State struct {
 	Version uint64
 	Hash    string
 	Domain  string
 	Zones   map[string]string
-	Raw     map[string][]byte
-	Deps    map[string]*routes.DeploymentSpec
 
-	ids []string   // the sorted keys of Raw, when Apply built it
-	sum *digestSum // the sum of Raw's hashes (HashSum), once a message asked for it
+	raw  *cowmap.Map[string, []byte]                 // ID -> encoding
+	deps *cowmap.Map[string, *routes.DeploymentSpec] // ID -> decoded
+	ids  []string                                    // the sorted IDs
+	sum  *digestSum                                  // the sum of raw's hashes (HashSum), once a message asked for it
+
+	// What Table derives the table from: the base state's table (when it
+	// was built) and what the message changed. Dropped once the table is
+	// built.
+	tableOnce sync.Once
+	table     *routes.Table
+	tableErr  error
+	base      *routes.Table
+	upsert    []*routes.DeploymentSpec
+	deleted   []string
+}
+
+// Len is the number of deployments.
+func (s *State) Len() int { return s.raw.Len() }
+
+// IDs are the deployments' IDs, sorted. The caller must not modify them.
+func (s *State) IDs() []string { return s.ids }
+
+// Deployment returns the deployment id, decoded and as encoded.
+func (s *State) Deployment(id string) (*routes.DeploymentSpec, []byte, bool) {
+	d, ok := s.deps.Get(id)
+	if !ok {
+		return nil, nil, false
+	}
+	raw, _ := s.raw.Get(id)
+	return d, raw, true
+}
+
+// All yields the deployments' IDs and encodings, in ID order.
+func (s *State) All() iter.Seq2[string, []byte] {
+	return func(yield func(string, []byte) bool) {
+		for _, id := range s.ids {
+			raw, _ := s.raw.Get(id)
+			if !yield(id, raw) {
+				return
+			}
+		}
+	}
+}
+
+// encodings yields the deployments' encodings, in ID order.
+func (s *State) encodings() iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for _, enc := range s.All() {
+			if !yield(enc) {
+				return
+			}
+		}
+	}
 }
 
 // Apply applies m to s (nil for a receiver that has nothing) and returns
@@ -34,78 +89,92 @@ func Apply(s *State, m *Message) (*State, error) {
 	if n.Zones == nil {
 		n.Zones = map[string]string{}
 	}
+	var raw *cowmap.Editor[string, []byte]
+	var deps *cowmap.Editor[string, *routes.DeploymentSpec]
 	if m.Full {
-		n.Raw = make(map[string][]byte, len(m.Deployments))
-		n.Deps = make(map[string]*routes.DeploymentSpec, len(m.Deployments))
+		raw = cowmap.New[string, []byte](cowmap.String).Edit()
+		deps = cowmap.New[string, *routes.DeploymentSpec](cowmap.String).Edit()
 	} else {
 		if s == nil || s.Version != m.Base || s.Hash != m.BaseHash {
 			return nil, fmt.Errorf("%w: delta from version %d does not apply", ErrHashMismatch, m.Base)
 		}
-		n.Raw = make(map[string][]byte, len(s.Raw)+len(m.Deployments))
-		n.Deps = make(map[string]*routes.DeploymentSpec, len(s.Deps)+len(m.Deployments))
-		for id, raw := range s.Raw {
-			n.Raw[id], n.Deps[id] = raw, s.Deps[id]
-		}
+		raw, deps = s.raw.Edit(), s.deps.Edit()
 		if s.sum != nil {
 			sum := *s.sum
 			n.sum = &sum
 		}
-		for _, id := range m.Deleted {
-			if old, ok := n.Raw[id]; ok && n.sum != nil {
-				n.sum.sub(old)
-			}
-			delete(n.Raw, id)
-			delete(n.Deps, id)
+		if s.table != nil {
+			n.base = s.table
 		}
 	}
-	// The IDs in order: those of a full table as it lists them when
-	// that is sorted (route servers send them so), the base's when a
-	// delta adds and removes none; otherwise sorted again below.
-	var ids []string
-	sameIDs := !m.Full && len(m.Deleted) == 0 && len(s.ids) == len(s.Raw)
+	var gone []string // IDs of the base that go
+	for _, id := range m.Deleted {
+		old, ok := raw.Get(id)
+		if !ok {
+			continue
+		}
+		if n.sum != nil {
+			n.sum.sub(old)
+		}
+		raw.Delete(id)
+		deps.Delete(id)
+		gone = append(gone, id)
+	}
+	var added []string // IDs the base does not have, for a delta
+	var ids []string   // every ID in message order, for a full message
 	if m.Full {
 		ids = make([]string, 0, len(m.Deployments))
 	}
-	for _, raw := range m.Deployments {
-		d, err := DecodeDeployment(raw)
+	at := make(map[string]int, len(m.Deployments)) // ID -> index in n.upsert
+	for _, msg := range m.Deployments {
+		d, err := DecodeDeployment(msg)
 		if err != nil {
 			return nil, err
 		}
+		old, had := raw.Get(d.ID)
 		if m.Full {
 			ids = append(ids, d.ID)
-		} else if _, ok := s.Raw[d.ID]; !ok {
-			sameIDs = false
+		} else if _, ok := s.raw.Get(d.ID); !ok && !had {
+			added = append(added, d.ID)
 		}
-		if n.sum != nil {
-			if old, ok := n.Raw[d.ID]; ok {
-				n.sum.sub(old)
-			}
+		if had && n.sum != nil {
+			n.sum.sub(old)
 		}
 		// Keep and hash the deployment as json.Marshal writes it
 		// (compact, <, > and & escaped), which is how Full writes it to
 		// the snapshot on disk: a table accepted here is then accepted
 		// again from that snapshot. What route servers send is in this
 		// form already.
-		enc, err := json.Marshal(raw)
+		enc, err := json.Marshal(msg)
 		if err != nil {
 			return nil, fmt.Errorf("wire: deployment: %w", err)
 		}
-		n.Raw[d.ID], n.Deps[d.ID] = enc, d
+		raw.Set(d.ID, enc)
+		deps.Set(d.ID, d)
 		if n.sum != nil {
 			n.sum.add(enc)
 		}
-	}
-	switch {
-	case sameIDs:
-		ids = s.ids
-	case m.Full && len(ids) == len(n.Raw) && slices.IsSorted(ids):
-		// Sorted and as many as the distinct IDs: no ID is listed twice.
-	default:
-		ids = make([]string, 0, len(n.Raw))
-		for id := range n.Raw {
-			ids = append(ids, id)
+		if i, ok := at[d.ID]; ok {
+			n.upsert[i] = d // a later one of the same ID wins
+		} else {
+			at[d.ID] = len(n.upsert)
+			n.upsert = append(n.upsert, d)
 		}
-		sort.Strings(ids)
+	}
+	n.raw, n.deps = raw.Done(), deps.Done()
+	n.deleted = gone
+	switch {
+	case m.Full && len(ids) == n.raw.Len() && slices.IsSorted(ids):
+		// Sorted and as many as the distinct IDs: no ID is listed twice.
+		n.ids = ids
+	case !m.Full && len(s.ids) == s.raw.Len():
+		n.ids = spliceIDs(s.ids, gone, added)
+	default:
+		n.ids = make([]string, 0, n.raw.Len())
+		for id := range n.raw.All() {
+			n.ids = append(n.ids, id)
+		}
+		sort.Strings(n.ids)
 	}
 	var h string
 	if isSumHash(m.Hash) {
@@ -113,20 +182,57 @@ func Apply(s *State, m *Message) (*State, error) {
 			// A full table, or the first delta hashed this way: sum
 			// every deployment once; later deltas add and subtract.
 			var sum digestSum
-			for _, enc := range n.Raw {
+			for _, enc := range n.raw.All() {
 				sum.add(enc)
 			}
 			n.sum = &sum
 		}
 		h = sumHash(n.Domain, n.Zones, *n.sum)
 	} else {
-		h = tableHash(n.Domain, n.Zones, ids, n.Raw)
+		h = hashTable(n.Domain, n.Zones, n.encodings())
 	}
 	if h != m.Hash {
 		return nil, fmt.Errorf("%w: got %s, message says %s", ErrHashMismatch, shortHash(h), shortHash(m.Hash))
 	}
-	n.ids = ids
+	if m.Full {
+		n.base, n.upsert = nil, nil
+	}
 	return n, nil
+}
+
+// spliceIDs returns the sorted ids without gone (each in ids) and with
+// added (none in ids): a copy when anything changes, ids itself when
+// nothing does. A few changes cost a copy; many, a sort.
+func spliceIDs(ids, gone, added []string) []string {
+	if len(gone) == 0 && len(added) == 0 {
+		return ids
+	}
+	if len(gone)+len(added) > 64 {
+		drop := make(map[string]bool, len(gone))
+		for _, id := range gone {
+			drop[id] = true
+		}
+		out := make([]string, 0, len(ids)-len(gone)+len(added))
+		for _, id := range ids {
+			if !drop[id] {
+				out = append(out, id)
+			}
+		}
+		out = append(out, added...)
+		sort.Strings(out)
+		return out
+	}
+	out := slices.Clone(ids)
+	for _, id := range gone {
+		if i, ok := slices.BinarySearch(out, id); ok {
+			out = slices.Delete(out, i, i+1)
+		}
+	}
+	for _, id := range added {
+		i, _ := slices.BinarySearch(out, id)
+		out = slices.Insert(out, i, id)
+	}
+	return out
 }
 
 func shortHash(h string) string {
@@ -139,25 +245,25 @@ func shortHash(h string) string {
 // Full encodes s as a full message (for the snapshot on disk), from the
 // encodings it holds.
 func (s *State) Full(stale bool) []byte {
-	ids := s.ids
-	if len(ids) != len(s.Raw) {
-		ids = make([]string, 0, len(s.Raw))
-		for id := range s.Raw {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-	}
-	return encodeFull(s.Version, s.Hash, stale, s.Domain, s.Zones, func(yield func([]byte) bool) {
-		for _, id := range ids {
-			if !yield(s.Raw[id]) {
-				return
-			}
-		}
-	})
+	return encodeFull(s.Version, s.Hash, stale, s.Domain, s.Zones, s.encodings())
 }
 
-// Table builds the routes.Table of s: validated, indexed, ready to serve.
+// Table returns the routes.Table of s: validated, indexed, ready to
+// serve, with s's Version. When s came from a delta applied to a state
+// whose table was built, the table is derived from that one
+// (routes.Table.With: it costs what the delta changed, and records the
+// Change); otherwise it is built whole. The table is built once: every
+// call returns the same table (or error), whose Source and LoadedAt the
+// caller may set before anyone else reads it.
 func (s *State) Table() (*routes.Table, error) {
+	s.tableOnce.Do(func() {
+		s.table, s.tableErr = s.buildTable()
+		s.base, s.upsert, s.deleted = nil, nil, nil
+	})
+	return s.table, s.tableErr
+}
+
+func (s *State) buildTable() (*routes.Table, error) {
 	zones := make(map[string]routes.ZoneState, len(s.Zones))
 	for z, st := range s.Zones {
 		switch st {
@@ -169,11 +275,17 @@ func (s *State) Table() (*routes.Table, error) {
 			return nil, fmt.Errorf("wire: zone %s: unknown state %q", z, st)
 		}
 	}
-	deps := make([]*routes.DeploymentSpec, 0, len(s.Deps))
-	for _, d := range s.Deps {
-		deps = append(deps, d)
+	var t *routes.Table
+	var err error
+	if s.base != nil && s.base.Domain == strings.TrimPrefix(strings.ToLower(s.Domain), ".") {
+		t, err = s.base.With(zones, s.upsert, s.deleted)
+	} else {
+		deps := make([]*routes.DeploymentSpec, 0, s.deps.Len())
+		for _, d := range s.deps.All() {
+			deps = append(deps, d)
+		}
+		t, err = routes.NewTable(s.Domain, zones, deps)
 	}
-	t, err := routes.NewTable(s.Domain, zones, deps)
 	if err != nil {
 		return nil, err
 	}

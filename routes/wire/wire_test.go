@@ -39,8 +39,8 @@ func TestFullThenDeltas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Hash != s1.Hash || len(st.Deps) != 2 {
-		t.Fatalf("full: hash %s deps %d", st.Hash, len(st.Deps))
+	if st.Hash != s1.Hash || len(depsOf(st)) != 2 {
+		t.Fatalf("full: hash %s deps %d", st.Hash, len(depsOf(st)))
 	}
 
 	// Change a, drop b, add c, take zone-a down.
@@ -63,7 +63,7 @@ func TestFullThenDeltas(t *testing.T) {
 		t.Errorf("table after delta: version %d, %d deployments", tbl.Version, tbl.Len())
 	}
 	// The old state is untouched.
-	if st.Deps["aaaaaaaa"].Instances[0].Addr != "127.0.0.1:1" || len(st.Deps) != 2 {
+	if depsOf(st)["aaaaaaaa"].Instances[0].Addr != "127.0.0.1:1" || len(depsOf(st)) != 2 {
 		t.Error("Apply modified its input state")
 	}
 
@@ -238,8 +238,8 @@ func TestApplyKeepsWhatFullWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(st.Raw[a.ID], encoding(s, a.ID)) {
-		t.Errorf("a route server's encoding %s was kept as %s", encoding(s, a.ID), st.Raw[a.ID])
+	if !bytes.Equal(rawOf(st)[a.ID], encoding(s, a.ID)) {
+		t.Errorf("a route server's encoding %s was kept as %s", encoding(s, a.ID), rawOf(st)[a.ID])
 	}
 }
 
