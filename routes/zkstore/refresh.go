@@ -99,6 +99,7 @@ func (r *run) refreshDeployments() error {
 	r.treeChanged = true
 	if !ok {
 		t.hasDeps, t.deps = false, nil
+		r.allDirty = true
 		return nil
 	}
 	old := t.deps
@@ -109,6 +110,14 @@ func (r *run) refreshDeployments() error {
 			t.deps[id] = d
 		} else {
 			added = append(added, id)
+			r.dirty[id] = struct{}{}
+		}
+	}
+	if len(old)+len(added) != len(ids) {
+		for id := range old {
+			if _, ok := t.deps[id]; !ok {
+				r.dirty[id] = struct{}{} // removed
+			}
 		}
 	}
 	if len(added) == 0 {
@@ -133,6 +142,7 @@ func (r *run) refreshDeployment(parts []string, p string) error {
 		return nil // gone, or new: the container's watch reads it
 	}
 	id := parts[0]
+	r.dirty[id] = struct{}{}
 	switch {
 	case len(parts) == 1:
 		n, ok, err := r.r.get(p)

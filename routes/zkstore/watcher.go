@@ -46,6 +46,11 @@ type Watcher struct {
 	// MinInterval is the least time between two publishes; 0 means 20ms.
 	// A change after a quiet period is published at once.
 	MinInterval time.Duration
+	// DepsOnly publishes the deployments only in State.Deps, leaving the
+	// Snapshot's Deployments and Versions nil: a publish then costs what
+	// changed. Without it, each State also holds them as maps of their
+	// own, a copy of the whole table per publish.
+	DepsOnly bool
 
 	onConn func(*zk.Conn) // test hook: called with the connection
 }
@@ -74,6 +79,16 @@ type State struct {
 	// Problem says why the data is not the store's current content (the
 	// root or the deployments container is missing or empty), or "".
 	Problem string
+	// Deps holds what Deployments holds, as a version of a persistent
+	// map: it shares with the Deps of the States before and after it
+	// every shard that a change did not touch. Nil until Synced.
+	Deps *Deployments
+	// Base is the previous State's Deps, and Changed the IDs whose entry
+	// differs between Base and Deps (added, changed or removed), sorted:
+	// a consumer that has taken in Base takes in this State by looking at
+	// Changed alone.
+	Base    *Deployments
+	Changed []string
 }
 
 // Defaults.
@@ -133,8 +148,9 @@ func (w *Watcher) Run(ctx context.Context, publish func(State)) error {
 	r := &run{
 		w: w, conn: conn, q: q, l: l, log: log,
 		r:           newReader(conn, true),
-		ev:          &evaluator{l: l, keepOnEmpty: true, built: map[string]builtDep{}},
+		ev:          &evaluator{l: l, keepOnEmpty: true, noMaps: w.DepsOnly, built: map[string]builtDep{}},
 		pending:     map[string]struct{}{},
+		dirty:       map[string]struct{}{},
 		stale:       true,
 		minInterval: w.MinInterval,
 		publish:     publish,
@@ -199,6 +215,8 @@ type run struct {
 
 	t         *tree               // the layout as last read; nil before the first read
 	pending   map[string]struct{} // znodes to read again
+	dirty     map[string]struct{} // deployments changed in t since the last evaluation
+	allDirty  bool                // any may have: t was read whole
 	needFull  bool                // read the whole layout again
 	connected bool                // in a session now
 	session   int64               // the session the watches were set in
@@ -309,7 +327,7 @@ func (r *run) sync() bool {
 			r.log.Debug("reading the layout failed; will retry", "error", err)
 			return false
 		}
-		r.t, r.needFull, r.treeChanged = t, false, true
+		r.t, r.needFull, r.treeChanged, r.allDirty = t, false, true, true
 		clear(r.pending) // the full read saw what they changed
 		if r.reg != nil {
 			r.pending[r.l.routeServer(r.reg.Name)] = struct{}{}
@@ -341,13 +359,17 @@ func (r *run) sync() bool {
 func (r *run) publishNow() {
 	now := time.Now()
 	st := r.state
+	st.Base, st.Changed = st.Deps, nil
 	if r.treeChanged && r.t != nil {
-		snap, err := r.ev.eval(r.t)
+		snap, err := r.ev.evalChanged(r.t, r.dirty, r.allDirty)
 		problem := ""
 		if err != nil {
 			problem = err.Error()
 		} else {
 			r.synced = true
+			clear(r.dirty)
+			r.allDirty = false
+			st.Deps, st.Changed = r.ev.deps, r.ev.changed
 		}
 		if problem != r.problem {
 			if problem != "" {
@@ -374,6 +396,9 @@ func (r *run) publishNow() {
 // logInvalid logs each invalid part once, when its error first appears or
 // changes, and when it is valid again.
 func (r *run) logInvalid(invalid map[string]string) {
+	if len(invalid) == 0 && len(r.logged) == 0 {
+		return
+	}
 	for _, k := range slices.Sorted(maps.Keys(invalid)) {
 		if r.logged[k] != invalid[k] {
 			r.log.Warn("invalid znode; keeping its last good version", "key", k, "error", invalid[k])

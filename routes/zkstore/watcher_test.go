@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +60,15 @@ func watch(t *testing.T, servers []string, root string, mod func(*Watcher)) *sta
 	done := make(chan error, 1)
 	go func() {
 		done <- w.Run(ctx, func(s State) {
+			checkChanged(t, st.last, s)
+			if w.DepsOnly {
+				if s.Deployments != nil || s.Versions != nil {
+					t.Errorf("DepsOnly: a state with the maps Deployments and Versions")
+				}
+				if s.Deps != nil { // as the helpers read them
+					s.Deployments = maps.Collect(s.Deps.All())
+				}
+			}
 			st.mu.Lock()
 			if s.Stale && st.last.Synced {
 				st.stales++
@@ -102,6 +112,45 @@ func watch(t *testing.T, servers []string, root string, mod func(*Watcher)) *sta
 		st.mu.Unlock()
 	})
 	return st
+}
+
+// checkChanged checks what a published state says of its deployments
+// against the state published before it: Base is its Deps, and Changed
+// names exactly the entries that differ; and Deps holds what the map
+// Deployments holds.
+func checkChanged(t *testing.T, before, s State) {
+	if s.Base != before.Deps {
+		t.Errorf("version 0x%x: Base is not the Deps of the state before", s.Version)
+		return
+	}
+	if s.Deps != nil && s.Deployments != nil {
+		if len(s.Deployments) != s.Deps.Len() {
+			t.Errorf("version 0x%x: %d Deployments; %d Deps", s.Version, len(s.Deployments), s.Deps.Len())
+		}
+		for id, d := range s.Deps.All() {
+			if s.Deployments[id] != d {
+				t.Errorf("version 0x%x: Deps and Deployments differ on %s", s.Version, id)
+			}
+		}
+	}
+	if s.Base == nil {
+		return // the first table: Changed is not looked at
+	}
+	var changed []string
+	for id, d := range s.Deps.All() {
+		if b, ok := s.Base.Get(id); !ok || b != d {
+			changed = append(changed, id)
+		}
+	}
+	for id := range s.Base.All() {
+		if _, ok := s.Deps.Get(id); !ok {
+			changed = append(changed, id)
+		}
+	}
+	slices.Sort(changed)
+	if !slices.Equal(s.Changed, changed) {
+		t.Errorf("version 0x%x: Changed %v; want %v", s.Version, s.Changed, changed)
+	}
 }
 
 // testWriter sends log lines to the test log while the test runs.
@@ -200,13 +249,24 @@ const canaryID = "7f3a9c2e51d04b8e9a6c3d2f1e0b4a57"
 
 func TestWatcherSeesNestedEdits(t *testing.T) {
 	t.Parallel()
+	testNestedEdits(t, nil)
+}
+
+// The same with the deployments only in State.Deps: what the watcher
+// publishes and what it says changed hold alike.
+func TestWatcherDepsOnlySeesNestedEdits(t *testing.T) {
+	t.Parallel()
+	testNestedEdits(t, func(w *Watcher) { w.DepsOnly = true })
+}
+
+func testNestedEdits(t *testing.T, mod func(*Watcher)) {
 	s, conn := testStore(t)
 	ctx := context.Background()
 	tab := parse(t, "canary.yaml")
 	if _, err := s.Apply(ctx, tab, ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w := watch(t, []string{conn.Server()}, s.Root(), nil)
+	w := watch(t, []string{conn.Server()}, s.Root(), mod)
 	st := w.wait(t, seen, "first sync", synced(3))
 	matchesStore(t, s, st)
 
