@@ -155,8 +155,8 @@ func (s *Server) StatusOf(q StatusQuery) (Status, error) {
 }
 
 // pageOf returns the deployments of t that q selects, and the After of
-// the next page ("" when none follow). t.Deployments is sorted by ID, so
-// a page costs a binary search and its own length.
+// the next page ("" when none follow). A page costs a binary search and
+// its own length (routes.Table.After).
 func pageOf(t *routes.Table, q StatusQuery) ([]*routes.Deployment, string, error) {
 	if q.Deployment != "" {
 		d := t.Lookup([]byte(strings.ToLower(q.Deployment)))
@@ -172,14 +172,12 @@ func pageOf(t *routes.Table, q StatusQuery) ([]*routes.Deployment, string, error
 	case limit > MaxStatusLimit:
 		limit = MaxStatusLimit
 	}
-	deps := t.Deployments
-	i := sort.Search(len(deps), func(i int) bool { return deps[i].ID > q.After })
-	j := min(i+limit, len(deps))
+	page, more := t.After(q.After, limit)
 	next := ""
-	if j < len(deps) {
-		next = deps[j-1].ID
+	if more {
+		next = page[len(page)-1].ID
 	}
-	return deps[i:j], next, nil
+	return page, next, nil
 }
 
 // statusQuery reads /status's query parameters: deployment, after and

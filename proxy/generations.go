@@ -50,7 +50,7 @@ func (g *genStats) build(t, prev *routes.Table, prevOut map[*routes.Instance]*ge
 	if ch == nil {
 		next := map[string]*genCounter{}
 		out := map[*routes.Instance]*genCounter{}
-		for _, d := range t.Deployments {
+		for d := range t.All() {
 			g.add(d, next, out)
 		}
 		g.byKey = next

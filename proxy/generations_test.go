@@ -89,12 +89,12 @@ func derived(t testing.TB, cur, want *routes.Table) *routes.Table {
 	t.Helper()
 	var upsert []*routes.DeploymentSpec
 	var deleted []string
-	for _, d := range want.Deployments {
+	for _, d := range want.Deployments() {
 		if old := cur.Lookup([]byte(d.ID)); old == nil || !reflect.DeepEqual(old.DeploymentSpec, d.DeploymentSpec) {
 			upsert = append(upsert, &d.DeploymentSpec)
 		}
 	}
-	for _, d := range cur.Deployments {
+	for _, d := range cur.Deployments() {
 		if want.Lookup([]byte(d.ID)) == nil {
 			deleted = append(deleted, d.ID)
 		}

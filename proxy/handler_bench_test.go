@@ -49,7 +49,7 @@ func BenchmarkPickWeighted(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, p := tbl.Deployments[0], zones.Weighted{}
+	d, p := tbl.Deployments()[0], zones.Weighted{}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

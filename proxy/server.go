@@ -245,8 +245,8 @@ func (s *Server) Apply(t *routes.Table) {
 func (s *Server) retire(t, prev *routes.Table) {
 	ch := t.ChangeFrom(prev)
 	if ch == nil || s.active == nil {
-		s.active = make(map[string]int, len(t.Deployments)*3)
-		for _, d := range t.Deployments {
+		s.active = make(map[string]int, t.Len()*3)
+		for d := range t.All() {
 			for _, in := range d.Eligible {
 				s.active[in.Addr]++
 			}

@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync/atomic"
 )
@@ -108,8 +107,8 @@ func (t *Table) With(zones map[string]ZoneState, upsert []*DeploymentSpec, delet
 	}
 	slices.SortFunc(gone, byID)
 	slices.SortFunc(added, byID)
-	n.Deployments = splice(t.Deployments, gone, added)
-	if len(n.Deployments) == 0 {
+	n.list = t.list.splice(gone, added)
+	if n.list.n == 0 {
 		return nil, ErrEmptyTable
 	}
 	n.change = &Change{Removed: gone, Added: added}
@@ -127,61 +126,14 @@ func (t *Table) rebuild(zones map[string]ZoneState, upsert []*DeploymentSpec, de
 	for _, s := range upsert {
 		skip[s.ID] = true
 	}
-	specs := make([]*DeploymentSpec, 0, len(t.Deployments)+len(upsert))
-	for _, d := range t.Deployments {
+	specs := make([]*DeploymentSpec, 0, t.Len()+len(upsert))
+	for d := range t.All() {
 		if !skip[d.ID] {
 			specs = append(specs, &d.DeploymentSpec)
 		}
 	}
 	specs = append(specs, upsert...)
 	return NewTable(t.Domain, zones, specs)
-}
-
-// splice returns the sorted deployments of old without those of gone
-// (sorted, each in old) and with those of added (sorted, none in old but
-// for those of gone): a copy, in runs between the places that change.
-func splice(old, gone, added []*Deployment) []*Deployment {
-	type edit struct {
-		at  int         // position in old
-		add *Deployment // nil: old[at] goes
-	}
-	edits := make([]edit, 0, len(gone)+len(added))
-	for _, d := range gone {
-		i := sort.Search(len(old), func(i int) bool { return old[i].ID >= d.ID })
-		edits = append(edits, edit{at: i})
-	}
-	for _, d := range added {
-		i := sort.Search(len(old), func(i int) bool { return old[i].ID >= d.ID })
-		edits = append(edits, edit{at: i, add: d})
-	}
-	// By position; at one position, an addition before the removal (a
-	// replacement keeps its place), additions in ID order.
-	slices.SortStableFunc(edits, func(a, b edit) int {
-		if a.at != b.at {
-			return a.at - b.at
-		}
-		switch {
-		case a.add != nil && b.add != nil:
-			return byID(a.add, b.add)
-		case a.add != nil:
-			return -1
-		case b.add != nil:
-			return 1
-		}
-		return 0
-	})
-	out := make([]*Deployment, 0, len(old)-len(gone)+len(added))
-	next := 0
-	for _, e := range edits {
-		out = append(out, old[next:e.at]...)
-		next = e.at
-		if e.add != nil {
-			out = append(out, e.add)
-		} else {
-			next++
-		}
-	}
-	return append(out, old[next:]...)
 }
 
 // derive returns an index with the keys of gone's deployments removed

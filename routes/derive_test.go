@@ -144,8 +144,8 @@ func sameTables(t *testing.T, round int, got, want *Table, keys map[string]bool)
 	if got.Len() != want.Len() || got.index.n != want.index.n {
 		t.Fatalf("round %d: %d deployments, %d keys; want %d, %d", round, got.Len(), got.index.n, want.Len(), want.index.n)
 	}
-	for i, d := range got.Deployments {
-		w := want.Deployments[i]
+	for i, d := range got.Deployments() {
+		w := want.Deployments()[i]
 		if d.ID != w.ID || !reflect.DeepEqual(d.DeploymentSpec, w.DeploymentSpec) ||
 			!reflect.DeepEqual(d.Eligible, w.Eligible) || !reflect.DeepEqual(d.Weights, w.Weights) ||
 			d.TotalWeight != w.TotalWeight || !reflect.DeepEqual(d.AllowNets, w.AllowNets) {
@@ -166,19 +166,19 @@ func checkChange(t *testing.T, round int, base, next *Table, ch *Change) {
 	t.Helper()
 	in := func(tb *Table) map[*Deployment]bool {
 		m := map[*Deployment]bool{}
-		for _, d := range tb.Deployments {
+		for _, d := range tb.Deployments() {
 			m[d] = true
 		}
 		return m
 	}
 	b, n := in(base), in(next)
 	var removed, added []*Deployment
-	for _, d := range base.Deployments {
+	for _, d := range base.Deployments() {
 		if !n[d] {
 			removed = append(removed, d)
 		}
 	}
-	for _, d := range next.Deployments {
+	for _, d := range next.Deployments() {
 		if !b[d] {
 			added = append(added, d)
 		}
@@ -231,5 +231,98 @@ func TestWithRefuses(t *testing.T) {
 	}
 	if tb.Len() != 2 || tb.Lookup([]byte(a.Aliases[0]+".es")) == nil || tb.Lookup([]byte("moved.es")) != nil {
 		t.Errorf("the base table changed")
+	}
+}
+
+// TestWithChunks changes a table of a few thousand deployments many times,
+// with additions crowded into one range of IDs (so that chunks grow past
+// chunkMax and are cut) and deletions that empty others, and checks the
+// order, Len, All and every page of After against the IDs kept aside.
+func TestWithChunks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	spec := func(id string) *DeploymentSpec {
+		return &DeploymentSpec{ID: id, Kind: "es", Serving: map[string]int{"blue": 1}, Instances: []*Instance{inst("i-1", "z", "blue")}}
+	}
+	ids := map[string]bool{}
+	var specs []*DeploymentSpec
+	for i := range 3000 {
+		id := fmt.Sprintf("%08x", i*1000)
+		ids[id] = true
+		specs = append(specs, spec(id))
+	}
+	tb, err := NewTable("example.test", nil, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 200 {
+		var upsert []*DeploymentSpec
+		var deleted []string
+		for range rng.IntN(40) {
+			// Crowded: most new IDs fall between two old ones.
+			id := fmt.Sprintf("%08x", 1_000_000+rng.IntN(1000))
+			if rng.IntN(4) == 0 {
+				id = fmt.Sprintf("%08x", rng.IntN(3_000_000))
+			}
+			if !ids[id] && !slices.ContainsFunc(upsert, func(d *DeploymentSpec) bool { return d.ID == id }) {
+				upsert = append(upsert, spec(id))
+				ids[id] = true
+			}
+		}
+		for id := range ids {
+			if len(deleted) >= rng.IntN(30) || len(ids)-len(deleted) < 2 {
+				break
+			}
+			if rng.IntN(2) == 0 && !slices.ContainsFunc(upsert, func(d *DeploymentSpec) bool { return d.ID == id }) {
+				deleted = append(deleted, id)
+			}
+		}
+		for _, id := range deleted {
+			delete(ids, id)
+		}
+		if tb, err = tb.With(nil, upsert, deleted); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		want := slices.Sorted(maps.Keys(ids))
+		var got []string
+		for d := range tb.All() {
+			got = append(got, d.ID)
+		}
+		if tb.Len() != len(want) || !slices.Equal(got, want) {
+			t.Fatalf("round %d: %d deployments in order %v...; want %d", round, tb.Len(), got[:min(5, len(got))], len(want))
+		}
+		for _, c := range tb.list.chunks {
+			if len(c) == 0 || len(c) > chunkMax {
+				t.Fatalf("round %d: a chunk of %d deployments", round, len(c))
+			}
+		}
+		if round%20 == 0 {
+			if flat := tb.Deployments(); len(flat) != len(want) || flat[0].ID != want[0] || flat[len(flat)-1].ID != want[len(want)-1] {
+				t.Fatalf("round %d: Deployments differs from All", round)
+			}
+			limit := 1 + rng.IntN(700)
+			after, n := "", 0
+			for {
+				page, more := tb.After(after, limit)
+				for i, d := range page {
+					if d.ID != want[n+i] {
+						t.Fatalf("round %d: page after %q has %s at %d; want %s", round, after, d.ID, i, want[n+i])
+					}
+				}
+				n += len(page)
+				if !more {
+					break
+				}
+				if len(page) != limit {
+					t.Fatalf("round %d: a page of %d before the last; want %d", round, len(page), limit)
+				}
+				after = page[len(page)-1].ID
+			}
+			if n != len(want) {
+				t.Fatalf("round %d: the pages hold %d deployments; want %d", round, n, len(want))
+			}
+			if page, more := tb.After(want[len(want)-1], 5); len(page) != 0 || more {
+				t.Fatalf("round %d: a page after the last ID", round)
+			}
+		}
 	}
 }

@@ -35,8 +35,8 @@ func bigTable(tb testing.TB, n int) *Table {
 // lookupKeys returns route keys of t's deployments: every ID or every alias
 // key, lowercase, as the proxy passes them.
 func lookupKeys(t *Table, alias bool) [][]byte {
-	keys := make([][]byte, len(t.Deployments))
-	for i, d := range t.Deployments {
+	keys := make([][]byte, len(t.Deployments()))
+	for i, d := range t.Deployments() {
 		if alias {
 			keys[i] = []byte(d.Aliases[0] + "." + d.Kind)
 		} else {
@@ -71,8 +71,8 @@ func TestLookupBigTable(t *testing.T) {
 	tb := bigTable(t, 1000)
 	for _, alias := range []bool{false, true} {
 		for i, k := range lookupKeys(tb, alias) {
-			if got := tb.Lookup(k); got != tb.Deployments[i] {
-				t.Fatalf("Lookup(%q) = %v; want deployment %s", k, got, tb.Deployments[i].ID)
+			if got := tb.Lookup(k); got != tb.Deployments()[i] {
+				t.Fatalf("Lookup(%q) = %v; want deployment %s", k, got, tb.Deployments()[i].ID)
 			}
 		}
 	}
@@ -92,7 +92,7 @@ func newRandomKeys(t *Table, n int, seed uint64) *randomKeys {
 	rng := rand.New(rand.NewPCG(seed, seed^0x5bd1e995))
 	rk := &randomKeys{off: make([]uint32, 1, n+1)}
 	for range n {
-		d := t.Deployments[rng.IntN(len(t.Deployments))]
+		d := t.Deployments()[rng.IntN(len(t.Deployments()))]
 		switch r := rng.IntN(16); {
 		case r < 2:
 			rk.buf = fmt.Appendf(rk.buf, "%032x", rng.Uint64())
@@ -116,8 +116,8 @@ func (rk *randomKeys) key(i int) []byte { return rk.buf[rk.off[i]:rk.off[i+1]] }
 // from every route key to its deployment. BenchmarkLookupRandom measures
 // it beside Table.Lookup, in the same run, as the baseline.
 func mapIndex(t *Table) map[string]*Deployment {
-	m := make(map[string]*Deployment, 2*len(t.Deployments))
-	for _, d := range t.Deployments {
+	m := make(map[string]*Deployment, 2*len(t.Deployments()))
+	for _, d := range t.Deployments() {
 		m[d.ID] = d
 		for _, a := range d.Aliases {
 			m[a+"."+d.Kind] = d

@@ -7,7 +7,9 @@ package routes
 
 import (
 	"errors"
+	"iter"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -58,20 +60,47 @@ type Table struct {
 	// Version is set by the source: it grows with every table the source
 	// accepts (a routes file Source starts at 1). 0 for a table built
 	// directly.
-	Version     uint64
-	Domain      string               // lowercase, without leading dot
-	Zones       map[string]ZoneState // as listed; a zone not listed is up
-	Deployments []*Deployment        // sorted by ID
+	Version uint64
+	Domain  string               // lowercase, without leading dot
+	Zones   map[string]ZoneState // as listed; a zone not listed is up
 
 	// Where and when this table came from (for the admin status page).
 	Source   string
 	LoadedAt time.Time
 
-	index index // id and "<alias>.<kind>", lowercase
+	index index   // id and "<alias>.<kind>", lowercase
+	list  depList // the deployments, sorted by ID
+
+	flatOnce sync.Once
+	flat     []*Deployment // list in one slice, once Deployments asked
 
 	seq    uint64  // tells tables apart, for ChangeFrom
 	base   uint64  // the seq of the table this one was derived from (With)
 	change *Change // what With changed from that table
+}
+
+// Deployments returns the deployments, sorted by ID; the caller must not
+// modify the slice. A table derived from another (With) keeps them in
+// chunks shared with that table, and makes the slice at the first call,
+// at the cost of the table: what runs at every change uses All, After,
+// Lookup or ChangeFrom instead.
+func (t *Table) Deployments() []*Deployment {
+	t.flatOnce.Do(func() {
+		if t.flat == nil {
+			t.flat = t.list.flat()
+		}
+	})
+	return t.flat
+}
+
+// All yields the deployments in ID order.
+func (t *Table) All() iter.Seq[*Deployment] { return t.list.all() }
+
+// After returns up to limit deployments whose IDs follow id in ID order
+// ("" for the first), and whether more follow them. It costs a binary
+// search and the page.
+func (t *Table) After(id string, limit int) (page []*Deployment, more bool) {
+	return t.list.after(id, limit)
 }
 
 // GenerationCount is what one proxy saw of one generation of a deployment:

@@ -49,8 +49,9 @@ func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec)
 // and zones are checked when the Builder is made, each deployment when it
 // is added. NewTable is a Builder used at once.
 type Builder struct {
-	t   *Table
-	key []byte // scratch for an alias key
+	t    *Table
+	deps []*Deployment // added so far
+	key  []byte        // scratch for an alias key
 }
 
 // NewBuilder checks the domain and zones of a table (see NewTable) and
@@ -77,7 +78,7 @@ func (b *Builder) Add(spec *DeploymentSpec) error {
 // Table returns the table of the deployments added, or ErrEmptyTable when
 // there are none. The Builder must not be used afterwards.
 func (b *Builder) Table() (*Table, error) {
-	if len(b.t.Deployments) == 0 {
+	if len(b.deps) == 0 {
 		return nil, ErrEmptyTable
 	}
 	return b.finish(), nil
@@ -97,11 +98,10 @@ func newBuilder(domain string, zones map[string]ZoneState, n, keys int) (*Builde
 		return nil, err
 	}
 	return &Builder{t: &Table{
-		Domain:      domain,
-		Zones:       zones,
-		Deployments: make([]*Deployment, 0, n),
-		index:       newIndex(keys),
-	}}, nil
+		Domain: domain,
+		Zones:  zones,
+		index:  newIndex(keys),
+	}, deps: make([]*Deployment, 0, n)}, nil
 }
 
 // add validates spec and indexes its keys: its ID and "<alias>.<kind>" for
@@ -132,7 +132,7 @@ func (b *Builder) add(spec *DeploymentSpec) *Error {
 	for _, a := range d.Aliases {
 		x.insert(b.aliasKey(a, d.Kind), d)
 	}
-	b.t.Deployments = append(b.t.Deployments, d)
+	b.deps = append(b.deps, d)
 	return nil
 }
 
@@ -148,8 +148,10 @@ func (b *Builder) finish() *Table {
 	t := b.t
 	t.index.trim()
 	t.seq = tableSeq.Add(1)
-	sort.Slice(t.Deployments, func(i, j int) bool { return t.Deployments[i].ID < t.Deployments[j].ID })
-	for _, d := range t.Deployments {
+	deps := b.deps
+	sort.Slice(deps, func(i, j int) bool { return deps[i].ID < deps[j].ID })
+	t.flat, t.list = deps, newDepList(deps)
+	for _, d := range deps {
 		d.computeEligible(t.Zones)
 		d.computeAllow()
 	}
@@ -205,4 +207,4 @@ func (t *Table) Lookup(key []byte) *Deployment {
 }
 
 // Len is the number of deployments.
-func (t *Table) Len() int { return len(t.Deployments) }
+func (t *Table) Len() int { return t.list.n }

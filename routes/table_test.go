@@ -82,7 +82,7 @@ func TestNewTableEligible(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewTable: %v", err)
 			}
-			d := tb.Deployments[0]
+			d := tb.Deployments()[0]
 			if len(d.Eligible) != len(d.Weights) {
 				t.Fatalf("len(Eligible) = %d, len(Weights) = %d", len(d.Eligible), len(d.Weights))
 			}
@@ -178,8 +178,8 @@ func TestNewTableSameAliasOtherKind(t *testing.T) {
 			t.Errorf("Lookup(%q) = %v; want %q", key, got, want)
 		}
 	}
-	if tb.Domain != "example.test" || tb.Deployments[0].ID != a.ID {
-		t.Errorf("Domain = %q, Deployments[0] = %s; want example.test, sorted by ID", tb.Domain, tb.Deployments[0].ID)
+	if tb.Domain != "example.test" || tb.Deployments()[0].ID != a.ID {
+		t.Errorf("Domain = %q, Deployments[0] = %s; want example.test, sorted by ID", tb.Domain, tb.Deployments()[0].ID)
 	}
 	var none *Table
 	if none.Lookup([]byte("prod.es")) != nil {
@@ -237,15 +237,15 @@ func TestNewTableDoesNotModifyItsInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := live.Deployments[0]
+	d := live.Deployments()[0]
 	next, err := NewTable("example.test", map[string]ZoneState{"zone-a": ZoneDown}, []*DeploymentSpec{&d.DeploymentSpec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Eligible) != 1 || len(next.Deployments[0].Eligible) != 0 {
-		t.Errorf("live eligible %d, next eligible %d; want 1 and 0", len(d.Eligible), len(next.Deployments[0].Eligible))
+	if len(d.Eligible) != 1 || len(next.Deployments()[0].Eligible) != 0 {
+		t.Errorf("live eligible %d, next eligible %d; want 1 and 0", len(d.Eligible), len(next.Deployments()[0].Eligible))
 	}
-	if d.Instances[0] != spec.Instances[0] || next.Deployments[0].Instances[0] != spec.Instances[0] {
+	if d.Instances[0] != spec.Instances[0] || next.Deployments()[0].Instances[0] != spec.Instances[0] {
 		t.Error("a table holds copies of its spec's instances; want the same pointers")
 	}
 }

@@ -148,7 +148,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		x.byKey = cowmap.New[instKey, *entry](hashKey).Edit()
 		x.zones, x.insts = map[string]int{}, map[string]int{}
 	}
-	added := t.Deployments
+	added := t.Deployments()
 	if ch != nil {
 		added = ch.Added
 	}

@@ -43,7 +43,7 @@ func TestConcurrentPrepareAndPick(t *testing.T) {
 					return
 				default:
 				}
-				d := cur.Load().Deployments[0]
+				d := cur.Load().Deployments()[0]
 				in := b.Pick(d)
 				if in == nil {
 					continue

@@ -82,7 +82,7 @@ func oneDep(t testing.TB, zones map[string]routes.ZoneState, serving map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tb, tb.Deployments[0]
+	return tb, tb.Deployments()[0]
 }
 
 // byID finds an instance of d by ID.
@@ -147,7 +147,7 @@ func zoneStatus(t testing.TB, s Status, name string) ZoneStatus {
 func allStatus(b *Balancer) Status {
 	var page []*routes.Deployment
 	if s := b.snap.Load(); s != nil {
-		page = s.table.Deployments
+		page = s.table.Deployments()
 	}
 	return b.Status(page)
 }

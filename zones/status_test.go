@@ -25,7 +25,7 @@ func wholeTableSummary(b *Balancer) ([]ZoneStatus, []string) {
 	}
 	seen := map[*instState]bool{}
 	var unhealthy []string
-	for _, d := range s.table.Deployments {
+	for _, d := range s.table.Deployments() {
 		bad := false
 		for _, in := range d.Instances {
 			if zones[in.Zone] == nil {
@@ -97,7 +97,7 @@ func TestStatusSummaryIsTheWholeTables(t *testing.T) {
 			upsert = append(upsert, spec(r.IntN(16)))
 		}
 		if r.IntN(3) == 0 && tb.Len() > 4 {
-			deleted = append(deleted, tb.Deployments[r.IntN(tb.Len())].ID)
+			deleted = append(deleted, tb.Deployments()[r.IntN(tb.Len())].ID)
 		}
 		slices.SortFunc(upsert, func(a, b *routes.DeploymentSpec) int { return strings.Compare(a.ID, b.ID) })
 		upsert = slices.CompactFunc(upsert, func(a, b *routes.DeploymentSpec) bool { return a.ID == b.ID })
@@ -131,12 +131,12 @@ func TestStatusSummaryIsTheWholeTables(t *testing.T) {
 	for step := 0; step < 300; step++ {
 		switch k := r.IntN(10); {
 		case k < 6: // failures on an instance
-			d := tb.Deployments[r.IntN(len(tb.Deployments))]
+			d := tb.Deployments()[r.IntN(len(tb.Deployments()))]
 			if len(d.Instances) > 0 {
 				fail(b, d.Instances[r.IntN(len(d.Instances))], 2)
 			}
 		case k < 7: // an active check flips an instance
-			d := tb.Deployments[r.IntN(len(tb.Deployments))]
+			d := tb.Deployments()[r.IntN(len(tb.Deployments()))]
 			if len(d.Instances) > 0 {
 				if e := b.lookup(d.Instances[r.IntN(len(d.Instances))]); e != nil {
 					b.cfg.Check.UnhealthyThreshold, b.cfg.Check.HealthyThreshold = 1, 1
@@ -191,7 +191,7 @@ func TestStatusListsThePage(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Prepare(tb)
-	st := b.Status(tb.Deployments[3:5])
+	st := b.Status(tb.Deployments()[3:5])
 	var got []string
 	for _, x := range st.Instances {
 		got = append(got, x.Deployment+"/"+x.ID)
@@ -221,7 +221,7 @@ func checkSnapshot(t *testing.T, step int, b *Balancer) {
 	refs := map[instKey]int{}
 	eligibleIn := map[instKey][]*routes.Deployment{}
 	instances := 0
-	for _, d := range tb.Deployments {
+	for _, d := range tb.Deployments() {
 		ds, ok := s.deps.Get(d)
 		if !ok || ds.d != d {
 			t.Fatalf("step %d: deployment %s has no state", step, d.ID)

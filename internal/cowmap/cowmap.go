@@ -7,6 +7,7 @@ package cowmap
 
 import (
 	"hash/maphash"
+	"maps"
 	"iter"
 	"unsafe"
 )
@@ -84,11 +85,9 @@ func (e *Editor[K, V]) own(i int) map[K]V {
 	s := e.m.shards[i]
 	if e.owned[i/64]&(1<<(i%64)) == 0 {
 		e.owned[i/64] |= 1 << (i % 64)
-		c := make(map[K]V, len(s)+1)
-		for k, v := range s {
-			c[k] = v
+		if s = maps.Clone(s); s == nil {
+			s = map[K]V{}
 		}
-		s = c
 		e.m.shards[i] = s
 	}
 	return s

@@ -31,7 +31,7 @@ func summarize(t *routes.Table) string {
 	for _, z := range zones {
 		fmt.Fprintf(&b, "zone %s %s\n", z, t.Zones[z])
 	}
-	for _, d := range t.Deployments {
+	for _, d := range t.Deployments() {
 		fmt.Fprintf(&b, "deployment %s kind %s\n", d.ID, d.Kind)
 		for _, f := range otherFields(&d.DeploymentSpec) {
 			fmt.Fprintf(&b, "  %s\n", f)

@@ -116,12 +116,12 @@ func checkTable(t *testing.T, tb *routes.Table) {
 	if tb.Domain != strings.ToLower(tb.Domain) || strings.HasPrefix(tb.Domain, ".") {
 		t.Errorf("domain %q is not lowercase without a leading dot", tb.Domain)
 	}
-	for i, d := range tb.Deployments {
+	for i, d := range tb.Deployments() {
 		if err := routes.ValidateDeployment(&d.DeploymentSpec); err != nil {
 			t.Errorf("deployment %s in the table does not validate: %v", d.ID, err)
 		}
-		if i > 0 && tb.Deployments[i-1].ID >= d.ID {
-			t.Errorf("deployments out of order: %s before %s", tb.Deployments[i-1].ID, d.ID)
+		if i > 0 && tb.Deployments()[i-1].ID >= d.ID {
+			t.Errorf("deployments out of order: %s before %s", tb.Deployments()[i-1].ID, d.ID)
 		}
 		if tb.Lookup([]byte(d.ID)) != d {
 			t.Errorf("Lookup(%s) does not find its deployment", d.ID)
@@ -152,8 +152,8 @@ func checkTable(t *testing.T, tb *routes.Table) {
 
 // specs returns the specs of a table's deployments.
 func specs(tb *routes.Table) []*routes.DeploymentSpec {
-	out := make([]*routes.DeploymentSpec, len(tb.Deployments))
-	for i, d := range tb.Deployments {
+	out := make([]*routes.DeploymentSpec, len(tb.Deployments()))
+	for i, d := range tb.Deployments() {
 		out[i] = &d.DeploymentSpec
 	}
 	return out

@@ -215,7 +215,7 @@ func TestSourceRunGoodBadGood(t *testing.T) {
 	write(t, src.Path, routesYAML(19202))
 	wantCounts(t, sink, 2, 2, 1)
 	applied, _, _ := sink.get()
-	if got := applied[1].Deployments[0].Instances[0].Addr; got != "127.0.0.1:19202" {
+	if got := applied[1].Deployments()[0].Instances[0].Addr; got != "127.0.0.1:19202" {
 		t.Errorf("applied addr %s; want 127.0.0.1:19202", got)
 	}
 

@@ -105,8 +105,8 @@ func TestDeltasMatchFullTables(t *testing.T) {
 				if got.Version != want.Version || got.Len() != want.Len() {
 					t.Fatalf("round %d: table version %d with %d deployments; want %d, %d", round, got.Version, got.Len(), want.Version, want.Len())
 				}
-				for i, d := range got.Deployments {
-					w := want.Deployments[i]
+				for i, d := range got.Deployments() {
+					w := want.Deployments()[i]
 					if !reflect.DeepEqual(d.DeploymentSpec, w.DeploymentSpec) || !reflect.DeepEqual(d.Eligible, w.Eligible) || d.TotalWeight != w.TotalWeight {
 						t.Fatalf("round %d: deployment %s differs from the whole table's", round, d.ID)
 					}

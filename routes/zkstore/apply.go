@@ -109,12 +109,12 @@ func (s *Store) Apply(ctx context.Context, t *routes.Table, opts ApplyOptions) (
 		return res, err
 	}
 	want := map[string]bool{}
-	for _, d := range t.Deployments {
+	for _, d := range t.Deployments() {
 		want[d.ID] = true
 	}
-	ds := make([]*routes.DeploymentSpec, len(t.Deployments))
-	for i := range t.Deployments {
-		ds[i] = &t.Deployments[i].DeploymentSpec
+	ds := make([]*routes.DeploymentSpec, len(t.Deployments()))
+	for i := range t.Deployments() {
+		ds[i] = &t.Deployments()[i].DeploymentSpec
 	}
 	err := s.applyDeployments(ctx, ds, &res, opts.InFlight, func(done int) {
 		if opts.Progress != nil {

@@ -49,7 +49,7 @@ func TestApplyBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, d := range tbl.Deployments {
+	for _, d := range tbl.Deployments() {
 		want = append(want, d.ID)
 	}
 	if res.Created != 302 || !slices.Equal(changes[1:], want) {
@@ -102,10 +102,10 @@ func TestCommitGroupConflict(t *testing.T) {
     instances:
       - {id: a-1, addr: 127.0.0.1:3001, zone: zone-a, generation: blue}
 `)
-	next.Deployments[0].Serving = map[string]int{"blue": 50, "green": 50}
+	next.Deployments()[0].Serving = map[string]int{"blue": 50, "green": 50}
 	var ds []*routes.DeploymentSpec
-	for i := range next.Deployments {
-		ds = append(ds, &next.Deployments[i].DeploymentSpec)
+	for i := range next.Deployments() {
+		ds = append(ds, &next.Deployments()[i].DeploymentSpec)
 	}
 	plans, err := s.planBatch(ds)
 	if err != nil {

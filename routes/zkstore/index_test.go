@@ -62,7 +62,7 @@ func TestAliasIndex(t *testing.T) {
 
 	// An alias renamed: the old entry goes, the new one comes, in the
 	// deployment's transaction.
-	d := parse(t, "canary.yaml").Deployments
+	d := parse(t, "canary.yaml").Deployments()
 	var kbSpec *routes.DeploymentSpec
 	for _, dd := range d {
 		if dd.ID == kb {

@@ -70,10 +70,10 @@ func sameTable(t *testing.T, snap *Snapshot, want *routes.Table) {
 	if !maps.Equal(snap.Zones, want.Zones) {
 		t.Errorf("zones: got %v; want %v", snap.Zones, want.Zones)
 	}
-	if len(snap.Deployments) != len(want.Deployments) {
-		t.Errorf("deployments: got %d; want %d", len(snap.Deployments), len(want.Deployments))
+	if len(snap.Deployments) != len(want.Deployments()) {
+		t.Errorf("deployments: got %d; want %d", len(snap.Deployments), len(want.Deployments()))
 	}
-	for _, wd := range want.Deployments {
+	for _, wd := range want.Deployments() {
 		gd := snap.Deployments[wd.ID]
 		if gd == nil {
 			t.Errorf("deployment %s: missing", wd.ID)
@@ -265,7 +265,7 @@ deployments:
 	if _, ok := snap.Deployments["bbbbbbbb"]; !ok {
 		t.Error("bbbbbbbb deleted without --prune")
 	}
-	if got := describe(snap.Deployments["aaaaaaaa"]); got != describe(&next.Deployments[0].DeploymentSpec) {
+	if got := describe(snap.Deployments["aaaaaaaa"]); got != describe(&next.Deployments()[0].DeploymentSpec) {
 		t.Errorf("aaaaaaaa: got %s", got)
 	}
 
@@ -362,7 +362,7 @@ func TestCommitIsAtomic(t *testing.T) {
 	// A version conflict: another writer sets the deployment between our
 	// read and our transaction.
 	next := parseString(t, strings.ReplaceAll(twoDeps, "127.0.0.1:100", "127.0.0.1:300"))
-	plan, err := s.planDeployment(&next.Deployments[0].DeploymentSpec)
+	plan, err := s.planDeployment(&next.Deployments()[0].DeploymentSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +387,7 @@ func TestCommitIsAtomic(t *testing.T) {
       - {id: a-1, addr: 127.0.0.1:3001, zone: zone-a, generation: blue}
       - {id: a-2, addr: 127.0.0.1:3002, zone: zone-a, generation: blue}
 `)
-	plan, err = s.planDeployment(&third.Deployments[2].DeploymentSpec)
+	plan, err = s.planDeployment(&third.Deployments()[2].DeploymentSpec)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/wire"
+	"github.com/switchyard/switchyard/zones"
+)
+
+// BenchmarkApplyDelta is what a proxy spends on one route server delta
+// that changes one deployment of a large table: decoding and applying the
+// message to its state (wire.Apply, with the sum hash), deriving the table
+// (State.Table) and serving it (Server.Apply: the balancer, the
+// per-generation counters, the instances out of service). Building the
+// route server's snapshots is outside the timer.
+func BenchmarkApplyDelta(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("deployments=%d", n), func(b *testing.B) {
+			deps := make(map[string]*routes.DeploymentSpec, n)
+			spec := func(i, gen int) *routes.DeploymentSpec {
+				return &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i), Kind: "es", Aliases: []string{fmt.Sprint("a", i)},
+					Serving: map[string]int{"blue": 1}, Instances: []*routes.Instance{
+						inst("i-1", fmt.Sprintf("10.0.%d.%d:%d", i/250%250, i%250, 9200+gen%100), "zone-a", "blue"),
+						inst("i-2", fmt.Sprintf("10.1.%d.%d:%d", i/250%250, i%250, 9200+gen%100), "zone-b", "blue"),
+						inst("i-3", fmt.Sprintf("10.2.%d.%d:%d", i/250%250, i%250, 9200+gen%100), "zone-c", "blue")}}
+			}
+			for i := range n {
+				d := spec(i, 0)
+				deps[d.ID] = d
+			}
+			zs := map[string]routes.ZoneState{"zone-a": routes.ZoneUp}
+			snap := wire.NewHashedSnapshot(wire.HashSum, nil, 1, "example.test", zs, deps)
+			st, err := wire.Apply(nil, decodeMsg(b, snap.Full(false)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			tb, err := st.Table()
+			if err != nil {
+				b.Fatal(err)
+			}
+			s, err := New(Config{Picker: zones.NewBalancer(zones.Config{LocalZone: "zone-a"}), Logger: discardLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Apply(tb)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				b.StopTimer()
+				d := spec(i%n, i+1)
+				next := wire.NextSnapshot(wire.HashSum, snap, snap.Version+1, "example.test", zs, map[string]*routes.DeploymentSpec{d.ID: d})
+				msg, ok := next.DeltaOver(snap.Version, snap.Hash, []*wire.Change{next.Change()}, false)
+				if !ok {
+					b.Fatal("no delta")
+				}
+				snap = next
+				b.StartTimer()
+				if st, err = wire.Apply(st, decodeMsg(b, msg)); err != nil {
+					b.Fatal(err)
+				}
+				if tb, err = st.Table(); err != nil {
+					b.Fatal(err)
+				}
+				s.Apply(tb)
+			}
+		})
+	}
+}
+
+func decodeMsg(tb testing.TB, b []byte) *wire.Message {
+	var m wire.Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		tb.Fatal(err)
+	}
+	return &m
+}
