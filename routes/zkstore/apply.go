@@ -390,7 +390,19 @@ func (s *Store) planFrom(d *routes.DeploymentSpec, cur *depTree, aliasOps aliasP
 
 	p.action = Updated
 	var have DeploymentData
-	bad := decode(dp, cur.node.data, &have) != nil
+	var bad bool
+	var diff []string
+	if prev, ok := storedAs(cur.node.data, encode(want)); ok {
+		// Stored as it would be written: the common case, told
+		// without decoding.
+		have = want
+		have.PreviousServing = prev
+	} else {
+		bad = decode(dp, cur.node.data, &have) != nil
+		if diff = depDiff(have, want); bad && len(diff) == 0 {
+			diff = []string{"rewritten"} // the znode did not decode
+		}
+	}
 	var stored *routes.DeploymentSpec
 	if !bad {
 		stored = &have.DeploymentSpec
@@ -398,10 +410,6 @@ func (s *Store) planFrom(d *routes.DeploymentSpec, cur *depTree, aliasOps aliasP
 	aops, err := aliasOps(d.ID, stored, d)
 	if err != nil {
 		return nil, err
-	}
-	diff := depDiff(have, want)
-	if bad && len(diff) == 0 {
-		diff = []string{"rewritten"} // the znode did not decode
 	}
 	depChanged := len(diff) > 0
 	var what []string

@@ -1,9 +1,11 @@
 package zkstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/go-zookeeper/zk"
@@ -42,8 +44,16 @@ func (s *Store) applyDeployments(ctx context.Context, ds []*routes.DeploymentSpe
 	if inFlight <= 0 {
 		inFlight = DefaultBatchesInFlight
 	}
+	var known listing
+	var err error
+	if known.deps, err = s.listSmall(s.l.deployments(), 4*len(ds)); err != nil {
+		return err
+	}
+	if known.aliases, err = s.listSmall(s.l.aliases(), 4*len(ds)); err != nil {
+		return err
+	}
 	return s.each(ctx, res, inFlight, len(bounds)-1, func(i int, r *ApplyResult) error {
-		return s.applyBatch(ds[bounds[i]:bounds[i+1]], r)
+		return s.applyBatch(ds[bounds[i]:bounds[i+1]], &known, r)
 	}, func(done int) {
 		if progress != nil {
 			progress(bounds[done])
@@ -51,9 +61,46 @@ func (s *Store) applyDeployments(ctx context.Context, ds []*routes.DeploymentSpe
 	})
 }
 
+// listing is what a container listed before the batches held: the
+// deployments and alias keys that existed then. A nil set was not
+// listed. A name not in a listed set is taken as missing without a
+// read; if it was created since, the transaction that creates it fails
+// on it, and the deployment is applied on its own from a fresh read.
+type listing struct {
+	deps, aliases map[string]bool
+}
+
+// listSmall returns the names under container p (none when it does not
+// exist), or nil when it holds more than limit: a listing that would cost
+// more than the reads it saves.
+func (s *Store) listSmall(p string, limit int) (map[string]bool, error) {
+	ok, st, err := s.conn.Exists(p)
+	if err != nil {
+		return nil, wrapRead(p, err)
+	}
+	if !ok {
+		return map[string]bool{}, nil
+	}
+	if int(st.NumChildren) > limit {
+		return nil, nil
+	}
+	names, _, err := s.conn.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", p, err)
+	}
+	set := make(map[string]bool, len(names))
+	for _, n := range names {
+		set[n] = true
+	}
+	return set, nil
+}
+
 // applyBatch applies the deployments ds.
-func (s *Store) applyBatch(ds []*routes.DeploymentSpec, res *ApplyResult) error {
-	plans, err := s.planBatch(ds)
+func (s *Store) applyBatch(ds []*routes.DeploymentSpec, known *listing, res *ApplyResult) error {
+	plans, err := s.planBatch(ds, known)
 	if err != nil {
 		return err
 	}
@@ -75,24 +122,36 @@ func (s *Store) applyBatch(ds []*routes.DeploymentSpec, res *ApplyResult) error 
 	return nil
 }
 
-// planBatch reads what the store holds of ds and returns the plan of
-// each.
-func (s *Store) planBatch(ds []*routes.DeploymentSpec) ([]*depPlan, error) {
-	ids := make([]string, len(ds))
-	var keys []string
+// planBatch reads what the store holds of ds (but what known says is
+// missing) and returns the plan of each.
+func (s *Store) planBatch(ds []*routes.DeploymentSpec, known *listing) ([]*depPlan, error) {
+	var ids, keys []string
+	var read []int // ds[read[j]] is ids[j]
+	missing := map[string]extraNode{}
 	for i, d := range ds {
-		ids[i] = d.ID
+		if known.deps == nil || known.deps[d.ID] {
+			ids, read = append(ids, d.ID), append(read, i)
+		}
 		for _, k := range aliasKeys(d) {
-			keys = append(keys, s.l.alias(k))
+			if known.aliases == nil || known.aliases[k] {
+				keys = append(keys, s.l.alias(k))
+			} else {
+				missing[s.l.alias(k)] = extraNode{}
+			}
 		}
 	}
-	read, err := s.readBatch(ids, keys)
+	got, err := s.readBatch(ids, keys)
 	if err != nil {
 		return nil, err
 	}
+	maps.Copy(got.extra, missing)
+	cur := make([]*depTree, len(ds))
+	for j, i := range read {
+		cur[i] = got.deps[j]
+	}
 	plans := make([]*depPlan, len(ds))
 	for i, d := range ds {
-		if plans[i], err = s.planFrom(d, read.deps[i], s.knownAliasOps(read.extra)); err != nil {
+		if plans[i], err = s.planFrom(d, cur[i], s.knownAliasOps(got.extra)); err != nil {
 			return nil, err
 		}
 	}
@@ -211,6 +270,9 @@ func (s *Store) knownAliasOps(known map[string]extraNode) aliasPlanner {
 			}
 			if !e.ok {
 				ops = append(ops, &zk.CreateRequest{Path: p, Data: encode(AliasData{Deployment: id}), Acl: acl})
+				continue
+			}
+			if bytes.Equal(e.n.data, encode(AliasData{Deployment: id})) {
 				continue
 			}
 			var a AliasData

@@ -107,7 +107,7 @@ func TestCommitGroupConflict(t *testing.T) {
 	for i := range next.Deployments() {
 		ds = append(ds, &next.Deployments()[i].DeploymentSpec)
 	}
-	plans, err := s.planBatch(ds)
+	plans, err := s.planBatch(ds, &listing{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,13 @@ type RouteServerData struct {
 
 // encode returns the JSON of v: one object, no trailing newline.
 func encode(v any) []byte {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if m, ok := v.(json.Marshaler); ok {
+		b, err = m.MarshalJSON() // what json.Marshal would write: it is compact
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		// Only maps of strings and plain fields: cannot fail.
 		panic(fmt.Sprintf("zkstore: encoding %T: %v", v, err))
@@ -164,6 +170,33 @@ func deploymentData(d *routes.DeploymentSpec) DeploymentData {
 
 func instanceData(in *routes.Instance) InstanceData {
 	return InstanceData{Instance: *in}
+}
+
+// storedAs reports whether data, a deployment znode's content, is w
+// (what encode writes for the deployment, without previous_serving) with
+// or without a previous_serving, which it returns. Encoding is
+// deterministic and previous_serving comes last, so a znode written by
+// this version is told without decoding it whole.
+func storedAs(data, w []byte) (prev map[string]int, ok bool) {
+	if bytes.Equal(data, w) {
+		return nil, true
+	}
+	const key = `,"previous_serving":`
+	if len(w) < 2 || len(data) < len(w)+len(key) || data[len(data)-1] != '}' {
+		return nil, false
+	}
+	body := w[:len(w)-1]
+	rest, found := bytes.CutPrefix(data, body)
+	if !found {
+		return nil, false
+	}
+	if rest, found = bytes.CutPrefix(rest, []byte(key)); !found {
+		return nil, false
+	}
+	if err := json.Unmarshal(rest[:len(rest)-1], &prev); err != nil || prev == nil {
+		return nil, false
+	}
+	return prev, true
 }
 
 // depDiff names the fields of two deployment znodes' content that differ,

@@ -1,7 +1,9 @@
 package zkstore
 
 import (
+	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchyard/switchyard/routes"
@@ -84,5 +86,33 @@ func TestDepDiff(t *testing.T) {
 	empty.Aliases = []string{}
 	if got := depDiff(none, empty); len(got) != 0 {
 		t.Errorf("no aliases and an empty list: got %q; want no difference", got)
+	}
+}
+
+func TestStoredAs(t *testing.T) {
+	d := &routes.DeploymentSpec{ID: "aaaaaaaa", Kind: "es", Aliases: []string{"one"}, Serving: map[string]int{"blue": 100}}
+	w := encode(deploymentData(d))
+	withPrev := deploymentData(d)
+	withPrev.PreviousServing = map[string]int{"green": 100}
+	other := deploymentData(d)
+	other.Serving = map[string]int{"blue": 90}
+	for _, tc := range []struct {
+		name string
+		data []byte
+		ok   bool
+		prev map[string]int
+	}{
+		{"same", w, true, nil},
+		{"with previous_serving", encode(withPrev), true, withPrev.PreviousServing},
+		{"other serving", encode(other), false, nil},
+		{"spaces", []byte(strings.Replace(string(w), ":", ": ", 1)), false, nil},
+		{"unknown field after", []byte(string(w[:len(w)-1]) + `,"x":1}`), false, nil},
+		{"cut", w[:len(w)-1], false, nil},
+		{"empty", nil, false, nil},
+	} {
+		prev, ok := storedAs(tc.data, w)
+		if ok != tc.ok || !maps.Equal(prev, tc.prev) {
+			t.Errorf("%s: got %v, %v; want %v, %v", tc.name, prev, ok, tc.prev, tc.ok)
+		}
 	}
 }
