@@ -148,9 +148,11 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		x.byKey = cowmap.New[instKey, *entry](hashKey).Edit()
 		x.zones, x.insts = map[string]int{}, map[string]int{}
 	}
-	added := t.Deployments()
+	var added []*routes.Deployment
 	if ch != nil {
 		added = ch.Added
+	} else {
+		added = t.Deployments()
 	}
 	now := b.now()
 	for _, d := range added {

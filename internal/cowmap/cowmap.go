@@ -1,7 +1,7 @@
 // Package cowmap is a persistent map for tables that change a little at a
 // time: a new version shares everything with the one it came from but the
 // shards a change touched, so a change costs about what it changes (a
-// shard holds 1/256 of the keys), and readers of an older version are
+// shard holds 1/1024 of the keys), and readers of an older version are
 // never disturbed and need no lock.
 package cowmap
 
@@ -13,7 +13,7 @@ import (
 )
 
 const (
-	shardBits = 8
+	shardBits = 10
 	shards    = 1 << shardBits
 )
 
