@@ -26,6 +26,10 @@ import (
 	"github.com/switchyard/switchyard/routes/wire"
 )
 
+// saveSpacing keeps the writes of the table to disk to at most 1/20 of
+// the time: a write that takes d is followed by none for 20·d.
+const saveSpacing = 20
+
 // SnapshotFile is the name of the last-known-good table in the cache
 // directory.
 const SnapshotFile = "routes.snapshot"
@@ -44,7 +48,8 @@ type Source struct {
 	// CacheDir: each write encodes and fsyncs the whole table, so the
 	// changes that come within it are written once, as the latest table.
 	// The first table is written at once, and the latest when Run
-	// returns. Default 5s.
+	// returns. Default 5s; never less than 20 times the last write took,
+	// so that writing a large table takes at most 1/20 of the time.
 	SaveInterval time.Duration
 	// StartupTimeout bounds the wait for a route server's answer at start
 	// before the table on disk is served. A route server that has
@@ -309,8 +314,14 @@ func (s *Source) flushDisk() {
 func (s *Source) diskWriter() {
 	defer close(s.saveDone)
 	var last time.Time
+	var took time.Duration // the last write's
 	for v := range s.saveCh {
-		if wait := s.SaveInterval - time.Since(last); !last.IsZero() && wait > 0 {
+		// The table is written at most every SaveInterval, and at most
+		// every saveSpacing times as long as a write takes: a table
+		// that takes long to write costs the same share of the time
+		// however often it changes.
+		gap := max(s.SaveInterval, saveSpacing*took)
+		if wait := gap - time.Since(last); !last.IsZero() && wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
@@ -331,6 +342,7 @@ func (s *Source) diskWriter() {
 		if err := wire.WriteFile(path, v.st.Full(v.stale)); err != nil {
 			s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
 		}
+		took = time.Since(last)
 		s.saves.Add(1)
 	}
 }
