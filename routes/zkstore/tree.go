@@ -311,8 +311,11 @@ func (r *reader) readDeployments(l layout, t *tree) error {
 	return err
 }
 
-// readParallelism bounds the concurrent reads of a full read.
-const readParallelism = 16
+// readParallelism bounds the deployments a full read reads at once, each
+// a request at a time: the client pipelines their requests over the one
+// session, so that the read is bound by the server's throughput rather
+// than by round trips.
+const readParallelism = DefaultInFlight
 
 // readDeploymentSet reads the named deployments; vanished ones are left out.
 func (r *reader) readDeploymentSet(l layout, ids []string) (map[string]*depTree, error) {
