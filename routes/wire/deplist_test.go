@@ -99,8 +99,11 @@ func TestNextSnapshotIsFromScratch(t *testing.T) {
 			for step := 0; step < 80; step++ {
 				changes := map[string]*routes.DeploymentSpec{}
 				n := 1 + r.IntN(5)
-				if step == 0 {
+				switch {
+				case step == 0:
 					n = 1200 // several chunks
+				case step%7 == 0:
+					n = 0 // only the staleness changes: the same hash
 				}
 				for i := 0; i < n; i++ {
 					id := fmt.Sprintf("%08x", r.IntN(1600))
@@ -124,7 +127,7 @@ func TestNextSnapshotIsFromScratch(t *testing.T) {
 						table[id] = d
 					}
 				}
-				zones := map[string]routes.ZoneState{"zone-a": routes.ZoneState(step % 2)}
+				zones := map[string]routes.ZoneState{"zone-a": routes.ZoneState(step / 4 % 2)}
 				next := NextSnapshot(scheme, prev, uint64(step+1), "example.test", zones, changes)
 				scratch := NewHashedSnapshot(scheme, nil, uint64(step+1), "example.test", zones, table)
 				if next.Hash != scratch.Hash || next.Len() != scratch.Len() || !bytes.Equal(next.Full(false), scratch.Full(false)) {

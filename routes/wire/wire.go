@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -208,6 +209,11 @@ func NextSnapshot(scheme HashScheme, prev *Snapshot, version uint64, domain stri
 	}
 	s.deps = base.with(edits)
 	switch {
+	case prev != nil && len(ch.ts) == 0 && prev.Domain == s.Domain && maps.Equal(prev.Zones, s.Zones) &&
+		isSumHash(prev.Hash) == (scheme == HashSum):
+		// The same content (a staleness change, a znode written again
+		// with the same data): the same hash.
+		s.Hash, s.sum = prev.Hash, prev.sum
 	case scheme != HashSum:
 		s.Hash = hashTable(s.Domain, s.Zones, func(yield func([]byte) bool) {
 			for e := range s.deps.all() {
