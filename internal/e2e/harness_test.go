@@ -56,6 +56,8 @@ type proc struct {
 	admin  string
 	stderr *testutil.Buffer
 	done   chan error
+	// cacheDir is a proxy's --cache-dir, when launchProxies set one.
+	cacheDir string
 }
 
 // startProxy runs `switchyard proxy` with the routes file and extra flags
@@ -68,6 +70,15 @@ func startProxy(t *testing.T, routesFile string, extra ...string) *proc {
 // startProxyArgs runs `switchyard proxy` with args (plus free listen
 // addresses) and waits until /_health says 200.
 func startProxyArgs(t *testing.T, extra ...string) *proc {
+	t.Helper()
+	p := launchProxy(t, extra...)
+	p.waitHealthy(t, 30*time.Second)
+	return p
+}
+
+// launchProxy runs `switchyard proxy` with args (plus free listen
+// addresses) and returns at once.
+func launchProxy(t *testing.T, extra ...string) *proc {
 	t.Helper()
 	p := &proc{addr: testutil.FreeAddr(t), admin: testutil.FreeAddr(t), stderr: &testutil.Buffer{}, done: make(chan error, 1)}
 	args := append([]string{"proxy", "--listen", p.addr, "--admin-listen", p.admin,
@@ -87,9 +98,15 @@ func startProxyArgs(t *testing.T, extra ...string) *proc {
 			t.Logf("proxy stderr:\n%s", p.stderr.String())
 		}
 	})
-	// Starting a process takes milliseconds, but a loaded machine can
-	// stall it for seconds.
-	testutil.EventuallyErr(t, 30*time.Second, "the proxy is healthy", func() error {
+	return p
+}
+
+// waitHealthy waits until the proxy's /_health says 200. Starting a
+// process takes milliseconds, but a loaded machine can stall it for
+// seconds.
+func (p *proc) waitHealthy(t *testing.T, within time.Duration) {
+	t.Helper()
+	testutil.EventuallyErr(t, within, "the proxy is healthy", func() error {
 		if status, _ := httpGet("http://" + p.addr + "/_health"); status == 200 {
 			return nil
 		}
@@ -100,7 +117,6 @@ func startProxyArgs(t *testing.T, extra ...string) *proc {
 		}
 		return fmt.Errorf("stderr:\n%s", p.stderr.String())
 	})
-	return p
 }
 
 // signal sends sig and returns a channel with the exit error.

@@ -7,13 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
 	"github.com/switchyard/switchyard/routes"
 	"github.com/switchyard/switchyard/routes/zkstore"
@@ -22,27 +23,96 @@ import (
 // TestRoutePathFigures measures the route path at scale: 10 000
 // deployments × 3 instances in ZooKeeper (SWITCHYARD_BENCH_DEPLOYMENTS
 // sets another size; from about 20 000 the test ZooKeeper needs a larger
-// heap, zktest.HeapEnv). It is a benchmark, not a test: it runs only with
-// SWITCHYARD_BENCH=1 and reports figures with t.Logf.
+// heap, zktest.HeapEnv), one route server and 10 proxies
+// (SWITCHYARD_BENCH_PROXIES), each with a disk copy. It reports every
+// figure of the scale table in docs/benchmarks.md: the route server's
+// first table, memory and CPU per change, the proxies' first table,
+// memory, CPU per change and restart from disk, the time from a
+// ZooKeeper write to every proxy having applied it, the bytes sent per
+// change, /status and ZooKeeper's watch count. It is a benchmark, not a
+// test: it runs only with SWITCHYARD_BENCH=1 and reports with t.Logf.
 //
-//	SWITCHYARD_BENCH=1 go test ./internal/e2e/ -run RoutePathFigures -v -timeout 30m
-//	SWITCHYARD_BENCH=1 SWITCHYARD_BENCH_DEPLOYMENTS=100000 SWITCHYARD_ZK_HEAP=2g \
-//	    go test ./internal/e2e/ -run RoutePathFigures -v -timeout 60m
+//	SWITCHYARD_BENCH=1 go test ./internal/e2e/ -run 'RoutePathFigures$' -v -timeout 30m
+//	SWITCHYARD_BENCH=1 SWITCHYARD_BENCH_DEPLOYMENTS=100000 SWITCHYARD_ZK_HEAP=3g \
+//	    go test ./internal/e2e/ -run 'RoutePathFigures$' -v -timeout 60m
 func TestRoutePathFigures(t *testing.T) {
 	if os.Getenv("SWITCHYARD_BENCH") != "1" {
 		t.Skip("benchmark: set SWITCHYARD_BENCH=1")
 	}
-	deployments := 10000
-	if n, err := strconv.Atoi(os.Getenv("SWITCHYARD_BENCH_DEPLOYMENTS")); err == nil {
-		deployments = n
+	deployments, nProxies := envInt("SWITCHYARD_BENCH_DEPLOYMENTS", 10000), envInt("SWITCHYARD_BENCH_PROXIES", 10)
+	rp, store, deps := scaleStore(t, deployments)
+
+	start := time.Now()
+	rs := rp.startRouteServer("rs1")
+	t.Logf("route server: start to first complete table %v, peak RSS %.1f MiB", time.Since(start), mib(rs.peakRSS(t)))
+	rsLoaded := rs.rss(t)
+	t.Logf("ZooKeeper watches with 1 route server (proxies make none): %s", zkMetric(t, rp, "zk_watch_count"))
+
+	start = time.Now()
+	ps := launchProxies(t, rp, nProxies)
+	t.Logf("%d proxies: start to all having the table %v; full table %.0f bytes each", nProxies, time.Since(start),
+		metricValue(t, rs, "switchyard_routeserver_sent_bytes_total")/float64(nProxies))
+	t.Logf("proxy RSS with the table: %.1f–%.1f MiB (peak up to %.1f MiB)", mib(minOf(ps, (*proc).rss, t)), mib(maxOf(ps, (*proc).rss, t)),
+		mib(maxOf(ps, (*proc).peakRSS, t)))
+
+	statusFigures(t, ps[0], deps[deployments/2].ID)
+
+	const changes = 100
+	var lat []time.Duration
+	sentBefore := metricValue(t, rs, "switchyard_routeserver_sent_bytes_total")
+	rsCPU, pCPU := rs.cpu(t), sumOf(ps, (*proc).cpu, t)
+	logs := make([]*appliedLog, len(ps))
+	for i, p := range ps {
+		logs[i] = &appliedLog{p: p}
 	}
+	for i := 0; i < changes; i++ {
+		id := deps[(i*97)%deployments].ID
+		written := time.Now()
+		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": 100 - i%2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last time.Time
+		for _, l := range logs {
+			at := l.waitFor(t, uint64(zxid), time.Minute)
+			if at.After(last) {
+				last = at
+			}
+		}
+		lat = append(lat, last.Sub(written))
+	}
+	sent := metricValue(t, rs, "switchyard_routeserver_sent_bytes_total") - sentBefore
+	rsCPU, pCPU = rs.cpu(t)-rsCPU, sumOf(ps, (*proc).cpu, t)-pCPU
+	slices.Sort(lat)
+	t.Logf("%d single-deployment changes: ZooKeeper write to all %d proxies applied p50 %v, p99 %v, max %v; %.0f bytes sent per change per proxy",
+		changes, nProxies, lat[changes/2], lat[changes*99/100], lat[changes-1], sent/changes/float64(nProxies))
+	t.Logf("CPU per change: route server %v, each proxy %v", rsCPU/changes, pCPU/changes/time.Duration(nProxies))
+	t.Logf("RSS after load → after %d changes: route server %.1f → %.1f MiB; proxies up to %.1f MiB", changes,
+		mib(rsLoaded), mib(rs.rss(t)), mib(maxOf(ps, (*proc).rss, t)))
+
+	// Restart from disk: a proxy killed, started again with no route
+	// server to answer, serves its disk copy.
+	p := ps[0]
+	p.signal(t, syscall.SIGKILL)
+	p.wait(t, 10*time.Second)
+	start = time.Now()
+	again := launchProxy(t, "--route-servers", "http://127.0.0.1:1", "--proxy-id", "p1", "--cache-dir", p.cacheDir)
+	again.waitHealthy(t, 5*time.Minute)
+	took := logField(t, again, "serving the snapshot from disk", "took")
+	t.Logf("proxy restart from disk: read, apply and build %s; healthy %v after start (which waits up to 3 s for a route server)",
+		took, time.Since(start))
+}
+
+// scaleStore starts ZooKeeper and writes n deployments × 3 instances.
+func scaleStore(t *testing.T, n int) (*routePath, *zkstore.Store, []*routes.DeploymentSpec) {
+	t.Helper()
 	zk := zktest.Start(t)
 	conn := zktest.Connect(t, zk.Servers(), 10*time.Second)
 	store, err := zkstore.New(conn, zkstore.DefaultRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := make([]*routes.DeploymentSpec, deployments)
+	deps := make([]*routes.DeploymentSpec, n)
 	for i := range deps {
 		d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i+1), Kind: "es", Serving: map[string]int{"blue": 100}}
 		for j := 0; j < 3; j++ {
@@ -59,54 +129,158 @@ func TestRoutePathFigures(t *testing.T) {
 	if _, err := store.Apply(context.Background(), tbl, zkstore.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %d deployments × 3 instances to ZooKeeper in %v", deployments, time.Since(start))
-
+	t.Logf("wrote %d deployments × 3 instances to ZooKeeper in %v", n, time.Since(start))
 	// The route server reads the whole table before it serves: allow a
 	// minute per 10 000 deployments.
-	rp := &routePath{t: t, zk: zk, startWait: time.Duration(deployments/10000+1) * time.Minute}
+	rp := &routePath{t: t, zk: zk, startWait: time.Duration(n/10000+1) * time.Minute}
 	if h := os.Getenv("SWITCHYARD_BENCH_TABLE_HASH"); h != "" {
 		rp.rsArgs = []string{"--table-hash", h} // sha256 or sum
 	}
-	start = time.Now()
-	rs := rp.startRouteServer("rs1")
-	t.Logf("route server initial load: ready after %v, peak RSS %.1f MiB", time.Since(start), float64(rs.peakRSS(t))/(1<<20))
-	rsLoaded := rs.rss(t)
+	return rp, store, deps
+}
 
-	start = time.Now()
-	p := startProxyArgs(t, "--route-servers", rp.rsURLs(), "--proxy-id", "p1")
-	t.Logf("proxy: first full table applied after %v, peak RSS %.1f MiB; full table %s", time.Since(start),
-		float64(p.peakRSS(t))/(1<<20), metric(t, rs, "switchyard_routeserver_sent_bytes_total"))
-
-	statusFigures(t, p, deps[deployments/2].ID)
-
-	const changes = 100
-	var lat []time.Duration
-	sentBefore := metricValue(t, rs, "switchyard_routeserver_sent_bytes_total")
-	rsCPU, pCPU := rs.cpu(t), p.cpu(t)
-	for i := 0; i < changes; i++ {
-		id := deps[(i*97)%deployments].ID
-		w := 100 - i%2
-		written := time.Now()
-		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": w})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for proxyVersion(t, p) < uint64(zxid) {
-			if time.Since(written) > time.Minute {
-				t.Fatalf("change %d (zxid %d) not applied within a minute", i, zxid)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-		lat = append(lat, time.Since(written))
+// launchProxies starts n proxies following rp's route servers, each with
+// its own disk copy, and waits until all are healthy (have a table).
+func launchProxies(t *testing.T, rp *routePath, n int) []*proc {
+	t.Helper()
+	ps := make([]*proc, n)
+	for i := range ps {
+		dir := t.TempDir()
+		ps[i] = launchProxy(t, "--route-servers", rp.rsURLs(), "--proxy-id", fmt.Sprint("p", i+1), "--cache-dir", dir)
+		ps[i].cacheDir = dir
 	}
-	sent := metricValue(t, rs, "switchyard_routeserver_sent_bytes_total") - sentBefore
-	rsCPU, pCPU = rs.cpu(t)-rsCPU, p.cpu(t)-pCPU
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	t.Logf("%d single-deployment changes: ZooKeeper write to proxy applied p50 %v, p99 %v, max %v; %.0f bytes sent per change to one proxy",
-		changes, lat[changes/2], lat[changes*99/100], lat[changes-1], sent/changes)
-	t.Logf("CPU per change (with the /status polls that time it): route server %v, proxy %v", rsCPU/changes, pCPU/changes)
-	t.Logf("route server peak RSS after the changes %.1f MiB; proxy %.1f MiB", float64(rs.peakRSS(t))/(1<<20), float64(p.peakRSS(t))/(1<<20))
-	t.Logf("route server RSS after load %.1f MiB, after %d changes %.1f MiB", float64(rsLoaded)/(1<<20), changes, float64(rs.rss(t))/(1<<20))
+	for _, p := range ps {
+		p.waitHealthy(t, rp.startWait)
+	}
+	return ps
+}
+
+// appliedLog reads the tables a proxy applied from its log ("route table
+// applied", with the time and version).
+type appliedLog struct {
+	p       *proc
+	off     int
+	applied []applied // in log order
+}
+
+type applied struct {
+	version uint64
+	at      time.Time
+}
+
+// read takes in the log lines written since the last read.
+func (l *appliedLog) read() {
+	s := l.p.stderr.String()
+	rest := s[l.off:]
+	end := strings.LastIndexByte(rest, '\n')
+	if end < 0 {
+		return
+	}
+	l.off += end + 1
+	for _, line := range strings.Split(rest[:end], "\n") {
+		var e struct {
+			Time    time.Time `json:"time"`
+			Msg     string    `json:"msg"`
+			Version uint64    `json:"version"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil && e.Msg == "route table applied" {
+			l.applied = append(l.applied, applied{e.Version, e.Time})
+		}
+	}
+}
+
+// firstAt returns when the proxy first applied a table of version v or
+// later, and whether it has.
+func (l *appliedLog) firstAt(v uint64) (time.Time, bool) {
+	l.read()
+	for _, a := range l.applied {
+		if a.version >= v {
+			return a.at, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// waitFor waits until the proxy has applied version v or later and
+// returns when it did, by its log.
+func (l *appliedLog) waitFor(t *testing.T, v uint64, within time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if at, ok := l.firstAt(v); ok {
+			return at
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy %s did not apply version %d within %v", l.p.addr, v, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// logField waits for a log line whose message holds msg and returns its
+// field.
+func logField(t *testing.T, p *proc, msg, field string) string {
+	t.Helper()
+	var v string
+	testutil.EventuallyErr(t, 10*time.Second, "a log line "+msg, func() error {
+		for _, line := range strings.Split(p.stderr.String(), "\n") {
+			var e map[string]any
+			if json.Unmarshal([]byte(line), &e) == nil && strings.Contains(fmt.Sprint(e["msg"]), msg) {
+				v = fmt.Sprint(e[field])
+				return nil
+			}
+		}
+		return fmt.Errorf("no %q in the log", msg)
+	})
+	return v
+}
+
+// zkMetric is one value of ZooKeeper's mntr.
+func zkMetric(t *testing.T, rp *routePath, name string) string {
+	t.Helper()
+	out, err := zktest.FourLetterWord(rp.zk.Server(0), "mntr", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
+			return f[1]
+		}
+	}
+	return "?"
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func maxOf(ps []*proc, f func(*proc, *testing.T) int64, t *testing.T) int64 {
+	var m int64
+	for _, p := range ps {
+		m = max(m, f(p, t))
+	}
+	return m
+}
+
+func minOf(ps []*proc, f func(*proc, *testing.T) int64, t *testing.T) int64 {
+	m := f(ps[0], t)
+	for _, p := range ps[1:] {
+		m = min(m, f(p, t))
+	}
+	return m
+}
+
+func sumOf(ps []*proc, f func(*proc, *testing.T) time.Duration, t *testing.T) time.Duration {
+	var s time.Duration
+	for _, p := range ps {
+		s += f(p, t)
+	}
+	return s
 }
 
 // statusFigures times the proxy's admin /status: the default document,

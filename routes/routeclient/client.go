@@ -350,6 +350,7 @@ func (s *Source) diskWriter() {
 // loadDisk serves the snapshot in CacheDir, if there is a valid one.
 func (s *Source) loadDisk(sink routes.Sink) *wire.State {
 	path := filepath.Join(s.CacheDir, SnapshotFile)
+	start := time.Now()
 	m, err := wire.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		s.Logger.Warn("no route server answered and there is no snapshot on disk yet", "path", path)
@@ -363,7 +364,8 @@ func (s *Source) loadDisk(sink routes.Sink) *wire.State {
 				t.Source, t.LoadedAt = "cache:"+path, time.Now()
 				sink.Apply(t)
 				s.update(func(x *Status) { x.FromDisk, x.Stale, x.Version = true, true, m.Version })
-				s.Logger.Warn("no route server answered; serving the snapshot from disk", "path", path, "version", m.Version)
+				s.Logger.Warn("no route server answered; serving the snapshot from disk", "path", path, "version", m.Version,
+					"deployments", t.Len(), "took", time.Since(start).Round(time.Millisecond).String())
 				return st
 			}
 		}
