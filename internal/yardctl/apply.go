@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/switchyard/switchyard/routes/routesfile"
 	"github.com/switchyard/switchyard/routes/zkstore"
@@ -51,6 +52,12 @@ func runApply(ctx context.Context, e *env, fs *flag.FlagSet) error {
 	if err != nil {
 		return &usageError{err}
 	}
+	// The table stays live while every deployment is compared with the
+	// store, and with the default target the collector scans it again
+	// and again: at 100 000 deployments a fourth of the comparison's
+	// CPU. A larger target costs memory in proportion to the table
+	// (about 90 MB at that size), not to the file.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	s, err := e.connect(ctx)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package yardctl
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,7 +24,11 @@ const flushEvery = 256
 // them. -o json streams one JSON object of the same shape as routes
 // DEPLOYMENT's, one deployment a line.
 func routesAll(ctx context.Context, e *env, s *zkstore.Store) error {
-	w := e.stdout
+	// Buffered: the table writer writes each cell on its own, which
+	// unbuffered costs a write per cell. Written out every flushEvery
+	// deployments, and at the end.
+	w := bufio.NewWriterSize(e.stdout, 256<<10)
+	defer w.Flush()
 	var tw *tabwriter.Writer
 	var prog *progressLine
 	read, shown, started := 0, 0, false
@@ -55,14 +60,16 @@ func routesAll(ctx context.Context, e *env, s *zkstore.Store) error {
 				if shown == 1 {
 					sep = "\n"
 				}
-				prog.clear()
-				_, err := fmt.Fprintf(w, "%s%s", sep, mustJSON(deploymentOut(d)))
-				return err
+				fmt.Fprintf(w, "%s%s", sep, mustJSON(deploymentOut(d)))
+			} else {
+				writeRows(tw, d)
 			}
-			writeRows(tw, d)
 			if shown%flushEvery == 0 {
 				prog.clear()
-				return tw.Flush()
+				if tw != nil {
+					tw.Flush()
+				}
+				return w.Flush()
 			}
 			return nil
 		},
@@ -71,6 +78,7 @@ func routesAll(ctx context.Context, e *env, s *zkstore.Store) error {
 	if tw != nil {
 		tw.Flush()
 	}
+	w.Flush() // the rows, before asking the route servers
 	if err != nil {
 		if e.json() && started {
 			fmt.Fprintln(w, "\n]}") // what was written stays valid JSON
@@ -79,15 +87,15 @@ func routesAll(ctx context.Context, e *env, s *zkstore.Store) error {
 	}
 	px := proxiesOut(ctx, e, s, res.Version)
 	if e.json() {
-		_, err := fmt.Fprintf(w, "\n],\"version\":%d,\"invalid\":%s,\"proxies\":%s}\n", res.Version, mustJSON(res.Invalid), mustJSON(px))
-		return err
+		fmt.Fprintf(w, "\n],\"version\":%d,\"invalid\":%s,\"proxies\":%s}\n", res.Version, mustJSON(res.Invalid), mustJSON(px))
+		return w.Flush()
 	}
 	fmt.Fprintf(w, "\nversion %s  %d deployments\n", zxid(res.Version), res.Deployments)
 	for _, k := range slices.Sorted(maps.Keys(res.Invalid)) {
 		fmt.Fprintf(w, "invalid %s: %s\n", k, res.Invalid[k])
 	}
 	printProxies(w, px, "")
-	return nil
+	return w.Flush()
 }
 
 // mustJSON is v's JSON; v is one of this package's output types, which
