@@ -70,6 +70,45 @@ func BenchmarkApplyDelta(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyFull is what a proxy spends on a whole table of
+// deployments × 3 instances, as at a restart from its disk copy: decoding
+// the message, applying it (wire.Apply, with the sum hash), building the
+// table and serving it.
+func BenchmarkApplyFull(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("deployments=%d", n), func(b *testing.B) {
+			deps := make(map[string]*routes.DeploymentSpec, n)
+			for i := range n {
+				d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i), Kind: "es", Aliases: []string{fmt.Sprint("a", i)},
+					Serving: map[string]int{"blue": 1}, Instances: []*routes.Instance{
+						inst("i-1", fmt.Sprintf("10.0.%d.%d:9200", i/250%250, i%250), "zone-a", "blue"),
+						inst("i-2", fmt.Sprintf("10.1.%d.%d:9200", i/250%250, i%250), "zone-b", "blue"),
+						inst("i-3", fmt.Sprintf("10.2.%d.%d:9200", i/250%250, i%250), "zone-c", "blue")}}
+				deps[d.ID] = d
+			}
+			full := wire.NewHashedSnapshot(wire.HashSum, nil, 1, "example.test", nil, deps).Full(false)
+			b.SetBytes(int64(len(full)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				s, err := New(Config{Picker: zones.NewBalancer(zones.Config{LocalZone: "zone-a"}), Logger: discardLogger()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				st, err := wire.Apply(nil, decodeMsg(b, full))
+				if err != nil {
+					b.Fatal(err)
+				}
+				tb, err := st.Table()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Apply(tb)
+			}
+		})
+	}
+}
+
 func decodeMsg(tb testing.TB, b []byte) *wire.Message {
 	var m wire.Message
 	if err := json.Unmarshal(b, &m); err != nil {

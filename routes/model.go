@@ -45,7 +45,8 @@ type Deployment struct {
 	AllowNets []netip.Prefix
 
 	// Eligible lists the instances that may get new requests: generation
-	// weight > 0, not in maintenance, zone not down.
+	// weight > 0, not in maintenance, zone not down; in the order of
+	// Instances.
 	Eligible []*Instance
 	// Weights[i] is the share of traffic Eligible[i] gets, in units whose
 	// sum is TotalWeight: a generation's weight split evenly over its

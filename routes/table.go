@@ -2,6 +2,7 @@ package routes
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -175,18 +176,38 @@ func (d *Deployment) computeAllow() {
 // computeEligible fills Eligible, Weights and TotalWeight.
 func (d *Deployment) computeEligible(zones map[string]ZoneState) {
 	d.Eligible, d.Weights, d.TotalWeight = nil, nil, 0
-	perGen := make(map[string]uint64, len(d.Serving))
-	for _, in := range d.Instances {
-		if d.Serving[in.Generation] > 0 && !in.Maintenance && zones[in.Zone] != ZoneDown {
-			perGen[in.Generation]++
-		}
+	eligible := func(in *Instance) bool {
+		return d.Serving[in.Generation] > 0 && !in.Maintenance && zones[in.Zone] != ZoneDown
 	}
+	// The eligible instances of each generation, counted with a slice:
+	// deployments have a few generations.
+	type genCount struct {
+		gen string
+		n   uint64
+	}
+	var counts []genCount
 	for _, in := range d.Instances {
-		n := perGen[in.Generation]
-		if n == 0 || in.Maintenance || zones[in.Zone] == ZoneDown {
+		if !eligible(in) {
 			continue
 		}
-		w := uint64(d.Serving[in.Generation]) * weightUnit / n
+		i := slices.IndexFunc(counts, func(c genCount) bool { return c.gen == in.Generation })
+		if i < 0 {
+			i = len(counts)
+			counts = append(counts, genCount{gen: in.Generation})
+		}
+		counts[i].n++
+	}
+	if len(counts) == 0 {
+		return
+	}
+	d.Eligible = make([]*Instance, 0, len(d.Instances))
+	d.Weights = make([]uint64, 0, len(d.Instances))
+	for _, in := range d.Instances {
+		if !eligible(in) {
+			continue
+		}
+		i := slices.IndexFunc(counts, func(c genCount) bool { return c.gen == in.Generation })
+		w := uint64(d.Serving[in.Generation]) * weightUnit / counts[i].n
 		if w == 0 {
 			w = 1
 		}

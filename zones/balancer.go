@@ -105,9 +105,9 @@ func NewBalancer(cfg Config) *Balancer {
 
 func (b *Balancer) now() int64 { return b.cfg.Clock().UnixNano() }
 
-func hashKey(k instKey) uint64 {
-	return cowmap.String(k.addr) ^ cowmap.String(k.id)*0x9e3779b97f4a7c15
-}
+// hashKey spreads instances over the shards of a map by address (which
+// is all but unique to an instance).
+func hashKey(k instKey) uint64 { return cowmap.String(k.addr) }
 
 // snapEdit is a snapshot being built by Prepare.
 type snapEdit struct {
@@ -143,9 +143,10 @@ func (b *Balancer) Prepare(t *routes.Table) {
 			x.remove(d)
 		}
 	} else {
-		x.deps = cowmap.New[*routes.Deployment, *depState](cowmap.Pointer).Edit()
-		x.byPtr = cowmap.New[*routes.Instance, *entry](cowmap.Pointer).Edit()
-		x.byKey = cowmap.New[instKey, *entry](hashKey).Edit()
+		n := t.Len()
+		x.deps = cowmap.Build[*routes.Deployment, *depState](cowmap.Pointer, n)
+		x.byPtr = cowmap.Build[*routes.Instance, *entry](cowmap.Pointer, 3*n)
+		x.byKey = cowmap.Build[instKey, *entry](hashKey, 3*n)
 		x.zones, x.insts = map[string]int{}, map[string]int{}
 	}
 	var added []*routes.Deployment
@@ -217,14 +218,14 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 		zone:  make([]int32, len(d.Eligible)),
 		gen:   make([]int32, len(d.Eligible)),
 	}
-	gens := map[string]int32{}
+	var gens []string // generation names, by index
 	for i, in := range d.Eligible {
-		g, ok := gens[in.Generation]
-		if !ok {
-			g = int32(len(gens))
-			gens[in.Generation] = g
+		g := slices.Index(gens, in.Generation)
+		if g < 0 {
+			g = len(gens)
+			gens = append(gens, in.Generation)
 		}
-		ds.gen[i] = g
+		ds.gen[i] = int32(g)
 	}
 	for _, in := range d.Eligible {
 		if in.Zone == b.cfg.LocalZone && b.cfg.LocalZone != "" {
@@ -232,22 +233,15 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			break
 		}
 	}
-	eligible := make(map[*routes.Instance]int, len(d.Eligible))
 	for i, in := range d.Eligible {
-		eligible[in] = i
-		z := -1
-		for j, name := range ds.zones {
-			if name == in.Zone {
-				z = j
-				break
-			}
-		}
+		z := slices.Index(ds.zones, in.Zone)
 		if z < 0 {
 			z = len(ds.zones)
 			ds.zones = append(ds.zones, in.Zone)
 		}
 		ds.zone[i] = int32(z)
 	}
+	next := 0 // d.Eligible is in the order of d.Instances: the next one to meet
 	for _, in := range d.Instances {
 		k := keyOf(in)
 		e, ok := x.byKey.Get(k)
@@ -265,7 +259,9 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 		x.byPtr.Set(in, e)
 		x.insts[in.Zone]++
 		x.zones[in.Zone] += 0 // listed, eligible or not
-		if i, ok := eligible[in]; ok {
+		if next < len(d.Eligible) && d.Eligible[next] == in {
+			i := next
+			next++
 			ds.insts[i] = e.st
 			el := e.eligible()
 			next := &eligibility{deps: append(slices.Clip(el.deps), ds), zone: el.zone}

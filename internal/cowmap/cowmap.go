@@ -7,8 +7,8 @@ package cowmap
 
 import (
 	"hash/maphash"
-	"maps"
 	"iter"
+	"maps"
 	"unsafe"
 )
 
@@ -29,6 +29,21 @@ type Map[K comparable, V any] struct {
 // which must spread the top bits of its result (String and Pointer do).
 func New[K comparable, V any](hash func(K) uint64) *Map[K, V] {
 	return &Map[K, V]{hash: hash, shards: new([shards]map[K]V)}
+}
+
+// Build returns an Editor of a new, empty Map with room for about n keys,
+// for a map built whole: its shards are the editor's own from the start,
+// and do not grow as it fills.
+func Build[K comparable, V any](hash func(K) uint64, n int) *Editor[K, V] {
+	e := &Editor[K, V]{m: New[K, V](hash)}
+	per := n / shards
+	for i := range e.m.shards {
+		e.m.shards[i] = make(map[K]V, per+per/8)
+	}
+	for i := range e.owned {
+		e.owned[i] = ^uint64(0)
+	}
+	return e
 }
 
 var seed = maphash.MakeSeed()
@@ -99,10 +114,9 @@ func (e *Editor[K, V]) Get(k K) (V, bool) { return e.m.Get(k) }
 // Set sets k to v.
 func (e *Editor[K, V]) Set(k K, v V) {
 	s := e.own(e.m.shard(k))
-	if _, ok := s[k]; !ok {
-		e.m.n++
-	}
+	before := len(s)
 	s[k] = v
+	e.m.n += len(s) - before
 }
 
 // Delete removes k, if present.

@@ -102,3 +102,30 @@ func TestGetDoesNotAllocate(t *testing.T) {
 		t.Errorf("Get allocates %v times; want 0", n)
 	}
 }
+
+// A map made with Build is the same as one made with Edit, and versions
+// edited from it do not change it.
+func TestBuild(t *testing.T) {
+	e := Build[string, int](String, 5000)
+	for i := range 5000 {
+		e.Set(fmt.Sprint(i), i)
+	}
+	e.Delete("7")
+	m := e.Done()
+	if m.Len() != 4999 {
+		t.Fatalf("Len %d; want 4999", m.Len())
+	}
+	next := m.Edit()
+	next.Set("7", 7)
+	next.Delete("8")
+	n := next.Done()
+	if _, ok := m.Get("7"); ok {
+		t.Error("the built version sees a key set in its successor")
+	}
+	if v, ok := m.Get("8"); !ok || v != 8 {
+		t.Error("the built version lost a key deleted in its successor")
+	}
+	if _, ok := n.Get("8"); ok || n.Len() != 4999 {
+		t.Errorf("successor: Len %d, has 8 %v", n.Len(), ok)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -126,11 +127,12 @@ func Apply(s *State, m *Message) (*State, error) {
 		ids = make([]string, 0, len(m.Deployments))
 	}
 	at := make(map[string]int, len(m.Deployments)) // ID -> index in n.upsert
-	for _, msg := range m.Deployments {
-		d, err := DecodeDeployment(msg)
-		if err != nil {
-			return nil, err
-		}
+	decoded, err := decodeAll(m.Deployments)
+	if err != nil {
+		return nil, err
+	}
+	for k, d := range decoded.specs {
+		enc := decoded.encs[k]
 		old, had := raw.Get(d.ID)
 		if m.Full {
 			ids = append(ids, d.ID)
@@ -139,15 +141,6 @@ func Apply(s *State, m *Message) (*State, error) {
 		}
 		if had && n.sum != nil {
 			n.sum.sub(old)
-		}
-		// Keep and hash the deployment as json.Marshal writes it
-		// (compact, <, > and & escaped), which is how Full writes it to
-		// the snapshot on disk: a table accepted here is then accepted
-		// again from that snapshot. What route servers send is in this
-		// form already.
-		enc, err := json.Marshal(msg)
-		if err != nil {
-			return nil, fmt.Errorf("wire: deployment: %w", err)
 		}
 		raw.Set(d.ID, enc)
 		deps.Set(d.ID, d)
@@ -198,6 +191,96 @@ func Apply(s *State, m *Message) (*State, error) {
 		n.base, n.upsert = nil, nil
 	}
 	return n, nil
+}
+
+// decoded is a message's deployments, decoded and in the form they are
+// kept in.
+type decoded struct {
+	specs []*routes.DeploymentSpec
+	encs  [][]byte
+}
+
+// decodeAll decodes msgs, on every CPU when there are many, and keeps
+// each one's JSON as json.Marshal writes it (compact, <, > and &
+// escaped), which is how Full writes it to the snapshot on disk: a table
+// accepted here is then accepted again from that snapshot. What route
+// servers send is in this form already, and is kept as it is. The error
+// is the first deployment's, in message order.
+func decodeAll(msgs []json.RawMessage) (decoded, error) {
+	out := decoded{specs: make([]*routes.DeploymentSpec, len(msgs)), encs: make([][]byte, len(msgs))}
+	errs := make([]error, len(msgs))
+	one := func(i int) {
+		d, err := DecodeDeployment(msgs[i])
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		enc := []byte(msgs[i])
+		if !inMarshalForm(enc) {
+			if enc, err = json.Marshal(msgs[i]); err != nil {
+				errs[i] = fmt.Errorf("wire: deployment: %w", err)
+				return
+			}
+		}
+		out.specs[i], out.encs[i] = d, enc
+	}
+	const perWorker = 512
+	workers := min(runtime.GOMAXPROCS(0), len(msgs)/perWorker)
+	if workers <= 1 {
+		for i := range msgs {
+			if one(i); errs[i] != nil {
+				return decoded{}, errs[i]
+			}
+		}
+		return out, nil
+	}
+	var wg sync.WaitGroup
+	chunk := (len(msgs) + workers - 1) / workers
+	for w := range workers {
+		wg.Go(func() {
+			for i := w * chunk; i < min(len(msgs), (w+1)*chunk); i++ {
+				if one(i); errs[i] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return decoded{}, err
+		}
+	}
+	return out, nil
+}
+
+// inMarshalForm reports whether b, valid JSON, is as json.Marshal would
+// write it again: no space outside strings, and none of <, >, & or the
+// line and paragraph separators (U+2028, U+2029), which it escapes.
+func inMarshalForm(b []byte) bool {
+	inString, escaped := false, false
+	for i, c := range b {
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8:
+			return false
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		}
+	}
+	return true
 }
 
 // spliceIDs returns the sorted ids without gone (each in ids) and with

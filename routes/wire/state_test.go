@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -127,5 +128,35 @@ func TestDeltasMatchFullTables(t *testing.T) {
 				t.Errorf("%d of 200 tables derived from the previous one; want all but those of a zone change", derivedTables)
 			}
 		})
+	}
+}
+
+// inMarshalForm says true exactly when json.Marshal would write the JSON
+// unchanged, for JSON with spaces, escapes and the characters it escapes
+// in and out of strings.
+func TestInMarshalForm(t *testing.T) {
+	parts := []string{`{"a":"b"}`, `{ "a": "b" }`, `{"a":"<b>"}`, `{"a":"\"x\" y"}`, "{\"a\":\"\u2028\"}", "{\"a\":\"\u2029\"}",
+		`{"a":"\\"}`, `{"a":"tab\there"}`, `{"a":[1, 2]}`, `{"a":"&amp;"}`, "{\"a\":\n1}", `{"a":"\u003c"}`, `{"a":"é"}`, "{\"a\":\"\u2027\"}"}
+	rng := rand.New(rand.NewPCG(1, 1))
+	for range 2000 {
+		var b []byte
+		b = append(b, '[')
+		for i := range 1 + rng.IntN(4) {
+			if i > 0 {
+				b = append(b, ","[:1]...)
+				if rng.IntN(5) == 0 {
+					b = append(b, ' ')
+				}
+			}
+			b = append(b, parts[rng.IntN(len(parts))]...)
+		}
+		b = append(b, ']')
+		want, err := json.Marshal(json.RawMessage(b))
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if got := inMarshalForm(b); got != (string(want) == string(b)) {
+			t.Fatalf("inMarshalForm(%s) = %v; json.Marshal writes %s", b, got, want)
+		}
 	}
 }
