@@ -41,7 +41,7 @@ type RouteServerOptions struct {
 	// watcher's default.
 	SessionTimeout time.Duration
 	// TableHash is how tables are hashed; the zero value is
-	// wire.HashSHA256.
+	// wire.HashSHA256. The command's default is wire.HashSum.
 	TableHash wire.HashScheme
 
 	// LogLevel is the level of the operational log (--log-level); the
@@ -65,7 +65,7 @@ var routeServerFlags = []*option[RouteServerOptions]{
 		set: func(o *RouteServerOptions, v string) error { return setDuration(&o.MaxWait, v) }},
 	{name: "session-timeout", arg: "DURATION", usage: "ZooKeeper session timeout (default 10s)",
 		set: func(o *RouteServerOptions, v string) error { return setDuration(&o.SessionTimeout, v) }},
-	{name: "table-hash", arg: "SCHEME", usage: "how tables are hashed: sha256, or sum (a change costs what it touches; needs proxies that check it) (default sha256)",
+	{name: "table-hash", arg: "SCHEME", usage: "how tables are hashed: sum (a change costs what it touches) or sha256 (over the whole table, for proxies that check no other) (default sum)",
 		set: func(o *RouteServerOptions, v string) (err error) {
 			o.TableHash, err = wire.ParseHashScheme(v)
 			return err
@@ -91,7 +91,7 @@ flags:
 }
 
 func parseRouteServerArgs(args []string) (*RouteServerOptions, error) {
-	o := &RouteServerOptions{LogLevel: slog.LevelInfo}
+	o := &RouteServerOptions{LogLevel: slog.LevelInfo, TableHash: wire.HashSum}
 	if err := parseArgs("route-server", args, routeServerFlags, o, true); err != nil {
 		return nil, err
 	}

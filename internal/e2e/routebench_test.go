@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -65,6 +68,7 @@ func TestRoutePathFigures(t *testing.T) {
 	for i, p := range ps {
 		logs[i] = &appliedLog{p: p}
 	}
+	profiled := profile(t, ps[0])
 	for i := 0; i < changes; i++ {
 		id := deps[(i*97)%deployments].ID
 		written := time.Now()
@@ -83,6 +87,7 @@ func TestRoutePathFigures(t *testing.T) {
 	}
 	sent := metricValue(t, rs, "switchyard_routeserver_sent_bytes_total") - sentBefore
 	rsCPU, pCPU = rs.cpu(t)-rsCPU, sumOf(ps, (*proc).cpu, t)-pCPU
+	profiled()
 	slices.Sort(lat)
 	t.Logf("%d single-deployment changes: ZooKeeper write to all %d proxies applied p50 %v, p99 %v, max %v; %.0f bytes sent per change per proxy",
 		changes, nProxies, lat[changes/2], lat[changes*99/100], lat[changes-1], sent/changes/float64(nProxies))
@@ -101,6 +106,32 @@ func TestRoutePathFigures(t *testing.T) {
 	took := logField(t, again, "serving the snapshot from disk", "took")
 	t.Logf("proxy restart from disk: read, apply and build %s; healthy %v after start (which waits up to 3 s for a route server)",
 		took, time.Since(start))
+}
+
+// profile, when SWITCHYARD_BENCH_PROFILE names a directory, takes a 10 s
+// CPU profile of the proxy from now, into proxy.pprof there; the
+// returned function waits for it.
+func profile(t *testing.T, p *proc) (wait func()) {
+	dir := os.Getenv("SWITCHYARD_BENCH_PROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	var wg sync.WaitGroup
+	for name, url := range map[string]string{"proxy": "http://" + p.admin} {
+		wg.Go(func() {
+			resp, err := http.Get(url + "/debug/pprof/profile?seconds=10")
+			if err != nil {
+				t.Logf("profile of the %s: %v", name, err)
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if err := os.WriteFile(filepath.Join(dir, name+".pprof"), b, 0o644); err != nil {
+				t.Logf("profile of the %s: %v", name, err)
+			}
+		})
+	}
+	return wg.Wait
 }
 
 // scaleStore starts ZooKeeper and writes n deployments × 3 instances.
