@@ -1,8 +1,8 @@
 package zk
 
 import (
+	"encoding/binary"
 	"fmt"
-	"reflect"
 )
 
 // opMultiRead is ZooKeeper's multiRead (3.6 and later): several reads in
@@ -33,22 +33,13 @@ type ReadResult struct {
 // in the results. Request and response must each fit in the server's
 // jute.maxbuffer (1 MiB by default).
 func (c *Conn) MultiRead(ops ...ReadOp) ([]ReadResult, error) {
-	req := &multiRequest{
-		Ops:        make([]multiRequestOp, 0, len(ops)),
-		DoneHeader: multiHeader{Type: -1, Done: true, Err: -1},
-	}
 	for _, op := range ops {
 		if err := validatePath(op.Path, false); err != nil {
 			return nil, err
 		}
-		code := int32(opGetData)
-		if op.Children {
-			code = opGetChildren
-		}
-		req.Ops = append(req.Ops, multiRequestOp{multiHeader{code, false, -1}, &pathWatchRequest{Path: op.Path}})
 	}
 	res := &multiReadResponse{}
-	if _, err := c.request(opMultiRead, req, res, nil); err != nil {
+	if _, err := c.request(opMultiRead, &multiReadRequest{ops}, res, nil); err != nil {
 		return nil, err
 	}
 	if len(res.results) != len(ops) {
@@ -57,51 +48,153 @@ func (c *Conn) MultiRead(ops ...ReadOp) ([]ReadResult, error) {
 	return res.results, nil
 }
 
-// multiReadResponse decodes the results of a multiRead.
+// multiReadRequest encodes a multiRead: each read's header (type, done,
+// err) and its path and watch flag, then the done header. Written out by
+// hand: the reflective encoder costs more than the request.
+type multiReadRequest struct {
+	ops []ReadOp
+}
+
+func (r *multiReadRequest) Encode(buf []byte) (int, error) {
+	n := 0
+	header := func(typ int32, done bool, errCode int32) bool {
+		if len(buf)-n < 9 {
+			return false
+		}
+		binary.BigEndian.PutUint32(buf[n:], uint32(typ))
+		buf[n+4] = 0
+		if done {
+			buf[n+4] = 1
+		}
+		binary.BigEndian.PutUint32(buf[n+5:], uint32(errCode))
+		n += 9
+		return true
+	}
+	for _, op := range r.ops {
+		typ := int32(opGetData)
+		if op.Children {
+			typ = opGetChildren
+		}
+		if !header(typ, false, -1) || len(buf)-n < 5+len(op.Path) {
+			return n, ErrShortBuffer
+		}
+		binary.BigEndian.PutUint32(buf[n:], uint32(len(op.Path)))
+		n += 4
+		n += copy(buf[n:], op.Path)
+		buf[n] = 0 // no watch
+		n++
+	}
+	if !header(-1, true, -1) {
+		return n, ErrShortBuffer
+	}
+	return n, nil
+}
+
+// multiReadResponse decodes the results of a multiRead, by hand as
+// multiReadRequest is encoded.
 type multiReadResponse struct {
 	results []ReadResult
 }
 
 func (r *multiReadResponse) Decode(buf []byte) (int, error) {
-	total := 0
+	d := decoder2{buf: buf}
 	for {
-		var header multiHeader
-		n, err := decodePacketValue(buf[total:], reflect.ValueOf(&header))
-		if err != nil {
-			return total, err
+		typ, done := d.int32(), d.bool()
+		d.int32() // the header's err: an error result says it again
+		if d.short {
+			return d.n, ErrShortBuffer
 		}
-		total += n
-		if header.Done {
-			return total, nil
+		if done {
+			return d.n, nil
 		}
 		var res ReadResult
-		var w reflect.Value
-		var data getDataResponse
-		var children getChildrenResponse
-		var code ErrCode
-		switch header.Type {
+		switch typ {
 		case opGetData:
-			w = reflect.ValueOf(&data)
+			res.Data = d.bytes()
+			res.Stat = d.stat()
 		case opGetChildren:
-			w = reflect.ValueOf(&children)
+			count := d.int32()
+			if count > 0 && !d.short {
+				capacity := int(count)
+				if capacity > len(buf)/4 {
+					capacity = len(buf) / 4 // a count the buffer cannot hold
+				}
+				res.Children = make([]string, 0, capacity)
+				for i := int32(0); i < count && !d.short; i++ {
+					res.Children = append(res.Children, d.string())
+				}
+			}
 		case opError:
-			w = reflect.ValueOf(&code)
+			res.Error = ErrCode(d.int32()).toError()
 		default:
-			return total, ErrAPIError
+			return d.n, ErrAPIError
 		}
-		n, err = decodePacketValue(buf[total:], w)
-		if err != nil {
-			return total, err
-		}
-		total += n
-		switch header.Type {
-		case opGetData:
-			res.Data, res.Stat = data.Data, &data.Stat
-		case opGetChildren:
-			res.Children = children.Children
-		case opError:
-			res.Error = code.toError()
+		if d.short {
+			return d.n, ErrShortBuffer
 		}
 		r.results = append(r.results, res)
+	}
+}
+
+// decoder2 reads jute's big-endian encoding from buf; short is set when
+// buf ends too early.
+type decoder2 struct {
+	buf   []byte
+	n     int
+	short bool
+}
+
+func (d *decoder2) take(k int) []byte {
+	if d.short || k < 0 || len(d.buf)-d.n < k {
+		d.short = true
+		return nil
+	}
+	b := d.buf[d.n : d.n+k]
+	d.n += k
+	return b
+}
+
+func (d *decoder2) bool() bool {
+	b := d.take(1)
+	return b != nil && b[0] != 0
+}
+
+func (d *decoder2) int32() int32 {
+	if b := d.take(4); b != nil {
+		return int32(binary.BigEndian.Uint32(b))
+	}
+	return 0
+}
+
+func (d *decoder2) int64() int64 {
+	if b := d.take(8); b != nil {
+		return int64(binary.BigEndian.Uint64(b))
+	}
+	return 0
+}
+
+// bytes reads a buffer: nil for length -1, as the server writes a znode
+// without data.
+func (d *decoder2) bytes() []byte {
+	ln := d.int32()
+	if ln < 0 {
+		return nil
+	}
+	b := d.take(int(ln))
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+func (d *decoder2) string() string {
+	return string(d.take(int(d.int32())))
+}
+
+func (d *decoder2) stat() *Stat {
+	return &Stat{
+		Czxid: d.int64(), Mzxid: d.int64(), Ctime: d.int64(), Mtime: d.int64(),
+		Version: d.int32(), Cversion: d.int32(), Aversion: d.int32(),
+		EphemeralOwner: d.int64(), DataLength: d.int32(), NumChildren: d.int32(), Pzxid: d.int64(),
 	}
 }
