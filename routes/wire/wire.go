@@ -141,21 +141,26 @@ func NewHashedSnapshot(scheme HashScheme, prev *Snapshot, version uint64, domain
 	if prev == nil {
 		return NextSnapshot(scheme, nil, version, domain, zones, deps)
 	}
+	// Walk prev's deployments and look each up in deps (a map lookup is
+	// cheaper than a search of prev); only deps beyond them are added.
 	changes := map[string]*routes.DeploymentSpec{}
 	kept := 0
-	for id, d := range deps {
-		e, had := prev.deps.get(id)
-		if had {
+	for e := range prev.deps.all() {
+		d, ok := deps[e.id]
+		switch {
+		case !ok:
+			changes[e.id] = nil
+		case d != e.src:
+			changes[e.id] = d
+		}
+		if ok {
 			kept++
 		}
-		if !had || e.src != d {
-			changes[id] = d
-		}
 	}
-	if kept != prev.Len() {
-		for e := range prev.deps.all() {
-			if _, ok := deps[e.id]; !ok {
-				changes[e.id] = nil
+	if kept != len(deps) {
+		for id, d := range deps {
+			if _, had := prev.deps.get(id); !had {
+				changes[id] = d
 			}
 		}
 	}
