@@ -188,8 +188,8 @@ func (ev *evaluator) evalChanged(t *tree, dirty map[string]struct{}, all bool) (
 		for id, d := range ev.deps.All() {
 			s.Deployments[id] = d
 		}
-		for id, dt := range t.deps {
-			s.Versions[id] = dt.version()
+		for id, b := range ev.built { // as t.deps: what was evaluated
+			s.Versions[id] = b.version
 		}
 	}
 	ev.prev = s
@@ -252,6 +252,9 @@ func (ev *evaluator) evalDeployments(t *tree, dirty map[string]struct{}, all boo
 			add(id)
 		}
 		for id := range ev.keys {
+			add(id)
+		}
+		for id := range ev.built { // an invalid one with nothing kept is only here
 			add(id)
 		}
 	} else {

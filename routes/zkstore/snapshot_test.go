@@ -123,7 +123,7 @@ func testEvaluatorOfChanges(t *testing.T, noMaps bool) {
 		if len(tr.deps) == 0 {
 			continue // an empty table is an error: the next step adds one
 		}
-		all := step%50 == 0 // now and then, a full read
+		all := step%5 == 0 // now and then, a full read
 		snap, err := ev.evalChanged(tr, dirty, all)
 		if err != nil {
 			t.Fatalf("step %d: %v", step, err)
@@ -140,6 +140,16 @@ func testEvaluatorOfChanges(t *testing.T, noMaps bool) {
 		}
 		if !noMaps && !reflect.DeepEqual(snap.Deployments, ref) {
 			t.Fatalf("step %d: the snapshot's map differs from its Deps", step)
+		}
+		if !noMaps {
+			for id, dt := range tr.deps {
+				if snap.Versions[id] != dt.version() {
+					t.Fatalf("step %d: Versions[%s] = %d; want %d", step, id, snap.Versions[id], dt.version())
+				}
+			}
+			if len(snap.Versions) != len(tr.deps)+2 {
+				t.Fatalf("step %d: %d versions for %d deployments, config and zones", step, len(snap.Versions), len(tr.deps))
+			}
 		}
 		if noMaps && (snap.Deployments != nil || snap.Versions != nil) {
 			t.Fatalf("step %d: maps filled without being asked for", step)
