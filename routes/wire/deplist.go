@@ -26,7 +26,8 @@ type depEntry struct {
 }
 
 // Chunk sizes: a chunk that grows past chunkMax is cut into chunks of
-// chunkFill entries.
+// chunkFill entries; one that shrinks below chunkFill/4 is joined to the
+// chunk before it when both fit in chunkMax.
 const (
 	chunkFill = 256
 	chunkMax  = 2 * chunkFill
@@ -127,6 +128,12 @@ func (l *depList) with(edits []edit) depList {
 		for len(merged) > chunkMax {
 			out.chunks = append(out.chunks, merged[:chunkFill:chunkFill])
 			merged = merged[chunkFill:]
+		}
+		if n := len(out.chunks); len(merged) > 0 && len(merged) < chunkFill/4 && n > 0 && len(out.chunks[n-1])+len(merged) <= chunkMax {
+			// Removals left a small chunk: join it to the one before,
+			// so that the index stays about √n long.
+			out.chunks[n-1] = append(slices.Clip(out.chunks[n-1]), merged...)
+			continue
 		}
 		if len(merged) > 0 {
 			out.chunks = append(out.chunks, merged)

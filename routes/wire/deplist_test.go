@@ -83,6 +83,25 @@ func TestDepListWith(t *testing.T) {
 	for _, v := range old {
 		checkList(t, &v.l, v.want)
 	}
+
+	// Removals a few at a time do not leave a long index of small
+	// chunks behind.
+	ids := slices.Sorted(maps.Keys(want))
+	r.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	for len(ids) > 10 {
+		batch := slices.Sorted(slices.Values(ids[:3]))
+		ids = ids[3:]
+		edits := make([]edit, len(batch))
+		for i, id := range batch {
+			edits[i] = edit{e: depEntry{id: id}, del: true}
+			delete(want, id)
+		}
+		l = l.with(edits)
+		if len(l.chunks) > l.len()/(chunkFill/8)+2 {
+			t.Fatalf("%d entries in %d chunks", l.len(), len(l.chunks))
+		}
+	}
+	checkList(t, &l, want)
 }
 
 // A snapshot built step by step over a random sequence of changes, each
