@@ -66,6 +66,9 @@ type entry struct {
 	st   *instState
 	refs int // the table's instances with this key; Prepare's, under prepMu
 	elig atomic.Pointer[eligibility]
+	// fresh is the snapEdit that made the entry, until its snapshot is
+	// published: that Prepare may change its eligibility in place.
+	fresh *snapEdit
 }
 
 // eligibility is where an entry is eligible; replaced whole.
@@ -118,6 +121,7 @@ type snapEdit struct {
 	zones map[string]int
 	insts map[string]int
 	built []*depState // the deployments added
+	made  []*entry    // the entries made, fresh until published
 }
 
 // Prepare makes the balancer ready to pick in t's deployments. The proxy
@@ -161,6 +165,9 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		x.deps.Set(d, ds)
 		ds.view.Store(b.buildView(ds, now))
 		x.built = append(x.built, ds)
+	}
+	for _, e := range x.made {
+		e.fresh = nil // published below
 	}
 	s := &snapshot{table: t, deps: x.deps.Done(), byPtr: x.byPtr.Done(), byKey: x.byKey.Done(), zones: x.zones, insts: x.insts}
 	if old != nil {
@@ -246,8 +253,9 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 		k := keyOf(in)
 		e, ok := x.byKey.Get(k)
 		if !ok {
-			e = &entry{}
-			e.elig.Store(notEligible)
+			e = &entry{fresh: x}
+			e.elig.Store(&eligibility{})
+			x.made = append(x.made, e)
 			if oe := x.old.entry(k); oe != nil {
 				e.st = oe.st
 			} else {
@@ -264,12 +272,19 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			next++
 			ds.insts[i] = e.st
 			el := e.eligible()
-			next := &eligibility{deps: append(slices.Clip(el.deps), ds), zone: el.zone}
+			zone := el.zone
 			if len(el.deps) == 0 {
-				next.zone = in.Zone
+				zone = in.Zone
 				x.zones[in.Zone]++
 			}
-			e.elig.Store(next)
+			if e.fresh == x {
+				// No reader has it yet: grow its list in place (an
+				// instance that many deployments share must not cost
+				// a copy of its list for each of them).
+				el.deps, el.zone = append(el.deps, ds), zone
+			} else {
+				e.elig.Store(&eligibility{deps: append(slices.Clip(el.deps), ds), zone: zone})
+			}
 		}
 	}
 	return ds
