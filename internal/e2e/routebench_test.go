@@ -134,7 +134,8 @@ func profile(t *testing.T, p *proc) (wait func()) {
 	return wg.Wait
 }
 
-// scaleStore starts ZooKeeper and writes n deployments × 3 instances.
+// scaleStore starts ZooKeeper and writes n deployments × 3 instances,
+// each deployment with instances of its own.
 func scaleStore(t *testing.T, n int) (*routePath, *zkstore.Store, []*routes.DeploymentSpec) {
 	t.Helper()
 	zk := zktest.Start(t)
@@ -147,8 +148,10 @@ func scaleStore(t *testing.T, n int) (*routePath, *zkstore.Store, []*routes.Depl
 	for i := range deps {
 		d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i+1), Kind: "es", Serving: map[string]int{"blue": 100}}
 		for j := 0; j < 3; j++ {
-			d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j), Addr: fmt.Sprintf("127.0.0.1:%d", 20000+j),
-				Zone: fmt.Sprintf("zone-%c", 'a'+j), Generation: "blue"})
+			// Each deployment its own instances, as in a region: the
+			// addresses are never dialled (the figures send no traffic).
+			d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprintf("i-%d", j),
+				Addr: fmt.Sprintf("10.%d.%d.%d:9200", 16*j+i/62500, i/250%250, i%250+1), Zone: fmt.Sprintf("zone-%c", 'a'+j), Generation: "blue"})
 		}
 		deps[i] = d
 	}
