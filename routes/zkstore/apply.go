@@ -21,15 +21,18 @@ type ApplyOptions struct {
 	// Prune deletes the deployments (and zones) that the store has and
 	// the table does not.
 	Prune bool
-	// InFlight bounds the deployments read and written at once over the
-	// session; 0 means DefaultInFlight.
+	// InFlight bounds the batches of the table's deployments read and
+	// written at once over the session; 0 means DefaultBatchesInFlight.
+	// (Pruning deletes a deployment a request, InFlight at a time; 0
+	// means DefaultInFlight.)
 	InFlight int
-	// OnChange, when set, is called with each change as it is written, in
-	// the order of ApplyResult.Changes, from the goroutine calling Apply.
+	// OnChange, when set, is called with each change once it is written,
+	// in the order of ApplyResult.Changes, from the goroutine calling
+	// Apply.
 	OnChange func(Change)
 	// Progress, when set, is called from the goroutine calling Apply after
-	// each deployment of the table is done (written or found unchanged),
-	// with how many are done of how many.
+	// each batch of the table's deployments is done (written or found
+	// unchanged), with how many are done of how many.
 	Progress func(done, total int)
 }
 
@@ -88,10 +91,13 @@ const maxAttempts = 3
 // znode (created, or set at the version read, even when only its instances
 // change, so that concurrent writers of one deployment are serialized),
 // the instances container and every instance create, set (at its version)
-// and delete. A transaction that loses to a concurrent writer is planned
-// again from a fresh read, at most 3 times, then fails with ErrConflict.
-// Nothing of a failed transaction is applied; deployments before it stay
-// written.
+// and delete. The deployments are read and written in batches
+// (applyDeployments): a transaction holds several whole deployments. A
+// transaction that loses to a concurrent writer writes nothing; its
+// deployments are planned again from a fresh read and written one by one,
+// each at most 3 times, then Apply fails with ErrConflict. Nothing of a
+// failed transaction is applied; the transactions committed before it
+// stay written, and ApplyResult says what they changed.
 //
 // t must be valid (routesfile.Parse or routes.NewTable built it).
 func (s *Store) Apply(ctx context.Context, t *routes.Table, opts ApplyOptions) (ApplyResult, error) {
