@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/routes/routeclient"
 	"github.com/switchyard/switchyard/routes/zkstore"
 )
 
@@ -185,6 +186,14 @@ func launchProxies(t *testing.T, rp *routePath, n int) []*proc {
 	}
 	for _, p := range ps {
 		p.waitHealthy(t, rp.startWait)
+	}
+	// The first table is written to disk at once: let those writes end
+	// before anything is measured.
+	for _, p := range ps {
+		testutil.Eventually(t, rp.startWait, "the proxy's disk copy", func() bool {
+			_, err := os.Stat(filepath.Join(p.cacheDir, routeclient.SnapshotFile))
+			return err == nil
+		})
 	}
 	return ps
 }
