@@ -151,11 +151,14 @@ func (o *RouteServerOptions) watch(ctx context.Context, rs *routeserver.Server, 
 	w := &zkstore.Watcher{
 		Servers: o.ZK, Root: cmp.Or(o.Root, zkstore.DefaultRoot), SessionTimeout: o.SessionTimeout, Logger: logger,
 		Register: &zkstore.Registration{Name: sanitizeName(name), URL: "http://" + rs.Addr().String(), StartedAt: time.Now()},
+		// The server takes each table as a change of the one before:
+		// no whole-table map is made per change.
+		DepsOnly: true,
 	}
 	return w.Run(ctx, func(st zkstore.State) {
 		rs.Update(routeserver.Input{
 			Version: uint64(max(st.Version, 0)), Domain: st.Domain, Zones: st.Zones,
-			Deployments: st.Deployments, Invalid: st.Invalid, Stale: st.Stale, Synced: st.Synced,
+			Set: st.Deps, Base: st.Base, Changed: st.Changed, Invalid: st.Invalid, Stale: st.Stale, Synced: st.Synced,
 		})
 	})
 }
