@@ -200,7 +200,8 @@ type decoded struct {
 	encs  [][]byte
 }
 
-// decodeAll decodes msgs, on every CPU when there are many, and keeps
+// decodeAll decodes msgs, on every CPU when there are many (each in the
+// form route servers write by a fastDecoder, else by json.Unmarshal), and keeps
 // each one's JSON as json.Marshal writes it (compact, <, > and &
 // escaped), which is how Full writes it to the snapshot on disk: a table
 // accepted here is then accepted again from that snapshot. What route
@@ -209,11 +210,14 @@ type decoded struct {
 func decodeAll(msgs []json.RawMessage) (decoded, error) {
 	out := decoded{specs: make([]*routes.DeploymentSpec, len(msgs)), encs: make([][]byte, len(msgs))}
 	errs := make([]error, len(msgs))
-	one := func(i int) {
-		d, err := DecodeDeployment(msgs[i])
-		if err != nil {
-			errs[i] = err
-			return
+	one := func(f *fastDecoder, i int) {
+		var err error
+		d, ok := f.decode(msgs[i])
+		if !ok {
+			if d, err = DecodeDeployment(msgs[i]); err != nil {
+				errs[i] = err
+				return
+			}
 		}
 		enc := []byte(msgs[i])
 		if !inMarshalForm(enc) {
@@ -227,8 +231,9 @@ func decodeAll(msgs []json.RawMessage) (decoded, error) {
 	const perWorker = 512
 	workers := min(runtime.GOMAXPROCS(0), len(msgs)/perWorker)
 	if workers <= 1 {
+		f := newFastDecoder()
 		for i := range msgs {
-			if one(i); errs[i] != nil {
+			if one(f, i); errs[i] != nil {
 				return decoded{}, errs[i]
 			}
 		}
@@ -238,8 +243,9 @@ func decodeAll(msgs []json.RawMessage) (decoded, error) {
 	chunk := (len(msgs) + workers - 1) / workers
 	for w := range workers {
 		wg.Go(func() {
+			f := newFastDecoder()
 			for i := w * chunk; i < min(len(msgs), (w+1)*chunk); i++ {
-				if one(i); errs[i] != nil {
+				if one(f, i); errs[i] != nil {
 					return
 				}
 			}

@@ -1,0 +1,151 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/switchyard/switchyard/routes"
+)
+
+// randomSpec makes a deployment with every field used now and then, and
+// strings that json.Marshal escapes.
+func randomSpec(rng *rand.Rand) *routes.DeploymentSpec {
+	plain := []string{"blue", "green", "zone-a", "zone-b", "é", "x", "Upper"}
+	escaped := []string{"<b>", "a&b", "\u2028", `q"q`, `back\slash`, "tab\t"}
+	w := func() string {
+		if rng.IntN(40) == 0 {
+			return escaped[rng.IntN(len(escaped))]
+		}
+		return plain[rng.IntN(len(plain))]
+	}
+	d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", rng.Uint64()), Kind: []string{"es", "kb", w()}[rng.IntN(3)]}
+	if rng.IntN(3) == 0 {
+		d.DisplayName = w() + " " + w()
+	}
+	for range rng.IntN(3) {
+		d.Aliases = append(d.Aliases, w())
+	}
+	for range rng.IntN(3) {
+		d.Allow = append(d.Allow, w())
+	}
+	if rng.IntN(8) != 0 {
+		d.Serving = map[string]int{}
+		for range rng.IntN(4) {
+			d.Serving[w()] = rng.IntN(300) - 50
+		}
+	}
+	for i := range rng.IntN(5) {
+		d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprint("i-", i, w()), Addr: "10.0.0.1:" + fmt.Sprint(9200+i),
+			Zone: w(), Generation: w(), Maintenance: rng.IntN(3) == 0})
+	}
+	return d
+}
+
+// The fast decoder decodes what EncodeDeployment writes when it has no
+// escape, to the same spec as json.Unmarshal; on anything else, when it
+// says it decoded, it agrees with json.Unmarshal.
+func TestFastDecoderAgreesWithUnmarshal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	f := newFastDecoder()
+	fast := 0
+	for i := range 20000 {
+		b := EncodeDeployment(randomSpec(rng))
+		mutated := i%2 == 1
+		if mutated {
+			b = mutate(rng, b)
+		}
+		got, ok := f.decode(b)
+		var want routes.DeploymentSpec
+		err := json.Unmarshal(b, &want)
+		if !ok {
+			if !mutated && !bytes.ContainsRune(b, '\\') {
+				t.Fatalf("the fast decoder refuses EncodeDeployment's %s", b)
+			}
+			continue // an escape, or not EncodeDeployment's form: json.Unmarshal's
+		}
+		fast++
+		if err != nil {
+			t.Fatalf("fast decoder accepted %s, which json.Unmarshal refuses: %v", b, err)
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Fatalf("%s:\nfast      %+v\nUnmarshal %+v", b, *got, want)
+		}
+	}
+	if fast < 2000 {
+		t.Errorf("the fast decoder decoded %d of 20000; want every one without escapes", fast)
+	}
+	t.Logf("%d of 20000 decoded by the fast decoder", fast)
+}
+
+// mutate changes one byte, drops one, or repeats a run of b.
+func mutate(rng *rand.Rand, b []byte) []byte {
+	b = append([]byte(nil), b...)
+	i := rng.IntN(len(b))
+	switch rng.IntN(4) {
+	case 0:
+		const set = " ,:{}[]\"\\0123456789-etrufalsn"
+		b[i] = set[rng.IntN(len(set))]
+	case 1:
+		b = append(b[:i], b[i+1:]...)
+	case 2:
+		j := min(len(b), i+1+rng.IntN(20))
+		b = append(b[:j:j], b[i:]...)
+	default:
+		b = append(b[:i:i], append([]byte(" "), b[i:]...)...)
+	}
+	return b
+}
+
+// Every field of a deployment is decoded by the fast decoder: a field
+// added to routes.DeploymentSpec or routes.Instance without it makes the
+// route stream fall back to json.Unmarshal for every deployment, which
+// this test catches.
+func TestFastDecoderKnowsEveryField(t *testing.T) {
+	d := &routes.DeploymentSpec{}
+	fill(reflect.ValueOf(d).Elem())
+	b := EncodeDeployment(d)
+	got, ok := newFastDecoder().decode(b)
+	if !ok {
+		t.Fatalf("the fast decoder refuses a deployment with every field set: %s", b)
+	}
+	if !reflect.DeepEqual(got, d) {
+		t.Fatalf("fast decoder: %+v; want %+v", got, d)
+	}
+}
+
+// fill sets every field of v to a value that is not its zero.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			fill(v.Field(i))
+		}
+	case reflect.String:
+		v.SetString("v")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int:
+		v.SetInt(7)
+	case reflect.Slice:
+		s := reflect.MakeSlice(v.Type(), 1, 1)
+		fill(s.Index(0))
+		v.Set(s)
+	case reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fill(k)
+		fill(e)
+		m.SetMapIndex(k, e)
+		v.Set(m)
+	case reflect.Pointer:
+		p := reflect.New(v.Type().Elem())
+		fill(p.Elem())
+		v.Set(p)
+	default:
+		panic("fill: a field of kind " + v.Kind().String())
+	}
+}
