@@ -49,6 +49,7 @@ func TestFanOutFigures(t *testing.T) {
 		at   time.Time
 	}
 	var writes []write
+	var lastZxid uint64
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
@@ -56,10 +57,17 @@ func TestFanOutFigures(t *testing.T) {
 		<-tick.C
 		id := deps[(i*97)%deployments].ID
 		at := time.Now()
-		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": 100 - i%2})
+		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": 99 - i/deployments%2})
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Each pass over the deployments writes a weight that differs
+		// from the one before it (100, 99, 98, 99, …): every write is a
+		// change, with a zxid of its own.
+		if uint64(zxid) <= lastZxid {
+			t.Fatalf("write %d changed nothing (zxid %d)", i, zxid)
+		}
+		lastZxid = uint64(zxid)
 		writes = append(writes, write{uint64(zxid), at})
 	}
 	took := time.Since(end.Add(-time.Duration(seconds) * time.Second))

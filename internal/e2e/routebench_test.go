@@ -70,13 +70,21 @@ func TestRoutePathFigures(t *testing.T) {
 		logs[i] = &appliedLog{p: p}
 	}
 	profiled := profile(t, ps[0])
+	var lastZxid uint64
 	for i := 0; i < changes; i++ {
 		id := deps[(i*97)%deployments].ID
 		written := time.Now()
-		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": 100 - i%2})
+		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": 99 - i/deployments%2})
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Each pass over the deployments writes a weight that differs
+		// from the one before it (100, 99, 98, 99, …): every write is a
+		// change, with a zxid of its own.
+		if uint64(zxid) <= lastZxid {
+			t.Fatalf("write %d changed nothing (zxid %d)", i, zxid)
+		}
+		lastZxid = uint64(zxid)
 		var last time.Time
 		for _, l := range logs {
 			at := l.waitFor(t, uint64(zxid), time.Minute)
