@@ -5,8 +5,10 @@ import (
 	"sync"
 )
 
-// DefaultInFlight bounds the requests a whole-table read or Apply keeps in
-// flight over its one session when the caller does not say.
+// DefaultInFlight bounds the requests kept in flight over one session by
+// a whole-table read of single requests, a partial Scan, and the
+// deletions of Apply's prune, when the caller does not say. (Apply's
+// batches have their own bound, DefaultBatchesInFlight.)
 const DefaultInFlight = 128
 
 // pipeline calls fetch(i) for i in [0, n), at most inFlight at a time
