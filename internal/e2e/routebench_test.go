@@ -198,9 +198,17 @@ func launchProxies(t *testing.T, rp *routePath, n int) []*proc {
 	// The first table is written to disk at once: let those writes end
 	// before anything is measured.
 	for _, p := range ps {
-		testutil.Eventually(t, rp.startWait, "the proxy's disk copy", func() bool {
+		testutil.EventuallyErr(t, 2*time.Minute, "the proxy's disk copy", func() error {
 			_, err := os.Stat(filepath.Join(p.cacheDir, routeclient.SnapshotFile))
-			return err == nil
+			if err == nil {
+				return nil
+			}
+			select {
+			case err := <-p.done:
+				t.Fatalf("proxy %s exited: %v\n%s", p.addr, err, p.stderr.String())
+			default:
+			}
+			return fmt.Errorf("%v; proxy log:\n%s", err, p.stderr.String())
 		})
 	}
 	return ps
