@@ -140,7 +140,7 @@ func (t *Table) rebuild(zones map[string]ZoneState, upsert []*DeploymentSpec, de
 // and those of added inserted, copying only the shards they hash to.
 // specs are added's specs, for errors.
 func (x *index) derive(gone, added []*Deployment, specs []*DeploymentSpec) (index, *Error) {
-	n := index{seed: x.seed, shards: new([indexShards]*shard), n: x.n, keyBytes: x.keyBytes, hint: x.hint}
+	n := index{seed: x.seed, shards: new([indexShards]shard), n: x.n, keyBytes: x.keyBytes, hint: x.hint}
 	*n.shards = *x.shards
 	var touched [indexShards / 64]uint64
 	removed := make(map[*Deployment]bool, len(gone))
@@ -172,17 +172,11 @@ func (x *index) derive(gone, added []*Deployment, specs []*DeploymentSpec) (inde
 		if touched[i/64]&(1<<(i%64)) == 0 {
 			continue
 		}
-		old := x.shards[i]
-		live := 0
-		if old != nil {
-			live = old.n
-		}
-		sh := newShard(x.seed, live+1)
-		if old != nil {
-			for j := range old.slots {
-				if s := &old.slots[j]; s.dep != nil && !removed[s.dep] {
-					sh.insert(old.key(s), maphash.Bytes(x.seed, old.key(s)), s.dep)
-				}
+		old := &x.shards[i]
+		sh := newShard(x.seed, old.n+1)
+		for j := range old.slots {
+			if s := &old.slots[j]; s.dep != nil && !removed[s.dep] {
+				sh.insert(old.key(s), maphash.Bytes(x.seed, old.key(s)), s.dep)
 			}
 		}
 		n.shards[i] = sh
@@ -197,9 +191,9 @@ func (x *index) derive(gone, added []*Deployment, specs []*DeploymentSpec) (inde
 		}
 		keys(d, func(k []byte) { n.insert(k, d) })
 	}
-	for i, sh := range n.shards {
-		if sh != nil && sh.n == 0 {
-			n.shards[i] = nil
+	for i := range n.shards {
+		if n.shards[i].n == 0 {
+			n.shards[i] = shard{}
 		}
 	}
 	return n, nil

@@ -32,15 +32,16 @@ const (
 // one cache miss, not for the key comparison (with the deployment's
 // position stored beside the key instead, a chain of lookups each reading
 // its deployment ran about a third slower). A miss mostly reads one slot,
-// whose tag (bits of the hash and the key length) differs. The shard
-// array (2 KiB) and the shards' headers stay in cache.
+// whose tag (bits of the hash and the key length) differs. The shards'
+// headers are held in one array (16 KiB), which stays in cache: a lookup
+// reads its shard's header, then the slot, as an index in one piece did.
 //
 // An index is built by its table's Builder, or derived by Table.With,
 // and never modified afterwards: readers share it without locking, and
 // a derived index shares the shards it did not change.
 type index struct {
 	seed     maphash.Seed
-	shards   *[indexShards]*shard // a nil shard is empty
+	shards   *[indexShards]shard // a shard without slots is empty
 	n        int                  // keys
 	keyBytes uint64               // bytes of keys, in all shards
 	hint     int                  // expected keys per shard, for a new shard
@@ -62,7 +63,7 @@ type slot struct {
 // newIndex returns an index with room for keys keys (an estimate: it
 // grows beyond it).
 func newIndex(keys int) index {
-	return index{seed: maphash.MakeSeed(), shards: new([indexShards]*shard), hint: keys/indexShards + 1}
+	return index{seed: maphash.MakeSeed(), shards: new([indexShards]shard), hint: keys/indexShards + 1}
 }
 
 func tagOf(h uint64, n int) uint32 {
@@ -77,8 +78,8 @@ func (x *index) lookup(key []byte) *Deployment {
 		return nil
 	}
 	h := maphash.Bytes(x.seed, key)
-	sh := x.shards[shardOf(h)]
-	if sh == nil {
+	sh := &x.shards[shardOf(h)]
+	if len(sh.slots) == 0 {
 		return nil
 	}
 	tag, mask := tagOf(h, len(key)), uint64(len(sh.slots)-1)
@@ -103,22 +104,21 @@ func (x *index) fits(n int) bool { return x.keyBytes+uint64(n) <= math.MaxUint32
 func (x *index) insert(key []byte, d *Deployment) {
 	h := maphash.Bytes(x.seed, key)
 	i := shardOf(h)
-	sh := x.shards[i]
-	if sh == nil {
-		sh = newShard(x.seed, x.hint)
-		x.shards[i] = sh
+	sh := &x.shards[i]
+	if sh.slots == nil {
+		*sh = newShard(x.seed, x.hint)
 	}
 	sh.insert(key, h, d)
 	x.n++
 	x.keyBytes += uint64(len(key))
 }
 
-func newShard(seed maphash.Seed, keys int) *shard {
+func newShard(seed maphash.Seed, keys int) shard {
 	size := 8
 	for size < 2*keys {
 		size *= 2
 	}
-	return &shard{seed: seed, slots: make([]slot, size), keys: make([]byte, 0, keys*24)}
+	return shard{seed: seed, slots: make([]slot, size), keys: make([]byte, 0, keys*24)}
 }
 
 func (sh *shard) insert(key []byte, h uint64, d *Deployment) {
@@ -158,8 +158,8 @@ func (sh *shard) grow() {
 // trim gives each arena back the room that appending left over, for a
 // table that is built.
 func (x *index) trim() {
-	for _, sh := range x.shards {
-		if sh != nil && cap(sh.keys)-len(sh.keys) > len(sh.keys)/8 {
+	for i := range x.shards {
+		if sh := &x.shards[i]; cap(sh.keys)-len(sh.keys) > len(sh.keys)/8 {
 			sh.keys = append([]byte(nil), sh.keys...)
 		}
 	}

@@ -119,8 +119,9 @@ func TestIndexLoad(t *testing.T) {
 		}
 		x := &tb.index
 		keys := 0
-		for i, sh := range x.shards {
-			if sh == nil {
+		for i := range x.shards {
+			sh := &x.shards[i]
+			if len(sh.slots) == 0 {
 				continue
 			}
 			keys += sh.n
