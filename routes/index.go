@@ -42,9 +42,9 @@ const (
 type index struct {
 	seed     maphash.Seed
 	shards   *[indexShards]shard // a shard without slots is empty
-	n        int                  // keys
-	keyBytes uint64               // bytes of keys, in all shards
-	hint     int                  // expected keys per shard, for a new shard
+	n        int                 // keys
+	keyBytes uint64              // bytes of keys, in all shards
+	hint     int                 // expected keys per shard, for a new shard
 }
 
 type shard struct {
