@@ -28,9 +28,8 @@ func TestFanOutFigures(t *testing.T) {
 	rate, seconds := envInt("SWITCHYARD_BENCH_RATE", 50), envInt("SWITCHYARD_BENCH_SECONDS", 60)
 	rp, store, deps := scaleStore(t, deployments)
 	rss := []*proc{rp.startRouteServer("rs1"), rp.startRouteServer("rs2")}
-	start := time.Now()
-	ps := launchProxies(t, rp, nProxies)
-	t.Logf("%d proxies on 2 route servers: all have the table %v after start", nProxies, time.Since(start))
+	ps, healthy := launchProxies(t, rp, nProxies)
+	t.Logf("%d proxies on 2 route servers: all have the table %v after start", nProxies, healthy)
 
 	counters := func() (cpu time.Duration, sent, fulls, deltas float64) {
 		for _, rs := range rss {

@@ -52,9 +52,8 @@ func TestRoutePathFigures(t *testing.T) {
 	rsLoaded := rs.rss(t)
 	t.Logf("ZooKeeper watches with 1 route server (proxies make none): %s", zkMetric(t, rp, "zk_watch_count"))
 
-	start = time.Now()
-	ps := launchProxies(t, rp, nProxies)
-	t.Logf("%d proxies: start to all having the table %v; full table %.0f bytes each", nProxies, time.Since(start),
+	ps, healthy := launchProxies(t, rp, nProxies)
+	t.Logf("%d proxies: start to all having the table %v; full table %.0f bytes each", nProxies, healthy,
 		metricValue(t, rs, "switchyard_routeserver_sent_bytes_total")/float64(nProxies))
 	t.Logf("proxy RSS with the table: %.1f–%.1f MiB (peak up to %.1f MiB)", mib(minOf(ps, (*proc).rss, t)), mib(maxOf(ps, (*proc).rss, t)),
 		mib(maxOf(ps, (*proc).peakRSS, t)))
@@ -183,9 +182,11 @@ func scaleStore(t *testing.T, n int) (*routePath, *zkstore.Store, []*routes.Depl
 }
 
 // launchProxies starts n proxies following rp's route servers, each with
-// its own disk copy, and waits until all are healthy (have a table).
-func launchProxies(t *testing.T, rp *routePath, n int) []*proc {
+// its own disk copy, waits until all are healthy (have a table) and
+// returns how long that took; then it waits for their first disk writes.
+func launchProxies(t *testing.T, rp *routePath, n int) ([]*proc, time.Duration) {
 	t.Helper()
+	start := time.Now()
 	ps := make([]*proc, n)
 	for i := range ps {
 		dir := t.TempDir()
@@ -195,6 +196,7 @@ func launchProxies(t *testing.T, rp *routePath, n int) []*proc {
 	for _, p := range ps {
 		p.waitHealthy(t, rp.startWait)
 	}
+	healthy := time.Since(start)
 	// The first table is written to disk at once: let those writes end
 	// before anything is measured.
 	for _, p := range ps {
@@ -211,7 +213,7 @@ func launchProxies(t *testing.T, rp *routePath, n int) []*proc {
 			return fmt.Errorf("%v; proxy log:\n%s", err, p.stderr.String())
 		})
 	}
-	return ps
+	return ps, healthy
 }
 
 // appliedLog reads the tables a proxy applied from its log ("route table
