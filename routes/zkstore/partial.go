@@ -172,10 +172,6 @@ func (s *Store) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 			return res, err
 		}
 	}
-	type claim struct {
-		id    string
-		mzxid int64
-	}
 	claims := map[string][]claim{} // alias key -> the deployments that have it
 	err = pipeline(ctx, len(ids), opts.InFlight, func(i int) (*depTree, error) {
 		return r.readDeployment(s.l, ids[i])
@@ -207,7 +203,21 @@ func (s *Store) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 	if err != nil {
 		return res, err
 	}
-	// The deployment written first holds a key; the others are refused.
+	s.refuseClaims(claims, res.Invalid)
+	return res, nil
+}
+
+// claim is a deployment of a scan that has an alias key, and when it was
+// written.
+type claim struct {
+	id    string
+	mzxid int64
+}
+
+// refuseClaims settles the alias keys claimed by more than one deployment
+// of a scan: the deployment written first holds a key, and the others
+// are recorded in invalid (unless already there), in key order.
+func (s *Store) refuseClaims(claims map[string][]claim, invalid map[string]string) {
 	for _, k := range slices.Sorted(maps.Keys(claims)) {
 		cs := claims[k]
 		if len(cs) < 2 {
@@ -220,10 +230,9 @@ func (s *Store) Scan(ctx context.Context, opts ScanOptions) (ScanResult, error) 
 			return cs[i].id < cs[j].id
 		})
 		for _, c := range cs[1:] {
-			if _, ok := res.Invalid[c.id]; !ok {
-				res.Invalid[c.id] = fmt.Sprintf("%s: alias key %q is already used by deployment %s", s.l.deployment(c.id), k, cs[0].id)
+			if _, ok := invalid[c.id]; !ok {
+				invalid[c.id] = fmt.Sprintf("%s: alias key %q is already used by deployment %s", s.l.deployment(c.id), k, cs[0].id)
 			}
 		}
 	}
-	return res, nil
 }

@@ -2,10 +2,8 @@ package zkstore
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
-	"sort"
 )
 
 // streamBatchDeps is how many deployments one batch of Stream reads.
@@ -39,10 +37,6 @@ func (s *Store) Stream(ctx context.Context, opts ScanOptions) (ScanResult, error
 		if err := opts.Head(head, ids); err != nil {
 			return res, err
 		}
-	}
-	type claim struct {
-		id    string
-		mzxid int64
 	}
 	claims := map[string][]claim{} // alias key -> the deployments that have it
 	inFlight := opts.InFlight
@@ -85,23 +79,6 @@ func (s *Store) Stream(ctx context.Context, opts ScanOptions) (ScanResult, error
 	if err != nil {
 		return res, err
 	}
-	// The deployment written first holds a key; the others are refused.
-	for _, k := range slices.Sorted(maps.Keys(claims)) {
-		cs := claims[k]
-		if len(cs) < 2 {
-			continue
-		}
-		sort.Slice(cs, func(i, j int) bool {
-			if cs[i].mzxid != cs[j].mzxid {
-				return cs[i].mzxid < cs[j].mzxid
-			}
-			return cs[i].id < cs[j].id
-		})
-		for _, c := range cs[1:] {
-			if _, ok := res.Invalid[c.id]; !ok {
-				res.Invalid[c.id] = fmt.Sprintf("%s: alias key %q is already used by deployment %s", s.l.deployment(c.id), k, cs[0].id)
-			}
-		}
-	}
+	s.refuseClaims(claims, res.Invalid)
 	return res, nil
 }
