@@ -48,8 +48,12 @@ const TickTime = 200 * time.Millisecond
 // AllowSkipEnv, set to 1, turns a missing java or ZooKeeper into a skip.
 const AllowSkipEnv = "SWITCHYARD_ALLOW_SKIP_ZK"
 
-// HeapEnv sets the servers' Java heap (-Xmx), for the benchmarks that
-// hold a large table: "2g", for instance. Default 128m.
+// HeapEnv sets the servers' Java heap, for the benchmarks that hold a
+// large table: "2g", for instance. Unset, a server starts as fast as it
+// can for tests: -Xmx128m, the serial collector and the first JIT tier
+// only. Set, it runs as ZooKeeper runs in production, so that the
+// figures are a production server's: the full JIT, the G1 collector, and
+// a fixed heap of that size (-Xms equal to -Xmx). See jvmFlags.
 const HeapEnv = "SWITCHYARD_ZK_HEAP"
 
 // Bounds of the waits the harness does itself.
@@ -260,6 +264,18 @@ func (e *Ensemble) Start(i int) {
 	}
 }
 
+// jvmFlags returns the servers' heap, collector and JIT options for heap,
+// the value of HeapEnv. Empty (tests): a small heap, the serial
+// collector and the first JIT tier, which start fastest. Set
+// (benchmarks): what a production server runs with, a fixed heap, G1
+// (named, not left to the JVM's choice by machine size) and the full JIT.
+func jvmFlags(heap string) []string {
+	if heap == "" {
+		return []string{"-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"}
+	}
+	return []string{"-Xms" + heap, "-Xmx" + heap, "-XX:+UseG1GC"}
+}
+
 func (e *Ensemble) start(i int) error {
 	nd := e.node(i)
 	nd.mu.Lock()
@@ -276,12 +292,7 @@ func (e *Ensemble) start(i int) error {
 	if _, err := os.Stat(slf4jSimple); err == nil {
 		cp += ":" + slf4jSimple
 	}
-	heap := "128m"
-	if h := os.Getenv(HeapEnv); h != "" {
-		heap = h
-	}
-	cmd := exec.Command(e.java,
-		"-Xmx"+heap, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+	args := append(jvmFlags(os.Getenv(HeapEnv)), "-Xshare:auto",
 		"-Djava.net.preferIPv4Stack=true",
 		"-Dzookeeper.cnxTimeout=500", // quick reconnects between peers
 		"-Dzookeeper.admin.enableServer=false",
@@ -289,6 +300,7 @@ func (e *Ensemble) start(i int) error {
 		"-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
 		"-cp", cp,
 		"org.apache.zookeeper.server.quorum.QuorumPeerMain", nd.cfg)
+	cmd := exec.Command(e.java, args...)
 	cmd.Dir = nd.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()

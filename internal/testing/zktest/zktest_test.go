@@ -2,6 +2,10 @@ package zktest
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +147,42 @@ func waitState(t *testing.T, events <-chan zk.Event, want zk.State) {
 		case <-deadline:
 			t.Fatalf("no %v event after 10s", want)
 		}
+	}
+}
+
+// The server's JVM options follow HeapEnv: the fast-starting ones for
+// tests, a production server's for benchmarks. Read from the running
+// server's command line.
+func TestJVMFlagsFollowHeapEnv(t *testing.T) {
+	for _, tc := range []struct {
+		heap      string
+		want, not []string
+	}{
+		{"", []string{"-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"}, []string{"-Xms", "-XX:+UseG1GC"}},
+		{"192m", []string{"-Xms192m", "-Xmx192m", "-XX:+UseG1GC"}, []string{"-XX:+UseSerialGC", "-XX:TieredStopAtLevel"}},
+	} {
+		t.Run("heap="+tc.heap, func(t *testing.T) {
+			t.Setenv(HeapEnv, tc.heap)
+			e := Start(t)
+			nd := e.node(0)
+			nd.mu.Lock()
+			pid := nd.proc.Pid
+			nd.mu.Unlock()
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil {
+				t.Skipf("no command line of the server: %v", err)
+			}
+			args := strings.Split(string(b), "\x00")
+			for _, w := range tc.want {
+				if !slices.Contains(args, w) {
+					t.Errorf("server's command line %q lacks %s", args, w)
+				}
+			}
+			for _, n := range tc.not {
+				if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, n) }) {
+					t.Errorf("server's command line %q has %s", args, n)
+				}
+			}
+		})
 	}
 }
