@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/switchyard/switchyard/routes"
@@ -77,16 +78,7 @@ func BenchmarkApplyDelta(b *testing.B) {
 func BenchmarkApplyFull(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("deployments=%d", n), func(b *testing.B) {
-			deps := make(map[string]*routes.DeploymentSpec, n)
-			for i := range n {
-				d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i), Kind: "es", Aliases: []string{fmt.Sprint("a", i)},
-					Serving: map[string]int{"blue": 1}, Instances: []*routes.Instance{
-						inst("i-1", fmt.Sprintf("10.0.%d.%d:9200", i/250%250, i%250), "zone-a", "blue"),
-						inst("i-2", fmt.Sprintf("10.1.%d.%d:9200", i/250%250, i%250), "zone-b", "blue"),
-						inst("i-3", fmt.Sprintf("10.2.%d.%d:9200", i/250%250, i%250), "zone-c", "blue")}}
-				deps[d.ID] = d
-			}
-			full := wire.NewHashedSnapshot(wire.HashSum, nil, 1, "example.test", nil, deps).Full(false)
+			full := fullTable(n)
 			b.SetBytes(int64(len(full)))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -109,10 +101,72 @@ func BenchmarkApplyFull(b *testing.B) {
 	}
 }
 
+// fullTable is a route server's full message of a table of n
+// deployments × 3 instances, hashed with the sum.
+func fullTable(n int) []byte {
+	deps := make(map[string]*routes.DeploymentSpec, n)
+	for i := range n {
+		d := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i), Kind: "es", Aliases: []string{fmt.Sprint("a", i)},
+			Serving: map[string]int{"blue": 1}, Instances: []*routes.Instance{
+				inst("i-1", fmt.Sprintf("10.0.%d.%d:9200", i/250%250, i%250), "zone-a", "blue"),
+				inst("i-2", fmt.Sprintf("10.1.%d.%d:9200", i/250%250, i%250), "zone-b", "blue"),
+				inst("i-3", fmt.Sprintf("10.2.%d.%d:9200", i/250%250, i%250), "zone-c", "blue")}}
+		deps[d.ID] = d
+	}
+	return wire.NewHashedSnapshot(wire.HashSum, nil, 1, "example.test", nil, deps).Full(false)
+}
+
 func decodeMsg(tb testing.TB, b []byte) *wire.Message {
 	var m wire.Message
 	if err := json.Unmarshal(b, &m); err != nil {
 		tb.Fatal(err)
 	}
 	return &m
+}
+
+// held keeps what BenchmarkHeldTable loaded reachable after it returns,
+// so that a heap profile written at the end (-memprofile) shows it.
+var held []any
+
+// BenchmarkHeldTable reports the live heap of a proxy holding a table of
+// deployments × 3 instances (each deployment its own instances), as a
+// proxy that follows route servers holds it: the state deltas apply to
+// (wire.State) and the served table with the balancer's state for it.
+// live-MiB is the heap in use after a collection, less what was in use
+// before the load (the message's bytes, which the proxy drops once
+// decoded, are counted out). A heap profile (-memprofile) shows where it
+// is.
+func BenchmarkHeldTable(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("deployments=%d", n), func(b *testing.B) {
+			full := fullTable(n)
+			for range b.N {
+				held = nil
+				before := liveHeap()
+				s, err := New(Config{Picker: zones.NewBalancer(zones.Config{LocalZone: "zone-a"}), Logger: discardLogger()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				st, err := wire.Apply(nil, decodeMsg(b, full))
+				if err != nil {
+					b.Fatal(err)
+				}
+				tb, err := st.Table()
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Apply(tb)
+				held = []any{s, st}
+				b.ReportMetric(float64(liveHeap()-before)/(1<<20), "live-MiB")
+			}
+		})
+	}
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() int64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

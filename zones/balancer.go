@@ -12,8 +12,9 @@ import (
 
 // Balancer is the zone-aware Picker with instance health (see the package
 // doc). It is safe for concurrent use: Pick, PickOther, Begin and End take
-// no lock and do not allocate (except to rebuild a deployment's view after
-// a health change), while Prepare swaps in the structures of a new table.
+// no lock and do not allocate (except to build a deployment's view at its
+// first pick and after a health change), while Prepare swaps in the
+// structures of a new table.
 type Balancer struct {
 	cfg Config
 
@@ -75,6 +76,15 @@ type entry struct {
 type eligibility struct {
 	deps []*depState
 	zone string // where snapshot.zones counts it, once deps is not empty
+	// one holds deps while it has one deployment, so that the common
+	// case (an instance of one deployment) costs no list of its own.
+	one [1]*depState
+}
+
+// newEntry is an entry and its first eligibility, in one allocation.
+type newEntry struct {
+	e  entry
+	el eligibility
 }
 
 var notEligible = &eligibility{}
@@ -86,17 +96,22 @@ func (e *entry) eligible() *eligibility { return e.elig.Load() }
 // depState is a deployment of a snapshot.
 type depState struct {
 	d     *routes.Deployment
-	insts []*instState // parallel to d.Eligible
-	zone  []int32      // parallel to d.Eligible: index in zones
-	gen   []int32      // parallel to d.Eligible: generation, as an index
-	zones []string     // zones of d.Eligible, local zone first if any
-	local bool         // zones[0] is the local zone
+	insts []eligInst // parallel to d.Eligible
+	zones []string   // zones of d.Eligible, local zone first if any
+	local bool       // zones[0] is the local zone
 
 	// version grows with each health change of an instance of d; view
-	// is rebuilt when it was built from an older version, or when an
-	// ejection it counted ends.
+	// is built at the first pick, and rebuilt when it was built from an
+	// older version, or when an ejection it counted ends.
 	version atomic.Uint64
 	view    atomic.Pointer[view]
+}
+
+// eligInst is an eligible instance of a deployment, as its picks use it.
+type eligInst struct {
+	st   *instState
+	zone int32 // index in depState.zones
+	gen  int32 // the instance's generation, as an index
 }
 
 // NewBalancer returns a Balancer for cfg (see Config for defaults). It
@@ -159,11 +174,12 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	} else {
 		added = t.Deployments()
 	}
-	now := b.now()
+	// A deployment's view is built at its first pick (viewOf), not
+	// here: a proxy of a large table serves some of its deployments, and
+	// a full load then costs no view for the others.
 	for _, d := range added {
 		ds := b.newDepState(d, x)
 		x.deps.Set(d, ds)
-		ds.view.Store(b.buildView(ds, now))
 		x.built = append(x.built, ds)
 	}
 	for _, e := range x.made {
@@ -221,9 +237,7 @@ func (x *snapEdit) remove(d *routes.Deployment) {
 func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 	ds := &depState{
 		d:     d,
-		insts: make([]*instState, len(d.Eligible)),
-		zone:  make([]int32, len(d.Eligible)),
-		gen:   make([]int32, len(d.Eligible)),
+		insts: make([]eligInst, len(d.Eligible)),
 	}
 	var gens []string // generation names, by index
 	for i, in := range d.Eligible {
@@ -232,7 +246,7 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			g = len(gens)
 			gens = append(gens, in.Generation)
 		}
-		ds.gen[i] = int32(g)
+		ds.insts[i].gen = int32(g)
 	}
 	for _, in := range d.Eligible {
 		if in.Zone == b.cfg.LocalZone && b.cfg.LocalZone != "" {
@@ -246,15 +260,16 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			z = len(ds.zones)
 			ds.zones = append(ds.zones, in.Zone)
 		}
-		ds.zone[i] = int32(z)
+		ds.insts[i].zone = int32(z)
 	}
 	next := 0 // d.Eligible is in the order of d.Instances: the next one to meet
 	for _, in := range d.Instances {
 		k := keyOf(in)
 		e, ok := x.byKey.Get(k)
 		if !ok {
-			e = &entry{fresh: x}
-			e.elig.Store(&eligibility{})
+			ne := &newEntry{e: entry{fresh: x}}
+			e = &ne.e
+			e.elig.Store(&ne.el)
 			x.made = append(x.made, e)
 			if oe := x.old.entry(k); oe != nil {
 				e.st = oe.st
@@ -270,7 +285,7 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 		if next < len(d.Eligible) && d.Eligible[next] == in {
 			i := next
 			next++
-			ds.insts[i] = e.st
+			ds.insts[i].st = e.st
 			el := e.eligible()
 			zone := el.zone
 			if len(el.deps) == 0 {
@@ -281,7 +296,13 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 				// No reader has it yet: grow its list in place (an
 				// instance that many deployments share must not cost
 				// a copy of its list for each of them).
-				el.deps, el.zone = append(el.deps, ds), zone
+				if el.deps == nil {
+					el.one[0] = ds
+					el.deps = el.one[:]
+				} else {
+					el.deps = append(el.deps, ds)
+				}
+				el.zone = zone
 			} else {
 				e.elig.Store(&eligibility{deps: append(slices.Clip(el.deps), ds), zone: zone})
 			}

@@ -61,7 +61,9 @@
 // at random in proportion to their weights (possibly the same), and the one
 // with fewer outstanding requests (Begin without End) wins; ties go to the
 // first. Groups are precomputed as alias tables (Vose's method), so a draw
-// is O(1) whatever the group's size, and a pick allocates nothing.
+// is O(1) whatever the group's size, and a pick allocates nothing but the
+// groups themselves, at a deployment's first pick and after a health
+// change (a table's deployments cost no groups until they get traffic).
 //
 // PickOther, for a retry, draws the same way among the group instances
 // that are not in tried and are in a zone none of them is in; failing

@@ -153,7 +153,7 @@ func (b *Balancer) tryEject(st *instState) {
 	for _, ds := range e.eligible().deps {
 		n := 0
 		for _, o := range ds.insts {
-			if o.ejected(now) {
+			if o.st.ejected(now) {
 				n++
 			}
 		}

@@ -96,11 +96,12 @@ func (b *Balancer) buildView(ds *depState, now int64) *view {
 	d := ds.d
 	healthy := make([]bool, len(ds.insts))
 	var healthyW uint64
-	for i, st := range ds.insts {
+	for i, ei := range ds.insts {
+		st := ei.st
 		if u := st.ejectedUntil.Load(); now < u && u < v.until {
 			v.until = u
 		}
-		z, w := ds.zone[i], d.Weights[i]
+		z, w := ei.zone, d.Weights[i]
 		v.zoneTotal[z] += w
 		if st.healthy(now) {
 			healthy[i] = true
@@ -122,7 +123,7 @@ func (b *Balancer) buildView(ds *depState, now int64) *view {
 	}
 	v.localP = uint64(v.localShare * (1 << 32))
 	for i := range ds.insts {
-		z := ds.zone[i]
+		z := ds.insts[i].zone
 		in := healthy[i]
 		if v.panic {
 			// Health ignored, but not in a zone observed down, unless
@@ -143,7 +144,8 @@ func (b *Balancer) buildView(ds *depState, now int64) *view {
 	return v
 }
 
-// viewOf returns ds's view, rebuilt if health changed since it was built.
+// viewOf returns ds's view: built at the deployment's first pick, and
+// rebuilt if health changed since it was built.
 func (b *Balancer) viewOf(ds *depState) *view {
 	v := ds.view.Load()
 	if v != nil && v.version == ds.version.Load() {
@@ -192,13 +194,13 @@ func (b *Balancer) Pick(d *routes.Deployment) *routes.Instance {
 // i: both of the same generation, and j has fewer outstanding requests for
 // its weight, out[j]/w[j] < out[i]/w[i].
 func lessLoaded(ds *depState, j, i int32) bool {
-	if ds.gen[j] != ds.gen[i] {
+	if ds.insts[j].gen != ds.insts[i].gen {
 		// Candidates of two generations: the first draw stands, so each
 		// generation gets exactly its weight's share (a canary split is
 		// a contract); load decides only within a generation.
 		return false
 	}
-	oj, oi := float64(ds.insts[j].outstanding.Load()), float64(ds.insts[i].outstanding.Load())
+	oj, oi := float64(ds.insts[j].st.outstanding.Load()), float64(ds.insts[i].st.outstanding.Load())
 	return oj*float64(ds.d.Weights[i]) < oi*float64(ds.d.Weights[j])
 }
 

@@ -235,7 +235,7 @@ func checkSnapshot(t *testing.T, step int, b *Balancer) {
 		}
 		for i, in := range d.Eligible {
 			eligibleIn[keyOf(in)] = append(eligibleIn[keyOf(in)], d)
-			if ds.insts[i] != s.entry(keyOf(in)).st {
+			if ds.insts[i].st != s.entry(keyOf(in)).st {
 				t.Fatalf("step %d: deployment %s's instance %s is not its entry's state", step, d.ID, in.ID)
 			}
 		}
