@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -15,15 +16,33 @@ import (
 // know, an escape in a string, a number that is not a plain integer) is
 // not its to decode: decode says so, and the caller uses
 // json.Unmarshal, which gives the same result on what both decode (a
-// test holds them to it). The names that repeat across deployments
-// (kinds, zones, generations) are kept once per decoder.
+// test holds them to it).
+//
+// What repeats across deployments is kept once per decoder: the names
+// (kinds, zones, generations, instance IDs) and the serving maps, which
+// the deployments that have the same serving bytes share (a table's
+// specs are never modified: see routes.NewTable). Each instance of a
+// deployment is in one array, allocated with the others.
 type fastDecoder struct {
-	b      []byte
-	i      int
-	intern map[string]string
+	b        []byte
+	i        int
+	intern   map[string]string
+	servings map[string]map[string]int // serving's bytes -> the map decoded from them
+	insts    []routes.Instance         // scratch for a deployment's instances
 }
 
-func newFastDecoder() *fastDecoder { return &fastDecoder{intern: map[string]string{}} }
+// Bounds of what a fastDecoder keeps once: a table whose names or
+// serving maps are all different costs a lookup each, not a cache as
+// large as the table.
+const (
+	maxInterned       = 4096
+	maxServing        = 1024
+	maxServingKeySize = 256
+)
+
+func newFastDecoder() *fastDecoder {
+	return &fastDecoder{intern: map[string]string{}, servings: map[string]map[string]int{}}
+}
 
 // decode decodes b, or reports false when b is not in the form above.
 func (f *fastDecoder) decode(b []byte) (*routes.DeploymentSpec, bool) {
@@ -90,7 +109,9 @@ func (f *fastDecoder) str(s *string, intern bool) bool {
 					return true
 				}
 				v := string(raw)
-				f.intern[v] = v
+				if len(f.intern) < maxInterned {
+					f.intern[v] = v
+				}
 				*s = v
 				return true
 			}
@@ -137,8 +158,48 @@ func (f *fastDecoder) optList(name string, l *[]string) bool {
 }
 
 // serving reads the generations' weights: plain integers that fit an
-// int.
+// int. The same bytes decoded before give the same map.
 func (f *fastDecoder) serving(d *routes.DeploymentSpec) bool {
+	start := f.i
+	end := f.objectEnd()
+	if end > 0 {
+		if m, ok := f.servings[string(f.b[start:end])]; ok {
+			d.Serving, f.i = m, end
+			return true
+		}
+	}
+	if !f.readServing(d) {
+		return false
+	}
+	if end == f.i && end-start <= maxServingKeySize && len(f.servings) < maxServing {
+		f.servings[string(f.b[start:end])] = d.Serving
+	}
+	return true
+}
+
+// objectEnd returns the index after the '}' that ends the object at f.i
+// (one without nested values, strings without escapes), or 0.
+func (f *fastDecoder) objectEnd() int {
+	if f.i >= len(f.b) || f.b[f.i] != '{' {
+		return 0
+	}
+	inString := false
+	for j := f.i + 1; j < len(f.b); j++ {
+		switch c := f.b[j]; {
+		case c == '\\':
+			return 0
+		case c == '"':
+			inString = !inString
+		case !inString && (c == '{' || c == '['):
+			return 0
+		case !inString && c == '}':
+			return j + 1
+		}
+	}
+	return 0
+}
+
+func (f *fastDecoder) readServing(d *routes.DeploymentSpec) bool {
 	if !f.byte('{') {
 		return false
 	}
@@ -187,10 +248,12 @@ func (f *fastDecoder) instances(d *routes.DeploymentSpec) bool {
 	if f.byte(']') {
 		return true
 	}
+	f.insts = f.insts[:0]
 	for {
-		in := &routes.Instance{}
+		f.insts = append(f.insts, routes.Instance{})
+		in := &f.insts[len(f.insts)-1]
 		ok := f.byte('{') &&
-			f.key("id") && f.str(&in.ID, false) && f.byte(',') &&
+			f.key("id") && f.str(&in.ID, true) && f.byte(',') &&
 			f.key("addr") && f.str(&in.Addr, false) && f.byte(',') &&
 			f.key("zone") && f.str(&in.Zone, true) && f.byte(',') &&
 			f.key("generation") && f.str(&in.Generation, true)
@@ -206,8 +269,12 @@ func (f *fastDecoder) instances(d *routes.DeploymentSpec) bool {
 		if !f.byte('}') {
 			return false
 		}
-		d.Instances = append(d.Instances, in)
 		if f.byte(']') {
+			all := slices.Clone(f.insts)
+			d.Instances = make([]*routes.Instance, len(all))
+			for k := range all {
+				d.Instances[k] = &all[k]
+			}
 			return true
 		}
 		if !f.byte(',') {

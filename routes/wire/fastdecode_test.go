@@ -149,3 +149,80 @@ func fill(v reflect.Value) {
 		panic("fill: a field of kind " + v.Kind().String())
 	}
 }
+
+// What a fastDecoder keeps once is shared only where the bytes are the
+// same: deployments with the same serving bytes share one map, those
+// with other bytes (another weight, another order, a '}' in a name) get
+// their own, and every string is a copy, never the bytes it was decoded
+// from, which the caller may reuse.
+func TestFastDecoderSharesOnlyTheSame(t *testing.T) {
+	f := newFastDecoder()
+	enc := func(serving string, ids ...string) []byte {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, `{"id":"00000000000000aa","kind":"es","serving":%s,"instances":[`, serving)
+		for i, id := range ids {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"id":%q,"addr":"10.0.0.%d:9200","zone":"zone-a","generation":"blue"}`, id, i+1)
+		}
+		b.WriteString("]}")
+		return b.Bytes()
+	}
+	decode := func(b []byte) *routes.DeploymentSpec {
+		t.Helper()
+		d, ok := f.decode(b)
+		if !ok {
+			t.Fatalf("the fast decoder refuses %s", b)
+		}
+		return d
+	}
+	buf := enc(`{"blue":1}`, "i-1", "i-2")
+	a := decode(buf)
+	b := decode(enc(`{"blue":1}`, "i-1"))
+	if reflect.ValueOf(a.Serving).UnsafePointer() != reflect.ValueOf(b.Serving).UnsafePointer() {
+		t.Error("two deployments serving {\"blue\":1} have two maps; want one shared")
+	}
+	for _, serving := range []string{`{"blue":2}`, `{"blue":1,"green":0}`, `{"green":0,"blue":1}`, `{"blue}":1}`} {
+		c := decode(enc(serving, "i-1"))
+		if reflect.ValueOf(c.Serving).UnsafePointer() == reflect.ValueOf(a.Serving).UnsafePointer() {
+			t.Errorf("serving %s shares the map of {\"blue\":1}", serving)
+		}
+		var want map[string]int
+		if err := json.Unmarshal([]byte(serving), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(c.Serving, want) {
+			t.Errorf("serving %s: got %v; want %v", serving, c.Serving, want)
+		}
+	}
+	// The decoded strings, interned or not, outlive their bytes.
+	before := *a.Instances[1]
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	again := decode(enc(`{"blue":1}`, "i-1", "i-2"))
+	if *a.Instances[1] != before || a.ID != "00000000000000aa" || a.Serving["blue"] != 1 || *again.Instances[1] != before {
+		t.Errorf("overwriting the decoded bytes changed the deployment: %+v, %+v; want %+v", *a.Instances[1], *again.Instances[1], before)
+	}
+	if a.Instances[0] == b.Instances[0] {
+		t.Error("two deployments share an instance")
+	}
+}
+
+// A table whose names and serving maps are all different decodes the
+// same past the bounds of what a decoder keeps once.
+func TestFastDecoderPastItsBounds(t *testing.T) {
+	f := newFastDecoder()
+	for i := range maxInterned + maxServing + 10 {
+		want := &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i), Kind: fmt.Sprint("k", i), Serving: map[string]int{fmt.Sprint("g", i): i + 1},
+			Instances: []*routes.Instance{{ID: fmt.Sprint("i-", i), Addr: "10.0.0.1:9200", Zone: fmt.Sprint("z", i), Generation: fmt.Sprint("g", i)}}}
+		got, ok := f.decode(EncodeDeployment(want))
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Fatalf("deployment %d: got %+v (%v); want %+v", i, got, ok, want)
+		}
+	}
+	if len(f.intern) > maxInterned || len(f.servings) > maxServing {
+		t.Errorf("the decoder keeps %d names and %d serving maps; want at most %d and %d", len(f.intern), len(f.servings), maxInterned, maxServing)
+	}
+}
