@@ -3,15 +3,19 @@ package zkstore
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-zookeeper/zk"
 )
 
 // refresh reads again the znode p that an event named, re-arming its
-// watch, and updates the tree. A znode that the tree does not hold is
-// left to its parent's child watch (which reads new children); a change
-// of the root's children calls for a full read.
+// watch, and updates the tree. With one-shot watches, a znode that the
+// tree does not hold is left to its parent's child watch (which reads new
+// children); a change of the root's children calls for a full read. With
+// the persistent watch, whose events name the znodes created and deleted
+// rather than their parents, an event under zones/ reads the zones again,
+// and events under a deployment were taken by refreshTouched.
 func (r *run) refresh(p string) error {
 	if r.reg != nil && p == r.l.routeServer(r.reg.Name) {
 		return r.checkRegistration()
@@ -37,7 +41,7 @@ func (r *run) refresh(p string) error {
 			return err
 		}
 		t.config, t.hasConfig, r.treeChanged = n, ok, true
-	case rel == zonesNode:
+	case rel == zonesNode || r.persistent && parts[0] == zonesNode:
 		return r.refreshZones()
 	case len(parts) == 2 && parts[0] == zonesNode:
 		if _, ok := t.zones[parts[1]]; !ok {
@@ -73,6 +77,9 @@ func (r *run) refreshZones() error {
 		return nil
 	}
 	old := t.zones
+	if r.persistent {
+		old = nil // no watch per zone: read each again
+	}
 	t.hasZones, t.zonesStat, t.zones = true, st, make(map[string]znode, len(names))
 	for _, z := range names {
 		if n, ok := old[z]; ok {
@@ -130,6 +137,74 @@ func (r *run) refreshDeployments() error {
 	if err != nil {
 		// Read again the whole container: what was read stays.
 		return err
+	}
+	return nil
+}
+
+// refreshTouched takes, with the persistent watch, the pending events
+// under deployments/<id>/: it reads each deployment named, with its
+// instances, again (in batches), and updates the tree; then, if
+// deployments came or went, the container's stat (its pzxid is part of
+// the table's version).
+func (r *run) refreshTouched() error {
+	prefix := r.l.deployments() + "/"
+	var ids []string
+	seen := map[string]bool{}
+	for p := range r.pending {
+		rel, ok := strings.CutPrefix(p, prefix)
+		if !ok {
+			continue
+		}
+		id, _, _ := strings.Cut(rel, "/")
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	t := r.t
+	if !t.hasRoot || !t.hasDeps {
+		// The container's own event reads it whole.
+		for p := range r.pending {
+			if strings.HasPrefix(p, prefix) {
+				delete(r.pending, p)
+			}
+		}
+		return nil
+	}
+	slices.Sort(ids)
+	deps, err := r.r.readDeploymentSet(r.l, ids)
+	if err != nil {
+		return err
+	}
+	membership := false
+	for _, id := range ids {
+		d, now := deps[id]
+		_, before := t.deps[id]
+		if now {
+			t.deps[id] = d
+		} else {
+			delete(t.deps, id)
+		}
+		membership = membership || now != before
+		r.dirty[id] = struct{}{}
+	}
+	if membership {
+		ok, st, err := r.conn.Exists(r.l.deployments())
+		if err != nil {
+			return wrapRead(r.l.deployments(), err)
+		}
+		if ok {
+			t.depsStat = *st
+		} // else the container's deletion event reads it
+	}
+	r.treeChanged = true
+	for p := range r.pending {
+		if strings.HasPrefix(p, prefix) {
+			delete(r.pending, p)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package zkstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -318,7 +319,12 @@ func (r *reader) readDeployments(l layout, t *tree) error {
 const readParallelism = DefaultInFlight
 
 // readDeploymentSet reads the named deployments; vanished ones are left out.
+// Without watches it reads them in batches (readBatch), with one-shot
+// watches a request per znode (each read sets its znode's watch).
 func (r *reader) readDeploymentSet(l layout, ids []string) (map[string]*depTree, error) {
+	if !r.watch {
+		return readDeploymentBatches(&Store{conn: r.conn, l: l}, ids)
+	}
 	type result struct {
 		id  string
 		d   *depTree
@@ -406,4 +412,27 @@ func (r *reader) readInstances(l layout, id string, d *depTree) error {
 		}
 	}
 	return nil
+}
+
+// readDeploymentBatches reads the named deployments streamBatchDeps to a
+// batch, DefaultBatchesInFlight batches at a time; vanished ones are left
+// out.
+func readDeploymentBatches(s *Store, ids []string) (map[string]*depTree, error) {
+	out := make(map[string]*depTree, len(ids))
+	batches := (len(ids) + streamBatchDeps - 1) / streamBatchDeps
+	err := pipeline(context.Background(), batches, DefaultBatchesInFlight, func(b int) ([]*depTree, error) {
+		read, err := s.readBatch(ids[b*streamBatchDeps:min(len(ids), (b+1)*streamBatchDeps)], nil)
+		if err != nil {
+			return nil, err
+		}
+		return read.deps, nil
+	}, func(b int, deps []*depTree) error {
+		for j, d := range deps {
+			if d != nil {
+				out[ids[b*streamBatchDeps+j]] = d
+			}
+		}
+		return nil
+	})
+	return out, err
 }

@@ -17,22 +17,34 @@ import (
 // Watcher keeps an in-memory copy of the layout under Root current and
 // publishes it. Set its fields, then call Run once.
 //
-// It reads the whole layout once, setting one-shot watches (data watches
-// on every data znode, child watches on every container, exists watches on
-// the containers that are missing), and re-reads the znode named by each
-// event, which re-arms its watch: a change made between the event and the
-// re-read is seen by the re-read. Nested edits (an instance's address or
-// maintenance flag, a deployment's serving) each fire their own znode's
-// watch. Events are handled in the order the server sent them, and a
-// snapshot is published only once no event is waiting, so the changes of
-// one transaction are published together.
+// On each connection it first sets one persistent recursive watch on the
+// root (ZooKeeper's addWatch, 3.6 and later), then reads the whole layout
+// in batches (multiReads of many znodes). Every change under the root
+// made after the watch was set fires an event, so a change that the read
+// missed, or read half-way, is named by an event that is handled before
+// the next publish. Each event names a znode; the watcher reads again
+// what it belongs to: a deployment with its instances, the zones, the
+// config. The server keeps one watch per route server, whatever the size
+// of the table, and the start costs a few thousand requests, not one per
+// znode.
+//
+// With a server before 3.6 (addWatch unimplemented) it falls back to
+// one-shot watches: data watches on every data znode, child watches on
+// every container, exists watches on the containers that are missing,
+// each set by a read of its own, and re-armed by the re-read that its
+// event brings.
+//
+// Events are handled in the order the server sent them, and a snapshot
+// is published only once no event is waiting, so the changes of one
+// transaction are published together.
 //
 // When the connection is lost the last data is published again with
-// Stale set. When it comes back, the whole layout is read again (without
-// registering the watches that are still armed); after a session expiry,
-// which drops every watch and ephemeral znode, every watch is set again
-// from a full read and the registration is created again: no change made
-// meanwhile is lost.
+// Stale set. When it comes back (in the same session or a new one), the
+// persistent watch is set again, as the server dropped it with the
+// connection, and the whole layout is read again after it; one-shot
+// watches that are still armed are not registered again. After a session
+// expiry the registration is created again: no change made meanwhile is
+// lost.
 type Watcher struct {
 	Servers []string // host:port of the ensemble's servers
 	Root    string   // DefaultRoot if empty
@@ -52,7 +64,8 @@ type Watcher struct {
 	// own, a copy of the whole table per publish.
 	DepsOnly bool
 
-	onConn func(*zk.Conn) // test hook: called with the connection
+	onConn  func(*zk.Conn) // test hook: called with the connection
+	oneShot bool           // test hook: one-shot watches, as with a server before 3.6
 }
 
 // Registration is a route server's entry under routeservers/.
@@ -147,7 +160,8 @@ func (w *Watcher) Run(ctx context.Context, publish func(State)) error {
 	l := layout{root: root}
 	r := &run{
 		w: w, conn: conn, q: q, l: l, log: log,
-		r:           newReader(conn, true),
+		r:           newReader(conn, w.oneShot),
+		persistent:  !w.oneShot,
 		ev:          &evaluator{l: l, keepOnEmpty: true, noMaps: w.DepsOnly, built: map[string]builtDep{}},
 		pending:     map[string]struct{}{},
 		dirty:       map[string]struct{}{},
@@ -213,6 +227,11 @@ type run struct {
 	ev   *evaluator
 	reg  *Registration
 
+	// persistent is set while the watches are one persistent recursive
+	// watch on the root (else one-shot watches on each znode);
+	// watchSet, once it is set on the current connection.
+	persistent, watchSet bool
+
 	t         *tree               // the layout as last read; nil before the first read
 	pending   map[string]struct{} // znodes to read again
 	dirty     map[string]struct{} // deployments changed in t since the last evaluation
@@ -254,8 +273,13 @@ func (r *run) loop(ctx context.Context) {
 			for _, ev := range r.q.drain() {
 				r.handle(ev)
 			}
+			full := r.needFull
 			if r.connected && !r.sync() {
 				retry.Reset(retryDelay)
+			} else if full && r.connected && !r.q.empty() {
+				// A full read takes long: take what changed meanwhile
+				// before publishing, whatever maxBusy says.
+				continue
 			}
 			if r.q.empty() || time.Since(start) > maxBusy || ctx.Err() != nil {
 				break
@@ -290,7 +314,7 @@ func (r *run) handle(ev zk.Event) {
 				} else {
 					r.log.Info("ZooKeeper connection back; reading the layout again", "server", r.conn.Server())
 				}
-				r.needFull = true
+				r.needFull, r.watchSet = true, false
 			}
 		case zk.StateExpired:
 			r.log.Warn("ZooKeeper session expired; watches and registration are gone")
@@ -305,6 +329,9 @@ func (r *run) handle(ev zk.Event) {
 	if ev.Type == zk.EventNotWatching || ev.Path == "" {
 		return
 	}
+	if r.persistent && ev.Type == zk.EventNodeDataChanged && ev.Path == r.l.root {
+		return // the root's data is not the table's (its children are)
+	}
 	r.pending[ev.Path] = struct{}{}
 }
 
@@ -312,7 +339,7 @@ func (r *run) setDisconnected() {
 	if r.connected {
 		r.log.Warn("lost the ZooKeeper connection; keeping the last data, marked stale")
 	}
-	r.connected = false
+	r.connected, r.watchSet = false, false
 	if !r.stale {
 		r.stale, r.flagsChanged = true, true
 	}
@@ -321,6 +348,19 @@ func (r *run) setDisconnected() {
 // sync reads what is due. It reports false when a read failed (the caller
 // retries later).
 func (r *run) sync() bool {
+	if r.persistent && !r.watchSet {
+		err := r.conn.AddWatch(r.l.root, zk.AddWatchModePersistentRecursive)
+		switch {
+		case errors.Is(err, zk.ErrUnimplemented):
+			r.log.Warn("the ZooKeeper server has no persistent watches (3.6 or later); setting a watch on each znode")
+			r.persistent, r.r.watch, r.needFull = false, true, true
+		case err != nil:
+			r.log.Debug("setting the watch failed; will retry", "path", r.l.root, "error", err)
+			return false
+		default:
+			r.watchSet, r.needFull = true, true
+		}
+	}
 	if r.needFull {
 		t, err := r.r.readAll(r.l)
 		if err != nil {
@@ -331,6 +371,12 @@ func (r *run) sync() bool {
 		clear(r.pending) // the full read saw what they changed
 		if r.reg != nil {
 			r.pending[r.l.routeServer(r.reg.Name)] = struct{}{}
+		}
+	}
+	if r.persistent && r.t != nil {
+		if err := r.refreshTouched(); err != nil {
+			r.log.Debug("reading deployments failed; will retry", "error", err)
+			return false
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(r.pending)) {

@@ -16,12 +16,14 @@ import (
 	"github.com/switchyard/switchyard/routes"
 )
 
-func TestWatcherStaleWhileServerPaused(t *testing.T) {
+func TestWatcherStaleWhileServerPaused(t *testing.T) { modes(t, testWatcherStaleWhileServerPaused) }
+
+func testWatcherStaleWhileServerPaused(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	e := zktest.Start(t)
 	_, s := appliedStore(t, e.Servers(), "design-example.yaml")
 	ctx := context.Background()
-	w := watch(t, e.Servers(), s.Root(), shortSession)
+	w := watch(t, e.Servers(), s.Root(), with(mode, shortSession))
 	good := w.wait(t, seen, "first sync", synced(1))
 
 	e.Pause(0)
@@ -81,12 +83,16 @@ func ownerOf(conn *zk.Conn, p string) int64 {
 // watches and its registration; writes go on meanwhile. Back, it must see
 // every one of them and register again.
 func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
+	modes(t, testWatcherSessionExpiredDuringPartition)
+}
+
+func testWatcherSessionExpiredDuringPartition(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	e := zktest.Start(t)
 	p := zktest.NewProxy(t, e.Server(0))
 	conn, s := appliedStore(t, e.Servers(), "canary.yaml")
 	ctx := context.Background()
-	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { shortSession(w); registration("rs-1")(w) })
+	w := watch(t, []string{p.Addr()}, s.Root(), with(mode, func(w *Watcher) { shortSession(w); registration("rs-1")(w) }))
 	w.wait(t, seen, "first sync", synced(3))
 	reg := s.Root() + "/routeservers/rs-1"
 	testutil.Eventually(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
@@ -150,11 +156,15 @@ func TestWatcherSessionExpiredDuringPartition(t *testing.T) {
 // A session closed on the server while connected (zktest.ExpireSession):
 // the watcher rebuilds at once and loses no write made right after.
 func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
+	modes(t, testWatcherSessionExpiredWhileConnected)
+}
+
+func testWatcherSessionExpiredWhileConnected(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	e := zktest.Start(t)
 	conn, s := appliedStore(t, e.Servers(), "design-example.yaml")
 	ctx := context.Background()
-	w := watch(t, e.Servers(), s.Root(), registration("rs-2"))
+	w := watch(t, e.Servers(), s.Root(), with(mode, registration("rs-2")))
 	w.wait(t, seen, "first sync", synced(1))
 	reg := s.Root() + "/routeservers/rs-2"
 	testutil.Eventually(t, seen, "registration", func() bool { return ownerOf(conn, reg) != 0 })
@@ -179,12 +189,14 @@ func TestWatcherSessionExpiredWhileConnected(t *testing.T) {
 
 // Two of three servers gone: no quorum, the watcher keeps its data marked
 // stale; once they are back, changes arrive.
-func TestWatcherQuorumLoss(t *testing.T) {
+func TestWatcherQuorumLoss(t *testing.T) { modes(t, testWatcherQuorumLoss) }
+
+func testWatcherQuorumLoss(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	e := zktest.StartEnsemble(t, 3)
 	_, s := appliedStore(t, e.Servers(), "canary.yaml")
 	ctx := context.Background()
-	w := watch(t, e.Servers(), s.Root(), func(w *Watcher) { w.SessionTimeout = 2 * time.Second })
+	w := watch(t, e.Servers(), s.Root(), with(mode, func(w *Watcher) { w.SessionTimeout = 2 * time.Second }))
 	good := w.wait(t, seen, "first sync", synced(3))
 
 	e.Kill(1)
@@ -214,13 +226,15 @@ func TestWatcherQuorumLoss(t *testing.T) {
 // A short partition keeps the session: the client sets its watches again
 // (SetWatches), the watcher reads the layout again without registering
 // them twice, and both the writes made meanwhile and later ones arrive.
-func TestWatcherReconnectKeepsSession(t *testing.T) {
+func TestWatcherReconnectKeepsSession(t *testing.T) { modes(t, testWatcherReconnectKeepsSession) }
+
+func testWatcherReconnectKeepsSession(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	e := zktest.Start(t)
 	p := zktest.NewProxy(t, e.Server(0))
 	conn, s := appliedStore(t, e.Servers(), "canary.yaml")
 	ctx := context.Background()
-	w := watch(t, []string{p.Addr()}, s.Root(), func(w *Watcher) { w.SessionTimeout = 4 * time.Second })
+	w := watch(t, []string{p.Addr()}, s.Root(), with(mode, func(w *Watcher) { w.SessionTimeout = 4 * time.Second }))
 	w.wait(t, seen, "first sync", synced(3))
 	session := w.watcherConn().SessionID()
 	l := layout{root: s.Root()}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -247,16 +248,58 @@ func setJSON(t *testing.T, conn *zk.Conn, p string, v any) {
 
 const canaryID = "7f3a9c2e51d04b8e9a6c3d2f1e0b4a57"
 
+// modes runs f as a subtest with the persistent watch and another with
+// one-shot watches (a server before 3.6): each calls t.Parallel itself.
+func modes(t *testing.T, f func(t *testing.T, mode func(*Watcher))) {
+	t.Run("persistent", func(t *testing.T) { f(t, func(*Watcher) {}) })
+	t.Run("one-shot", func(t *testing.T) { f(t, func(w *Watcher) { w.oneShot = true }) })
+}
+
+// with applies mods in order (nil ones skipped).
+func with(mods ...func(*Watcher)) func(*Watcher) {
+	return func(w *Watcher) {
+		for _, m := range mods {
+			if m != nil {
+				m(w)
+			}
+		}
+	}
+}
+
 func TestWatcherSeesNestedEdits(t *testing.T) {
-	t.Parallel()
-	testNestedEdits(t, nil)
+	modes(t, func(t *testing.T, mode func(*Watcher)) {
+		t.Parallel()
+		testNestedEdits(t, mode)
+	})
 }
 
 // The same with the deployments only in State.Deps: what the watcher
 // publishes and what it says changed hold alike.
 func TestWatcherDepsOnlySeesNestedEdits(t *testing.T) {
-	t.Parallel()
-	testNestedEdits(t, func(w *Watcher) { w.DepsOnly = true })
+	modes(t, func(t *testing.T, mode func(*Watcher)) {
+		t.Parallel()
+		testNestedEdits(t, with(mode, func(w *Watcher) { w.DepsOnly = true }))
+	})
+}
+
+// watchCount is the server's count of watches (mntr's zk_watch_count).
+func watchCount(t *testing.T, server string) int {
+	t.Helper()
+	out, err := zktest.FourLetterWord(server, "mntr", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "zk_watch_count\t"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("mntr: %q", line)
+			}
+			return n
+		}
+	}
+	t.Fatalf("mntr has no zk_watch_count:\n%s", out)
+	return 0
 }
 
 func testNestedEdits(t *testing.T, mod func(*Watcher)) {
@@ -335,9 +378,20 @@ func testNestedEdits(t *testing.T, mod func(*Watcher)) {
 			t.Errorf("%s: invalid: %v", e.name, st.Invalid)
 		}
 	}
+	// The persistent watch is one watch on the server whatever the table
+	// (which mntr counts as 2 in ZooKeeper 3.8: a data and a child
+	// watch); one-shot watches are one or more per znode.
+	var probe Watcher
+	mod(&probe)
+	n := watchCount(t, conn.Server())
+	if !probe.oneShot && n > 2 || probe.oneShot && n < 10 {
+		t.Errorf("one-shot=%v: the server holds %d watches", probe.oneShot, n)
+	}
 }
 
-func TestWatcherInvalidKeepsLastGood(t *testing.T) {
+func TestWatcherInvalidKeepsLastGood(t *testing.T) { modes(t, testWatcherInvalidKeepsLastGood) }
+
+func testWatcherInvalidKeepsLastGood(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	s, conn := testStore(t)
 	ctx := context.Background()
@@ -345,7 +399,7 @@ func TestWatcherInvalidKeepsLastGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	const id = "7f3a9c2e51d04b8e"
-	w := watch(t, []string{conn.Server()}, s.Root(), nil)
+	w := watch(t, []string{conn.Server()}, s.Root(), with(mode, nil))
 	good := w.wait(t, seen, "first sync", synced(1)).Deployments[id]
 	l := layout{root: s.Root()}
 
@@ -440,11 +494,13 @@ func deleteTree(t *testing.T, conn *zk.Conn, p string) {
 	}
 }
 
-func TestWatcherMissingRootNeverWipes(t *testing.T) {
+func TestWatcherMissingRootNeverWipes(t *testing.T) { modes(t, testWatcherMissingRootNeverWipes) }
+
+func testWatcherMissingRootNeverWipes(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	s, conn := testStore(t)
 	ctx := context.Background()
-	w := watch(t, []string{conn.Server()}, s.Root(), nil)
+	w := watch(t, []string{conn.Server()}, s.Root(), with(mode, nil))
 
 	// Nothing to read yet: not synced.
 	st := w.wait(t, seen, "before the root exists", func(st State) bool { return strings.Contains(st.Problem, "does not exist") })
@@ -507,6 +563,10 @@ func TestWatcherConfigErrors(t *testing.T) {
 // publishes only once no event is waiting, it never publishes a mix (which
 // would be invalid: instances of a generation not in serving).
 func TestConcurrentWritersNeverInterleave(t *testing.T) {
+	modes(t, testConcurrentWritersNeverInterleave)
+}
+
+func testConcurrentWritersNeverInterleave(t *testing.T, mode func(*Watcher)) {
 	t.Parallel()
 	e := zktest.Start(t)
 	variant := func(gen, prefix string, port int) *routes.Table {
@@ -528,7 +588,7 @@ deployments:
 	if _, err := sa.Apply(ctx, a, ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w := watch(t, e.Servers(), root, nil)
+	w := watch(t, e.Servers(), root, with(mode, nil))
 	w.wait(t, seen, "first sync", synced(1))
 
 	pure := func(d *routes.DeploymentSpec) bool {
@@ -597,4 +657,63 @@ deployments:
 	_, n := w.get()
 	t.Logf("%d publications", n)
 	matchesStore(t, sa, st)
+}
+
+// A watcher that starts while writes go on (changed weights, deployments
+// created and deleted) must end on the store's content and version: a
+// write between the watch and the read of its deployment, or one that the
+// read saw half-way, is named by an event and read again.
+func TestWatcherStartsDuringWrites(t *testing.T) { modes(t, testWatcherStartsDuringWrites) }
+
+func testWatcherStartsDuringWrites(t *testing.T, mode func(*Watcher)) {
+	t.Parallel()
+	s, conn := testStore(t)
+	ctx := context.Background()
+	const n = 600
+	var b strings.Builder
+	b.WriteString("domain: example.test\nzones: {zone-a: up}\ndeployments:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - id: d%07d\n    kind: es\n    serving: {blue: 100}\n    instances:\n      - {id: i-1, addr: 127.0.0.1:%d, zone: zone-a, generation: blue}\n", i, 1000+i)
+	}
+	if _, err := s.Apply(ctx, parseString(t, b.String()), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l := layout{root: s.Root()}
+	stop := make(chan struct{})
+	wrote := make(chan int)
+	go func() {
+		writes := 0
+		defer func() { wrote <- writes }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id := fmt.Sprintf("d%07d", (i*7919)%n)
+			if _, err := s.SetServing(ctx, id, map[string]int{"blue": 1 + i%99}); err != nil {
+				t.Errorf("set serving %s: %v", id, err)
+				return
+			}
+			extra := fmt.Sprintf("e%07d", i%5)
+			if i%2 == 0 {
+				deleteTree(t, conn, l.deployment(extra))
+			} else if _, err := s.Apply(ctx, parseString(t, fmt.Sprintf("domain: example.test\nzones: {zone-a: up}\ndeployments:\n  - id: %s\n    kind: kb\n    serving: {blue: 1}\n    instances:\n      - {id: k-1, addr: 127.0.0.1:9, zone: zone-a, generation: blue}\n", extra)), ApplyOptions{}); err != nil {
+				t.Errorf("apply %s: %v", extra, err)
+				return
+			}
+			writes++
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	w := watch(t, []string{conn.Server()}, s.Root(), mode)
+	w.wait(t, seen, "first sync", func(st State) bool { return st.Synced && !st.Stale })
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	writes := <-wrote
+	if writes < 20 {
+		t.Errorf("only %d writes while the watcher started", writes)
+	}
+	st := w.caughtUp(t, s, "after the writes")
+	matchesStore(t, s, st)
 }
