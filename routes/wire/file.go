@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -71,12 +70,12 @@ func ReadFile(path string) (*Message, error) {
 	if got := hex.EncodeToString(sum[:]); got != want {
 		return nil, fmt.Errorf("%w: %s: checksum %s does not match the header's %s", ErrCorrupt, path, got[:12], shortHash(want))
 	}
-	var m Message
-	if err := json.Unmarshal(body, &m); err != nil {
+	m, err := DecodeMessage(body)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	if !m.Full {
 		return nil, fmt.Errorf("%w: %s: not a full table", ErrCorrupt, path)
 	}
-	return &m, nil
+	return m, nil
 }
