@@ -200,8 +200,18 @@ func (d *Deployment) computeEligible(zones map[string]ZoneState) {
 	if len(counts) == 0 {
 		return
 	}
-	d.Eligible = make([]*Instance, 0, len(d.Instances))
-	d.Weights = make([]uint64, 0, len(d.Instances))
+	n := uint64(0)
+	for _, c := range counts {
+		n += c.n
+	}
+	if n == uint64(len(d.Instances)) {
+		// Every instance is eligible (the common case): the list is the
+		// spec's, which neither the spec nor the table modifies.
+		d.Eligible = d.Instances[:len(d.Instances):len(d.Instances)]
+	} else {
+		d.Eligible = make([]*Instance, 0, n)
+	}
+	d.Weights = make([]uint64, 0, n)
 	for _, in := range d.Instances {
 		if !eligible(in) {
 			continue
@@ -211,7 +221,9 @@ func (d *Deployment) computeEligible(zones map[string]ZoneState) {
 		if w == 0 {
 			w = 1
 		}
-		d.Eligible = append(d.Eligible, in)
+		if n != uint64(len(d.Instances)) {
+			d.Eligible = append(d.Eligible, in)
+		}
 		d.Weights = append(d.Weights, w)
 		d.TotalWeight += w
 	}

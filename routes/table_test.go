@@ -248,6 +248,11 @@ func TestNewTableDoesNotModifyItsInput(t *testing.T) {
 	if d.Instances[0] != spec.Instances[0] || next.Deployments()[0].Instances[0] != spec.Instances[0] {
 		t.Error("a table holds copies of its spec's instances; want the same pointers")
 	}
+	// Eligible may be the spec's own list (all eligible): an append to
+	// it must not reach the spec's array.
+	if cap(d.Eligible) != len(d.Eligible) {
+		t.Errorf("eligible has room for %d more; want none", cap(d.Eligible)-len(d.Eligible))
+	}
 }
 
 func TestDeploymentAllows(t *testing.T) {

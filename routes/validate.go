@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,7 +72,7 @@ func validateDeployment(d *DeploymentSpec) *Error {
 	case !IsDeploymentID(d.ID):
 		return invalidf(at, "deployment id %q is not %d to %d lowercase hex digits", d.ID, MinIDLen, MaxIDLen)
 	}
-	p := "deployment " + d.ID + ": "
+	p := prefix{d: d} // for messages: built only for one
 
 	at.Field = "kind"
 	switch {
@@ -124,7 +125,23 @@ func validateDeployment(d *DeploymentSpec) *Error {
 	return nil
 }
 
-func validateDisplayName(d *DeploymentSpec, p string) *Error {
+// prefix starts a message about a deployment, or one of its instances:
+// "deployment <id>: " or "deployment <id>: instance <id>: ". It is built
+// only when a message is.
+type prefix struct {
+	d  *DeploymentSpec
+	in *Instance
+}
+
+func (p prefix) String() string {
+	s := "deployment " + p.d.ID + ": "
+	if p.in != nil {
+		s += "instance " + p.in.ID + ": "
+	}
+	return s
+}
+
+func validateDisplayName(d *DeploymentSpec, p prefix) *Error {
 	at := Ref{Deployment: d, Field: "display_name"}
 	name := d.DisplayName
 	if !utf8.ValidString(name) {
@@ -141,18 +158,19 @@ func validateDisplayName(d *DeploymentSpec, p string) *Error {
 	return nil
 }
 
-func validateServing(d *DeploymentSpec, p string) *Error {
+func validateServing(d *DeploymentSpec, p prefix) *Error {
 	switch {
 	case d.Serving == nil:
 		return invalidf(Ref{Deployment: d, Field: "serving"}, "%sserving is required", p)
 	case len(d.Serving) == 0:
 		return invalidf(Ref{Deployment: d, Field: "serving"}, "%sserving is empty", p)
 	}
-	gens := make([]string, 0, len(d.Serving))
+	var few [8]string // most deployments serve a generation or two
+	gens := few[:0]
 	for g := range d.Serving {
 		gens = append(gens, g)
 	}
-	sort.Strings(gens) // the first error must not depend on map order
+	slices.Sort(gens) // the first error must not depend on map order
 	sum := 0
 	for _, g := range gens {
 		at := Ref{Deployment: d, Field: "serving", Key: g}
@@ -171,7 +189,7 @@ func validateServing(d *DeploymentSpec, p string) *Error {
 	return nil
 }
 
-func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
+func validateInstance(d *DeploymentSpec, i int, in *Instance, p prefix) *Error {
 	if in == nil {
 		return invalidf(Ref{Deployment: d, Field: "instances"}, "%sinstance %d is null", p, i+1)
 	}
@@ -189,7 +207,7 @@ func validateInstance(d *DeploymentSpec, i int, in *Instance, p string) *Error {
 			return invalidf(at, "%sinstance %s is listed twice", p, in.ID)
 		}
 	}
-	p += "instance " + in.ID + ": "
+	p.in = in
 
 	at.Field = "addr"
 	if in.Addr == "" {
