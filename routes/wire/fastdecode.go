@@ -29,6 +29,7 @@ type fastDecoder struct {
 	intern   map[string]string
 	servings map[string]map[string]int // serving's bytes -> the map decoded from them
 	insts    []routes.Instance         // scratch for a deployment's instances
+	enc      []byte                    // scratch for an encoding (decodeAll)
 }
 
 // Bounds of what a fastDecoder keeps once: a table whose names or

@@ -82,6 +82,22 @@ func (a *digestSum) sub(enc []byte) {
 	}
 }
 
+// addDigest adds a deployment's hash d to a.
+func (a *digestSum) addDigest(d digestSum) {
+	var c uint64
+	for i := 3; i >= 0; i-- {
+		a[i], c = bits.Add64(a[i], d[i], c)
+	}
+}
+
+// subDigest subtracts a deployment's hash d from a.
+func (a *digestSum) subDigest(d digestSum) {
+	var b uint64
+	for i := 3; i >= 0; i-- {
+		a[i], b = bits.Sub64(a[i], d[i], b)
+	}
+}
+
 // sumHash is the HashSum hash of a table with this domain, zones and sum.
 func sumHash(domain string, zones map[string]string, sum digestSum) string {
 	h := sha256.New()

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -15,20 +16,25 @@ import (
 )
 
 // State is what a receiver holds: the decoded table content with each
-// deployment's encoding, so deltas apply without re-encoding. It is
+// deployment's hash, so deltas apply without re-encoding. It is
 // immutable; Apply returns a new one, which shares with s everything the
 // message did not change (cowmap), so a delta costs about what it changes
 // (with the sum hash; a SHA-256 table hash is over the whole table).
+//
+// A deployment's encoding is kept only when encoding its decoded spec
+// again (EncodeDeployment) would not give the same bytes; what route
+// servers send is in that form, so a table costs its decoded specs and a
+// hash per deployment, not its encoding too. The encodings are made
+// again for Full and for a SHA-256 table hash.
 type State struct {
 	Version uint64
 	Hash    string
 	Domain  string
 	Zones   map[string]string
 
-	raw  *cowmap.Map[string, []byte]                 // ID -> encoding
-	deps *cowmap.Map[string, *routes.DeploymentSpec] // ID -> decoded
-	ids  []string                                    // the sorted IDs
-	sum  *digestSum                                  // the sum of raw's hashes (HashSum), once a message asked for it
+	deps *cowmap.Map[string, *stateDep] // by ID
+	ids  []string                       // the sorted IDs
+	sum  digestSum                      // the sum of the deployments' hashes
 
 	// What Table derives the table from: the base state's table (when it
 	// was built) and what the message changed. Dropped once the table is
@@ -41,39 +47,58 @@ type State struct {
 	deleted   []string
 }
 
+// stateDep is a deployment of a State.
+type stateDep struct {
+	spec *routes.DeploymentSpec
+	enc  []byte    // the encoding, when appendEncoding(spec) is not it; else nil
+	hash digestSum // the SHA-256 of the encoding
+}
+
+// encoding appends e's encoding to b.
+func (e *stateDep) encoding(b []byte) []byte {
+	if e.enc != nil {
+		return append(b, e.enc...)
+	}
+	return appendEncoding(b, e.spec)
+}
+
 // Len is the number of deployments.
-func (s *State) Len() int { return s.raw.Len() }
+func (s *State) Len() int { return s.deps.Len() }
 
 // IDs are the deployments' IDs, sorted. The caller must not modify them.
 func (s *State) IDs() []string { return s.ids }
 
-// Deployment returns the deployment id, decoded and as encoded.
+// Deployment returns the deployment id, decoded and as encoded. The
+// caller must not modify either.
 func (s *State) Deployment(id string) (*routes.DeploymentSpec, []byte, bool) {
-	d, ok := s.deps.Get(id)
+	e, ok := s.deps.Get(id)
 	if !ok {
 		return nil, nil, false
 	}
-	raw, _ := s.raw.Get(id)
-	return d, raw, true
+	return e.spec, e.encoding(nil), true
 }
 
 // All yields the deployments' IDs and encodings, in ID order.
 func (s *State) All() iter.Seq2[string, []byte] {
 	return func(yield func(string, []byte) bool) {
 		for _, id := range s.ids {
-			raw, _ := s.raw.Get(id)
-			if !yield(id, raw) {
+			e, _ := s.deps.Get(id)
+			if !yield(id, e.encoding(nil)) {
 				return
 			}
 		}
 	}
 }
 
-// encodings yields the deployments' encodings, in ID order.
+// encodings yields the deployments' encodings, in ID order, each valid
+// until the next.
 func (s *State) encodings() iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		for _, enc := range s.All() {
-			if !yield(enc) {
+		var buf []byte
+		for _, id := range s.ids {
+			e, _ := s.deps.Get(id)
+			buf = e.encoding(buf[:0])
+			if !yield(buf) {
 				return
 			}
 		}
@@ -90,34 +115,26 @@ func Apply(s *State, m *Message) (*State, error) {
 	if n.Zones == nil {
 		n.Zones = map[string]string{}
 	}
-	var raw *cowmap.Editor[string, []byte]
-	var deps *cowmap.Editor[string, *routes.DeploymentSpec]
+	var deps *cowmap.Editor[string, *stateDep]
 	if m.Full {
-		raw = cowmap.New[string, []byte](cowmap.String).Edit()
-		deps = cowmap.New[string, *routes.DeploymentSpec](cowmap.String).Edit()
+		deps = cowmap.New[string, *stateDep](cowmap.String).Edit()
 	} else {
 		if s == nil || s.Version != m.Base || s.Hash != m.BaseHash {
 			return nil, fmt.Errorf("%w: delta from version %d does not apply", ErrHashMismatch, m.Base)
 		}
-		raw, deps = s.raw.Edit(), s.deps.Edit()
-		if s.sum != nil {
-			sum := *s.sum
-			n.sum = &sum
-		}
+		deps = s.deps.Edit()
+		n.sum = s.sum
 		if s.table != nil {
 			n.base = s.table
 		}
 	}
 	var gone []string // IDs of the base that go
 	for _, id := range m.Deleted {
-		old, ok := raw.Get(id)
+		old, ok := deps.Get(id)
 		if !ok {
 			continue
 		}
-		if n.sum != nil {
-			n.sum.sub(old)
-		}
-		raw.Delete(id)
+		n.sum.subDigest(old.hash)
 		deps.Delete(id)
 		gone = append(gone, id)
 	}
@@ -131,22 +148,19 @@ func Apply(s *State, m *Message) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	for k, d := range decoded.specs {
-		enc := decoded.encs[k]
-		old, had := raw.Get(d.ID)
+	for _, e := range decoded {
+		d := e.spec
+		old, had := deps.Get(d.ID)
 		if m.Full {
 			ids = append(ids, d.ID)
-		} else if _, ok := s.raw.Get(d.ID); !ok && !had {
+		} else if _, ok := s.deps.Get(d.ID); !ok && !had {
 			added = append(added, d.ID)
 		}
-		if had && n.sum != nil {
-			n.sum.sub(old)
+		if had {
+			n.sum.subDigest(old.hash)
 		}
-		raw.Set(d.ID, enc)
-		deps.Set(d.ID, d)
-		if n.sum != nil {
-			n.sum.add(enc)
-		}
+		deps.Set(d.ID, e)
+		n.sum.addDigest(e.hash)
 		if i, ok := at[d.ID]; ok {
 			n.upsert[i] = d // a later one of the same ID wins
 		} else {
@@ -154,33 +168,24 @@ func Apply(s *State, m *Message) (*State, error) {
 			n.upsert = append(n.upsert, d)
 		}
 	}
-	n.raw, n.deps = raw.Done(), deps.Done()
+	n.deps = deps.Done()
 	n.deleted = gone
 	switch {
-	case m.Full && len(ids) == n.raw.Len() && slices.IsSorted(ids):
+	case m.Full && len(ids) == n.deps.Len() && slices.IsSorted(ids):
 		// Sorted and as many as the distinct IDs: no ID is listed twice.
 		n.ids = ids
-	case !m.Full && len(s.ids) == s.raw.Len():
+	case !m.Full && len(s.ids) == s.deps.Len():
 		n.ids = spliceIDs(s.ids, gone, added)
 	default:
-		n.ids = make([]string, 0, n.raw.Len())
-		for id := range n.raw.All() {
+		n.ids = make([]string, 0, n.deps.Len())
+		for id := range n.deps.All() {
 			n.ids = append(n.ids, id)
 		}
 		sort.Strings(n.ids)
 	}
 	var h string
 	if isSumHash(m.Hash) {
-		if n.sum == nil {
-			// A full table, or the first delta hashed this way: sum
-			// every deployment once; later deltas add and subtract.
-			var sum digestSum
-			for _, enc := range n.raw.All() {
-				sum.add(enc)
-			}
-			n.sum = &sum
-		}
-		h = sumHash(n.Domain, n.Zones, *n.sum)
+		h = sumHash(n.Domain, n.Zones, n.sum)
 	} else {
 		h = hashTable(n.Domain, n.Zones, n.encodings())
 	}
@@ -193,22 +198,18 @@ func Apply(s *State, m *Message) (*State, error) {
 	return n, nil
 }
 
-// decoded is a message's deployments, decoded and in the form they are
-// kept in.
-type decoded struct {
-	specs []*routes.DeploymentSpec
-	encs  [][]byte
-}
-
 // decodeAll decodes msgs, on every CPU when there are many (each in the
-// form route servers write by a fastDecoder, else by json.Unmarshal), and keeps
-// each one's JSON as json.Marshal writes it (compact, <, > and &
+// form route servers write by a fastDecoder, else by json.Unmarshal), and
+// hashes each one's JSON as json.Marshal writes it (compact, <, > and &
 // escaped), which is how Full writes it to the snapshot on disk: a table
 // accepted here is then accepted again from that snapshot. What route
-// servers send is in this form already, and is kept as it is. The error
-// is the first deployment's, in message order.
-func decodeAll(msgs []json.RawMessage) (decoded, error) {
-	out := decoded{specs: make([]*routes.DeploymentSpec, len(msgs)), encs: make([][]byte, len(msgs))}
+// servers send is in this form already. The encoding is kept (a copy,
+// not a slice of the message) only when encoding the decoded spec again
+// does not give it. The error is the first deployment's, in message
+// order.
+func decodeAll(msgs []json.RawMessage) ([]*stateDep, error) {
+	out := make([]*stateDep, len(msgs))
+	all := make([]stateDep, len(msgs)) // one allocation for all
 	errs := make([]error, len(msgs))
 	one := func(f *fastDecoder, i int) {
 		var err error
@@ -226,7 +227,12 @@ func decodeAll(msgs []json.RawMessage) (decoded, error) {
 				return
 			}
 		}
-		out.specs[i], out.encs[i] = d, enc
+		e := &all[i]
+		e.spec, e.hash = d, digestOf(enc)
+		if f.enc = appendEncoding(f.enc[:0], d); string(f.enc) != string(enc) {
+			e.enc = bytes.Clone(enc)
+		}
+		out[i] = e
 	}
 	const perWorker = 512
 	workers := min(runtime.GOMAXPROCS(0), len(msgs)/perWorker)
@@ -234,7 +240,7 @@ func decodeAll(msgs []json.RawMessage) (decoded, error) {
 		f := newFastDecoder()
 		for i := range msgs {
 			if one(f, i); errs[i] != nil {
-				return decoded{}, errs[i]
+				return nil, errs[i]
 			}
 		}
 		return out, nil
@@ -254,7 +260,7 @@ func decodeAll(msgs []json.RawMessage) (decoded, error) {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return decoded{}, err
+			return nil, err
 		}
 	}
 	return out, nil
@@ -370,8 +376,8 @@ func (s *State) buildTable() (*routes.Table, error) {
 		t, err = s.base.With(zones, s.upsert, s.deleted)
 	} else {
 		deps := make([]*routes.DeploymentSpec, 0, s.deps.Len())
-		for _, d := range s.deps.All() {
-			deps = append(deps, d)
+		for _, e := range s.deps.All() {
+			deps = append(deps, e.spec)
 		}
 		t, err = routes.NewTable(s.Domain, zones, deps)
 	}
