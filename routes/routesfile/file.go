@@ -51,7 +51,21 @@ func ParseFile(path string) (*routes.Table, error) {
 // routes.ErrInvalid, or routes.ErrEmptyTable for a file without deployments
 // (an empty table never replaces a good one). The table's Version, Source
 // and LoadedAt are left for the caller to set.
+//
+// A file in the form routes files are written in is read by a fast path
+// (fast.go); anything else, and every file with an error, by yaml.v3,
+// which the fast path agrees with.
 func Parse(name string, data []byte) (*routes.Table, error) {
+	if t := parseFast(data); t != nil {
+		return t, nil
+	}
+	return parseYAML(name, data)
+}
+
+// parseYAML is Parse by way of yaml.v3's node tree: slower, and in much
+// more memory, than the fast path, but for every input, and with the line
+// of every error.
+func parseYAML(name string, data []byte) (*routes.Table, error) {
 	p := &parser{name: name, pos: positions{top: map[string]int{}, zones: map[string]int{}, deps: map[*routes.DeploymentSpec]*objPos{}}}
 	t, err := p.parse(data)
 	if err != nil {
