@@ -137,6 +137,32 @@ type snapEdit struct {
 	insts map[string]int
 	built []*depState // the deployments added
 	made  []*entry    // the entries made, fresh until published
+
+	// zoneLists are zone lists of deployments built, which the next
+	// ones with the same list share (most deployments of a table list
+	// the same zones); scratch is where a list is put together.
+	zoneLists [][]string
+	scratch   []string
+}
+
+// maxZoneLists bounds the zone lists a snapEdit keeps to share.
+const maxZoneLists = 16
+
+// zoneList returns a list equal to l, which is x's scratch: one it gave
+// before, or a copy. The lists it gives are never modified.
+func (x *snapEdit) zoneList(l []string) []string {
+	for _, o := range x.zoneLists {
+		if slices.Equal(o, l) {
+			return o
+		}
+	}
+	c := slices.Clone(l)
+	if len(x.zoneLists) < maxZoneLists {
+		x.zoneLists = append(x.zoneLists, c)
+	} else {
+		x.zoneLists[len(x.built)%maxZoneLists] = c
+	}
+	return c
 }
 
 // Prepare makes the balancer ready to pick in t's deployments. The proxy
@@ -248,20 +274,25 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 		}
 		ds.insts[i].gen = int32(g)
 	}
+	zones := x.scratch[:0]
 	for _, in := range d.Eligible {
 		if in.Zone == b.cfg.LocalZone && b.cfg.LocalZone != "" {
-			ds.zones, ds.local = []string{in.Zone}, true
+			zones, ds.local = append(zones, in.Zone), true
 			break
 		}
 	}
 	for i, in := range d.Eligible {
-		z := slices.Index(ds.zones, in.Zone)
+		z := slices.Index(zones, in.Zone)
 		if z < 0 {
-			z = len(ds.zones)
-			ds.zones = append(ds.zones, in.Zone)
+			z = len(zones)
+			zones = append(zones, in.Zone)
 		}
 		ds.insts[i].zone = int32(z)
 	}
+	if len(zones) > 0 {
+		ds.zones = x.zoneList(zones)
+	}
+	x.scratch = zones
 	next := 0 // d.Eligible is in the order of d.Instances: the next one to meet
 	for _, in := range d.Instances {
 		k := keyOf(in)

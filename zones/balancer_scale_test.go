@@ -3,6 +3,7 @@ package zones
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/switchyard/switchyard/routes"
@@ -35,5 +36,45 @@ func TestPrepareSharedInstanceIsLinear(t *testing.T) {
 	}
 	if e := b.snap.Load().entry(instKey{"127.0.0.1:9200", "i-0"}); e == nil || len(e.eligible().deps) != n {
 		t.Errorf("the shared instance is not eligible in all %d deployments", n)
+	}
+}
+
+// Deployments whose eligible instances list the same zones in the same
+// order share one list; any other list is their own, and right.
+func TestZoneListsShared(t *testing.T) {
+	b, _ := testBalancer(Config{LocalZone: "zone-c"})
+	spec := func(id string, zones ...string) *routes.DeploymentSpec {
+		d := &routes.DeploymentSpec{ID: id, Kind: "es", Serving: map[string]int{"blue": 1}}
+		for i, z := range zones {
+			d.Instances = append(d.Instances, &routes.Instance{ID: fmt.Sprint("i-", i), Addr: fmt.Sprintf("10.0.%s.%d:9200", id[:1], i+1), Zone: z, Generation: "blue"})
+		}
+		return d
+	}
+	tbl, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{
+		spec("1000000000000000", "zone-a", "zone-b"), spec("2000000000000000", "zone-a", "zone-b", "zone-a"),
+		spec("3000000000000000", "zone-b", "zone-a"), spec("4000000000000000", "zone-a", "zone-c"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(tbl)
+	want := map[string][]string{
+		"1000000000000000": {"zone-a", "zone-b"}, "2000000000000000": {"zone-a", "zone-b"},
+		"3000000000000000": {"zone-b", "zone-a"}, "4000000000000000": {"zone-c", "zone-a"},
+	}
+	lists := map[string][]string{}
+	for d := range tbl.All() {
+		ds := b.depOf(d)
+		if !slices.Equal(ds.zones, want[d.ID]) {
+			t.Errorf("deployment %s: zones %v; want %v", d.ID, ds.zones, want[d.ID])
+		}
+		lists[d.ID] = ds.zones
+	}
+	same := func(a, b []string) bool { return &a[0] == &b[0] }
+	if !same(lists["1000000000000000"], lists["2000000000000000"]) {
+		t.Error("two deployments in zones a, b have a list each; want one shared")
+	}
+	if same(lists["1000000000000000"], lists["3000000000000000"]) || same(lists["1000000000000000"], lists["4000000000000000"]) {
+		t.Error("deployments with other zone lists share one")
 	}
 }
