@@ -140,8 +140,11 @@ var held []any
 // The message is read into a buffer of its own and decoded as a restart
 // from the disk copy decodes it (wire.DecodeMessage); what the state
 // keeps of that buffer is counted. live-MiB is the heap in use after a
-// collection, less what was in use before the load. A heap profile
-// (-memprofile) shows where it is.
+// collection, less what was in use before the load; state-MiB, table-MiB
+// and served-MiB split it into the state (the decoded deployments and
+// their hashes), the table (routes.Table: deployments, index) and what
+// serving it adds (the balancer, the proxy's own maps). A heap profile
+// (-memprofile) shows where each is.
 func BenchmarkHeldTable(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(fmt.Sprintf("deployments=%d", n), func(b *testing.B) {
@@ -162,13 +165,20 @@ func BenchmarkHeldTable(b *testing.B) {
 					b.Fatal(err)
 				}
 				m = nil
+				afterState := liveHeap()
 				tb, err := st.Table()
 				if err != nil {
 					b.Fatal(err)
 				}
+				afterTable := liveHeap()
 				s.Apply(tb)
 				held = []any{s, st}
-				b.ReportMetric(float64(liveHeap()-before)/(1<<20), "live-MiB")
+				after := liveHeap()
+				mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+				b.ReportMetric(mib(after-before), "live-MiB")
+				b.ReportMetric(mib(afterState-before), "state-MiB")
+				b.ReportMetric(mib(afterTable-afterState), "table-MiB")
+				b.ReportMetric(mib(after-afterTable), "served-MiB")
 			}
 		})
 	}
