@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"testing"
 
 	"github.com/switchyard/switchyard/routes"
@@ -83,6 +84,8 @@ func BenchmarkApplyFull(b *testing.B) {
 			b.SetBytes(int64(len(full)))
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu := startCPU()
+			defer cpu.report(b)
 			for range b.N {
 				s, err := New(Config{Picker: zones.NewBalancer(zones.Config{LocalZone: "zone-a"}), Logger: discardLogger()})
 				if err != nil {
@@ -182,6 +185,33 @@ func BenchmarkHeldTable(b *testing.B) {
 			}
 		})
 	}
+}
+
+// cpuMeter reports the CPU a benchmark's loop spent, as the runtime
+// counts it (runtime/metrics): cpu-ms/op is the Go code's and the
+// garbage collector's together on every CPU, gc-ms/op the collector's.
+// Unlike ns/op they do not count the time other processes take the CPUs.
+type cpuMeter struct{ user, gc float64 }
+
+var cpuMetrics = []string{"/cpu/classes/user:cpu-seconds", "/cpu/classes/gc/total:cpu-seconds"}
+
+func readCPU() cpuMeter {
+	s := make([]rtmetrics.Sample, len(cpuMetrics))
+	for i, name := range cpuMetrics {
+		s[i].Name = name
+	}
+	rtmetrics.Read(s)
+	return cpuMeter{user: s[0].Value.Float64(), gc: s[1].Value.Float64()}
+}
+
+func startCPU() cpuMeter { return readCPU() }
+
+func (c cpuMeter) report(b *testing.B) {
+	b.StopTimer()
+	end := readCPU()
+	user, gc := end.user-c.user, end.gc-c.gc
+	b.ReportMetric((user+gc)*1000/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(gc*1000/float64(b.N), "gc-ms/op")
 }
 
 // liveHeap is the heap in use after a collection.
