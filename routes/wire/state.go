@@ -220,18 +220,24 @@ func decodeAll(msgs []json.RawMessage) ([]*stateDep, error) {
 				return
 			}
 		}
+		e := &all[i]
+		e.spec = d
 		enc := []byte(msgs[i])
-		if !inMarshalForm(enc) {
-			if enc, err = json.Marshal(msgs[i]); err != nil {
-				errs[i] = fmt.Errorf("wire: deployment: %w", err)
-				return
+		// The spec's encoding made again is in json.Marshal's form: when
+		// it is the message's, there is nothing to keep (the common
+		// case); else the message's, compacted and escaped, is kept.
+		if f.enc = appendEncoding(f.enc[:0], d); string(f.enc) != string(enc) {
+			if !inMarshalForm(enc) {
+				if enc, err = json.Marshal(msgs[i]); err != nil {
+					errs[i] = fmt.Errorf("wire: deployment: %w", err)
+					return
+				}
+			}
+			if string(f.enc) != string(enc) {
+				e.enc = bytes.Clone(enc)
 			}
 		}
-		e := &all[i]
-		e.spec, e.hash = d, digestOf(enc)
-		if f.enc = appendEncoding(f.enc[:0], d); string(f.enc) != string(enc) {
-			e.enc = bytes.Clone(enc)
-		}
+		e.hash = digestOf(enc)
 		out[i] = e
 	}
 	const perWorker = 512
