@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,6 +168,9 @@ func TestStoreFigures(t *testing.T) {
 	t.Logf("%d deployments: watcher start to the server's first table %v; RSS %.1f MiB, live heap %.1f MiB",
 		n, time.Since(start), rssMiB(t), liveHeapMiB())
 	loaded := rssMiB(t)
+	if dir := os.Getenv("SWITCHYARD_BENCH_PROFILE"); dir != "" {
+		writeHeapProfile(t, filepath.Join(dir, "route-server-heap.pprof"))
+	}
 
 	const changes = 100
 	var lag []time.Duration
@@ -197,6 +202,20 @@ func TestStoreFigures(t *testing.T) {
 	t.Logf("%d single-deployment changes: process CPU %v per change; write to the server's table p50 %v, p99 %v",
 		changes, cpu/changes, lag[changes/2], lag[changes*99/100])
 	t.Logf("RSS after the load %.1f MiB, after %d changes %.1f MiB; live heap %.1f MiB", loaded, changes, rssMiB(t), liveHeapMiB())
+}
+
+// writeHeapProfile writes the heap's profile, after a collection, to p.
+func writeHeapProfile(t *testing.T, p string) {
+	runtime.GC()
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap profile: %s", p)
 }
 
 // benchDeployment is the figures' deployment i: three instances in

@@ -311,7 +311,7 @@ func (ev *evaluator) evalDeployments(t *tree, dirty map[string]struct{}, all boo
 		}
 	}
 	sort.Slice(order, func(i, j int) bool {
-		a, b := t.deps[order[i]].node.stat.Mzxid, t.deps[order[j]].node.stat.Mzxid
+		a, b := t.deps[order[i]].written(), t.deps[order[j]].written()
 		if a != b {
 			return a < b
 		}

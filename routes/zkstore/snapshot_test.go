@@ -69,13 +69,26 @@ func referenceEval(l layout, t *tree, prev map[string]*routes.DeploymentSpec) (m
 // deleted) what evaluating every deployment gives: the same deployments,
 // invalid entries and version; and its Changed names exactly the entries
 // that differ from the evaluation before.
+//
+// With sealed, the evaluator is handed what the Watcher keeps under its
+// persistent watch: each deployment read whole again when it changes, and
+// sealed (only its version kept) once evaluated.
 func TestEvaluatorOfChangesIsWhole(t *testing.T) {
 	for _, noMaps := range []bool{false, true} {
-		t.Run(fmt.Sprintf("noMaps=%v", noMaps), func(t *testing.T) { testEvaluatorOfChanges(t, noMaps) })
+		for _, sealed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("noMaps=%v/sealed=%v", noMaps, sealed), func(t *testing.T) { testEvaluatorOfChanges(t, noMaps, sealed) })
+		}
 	}
 }
 
-func testEvaluatorOfChanges(t *testing.T, noMaps bool) {
+// cloneDep is a deep copy of a depTree, as a new read gives.
+func cloneDep(d *depTree) *depTree {
+	c := *d
+	c.instances = maps.Clone(d.instances)
+	return &c
+}
+
+func testEvaluatorOfChanges(t *testing.T, noMaps, sealed bool) {
 	r := rand.New(rand.NewPCG(3, 4))
 	l := layout{root: DefaultRoot}
 	zxid := int64(100)
@@ -96,6 +109,7 @@ func testEvaluatorOfChanges(t *testing.T, noMaps bool) {
 	var ref map[string]*routes.DeploymentSpec
 	var refVersion int64
 	var last *Deployments
+	var kept *tree // with sealed: the evaluator's tree
 	for step := 0; step < 400; step++ {
 		dirty := map[string]struct{}{}
 		for n := 1 + r.IntN(3); n > 0; n-- {
@@ -124,9 +138,42 @@ func testEvaluatorOfChanges(t *testing.T, noMaps bool) {
 			continue // an empty table is an error: the next step adds one
 		}
 		all := step%5 == 0 // now and then, a full read
-		snap, err := ev.evalChanged(tr, dirty, all)
+		evTree := tr
+		if sealed {
+			if kept == nil || all {
+				kept = &tree{deps: map[string]*depTree{}}
+				for id, d := range tr.deps {
+					kept.deps[id] = cloneDep(d)
+				}
+			} else {
+				for id := range dirty {
+					if d, ok := tr.deps[id]; ok {
+						kept.deps[id] = cloneDep(d)
+					} else {
+						delete(kept.deps, id)
+					}
+				}
+			}
+			deps := kept.deps
+			*kept = *tr
+			kept.deps = deps
+			evTree = kept
+		}
+		snap, err := ev.evalChanged(evTree, dirty, all)
 		if err != nil {
 			t.Fatalf("step %d: %v", step, err)
+		}
+		if sealed {
+			sealEvaluated(kept, ev, dirty, all)
+			n := 0
+			for _, d := range kept.deps {
+				if d.sealed != 0 {
+					n++
+				}
+			}
+			if n != len(kept.deps) {
+				t.Fatalf("step %d: %d of %d deployments sealed", step, n, len(kept.deps))
+			}
 		}
 		var refInvalid map[string]string
 		ref, refInvalid = referenceEval(l, tr, ref)
@@ -141,7 +188,7 @@ func testEvaluatorOfChanges(t *testing.T, noMaps bool) {
 		if !noMaps && !reflect.DeepEqual(snap.Deployments, ref) {
 			t.Fatalf("step %d: the snapshot's map differs from its Deps", step)
 		}
-		if !noMaps {
+		if !noMaps && !sealed {
 			for id, dt := range tr.deps {
 				if snap.Versions[id] != dt.version() {
 					t.Fatalf("step %d: Versions[%s] = %d; want %d", step, id, snap.Versions[id], dt.version())

@@ -35,11 +35,35 @@ type depTree struct {
 	hasInsts  bool
 	instsStat zk.Stat
 	instances map[string]znode
+	// sealed, when not 0, is the version of a deployment whose znodes
+	// were dropped once it was evaluated (see seal), and sealedWritten
+	// its znode's mzxid: the rest is empty.
+	sealed, sealedWritten int64
+}
+
+// written is the zxid of the last write of the deployment's own znode,
+// by which deployments claim alias keys in order.
+func (d *depTree) written() int64 {
+	if d.sealed != 0 {
+		return d.sealedWritten
+	}
+	return d.node.stat.Mzxid
+}
+
+// sealed returns a depTree that holds only d's version. The Watcher keeps
+// these under its persistent watch, which reads a deployment whole again
+// on any change: the znodes' data and stats are not looked at again once
+// evaluated, and at 100 000 deployments they are about half its heap.
+func (d *depTree) seal() *depTree {
+	return &depTree{sealed: d.version(), sealedWritten: d.written()}
 }
 
 // version is the highest zxid of the deployment's znodes: any change in
 // its subtree raises it.
 func (d *depTree) version() int64 {
+	if d.sealed != 0 {
+		return d.sealed
+	}
 	v := max(d.node.stat.Mzxid, d.node.stat.Pzxid)
 	if d.hasInsts {
 		v = max(v, d.instsStat.Mzxid, d.instsStat.Pzxid)
@@ -110,6 +134,11 @@ type watchKey struct {
 type reader struct {
 	conn  *zk.Conn
 	watch bool
+	// keep, if set, is given each deployment that readDeploymentSet reads
+	// in batches, as soon as its batch is in, and what it returns is kept
+	// instead (the Watcher evaluates and seals it there, so that a full
+	// read never holds every deployment's znodes at once).
+	keep func(id string, d *depTree) *depTree
 
 	mu    sync.Mutex
 	armed map[watchKey]struct{}
@@ -323,7 +352,7 @@ const readParallelism = DefaultInFlight
 // watches a request per znode (each read sets its znode's watch).
 func (r *reader) readDeploymentSet(l layout, ids []string) (map[string]*depTree, error) {
 	if !r.watch {
-		return readDeploymentBatches(&Store{conn: r.conn, l: l}, ids)
+		return readDeploymentBatches(&Store{conn: r.conn, l: l}, ids, r.keep)
 	}
 	type result struct {
 		id  string
@@ -416,8 +445,8 @@ func (r *reader) readInstances(l layout, id string, d *depTree) error {
 
 // readDeploymentBatches reads the named deployments streamBatchDeps to a
 // batch, DefaultBatchesInFlight batches at a time; vanished ones are left
-// out.
-func readDeploymentBatches(s *Store, ids []string) (map[string]*depTree, error) {
+// out. With keep, what keep returns for each is kept.
+func readDeploymentBatches(s *Store, ids []string, keep func(string, *depTree) *depTree) (map[string]*depTree, error) {
 	out := make(map[string]*depTree, len(ids))
 	batches := (len(ids) + streamBatchDeps - 1) / streamBatchDeps
 	err := pipeline(context.Background(), batches, DefaultBatchesInFlight, func(b int) ([]*depTree, error) {
@@ -428,9 +457,14 @@ func readDeploymentBatches(s *Store, ids []string) (map[string]*depTree, error) 
 		return read.deps, nil
 	}, func(b int, deps []*depTree) error {
 		for j, d := range deps {
-			if d != nil {
-				out[ids[b*streamBatchDeps+j]] = d
+			if d == nil {
+				continue
 			}
+			id := ids[b*streamBatchDeps+j]
+			if keep != nil {
+				d = keep(id, d)
+			}
+			out[id] = d
 		}
 		return nil
 	})

@@ -173,6 +173,7 @@ func (w *Watcher) Run(ctx context.Context, publish func(State)) error {
 	if r.minInterval <= 0 {
 		r.minInterval = defaultMinInterval
 	}
+	r.r.keep = r.keepRead
 	if w.Register != nil {
 		reg := *w.Register
 		if reg.StartedAt.IsZero() {
@@ -413,6 +414,9 @@ func (r *run) publishNow() {
 			problem = err.Error()
 		} else {
 			r.synced = true
+			if r.persistent {
+				r.seal()
+			}
 			clear(r.dirty)
 			r.allDirty = false
 			st.Deps, st.Changed = r.ev.deps, r.ev.changed
@@ -437,6 +441,50 @@ func (r *run) publishNow() {
 	r.state, r.lastPub = st, now
 	r.treeChanged, r.flagsChanged = false, false
 	r.publish(st)
+}
+
+// keepRead takes a deployment that a batched read (the full read, or
+// refreshTouched) has just read. Under the persistent watch it builds it
+// now, as the evaluation would (the evaluator's cache, built, is keyed by
+// version, so the evaluation that follows finds it built), and keeps it
+// sealed: a full read of 100 000 deployments never holds all their
+// znodes at once.
+func (r *run) keepRead(id string, d *depTree) *depTree {
+	if !r.persistent {
+		return d
+	}
+	v := d.version()
+	if b, ok := r.ev.built[id]; !ok || b.version != v {
+		dep, err := buildDeployment(r.l, id, d.raw())
+		r.ev.built[id] = builtDep{version: v, dep: dep, err: err}
+	}
+	return d.seal()
+}
+
+// seal drops the znodes of the deployments just evaluated, keeping their
+// versions (depTree.seal): under the persistent watch, a change reads its
+// deployment whole again, so they are never looked at again.
+func (r *run) seal() { sealEvaluated(r.t, r.ev, r.dirty, r.allDirty) }
+
+// sealEvaluated seals the deployments of t in dirty (all: every one) that
+// ev evaluated at their current version.
+func sealEvaluated(t *tree, ev *evaluator, dirty map[string]struct{}, all bool) {
+	sealOne := func(id string, d *depTree) {
+		if d.sealed == 0 && ev.built[id].version == d.version() {
+			t.deps[id] = d.seal()
+		}
+	}
+	if all {
+		for id, d := range t.deps {
+			sealOne(id, d)
+		}
+		return
+	}
+	for id := range dirty {
+		if d, ok := t.deps[id]; ok {
+			sealOne(id, d)
+		}
+	}
 }
 
 // logInvalid logs each invalid part once, when its error first appears or
