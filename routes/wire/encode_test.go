@@ -2,7 +2,11 @@ package wire
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/switchyard/switchyard/routes"
@@ -78,5 +82,44 @@ func TestStateKeepsOnlyEncodingsItCannotMakeAgain(t *testing.T) {
 	again, err := Apply(nil, decodeMessage(t, st.Full(false)))
 	if err != nil || again.Hash != st.Hash {
 		t.Errorf("the state's full message applies as %v (hash %s); want hash %s", err, again.Hash, st.Hash)
+	}
+}
+
+// State.WriteFile writes the file WriteFile writes of the state's full
+// message, without holding that message: it allocates a fraction of its
+// size.
+func TestStateWriteFile(t *testing.T) {
+	deps := map[string]*routes.DeploymentSpec{}
+	for i := range 3000 {
+		d := dep(fmt.Sprintf("%016x", i), map[string]int{"blue": 1}, fmt.Sprintf("10.0.%d.%d:9200", i/250, i%250), "10.1.0.1:9200")
+		deps[d.ID] = d
+	}
+	snap := NewHashedSnapshot(HashSum, nil, 5, "example.test", map[string]routes.ZoneState{"zone-b": routes.ZoneDown}, deps)
+	st, err := Apply(nil, decodeMessage(t, snap.Full(false)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	want, got := filepath.Join(dir, "want"), filepath.Join(dir, "got")
+	full := st.Full(true)
+	if err := WriteFile(want, full); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := st.WriteFile(got, true); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	a, _ := os.ReadFile(want)
+	b, _ := os.ReadFile(got)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("State.WriteFile wrote %d bytes unlike WriteFile's %d", len(b), len(a))
+	}
+	if m, err := ReadFile(got); err != nil || m.Hash != st.Hash || !m.Stale {
+		t.Fatalf("reading it back: %v", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > uint64(len(full))/2 {
+		t.Errorf("State.WriteFile allocated %d bytes for a message of %d; want at most half", n, len(full))
 	}
 }

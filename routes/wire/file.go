@@ -1,11 +1,13 @@
 package wire
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -23,16 +25,43 @@ const fileMagic = "switchyard-routes 1 sha256:"
 // the directory is fsynced. A reader sees the old file or the new one,
 // never a mix.
 func WriteFile(path string, full []byte) error {
-	sum := sha256.Sum256(full)
+	return writeFile(path, func(w io.Writer) error {
+		_, err := w.Write(full)
+		return err
+	})
+}
+
+// WriteFile stores s as a full message at path, as WriteFile(path,
+// s.Full(stale)) does, byte for byte, without holding the message: each
+// deployment is encoded and written in turn, and the checksum in the
+// first line is written last.
+func (s *State) WriteFile(path string, stale bool) error {
+	return writeFile(path, func(w io.Writer) error {
+		return writeFull(w, s.Version, s.Hash, stale, s.Domain, s.Zones, s.encodings())
+	})
+}
+
+// writeFile writes a snapshot file whose body body writes, atomically
+// (see WriteFile): the first line, whose checksum is known once the body
+// is written, is written over a placeholder of its length.
+func writeFile(path string, body func(w io.Writer) error) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, ".routes-*.tmp")
 	if err != nil {
 		return fmt.Errorf("wire: snapshot: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	_, err = fmt.Fprintf(tmp, "%s%s\n", fileMagic, hex.EncodeToString(sum[:]))
+	h := sha256.New()
+	head := len(fileMagic) + 2*sha256.Size + 1
+	_, err = tmp.Seek(int64(head), io.SeekStart)
 	if err == nil {
-		_, err = tmp.Write(full)
+		bw := bufio.NewWriterSize(io.MultiWriter(tmp, h), 256<<10)
+		if err = body(bw); err == nil {
+			err = bw.Flush()
+		}
+	}
+	if err == nil {
+		_, err = tmp.WriteAt([]byte(fileMagic+hex.EncodeToString(h.Sum(nil))+"\n"), 0)
 	}
 	if err == nil {
 		err = tmp.Sync()
