@@ -11,7 +11,8 @@ import (
 // decodes it into a Message (a test holds them to the same result and
 // the same errors), but faster on what route servers and the disk copy
 // hold: a message as json.Marshal writes it (its keys in field order, or
-// in any order, each once, no space between them) is read by hand, and
+// in any order, each once, no space between them, space around it) is
+// read by hand, and
 // each deployment's JSON, checked without being decoded, is a slice of
 // b, not a copy. Anything else is decoded by json.Unmarshal. The message
 // keeps b: the caller must not modify it.
@@ -46,7 +47,7 @@ type msgReader struct {
 // decodeFast decodes b when it is in the form DecodeMessage reads by
 // hand, or reports false.
 func decodeFast(b []byte) (*Message, bool) {
-	r := &msgReader{b: b}
+	r := &msgReader{b: b, i: skipSpace(b, 0)}
 	m := &Message{}
 	if !r.byte('{') {
 		return nil, false
@@ -96,7 +97,9 @@ func decodeFast(b []byte) (*Message, bool) {
 	}
 }
 
-func (r *msgReader) end() bool { return r.i == len(r.b) }
+// end reports whether only space follows (a message written with a
+// newline after it, as json.Encoder writes one).
+func (r *msgReader) end() bool { return skipSpace(r.b, r.i) == len(r.b) }
 
 func (r *msgReader) byte(c byte) bool {
 	if r.i < len(r.b) && r.b[r.i] == c {

@@ -42,7 +42,7 @@ func messages() [][]byte {
 	next := NextSnapshot(HashSum, base, 9, "example.test", nil, map[string]*routes.DeploymentSpec{
 		base.deps.chunks[0][0].id: nil, "00000000000000ff": randomSpec(rng)})
 	delta, _ := next.DeltaOver(base.Version, base.Hash, []*Change{next.Change()}, true)
-	return [][]byte{base.Full(false), next.Full(true), next.Delta(base, false), delta,
+	return [][]byte{base.Full(false), next.Full(true), next.Delta(base, false), delta, append([]byte(" \n"), append(base.Full(false), '\n')...),
 		[]byte(`{}`), []byte(`null`), []byte(`{"deployments":[],"deleted":[],"zones":{}}`),
 		[]byte(`{"deployments":null,"deleted":null,"zones":null}`)}
 }
