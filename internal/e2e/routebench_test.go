@@ -49,6 +49,11 @@ func TestRoutePathFigures(t *testing.T) {
 	start := time.Now()
 	rs := rp.startRouteServer("rs1")
 	t.Logf("route server: start to first complete table %v, peak RSS %.1f MiB", time.Since(start), mib(rs.peakRSS(t)))
+	for _, line := range strings.Split(rs.stderr.String(), "\n") {
+		if strings.Contains(line, "read the whole layout") || strings.Contains(line, "table published") || strings.Contains(line, "listening") {
+			t.Logf("route server: %s", line)
+		}
+	}
 	rsLoaded := rs.rss(t)
 	t.Logf("ZooKeeper watches with 1 route server (proxies make none): %s", zkMetric(t, rp, "zk_watch_count"))
 

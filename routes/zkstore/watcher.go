@@ -363,11 +363,14 @@ func (r *run) sync() bool {
 		}
 	}
 	if r.needFull {
+		start := time.Now()
 		t, err := r.r.readAll(r.l)
 		if err != nil {
 			r.log.Debug("reading the layout failed; will retry", "error", err)
 			return false
 		}
+		r.log.Info("read the whole layout", "deployments", len(t.deps), "took", time.Since(start).Round(time.Millisecond).String(),
+			"watch", map[bool]string{true: "persistent", false: "one-shot"}[r.persistent])
 		r.t, r.needFull, r.treeChanged, r.allDirty = t, false, true, true
 		clear(r.pending) // the full read saw what they changed
 		if r.reg != nil {
