@@ -3,7 +3,6 @@ package routes
 import (
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -150,7 +149,9 @@ func (b *Builder) finish() *Table {
 	t.index.trim()
 	t.seq = tableSeq.Add(1)
 	deps := b.deps
-	sort.Slice(deps, func(i, j int) bool { return deps[i].ID < deps[j].ID })
+	if !slices.IsSortedFunc(deps, byID) { // added in ID order, as from a route server: no sort
+		slices.SortFunc(deps, byID)
+	}
 	t.flat, t.list = deps, newDepList(deps)
 	for _, d := range deps {
 		d.computeEligible(t.Zones)

@@ -381,8 +381,10 @@ func (s *State) buildTable() (*routes.Table, error) {
 	if s.base != nil && s.base.Domain == strings.TrimPrefix(strings.ToLower(s.Domain), ".") {
 		t, err = s.base.With(zones, s.upsert, s.deleted)
 	} else {
+		// In ID order, which the table keeps them in: it need not sort.
 		deps := make([]*routes.DeploymentSpec, 0, s.deps.Len())
-		for _, e := range s.deps.All() {
+		for _, id := range s.ids {
+			e, _ := s.deps.Get(id)
 			deps = append(deps, e.spec)
 		}
 		t, err = routes.NewTable(s.Domain, zones, deps)
