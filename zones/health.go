@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"math"
 	"sync/atomic"
 
 	"github.com/switchyard/switchyard/routes"
@@ -67,18 +68,21 @@ func keyOf(in *routes.Instance) instKey { return instKey{in.Addr, in.ID} }
 // that has the instance. All fields are atomics; the ejection fields are
 // written under Balancer.ejectMu, the check fields by the instance's
 // checker only.
+//
+// A table holds one per instance (300 000 at 100 000 deployments): the
+// counts that stay small are 32-bit, so that it takes 80 bytes, not 96.
 type instState struct {
 	key instKey
 
 	outstanding atomic.Int64
-	consecutive atomic.Int64
 	// ejectedUntil is when the last ejection ends, Unix nanoseconds; 0
 	// if never ejected. The instance is ejected while now < ejectedUntil.
 	ejectedUntil atomic.Int64
-	timesEjected atomic.Int64 // before decay
+	consecutive  atomic.Int32 // failures in a row, up to the threshold
+	timesEjected atomic.Int32 // before decay
 
 	check       atomic.Uint32 // checkUnknown, checkHealthy, checkUnhealthy
-	checkStreak atomic.Int64  // results in a row against the current state
+	checkStreak atomic.Int32  // results in a row against the current state, up to a threshold
 	checkErr    atomic.Pointer[string]
 	checkedAt   atomic.Int64 // Unix nanoseconds of the last result
 }
@@ -106,7 +110,7 @@ func (st *instState) end() {
 // decayedTimes is the ejection count at now: one less for each base period
 // the instance has been back since its last ejection ended.
 func (st *instState) decayedTimes(now, base int64) int64 {
-	n, until := st.timesEjected.Load(), st.ejectedUntil.Load()
+	n, until := int64(st.timesEjected.Load()), st.ejectedUntil.Load()
 	if n == 0 || now <= until {
 		return n
 	}
@@ -126,7 +130,7 @@ func (b *Balancer) outcome(e *entry, o Outcome) {
 			st.consecutive.Store(0)
 		}
 	case o.Failure() && b.cfg.ConsecutiveFailures > 0:
-		if st.consecutive.Add(1) >= int64(b.cfg.ConsecutiveFailures) {
+		if int(st.consecutive.Add(1)) >= b.cfg.ConsecutiveFailures {
 			b.tryEject(st)
 		}
 	}
@@ -138,7 +142,7 @@ func (b *Balancer) outcome(e *entry, o Outcome) {
 func (b *Balancer) tryEject(st *instState) {
 	b.ejectMu.Lock()
 	defer b.ejectMu.Unlock()
-	if st.consecutive.Load() < int64(b.cfg.ConsecutiveFailures) {
+	if int(st.consecutive.Load()) < b.cfg.ConsecutiveFailures {
 		return // a success, or another failure, got here first
 	}
 	st.consecutive.Store(0)
@@ -167,7 +171,7 @@ func (b *Balancer) tryEject(st *instState) {
 	// back from there.
 	times := min(st.decayedTimes(now, base)+1, (max+base-1)/base)
 	d := min(base*times, max)
-	st.timesEjected.Store(times)
+	st.timesEjected.Store(int32(min(times, math.MaxInt32)))
 	st.ejectedUntil.Store(now + d)
 	b.invalidate(st)
 	b.stats.ejections.Add(1)
@@ -194,14 +198,14 @@ func (b *Balancer) checked(st *instState, ok bool, detail string, at int64) {
 			st.check.Store(checkHealthy) // routing is unchanged
 		}
 	case cur == checkUnhealthy: // a pass
-		if st.checkStreak.Add(1) >= int64(k.HealthyThreshold) {
+		if int(st.checkStreak.Add(1)) >= k.HealthyThreshold {
 			st.checkStreak.Store(0)
 			st.check.Store(checkHealthy)
 			b.invalidate(st)
 			b.stats.markedHealthy.Add(1) // last: a flip counted is in effect
 		}
 	default: // a failure of an instance that counts as healthy
-		if st.checkStreak.Add(1) >= int64(k.UnhealthyThreshold) {
+		if int(st.checkStreak.Add(1)) >= k.UnhealthyThreshold {
 			st.checkStreak.Store(0)
 			st.check.Store(checkUnhealthy)
 			b.invalidate(st)
