@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -47,29 +50,58 @@ func TestFanOutFigures(t *testing.T) {
 		zxid uint64
 		at   time.Time
 	}
-	var writes []write
-	var lastZxid uint64
+	// The writes keep to the rate whatever one takes: each tick starts
+	// one, with up to writersInFlight at once (each on a deployment of
+	// its own), so that a slow write does not lower the rate.
+	const writersInFlight = 16
+	var (
+		mu     sync.Mutex
+		writes []write
+		wg     sync.WaitGroup
+		failed error
+	)
+	// A write that changes nothing returns the zxid of an older one: the
+	// writes must all come after this one.
+	base, err := store.SetServing(context.Background(), deps[deployments-1].ID, map[string]int{"blue": 97})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := make(chan struct{}, writersInFlight)
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
 	for i := 0; time.Now().Before(end); i++ {
 		<-tick.C
-		id := deps[(i*97)%deployments].ID
-		at := time.Now()
-		zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": 99 - i/deployments%2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Each pass over the deployments writes a weight that differs
-		// from the one before it (100, 99, 98, 99, …): every write is a
-		// change, with a zxid of its own.
-		if uint64(zxid) <= lastZxid {
-			t.Fatalf("write %d changed nothing (zxid %d)", i, zxid)
-		}
-		lastZxid = uint64(zxid)
-		writes = append(writes, write{uint64(zxid), at})
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			id := deps[(i*97)%deployments].ID
+			at := time.Now()
+			// Each pass over the deployments writes a weight that
+			// differs from the one before it (100, 99, 98, 99, …):
+			// every write is a change, with a zxid of its own.
+			zxid, err := store.SetServing(context.Background(), id, map[string]int{"blue": 99 - i/deployments%2})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed = fmt.Errorf("write %d: %w", i, err)
+				return
+			}
+			writes = append(writes, write{uint64(zxid), at})
+		}()
 	}
+	wg.Wait()
 	took := time.Since(end.Add(-time.Duration(seconds) * time.Second))
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	slices.SortFunc(writes, func(a, b write) int { return cmp.Compare(a.zxid, b.zxid) })
+	for i, w := range writes {
+		if w.zxid <= uint64(base) || i > 0 && w.zxid == writes[i-1].zxid {
+			t.Fatalf("a write changed nothing (zxid %d)", w.zxid)
+		}
+	}
 
 	logs := make([]*appliedLog, len(ps))
 	for i, p := range ps {
