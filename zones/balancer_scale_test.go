@@ -88,3 +88,25 @@ func TestInstStateSize(t *testing.T) {
 		t.Errorf("instState is %d bytes; want at most 80", n)
 	}
 }
+
+// Prepare builds no view: a deployment's is built at its first pick, so
+// that the deployments of a large table that get no traffic cost none.
+func TestViewsBuiltAtFirstPick(t *testing.T) {
+	b, _ := testBalancer(Config{LocalZone: "zone-a"})
+	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2, "zone-b": 2}))
+	b.Prepare(tbl)
+	ds := b.depOf(d)
+	if ds.view.Load() != nil {
+		t.Fatal("Prepare built a view")
+	}
+	if b.Pick(d) == nil {
+		t.Fatal("no instance")
+	}
+	v := ds.view.Load()
+	if v == nil {
+		t.Fatal("no view after a pick")
+	}
+	if b.Pick(d); ds.view.Load() != v {
+		t.Error("the second pick built the view again")
+	}
+}
