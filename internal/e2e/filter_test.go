@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,11 +75,11 @@ func TestTrafficFilterThroughTheRoutePath(t *testing.T) {
 		status, _ := getFrom("127.0.0.1", url)
 		return status == 403
 	})
-	// The snapshot on disk is written after the table is applied: wait
-	// until it holds the filter.
-	testutil.Eventually(t, 15*time.Second, "the snapshot with the filter is on disk", func() bool {
-		b, err := os.ReadFile(filepath.Join(cache, "routes.snapshot"))
-		return err == nil && strings.Contains(string(b), "10.0.0.0/8")
+	// The disk copy (the snapshot, and the journal of the changes since)
+	// is written after the table is applied: wait until it holds the
+	// filter.
+	testutil.Eventually(t, 15*time.Second, "the change with the filter is on disk", func() bool {
+		return strings.Contains(diskCopy(cache), "10.0.0.0/8")
 	})
 
 	rs.cmd.Process.Signal(syscall.SIGKILL)

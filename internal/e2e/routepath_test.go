@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/internal/testing/zktest"
 	"github.com/switchyard/switchyard/loadtest"
+	"github.com/switchyard/switchyard/routes/routeclient"
 )
 
 // routePath is ZooKeeper, route servers and the tools around them, as
@@ -372,8 +373,16 @@ func TestSumHashedTablesThroughTheRoutePath(t *testing.T) {
 	}
 	rp.apply(two.addr)
 	testutil.Eventually(t, 15*time.Second, "the change reaches the proxy", func() bool { return answeredBy(p) == "two" })
-	testutil.Eventually(t, 15*time.Second, "the snapshot on disk has the sum hash and the change", func() bool {
+	testutil.Eventually(t, 15*time.Second, "the disk copy has the sum hash and the change", func() bool {
 		b, err := os.ReadFile(filepath.Join(cache, "routes.snapshot"))
-		return err == nil && strings.Contains(string(b), `"hash":"sum:`) && strings.Contains(string(b), two.addr)
+		return err == nil && strings.Contains(string(b), `"hash":"sum:`) && strings.Contains(diskCopy(cache), two.addr)
 	})
+}
+
+// diskCopy is what a proxy's cache directory holds of its table: the
+// snapshot and the journal of the changes since, as text.
+func diskCopy(cache string) string {
+	snap, _ := os.ReadFile(filepath.Join(cache, routeclient.SnapshotFile))
+	journal, _ := os.ReadFile(filepath.Join(cache, routeclient.JournalFile))
+	return string(snap) + string(journal)
 }

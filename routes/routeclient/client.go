@@ -42,14 +42,17 @@ type Source struct {
 	// ProxyID and Zone identify this proxy to the route servers.
 	ProxyID string
 	Zone    string
-	// CacheDir, when set, holds the last applied table (SnapshotFile).
+	// CacheDir, when set, holds the last applied table: a snapshot
+	// (SnapshotFile) and the journal of the changes applied since
+	// (JournalFile).
 	CacheDir string
-	// SaveInterval is the least time between two writes of the table to
-	// CacheDir: each write encodes and fsyncs the whole table, so the
-	// changes that come within it are written once, as the latest table.
-	// The first table is written at once, and the latest when Run
-	// returns. Default 5s; never less than 20 times the last write took,
-	// so that writing a large table takes at most 1/20 of the time.
+	// SaveInterval is the least time between two writes of the snapshot,
+	// which encodes and fsyncs the whole table. A change is appended to
+	// the journal at once; the snapshot is written for the first table of
+	// a run, for a full table, and when the journal has grown to 1/32 of
+	// it (at least 1 MiB). Default 5s; never less than 20 times the last
+	// snapshot write took, so that writing a large table takes at most
+	// 1/20 of the time.
 	SaveInterval time.Duration
 	// StartupTimeout bounds the wait for a route server's answer at start
 	// before the table on disk is served. A route server that has
@@ -73,11 +76,17 @@ type Source struct {
 	mu     sync.Mutex
 	status Status
 
-	saveOnce sync.Once
-	saveCh   chan savedState
-	saveStop chan struct{} // closed by flushDisk: write the latest now
-	saveDone chan struct{}
-	saves    atomic.Uint64
+	saveOnce   sync.Once
+	saveMu     sync.Mutex
+	saveQ      []savedState // applied, not yet written
+	saveQBytes int          // of the delta messages in saveQ
+	saveNotify chan struct{}
+	saveStop   chan struct{} // closed by flushDisk: write what is queued now
+	saveDone   chan struct{}
+	saves      atomic.Uint64 // snapshot writes
+	journaled  atomic.Uint64 // delta messages appended to the journal
+
+	compactAt int64 // test hook: the journal's size that calls for a snapshot; 0: the default
 }
 
 // Status is what the proxy's admin status shows of its route source.
@@ -254,11 +263,19 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return state, fmt.Errorf("routeclient: %s answered %d: %s", base, resp.StatusCode, b)
 	}
-	var m wire.Message
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+	var body bytes.Buffer
+	if resp.ContentLength > 0 {
+		body.Grow(int(min(resp.ContentLength, 1<<30)))
+	}
+	if _, err := body.ReadFrom(resp.Body); err != nil {
+		return state, fmt.Errorf("routeclient: %s: reading: %w", base, err)
+	}
+	// The message keeps body's bytes (and the journal writes them).
+	m, err := wire.DecodeMessage(body.Bytes())
+	if err != nil {
 		return state, fmt.Errorf("routeclient: %s: decoding: %w", base, err)
 	}
-	next, err := wire.Apply(state, &m)
+	next, err := wire.Apply(state, m)
 	if err != nil {
 		sink.Reject(base, err)
 		return state, err
@@ -275,73 +292,162 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 		st.Connected, st.Server, st.LastContact, st.Stale, st.FromDisk, st.Version, st.LastError = true, base, time.Now(), m.Stale, false, m.Version, ""
 	})
 	if s.CacheDir != "" {
-		s.saveDisk(next, m.Stale)
+		s.saveDisk(next, m.Stale, m, body.Bytes())
 	}
 	return next, nil
 }
 
-// saveDisk hands the applied table to the writer goroutine, which keeps
-// only the latest and writes at most once per SaveInterval: a burst of
-// changes costs one write, and the poll loop never waits for the disk.
-func (s *Source) saveDisk(st *wire.State, stale bool) {
+// saveDisk hands an applied table to the disk writer goroutine; msg is
+// the delta message it came from (nil for a full table), which the writer
+// appends to the journal. The poll loop never waits for the disk.
+func (s *Source) saveDisk(st *wire.State, stale bool, m *wire.Message, msg []byte) {
 	s.saveOnce.Do(func() {
-		s.saveCh = make(chan savedState, 1)
+		s.saveNotify = make(chan struct{}, 1)
 		s.saveStop = make(chan struct{})
 		s.saveDone = make(chan struct{})
 		go s.diskWriter()
 	})
+	it := savedState{st: st, stale: stale}
+	if !m.Full {
+		it.rec = &journalRecord{msg: msg, baseVersion: m.Base, baseHash: m.BaseHash, version: st.Version, hash: st.Hash}
+	}
+	s.saveMu.Lock()
+	s.saveQ = append(s.saveQ, it)
+	if it.rec != nil {
+		s.saveQBytes += len(msg)
+	}
+	if s.saveQBytes > maxQueuedJournal {
+		// The writer is far behind: the latest table, written whole,
+		// stands for them all.
+		it.rec = nil
+		s.saveQ, s.saveQBytes = append(s.saveQ[:0], it), 0
+	}
+	s.saveMu.Unlock()
 	select {
-	case <-s.saveCh: // drop an older table not yet written
+	case s.saveNotify <- struct{}{}:
 	default:
 	}
-	s.saveCh <- savedState{st, stale}
 }
+
+// maxQueuedJournal bounds the delta messages waiting for the disk writer.
+const maxQueuedJournal = 16 << 20
 
 type savedState struct {
 	st    *wire.State
 	stale bool
+	rec   *journalRecord // nil: a full table (or the latest of a dropped backlog)
 }
 
-// flushDisk ends the writer goroutine once the latest table is written.
+// flushDisk ends the writer goroutine once what is queued is written.
 func (s *Source) flushDisk() {
-	if s.saveCh != nil {
+	if s.saveNotify != nil {
 		close(s.saveStop)
-		close(s.saveCh)
 		<-s.saveDone
 	}
 }
 
+// Journal sizes: the snapshot is written again (and the journal started
+// again) once the journal holds 1/compactShare of the snapshot's bytes,
+// and at least minCompact.
+const (
+	compactShare = 32
+	minCompact   = 1 << 20
+)
+
+// diskWriter writes what saveDisk hands it. A delta is appended to the
+// journal at once (one write and one fsync for all those waiting); the
+// snapshot, which encodes and fsyncs the whole table, is written for the
+// first table of a run, for a full table, when the journal cannot follow
+// (it broke, or a backlog was dropped), and when the journal has grown to
+// a share of it. Those writes come at most every SaveInterval and at most
+// every saveSpacing times as long as the last took: a table that takes
+// long to write costs the same share of the time however often it changes.
+// Changes that come while a snapshot write waits are written with it.
 func (s *Source) diskWriter() {
 	defer close(s.saveDone)
-	var last time.Time
-	var took time.Duration // the last write's
-	for v := range s.saveCh {
-		// The table is written at most every SaveInterval, and at most
-		// every saveSpacing times as long as a write takes: a table
-		// that takes long to write costs the same share of the time
-		// however often it changes.
+	var (
+		j        *journal // follows the snapshot on disk; nil: the next write is a snapshot
+		last     time.Time
+		took     time.Duration // the last snapshot write's
+		snapSize int64
+		stopping bool
+	)
+	defer func() { j.close() }()
+	for {
+		if !stopping {
+			select {
+			case <-s.saveNotify:
+			case <-s.saveStop:
+				stopping = true
+			}
+		}
+		s.saveMu.Lock()
+		items := s.saveQ
+		s.saveQ, s.saveQBytes = nil, 0
+		s.saveMu.Unlock()
+		if len(items) == 0 {
+			if stopping {
+				return
+			}
+			continue
+		}
+		full := j == nil
+		if !full {
+			recs := make([]journalRecord, 0, len(items))
+			for _, it := range items {
+				if it.rec == nil {
+					full = true
+					break
+				}
+				recs = append(recs, *it.rec)
+			}
+			if !full {
+				if err := j.append(recs); err != nil {
+					s.Logger.Warn("cannot append to the route table journal; writing the table whole", "error", err)
+					full = true
+				} else {
+					s.journaled.Add(uint64(len(recs)))
+					limit := max(minCompact, snapSize/compactShare)
+					if s.compactAt > 0 {
+						limit = s.compactAt
+					}
+					full = j.size > limit &&
+						time.Since(last) >= max(s.SaveInterval, saveSpacing*took)
+					items = items[len(items)-1:]
+				}
+			}
+		}
+		if !full {
+			continue
+		}
 		gap := max(s.SaveInterval, saveSpacing*took)
-		if wait := gap - time.Since(last); !last.IsZero() && wait > 0 {
+		if wait := gap - time.Since(last); !last.IsZero() && wait > 0 && !stopping {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
 			case <-s.saveStop:
+				stopping = true
 			}
 			t.Stop()
-			// A table applied during the wait replaces v.
-			select {
-			case nv, ok := <-s.saveCh:
-				if ok {
-					v = nv
-				}
-			default:
-			}
+			// What was applied during the wait is in the table written.
+			s.saveMu.Lock()
+			items = append(items, s.saveQ...)
+			s.saveQ, s.saveQBytes = nil, 0
+			s.saveMu.Unlock()
 		}
+		v := items[len(items)-1]
 		last = time.Now()
+		j.close()
+		j = nil
 		path := filepath.Join(s.CacheDir, SnapshotFile)
-		if err := wire.WriteFile(path, v.st.Full(v.stale)); err != nil {
+		b := v.st.Full(v.stale)
+		if err := wire.WriteFile(path, b); err != nil {
 			s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
+		} else if j, err = createJournal(s.CacheDir, v.st.Version, v.st.Hash); err != nil {
+			s.Logger.Error("cannot start the route table journal; the next change writes the table whole", "error", err)
+			j = nil
 		}
+		snapSize = int64(len(b))
 		took = time.Since(last)
 		s.saves.Add(1)
 	}
@@ -359,12 +465,21 @@ func (s *Source) loadDisk(sink routes.Sink) *wire.State {
 	if err == nil {
 		var st *wire.State
 		if st, err = wire.Apply(nil, m); err == nil {
+			// Then the changes applied since the snapshot was written.
+			var n int
+			var jerr error
+			st, n, jerr = replayJournal(s.CacheDir, st)
+			if jerr != nil {
+				s.Logger.Warn("the route table journal stops early; serving the table as of its last good change", "path",
+					filepath.Join(s.CacheDir, JournalFile), "applied", n, "version", st.Version, "error", jerr)
+			}
 			var t *routes.Table
 			if t, err = st.Table(); err == nil {
 				t.Source, t.LoadedAt = "cache:"+path, time.Now()
 				sink.Apply(t)
-				s.update(func(x *Status) { x.FromDisk, x.Stale, x.Version = true, true, m.Version })
-				s.Logger.Warn("no route server answered; serving the snapshot from disk", "path", path, "version", m.Version,
+				s.update(func(x *Status) { x.FromDisk, x.Stale, x.Version = true, true, st.Version })
+				s.Logger.Warn("no route server answered; serving the snapshot from disk", "path", path, "version", st.Version,
+					"snapshot_version", m.Version, "journal_changes", n,
 					"deployments", t.Len(), "took", time.Since(start).Round(time.Millisecond).String())
 				return st
 			}
