@@ -107,10 +107,14 @@ func TestStateWriteFile(t *testing.T) {
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if err := st.WriteFile(got, true); err != nil {
+	size, err := st.WriteFile(got, true)
+	if err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
+	if size != int64(len(full)) {
+		t.Errorf("State.WriteFile says it wrote %d bytes; the message has %d", size, len(full))
+	}
 	a, _ := os.ReadFile(want)
 	b, _ := os.ReadFile(got)
 	if !bytes.Equal(a, b) {

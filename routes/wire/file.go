@@ -34,11 +34,28 @@ func WriteFile(path string, full []byte) error {
 // WriteFile stores s as a full message at path, as WriteFile(path,
 // s.Full(stale)) does, byte for byte, without holding the message: each
 // deployment is encoded and written in turn, and the checksum in the
-// first line is written last.
-func (s *State) WriteFile(path string, stale bool) error {
-	return writeFile(path, func(w io.Writer) error {
-		return writeFull(w, s.Version, s.Hash, stale, s.Domain, s.Zones, s.encodings())
+// first line is written last. It returns the message's size (what
+// len(s.Full(stale)) is).
+func (s *State) WriteFile(path string, stale bool) (int64, error) {
+	var n int64
+	err := writeFile(path, func(w io.Writer) error {
+		c := &countingWriter{w: w}
+		err := writeFull(c, s.Version, s.Hash, stale, s.Domain, s.Zones, s.encodings())
+		n = c.n
+		return err
 	})
+	return n, err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // writeFile writes a snapshot file whose body body writes, atomically
