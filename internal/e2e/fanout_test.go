@@ -67,6 +67,7 @@ func TestFanOutFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	slots := make(chan struct{}, writersInFlight)
+	profiled := profile(t, ps[0]) // SWITCHYARD_BENCH_PROFILE: the first proxy's CPU, 10 s
 	tick := time.NewTicker(time.Second / time.Duration(rate))
 	defer tick.Stop()
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
@@ -92,6 +93,7 @@ func TestFanOutFigures(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	profiled()
 	took := time.Since(end.Add(-time.Duration(seconds) * time.Second))
 	if failed != nil {
 		t.Fatal(failed)
