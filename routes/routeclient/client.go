@@ -346,6 +346,11 @@ func (s *Source) flushDisk() {
 	}
 }
 
+// journalSyncEvery bounds how often the journal is fsynced: the changes
+// of the last second may be lost in a crash of the machine (the route
+// servers send them again).
+const journalSyncEvery = time.Second
+
 // Journal sizes: the snapshot is written again (and the journal started
 // again) once the journal holds 1/compactShare of the snapshot's bytes,
 // and at least minCompact.
@@ -373,10 +378,25 @@ func (s *Source) diskWriter() {
 		stopping bool
 	)
 	defer func() { j.close() }()
+	// The journal is fsynced at most every journalSyncEvery: appends that
+	// come closer are written at once and fsynced together.
+	var lastSync time.Time
+	syncTimer := time.NewTimer(time.Hour)
+	syncTimer.Stop()
+	defer syncTimer.Stop()
+	syncJournal := func() {
+		if err := j.sync(); err != nil {
+			s.Logger.Warn("cannot fsync the route table journal", "error", err)
+		}
+		lastSync = time.Now()
+	}
 	for {
 		if !stopping {
 			select {
 			case <-s.saveNotify:
+			case <-syncTimer.C:
+				syncJournal()
+				continue
 			case <-s.saveStop:
 				stopping = true
 			}
@@ -406,6 +426,11 @@ func (s *Source) diskWriter() {
 					s.Logger.Warn("cannot append to the route table journal; writing the table whole", "error", err)
 					full = true
 				} else {
+					if wait := journalSyncEvery - time.Since(lastSync); wait <= 0 {
+						syncJournal()
+					} else {
+						syncTimer.Reset(wait)
+					}
 					s.journaled.Add(uint64(len(recs)))
 					limit := max(minCompact, snapSize/compactShare)
 					if s.compactAt > 0 {
@@ -440,14 +465,14 @@ func (s *Source) diskWriter() {
 		j.close()
 		j = nil
 		path := filepath.Join(s.CacheDir, SnapshotFile)
-		b := v.st.Full(v.stale)
-		if err := wire.WriteFile(path, b); err != nil {
+		size, err := v.st.WriteFile(path, v.stale)
+		if err != nil {
 			s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
 		} else if j, err = createJournal(s.CacheDir, v.st.Version, v.st.Hash); err != nil {
 			s.Logger.Error("cannot start the route table journal; the next change writes the table whole", "error", err)
 			j = nil
 		}
-		snapSize = int64(len(b))
+		snapSize = size
 		took = time.Since(last)
 		s.saves.Add(1)
 	}

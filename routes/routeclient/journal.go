@@ -46,8 +46,9 @@ type journal struct {
 	f    *os.File
 	size int64 // bytes in the file
 	// version and hash are the state the next record must apply to.
-	version uint64
-	hash    string
+	version  uint64
+	hash     string
+	unsynced bool // appended since the last fsync
 }
 
 // createJournal replaces the journal in dir with an empty one that follows
@@ -89,8 +90,9 @@ type journalRecord struct {
 	hash        string
 }
 
-// append writes recs in one write and fsyncs. A record that does not
-// follow the journal's last state is an error, and nothing is written.
+// append writes recs in one write (the caller fsyncs: sync). A record
+// that does not follow the journal's last state is an error, and nothing
+// is written.
 func (j *journal) append(recs []journalRecord) error {
 	var buf []byte
 	v, h := j.version, j.hash
@@ -106,16 +108,27 @@ func (j *journal) append(recs []journalRecord) error {
 	if _, err := j.f.Write(buf); err != nil {
 		return fmt.Errorf("routeclient: journal: %w", err)
 	}
+	j.size += int64(len(buf))
+	j.version, j.hash = v, h
+	j.unsynced = true
+	return nil
+}
+
+// sync fsyncs what was appended, if anything.
+func (j *journal) sync() error {
+	if j == nil || !j.unsynced {
+		return nil
+	}
+	j.unsynced = false
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("routeclient: journal: %w", err)
 	}
-	j.size += int64(len(buf))
-	j.version, j.hash = v, h
 	return nil
 }
 
 func (j *journal) close() {
 	if j != nil {
+		_ = j.sync()
 		j.f.Close()
 	}
 }
