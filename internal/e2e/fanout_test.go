@@ -49,6 +49,7 @@ func TestFanOutFigures(t *testing.T) {
 	type write struct {
 		zxid uint64
 		at   time.Time
+		took time.Duration // the write itself, until ZooKeeper answered
 	}
 	// The writes keep to the rate whatever one takes: each tick starts
 	// one, with up to writersInFlight at once (each on a deployment of
@@ -89,7 +90,7 @@ func TestFanOutFigures(t *testing.T) {
 				failed = fmt.Errorf("write %d: %w", i, err)
 				return
 			}
-			writes = append(writes, write{uint64(zxid), at})
+			writes = append(writes, write{uint64(zxid), at, time.Since(at)})
 		}()
 	}
 	wg.Wait()
@@ -128,6 +129,12 @@ func TestFanOutFigures(t *testing.T) {
 	n := len(writes)
 	t.Logf("%d changes in %v (%.1f/s): write to all %d proxies applied p50 %v, p99 %v, max %v", n, took.Round(time.Millisecond),
 		float64(n)/took.Seconds(), nProxies, conv[n/2], conv[n*99/100], conv[n-1])
+	own := make([]time.Duration, n)
+	for i, w := range writes {
+		own[i] = w.took
+	}
+	slices.Sort(own)
+	t.Logf("the writes themselves (until ZooKeeper answered): p50 %v, p99 %v, max %v", own[n/2], own[n*99/100], own[n-1])
 	t.Logf("route servers (both) per change: CPU %v, %.0f bytes sent (%.0f per proxy); %.0f deltas and %.0f full tables sent in all",
 		(cpu1-cpu0)/time.Duration(n), (sent1-sent0)/float64(n), (sent1-sent0)/float64(n)/float64(nProxies), deltas1-deltas0, fulls1-fulls0)
 	t.Logf("proxies: CPU per change %v each; every proxy ended on version %d", (pCPU1-pCPU0)/time.Duration(n*nProxies), writes[n-1].zxid)
