@@ -38,15 +38,30 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 echo "fuzz: ${#targets[@]} targets, $fuzztime each"
 
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+
 i=0
 for t in "${targets[@]}"; do
 	pkg=${t% *}
 	name=${t#* }
 	i=$((i + 1))
 	echo "fuzz: [$i/${#targets[@]}] $name ($pkg)"
-	if ! "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"; then
+	for attempt in 1 2; do
+		if "$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$out"; then
+			break
+		fi
+		# Go before 1.27 can fail a target whose -fuzztime ends while a
+		# worker is busy, with a bare "context deadline exceeded" and no
+		# failing input (golang/go#75804). That, once, is run again; a
+		# failing input, or the same twice, is a failure.
+		if [ "$attempt" = 1 ] && grep -q 'context deadline exceeded' "$out" &&
+			! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$out"; then
+			echo "fuzz: $name: the fuzzing engine's deadline race (golang/go#75804), no failing input; once more" >&2
+			continue
+		fi
 		echo "fuzz: FAIL $name in $pkg" >&2
 		exit 1
-	fi
+	done
 done
 echo "fuzz: all ${#targets[@]} targets passed"
