@@ -46,18 +46,23 @@ type extraNode struct {
 
 // readBatch reads the deployments ids, their instances and the znodes at
 // extra in two multiReads (more when they hold over batchOps reads): the
-// deployment znodes, their instances' names and extra; then every
-// instance, the instances container (for its stat: a multiRead of
-// children has none), and each deployment znode again. As readDeployment does, a
-// deployment whose znode changed between the two is read again (on its
-// own): every transaction that changes a deployment sets its znode, so
-// one that did not change was read in one state.
+// deployment znodes, their instances containers' stats and names (a
+// multiRead of children has no stat: the container's data read, just
+// before, gives it), and extra; then every instance, and each deployment
+// znode again. As readDeployment does, a deployment whose znode changed
+// between the two is read again (on its own): every transaction that
+// changes a deployment sets its znode, so one that did not change was
+// read in one state. An instance created or deleted on its own (not by
+// such a transaction) between the stat and the names is in the names
+// but not in the stat's pzxid: the version read then claims no more than
+// what was read, never a change that it lacks.
 func (s *Store) readBatch(ids []string, extra []string) (*batchRead, error) {
 	out := &batchRead{deps: make([]*depTree, len(ids)), extra: make(map[string]extraNode, len(extra))}
 	// First: each deployment and its instances' names; then extra.
-	ops := make([]zk.ReadOp, 0, 2*len(ids)+len(extra))
+	ops := make([]zk.ReadOp, 0, 3*len(ids)+len(extra))
 	for _, id := range ids {
-		ops = append(ops, zk.ReadOp{Path: s.l.deployment(id)}, zk.ReadOp{Path: s.l.instances(id), Children: true})
+		ops = append(ops, zk.ReadOp{Path: s.l.deployment(id)}, zk.ReadOp{Path: s.l.instances(id)},
+			zk.ReadOp{Path: s.l.instances(id), Children: true})
 	}
 	for _, p := range extra {
 		ops = append(ops, zk.ReadOp{Path: p})
@@ -67,7 +72,7 @@ func (s *Store) readBatch(ids []string, extra []string) (*batchRead, error) {
 		return nil, err
 	}
 	for i, p := range extra {
-		r := first[2*len(ids)+i]
+		r := first[3*len(ids)+i]
 		n, ok, err := readResult(p, r)
 		if err != nil {
 			return nil, err
@@ -103,14 +108,6 @@ func (s *Store) readBatch(ids []string, extra []string) (*batchRead, error) {
 				}
 				k++
 			}
-			if d.hasInsts {
-				c, ok, err := readResult(ops[k].Path, res[k])
-				if err != nil {
-					return err
-				}
-				d.hasInsts, d.instsStat = ok, c.stat
-				k++
-			}
 			again, ok, err := readResult(ops[k].Path, res[k])
 			if err != nil {
 				return err
@@ -127,7 +124,7 @@ func (s *Store) readBatch(ids []string, extra []string) (*batchRead, error) {
 		return nil
 	}
 	for i, id := range ids {
-		n, ok, err := readResult(s.l.deployment(id), first[2*i])
+		n, ok, err := readResult(s.l.deployment(id), first[3*i])
 		if err != nil {
 			return nil, err
 		}
@@ -136,12 +133,22 @@ func (s *Store) readBatch(ids []string, extra []string) (*batchRead, error) {
 		}
 		d := &depTree{node: n}
 		out.deps[i] = d
-		names := first[2*i+1].Children
+		c, cok, err := readResult(s.l.instances(id), first[3*i+1])
+		if err != nil {
+			return nil, err
+		}
+		list := first[3*i+2]
+		names := list.Children
 		switch {
-		case first[2*i+1].Error == nil:
+		case list.Error == nil:
 			d.hasInsts = true
-		case !errors.Is(first[2*i+1].Error, zk.ErrNoNode):
-			return nil, fmt.Errorf("listing %s: %w", s.l.instances(id), first[2*i+1].Error)
+			if cok {
+				// (Created between the two reads: no stat, a version
+				// that claims less than was read.)
+				d.instsStat = c.stat
+			}
+		case !errors.Is(list.Error, zk.ErrNoNode):
+			return nil, fmt.Errorf("listing %s: %w", s.l.instances(id), list.Error)
 		}
 		d.instances = make(map[string]znode, len(names))
 		if len(ops)+len(names)+2 > batchOps {
@@ -151,9 +158,6 @@ func (s *Store) readBatch(ids []string, extra []string) (*batchRead, error) {
 		}
 		for _, name := range names {
 			ops = append(ops, zk.ReadOp{Path: s.l.instance(id, name)})
-		}
-		if d.hasInsts {
-			ops = append(ops, zk.ReadOp{Path: s.l.instances(id)})
 		}
 		ops = append(ops, zk.ReadOp{Path: s.l.deployment(id)})
 		batch = append(batch, pending{i, names})

@@ -95,6 +95,7 @@ type builtDep struct {
 	version int64
 	dep     *routes.DeploymentSpec
 	err     error
+	sum     uint64 // rawSum of what it was built from; 0 when not taken
 }
 
 func newEvaluator(l layout) *evaluator {
@@ -271,7 +272,14 @@ func (ev *evaluator) evalDeployments(t *tree, dirty map[string]struct{}, all boo
 		}
 		v := dt.version()
 		version = max(version, v)
-		if b, ok := ev.built[id]; !ok || b.version != v {
+		switch b, ok := ev.built[id]; {
+		case dt.sealed != 0:
+			// Sealed with what it built (the Watcher's keepRead and
+			// seal): the cache takes that, whatever it held.
+			if !ok || b != dt.built {
+				ev.built[id] = dt.built
+			}
+		case !ok || b.version != v:
 			d, err := buildDeployment(ev.l, id, dt.raw())
 			ev.built[id] = builtDep{version: v, dep: d, err: err}
 		}

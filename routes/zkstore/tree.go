@@ -2,8 +2,12 @@ package zkstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/go-zookeeper/zk"
@@ -36,9 +40,10 @@ type depTree struct {
 	instsStat zk.Stat
 	instances map[string]znode
 	// sealed, when not 0, is the version of a deployment whose znodes
-	// were dropped once it was evaluated (see seal), and sealedWritten
-	// its znode's mzxid: the rest is empty.
+	// were dropped (see seal), and sealedWritten its znode's mzxid; built
+	// is what its znodes built. The rest is empty.
 	sealed, sealedWritten int64
+	built                 builtDep
 }
 
 // written is the zxid of the last write of the deployment's own znode,
@@ -50,12 +55,37 @@ func (d *depTree) written() int64 {
 	return d.node.stat.Mzxid
 }
 
-// sealed returns a depTree that holds only d's version. The Watcher keeps
-// these under its persistent watch, which reads a deployment whole again
-// on any change: the znodes' data and stats are not looked at again once
-// evaluated, and at 100 000 deployments they are about half its heap.
-func (d *depTree) seal() *depTree {
-	return &depTree{sealed: d.version(), sealedWritten: d.written()}
+// seal returns a depTree that holds only d's version and what its znodes
+// build (b, built from d). The Watcher keeps these under its persistent
+// watch, which reads a deployment whole again on any change: the znodes'
+// data and stats are not looked at again once built, and at 100 000
+// deployments they are about half its heap. A sealed deployment and its
+// build travel together: a read that fails part way leaves both as they
+// were.
+func (d *depTree) seal(b builtDep) *depTree {
+	return &depTree{sealed: d.version(), sealedWritten: d.written(), built: b}
+}
+
+// rawSum is a digest of what a deployment's znodes hold (its data, and
+// its instances' names and data in name order), which is all that
+// buildDeployment looks at: equal sums, the same build.
+func rawSum(r *rawDeployment) uint64 {
+	h := fnv.New64a()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	put(r.data)
+	if r.hasInsts {
+		h.Write([]byte{1})
+	}
+	for _, id := range slices.Sorted(maps.Keys(r.instances)) {
+		put([]byte(id))
+		put(r.instances[id])
+	}
+	return h.Sum64()
 }
 
 // version is the highest zxid of the deployment's znodes: any change in

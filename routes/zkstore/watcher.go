@@ -448,20 +448,24 @@ func (r *run) publishNow() {
 
 // keepRead takes a deployment that a batched read (the full read, or
 // refreshTouched) has just read. Under the persistent watch it builds it
-// now, as the evaluation would (the evaluator's cache, built, is keyed by
-// version, so the evaluation that follows finds it built), and keeps it
-// sealed: a full read of 100 000 deployments never holds all their
-// znodes at once.
+// now and keeps it sealed with its build (depTree.seal), so that a full
+// read of 100 000 deployments never holds all their znodes at once. A
+// deployment whose znodes hold what they held at its last build keeps
+// that build (the same spec, so no change is reported); the evaluator's
+// cache itself is only written by the evaluation, which sees the tree
+// that the read, if it succeeded as a whole, put in place.
 func (r *run) keepRead(id string, d *depTree) *depTree {
 	if !r.persistent {
 		return d
 	}
-	v := d.version()
-	if b, ok := r.ev.built[id]; !ok || b.version != v {
-		dep, err := buildDeployment(r.l, id, d.raw())
-		r.ev.built[id] = builtDep{version: v, dep: dep, err: err}
+	raw := d.raw()
+	sum := rawSum(raw)
+	if b, ok := r.ev.built[id]; ok && b.sum == sum && b.sum != 0 {
+		b.version = d.version()
+		return d.seal(b)
 	}
-	return d.seal()
+	dep, err := buildDeployment(r.l, id, raw)
+	return d.seal(builtDep{version: d.version(), dep: dep, err: err, sum: sum})
 }
 
 // seal drops the znodes of the deployments just evaluated, keeping their
@@ -470,11 +474,14 @@ func (r *run) keepRead(id string, d *depTree) *depTree {
 func (r *run) seal() { sealEvaluated(r.t, r.ev, r.dirty, r.allDirty) }
 
 // sealEvaluated seals the deployments of t in dirty (all: every one) that
-// ev evaluated at their current version.
+// ev evaluated at their current version, with that build.
 func sealEvaluated(t *tree, ev *evaluator, dirty map[string]struct{}, all bool) {
 	sealOne := func(id string, d *depTree) {
-		if d.sealed == 0 && ev.built[id].version == d.version() {
-			t.deps[id] = d.seal()
+		if b, ok := ev.built[id]; ok && d.sealed == 0 && b.version == d.version() {
+			if b.sum == 0 {
+				b.sum = rawSum(d.raw())
+			}
+			t.deps[id] = d.seal(b)
 		}
 	}
 	if all {
