@@ -46,13 +46,13 @@ type Source struct {
 	// (SnapshotFile) and the journal of the changes applied since
 	// (JournalFile).
 	CacheDir string
-	// SaveInterval is the least time between two writes of the snapshot,
-	// which encodes and fsyncs the whole table. A change is appended to
-	// the journal at once; the snapshot is written for the first table of
-	// a run, for a full table, and when the journal has grown to 1/32 of
-	// it (at least 1 MiB). Default 5s; never less than 20 times the last
-	// snapshot write took, so that writing a large table takes at most
-	// 1/20 of the time.
+	// SaveInterval is the least time between a write of the snapshot,
+	// which encodes and fsyncs the whole table, and its rewrite when the
+	// journal has grown to 1/32 of it (at least 1 MiB). A change is
+	// appended to the journal at once; the snapshot is written at once for
+	// the first table of a run and for a full table. Default 5s; never
+	// less than 20 times the last snapshot write took, so that rewriting a
+	// large table takes at most 1/20 of the time.
 	SaveInterval time.Duration
 	// StartupTimeout bounds the wait for a route server's answer at start
 	// before the table on disk is served. A route server that has
@@ -360,14 +360,15 @@ const (
 )
 
 // diskWriter writes what saveDisk hands it. A delta is appended to the
-// journal at once (one write and one fsync for all those waiting); the
-// snapshot, which encodes and fsyncs the whole table, is written for the
-// first table of a run, for a full table, when the journal cannot follow
-// (it broke, or a backlog was dropped), and when the journal has grown to
-// a share of it. Those writes come at most every SaveInterval and at most
-// every saveSpacing times as long as the last took: a table that takes
-// long to write costs the same share of the time however often it changes.
-// Changes that come while a snapshot write waits are written with it.
+// journal at once (those waiting in one write; fsynced at most every
+// journalSyncEvery). The snapshot, which encodes and fsyncs the whole
+// table, is written at once for the first table of a run, for a full
+// table, and when the journal cannot follow (it broke, or a backlog was
+// dropped): the journal cannot hold those. It is written again when the
+// journal has grown to a share of it, but at most every SaveInterval and
+// every saveSpacing times as long as the last took, appending meanwhile:
+// a table that takes long to write costs the same share of the time
+// however often it changes.
 func (s *Source) diskWriter() {
 	defer close(s.saveDone)
 	var (
@@ -445,21 +446,9 @@ func (s *Source) diskWriter() {
 		if !full {
 			continue
 		}
-		gap := max(s.SaveInterval, saveSpacing*took)
-		if wait := gap - time.Since(last); !last.IsZero() && wait > 0 && !stopping {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-s.saveStop:
-				stopping = true
-			}
-			t.Stop()
-			// What was applied during the wait is in the table written.
-			s.saveMu.Lock()
-			items = append(items, s.saveQ...)
-			s.saveQ, s.saveQBytes = nil, 0
-			s.saveMu.Unlock()
-		}
+		// Written at once: until it is, the changes that come are
+		// neither in the journal nor in a snapshot. (A compaction waited
+		// for the spacing above, appending meanwhile.)
 		v := items[len(items)-1]
 		last = time.Now()
 		j.close()

@@ -612,3 +612,36 @@ func TestStartupTimeoutCoversTheAnswerNotTheTable(t *testing.T) {
 		})
 	}
 }
+
+// A full table (here after a failover to a route server that does not
+// hold the proxy's version) is written whole at once, and the deltas
+// after it are journaled: the disk never falls behind what the proxy
+// serves for longer than a write takes, whatever SaveInterval says.
+func TestDiskCopyFollowsAFullTableAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	rs1, url1, stop1 := startServer(t, "rs1")
+	rs2, url2, _ := startServer(t, "rs2")
+	rs1.Update(input(10, "127.0.0.1:10"))
+	src := &Source{URLs: []string{url1, url2}, ProxyID: "p1", CacheDir: dir, SaveInterval: time.Hour, Logger: quiet, RetryMax: 100 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &sink{}
+	done := make(chan struct{})
+	go func() { src.Run(ctx, k); close(done) }()
+	defer func() { cancel(); <-done }()
+	k.waitVersion(t, 10)
+	testutil.Eventually(t, seen, "the first table written", func() bool { return src.saves.Load() == 1 })
+	rs2.Update(input(20, "127.0.0.1:20"))
+	stop1()
+	k.waitVersion(t, 20) // a full table from rs2
+	for v := uint64(21); v <= 25; v++ {
+		rs2.Update(input(v, fmt.Sprintf("127.0.0.1:%d", v)))
+		k.waitVersion(t, v)
+	}
+	testutil.Eventually(t, seen, "the disk at version 25", func() bool { return fromDiskVersion(dir) == 25 })
+	if n := src.saves.Load(); n != 2 {
+		t.Errorf("%d snapshot writes; want 2 (the first table, the full one)", n)
+	}
+	if n := src.journaled.Load(); n != 5 {
+		t.Errorf("%d changes journaled; want the 5 after the full table", n)
+	}
+}
