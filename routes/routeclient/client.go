@@ -308,7 +308,9 @@ func (s *Source) saveDisk(st *wire.State, stale bool, m *wire.Message, msg []byt
 		go s.diskWriter()
 	})
 	it := savedState{st: st, stale: stale}
-	if !m.Full {
+	if m.Full {
+		it.full = msg
+	} else {
 		it.rec = &journalRecord{msg: msg, baseVersion: m.Base, baseHash: m.BaseHash, version: st.Version, hash: st.Hash}
 	}
 	s.saveMu.Lock()
@@ -336,6 +338,10 @@ type savedState struct {
 	st    *wire.State
 	stale bool
 	rec   *journalRecord // nil: a full table (or the latest of a dropped backlog)
+	// full is a full table's message as the route server sent it, which
+	// is the snapshot's body as State.WriteFile would encode it (same
+	// version, hash and content): written as it is, it costs no encoding.
+	full []byte
 }
 
 // flushDisk ends the writer goroutine once what is queued is written.
@@ -454,7 +460,13 @@ func (s *Source) diskWriter() {
 		j.close()
 		j = nil
 		path := filepath.Join(s.CacheDir, SnapshotFile)
-		size, err := v.st.WriteFile(path, v.stale)
+		var size int64
+		var err error
+		if v.full != nil {
+			size, err = int64(len(v.full)), wire.WriteFile(path, v.full)
+		} else {
+			size, err = v.st.WriteFile(path, v.stale)
+		}
 		if err != nil {
 			s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
 		} else if j, err = createJournal(s.CacheDir, v.st.Version, v.st.Hash); err != nil {
