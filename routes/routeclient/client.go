@@ -470,12 +470,27 @@ func (s *Source) diskWriter() {
 		if err != nil {
 			s.Logger.Error("cannot save the route table snapshot", "path", path, "error", err)
 		} else if j, err = createJournal(s.CacheDir, v.st.Version, v.st.Hash); err != nil {
-			s.Logger.Error("cannot start the route table journal; the next change writes the table whole", "error", err)
+			s.Logger.Error("cannot start the route table journal; the table will be written whole again", "error", err)
 			j = nil
 		}
 		snapSize = size
 		took = time.Since(last)
 		s.saves.Add(1)
+		if err != nil && !stopping {
+			// A disk that refuses the table is tried again after the
+			// spacing, not at every change: the latest table goes back
+			// in front of what came meanwhile, and the writer waits.
+			s.saveMu.Lock()
+			s.saveQ = append([]savedState{v}, s.saveQ...)
+			s.saveMu.Unlock()
+			t := time.NewTimer(max(s.SaveInterval, saveSpacing*took))
+			select {
+			case <-t.C:
+			case <-s.saveStop:
+				stopping = true
+			}
+			t.Stop()
+		}
 	}
 }
 

@@ -645,3 +645,34 @@ func TestDiskCopyFollowsAFullTableAtOnce(t *testing.T) {
 		t.Errorf("%d changes journaled; want the 5 after the full table", n)
 	}
 }
+
+// A disk that refuses the table is tried again after SaveInterval, not at
+// every change (each attempt encodes the whole table), and Run still ends.
+func TestDiskCopyFailureWaitsBeforeTryingAgain(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, url, _ := startServer(t, "rs1")
+	srv.Update(input(10, "127.0.0.1:10"))
+	src := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: notDir, SaveInterval: time.Hour, Logger: quiet}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &sink{}
+	done := make(chan struct{})
+	go func() { src.Run(ctx, k); close(done) }()
+	k.waitVersion(t, 10)
+	testutil.Eventually(t, seen, "the first write tried", func() bool { return src.saves.Load() == 1 })
+	for v := uint64(11); v <= 20; v++ {
+		srv.Update(input(v, fmt.Sprintf("127.0.0.1:%d", v)))
+		k.waitVersion(t, v)
+	}
+	if n := src.saves.Load(); n != 1 {
+		t.Errorf("%d snapshot writes tried for 10 changes on a failing disk; want 1 until SaveInterval", n)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(seen):
+		t.Fatal("Run did not return")
+	}
+}
