@@ -97,7 +97,9 @@ func TestFailedReadKeepsTheSealedBuild(t *testing.T) {
 	if _, err := ev.eval(tr); err != nil {
 		t.Fatal(err)
 	}
-	sealEvaluated(tr, ev, nil, true)
+	for id, d := range tr.deps { // as the watcher keeps them
+		tr.deps[id] = sealRead(l, ev.built, id, d)
+	}
 	r := &run{ev: ev, persistent: true, l: l}
 	if _, err := s.SetServing(ctx, canaryID, map[string]int{"blue": 50, "green": 50, "red": 0}); err != nil {
 		t.Fatal(err)

@@ -417,9 +417,6 @@ func (r *run) publishNow() {
 			problem = err.Error()
 		} else {
 			r.synced = true
-			if r.persistent {
-				r.seal()
-			}
 			clear(r.dirty)
 			r.allDirty = false
 			st.Deps, st.Changed = r.ev.deps, r.ev.changed
@@ -447,54 +444,32 @@ func (r *run) publishNow() {
 }
 
 // keepRead takes a deployment that a batched read (the full read, or
-// refreshTouched) has just read. Under the persistent watch it builds it
-// now and keeps it sealed with its build (depTree.seal), so that a full
-// read of 100 000 deployments never holds all their znodes at once. A
-// deployment whose znodes hold what they held at its last build keeps
-// that build (the same spec, so no change is reported); the evaluator's
-// cache itself is only written by the evaluation, which sees the tree
-// that the read, if it succeeded as a whole, put in place.
+// refreshTouched) has just read. Under the persistent watch it keeps it
+// sealed with its build (sealRead), so that a full read of 100 000
+// deployments never holds all their znodes at once; the evaluation that
+// follows takes the build from the tree.
 func (r *run) keepRead(id string, d *depTree) *depTree {
 	if !r.persistent {
 		return d
 	}
+	return sealRead(r.l, r.ev.built, id, d)
+}
+
+// sealRead builds the deployment id just read as d and returns it sealed
+// with that build (depTree.seal). A deployment whose znodes hold what they
+// held at its build in built keeps that build (the same spec, so no change
+// is reported). built, the evaluator's cache, is only read: it is written
+// by the evaluation, which sees the tree that the read, if it succeeded as
+// a whole, put in place.
+func sealRead(l layout, built map[string]builtDep, id string, d *depTree) *depTree {
 	raw := d.raw()
 	sum := rawSum(raw)
-	if b, ok := r.ev.built[id]; ok && b.sum == sum && b.sum != 0 {
+	if b, ok := built[id]; ok && b.sum != 0 && b.sum == sum {
 		b.version = d.version()
 		return d.seal(b)
 	}
-	dep, err := buildDeployment(r.l, id, raw)
+	dep, err := buildDeployment(l, id, raw)
 	return d.seal(builtDep{version: d.version(), dep: dep, err: err, sum: sum})
-}
-
-// seal drops the znodes of the deployments just evaluated, keeping their
-// versions (depTree.seal): under the persistent watch, a change reads its
-// deployment whole again, so they are never looked at again.
-func (r *run) seal() { sealEvaluated(r.t, r.ev, r.dirty, r.allDirty) }
-
-// sealEvaluated seals the deployments of t in dirty (all: every one) that
-// ev evaluated at their current version, with that build.
-func sealEvaluated(t *tree, ev *evaluator, dirty map[string]struct{}, all bool) {
-	sealOne := func(id string, d *depTree) {
-		if b, ok := ev.built[id]; ok && d.sealed == 0 && b.version == d.version() {
-			if b.sum == 0 {
-				b.sum = rawSum(d.raw())
-			}
-			t.deps[id] = d.seal(b)
-		}
-	}
-	if all {
-		for id, d := range t.deps {
-			sealOne(id, d)
-		}
-		return
-	}
-	for id := range dirty {
-		if d, ok := t.deps[id]; ok {
-			sealOne(id, d)
-		}
-	}
 }
 
 // logInvalid logs each invalid part once, when its error first appears or

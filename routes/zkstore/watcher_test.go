@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -680,10 +681,10 @@ func testWatcherStartsDuringWrites(t *testing.T, mode func(*Watcher)) {
 	}
 	l := layout{root: s.Root()}
 	stop := make(chan struct{})
-	wrote := make(chan int)
+	done := make(chan struct{})
+	var writes atomic.Int64
 	go func() {
-		writes := 0
-		defer func() { wrote <- writes }()
+		defer close(done)
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -702,18 +703,18 @@ func testWatcherStartsDuringWrites(t *testing.T, mode func(*Watcher)) {
 				t.Errorf("apply %s: %v", extra, err)
 				return
 			}
-			writes++
+			writes.Add(1)
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// The watcher starts while writes go on, and they go on after its
+	// first table.
+	testutil.Eventually(t, seen, "writes under way", func() bool { return writes.Load() >= 10 })
 	w := watch(t, []string{conn.Server()}, s.Root(), mode)
 	w.wait(t, seen, "first sync", func(st State) bool { return st.Synced && !st.Stale })
-	time.Sleep(500 * time.Millisecond)
+	after := writes.Load()
+	testutil.Eventually(t, seen, "writes after the first table", func() bool { return writes.Load() >= after+10 })
 	close(stop)
-	writes := <-wrote
-	if writes < 20 {
-		t.Errorf("only %d writes while the watcher started", writes)
-	}
+	<-done
 	st := w.caughtUp(t, s, "after the writes")
 	matchesStore(t, s, st)
 }
