@@ -480,19 +480,30 @@ func mustRead(t *testing.T, name string) string {
 // deleteTree deletes p and everything under it.
 func deleteTree(t *testing.T, conn *zk.Conn, p string) {
 	t.Helper()
+	if err := removeTree(conn, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeTree is deleteTree for a goroutine other than the test's: it
+// returns the error instead of failing the test.
+func removeTree(conn *zk.Conn, p string) error {
 	children, _, err := conn.Children(p)
 	if errors.Is(err, zk.ErrNoNode) {
-		return
+		return nil
 	}
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for _, c := range children {
-		deleteTree(t, conn, p+"/"+c)
+		if err := removeTree(conn, p+"/"+c); err != nil {
+			return err
+		}
 	}
 	if err := conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-		t.Fatal(err)
+		return err
 	}
+	return nil
 }
 
 func TestWatcherMissingRootNeverWipes(t *testing.T) { modes(t, testWatcherMissingRootNeverWipes) }
@@ -698,7 +709,10 @@ func testWatcherStartsDuringWrites(t *testing.T, mode func(*Watcher)) {
 			}
 			extra := fmt.Sprintf("e%07d", i%5)
 			if i%2 == 0 {
-				deleteTree(t, conn, l.deployment(extra))
+				if err := removeTree(conn, l.deployment(extra)); err != nil {
+					t.Errorf("delete %s: %v", extra, err)
+					return
+				}
 			} else if _, err := s.Apply(ctx, parseString(t, fmt.Sprintf("domain: example.test\nzones: {zone-a: up}\ndeployments:\n  - id: %s\n    kind: kb\n    serving: {blue: 1}\n    instances:\n      - {id: k-1, addr: 127.0.0.1:9, zone: zone-a, generation: blue}\n", extra)), ApplyOptions{}); err != nil {
 				t.Errorf("apply %s: %v", extra, err)
 				return
