@@ -38,14 +38,13 @@ type Balancer struct {
 
 // snapshot is what the balancer derives from one table. It is immutable
 // once published, but for the atomics of the structures it points to.
-// Its maps are persistent (cowmap): a table derived from the previous one
-// (routes.Table.ChangeFrom) gets a snapshot that shares all but what the
-// change touched, so Prepare costs what changed.
+// Its maps are persistent (cowmap, entrySet): a table derived from the
+// previous one (routes.Table.ChangeFrom) gets a snapshot that shares all
+// but what the change touched, so Prepare costs what changed.
 type snapshot struct {
 	table *routes.Table
 	deps  *cowmap.Map[*routes.Deployment, *depState]
-	byPtr *cowmap.Map[*routes.Instance, *entry]
-	byKey *cowmap.Map[instKey, *entry]
+	byKey *entrySet // the entries, by instance key
 	// zones counts, for each zone of the table's instances, the
 	// instances eligible in some deployment (each once, in the zone it
 	// had in the deployment that made it eligible first).
@@ -123,16 +122,11 @@ func NewBalancer(cfg Config) *Balancer {
 
 func (b *Balancer) now() int64 { return b.cfg.Clock().UnixNano() }
 
-// hashKey spreads instances over the shards of a map by address (which
-// is all but unique to an instance).
-func hashKey(k instKey) uint64 { return cowmap.String(k.addr) }
-
 // snapEdit is a snapshot being built by Prepare.
 type snapEdit struct {
 	old   *snapshot // the current one; nil before the first table
 	deps  *cowmap.Editor[*routes.Deployment, *depState]
-	byPtr *cowmap.Editor[*routes.Instance, *entry]
-	byKey *cowmap.Editor[instKey, *entry]
+	byKey *entryEditor
 	zones map[string]int
 	insts map[string]int
 	built []*depState // the deployments added
@@ -182,7 +176,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		ch = t.ChangeFrom(old.table)
 	}
 	if ch != nil {
-		x.deps, x.byPtr, x.byKey = old.deps.Edit(), old.byPtr.Edit(), old.byKey.Edit()
+		x.deps, x.byKey = old.deps.Edit(), old.byKey.edit()
 		x.zones, x.insts = maps.Clone(old.zones), maps.Clone(old.insts)
 		for _, d := range ch.Removed {
 			x.remove(d)
@@ -190,8 +184,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	} else {
 		n := t.Len()
 		x.deps = cowmap.Build[*routes.Deployment, *depState](cowmap.Pointer, n)
-		x.byPtr = cowmap.Build[*routes.Instance, *entry](cowmap.Pointer, 3*n)
-		x.byKey = cowmap.Build[instKey, *entry](hashKey, 3*n)
+		x.byKey = buildEntries(3 * n)
 		x.zones, x.insts = map[string]int{}, map[string]int{}
 	}
 	var added []*routes.Deployment
@@ -211,7 +204,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	for _, e := range x.made {
 		e.fresh = nil // published below
 	}
-	s := &snapshot{table: t, deps: x.deps.Done(), byPtr: x.byPtr.Done(), byKey: x.byKey.Done(), zones: x.zones, insts: x.insts}
+	s := &snapshot{table: t, deps: x.deps.Done(), byKey: x.byKey.done(), zones: x.zones, insts: x.insts}
 	if old != nil {
 		old.prev.Store(nil)
 		s.prev.Store(old)
@@ -235,10 +228,9 @@ func (x *snapEdit) remove(d *routes.Deployment) {
 	ds, _ := x.deps.Get(d)
 	x.deps.Delete(d)
 	for _, in := range d.Instances {
-		x.byPtr.Delete(in)
 		k := keyOf(in)
-		e, ok := x.byKey.Get(k)
-		if !ok {
+		e := x.byKey.get(k)
+		if e == nil {
 			continue
 		}
 		if el := e.eligible(); ds != nil && slices.Contains(el.deps, ds) {
@@ -251,7 +243,7 @@ func (x *snapEdit) remove(d *routes.Deployment) {
 			}
 		}
 		if e.refs--; e.refs == 0 {
-			x.byKey.Delete(k)
+			x.byKey.remove(k)
 		}
 		if x.insts[in.Zone]--; x.insts[in.Zone] == 0 {
 			delete(x.insts, in.Zone)
@@ -296,8 +288,8 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 	next := 0 // d.Eligible is in the order of d.Instances: the next one to meet
 	for _, in := range d.Instances {
 		k := keyOf(in)
-		e, ok := x.byKey.Get(k)
-		if !ok {
+		e := x.byKey.get(k)
+		if e == nil {
 			ne := &newEntry{e: entry{fresh: x}}
 			e = &ne.e
 			e.elig.Store(&ne.el)
@@ -307,10 +299,9 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			} else {
 				e.st = &instState{key: k}
 			}
-			x.byKey.Set(k, e)
+			x.byKey.add(e)
 		}
 		e.refs++
-		x.byPtr.Set(in, e)
 		x.insts[in.Zone]++
 		x.zones[in.Zone] += 0 // listed, eligible or not
 		if next < len(d.Eligible) && d.Eligible[next] == in {
@@ -347,19 +338,15 @@ func (s *snapshot) entry(k instKey) *entry {
 	if s == nil {
 		return nil
 	}
-	e, _ := s.byKey.Get(k)
-	return e
+	return s.byKey.get(k)
 }
 
-// lookup finds the entry of in in the current table, by pointer or else
-// by address and ID; nil when in is no longer in the table.
+// lookup finds the entry of in in the current table, by address and ID;
+// nil when in is no longer in the table.
 func (b *Balancer) lookup(in *routes.Instance) *entry {
 	s := b.snap.Load()
 	if s == nil || in == nil {
 		return nil
-	}
-	if e, ok := s.byPtr.Get(in); ok {
-		return e
 	}
 	return s.entry(keyOf(in))
 }

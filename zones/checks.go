@@ -82,7 +82,7 @@ func (c *checker) reconcile(ctx context.Context) {
 			removed = true
 		}
 	}
-	for _, e := range s.byKey.All() {
+	for e := range s.byKey.All() {
 		if _, ok := c.running[e.st]; ok {
 			continue
 		}
@@ -103,7 +103,7 @@ func (c *checker) stopAll() {
 	}
 	c.wg.Wait()
 	if s := c.b.snap.Load(); s != nil {
-		for _, e := range s.byKey.All() {
+		for e := range s.byKey.All() {
 			if e.st.check.Swap(checkUnknown) == checkUnhealthy {
 				c.b.invalidate(e.st)
 			}
