@@ -46,11 +46,23 @@ func (t *Table) ChangeFrom(base *Table) *Change {
 // used twice); on an error no table is returned. The result has no
 // Version, Source or LoadedAt: the caller sets them.
 func (t *Table) With(zones map[string]ZoneState, upsert []*DeploymentSpec, deleted []string) (*Table, error) {
+	return t.with(zones, upsert, nil, deleted)
+}
+
+// WithOf is With for deployments made to be given whole, which the new
+// table takes as its own as NewTableOf does.
+func (t *Table) WithOf(zones map[string]ZoneState, upsert []*Deployment, deleted []string) (*Table, error) {
+	return t.with(zones, specsOf(upsert), upsert, deleted)
+}
+
+// with is With; owns, when not nil, holds the deployment of each spec of
+// upsert, for the new table to take.
+func (t *Table) with(zones map[string]ZoneState, upsert []*DeploymentSpec, owns []*Deployment, deleted []string) (*Table, error) {
 	if zones == nil {
 		zones = map[string]ZoneState{}
 	}
 	if !maps.Equal(zones, t.Zones) {
-		return t.rebuild(zones, upsert, deleted)
+		return t.rebuild(zones, upsert, owns, deleted)
 	}
 	for _, spec := range upsert {
 		if err := validateDeployment(spec); err != nil {
@@ -76,7 +88,7 @@ func (t *Table) With(zones map[string]ZoneState, upsert []*DeploymentSpec, delet
 	added := make([]*Deployment, 0, len(upsert))
 	newKeys := make(map[string]string, len(upsert)) // key -> deployment ID
 	var key []byte
-	for _, spec := range upsert {
+	for j, spec := range upsert {
 		if other, ok := newKeys[spec.ID]; ok && other == spec.ID {
 			return nil, invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s is listed twice", spec.ID)
 		}
@@ -95,7 +107,13 @@ func (t *Table) With(zones map[string]ZoneState, upsert []*DeploymentSpec, delet
 			}
 			newKeys[string(key)] = spec.ID
 		}
-		d := &Deployment{DeploymentSpec: *spec}
+		var d *Deployment
+		if owns != nil {
+			d = owns[j].take()
+		}
+		if d == nil {
+			d = &Deployment{DeploymentSpec: *spec}
+		}
 		d.computeEligible(zones)
 		d.computeAllow()
 		added = append(added, d)
@@ -118,7 +136,7 @@ func (t *Table) With(zones map[string]ZoneState, upsert []*DeploymentSpec, delet
 func byID(a, b *Deployment) int { return strings.Compare(a.ID, b.ID) }
 
 // rebuild builds t's successor whole, for a change of the zones.
-func (t *Table) rebuild(zones map[string]ZoneState, upsert []*DeploymentSpec, deleted []string) (*Table, error) {
+func (t *Table) rebuild(zones map[string]ZoneState, upsert []*DeploymentSpec, owns []*Deployment, deleted []string) (*Table, error) {
 	skip := make(map[string]bool, len(upsert)+len(deleted))
 	for _, id := range deleted {
 		skip[id] = true
@@ -132,8 +150,13 @@ func (t *Table) rebuild(zones map[string]ZoneState, upsert []*DeploymentSpec, de
 			specs = append(specs, &d.DeploymentSpec)
 		}
 	}
+	var all []*Deployment // the deployment of each spec, to take
+	if owns != nil {
+		all = make([]*Deployment, len(specs), len(specs)+len(owns))
+		all = append(all, owns...)
+	}
 	specs = append(specs, upsert...)
-	return NewTable(t.Domain, zones, specs)
+	return newTable(t.Domain, zones, specs, all)
 }
 
 // derive returns an index with the keys of gone's deployments removed

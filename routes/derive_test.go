@@ -326,3 +326,59 @@ func TestWithChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestTablesTakeDeploymentsOnce builds tables of deployments given whole
+// (NewTableOf, WithOf): the first table takes each one as its own, and
+// every later table, of other zones' states or of the same change again,
+// copies the spec, so that what one table computed is never changed by
+// another.
+func TestTablesTakeDeploymentsOnce(t *testing.T) {
+	fresh := func(id, alias string) *Deployment {
+		d := new(Deployment)
+		d.DeploymentSpec = DeploymentSpec{ID: id, Kind: "es", Aliases: []string{alias}, Serving: map[string]int{"blue": 1},
+			Instances: []*Instance{
+				{ID: "i-1", Addr: "10.0.0.1:9200", Zone: "zone-a", Generation: "blue"},
+				{ID: "i-2", Addr: "10.0.0.2:9200", Zone: "zone-b", Generation: "blue"}}}
+		return d
+	}
+	a, b := fresh("aaaaaaaa", "one"), fresh("bbbbbbbb", "two")
+	up, err := NewTableOf("example.test", nil, []*Deployment{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if up.Lookup([]byte("aaaaaaaa")) != a || up.Lookup([]byte("two.es")) != b {
+		t.Fatal("the first table does not hold the deployments it was given")
+	}
+	down, err := NewTableOf("example.test", map[string]ZoneState{"zone-a": ZoneDown}, []*Deployment{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := down.Lookup([]byte("aaaaaaaa")); d == a || len(d.Eligible) != 1 {
+		t.Fatalf("the second table shares the first one's deployment, or did not compute its own")
+	}
+	if len(a.Eligible) != 2 {
+		t.Fatalf("the first table's deployment has %d eligible instances after the second was built; want 2", len(a.Eligible))
+	}
+
+	c := fresh("aaaaaaaa", "one-again")
+	next, err := up.WithOf(nil, []*Deployment{c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Lookup([]byte("one-again.es")) != c {
+		t.Fatal("a derived table does not hold the deployment it was given")
+	}
+	again, err := up.WithOf(map[string]ZoneState{"zone-b": ZoneDown}, []*Deployment{c}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := again.Lookup([]byte("aaaaaaaa")); d == c || len(d.Eligible) != 1 || d.Eligible[0].ID != "i-1" {
+		t.Fatal("a table rebuilt for its zones shares a deployment another table took, or computed it wrong")
+	}
+	if d := again.Lookup([]byte("bbbbbbbb")); d == b {
+		t.Fatal("a table rebuilt for its zones shares the base table's deployment")
+	}
+	if len(c.Eligible) != 2 || len(b.Eligible) != 2 {
+		t.Fatal("a table rebuilt for its zones changed another table's deployments")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"iter"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,6 +54,8 @@ type Deployment struct {
 	// eligible instances.
 	Weights     []uint64
 	TotalWeight uint64
+
+	taken atomic.Bool // a table holds it (NewTableOf)
 }
 
 // Table is an immutable snapshot of the routing table. Build it with NewTable

@@ -23,6 +23,33 @@ const weightUnit = 720720 // lcm(1..16)
 // "<alias>.<kind>" key used twice) is an *Error wrapping ErrInvalid, and no
 // table is built.
 func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec) (*Table, error) {
+	return newTable(domain, zones, deps, nil)
+}
+
+// NewTableOf is NewTable for deployments made to be given whole: each
+// one's spec (DeploymentSpec) filled by the caller, which never changes
+// it afterwards, and nothing else set. The table takes as its own each
+// one that no table has taken before, instead of a copy of its spec, so
+// that a receiver that decodes specs into deployments (wire.State) and
+// its table hold each spec once; the others it copies, as NewTable does.
+func NewTableOf(domain string, zones map[string]ZoneState, deps []*Deployment) (*Table, error) {
+	return newTable(domain, zones, specsOf(deps), deps)
+}
+
+// specsOf returns the specs of deps.
+func specsOf(deps []*Deployment) []*DeploymentSpec {
+	specs := make([]*DeploymentSpec, len(deps))
+	for i, d := range deps {
+		if d != nil { // add refuses a nil spec
+			specs[i] = &d.DeploymentSpec
+		}
+	}
+	return specs
+}
+
+// newTable builds a table of deps; owns, when not nil, holds for each
+// spec the deployment it is the spec of, for the table to take.
+func newTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec, owns []*Deployment) (*Table, error) {
 	if len(deps) == 0 {
 		return nil, ErrEmptyTable
 	}
@@ -36,12 +63,25 @@ func NewTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec)
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range deps {
-		if err := b.add(d); err != nil {
+	for i, d := range deps {
+		var own *Deployment
+		if owns != nil {
+			own = owns[i]
+		}
+		if err := b.add(d, own); err != nil {
 			return nil, err
 		}
 	}
 	return b.finish(), nil
+}
+
+// take returns d for a table to hold as its own, or nil when d is nil or
+// a table has taken it before.
+func (d *Deployment) take() *Deployment {
+	if d == nil || !d.taken.CompareAndSwap(false, true) {
+		return nil
+	}
+	return d
 }
 
 // Builder builds a Table from specs given one at a time, for a parser
@@ -69,7 +109,7 @@ func NewBuilder(domain string, zones map[string]ZoneState, n int) (*Builder, err
 // (IDs and "<alias>.<kind>" keys), and adds it; an invalid spec is an
 // *Error wrapping ErrInvalid, and is not added.
 func (b *Builder) Add(spec *DeploymentSpec) error {
-	if err := b.add(spec); err != nil {
+	if err := b.add(spec, nil); err != nil {
 		return err
 	}
 	return nil
@@ -105,8 +145,10 @@ func newBuilder(domain string, zones map[string]ZoneState, n, keys int) (*Builde
 }
 
 // add validates spec and indexes its keys: its ID and "<alias>.<kind>" for
-// each alias. The two kinds of key cannot collide: IDs have no dot.
-func (b *Builder) add(spec *DeploymentSpec) *Error {
+// each alias. The two kinds of key cannot collide: IDs have no dot. own,
+// if not nil, is the deployment spec is the spec of, which the table
+// takes if no table has (see NewTableOf).
+func (b *Builder) add(spec *DeploymentSpec, own *Deployment) *Error {
 	if err := validateDeployment(spec); err != nil {
 		return err
 	}
@@ -127,7 +169,10 @@ func (b *Builder) add(spec *DeploymentSpec) *Error {
 	if !x.fits(size) {
 		return invalidf(Ref{Deployment: spec, Field: "id"}, "deployment %s: the table has too many route keys", spec.ID)
 	}
-	d := &Deployment{DeploymentSpec: *spec}
+	d := own.take()
+	if d == nil {
+		d = &Deployment{DeploymentSpec: *spec}
+	}
 	x.insert([]byte(d.ID), d)
 	for _, a := range d.Aliases {
 		x.insert(b.aliasKey(a, d.Kind), d)

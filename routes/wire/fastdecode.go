@@ -47,8 +47,17 @@ func newFastDecoder() *fastDecoder {
 
 // decode decodes b, or reports false when b is not in the form above.
 func (f *fastDecoder) decode(b []byte) (*routes.DeploymentSpec, bool) {
-	f.b, f.i = b, 0
 	d := &routes.DeploymentSpec{}
+	if !f.decodeInto(b, d) {
+		return nil, false
+	}
+	return d, true
+}
+
+// decodeInto decodes b into d, which is empty, or reports false when b
+// is not in the form above (d is then partly filled).
+func (f *fastDecoder) decodeInto(b []byte, d *routes.DeploymentSpec) bool {
+	f.b, f.i = b, 0
 	ok := f.byte('{') &&
 		f.key("id") && f.str(&d.ID, false) && f.byte(',') &&
 		f.key("kind") && f.str(&d.Kind, true) && f.byte(',') &&
@@ -59,10 +68,7 @@ func (f *fastDecoder) decode(b []byte) (*routes.DeploymentSpec, bool) {
 		f.key("instances") && f.instances(d) &&
 		f.byte('}') && f.i == len(f.b)
 	f.b = nil
-	if !ok {
-		return nil, false
-	}
-	return d, true
+	return ok
 }
 
 func (f *fastDecoder) byte(c byte) bool {

@@ -43,13 +43,15 @@ type State struct {
 	table     *routes.Table
 	tableErr  error
 	base      *routes.Table
-	upsert    []*routes.DeploymentSpec
+	upsert    []*routes.Deployment
 	deleted   []string
 }
 
-// stateDep is a deployment of a State.
+// stateDep is a deployment of a State: its spec is dep's, and dep is
+// made for a table to take (routes.NewTableOf), so that the state and
+// its table hold the spec once.
 type stateDep struct {
-	spec *routes.DeploymentSpec
+	dep  *routes.Deployment
 	enc  []byte    // the encoding, when appendEncoding(spec) is not it; else nil
 	hash digestSum // the SHA-256 of the encoding
 }
@@ -59,7 +61,7 @@ func (e *stateDep) encoding(b []byte) []byte {
 	if e.enc != nil {
 		return append(b, e.enc...)
 	}
-	return appendEncoding(b, e.spec)
+	return appendEncoding(b, &e.dep.DeploymentSpec)
 }
 
 // Len is the number of deployments.
@@ -75,7 +77,7 @@ func (s *State) Deployment(id string) (*routes.DeploymentSpec, []byte, bool) {
 	if !ok {
 		return nil, nil, false
 	}
-	return e.spec, e.encoding(nil), true
+	return &e.dep.DeploymentSpec, e.encoding(nil), true
 }
 
 // All yields the deployments' IDs and encodings, in ID order.
@@ -149,7 +151,7 @@ func Apply(s *State, m *Message) (*State, error) {
 		return nil, err
 	}
 	for _, e := range decoded {
-		d := e.spec
+		d := e.dep
 		old, had := deps.Get(d.ID)
 		if m.Full {
 			ids = append(ids, d.ID)
@@ -213,15 +215,18 @@ func decodeAll(msgs []json.RawMessage) ([]*stateDep, error) {
 	errs := make([]error, len(msgs))
 	one := func(f *fastDecoder, i int) {
 		var err error
-		d, ok := f.decode(msgs[i])
-		if !ok {
-			if d, err = DecodeDeployment(msgs[i]); err != nil {
+		dep := new(routes.Deployment)
+		d := &dep.DeploymentSpec
+		if !f.decodeInto(msgs[i], d) {
+			spec, err := DecodeDeployment(msgs[i])
+			if err != nil {
 				errs[i] = err
 				return
 			}
+			*d = *spec
 		}
 		e := &all[i]
-		e.spec = d
+		e.dep = dep
 		enc := []byte(msgs[i])
 		// The spec's encoding made again is in json.Marshal's form: when
 		// it is the message's, there is nothing to keep (the common
@@ -379,15 +384,15 @@ func (s *State) buildTable() (*routes.Table, error) {
 	var t *routes.Table
 	var err error
 	if s.base != nil && s.base.Domain == strings.TrimPrefix(strings.ToLower(s.Domain), ".") {
-		t, err = s.base.With(zones, s.upsert, s.deleted)
+		t, err = s.base.WithOf(zones, s.upsert, s.deleted)
 	} else {
 		// In ID order, which the table keeps them in: it need not sort.
-		deps := make([]*routes.DeploymentSpec, 0, s.deps.Len())
+		deps := make([]*routes.Deployment, 0, s.deps.Len())
 		for _, id := range s.ids {
 			e, _ := s.deps.Get(id)
-			deps = append(deps, e.spec)
+			deps = append(deps, e.dep)
 		}
-		t, err = routes.NewTable(s.Domain, zones, deps)
+		t, err = routes.NewTableOf(s.Domain, zones, deps)
 	}
 	if err != nil {
 		return nil, err
