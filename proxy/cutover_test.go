@@ -10,20 +10,31 @@ import (
 
 	"github.com/switchyard/switchyard/internal/testing/testutil"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
 )
 
 // A table that moves all weight to green: new requests go to green at once,
 // idle connections to blue close, a slow request running on blue finishes,
 // and a stream still running on blue after the grace is cut.
 // The old generation drains the same whether the new table is built
-// whole or derived from the one served (a route server's delta).
+// whole or derived from the one served (a route server's delta), and
+// whether the picker knows the table's addresses (zones.AddrIndex, the
+// balancer) or the proxy counts them (zones.Weighted).
 func TestCutoverDrainsTheOldGeneration(t *testing.T) {
 	for _, mode := range []string{"whole", "derived"} {
-		t.Run(mode, func(t *testing.T) { testCutoverDrains(t, mode == "derived") })
+		for _, picker := range []string{"weighted", "balancer"} {
+			t.Run(mode+"/"+picker, func(t *testing.T) {
+				var p zones.Picker = zones.Weighted{}
+				if picker == "balancer" {
+					p = zones.NewBalancer(zones.Config{})
+				}
+				testCutoverDrains(t, mode == "derived", p)
+			})
+		}
 	}
 }
 
-func testCutoverDrains(t *testing.T, derive bool) {
+func testCutoverDrains(t *testing.T, derive bool, picker zones.Picker) {
 	release := make(chan struct{})
 	var running atomic.Int64 // /slow and /stream requests that reached blue
 	blue := startBackend(t, "blue", func(w http.ResponseWriter, r *http.Request) {
@@ -58,7 +69,7 @@ func testCutoverDrains(t *testing.T, derive bool) {
 	// The grace must outlast the checks between the cutover and the slow
 	// request's release, which a loaded machine can stall for a second.
 	const grace = 2 * time.Second
-	p := startProxy(t, Config{RetireGrace: grace}, table(map[string]int{"blue": 100, "green": 0}))
+	p := startProxy(t, Config{RetireGrace: grace, Picker: picker}, table(map[string]int{"blue": 100, "green": 0}))
 
 	// Warm up pooled connections to blue.
 	for i := 0; i < 5; i++ {

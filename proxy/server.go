@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard/switchyard/proxy/tlscert"
 	"github.com/switchyard/switchyard/proxy/upstream"
 	"github.com/switchyard/switchyard/routes"
+	"github.com/switchyard/switchyard/zones"
 	"github.com/valyala/fasthttp"
 )
 
@@ -44,7 +45,7 @@ type Server struct {
 	budget    retryBudget
 	gens      genStats
 	applyMu   sync.Mutex     // serializes Apply
-	active    map[string]int // address -> eligible instances with it in the table served; Apply's
+	active    map[string]int // address -> eligible instances with it in the table served, unless the picker is an AddrIndex; Apply's
 	tunnels   tunnelSet
 	// progress hears of the request path's progress: the idle napper
 	// when Config.IdleNap is set, else nothing.
@@ -226,17 +227,67 @@ func (s *Server) Apply(t *routes.Table) {
 	if cur := s.state.Load(); cur != nil {
 		prev, prevGens = cur.table, cur.gens
 	}
+	ix, _ := s.cfg.Picker.(zones.AddrIndex)
+	var was map[string]bool
+	if ix != nil {
+		was = servedBefore(ix, t.ChangeFrom(prev))
+	}
 	s.cfg.Picker.Prepare(t) // before any request can see t
 	st := &tableState{table: t, gens: s.gens.build(t, prev, prevGens)}
 	if domain != "" {
 		st.suffix = []byte("." + domain)
 	}
 	s.state.Store(st)
-	s.retire(t, prev)
+	if ix != nil {
+		s.retireByIndex(ix, was)
+	} else {
+		s.retire(t, prev)
+	}
 	s.metrics.reloadsApplied.Inc()
 	s.metrics.tableVersion.Set(float64(t.Version))
 	s.metrics.tableDeployments.Set(float64(t.Len()))
 	s.log.Info("route table applied", "version", t.Version, "deployments", t.Len(), "source", t.Source, "domain", domain)
+}
+
+// servedBefore notes, for each address of an instance eligible in a
+// deployment that ch removes or adds, whether ix serves it before the
+// change; nil when ch is nil (a whole table).
+func servedBefore(ix zones.AddrIndex, ch *routes.Change) map[string]bool {
+	if ch == nil {
+		return nil
+	}
+	was := map[string]bool{}
+	for _, ds := range [2][]*routes.Deployment{ch.Removed, ch.Added} {
+		for _, d := range ds {
+			for _, in := range d.Eligible {
+				if _, ok := was[in.Addr]; !ok {
+					was[in.Addr] = ix.Serves(in.Addr)
+				}
+			}
+		}
+	}
+	return was
+}
+
+// retireByIndex is retire for a picker that knows the table's addresses:
+// after a change, the addresses in was whose service changed; after a
+// whole table (was is nil), every address the transport has.
+func (s *Server) retireByIndex(ix zones.AddrIndex, was map[string]bool) {
+	s.active = nil
+	if was == nil {
+		s.transport.Retain(ix.Serves, s.cfg.RetireGrace)
+		return
+	}
+	var retired, revived []string
+	for addr, before := range was {
+		switch now := ix.Serves(addr); {
+		case before && !now:
+			retired = append(retired, addr)
+		case !before && now:
+			revived = append(revived, addr)
+		}
+	}
+	s.transport.Update(retired, revived, s.cfg.RetireGrace)
 }
 
 // retire takes the instances out of service that t no longer has

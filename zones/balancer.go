@@ -351,6 +351,13 @@ func (b *Balancer) lookup(in *routes.Instance) *entry {
 	return s.entry(keyOf(in))
 }
 
+// Serves implements AddrIndex: whether an instance at addr is eligible
+// in some deployment of the current table.
+func (b *Balancer) Serves(addr string) bool {
+	s := b.snap.Load()
+	return s != nil && s.byKey.anyAt(addr, func(e *entry) bool { return len(e.eligible().deps) > 0 })
+}
+
 // depOf finds d's state in the current or the previous table.
 func (b *Balancer) depOf(d *routes.Deployment) *depState {
 	s := b.snap.Load()

@@ -62,6 +62,27 @@ func (s *entrySet) get(k instKey) *entry {
 	}
 }
 
+// anyAt reports whether f holds for some entry of an instance at addr.
+// The entries at one address share a hash, so they are in one run of
+// slots from its home slot.
+func (s *entrySet) anyAt(addr string, f func(*entry) bool) bool {
+	h := hashKey(instKey{addr: addr})
+	sh := s.shards[shardOfKey(h)]
+	if sh == nil {
+		return false
+	}
+	mask := uint64(len(sh.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &sh.slots[i]
+		if sl.e == nil {
+			return false
+		}
+		if sl.h == h && sl.e.st.key.addr == addr && f(sl.e) {
+			return true
+		}
+	}
+}
+
 // Len is the number of entries.
 func (s *entrySet) Len() int { return s.n }
 

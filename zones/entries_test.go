@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/switchyard/switchyard/routes"
 )
 
 // TestEntrySetFollowsAMap adds and removes random keys (many at the same
@@ -82,6 +84,56 @@ func checkEntrySet(t *testing.T, what string, s *entrySet, want map[instKey]*ent
 	for _, k := range []instKey{{"10.0.0.1:9200", "i-99"}, {"nowhere", "i-1"}} {
 		if s.get(k) != nil {
 			t.Fatalf("%s: finds %v, which it does not hold", what, k)
+		}
+	}
+}
+
+// TestServesFollowsEligibility checks Balancer.Serves, which the proxy
+// asks which addresses leave service: an address is served while an
+// instance at it is eligible in some deployment, whatever its ID, and
+// not once every instance at it is in maintenance, of a generation out
+// of service, or gone, whether the table is built whole or derived.
+func TestServesFollowsEligibility(t *testing.T) {
+	inst := func(id, addr, gen string, maint bool) *routes.Instance {
+		return &routes.Instance{ID: id, Addr: addr, Zone: "zone-a", Generation: gen, Maintenance: maint}
+	}
+	dep := func(id string, serving map[string]int, ins ...*routes.Instance) *routes.DeploymentSpec {
+		return &routes.DeploymentSpec{ID: id, Kind: "es", Serving: serving, Instances: ins}
+	}
+	blue := map[string]int{"blue": 1}
+	shared := "10.0.0.1:9200"
+	base, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{
+		dep("aaaaaaaa", blue, inst("i-1", shared, "blue", false), inst("i-2", "10.0.0.2:9200", "blue", false)),
+		dep("bbbbbbbb", map[string]int{"blue": 1, "green": 0}, inst("i-9", shared, "blue", true), inst("i-3", "10.0.0.3:9200", "green", false)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBalancer(Config{})
+	if b.Serves(shared) {
+		t.Fatal("serves an address before any table")
+	}
+	b.Prepare(base)
+	for addr, want := range map[string]bool{shared: true, "10.0.0.2:9200": true, "10.0.0.3:9200": false, "10.9.9.9:1": false} {
+		if got := b.Serves(addr); got != want {
+			t.Errorf("whole table: Serves(%s) = %v; want %v", addr, got, want)
+		}
+	}
+	// aaaaaaaa leaves: the shared address is left with an instance in
+	// maintenance only; green comes into service in bbbbbbbb.
+	next, err := base.With(nil, []*routes.DeploymentSpec{
+		dep("bbbbbbbb", map[string]int{"blue": 1, "green": 1}, inst("i-9", shared, "blue", true), inst("i-3", "10.0.0.3:9200", "green", false)),
+	}, []string{"aaaaaaaa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.ChangeFrom(base) == nil {
+		t.Fatal("the next table is not derived")
+	}
+	b.Prepare(next)
+	for addr, want := range map[string]bool{shared: false, "10.0.0.2:9200": false, "10.0.0.3:9200": true} {
+		if got := b.Serves(addr); got != want {
+			t.Errorf("derived table: Serves(%s) = %v; want %v", addr, got, want)
 		}
 	}
 }

@@ -44,11 +44,20 @@ type Reporter interface {
 	Status(page []*routes.Deployment) Status
 }
 
+// AddrIndex is a picker that knows the addresses of the table it last
+// prepared: Serves reports whether an instance at addr is eligible in
+// some deployment of it. The proxy asks it which instances leave service
+// when a table changes, instead of keeping a count of every address.
+type AddrIndex interface {
+	Serves(addr string) bool
+}
+
 var (
-	_ Picker   = Weighted{}
-	_ Picker   = (*Balancer)(nil)
-	_ Checker  = (*Balancer)(nil)
-	_ Reporter = (*Balancer)(nil)
+	_ AddrIndex = (*Balancer)(nil)
+	_ Picker    = Weighted{}
+	_ Picker    = (*Balancer)(nil)
+	_ Checker   = (*Balancer)(nil)
+	_ Reporter  = (*Balancer)(nil)
 )
 
 // Weighted picks at random among d.Eligible in proportion to d.Weights,
