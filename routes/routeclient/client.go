@@ -263,15 +263,12 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return state, fmt.Errorf("routeclient: %s answered %d: %s", base, resp.StatusCode, b)
 	}
-	var body bytes.Buffer
-	if resp.ContentLength > 0 {
-		body.Grow(int(min(resp.ContentLength, 1<<30)))
-	}
-	if _, err := body.ReadFrom(resp.Body); err != nil {
+	body, err := readBody(resp.Body, resp.ContentLength)
+	if err != nil {
 		return state, fmt.Errorf("routeclient: %s: reading: %w", base, err)
 	}
 	// The message keeps body's bytes (and the journal writes them).
-	m, err := wire.DecodeMessage(body.Bytes())
+	m, err := wire.DecodeMessage(body)
 	if err != nil {
 		return state, fmt.Errorf("routeclient: %s: decoding: %w", base, err)
 	}
@@ -292,9 +289,27 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 		st.Connected, st.Server, st.LastContact, st.Stale, st.FromDisk, st.Version, st.LastError = true, base, time.Now(), m.Stale, false, m.Version, ""
 	})
 	if s.CacheDir != "" {
-		s.saveDisk(next, m.Stale, m, body.Bytes())
+		s.saveDisk(next, m.Stale, m, body)
 	}
 	return next, nil
+}
+
+// readBody reads a response body to its end, into a buffer of the
+// length it declares (length, when not negative) if it is that long: a
+// full table is tens of megabytes, which the proxy holds while it
+// applies them, so the buffer must not be twice that. (bytes.Buffer's
+// ReadFrom wants MinRead bytes free before it sees the end: with room
+// for the body only, its last read copies the body into a buffer twice
+// its size.)
+func readBody(r io.Reader, length int64) ([]byte, error) {
+	var body bytes.Buffer
+	if length > 0 {
+		body.Grow(int(min(length, 1<<30)) + bytes.MinRead)
+	}
+	if _, err := body.ReadFrom(r); err != nil {
+		return nil, err
+	}
+	return body.Bytes(), nil
 }
 
 // saveDisk hands an applied table to the disk writer goroutine; msg is

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -674,5 +675,25 @@ func TestDiskCopyFailureWaitsBeforeTryingAgain(t *testing.T) {
 	case <-done:
 	case <-time.After(seen):
 		t.Fatal("Run did not return")
+	}
+}
+
+// TestReadBodyHoldsTheBodyOnce reads bodies of a declared length, as a
+// route server sends them: the buffer is about the body's size (the
+// allocator rounds it up), not twice it; a body of another
+// length than declared is read whole all the same.
+func TestReadBodyHoldsTheBodyOnce(t *testing.T) {
+	body := strings.Repeat("x", 3<<20)
+	for _, c := range []struct {
+		name   string
+		length int64
+	}{{"declared", int64(len(body))}, {"undeclared", -1}, {"shorter than declared", int64(len(body)) + 100}, {"longer than declared", 1 << 20}} {
+		b, err := readBody(strings.NewReader(body), c.length)
+		if err != nil || string(b) != body {
+			t.Fatalf("%s: read %d bytes, %v; want the body", c.name, len(b), err)
+		}
+		if c.name == "declared" && cap(b) > len(body)+len(body)/16 {
+			t.Errorf("%s: a buffer of %d bytes for a body of %d", c.name, cap(b), len(body))
+		}
 	}
 }
