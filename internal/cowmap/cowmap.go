@@ -119,6 +119,17 @@ func (e *Editor[K, V]) Set(k K, v V) {
 	e.m.n += len(s) - before
 }
 
+// Swap sets k to v and returns the value it had, if any: Get and Set
+// with one lookup.
+func (e *Editor[K, V]) Swap(k K, v V) (V, bool) {
+	s := e.own(e.m.shard(k))
+	before := len(s)
+	old, had := s[k]
+	s[k] = v
+	e.m.n += len(s) - before
+	return old, had
+}
+
 // Delete removes k, if present.
 func (e *Editor[K, V]) Delete(k K) {
 	i := e.m.shard(k)

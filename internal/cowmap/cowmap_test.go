@@ -21,12 +21,20 @@ func TestVersionsAgainstMaps(t *testing.T) {
 		e := m.Edit()
 		for range r.IntN(50) {
 			k := fmt.Sprint(r.IntN(2000))
-			if r.IntN(3) == 0 {
+			switch r.IntN(3) {
+			case 0:
 				e.Delete(k)
 				delete(want, k)
-			} else {
+			case 1:
 				v := r.Int()
 				e.Set(k, v)
+				want[k] = v
+			default:
+				v := r.Int()
+				old, had := e.Swap(k, v)
+				if w, ok := want[k]; had != ok || old != w {
+					t.Fatalf("round %d: Swap(%s) gives %d, %v; want %d, %v", round, k, old, had, w, ok)
+				}
 				want[k] = v
 			}
 		}

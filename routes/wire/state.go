@@ -119,7 +119,7 @@ func Apply(s *State, m *Message) (*State, error) {
 	}
 	var deps *cowmap.Editor[string, *stateDep]
 	if m.Full {
-		deps = cowmap.New[string, *stateDep](cowmap.String).Edit()
+		deps = cowmap.Build[string, *stateDep](cowmap.String, len(m.Deployments))
 	} else {
 		if s == nil || s.Version != m.Base || s.Hash != m.BaseHash {
 			return nil, fmt.Errorf("%w: delta from version %d does not apply", ErrHashMismatch, m.Base)
@@ -145,29 +145,41 @@ func Apply(s *State, m *Message) (*State, error) {
 	if m.Full {
 		ids = make([]string, 0, len(m.Deployments))
 	}
-	at := make(map[string]int, len(m.Deployments)) // ID -> index in n.upsert
 	decoded, err := decodeAll(m.Deployments)
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range decoded {
-		d := e.dep
-		old, had := deps.Get(d.ID)
-		if m.Full {
-			ids = append(ids, d.ID)
-		} else if _, ok := s.deps.Get(d.ID); !ok && !had {
-			added = append(added, d.ID)
+	if m.Full {
+		// No base: what a deployment replaces is an earlier one of the
+		// same ID in the message, and the table is built from the
+		// state's deployments, not from a list of changes.
+		for _, e := range decoded {
+			id := e.dep.ID
+			ids = append(ids, id)
+			if old, had := deps.Swap(id, e); had {
+				n.sum.subDigest(old.hash)
+			}
+			n.sum.addDigest(e.hash)
 		}
-		if had {
-			n.sum.subDigest(old.hash)
-		}
-		deps.Set(d.ID, e)
-		n.sum.addDigest(e.hash)
-		if i, ok := at[d.ID]; ok {
-			n.upsert[i] = d // a later one of the same ID wins
-		} else {
-			at[d.ID] = len(n.upsert)
-			n.upsert = append(n.upsert, d)
+	} else {
+		at := make(map[string]int, len(m.Deployments)) // ID -> index in n.upsert
+		for _, e := range decoded {
+			d := e.dep
+			old, had := deps.Get(d.ID)
+			if _, ok := s.deps.Get(d.ID); !ok && !had {
+				added = append(added, d.ID)
+			}
+			if had {
+				n.sum.subDigest(old.hash)
+			}
+			deps.Set(d.ID, e)
+			n.sum.addDigest(e.hash)
+			if i, ok := at[d.ID]; ok {
+				n.upsert[i] = d // a later one of the same ID wins
+			} else {
+				at[d.ID] = len(n.upsert)
+				n.upsert = append(n.upsert, d)
+			}
 		}
 	}
 	n.deps = deps.Done()
