@@ -80,10 +80,17 @@ type eligibility struct {
 	one [1]*depState
 }
 
-// newEntry is an entry and its first eligibility, in one allocation.
+// newEntry is an entry and its first eligibility, in one allocation;
+// newEntryState also holds the state of an instance no table had.
 type newEntry struct {
 	e  entry
 	el eligibility
+}
+
+type newEntryState struct {
+	e  entry
+	el eligibility
+	st instState
 }
 
 var notEligible = &eligibility{}
@@ -137,6 +144,36 @@ type snapEdit struct {
 	// the same zones); scratch is where a list is put together.
 	zoneLists [][]string
 	scratch   []string
+	// counted are instances counted by zone and not yet added to
+	// insts and zones (see countZone).
+	counted []zoneCount
+}
+
+type zoneCount struct {
+	zone string
+	n    int
+}
+
+// countZone counts an instance of the table in zone (in insts, and in
+// zones as listed). A table has few zones: the counts are kept in a
+// short list and added to the maps once, by flushZones.
+func (x *snapEdit) countZone(zone string) {
+	for i := range x.counted {
+		if x.counted[i].zone == zone {
+			x.counted[i].n++
+			return
+		}
+	}
+	x.counted = append(x.counted, zoneCount{zone, 1})
+}
+
+// flushZones adds the counts of countZone to insts and zones.
+func (x *snapEdit) flushZones() {
+	for _, c := range x.counted {
+		x.insts[c.zone] += c.n
+		x.zones[c.zone] += 0 // listed, eligible or not
+	}
+	x.counted = x.counted[:0]
 }
 
 // maxZoneLists bounds the zone lists a snapEdit keeps to share.
@@ -201,6 +238,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		x.deps.Set(d, ds)
 		x.built = append(x.built, ds)
 	}
+	x.flushZones()
 	for _, e := range x.made {
 		e.fresh = nil // published below
 	}
@@ -288,22 +326,29 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 	next := 0 // d.Eligible is in the order of d.Instances: the next one to meet
 	for _, in := range d.Instances {
 		k := keyOf(in)
-		e := x.byKey.get(k)
+		h := hashKey(k)
+		e := x.byKey.s.getHashed(k, h)
 		if e == nil {
-			ne := &newEntry{e: entry{fresh: x}}
-			e = &ne.e
-			e.elig.Store(&ne.el)
-			x.made = append(x.made, e)
-			if oe := x.old.entry(k); oe != nil {
-				e.st = oe.st
-			} else {
-				e.st = &instState{key: k}
+			var oe *entry
+			if x.old != nil {
+				oe = x.old.byKey.getHashed(k, h)
 			}
-			x.byKey.add(e)
+			if oe != nil {
+				ne := &newEntry{e: entry{fresh: x, st: oe.st}}
+				e = &ne.e
+				e.elig.Store(&ne.el)
+			} else {
+				// A new instance: its state in the same allocation.
+				ne := &newEntryState{e: entry{fresh: x}, st: instState{key: k}}
+				e = &ne.e
+				e.st = &ne.st
+				e.elig.Store(&ne.el)
+			}
+			x.made = append(x.made, e)
+			x.byKey.addHashed(e, h)
 		}
 		e.refs++
-		x.insts[in.Zone]++
-		x.zones[in.Zone] += 0 // listed, eligible or not
+		x.countZone(in.Zone)
 		if next < len(d.Eligible) && d.Eligible[next] == in {
 			i := next
 			next++

@@ -44,8 +44,10 @@ type entrySlot struct {
 func shardOfKey(h uint64) int { return int(h >> (64 - entryShardBits)) }
 
 // get finds the entry of k, or nil. It does not allocate.
-func (s *entrySet) get(k instKey) *entry {
-	h := hashKey(k)
+func (s *entrySet) get(k instKey) *entry { return s.getHashed(k, hashKey(k)) }
+
+// getHashed is get for a key whose hash is h.
+func (s *entrySet) getHashed(k instKey, h uint64) *entry {
 	sh := s.shards[shardOfKey(h)]
 	if sh == nil {
 		return nil
@@ -145,8 +147,10 @@ func (x *entryEditor) own(i int) *entryShard {
 func (x *entryEditor) get(k instKey) *entry { return x.s.get(k) }
 
 // add puts e in the set; its key is not in it.
-func (x *entryEditor) add(e *entry) {
-	h := hashKey(e.st.key)
+func (x *entryEditor) add(e *entry) { x.addHashed(e, hashKey(e.st.key)) }
+
+// addHashed is add for an entry whose key's hash is h.
+func (x *entryEditor) addHashed(e *entry, h uint64) {
 	sh := x.own(shardOfKey(h))
 	if 4*(sh.n+1) > 3*len(sh.slots) {
 		old := sh.slots
