@@ -13,10 +13,14 @@ import (
 // no space, the empty optional fields left out), which is what route
 // servers send and what the disk copy holds, several times faster than
 // json.Unmarshal. Anything else (another key order, a key it does not
-// know, an escape in a string, a number that is not a plain integer) is
+// know, an escape in a string or a character json.Marshal escapes,
+// serving keys or instances out of order, a number that is not a plain
+// integer) is
 // not its to decode: decode says so, and the caller uses
 // json.Unmarshal, which gives the same result on what both decode (a
-// test holds them to it).
+// test holds them to it). So what it decodes is what appendEncoding
+// writes again, byte for byte (tests and a fuzz target hold it to
+// that too): its caller need not encode it again to know.
 //
 // What repeats across deployments is kept once per decoder: the names
 // (kinds, zones, generations, instance IDs) and the serving maps, which
@@ -96,7 +100,8 @@ func (f *fastDecoder) peekKey(name string) bool {
 }
 
 // str reads a string without escapes, valid UTF-8 without control
-// characters, into *s; interned when asked.
+// characters nor what json.Marshal escapes (<, >, &, U+2028, U+2029),
+// into *s; interned when asked.
 func (f *fastDecoder) str(s *string, intern bool) bool {
 	if !f.byte('"') {
 		return false
@@ -124,8 +129,10 @@ func (f *fastDecoder) str(s *string, intern bool) bool {
 			}
 			*s = string(raw)
 			return true
-		case c == '\\' || c < 0x20:
+		case c == '\\' || c < 0x20 || c == '<' || c == '>' || c == '&':
 			return false
+		case c == 0xe2 && f.i+2 < len(f.b) && f.b[f.i+1] == 0x80 && (f.b[f.i+2] == 0xa8 || f.b[f.i+2] == 0xa9):
+			return false // U+2028, U+2029
 		}
 	}
 	return false
@@ -214,14 +221,16 @@ func (f *fastDecoder) readServing(d *routes.DeploymentSpec) bool {
 	if f.byte('}') {
 		return true
 	}
-	for {
+	prev := ""
+	for first := true; ; first = false {
 		var gen string
 		if !f.str(&gen, true) || !f.byte(':') {
 			return false
 		}
-		if _, dup := d.Serving[gen]; dup {
-			return false
+		if !first && gen <= prev {
+			return false // out of json.Marshal's order, or twice
 		}
+		prev = gen
 		start := f.i
 		if f.i < len(f.b) && f.b[f.i] == '-' {
 			f.i++
@@ -230,8 +239,8 @@ func (f *fastDecoder) readServing(d *routes.DeploymentSpec) bool {
 		for f.i < len(f.b) && f.b[f.i] >= '0' && f.b[f.i] <= '9' {
 			f.i++
 		}
-		if f.i == digits || f.b[digits] == '0' && f.i-digits > 1 {
-			return false // no digits, or a leading zero
+		if f.i == digits || f.b[digits] == '0' && (f.i-digits > 1 || digits > start) {
+			return false // no digits, a leading zero, or -0
 		}
 		n, err := strconv.Atoi(string(f.b[start:f.i]))
 		if err != nil {
@@ -275,6 +284,9 @@ func (f *fastDecoder) instances(d *routes.DeploymentSpec) bool {
 		}
 		if !f.byte('}') {
 			return false
+		}
+		if n := len(f.insts); n > 1 && in.ID < f.insts[n-2].ID {
+			return false // out of EncodeDeployment's order
 		}
 		if f.byte(']') {
 			all := slices.Clone(f.insts)

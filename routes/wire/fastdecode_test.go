@@ -71,6 +71,9 @@ func TestFastDecoderAgreesWithUnmarshal(t *testing.T) {
 		if err != nil {
 			t.Fatalf("fast decoder accepted %s, which json.Unmarshal refuses: %v", b, err)
 		}
+		if again := appendEncoding(nil, got); !bytes.Equal(again, b) {
+			t.Fatalf("fast decoder accepted %s, which is encoded again as %s", b, again)
+		}
 		if !reflect.DeepEqual(*got, want) {
 			t.Fatalf("%s:\nfast      %+v\nUnmarshal %+v", b, *got, want)
 		}
@@ -87,7 +90,7 @@ func mutate(rng *rand.Rand, b []byte) []byte {
 	i := rng.IntN(len(b))
 	switch rng.IntN(4) {
 	case 0:
-		const set = " ,:{}[]\"\\0123456789-etrufalsn"
+		const set = " ,:{}[]\"\\0123456789-etrufalsn<&"
 		b[i] = set[rng.IntN(len(set))]
 	case 1:
 		b = append(b[:i], b[i+1:]...)
@@ -183,7 +186,7 @@ func TestFastDecoderSharesOnlyTheSame(t *testing.T) {
 	if reflect.ValueOf(a.Serving).UnsafePointer() != reflect.ValueOf(b.Serving).UnsafePointer() {
 		t.Error("two deployments serving {\"blue\":1} have two maps; want one shared")
 	}
-	for _, serving := range []string{`{"blue":2}`, `{"blue":1,"green":0}`, `{"green":0,"blue":1}`, `{"blue}":1}`} {
+	for _, serving := range []string{`{"blue":2}`, `{"blue":1,"green":0}`, `{"blue}":1}`} {
 		c := decode(enc(serving, "i-1"))
 		if reflect.ValueOf(c.Serving).UnsafePointer() == reflect.ValueOf(a.Serving).UnsafePointer() {
 			t.Errorf("serving %s shares the map of {\"blue\":1}", serving)
@@ -194,6 +197,13 @@ func TestFastDecoderSharesOnlyTheSame(t *testing.T) {
 		}
 		if !reflect.DeepEqual(c.Serving, want) {
 			t.Errorf("serving %s: got %v; want %v", serving, c.Serving, want)
+		}
+	}
+	// What json.Marshal does not write is not the fast decoder's.
+	for _, b := range [][]byte{enc(`{"green":0,"blue":1}`, "i-1"), enc(`{"blue":-0}`, "i-1"), enc(`{"blue":1}`, "i-2", "i-1"),
+		enc(`{"a<b":1}`, "i-1"), enc(`{"a&b":1}`, "i-1"), enc("{\"a\u2028\":1}", "i-1"), enc("{\"a\u2029\":1}", "i-1")} {
+		if _, ok := f.decode(b); ok {
+			t.Errorf("the fast decoder accepts %s, which json.Marshal does not write", b)
 		}
 	}
 	// The decoded strings, interned or not, outlive their bytes.

@@ -32,6 +32,17 @@ func FuzzDecodeDeployment(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := DecodeDeployment(data)
+		if fd, ok := newFastDecoder().decode(data); ok {
+			// What the fast decoder takes, json.Unmarshal takes to the
+			// same spec, and it is encoded again byte for byte (so
+			// decodeAll keeps no copy of it).
+			if err != nil || !reflect.DeepEqual(fd, d) {
+				t.Fatalf("the fast decoder takes %s as %+v; json.Unmarshal as %+v, %v", data, fd, d, err)
+			}
+			if again := appendEncoding(nil, fd); !bytes.Equal(again, data) {
+				t.Fatalf("the fast decoder takes %s, which is encoded again as %s", data, again)
+			}
+		}
 		if err != nil {
 			if d != nil {
 				t.Errorf("DecodeDeployment returned a deployment with its error %v", err)

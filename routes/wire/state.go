@@ -229,20 +229,24 @@ func decodeAll(msgs []json.RawMessage) ([]*stateDep, error) {
 		var err error
 		dep := new(routes.Deployment)
 		d := &dep.DeploymentSpec
-		if !f.decodeInto(msgs[i], d) {
-			spec, err := DecodeDeployment(msgs[i])
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			*d = *spec
-		}
 		e := &all[i]
 		e.dep = dep
 		enc := []byte(msgs[i])
+		if f.decodeInto(msgs[i], d) {
+			// In the form appendEncoding writes: nothing to keep.
+			e.hash = digestOf(enc)
+			out[i] = e
+			return
+		}
+		spec, err := DecodeDeployment(msgs[i])
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		*d = *spec
 		// The spec's encoding made again is in json.Marshal's form: when
-		// it is the message's, there is nothing to keep (the common
-		// case); else the message's, compacted and escaped, is kept.
+		// it is the message's, there is nothing to keep; else the
+		// message's, compacted and escaped, is kept.
 		if f.enc = appendEncoding(f.enc[:0], d); string(f.enc) != string(enc) {
 			if !inMarshalForm(enc) {
 				if enc, err = json.Marshal(msgs[i]); err != nil {
