@@ -85,6 +85,10 @@ func launchProxy(t *testing.T, extra ...string) *proc {
 		"--access-log", "off"}, extra...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stderr = p.stderr
+	if v := os.Getenv("SWITCHYARD_BENCH_PROXY_GOMEMLIMIT"); v != "" {
+		// A soft memory limit for the proxies only (docs/benchmarks.md).
+		p.cmd.Env = append(os.Environ(), "GOMEMLIMIT="+v)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,9 @@ import (
 // first table, memory and CPU per change, the proxies' first table,
 // memory, CPU per change and restart from disk, the time from a
 // ZooKeeper write to every proxy having applied it, the bytes sent per
-// change, /status and ZooKeeper's watch count. It is a benchmark, not a
+// change, /status and ZooKeeper's watch count, and the CPU each proxy
+// spent to have its first table. SWITCHYARD_BENCH_PROXY_GOMEMLIMIT
+// gives the proxies (only) that GOMEMLIMIT. It is a benchmark, not a
 // test: it runs only with SWITCHYARD_BENCH=1 and reports with t.Logf.
 //
 //	SWITCHYARD_BENCH=1 go test ./internal/e2e/ -run 'RoutePathFigures$' -v -timeout 30m
@@ -60,6 +62,9 @@ func TestRoutePathFigures(t *testing.T) {
 	ps, healthy := launchProxies(t, rp, nProxies)
 	t.Logf("%d proxies: start to all having the table %v; full table %.0f bytes each", nProxies, healthy,
 		metricValue(t, rs, "switchyard_routeserver_sent_bytes_total")/float64(nProxies))
+	t.Logf("proxy CPU (user and system) from start to the table on disk: %.0f–%.0f ms",
+		ms(minOf(ps, func(p *proc, t *testing.T) int64 { return int64(p.cpu(t)) }, t)),
+		ms(maxOf(ps, func(p *proc, t *testing.T) int64 { return int64(p.cpu(t)) }, t)))
 	t.Logf("proxy RSS with the table: %.1f–%.1f MiB (peak up to %.1f MiB)", mib(minOf(ps, (*proc).rss, t)), mib(maxOf(ps, (*proc).rss, t)),
 		mib(maxOf(ps, (*proc).peakRSS, t)))
 
@@ -463,3 +468,6 @@ func TestCutoverFigures(t *testing.T) {
 	t.Logf("%d cutovers, %d proxies, 2 route servers: ZooKeeper write to every proxy applied p50 %v, p99 %v, max %v (first proxy p50 %v)",
 		cutovers, proxies, all[cutovers/2], all[cutovers*99/100], all[cutovers-1], first[cutovers/2])
 }
+
+// ms is n nanoseconds in milliseconds.
+func ms(n int64) float64 { return float64(n) / 1e6 }
