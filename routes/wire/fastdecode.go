@@ -32,6 +32,7 @@ type fastDecoder struct {
 	i        int
 	intern   map[string]string
 	servings map[string]map[string]int // serving's bytes -> the map decoded from them
+	recent   [16]string                // names interned lately (see interned)
 	insts    []routes.Instance         // scratch for a deployment's instances
 	enc      []byte                    // scratch for an encoding (decodeAll)
 }
@@ -107,35 +108,54 @@ func (f *fastDecoder) str(s *string, intern bool) bool {
 		return false
 	}
 	start := f.i
+	ascii := true
 	for ; f.i < len(f.b); f.i++ {
 		switch c := f.b[f.i]; {
 		case c == '"':
 			raw := f.b[start:f.i]
 			f.i++
-			if !utf8.Valid(raw) {
+			if !ascii && !utf8.Valid(raw) {
 				return false
 			}
 			if intern {
-				if v, ok := f.intern[string(raw)]; ok {
-					*s = v
-					return true
-				}
-				v := string(raw)
-				if len(f.intern) < maxInterned {
-					f.intern[v] = v
-				}
-				*s = v
+				*s = f.interned(raw)
 				return true
 			}
 			*s = string(raw)
 			return true
+		case c >= 0x80:
+			ascii = false
+			if c == 0xe2 && f.i+2 < len(f.b) && f.b[f.i+1] == 0x80 && (f.b[f.i+2] == 0xa8 || f.b[f.i+2] == 0xa9) {
+				return false // U+2028, U+2029
+			}
 		case c == '\\' || c < 0x20 || c == '<' || c == '>' || c == '&':
 			return false
-		case c == 0xe2 && f.i+2 < len(f.b) && f.b[f.i+1] == 0x80 && (f.b[f.i+2] == 0xa8 || f.b[f.i+2] == 0xa9):
-			return false // U+2028, U+2029
 		}
 	}
 	return false
+}
+
+// interned returns raw as a string, the same string each time: most
+// names of a table are a few (kinds, zones, generations, instance IDs),
+// which a small cache indexed by length and end bytes finds without
+// hashing; the others are looked up in intern.
+func (f *fastDecoder) interned(raw []byte) string {
+	k := 0
+	if len(raw) > 0 {
+		k = (len(raw)*7 + int(raw[0])*3 + int(raw[len(raw)-1])) % len(f.recent)
+	}
+	if v := f.recent[k]; v == string(raw) {
+		return v
+	}
+	v, ok := f.intern[string(raw)]
+	if !ok {
+		v = string(raw)
+		if len(f.intern) < maxInterned {
+			f.intern[v] = v
+		}
+	}
+	f.recent[k] = v
+	return v
 }
 
 // optStr reads `"name":"…",` when it comes next.
