@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,8 +18,23 @@ import (
 var ErrCorrupt = errors.New("wire: corrupt snapshot")
 
 // fileMagic starts the first line of a snapshot file:
-// "switchyard-routes 1 sha256:<hex of the rest>\n", then a full Message.
-const fileMagic = "switchyard-routes 1 sha256:"
+// "switchyard-routes 2 crc32c:<8 hex digits, of the rest>\n", then a
+// full Message. The checksum is against a torn or damaged file: the
+// message's own table hash covers its deployments (Apply checks it).
+// Files of format 1 (fileMagicV1, the SHA-256 of the rest), written by
+// earlier versions, are read too.
+const (
+	fileMagic   = "switchyard-routes 2 crc32c:"
+	fileMagicV1 = "switchyard-routes 1 sha256:"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fileChecksum returns the checksum of a snapshot's body, as its header
+// writes it.
+func fileChecksum(body []byte) string {
+	return fmt.Sprintf("%08x", crc32.Checksum(body, castagnoli))
+}
 
 // WriteFile stores a full message at path atomically: a temporary file in
 // the same directory is written and fsynced, then renamed over path, and
@@ -68,8 +84,8 @@ func writeFile(path string, body func(w io.Writer) error) error {
 		return fmt.Errorf("wire: snapshot: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	h := sha256.New()
-	head := len(fileMagic) + 2*sha256.Size + 1
+	h := crc32.New(castagnoli)
+	head := len(fileMagic) + 8 + 1
 	_, err = tmp.Seek(int64(head), io.SeekStart)
 	if err == nil {
 		bw := bufio.NewWriterSize(io.MultiWriter(tmp, h), 256<<10)
@@ -78,7 +94,7 @@ func writeFile(path string, body func(w io.Writer) error) error {
 		}
 	}
 	if err == nil {
-		_, err = tmp.WriteAt([]byte(fileMagic+hex.EncodeToString(h.Sum(nil))+"\n"), 0)
+		_, err = tmp.WriteAt(fmt.Appendf(nil, "%s%08x\n", fileMagic, h.Sum32()), 0)
 	}
 	if err == nil {
 		err = tmp.Sync()
@@ -107,14 +123,22 @@ func ReadFile(path string) (*Message, error) {
 		return nil, err
 	}
 	nl := bytes.IndexByte(b, '\n')
-	if nl < 0 || !bytes.HasPrefix(b, []byte(fileMagic)) {
+	if nl < 0 {
 		return nil, fmt.Errorf("%w: %s: no snapshot header", ErrCorrupt, path)
 	}
-	want := string(b[len(fileMagic):nl])
 	body := b[nl+1:]
-	sum := sha256.Sum256(body)
-	if got := hex.EncodeToString(sum[:]); got != want {
-		return nil, fmt.Errorf("%w: %s: checksum %s does not match the header's %s", ErrCorrupt, path, got[:12], shortHash(want))
+	var want, got string
+	switch {
+	case bytes.HasPrefix(b, []byte(fileMagic)):
+		want, got = string(b[len(fileMagic):nl]), fileChecksum(body)
+	case bytes.HasPrefix(b, []byte(fileMagicV1)):
+		sum := sha256.Sum256(body)
+		want, got = string(b[len(fileMagicV1):nl]), hex.EncodeToString(sum[:])
+	default:
+		return nil, fmt.Errorf("%w: %s: no snapshot header", ErrCorrupt, path)
+	}
+	if got != want {
+		return nil, fmt.Errorf("%w: %s: checksum %s does not match the header's %s", ErrCorrupt, path, shortHash(got), shortHash(want))
 	}
 	m, err := DecodeMessage(body)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"maps"
 	"os"
 	"path/filepath"
@@ -234,10 +236,13 @@ func refHash(domain string, zones map[string]string, raw map[string][]byte) stri
 }
 
 // FuzzReadSnapshot reads arbitrary bytes as a snapshot file. ReadFile must
-// not panic, and accepts only a file whose header holds the SHA-256 of the
-// rest and whose rest is a full message; everything else is ErrCorrupt.
+// not panic, and accepts only a file whose header holds the checksum of
+// the rest (CRC-32C, or in format 1 the SHA-256) and whose rest is a full
+// message; everything else is ErrCorrupt.
 func FuzzReadSnapshot(f *testing.F) {
 	f.Add(snapshotFile(baseSnapshot().Full(false)))
+	f.Add(snapshotFileV1(baseSnapshot().Full(false)))
+	f.Add([]byte(fileMagicV1 + "\n"))
 	f.Add(snapshotFile(nextSnapshot().Full(true)))
 	f.Add(snapshotFile(nextSnapshot().Delta(baseSnapshot(), false)))
 	f.Add(snapshotFile([]byte("{}")))
@@ -259,7 +264,7 @@ func FuzzReadSnapshot(f *testing.F) {
 			return
 		}
 		header, body, _ := bytes.Cut(data, []byte("\n"))
-		if want := snapshotFile(body); !bytes.Equal(data, want) {
+		if !bytes.Equal(data, snapshotFile(body)) && !bytes.Equal(data, snapshotFileV1(body)) {
 			t.Fatalf("accepted a file whose header %q is not the checksum of its body", header)
 		}
 		var want Message
@@ -357,10 +362,43 @@ func TestWriteFileFormat(t *testing.T) {
 	}
 }
 
+// A snapshot file of format 1 (the SHA-256 of its body in its header),
+// as a proxy of an earlier version left it in its cache directory, is
+// read as it was; damaged, it is ErrCorrupt.
+func TestReadFileReadsFormat1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "routes.snapshot")
+	body := baseSnapshot().Full(false)
+	if err := os.WriteFile(path, snapshotFileV1(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ReadFile(path)
+	if err != nil {
+		t.Fatalf("a format 1 file: %v", err)
+	}
+	var want Message
+	if err := json.Unmarshal(body, &want); err != nil || !reflect.DeepEqual(*m, want) {
+		t.Fatalf("a format 1 file reads as %+v; want %+v (%v)", *m, want, err)
+	}
+	damaged := snapshotFileV1(body)
+	damaged[len(damaged)-3] ^= 1
+	if err := os.WriteFile(path, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadFile(path); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a damaged format 1 file: %v; want ErrCorrupt", err)
+	}
+}
+
 // snapshotFile is what WriteFile writes for body, built by hand.
 func snapshotFile(body []byte) []byte {
+	return append(fmt.Appendf(nil, "%s%08x\n", fileMagic, crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli))), body...)
+}
+
+// snapshotFileV1 is what WriteFile wrote for body in format 1, which
+// ReadFile still reads.
+func snapshotFileV1(body []byte) []byte {
 	sum := sha256.Sum256(body)
-	return append([]byte(fileMagic+hex.EncodeToString(sum[:])+"\n"), body...)
+	return append([]byte(fileMagicV1+hex.EncodeToString(sum[:])+"\n"), body...)
 }
 
 // baseSnapshot and nextSnapshot are two tables of the stream: next changes

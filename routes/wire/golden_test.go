@@ -22,10 +22,11 @@ func goldenSpecs() map[string]*routes.DeploymentSpec {
 }
 
 // testdata/v1.snapshot was written by WriteFile before deployments had
-// one spec type shared with the routes file and the store. The stream and
-// the snapshots on proxies' disks must keep their bytes and hashes: the
-// same table encodes to the same file, and the file loads into the same
-// table.
+// one spec type shared with the routes file and the store, in format 1
+// (a SHA-256 header). The stream and the snapshots on proxies' disks must
+// keep their bytes and hashes: the same table encodes to the same body,
+// and the file, which a proxy upgraded from then finds on its disk,
+// loads into the same table.
 func TestSnapshotV1Golden(t *testing.T) {
 	want, err := os.ReadFile("testdata/v1.snapshot")
 	if err != nil {
@@ -33,7 +34,7 @@ func TestSnapshotV1Golden(t *testing.T) {
 	}
 	zones := map[string]routes.ZoneState{"zone-b": routes.ZoneDown, "zone-a": routes.ZoneUp}
 	s := NewSnapshot(nil, 42, "example.test", zones, goldenSpecs())
-	if got := snapshotFile(s.Full(false)); !bytes.Equal(got, want) {
+	if got := snapshotFileV1(s.Full(false)); !bytes.Equal(got, want) {
 		t.Errorf("the snapshot file of the golden table:\n%s\nwant:\n%s", got, want)
 	}
 
@@ -45,7 +46,7 @@ func TestSnapshotV1Golden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Apply of the golden snapshot: %v", err)
 	}
-	if got := snapshotFile(st.Full(false)); !bytes.Equal(got, want) {
+	if got := snapshotFileV1(st.Full(false)); !bytes.Equal(got, want) {
 		t.Errorf("the golden snapshot read and written again:\n%s\nwant:\n%s", got, want)
 	}
 	tb, err := st.Table()
