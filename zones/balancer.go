@@ -80,17 +80,10 @@ type eligibility struct {
 	one [1]*depState
 }
 
-// newEntry is an entry and its first eligibility, in one allocation;
-// newEntryState also holds the state of an instance no table had.
+// newEntry is an entry and its first eligibility, in one allocation.
 type newEntry struct {
 	e  entry
 	el eligibility
-}
-
-type newEntryState struct {
-	e  entry
-	el eligibility
-	st instState
 }
 
 var notEligible = &eligibility{}
@@ -144,34 +137,37 @@ type snapEdit struct {
 	// the same zones); scratch is where a list is put together.
 	zoneLists [][]string
 	scratch   []string
-	// counted are instances counted by zone and not yet added to
-	// insts and zones (see countZone).
+	// counted are the counts by zone of the deployments added, not yet
+	// added to insts and zones (see countZone).
 	counted []zoneCount
 }
 
 type zoneCount struct {
-	zone string
-	n    int
+	zone            string
+	insts, eligible int
 }
 
-// countZone counts an instance of the table in zone (in insts, and in
-// zones as listed). A table has few zones: the counts are kept in a
-// short list and added to the maps once, by flushZones.
-func (x *snapEdit) countZone(zone string) {
+// countZone counts, for an instance of a deployment added in zone, insts
+// more instances in the table and eligible more instances eligible in
+// some deployment. A table has few zones: the counts are kept in a short
+// list and added to insts and zones once, by flushZones, after the
+// deployments removed have been taken off.
+func (x *snapEdit) countZone(zone string, insts, eligible int) {
 	for i := range x.counted {
-		if x.counted[i].zone == zone {
-			x.counted[i].n++
+		if c := &x.counted[i]; c.zone == zone {
+			c.insts += insts
+			c.eligible += eligible
 			return
 		}
 	}
-	x.counted = append(x.counted, zoneCount{zone, 1})
+	x.counted = append(x.counted, zoneCount{zone, insts, eligible})
 }
 
 // flushZones adds the counts of countZone to insts and zones.
 func (x *snapEdit) flushZones() {
 	for _, c := range x.counted {
-		x.insts[c.zone] += c.n
-		x.zones[c.zone] += 0 // listed, eligible or not
+		x.insts[c.zone] += c.insts
+		x.zones[c.zone] += c.eligible // listed, eligible or not
 	}
 	x.counted = x.counted[:0]
 }
@@ -223,6 +219,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		x.deps = cowmap.Build[*routes.Deployment, *depState](cowmap.Pointer, n)
 		x.byKey = buildEntries(3 * n)
 		x.zones, x.insts = map[string]int{}, map[string]int{}
+		x.made = make([]*entry, 0, 3*n) // most deployments have about 3
 	}
 	var added []*routes.Deployment
 	if ch != nil {
@@ -333,22 +330,22 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			if x.old != nil {
 				oe = x.old.byKey.getHashed(k, h)
 			}
+			ne := &newEntry{e: entry{fresh: x}}
+			e = &ne.e
+			e.elig.Store(&ne.el)
 			if oe != nil {
-				ne := &newEntry{e: entry{fresh: x, st: oe.st}}
-				e = &ne.e
-				e.elig.Store(&ne.el)
+				e.st = oe.st
 			} else {
-				// A new instance: its state in the same allocation.
-				ne := &newEntryState{e: entry{fresh: x}, st: instState{key: k}}
-				e = &ne.e
-				e.st = &ne.st
-				e.elig.Store(&ne.el)
+				// Allocated on its own: the state outlives this entry
+				// (a whole table makes new entries for it), and must
+				// not keep the entry, and the deployments it lists, alive.
+				e.st = &instState{key: k}
 			}
 			x.made = append(x.made, e)
 			x.byKey.addHashed(e, h)
 		}
 		e.refs++
-		x.countZone(in.Zone)
+		x.countZone(in.Zone, 1, 0)
 		if next < len(d.Eligible) && d.Eligible[next] == in {
 			i := next
 			next++
@@ -357,7 +354,7 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			zone := el.zone
 			if len(el.deps) == 0 {
 				zone = in.Zone
-				x.zones[in.Zone]++
+				x.countZone(in.Zone, 0, 1)
 			}
 			if e.fresh == x {
 				// No reader has it yet: grow its list in place (an

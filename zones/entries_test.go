@@ -3,7 +3,9 @@ package zones
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"weak"
 
 	"github.com/switchyard/switchyard/routes"
 )
@@ -136,4 +138,39 @@ func TestServesFollowsEligibility(t *testing.T) {
 			t.Errorf("derived table: Serves(%s) = %v; want %v", addr, got, want)
 		}
 	}
+}
+
+// A balancer given whole tables (no Change: a full message, a change of
+// the zones, a routes file reloaded) keeps nothing of a table once two
+// others have replaced it: the state of an instance outlives its
+// entries, and must not keep them, and their deployments, alive.
+func TestWholeTablesDoNotKeepOldDeployments(t *testing.T) {
+	spec := func() []*routes.DeploymentSpec {
+		return []*routes.DeploymentSpec{{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"blue": 1},
+			Instances: []*routes.Instance{{ID: "i-1", Addr: "10.0.0.1:9200", Zone: "zone-a", Generation: "blue"}}}}
+	}
+	b := NewBalancer(Config{})
+	var first weak.Pointer[routes.Deployment]
+	func() {
+		t1, err := routes.NewTable("example.test", nil, spec())
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = weak.Make(t1.Lookup([]byte("aaaaaaaa")))
+		b.Prepare(t1)
+	}()
+	for range 3 {
+		tn, err := routes.NewTable("example.test", nil, spec())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Prepare(tn)
+	}
+	for range 5 {
+		runtime.GC()
+	}
+	if first.Value() != nil {
+		t.Fatal("the first table's deployment is still reachable after three whole tables")
+	}
+	runtime.KeepAlive(b)
 }
