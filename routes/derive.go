@@ -113,6 +113,7 @@ func (t *Table) with(zones map[string]ZoneState, upsert []*DeploymentSpec, owns 
 		}
 		if d == nil {
 			d = &Deployment{DeploymentSpec: *spec}
+			d.taken.Store(true)
 		}
 		d.computeEligible(zones)
 		d.computeAllow()

@@ -382,3 +382,35 @@ func TestTablesTakeDeploymentsOnce(t *testing.T) {
 		t.Fatal("a table rebuilt for its zones changed another table's deployments")
 	}
 }
+
+// A deployment that a table holds, whether that table took it or copied
+// it from a spec, is never taken by another table: given to NewTableOf or
+// WithOf, it is copied, and what its own table computed stays.
+func TestTablesNeverTakeAHeldDeployment(t *testing.T) {
+	spec := &DeploymentSpec{ID: "aaaaaaaa", Kind: "es", Serving: map[string]int{"blue": 1},
+		Instances: []*Instance{
+			{ID: "i-1", Addr: "10.0.0.1:9200", Zone: "zone-a", Generation: "blue"},
+			{ID: "i-2", Addr: "10.0.0.2:9200", Zone: "zone-b", Generation: "blue"}}}
+	held, err := NewTable("example.test", nil, []*DeploymentSpec{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := held.Lookup([]byte("aaaaaaaa"))
+	down := map[string]ZoneState{"zone-a": ZoneDown}
+	other, err := NewTableOf("example.test", down, held.Deployments())
+	if err != nil {
+		t.Fatal(err)
+	}
+	derived, err := held.WithOf(down, held.Deployments(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tb := range []*Table{other, derived} {
+		if got := tb.Lookup([]byte("aaaaaaaa")); got == d || len(got.Eligible) != 1 {
+			t.Fatal("a table took a deployment another table holds, or did not compute its own")
+		}
+	}
+	if len(d.Eligible) != 2 {
+		t.Fatalf("the first table's deployment has %d eligible instances; want 2", len(d.Eligible))
+	}
+}

@@ -55,7 +55,7 @@ type Deployment struct {
 	Weights     []uint64
 	TotalWeight uint64
 
-	taken atomic.Bool // a table holds it (NewTableOf)
+	taken atomic.Bool // a table holds it: NewTableOf and WithOf copy it
 }
 
 // Table is an immutable snapshot of the routing table. Build it with NewTable

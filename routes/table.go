@@ -172,6 +172,7 @@ func (b *Builder) add(spec *DeploymentSpec, own *Deployment) *Error {
 	d := own.take()
 	if d == nil {
 		d = &Deployment{DeploymentSpec: *spec}
+		d.taken.Store(true)
 	}
 	x.insert([]byte(d.ID), d)
 	for _, a := range d.Aliases {
