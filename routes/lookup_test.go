@@ -176,3 +176,29 @@ func BenchmarkLookupRandom(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMemoryLatency is the machine's latency for a dependent read
+// at random in memory of a given size, the floor under
+// BenchmarkLookupRandom: a chain of reads, each of one cache line whose
+// address the previous read gave, over a buffer of 1 to 128 MiB. A
+// chained lookup makes about three such reads (the slot, its key, the
+// deployment), and the table and its index at 100 000 deployments are
+// tens of MiB.
+func BenchmarkMemoryLatency(b *testing.B) {
+	for _, mib := range []int{1, 8, 32, 128} {
+		b.Run(fmt.Sprintf("MiB=%d", mib), func(b *testing.B) {
+			const line = 64 / 8 // int64s in a cache line
+			n := mib << 20 / 64
+			next := make([]int64, n*line)
+			perm := rand.New(rand.NewPCG(1, uint64(mib))).Perm(n)
+			for i := range n {
+				next[perm[i]*line] = int64(perm[(i+1)%n] * line)
+			}
+			p := int64(0)
+			for b.Loop() {
+				p = next[p]
+			}
+			lookupSink += int(p)
+		})
+	}
+}
