@@ -257,6 +257,17 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	}
 }
 
+// zoneOf returns the zone ds lists the instance k in, among those it has
+// eligible.
+func zoneOf(ds *depState, k instKey) (string, bool) {
+	for _, in := range ds.d.Eligible {
+		if keyOf(in) == k {
+			return in.Zone, true
+		}
+	}
+	return "", false
+}
+
 // remove takes d, a deployment of the current table that the new one
 // does not have, out of the snapshot being built.
 func (x *snapEdit) remove(d *routes.Deployment) {
@@ -274,7 +285,17 @@ func (x *snapEdit) remove(d *routes.Deployment) {
 				x.zones[el.zone]--
 				e.elig.Store(notEligible)
 			} else {
-				e.elig.Store(&eligibility{deps: rest, zone: el.zone})
+				// The instance stays eligible. It is counted in the zone
+				// a deployment that keeps it lists it in (the first),
+				// so that the zone it was counted in, which may have
+				// been only d's, goes with its last instance.
+				zone := el.zone
+				if z, ok := zoneOf(rest[0], k); ok && z != zone {
+					x.zones[zone]--
+					x.zones[z]++
+					zone = z
+				}
+				e.elig.Store(&eligibility{deps: rest, zone: zone})
 			}
 		}
 		if e.refs--; e.refs == 0 {
