@@ -46,8 +46,9 @@ type snapshot struct {
 	deps  *cowmap.Map[*routes.Deployment, *depState]
 	byKey *entrySet // the entries, by instance key
 	// zones counts, for each zone of the table's instances, the
-	// instances eligible in some deployment (each once, in the zone it
-	// had in the deployment that made it eligible first).
+	// instances eligible in some deployment (each once, in the zone one
+	// of those deployments lists it in: the first to make it eligible,
+	// until that one goes).
 	zones map[string]int
 	// insts counts the table's instances in each zone: a zone is in
 	// zones while it has some.
