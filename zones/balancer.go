@@ -22,6 +22,9 @@ type Balancer struct {
 	prepMu  sync.Mutex // serializes Prepare
 	ejectMu sync.Mutex // serializes ejection decisions
 
+	// scanned is how many instances the last Prepare looked at to find
+	// where an instance is counted (snapEdit.zoneOf), for tests.
+	scanned int
 	// flips counts health changes, so that Prepare notices one that
 	// happened while it built views from the old state.
 	flips atomic.Uint64
@@ -65,7 +68,12 @@ type snapshot struct {
 // Prepare updates them in place.
 type entry struct {
 	st   *instState
-	refs int // the table's instances with this key; Prepare's, under prepMu
+	refs int32 // the table's instances with this key; Prepare's, under prepMu
+	// home is, of the deployments that have the entry eligible, how many
+	// list it in the zone it is counted in (eligibility.zone), or fewer:
+	// while it is above 0 that zone holds the count. Prepare's, under
+	// prepMu.
+	home int32
 	elig atomic.Pointer[eligibility]
 	// fresh is the snapEdit that made the entry, until its snapshot is
 	// published: that Prepare may change its eligibility in place.
@@ -141,6 +149,8 @@ type snapEdit struct {
 	// counted are the counts by zone of the deployments added, not yet
 	// added to insts and zones (see countZone).
 	counted []zoneCount
+	scanned int // instances zoneOf looked at
+	zoneIdx map[*depState]map[*instState]string
 }
 
 type zoneCount struct {
@@ -237,6 +247,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		x.built = append(x.built, ds)
 	}
 	x.flushZones()
+	b.scanned = x.scanned
 	for _, e := range x.made {
 		e.fresh = nil // published below
 	}
@@ -258,15 +269,36 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	}
 }
 
-// zoneOf returns the zone ds lists the instance k in, among those it has
-// eligible.
-func zoneOf(ds *depState, k instKey) (string, bool) {
-	for _, in := range ds.d.Eligible {
-		if keyOf(in) == k {
-			return in.Zone, true
+// zoneOf returns the zone ds lists the instance of state st in, among
+// those it has eligible. A deployment of many instances is indexed once
+// per Prepare, so that removing deployments that share its instances
+// costs what they hold, not that times its size.
+func (x *snapEdit) zoneOf(ds *depState, st *instState) (string, bool) {
+	if len(ds.insts) <= 8 {
+		for _, ei := range ds.insts {
+			x.scanned++
+			if ei.st == st {
+				return ds.zones[ei.zone], true
+			}
 		}
+		return "", false
 	}
-	return "", false
+	m, ok := x.zoneIdx[ds]
+	if !ok {
+		m = make(map[*instState]string, len(ds.insts))
+		for _, ei := range ds.insts {
+			if _, dup := m[ei.st]; !dup {
+				m[ei.st] = ds.zones[ei.zone]
+			}
+		}
+		x.scanned += len(ds.insts)
+		if x.zoneIdx == nil {
+			x.zoneIdx = map[*depState]map[*instState]string{}
+		}
+		x.zoneIdx[ds] = m
+	}
+	z, ok := m[st]
+	return z, ok
 }
 
 // remove takes d, a deployment of the current table that the new one
@@ -286,15 +318,23 @@ func (x *snapEdit) remove(d *routes.Deployment) {
 				x.zones[el.zone]--
 				e.elig.Store(notEligible)
 			} else {
-				// The instance stays eligible. It is counted in the zone
-				// a deployment that keeps it lists it in (the first),
+				// The instance stays eligible. It stays counted in its
+				// zone while a deployment that keeps it lists it there;
+				// when d may have been the last, the count moves to the
+				// zone the first deployment that keeps it lists it in,
 				// so that the zone it was counted in, which may have
 				// been only d's, goes with its last instance.
 				zone := el.zone
-				if z, ok := zoneOf(rest[0], k); ok && z != zone {
-					x.zones[zone]--
-					x.zones[z]++
-					zone = z
+				if in.Zone == zone {
+					e.home--
+				}
+				if e.home <= 0 {
+					if z, ok := x.zoneOf(rest[0], e.st); ok && z != zone {
+						x.zones[zone]--
+						x.zones[z]++
+						zone = z
+					}
+					e.home = 1 // rest[0] lists it there (others may too)
 				}
 				e.elig.Store(&eligibility{deps: rest, zone: zone})
 			}
@@ -377,6 +417,10 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			if len(el.deps) == 0 {
 				zone = in.Zone
 				x.countZone(in.Zone, 0, 1)
+				e.home = 0
+			}
+			if in.Zone == zone {
+				e.home++
 			}
 			if e.fresh == x {
 				// No reader has it yet: grow its list in place (an

@@ -246,7 +246,7 @@ func checkSnapshot(t *testing.T, step int, b *Balancer) {
 		if s.entry(k) != e {
 			t.Fatalf("step %d: entry %v is not found by its key", step, k)
 		}
-		if e.refs != refs[k] {
+		if int(e.refs) != refs[k] {
 			t.Fatalf("step %d: entry %v counts %d instances; want %d", step, k, e.refs, refs[k])
 		}
 		el := e.eligible()
@@ -364,6 +364,69 @@ func TestZoneCountsWithSharedInstances(t *testing.T) {
 			tb = next
 			b.Prepare(tb)
 			checkSnapshot(t, int(seed)*1000+step, b)
+		}
+	}
+}
+
+// Removing deployments that share their instances with one that stays
+// costs what they hold, not that times the size of the one that stays:
+// where each instance is counted is found without a scan of it per
+// instance (Balancer.scanned counts the instances looked at), with the
+// shared instances listed in the same zone and in another.
+func TestRemovingSharedDeploymentsIsLinear(t *testing.T) {
+	const n = 2000
+	insts := func(zone string) []*routes.Instance {
+		var l []*routes.Instance
+		for i := range n {
+			l = append(l, &routes.Instance{ID: fmt.Sprint("i-", i), Addr: fmt.Sprintf("10.%d.%d.%d:9200", i>>16, (i>>8)&255, i&255),
+				Zone: zone, Generation: "blue"})
+		}
+		return l
+	}
+	blue := map[string]int{"blue": 1}
+	for _, zone := range []string{"zone-a", "zone-b"} {
+		// Two deployments of the same n instances; the first goes.
+		tb, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{
+			{ID: "10000000", Kind: "es", Serving: blue, Instances: insts("zone-a")},
+			{ID: "20000000", Kind: "es", Serving: blue, Instances: insts(zone)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := NewBalancer(Config{})
+		b.Prepare(tb)
+		next, err := tb.With(tb.Zones, nil, []string{"10000000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Prepare(next)
+		checkSnapshot(t, 1, b)
+		if b.scanned > 2*n || zone == "zone-a" && b.scanned != 0 {
+			// In the same zone, the one that stays holds the counts
+			// where they are: nothing to look at.
+			t.Errorf("%s: removing a deployment of %d shared instances looked at %d instances", zone, n, b.scanned)
+		}
+
+		// n deployments of one instance each, the big one's, go.
+		specs := []*routes.DeploymentSpec{{ID: "ffffffff", Kind: "es", Serving: blue, Instances: insts(zone)}}
+		var ids []string
+		for i, in := range insts("zone-a") {
+			id := fmt.Sprintf("%08x", i+1)
+			specs = append(specs, &routes.DeploymentSpec{ID: id, Kind: "es", Serving: blue, Instances: []*routes.Instance{in}})
+			ids = append(ids, id)
+		}
+		if tb, err = routes.NewTable("example.test", nil, specs); err != nil {
+			t.Fatal(err)
+		}
+		b = NewBalancer(Config{})
+		b.Prepare(tb)
+		if next, err = tb.With(tb.Zones, nil, ids); err != nil {
+			t.Fatal(err)
+		}
+		b.Prepare(next)
+		checkSnapshot(t, 2, b)
+		if b.scanned > 2*n {
+			t.Errorf("%s: removing %d deployments of one shared instance looked at %d instances", zone, n, b.scanned)
 		}
 	}
 }
