@@ -34,7 +34,10 @@ func FuzzDecodeDeployment(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := DecodeDeployment(data)
-		if fd, ok := newFastDecoder().decode(data); ok {
+		// One decoder for every input, as decodeAll keeps one for many
+		// deployments: what it interned and cached before must not
+		// change what it decodes now.
+		if fd, ok := fuzzDecoder.decode(data); ok {
 			// What the fast decoder takes, json.Unmarshal takes to the
 			// same spec, and it is encoded again byte for byte (so
 			// decodeAll keeps no copy of it).
@@ -86,6 +89,9 @@ func FuzzDecodeDeployment(f *testing.F) {
 		}
 	})
 }
+
+// fuzzDecoder is FuzzDecodeDeployment's fast decoder, kept across inputs.
+var fuzzDecoder = newFastDecoder()
 
 // FuzzApplyMessage feeds arbitrary bytes to the route stream's receiver:
 // decoded as the route client decodes an answer, then applied to nothing
