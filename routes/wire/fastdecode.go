@@ -3,6 +3,7 @@ package wire
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/switchyard/switchyard/routes"
@@ -110,7 +111,11 @@ func (f *fastDecoder) str(s *string, intern bool) bool {
 	start := f.i
 	ascii := true
 	for ; f.i < len(f.b); f.i++ {
-		switch c := f.b[f.i]; {
+		c := f.b[f.i]
+		if plainASCII[c] {
+			continue
+		}
+		switch {
 		case c == '"':
 			raw := f.b[start:f.i]
 			f.i++
@@ -134,6 +139,15 @@ func (f *fastDecoder) str(s *string, intern bool) bool {
 	}
 	return false
 }
+
+// plainASCII holds the bytes a string json.Marshal writes holds as they
+// are, below 0x80: not a control character, '"', '\\', '<', '>' or '&'.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return t
+}()
 
 // interned returns raw as a string, the same string each time: most
 // names of a table are a few (kinds, zones, generations, instance IDs),
