@@ -120,7 +120,7 @@ func (e *Editor[K, V]) Set(k K, v V) {
 }
 
 // Swap sets k to v and returns the value it had, if any: Get and Set
-// with one lookup.
+// in one call, which finds and copies k's shard once.
 func (e *Editor[K, V]) Swap(k K, v V) (V, bool) {
 	s := e.own(e.m.shard(k))
 	before := len(s)

@@ -16,8 +16,7 @@ import (
 // json.Unmarshal. Anything else (another key order, a key it does not
 // know, an escape in a string or a character json.Marshal escapes,
 // serving keys or instances out of order, a number that is not a plain
-// integer) is
-// not its to decode: decode says so, and the caller uses
+// integer) is not its to decode: decode says so, and the caller uses
 // json.Unmarshal, which gives the same result on what both decode (a
 // test holds them to it). So what it decodes is what appendEncoding
 // writes again, byte for byte (tests and a fuzz target hold it to
@@ -133,7 +132,7 @@ func (f *fastDecoder) str(s *string, intern bool) bool {
 			if c == 0xe2 && f.i+2 < len(f.b) && f.b[f.i+1] == 0x80 && (f.b[f.i+2] == 0xa8 || f.b[f.i+2] == 0xa9) {
 				return false // U+2028, U+2029
 			}
-		case c == '\\' || c < 0x20 || c == '<' || c == '>' || c == '&':
+		default: // below 0x20, or an ASCII byte json.Marshal escapes
 			return false
 		}
 	}
