@@ -67,7 +67,12 @@ type snapshot struct {
 // as some deployment of the table has the instance, across snapshots;
 // Prepare updates them in place.
 type entry struct {
-	st   *instState
+	key instKey
+	// st is the instance's state, made when something first needs to
+	// write it (stateOf): a deployment's first pick, a request, a check.
+	// Until then the instance is as a new state says (pristine), and a
+	// table of deployments that get no requests holds no state for them.
+	st   atomic.Pointer[instState]
 	refs int32 // the table's instances with this key; Prepare's, under prepMu
 	// home is, of the deployments that have the entry eligible, how many
 	// list it in the zone it is counted in (eligibility.zone), or fewer:
@@ -117,7 +122,7 @@ type depState struct {
 
 // eligInst is an eligible instance of a deployment, as its picks use it.
 type eligInst struct {
-	st   *instState
+	e    *entry
 	zone int32 // index in depState.zones
 	gen  int32 // the instance's generation, as an index
 }
@@ -150,7 +155,7 @@ type snapEdit struct {
 	// added to insts and zones (see countZone).
 	counted []zoneCount
 	scanned int // instances zoneOf looked at
-	zoneIdx map[*depState]map[*instState]string
+	zoneIdx map[*depState]map[*entry]string
 }
 
 type zoneCount struct {
@@ -269,15 +274,16 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	}
 }
 
-// zoneOf returns the zone ds lists the instance of state st in, among
-// those it has eligible. A deployment of many instances is indexed once
+// zoneOf returns the zone ds lists the instance of entry e in, among
+// those it has eligible (a deployment holds the entry of each of its
+// instances for as long as it is in the table). A deployment of many instances is indexed once
 // per Prepare, so that removing deployments that share its instances
 // costs what they hold, not that times its size.
-func (x *snapEdit) zoneOf(ds *depState, st *instState) (string, bool) {
+func (x *snapEdit) zoneOf(ds *depState, e *entry) (string, bool) {
 	if len(ds.insts) <= 8 {
 		for _, ei := range ds.insts {
 			x.scanned++
-			if ei.st == st {
+			if ei.e == e {
 				return ds.zones[ei.zone], true
 			}
 		}
@@ -285,19 +291,19 @@ func (x *snapEdit) zoneOf(ds *depState, st *instState) (string, bool) {
 	}
 	m, ok := x.zoneIdx[ds]
 	if !ok {
-		m = make(map[*instState]string, len(ds.insts))
+		m = make(map[*entry]string, len(ds.insts))
 		for _, ei := range ds.insts {
-			if _, dup := m[ei.st]; !dup {
-				m[ei.st] = ds.zones[ei.zone]
+			if _, dup := m[ei.e]; !dup {
+				m[ei.e] = ds.zones[ei.zone]
 			}
 		}
 		x.scanned += len(ds.insts)
 		if x.zoneIdx == nil {
-			x.zoneIdx = map[*depState]map[*instState]string{}
+			x.zoneIdx = map[*depState]map[*entry]string{}
 		}
 		x.zoneIdx[ds] = m
 	}
-	z, ok := m[st]
+	z, ok := m[e]
 	return z, ok
 }
 
@@ -329,7 +335,7 @@ func (x *snapEdit) remove(d *routes.Deployment) {
 					e.home--
 				}
 				if e.home <= 0 {
-					if z, ok := x.zoneOf(rest[0], e.st); ok && z != zone {
+					if z, ok := x.zoneOf(rest[0], e); ok && z != zone {
 						x.zones[zone]--
 						x.zones[z]++
 						zone = z
@@ -392,16 +398,16 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			if x.old != nil {
 				oe = x.old.byKey.getHashed(k, h)
 			}
-			ne := &newEntry{e: entry{fresh: x}}
+			ne := &newEntry{e: entry{key: k, fresh: x}}
 			e = &ne.e
 			e.elig.Store(&ne.el)
 			if oe != nil {
-				e.st = oe.st
-			} else {
-				// Allocated on its own: the state outlives this entry
-				// (a whole table makes new entries for it), and must
-				// not keep the entry, and the deployments it lists, alive.
-				e.st = &instState{key: k}
+				// The state, if the old entry has one yet: one made
+				// after this (by a request that found the old entry)
+				// is taken over by stateOf.
+				if st := oe.st.Load(); st != nil {
+					e.st.Store(st)
+				}
 			}
 			x.made = append(x.made, e)
 			x.byKey.addHashed(e, h)
@@ -411,7 +417,7 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 		if next < len(d.Eligible) && d.Eligible[next] == in {
 			i := next
 			next++
-			ds.insts[i].st = e.st
+			ds.insts[i].e = e
 			el := e.eligible()
 			zone := el.zone
 			if len(el.deps) == 0 {
@@ -508,10 +514,62 @@ func (s *snapshot) prevOrNil() *snapshot {
 	return s.prev.Load()
 }
 
+// stateOf returns the state of e's instance, and makes it if e has
+// none yet. The state is shared by every table that has the instance
+// (same address and ID): an entry of the current or the previous table
+// for the same instance that has one gives it. Two entries that make one
+// at the same moment (a request on the previous table's, a pick on the
+// new table's, while the new table comes in) can each keep their own; the
+// instance then starts from a new state, as one that left the table and
+// came back does.
+func (b *Balancer) stateOf(e *entry) *instState {
+	if st := e.st.Load(); st != nil {
+		return st
+	}
+	st := b.otherState(e)
+	if st == nil {
+		// Allocated on its own: the state outlives this entry (a whole
+		// table makes new entries for it), and must not keep the
+		// entry, and the deployments it lists, alive.
+		st = &instState{key: e.key}
+	}
+	if !e.st.CompareAndSwap(nil, st) {
+		st = e.st.Load()
+	}
+	return st
+}
+
+// otherState is the state of another entry of e's instance in the
+// current or the previous table, or nil.
+func (b *Balancer) otherState(e *entry) *instState {
+	s := b.snap.Load()
+	for _, s := range [2]*snapshot{s, s.prevOrNil()} {
+		if o := s.entry(e.key); o != nil && o != e {
+			if st := o.st.Load(); st != nil {
+				return st
+			}
+		}
+	}
+	return nil
+}
+
+// state returns the state of e's instance to read: pristine while it
+// has none.
+func (e *entry) state() *instState {
+	if st := e.st.Load(); st != nil {
+		return st
+	}
+	return &pristine
+}
+
+// pristine is the state of an instance that nothing has written yet.
+// It is only read.
+var pristine instState
+
 // Begin records that a request starts on in.
 func (b *Balancer) Begin(in *routes.Instance) {
 	if e := b.lookup(in); e != nil {
-		e.st.begin()
+		b.stateOf(e).begin()
 	}
 }
 

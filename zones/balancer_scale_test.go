@@ -80,9 +80,9 @@ func TestZoneListsShared(t *testing.T) {
 	}
 }
 
-// A table holds an instState per instance: it stays in the 80-byte size
-// class (a field added to it costs 16 bytes an instance, 4.8 MB at
-// 300 000 instances).
+// An instance that gets requests holds an instState: it stays in the
+// 80-byte size class (a field added to it costs 16 bytes an instance,
+// 4.8 MB at 300 000 instances).
 func TestInstStateSize(t *testing.T) {
 	if n := unsafe.Sizeof(instState{}); n > 80 {
 		t.Errorf("instState is %d bytes; want at most 80", n)
@@ -108,5 +108,89 @@ func TestViewsBuiltAtFirstPick(t *testing.T) {
 	}
 	if b.Pick(d); ds.view.Load() != v {
 		t.Error("the second pick built the view again")
+	}
+}
+
+// states counts the entries of b's table that hold a state.
+func states(b *Balancer) int {
+	n := 0
+	for e := range b.snap.Load().byKey.All() {
+		if e.st.Load() != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Prepare makes no instance state: a deployment's first pick makes its
+// instances', and a request an instance's. A state made is kept by the
+// next table that has the instance, derived or whole.
+func TestStatesMadeAtFirstPick(t *testing.T) {
+	b, _ := testBalancer(Config{LocalZone: "zone-a"})
+	specs := make([]*routes.DeploymentSpec, 50)
+	for i := range specs {
+		specs[i] = &routes.DeploymentSpec{ID: fmt.Sprintf("%016x", i), Kind: "es", Serving: map[string]int{"blue": 1}}
+		for j := range 3 {
+			specs[i].Instances = append(specs[i].Instances, &routes.Instance{ID: fmt.Sprint("i-", j),
+				Addr: fmt.Sprintf("10.0.%d.%d:9200", i, j), Zone: fmt.Sprint("zone-", string(rune('a'+j))), Generation: "blue"})
+		}
+	}
+	tbl, err := routes.NewTable("example.test", nil, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(tbl)
+	if n := states(b); n != 0 {
+		t.Fatalf("Prepare made %d states; want none", n)
+	}
+	d0, d1 := tbl.Deployments()[0], tbl.Deployments()[1]
+	if b.Pick(d0) == nil {
+		t.Fatal("no instance")
+	}
+	if n := states(b); n != 3 {
+		t.Fatalf("after a pick in one deployment, %d states; want its 3", n)
+	}
+	b.Begin(d1.Instances[2])
+	b.End(d1.Instances[2], OutcomeSuccess)
+	if n := states(b); n != 4 {
+		t.Fatalf("after a request on an instance of another, %d states; want 4", n)
+	}
+	st := b.lookup(d0.Instances[0]).st.Load()
+
+	// A whole table (not derived from this one) with the same instances.
+	again, err := routes.NewTable("example.test", nil, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(again)
+	if n := states(b); n != 4 {
+		t.Fatalf("after a whole table, %d states; want the 4 made", n)
+	}
+	if got := b.lookup(d0.Instances[0]).st.Load(); got != st {
+		t.Error("the whole table's entry has another state than the previous table's")
+	}
+}
+
+// A state made on the previous table's entry after a whole table came
+// in (a request that found the instance there) is the state the new
+// table's entry takes when it first needs one: they are the same
+// instance.
+func TestStateMadeOnPreviousTableIsShared(t *testing.T) {
+	b, _ := testBalancer(Config{})
+	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
+	b.Prepare(tbl)
+	old := b.lookup(d.Instances[0])
+	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(again)
+	cur := b.lookup(d.Instances[0])
+	if cur == old || cur.st.Load() != nil {
+		t.Fatal("want a new entry without a state")
+	}
+	st := b.stateOf(old) // a request begun on the previous table
+	if got := b.stateOf(cur); got != st {
+		t.Error("the new table's entry made a state of its own; want the previous table's")
 	}
 }

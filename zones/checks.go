@@ -76,20 +76,21 @@ func (c *checker) reconcile(ctx context.Context) {
 	}
 	removed := false
 	for st, cancel := range c.running {
-		if e := s.entry(st.key); e == nil || e.st != st {
+		if e := s.entry(st.key); e == nil || e.st.Load() != st {
 			cancel()
 			delete(c.running, st)
 			removed = true
 		}
 	}
 	for e := range s.byKey.All() {
-		if _, ok := c.running[e.st]; ok {
+		st := c.b.stateOf(e)
+		if _, ok := c.running[st]; ok {
 			continue
 		}
 		cctx, cancel := context.WithCancel(ctx)
-		c.running[e.st] = cancel
+		c.running[st] = cancel
 		c.wg.Add(1)
-		go c.loop(cctx, e.st)
+		go c.loop(cctx, st)
 	}
 	if removed {
 		c.client.CloseIdleConnections()
@@ -104,10 +105,14 @@ func (c *checker) stopAll() {
 	c.wg.Wait()
 	if s := c.b.snap.Load(); s != nil {
 		for e := range s.byKey.All() {
-			if e.st.check.Swap(checkUnknown) == checkUnhealthy {
-				c.b.invalidate(e.st)
+			st := e.st.Load()
+			if st == nil {
+				continue // never checked
 			}
-			e.st.checkStreak.Store(0)
+			if st.check.Swap(checkUnknown) == checkUnhealthy {
+				c.b.invalidate(st)
+			}
+			st.checkStreak.Store(0)
 		}
 	}
 }

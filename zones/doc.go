@@ -33,7 +33,11 @@
 // to a zone where none of its instances is healthy); Status reports a zone
 // down when none of its eligible instances, over all deployments, is.
 // Health is kept per instance address and ID, so it survives table
-// reloads, and is forgotten for instances that leave the table.
+// reloads, and is forgotten for instances that leave the table. An
+// instance's state is made when something first writes it (its
+// deployment's first pick, a request, an active check): until then it is
+// healthy with nothing in flight, and a large table whose deployments
+// get no requests holds no state for them.
 //
 // # Balancing
 //

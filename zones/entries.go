@@ -13,7 +13,7 @@ import (
 // cowmap does, so a change costs what it touches. Each shard is an open
 // addressing table with linear probing over a power-of-two slice of
 // slots; a slot holds the entry and its key's hash, and the key itself is
-// the entry's state's (instState.key), which is never changed: a slot
+// the entry's (entry.key), which is never changed: a slot
 // costs 16 bytes instead of a Go map's key, value and control byte.
 const (
 	entryShardBits = 10
@@ -58,7 +58,7 @@ func (s *entrySet) getHashed(k instKey, h uint64) *entry {
 		if sl.e == nil {
 			return nil
 		}
-		if sl.h == h && sl.e.st.key == k {
+		if sl.h == h && sl.e.key == k {
 			return sl.e
 		}
 	}
@@ -79,7 +79,7 @@ func (s *entrySet) anyAt(addr string, f func(*entry) bool) bool {
 		if sl.e == nil {
 			return false
 		}
-		if sl.h == h && sl.e.st.key.addr == addr && f(sl.e) {
+		if sl.h == h && sl.e.key.addr == addr && f(sl.e) {
 			return true
 		}
 	}
@@ -147,7 +147,7 @@ func (x *entryEditor) own(i int) *entryShard {
 func (x *entryEditor) get(k instKey) *entry { return x.s.get(k) }
 
 // add puts e in the set; its key is not in it.
-func (x *entryEditor) add(e *entry) { x.addHashed(e, hashKey(e.st.key)) }
+func (x *entryEditor) add(e *entry) { x.addHashed(e, hashKey(e.key)) }
 
 // addHashed is add for an entry whose key's hash is h.
 func (x *entryEditor) addHashed(e *entry, h uint64) {
@@ -185,7 +185,7 @@ func (x *entryEditor) remove(k instKey) {
 	sh := x.own(shardOfKey(h))
 	mask := uint64(len(sh.slots) - 1)
 	i := h & mask
-	for sl := &sh.slots[i]; sl.h != h || sl.e.st.key != k; sl = &sh.slots[i] {
+	for sl := &sh.slots[i]; sl.h != h || sl.e.key != k; sl = &sh.slots[i] {
 		i = (i + 1) & mask
 	}
 	// Backward shift: move up each later slot of the run that may sit

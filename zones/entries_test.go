@@ -45,7 +45,7 @@ func TestEntrySetFollowsAMap(t *testing.T) {
 				continue
 			}
 			if !ok {
-				e := &entry{st: &instState{key: k}}
+				e := &entry{key: k}
 				x.add(e)
 				want[k] = e
 			}
@@ -71,8 +71,8 @@ func checkEntrySet(t *testing.T, what string, s *entrySet, want map[instKey]*ent
 	n := 0
 	for e := range s.All() {
 		n++
-		if want[e.st.key] != e {
-			t.Fatalf("%s: yields %v, which it should not", what, e.st.key)
+		if want[e.key] != e {
+			t.Fatalf("%s: yields %v, which it should not", what, e.key)
 		}
 	}
 	if n != len(want) {

@@ -122,7 +122,7 @@ func (st *instState) decayedTimes(now, base int64) int64 {
 
 // outcome records the end of a request on e's instance.
 func (b *Balancer) outcome(e *entry, o Outcome) {
-	st := e.st
+	st := b.stateOf(e)
 	st.end()
 	switch {
 	case o == OutcomeSuccess:
@@ -151,13 +151,13 @@ func (b *Balancer) tryEject(st *instState) {
 		return
 	}
 	e := b.snap.Load().entry(st.key)
-	if e == nil || e.st != st {
+	if e == nil || e.st.Load() != st {
 		return // no longer in the table
 	}
 	for _, ds := range e.eligible().deps {
 		n := 0
 		for _, o := range ds.insts {
-			if o.st.ejected(now) {
+			if o.e.state().ejected(now) {
 				n++
 			}
 		}

@@ -244,7 +244,7 @@ func TestCheckThresholds(t *testing.T) {
 	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
 	b.Prepare(tbl)
 	in := d.Eligible[0]
-	st := b.lookup(in).st
+	st := b.stateOf(b.lookup(in))
 	for i, step := range []struct {
 		ok   bool
 		want string

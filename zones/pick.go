@@ -22,6 +22,10 @@ type view struct {
 	localShare   float64 // a
 	zoneHealthy  []uint64
 	zoneTotal    []uint64
+	// states are the states of the deployment's eligible instances,
+	// parallel to depState.insts: made at the view's first build, so
+	// that a deployment that is never picked costs none.
+	states []*instState
 }
 
 // group is a set of candidates drawn in proportion to their weights with
@@ -92,12 +96,14 @@ func (b *Balancer) buildView(ds *depState, now int64) *view {
 		until:       math.MaxInt64,
 		zoneHealthy: make([]uint64, len(ds.zones)),
 		zoneTotal:   make([]uint64, len(ds.zones)),
+		states:      make([]*instState, len(ds.insts)),
 	}
 	d := ds.d
 	healthy := make([]bool, len(ds.insts))
 	var healthyW uint64
 	for i, ei := range ds.insts {
-		st := ei.st
+		st := b.stateOf(ei.e)
+		v.states[i] = st
 		if u := st.ejectedUntil.Load(); now < u && u < v.until {
 			v.until = u
 		}
@@ -184,23 +190,23 @@ func (b *Balancer) Pick(d *routes.Deployment) *routes.Instance {
 		b.stats.panicPicks.Add(1)
 	}
 	i, j := g.draw(b.cfg.Rand()), g.draw(b.cfg.Rand())
-	if i != j && lessLoaded(ds, j, i) {
+	if i != j && lessLoaded(ds, v, j, i) {
 		i = j
 	}
 	return d.Eligible[i]
 }
 
-// lessLoaded reports whether instance j of ds should win the draw against
-// i: both of the same generation, and j has fewer outstanding requests for
-// its weight, out[j]/w[j] < out[i]/w[i].
-func lessLoaded(ds *depState, j, i int32) bool {
+// lessLoaded reports whether instance j of ds (whose view is v) should
+// win the draw against i: both of the same generation, and j has fewer
+// outstanding requests for its weight, out[j]/w[j] < out[i]/w[i].
+func lessLoaded(ds *depState, v *view, j, i int32) bool {
 	if ds.insts[j].gen != ds.insts[i].gen {
 		// Candidates of two generations: the first draw stands, so each
 		// generation gets exactly its weight's share (a canary split is
 		// a contract); load decides only within a generation.
 		return false
 	}
-	oj, oi := float64(ds.insts[j].st.outstanding.Load()), float64(ds.insts[i].st.outstanding.Load())
+	oj, oi := float64(v.states[j].outstanding.Load()), float64(v.states[i].outstanding.Load())
 	return oj*float64(ds.d.Weights[i]) < oi*float64(ds.d.Weights[j])
 }
 
@@ -223,7 +229,7 @@ func (b *Balancer) PickOther(d *routes.Deployment, tried []*routes.Instance) *ro
 		}
 		i := b.nthOther(ds, v, tried, otherZone, b.cfg.Rand(), total)
 		j := b.nthOther(ds, v, tried, otherZone, b.cfg.Rand(), total)
-		if i != j && lessLoaded(ds, j, i) {
+		if i != j && lessLoaded(ds, v, j, i) {
 			i = j
 		}
 		if v.panic {
@@ -282,7 +288,7 @@ func (b *Balancer) pickUnprepared(d *routes.Deployment) *routes.Instance {
 	now := b.now()
 	var total uint64
 	for i, in := range d.Eligible {
-		if e := s.entry(keyOf(in)); e == nil || e.st.healthy(now) {
+		if e := s.entry(keyOf(in)); e == nil || e.state().healthy(now) {
 			total += d.Weights[i]
 		}
 	}
@@ -291,7 +297,7 @@ func (b *Balancer) pickUnprepared(d *routes.Deployment) *routes.Instance {
 	}
 	x, _ := bits.Mul64(b.cfg.Rand(), total)
 	for i, in := range d.Eligible {
-		if e := s.entry(keyOf(in)); e == nil || e.st.healthy(now) {
+		if e := s.entry(keyOf(in)); e == nil || e.state().healthy(now) {
 			if x < d.Weights[i] {
 				return in
 			}

@@ -139,7 +139,7 @@ func (b *Balancer) Status(page []*routes.Deployment) Status {
 			if e == nil {
 				continue // not in the current table
 			}
-			st.Instances = append(st.Instances, b.instanceStatus(d, in, e.st, eligible[in], now, checks))
+			st.Instances = append(st.Instances, b.instanceStatus(d, in, e.state(), eligible[in], now, checks))
 		}
 	}
 
@@ -208,7 +208,7 @@ func (b *Balancer) unhealthy(s *snapshot, now int64) []*entry {
 	for st := range b.suspects {
 		e := s.entry(st.key)
 		switch {
-		case e == nil || e.st != st:
+		case e == nil || e.st.Load() != st:
 			if p := s.prevOrNil(); p == nil || p.entry(st.key) == nil {
 				delete(b.suspects, st) // gone from the table
 			}

@@ -23,7 +23,7 @@ func wholeTableSummary(b *Balancer) ([]ZoneStatus, []string) {
 	for name := range s.table.Zones {
 		zones[name] = &count{}
 	}
-	seen := map[*instState]bool{}
+	seen := map[instKey]bool{}
 	var unhealthy []string
 	for _, d := range s.table.Deployments() {
 		bad := false
@@ -33,11 +33,10 @@ func wholeTableSummary(b *Balancer) ([]ZoneStatus, []string) {
 			}
 		}
 		for _, in := range d.Eligible {
-			st := s.entry(keyOf(in)).st
-			h := st.healthy(now)
+			h := s.entry(keyOf(in)).state().healthy(now)
 			bad = bad || !h
-			if !seen[st] {
-				seen[st] = true
+			if k := keyOf(in); !seen[k] {
+				seen[k] = true
 				zones[in.Zone].eligible++
 				if h {
 					zones[in.Zone].healthy++
@@ -139,7 +138,7 @@ func TestStatusSummaryIsTheWholeTables(t *testing.T) {
 			if len(d.Instances) > 0 {
 				if e := b.lookup(d.Instances[r.IntN(len(d.Instances))]); e != nil {
 					b.cfg.Check.UnhealthyThreshold, b.cfg.Check.HealthyThreshold = 1, 1
-					b.checked(e.st, r.IntN(2) == 0, "", b.now())
+					b.checked(b.stateOf(e), r.IntN(2) == 0, "", b.now())
 				}
 			}
 		case k < 9:
@@ -232,8 +231,8 @@ func checkSnapshot(t *testing.T, step int, b *Balancer) {
 		}
 		for i, in := range d.Eligible {
 			eligibleIn[keyOf(in)] = append(eligibleIn[keyOf(in)], d)
-			if ds.insts[i].st != s.entry(keyOf(in)).st {
-				t.Fatalf("step %d: deployment %s's instance %s is not its entry's state", step, d.ID, in.ID)
+			if ds.insts[i].e != s.entry(keyOf(in)) {
+				t.Fatalf("step %d: deployment %s's instance %s is not its entry", step, d.ID, in.ID)
 			}
 		}
 	}
@@ -242,7 +241,7 @@ func checkSnapshot(t *testing.T, step int, b *Balancer) {
 	}
 	zones := map[string]int{}
 	for e := range s.byKey.All() {
-		k := e.st.key
+		k := e.key
 		if s.entry(k) != e {
 			t.Fatalf("step %d: entry %v is not found by its key", step, k)
 		}
