@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"unsafe"
 )
 
 // DecodeMessage decodes a message of the route stream, as json.Unmarshal
@@ -12,9 +13,11 @@ import (
 // the same errors), but faster on what route servers and the disk copy
 // hold: a message as json.Marshal writes it (its keys in field order, or
 // in any order, each once, no space between them, space around it) is
-// read by hand, and
-// each deployment's JSON, checked without being decoded, is a slice of
-// b, not a copy. Anything else is decoded by json.Unmarshal. The message
+// read by hand, and each deployment's JSON, checked, is a slice of b,
+// not a copy. The deployments of a route server's message are checked by
+// decoding them, for Apply, in the same pass (splitDeployments); others
+// are checked without being decoded. Anything else is decoded by
+// json.Unmarshal. The message
 // keeps b: the caller must not modify it.
 func DecodeMessage(b []byte) (*Message, error) {
 	if m, ok := decodeFast(b); ok {
@@ -226,11 +229,24 @@ func (r *msgReader) deployments(m *Message) bool {
 	if !r.byte('[') {
 		return false
 	}
-	// About 300 bytes a deployment: one allocation for most tables.
-	m.Deployments = make([]json.RawMessage, 0, (len(r.b)-r.i)/256+1)
 	if r.byte(']') {
+		m.Deployments = []json.RawMessage{}
 		return true
 	}
+	if r.i >= len(r.b) || r.b[r.i] != '{' {
+		return false
+	}
+	if pieces, end, ok := splitDeployments(r.b, r.i); ok {
+		// Each piece decoded is valid JSON: the split was right, and
+		// the deployments are checked (and decoded, for Apply) in one
+		// pass instead of two.
+		if deps, err := decodeAll(pieces); err == nil {
+			m.Deployments, m.decoded, r.i = pieces, newDecodedDeps(pieces, deps), end
+			return r.byte(']')
+		}
+	}
+	// About 300 bytes a deployment: one allocation for most tables.
+	m.Deployments = make([]json.RawMessage, 0, (len(r.b)-r.i)/256+1)
 	for {
 		if r.i >= len(r.b) || r.b[r.i] != '{' {
 			return false
@@ -248,6 +264,85 @@ func (r *msgReader) deployments(m *Message) bool {
 			return false
 		}
 	}
+}
+
+// splitDeployments cuts an array of deployments in the form route
+// servers write (each deployment's keys begin with "id", then "kind"),
+// whose first deployment begins at b[i], where one deployment ends and
+// the next begins: at `},{"id":"<id>","kind":"`. That cannot be inside
+// a string, but it is not checked otherwise: the pieces are one whole
+// deployment each only if every piece then decodes (a piece cut inside
+// a deployment, or holding two, is not valid JSON). The last piece is
+// checked here, to find where the array ends: end is after it.
+func splitDeployments(b []byte, i int) (pieces []json.RawMessage, end int, ok bool) {
+	const sep, next = `},{"id":"`, `","kind":"`
+	// About 300 bytes a deployment: one allocation for most tables.
+	pieces = make([]json.RawMessage, 0, (len(b)-i)/256+1)
+	start := i
+	for j := i; ; {
+		k := bytes.Index(b[j:], []byte(sep))
+		if k < 0 {
+			break
+		}
+		k += j
+		id := k + len(sep)
+		q := bytes.IndexByte(b[id:], '"')
+		if q < 0 {
+			break
+		}
+		if q += id; !bytes.HasPrefix(b[q:], []byte(next)) {
+			j = id // between two instances, or not this form
+			continue
+		}
+		pieces = append(pieces, json.RawMessage(b[start:k+1:k+1]))
+		start, j = k+2, q
+	}
+	if end, ok = skipValue(b, start, 0); !ok {
+		return nil, 0, false
+	}
+	return append(pieces, json.RawMessage(b[start:end:end])), end, true
+}
+
+// decodedDeps are a message's deployments as DecodeMessage decoded
+// them, and where each one's JSON was: Apply uses them while the
+// message's Deployments are still those.
+type decodedDeps struct {
+	from []rawAt
+	deps []*stateDep
+}
+
+type rawAt struct {
+	p *byte
+	n int
+}
+
+func newDecodedDeps(raw []json.RawMessage, deps []*stateDep) *decodedDeps {
+	from := make([]rawAt, len(raw))
+	for i, r := range raw {
+		from[i] = rawAt{unsafe.SliceData(r), len(r)}
+	}
+	return &decodedDeps{from: from, deps: deps}
+}
+
+// decodedDeployments returns m's deployments decoded: those DecodeMessage
+// decoded, if m's Deployments are still the JSON it decoded them from,
+// else decoded now. The result is only read: a message applied twice
+// gives both states the same deployments, which tables copy once one
+// holds them (routes.NewTableOf).
+func (m *Message) decodedDeployments() ([]*stateDep, error) {
+	if c := m.decoded; c != nil && len(c.from) == len(m.Deployments) {
+		same := true
+		for i, r := range m.Deployments {
+			if c.from[i] != (rawAt{unsafe.SliceData(r), len(r)}) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return c.deps, nil
+		}
+	}
+	return decodeAll(m.Deployments)
 }
 
 // deleted reads an array of plain strings.

@@ -23,11 +23,19 @@ func sameAsUnmarshal(t *testing.T, b []byte) bool {
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("%q: DecodeMessage: %v; json.Unmarshal: %v", b, err, wantErr)
 	}
-	if err == nil && !reflect.DeepEqual(*got, want) {
-		t.Fatalf("%q:\nDecodeMessage  %+v\njson.Unmarshal %+v", b, *got, want)
+	if err == nil && !reflect.DeepEqual(asUnmarshaled(got), want) {
+		t.Fatalf("%q:\nDecodeMessage  %+v\njson.Unmarshal %+v", b, asUnmarshaled(got), want)
 	}
 	_, fast := decodeFast(b)
 	return fast
+}
+
+// asUnmarshaled is m without what DecodeMessage decoded for Apply: the message
+// json.Unmarshal gives.
+func asUnmarshaled(m *Message) Message {
+	c := *m
+	c.decoded = nil
+	return c
 }
 
 // messages are full tables and deltas as route servers send them.
@@ -136,4 +144,61 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		sameAsUnmarshal(t, b)
 	})
+}
+
+// A full message as route servers write it is cut into its deployments
+// where one ends and the next begins, and decoded while it is read; a
+// message that is not in that form, or whose pieces do not decode, is
+// read as before, and gives what json.Unmarshal gives.
+func TestDecodeMessageSplitsDeployments(t *testing.T) {
+	full := baseSnapshot().Full(false)
+	m, err := DecodeMessage(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.decoded == nil || len(m.decoded.deps) != 2 {
+		t.Fatal("a route server's full message was not split and decoded while read")
+	}
+	a, b := string(m.Deployments[0]), string(m.Deployments[1])
+	for name, msg := range map[string]string{
+		// Not split where the separator is not followed by "kind".
+		"kind not second": strings.Replace(string(full), `{"id":"bbbbbbbb","kind":"es",`, `{"id":"bbbbbbbb","display_name":"b","kind":"es",`, 1),
+		"space between":   strings.Replace(string(full), a+","+b, a+", "+b, 1),
+		// The separator in a string is escaped, so not one.
+		"separator in a name": strings.Replace(string(full), `"aliases":["prod"]`, `"display_name":"},{\"id\":\"x\",\"kind\":\"es\"","aliases":["prod"]`, 1),
+		// Split, but a piece does not decode: a list that is a string.
+		"bad field": strings.Replace(string(full), `"aliases":["prod"]`, `"aliases":"prod"`, 1),
+		// Split inside a deployment: an instance's second key is kind.
+		"instance with kind": strings.Replace(string(full), `{"id":"i-b","addr"`, `{"id":"i-b","kind":"es","addr"`, 1),
+	} {
+		if msg == string(full) {
+			t.Fatalf("%s: the message did not change", name)
+		}
+		sameAsUnmarshal(t, []byte(msg))
+		if m, err := DecodeMessage([]byte(msg)); err == nil && name != "separator in a name" && m.decoded != nil {
+			t.Errorf("%s: decoded while read; want read as before", name)
+		}
+	}
+}
+
+// Apply takes the deployments DecodeMessage decoded only while the
+// message's Deployments are still the JSON they were decoded from.
+func TestApplyUsesDecodedDeploymentsOfTheirBytes(t *testing.T) {
+	full := baseSnapshot().Full(false)
+	m, err := DecodeMessage(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Apply(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := st.deps.Get("aaaaaaaa"); e != m.decoded.deps[0] {
+		t.Error("Apply decoded the deployments again")
+	}
+	m, _ = DecodeMessage(bytes.Clone(full))
+	m.Deployments[0] = bytes.Replace(m.Deployments[0], []byte("127.0.0.1:1"), []byte("127.0.0.1:7"), 1)
+	if _, err := Apply(nil, m); err == nil {
+		t.Error("Apply of a message whose deployment changed after it was read took what was read: want the hash refused")
+	}
 }

@@ -145,7 +145,7 @@ func Apply(s *State, m *Message) (*State, error) {
 	if m.Full {
 		ids = make([]string, 0, len(m.Deployments))
 	}
-	decoded, err := decodeAll(m.Deployments)
+	decoded, err := m.decodedDeployments()
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,10 @@ type Message struct {
 	Zones       map[string]string `json:"zones"`
 	Deployments []json.RawMessage `json:"deployments"`
 	Deleted     []string          `json:"deleted,omitempty"`
+
+	// decoded are the deployments DecodeMessage decoded while it read
+	// them, for Apply; nil if it did not.
+	decoded *decodedDeps
 }
 
 // EncodeDeployment returns the canonical JSON of d, its spec's JSON
