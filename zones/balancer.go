@@ -154,7 +154,9 @@ type snapEdit struct {
 	// counted are the counts by zone of the deployments added, not yet
 	// added to insts and zones (see countZone).
 	counted []zoneCount
-	scanned int // instances zoneOf looked at
+	scanned int      // instances zoneOf looked at
+	touched uint64   // what readAhead read, kept so that the reads are made
+	hashes  []uint64 // readAhead's
 	zoneIdx map[*depState]map[*entry]string
 }
 
@@ -246,7 +248,10 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	// A deployment's view is built at its first pick (viewOf), not
 	// here: a proxy of a large table serves some of its deployments, and
 	// a full load then costs no view for the others.
-	for _, d := range added {
+	for i, d := range added {
+		if i%readAhead == 0 {
+			x.readAhead(added[i:min(len(added), i+readAhead)])
+		}
 		ds := b.newDepState(d, x)
 		x.deps.Set(d, ds)
 		x.built = append(x.built, ds)
@@ -272,6 +277,37 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	case b.changed <- struct{}{}:
 	default:
 	}
+}
+
+// readAhead is how many deployments' instances Prepare reads the entry
+// slots of before it looks their instances up one by one.
+const readAhead = 16
+
+// readAhead reads the slots where the instances of deps will be looked
+// for, in the set being built and in the old one. The reads do not wait
+// for one another, so the cache misses of a large table's random slots
+// overlap, and the lookups that follow find them in cache. A full load
+// of 100 000 deployments spent a tenth of its time waiting for them.
+func (x *snapEdit) readAhead(deps []*routes.Deployment) {
+	hs := x.hashes[:0]
+	for _, d := range deps {
+		for _, in := range d.Instances {
+			hs = append(hs, hashKey(keyOf(in)))
+		}
+	}
+	x.hashes = hs
+	// Only the reads in this loop: short, so that the processor has
+	// many of them under way at once.
+	var t uint64
+	for _, h := range hs {
+		t ^= x.byKey.s.touch(h)
+	}
+	if x.old != nil {
+		for _, h := range hs {
+			t ^= x.old.byKey.touch(h)
+		}
+	}
+	x.touched ^= t
 }
 
 // zoneOf returns the zone ds lists the instance of entry e in, among

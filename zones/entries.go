@@ -85,6 +85,19 @@ func (s *entrySet) anyAt(addr string, f func(*entry) bool) bool {
 	}
 }
 
+// touch reads the slot where the entry of a key whose hash is h is
+// looked for first, and returns part of it, for the caller to keep: a
+// caller that touches the keys of the next few lookups has their slots,
+// which are at random in a large set, fetched together instead of one
+// after another (see snapEdit.readAhead).
+func (s *entrySet) touch(h uint64) uint64 {
+	sh := s.shards[shardOfKey(h)]
+	if sh == nil {
+		return 0
+	}
+	return sh.slots[h&uint64(len(sh.slots)-1)].h
+}
+
 // Len is the number of entries.
 func (s *entrySet) Len() int { return s.n }
 
