@@ -94,6 +94,25 @@ func (x *index) lookup(key []byte) *Deployment {
 	}
 }
 
+// touch reads the slots where the keys whose hashes are hs are looked
+// for first, and returns part of them for the caller to keep. The reads
+// are all this loop does, so the processor has many under way at once:
+// a caller that touches the next few keys it adds has their slots, at
+// random in a large index, fetched together instead of one after
+// another (see Builder.readAhead).
+func (x *index) touch(hs []uint64) uint32 {
+	var t uint32
+	for _, h := range hs {
+		if sh := &x.shards[shardOf(h)]; len(sh.slots) > 0 {
+			t ^= sh.slots[h&uint64(len(sh.slots)-1)].tag
+		}
+	}
+	return t
+}
+
+// hash is the hash of key in x.
+func (x *index) hash(key []byte) uint64 { return maphash.Bytes(x.seed, key) }
+
 // fits reports whether n more bytes of keys fit: a shard's arena offsets
 // are 32-bit, and all keys together are held to that too.
 func (x *index) fits(n int) bool { return x.keyBytes+uint64(n) <= math.MaxUint32 }

@@ -64,6 +64,9 @@ func newTable(domain string, zones map[string]ZoneState, deps []*DeploymentSpec,
 		return nil, err
 	}
 	for i, d := range deps {
+		if i%readAhead == 0 {
+			b.readAhead(deps[i:min(len(deps), i+readAhead)])
+		}
 		var own *Deployment
 		if owns != nil {
 			own = owns[i]
@@ -92,6 +95,9 @@ type Builder struct {
 	t    *Table
 	deps []*Deployment // added so far
 	key  []byte        // scratch for an alias key
+	// touched is what readAhead read, kept so that the reads are made.
+	touched uint32
+	hashes  []uint64 // readAhead's
 }
 
 // NewBuilder checks the domain and zones of a table (see NewTable) and
@@ -180,6 +186,29 @@ func (b *Builder) add(spec *DeploymentSpec, own *Deployment) *Error {
 	}
 	b.deps = append(b.deps, d)
 	return nil
+}
+
+// readAhead is how many deployments' keys newTable reads the index slots
+// of before it adds them one by one.
+const readAhead = 16
+
+// readAhead reads the index slots where the keys of deps go. The reads
+// do not wait for one another, so the cache misses of a large table's
+// random slots overlap, and add finds them in cache.
+func (b *Builder) readAhead(deps []*DeploymentSpec) {
+	x := &b.t.index
+	hs := b.hashes[:0]
+	for _, d := range deps {
+		if d == nil {
+			continue
+		}
+		hs = append(hs, x.hash([]byte(d.ID)))
+		for _, a := range d.Aliases {
+			hs = append(hs, x.hash(b.aliasKey(a, d.Kind)))
+		}
+	}
+	b.hashes = hs
+	b.touched ^= x.touch(hs)
 }
 
 // aliasKey returns the route key "<alias>.<kind>" in b's scratch buffer.
