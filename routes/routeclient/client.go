@@ -267,31 +267,91 @@ func (s *Source) poll(ctx context.Context, base string, state *wire.State, wait 
 	if err != nil {
 		return state, fmt.Errorf("routeclient: %s: reading: %w", base, err)
 	}
+	if testHookBody != nil {
+		testHookBody(body)
+	}
 	// The message keeps body's bytes (and the journal writes them).
 	m, err := wire.DecodeMessage(body)
 	if err != nil {
 		return state, fmt.Errorf("routeclient: %s: decoding: %w", base, err)
 	}
+	var full *staging
+	if m.Full && s.CacheDir != "" {
+		// A full table's file is written beside the snapshot while the
+		// table is checked, and put in place once it is served: then
+		// nothing holds the message's bytes (tens of megabytes at scale)
+		// while the table and the balancer's state for it are built.
+		full = stage(filepath.Join(s.CacheDir, SnapshotFile), body)
+	}
+	meta := savedMeta{full: m.Full, base: m.Base, baseHash: m.BaseHash}
+	version, stale := m.Version, m.Stale
 	next, err := wire.Apply(state, m)
+	if !m.Full {
+		meta.msg = body // a delta's message, for the journal
+	}
+	m, body = nil, nil
 	if err != nil {
+		full.abort()
 		sink.Reject(base, err)
 		return state, err
 	}
 	t, err := next.Table()
 	if err != nil {
-		s.Logger.Error("route server sent a table that does not validate; keeping the current one", "server", base, "version", m.Version, "error", err)
+		full.abort()
+		s.Logger.Error("route server sent a table that does not validate; keeping the current one", "server", base, "version", version, "error", err)
 		sink.Reject(base, err)
 		return state, err
 	}
 	t.Source, t.LoadedAt = base, time.Now()
 	sink.Apply(t)
 	s.update(func(st *Status) {
-		st.Connected, st.Server, st.LastContact, st.Stale, st.FromDisk, st.Version, st.LastError = true, base, time.Now(), m.Stale, false, m.Version, ""
+		st.Connected, st.Server, st.LastContact, st.Stale, st.FromDisk, st.Version, st.LastError = true, base, time.Now(), stale, false, version, ""
 	})
 	if s.CacheDir != "" {
-		s.saveDisk(next, m.Stale, m, body)
+		meta.staged = full
+		s.saveDisk(next, stale, meta)
 	}
 	return next, nil
+}
+
+// testHookBody, when set, is given each body read.
+var testHookBody func(body []byte)
+
+// staging is a full table's snapshot file being written beside the
+// snapshot (wire.StageFile), by a goroutine of its own.
+type staging struct {
+	done chan struct{}
+	f    *wire.Staged
+	err  error
+	size int64 // the message's bytes
+}
+
+// stage starts writing full, a full message, to a file staged beside
+// path.
+func stage(path string, full []byte) *staging {
+	g := &staging{done: make(chan struct{}), size: int64(len(full))}
+	go func() {
+		defer close(g.done)
+		g.f, g.err = wire.StageFile(path, full)
+	}()
+	return g
+}
+
+// wait returns the staged file once it is written.
+func (g *staging) wait() (*wire.Staged, error) {
+	<-g.done
+	return g.f, g.err
+}
+
+// abort removes the staged file, once it is written; a nil g does
+// nothing.
+func (g *staging) abort() {
+	if g == nil {
+		return
+	}
+	if f, err := g.wait(); err == nil {
+		f.Abort()
+	}
 }
 
 // readBody reads a response body to its end, into a buffer of the
@@ -312,10 +372,19 @@ func readBody(r io.Reader, length int64) ([]byte, error) {
 	return body.Bytes(), nil
 }
 
-// saveDisk hands an applied table to the disk writer goroutine; msg is
-// the delta message it came from (nil for a full table), which the writer
-// appends to the journal. The poll loop never waits for the disk.
-func (s *Source) saveDisk(st *wire.State, stale bool, m *wire.Message, msg []byte) {
+// savedMeta is what saveDisk needs of the message a table came from.
+type savedMeta struct {
+	full     bool
+	base     uint64
+	baseHash string
+	msg      []byte   // a delta's message, which the writer appends to the journal
+	staged   *staging // a full table's file, staged
+}
+
+// saveDisk hands an applied table to the disk writer goroutine, with the
+// delta message it came from (appended to the journal) or its staged
+// file. The poll loop never waits for the disk.
+func (s *Source) saveDisk(st *wire.State, stale bool, m savedMeta) {
 	s.saveOnce.Do(func() {
 		s.saveNotify = make(chan struct{}, 1)
 		s.saveStop = make(chan struct{})
@@ -323,26 +392,37 @@ func (s *Source) saveDisk(st *wire.State, stale bool, m *wire.Message, msg []byt
 		go s.diskWriter()
 	})
 	it := savedState{st: st, stale: stale}
-	if m.Full {
-		it.full = msg
+	if m.full {
+		it.staged = m.staged
 	} else {
-		it.rec = &journalRecord{msg: msg, baseVersion: m.Base, baseHash: m.BaseHash, version: st.Version, hash: st.Hash}
+		it.rec = &journalRecord{msg: m.msg, baseVersion: m.base, baseHash: m.baseHash, version: st.Version, hash: st.Hash}
 	}
+	var dropped []savedState
 	s.saveMu.Lock()
 	s.saveQ = append(s.saveQ, it)
 	if it.rec != nil {
-		s.saveQBytes += len(msg)
+		s.saveQBytes += len(m.msg)
 	}
 	if s.saveQBytes > maxQueuedJournal {
 		// The writer is far behind: the latest table, written whole,
 		// stands for them all.
+		dropped = append(dropped, s.saveQ[:len(s.saveQ)-1]...)
 		it.rec = nil
 		s.saveQ, s.saveQBytes = append(s.saveQ[:0], it), 0
 	}
 	s.saveMu.Unlock()
+	abortStaged(dropped)
 	select {
 	case s.saveNotify <- struct{}{}:
 	default:
+	}
+}
+
+// abortStaged removes the staged files of tables that will not be
+// written.
+func abortStaged(items []savedState) {
+	for _, it := range items {
+		it.staged.abort()
 	}
 }
 
@@ -353,10 +433,11 @@ type savedState struct {
 	st    *wire.State
 	stale bool
 	rec   *journalRecord // nil: a full table (or the latest of a dropped backlog)
-	// full is a full table's message as the route server sent it, which
-	// is the snapshot's body as State.WriteFile would encode it (same
-	// version, hash and content): written as it is, it costs no encoding.
-	full []byte
+	// staged is a full table's file: the message as the route server
+	// sent it, which is the snapshot's body as State.WriteFile would
+	// encode it (same version, hash and content), written beside the
+	// snapshot. Put in place, it costs no encoding.
+	staged *staging
 }
 
 // flushDisk ends the writer goroutine once what is queued is written.
@@ -471,15 +552,24 @@ func (s *Source) diskWriter() {
 		// neither in the journal nor in a snapshot. (A compaction waited
 		// for the spacing above, appending meanwhile.)
 		v := items[len(items)-1]
+		abortStaged(items[:len(items)-1])
 		last = time.Now()
 		j.close()
 		j = nil
 		path := filepath.Join(s.CacheDir, SnapshotFile)
 		var size int64
-		var err error
-		if v.full != nil {
-			size, err = int64(len(v.full)), wire.WriteFile(path, v.full)
-		} else {
+		err := errors.New("not staged")
+		if g := v.staged; g != nil {
+			v.staged = nil
+			var f *wire.Staged
+			if f, err = g.wait(); err == nil {
+				size, err = g.size, f.Commit()
+			}
+			if err != nil {
+				s.Logger.Warn("cannot put the staged route table snapshot in place; writing it again", "path", path, "error", err)
+			}
+		}
+		if err != nil {
 			size, err = v.st.WriteFile(path, v.stale)
 		}
 		if err != nil {

@@ -78,12 +78,33 @@ func (c *countingWriter) Write(b []byte) (int, error) {
 // (see WriteFile): the first line, whose checksum is known once the body
 // is written, is written over a placeholder of its length.
 func writeFile(path string, body func(w io.Writer) error) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".routes-*.tmp")
+	f, err := stage(path, body)
 	if err != nil {
-		return fmt.Errorf("wire: snapshot: %w", err)
+		return err
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	return f.Commit()
+}
+
+// Staged is a snapshot file written and fsynced beside its path, but not
+// in its place yet: Commit puts it there, Abort removes it. It lets a
+// caller write a table's file while it checks the table, and drop the
+// message's bytes once both are done.
+type Staged struct{ tmp, path string }
+
+// StageFile writes a full message as WriteFile does, to a temporary file
+// beside path, and leaves it there.
+func StageFile(path string, full []byte) (*Staged, error) {
+	return stage(path, func(w io.Writer) error {
+		_, err := w.Write(full)
+		return err
+	})
+}
+
+func stage(path string, body func(w io.Writer) error) (*Staged, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".routes-*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("wire: snapshot: %w", err)
+	}
 	h := crc32.New(castagnoli)
 	head := len(fileMagic) + 8 + 1
 	_, err = tmp.Seek(int64(head), io.SeekStart)
@@ -102,18 +123,30 @@ func writeFile(path string, body func(w io.Writer) error) error {
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
 	if err != nil {
-		return fmt.Errorf("wire: snapshot %s: %w", path, err)
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("wire: snapshot %s: %w", path, err)
 	}
-	if d, err := os.Open(dir); err == nil {
+	return &Staged{tmp: tmp.Name(), path: path}, nil
+}
+
+// Commit renames the staged file over its path and fsyncs the
+// directory. A reader sees the old file or the new one, never a mix. A
+// file that cannot be put in place is removed.
+func (f *Staged) Commit() error {
+	if err := os.Rename(f.tmp, f.path); err != nil {
+		os.Remove(f.tmp)
+		return fmt.Errorf("wire: snapshot %s: %w", f.path, err)
+	}
+	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
 	return nil
 }
+
+// Abort removes the staged file.
+func (f *Staged) Abort() { os.Remove(f.tmp) }
 
 // ReadFile loads a snapshot written by WriteFile and checks it. A file
 // that fails the check is ErrCorrupt, with what failed.
