@@ -608,9 +608,13 @@ func (s *Source) loadDisk(sink routes.Sink) *wire.State {
 		s.Logger.Warn("no route server answered and there is no snapshot on disk yet", "path", path)
 		return nil
 	}
+	var snapVersion uint64
 	if err == nil {
 		var st *wire.State
-		if st, err = wire.Apply(nil, m); err == nil {
+		snapVersion = m.Version
+		st, err = wire.Apply(nil, m)
+		m = nil // its bytes are garbage once applied
+		if err == nil {
 			// Then the changes applied since the snapshot was written.
 			var n int
 			var jerr error
@@ -625,7 +629,7 @@ func (s *Source) loadDisk(sink routes.Sink) *wire.State {
 				sink.Apply(t)
 				s.update(func(x *Status) { x.FromDisk, x.Stale, x.Version = true, true, st.Version })
 				s.Logger.Warn("no route server answered; serving the snapshot from disk", "path", path, "version", st.Version,
-					"snapshot_version", m.Version, "journal_changes", n,
+					"snapshot_version", snapVersion, "journal_changes", n,
 					"deployments", t.Len(), "took", time.Since(start).Round(time.Millisecond).String())
 				return st
 			}
