@@ -164,8 +164,7 @@ func (t *Table) rebuild(zones map[string]ZoneState, upsert []*DeploymentSpec, ow
 // and those of added inserted, copying only the shards they hash to.
 // specs are added's specs, for errors.
 func (x *index) derive(gone, added []*Deployment, specs []*DeploymentSpec) (index, *Error) {
-	n := index{seed: x.seed, shards: new([indexShards]shard), n: x.n, keyBytes: x.keyBytes, hint: x.hint}
-	*n.shards = *x.shards
+	n := index{seed: x.seed, blocks: x.blocks, n: x.n, keyBytes: x.keyBytes, hint: x.hint}
 	var touched [indexShards / 64]uint64
 	removed := make(map[*Deployment]bool, len(gone))
 	var key []byte
@@ -191,19 +190,25 @@ func (x *index) derive(gone, added []*Deployment, specs []*DeploymentSpec) (inde
 			touched[i/64] |= 1 << (i % 64)
 		})
 	}
-	// Copy the touched shards without the keys that go.
+	// Copy the touched shards without the keys that go, and the blocks
+	// of their headers.
+	var copied [indexBlocks]bool
 	for i := range indexShards {
 		if touched[i/64]&(1<<(i%64)) == 0 {
 			continue
 		}
-		old := &x.shards[i]
+		if b := i >> blockBits; !copied[b] {
+			nb := *x.blocks[b]
+			n.blocks[b], copied[b] = &nb, true
+		}
+		old := x.shard(i)
 		sh := newShard(x.seed, old.n+1)
 		for j := range old.slots {
 			if s := &old.slots[j]; s.dep != nil && !removed[s.dep] {
 				sh.insert(old.key(s), maphash.Bytes(x.seed, old.key(s)), s.dep)
 			}
 		}
-		n.shards[i] = sh
+		*n.shard(i) = sh
 	}
 	for k, d := range added {
 		size := len(d.ID)
@@ -215,9 +220,9 @@ func (x *index) derive(gone, added []*Deployment, specs []*DeploymentSpec) (inde
 		}
 		keys(d, func(k []byte) { n.insert(k, d) })
 	}
-	for i := range n.shards {
-		if n.shards[i].n == 0 {
-			n.shards[i] = shard{}
+	for i := range indexShards {
+		if touched[i/64]&(1<<(i%64)) != 0 && n.shard(i).n == 0 {
+			*n.shard(i) = shard{}
 		}
 	}
 	return n, nil

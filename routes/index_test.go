@@ -119,8 +119,8 @@ func TestIndexLoad(t *testing.T) {
 		}
 		x := &tb.index
 		keys := 0
-		for i := range x.shards {
-			sh := &x.shards[i]
+		for i := range indexShards {
+			sh := x.shard(i)
 			if len(sh.slots) == 0 {
 				continue
 			}
@@ -142,5 +142,45 @@ func TestNewTableNilSpec(t *testing.T) {
 	_, err := NewTable("example.test", nil, []*DeploymentSpec{d, nil})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("NewTable with a nil spec: %v; want ErrInvalid", err)
+	}
+}
+
+// A table derived from another with one deployment changed copies only
+// the blocks of shard headers and the shards that its keys hash to: the
+// others are the same memory.
+func TestDeriveCopiesTouchedBlocksOnly(t *testing.T) {
+	specs := make([]*DeploymentSpec, 5000)
+	for i := range specs {
+		specs[i] = dep(fmt.Sprintf("%016x", i), map[string]int{"blue": 1}, inst("i-1", "z", "blue"))
+		specs[i].Aliases = []string{fmt.Sprint("a", i)}
+	}
+	tb, err := NewTable("example.test", nil, specs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := dep(fmt.Sprintf("%016x", 7), map[string]int{"blue": 1}, inst("i-2", "z", "blue"))
+	d.Aliases = []string{"a7"}
+	next, err := tb.With(nil, []*DeploymentSpec{d}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, shards := 0, 0
+	for b := range indexBlocks {
+		if next.index.blocks[b] != tb.index.blocks[b] {
+			blocks++
+		}
+	}
+	for i := range indexShards {
+		o, n := tb.index.shard(i), next.index.shard(i)
+		if len(o.slots) > 0 && len(n.slots) > 0 && &o.slots[0] != &n.slots[0] {
+			shards++
+		}
+	}
+	// Two keys (the ID and the alias key): at most two of each.
+	if blocks == 0 || blocks > 2 || shards == 0 || shards > 2 {
+		t.Errorf("one deployment changed: %d blocks and %d shards copied; want 1 or 2 of each", blocks, shards)
+	}
+	if next.Lookup([]byte("a7.es")) == nil || next.Lookup([]byte(fmt.Sprintf("%016x", 7))).Instances[0].ID != "i-2" {
+		t.Error("the derived table does not find the changed deployment")
 	}
 }
