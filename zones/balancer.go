@@ -20,6 +20,7 @@ type Balancer struct {
 
 	snap    atomic.Pointer[snapshot]
 	prepMu  sync.Mutex // serializes Prepare
+	stateMu sync.Mutex // serializes making instance states (stateOf)
 	ejectMu sync.Mutex // serializes ejection decisions
 
 	// scanned is how many instances the last Prepare looked at to find
@@ -36,7 +37,10 @@ type Balancer struct {
 	suspects  map[*instState]struct{}
 
 	changed chan struct{} // a new table, for the active checker
-	stats   counters
+	// testHookPrepared, when set, runs in Prepare once the new entries
+	// are made, before the table is published.
+	testHookPrepared func()
+	stats            counters
 }
 
 // snapshot is what the balancer derives from one table. It is immutable
@@ -154,9 +158,10 @@ type snapEdit struct {
 	// counted are the counts by zone of the deployments added, not yet
 	// added to insts and zones (see countZone).
 	counted []zoneCount
-	scanned int      // instances zoneOf looked at
-	touched uint64   // what readAhead read, kept so that the reads are made
-	hashes  []uint64 // readAhead's
+	scanned int         // instances zoneOf looked at
+	adopt   [][2]*entry // new entries, and the old entries of their instances, which had no state
+	touched uint64      // what readAhead read, kept so that the reads are made
+	hashes  []uint64    // readAhead's
 	zoneIdx map[*depState]map[*entry]string
 }
 
@@ -261,12 +266,23 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	for _, e := range x.made {
 		e.fresh = nil // published below
 	}
+	if b.testHookPrepared != nil {
+		b.testHookPrepared()
+	}
 	s := &snapshot{table: t, deps: x.deps.Done(), byKey: x.byKey.done(), zones: x.zones, insts: x.insts}
 	if old != nil {
 		old.prev.Store(nil)
 		s.prev.Store(old)
 	}
 	b.snap.Store(s)
+	// A state made on an old entry while this table was prepared (by a
+	// request that found the instance in the old table) is the new
+	// entry's too. One made from now on is given to it by stateOf.
+	for _, p := range x.adopt {
+		if st := p[1].st.Load(); st != nil {
+			p[0].st.CompareAndSwap(nil, st)
+		}
+	}
 	if b.flips.Load() != flips {
 		// Health changed while the views were built: they may not show it.
 		for _, ds := range x.built {
@@ -438,11 +454,13 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			e = &ne.e
 			e.elig.Store(&ne.el)
 			if oe != nil {
-				// The state, if the old entry has one yet: one made
+				// The state, if the old entry has one yet; one made
 				// after this (by a request that found the old entry)
-				// is taken over by stateOf.
+				// is taken over once this table is published.
 				if st := oe.st.Load(); st != nil {
 					e.st.Store(st)
+				} else {
+					x.adopt = append(x.adopt, [2]*entry{e, oe})
 				}
 			}
 			x.made = append(x.made, e)
@@ -553,15 +571,18 @@ func (s *snapshot) prevOrNil() *snapshot {
 // stateOf returns the state of e's instance, and makes it if e has
 // none yet. The state is shared by every table that has the instance
 // (same address and ID): an entry of the current or the previous table
-// for the same instance that has one gives it. Two entries that make one
-// at the same moment (a request on the previous table's, a pick on the
-// new table's, while the new table comes in) can each keep their own; the
-// instance then starts from a new state, as one that left the table and
-// came back does.
+// for the same instance that has one gives it, and one made for an entry
+// of an older table is given to the current table's entry too (a
+// request that found the instance before a new table came in). States
+// are made under stateMu, so that two entries of an instance never make
+// one each; Prepare's copies between entries only fill one that has
+// none.
 func (b *Balancer) stateOf(e *entry) *instState {
 	if st := e.st.Load(); st != nil {
 		return st
 	}
+	b.stateMu.Lock()
+	defer b.stateMu.Unlock()
 	st := b.otherState(e)
 	if st == nil {
 		// Allocated on its own: the state outlives this entry (a whole
@@ -570,7 +591,10 @@ func (b *Balancer) stateOf(e *entry) *instState {
 		st = &instState{key: e.key}
 	}
 	if !e.st.CompareAndSwap(nil, st) {
-		st = e.st.Load()
+		return e.st.Load()
+	}
+	if cur := b.snap.Load().entry(e.key); cur != nil && cur != e {
+		cur.st.CompareAndSwap(nil, st)
 	}
 	return st
 }

@@ -194,3 +194,59 @@ func TestStateMadeOnPreviousTableIsShared(t *testing.T) {
 		t.Error("the new table's entry made a state of its own; want the previous table's")
 	}
 }
+
+// A state made on the previous table's entry after a whole table came
+// in stays the instance's across the tables that follow, derived or
+// not, and failures counted on it eject the instance.
+func TestStateMadeOnPreviousTableOutlivesLaterTables(t *testing.T) {
+	b, _ := testBalancer(Config{ConsecutiveFailures: 3, MaxEjectedPercent: 100})
+	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
+	b.Prepare(tbl)
+	old := b.lookup(d.Instances[0])
+	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(again)
+	st := b.stateOf(old) // a request begun on the previous table
+	st.begin()
+	other := &routes.DeploymentSpec{ID: "00000000000000ff", Kind: "es", Serving: map[string]int{"blue": 1},
+		Instances: []*routes.Instance{{ID: "x", Addr: "127.0.0.9:1", Zone: "zone-a", Generation: "blue"}}}
+	next, err := again.With(again.Zones, []*routes.DeploymentSpec{other}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(next)
+	if got := b.stateOf(b.lookup(d.Instances[0])); got != st {
+		t.Fatal("after a later delta, the instance has a new state; want the one made on the previous table")
+	}
+	for range 3 {
+		b.stateOf(old).begin()
+		b.outcome(old, OutcomeConnectError)
+	}
+	if !st.ejected(b.now()) {
+		t.Error("three failures counted through the previous table's entry did not eject the instance")
+	}
+}
+
+// A state made on the old entry while a whole table is prepared is
+// taken over when the table is published.
+func TestStateMadeDuringPrepareIsTakenOver(t *testing.T) {
+	b, _ := testBalancer(Config{})
+	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
+	b.Prepare(tbl)
+	old := b.lookup(d.Instances[0])
+	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As Prepare would see it: the new entry made while the old one had
+	// no state, then a request on the old table makes one.
+	var st *instState
+	b.testHookPrepared = func() { st = b.stateOf(old) }
+	b.Prepare(again)
+	b.testHookPrepared = nil
+	if got := b.lookup(d.Instances[0]).st.Load(); got != st {
+		t.Error("the state made on the old entry during Prepare is not the new entry's")
+	}
+}

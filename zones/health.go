@@ -69,8 +69,9 @@ func keyOf(in *routes.Instance) instKey { return instKey{in.Addr, in.ID} }
 // written under Balancer.ejectMu, the check fields by the instance's
 // checker only.
 //
-// A table holds one per instance (300 000 at 100 000 deployments): the
-// counts that stay small are 32-bit, so that it takes 80 bytes, not 96.
+// An instance has one from its first use (stateOf): at 100 000
+// deployments a proxy can hold 300 000. The counts that stay small are
+// 32-bit, so that it takes 80 bytes, not 96.
 type instState struct {
 	key instKey
 
@@ -151,7 +152,7 @@ func (b *Balancer) tryEject(st *instState) {
 		return
 	}
 	e := b.snap.Load().entry(st.key)
-	if e == nil || e.st.Load() != st {
+	if e == nil || b.stateOf(e) != st {
 		return // no longer in the table
 	}
 	for _, ds := range e.eligible().deps {
