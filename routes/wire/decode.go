@@ -240,7 +240,7 @@ func (r *msgReader) deployments(m *Message) bool {
 		// Each piece decoded is valid JSON: the split was right, and
 		// the deployments are checked (and decoded, for Apply) in one
 		// pass instead of two.
-		if deps, err := decodeAll(pieces); err == nil {
+		if deps, err := decodeAll(pieces, true); err == nil {
 			m.Deployments, m.decoded, r.i = pieces, newDecodedDeps(pieces, deps), end
 			return r.byte(']')
 		}
@@ -342,7 +342,7 @@ func (m *Message) decodedDeployments() ([]*stateDep, error) {
 			return c.deps, nil
 		}
 	}
-	return decodeAll(m.Deployments)
+	return decodeAll(m.Deployments, false)
 }
 
 // deleted reads an array of plain strings.

@@ -202,3 +202,42 @@ func TestApplyUsesDecodedDeploymentsOfTheirBytes(t *testing.T) {
 		t.Error("Apply of a message whose deployment changed after it was read took what was read: want the hash refused")
 	}
 }
+
+// A deployment nested deeper than DecodeMessage takes, in a message cut
+// into its deployments, is refused as json.Unmarshal refuses the message
+// (within it, the deployment is deeper than encoding/json's limit).
+func TestSplitDeploymentsKeepsTheNestingLimit(t *testing.T) {
+	full := string(baseSnapshot().Full(false))
+	deep := strings.Repeat("[", 9999) + strings.Repeat("]", 9999)
+	msg := strings.Replace(full, `{"id":"aaaaaaaa",`, `{"x":`+deep+`,"id":"aaaaaaaa",`, 1)
+	sameAsUnmarshal(t, []byte(msg))
+}
+
+// A message DecodeMessage read, decoded again over by json.Unmarshal
+// (which may write its deployments where the old ones were), is applied
+// as the new message says, not as the old one's decoded deployments.
+func TestUnmarshalOverADecodedMessage(t *testing.T) {
+	one := baseSnapshot().Full(false)
+	a := dep("aaaaaaaa", map[string]int{"blue": 1}, "127.0.0.1:8")
+	b := dep("bbbbbbbb", map[string]int{"blue": 1, "green": 0}, "127.0.0.1:2", "[::1]:3")
+	b.Aliases, b.Allow = []string{"prod"}, []string{"10.0.0.0/8"}
+	two := NewSnapshot(nil, 10, "example.test", map[string]routes.ZoneState{"zone-b": routes.ZoneUp},
+		map[string]*routes.DeploymentSpec{a.ID: a, b.ID: b}).Full(false)
+	if len(one) != len(two) {
+		t.Fatal("want messages of one length")
+	}
+	m, err := DecodeMessage(bytes.Clone(one))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(two, m); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Apply(nil, m)
+	if err != nil {
+		t.Fatalf("Apply of the message decoded over: %v", err)
+	}
+	if e, _ := st.deps.Get("aaaaaaaa"); e.dep.Instances[0].Addr != "127.0.0.1:8" {
+		t.Errorf("applied %s; want the new message's 127.0.0.1:8", e.dep.Instances[0].Addr)
+	}
+}

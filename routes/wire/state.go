@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"runtime"
@@ -221,7 +222,11 @@ func Apply(s *State, m *Message) (*State, error) {
 // not a slice of the message) only when encoding the decoded spec again
 // does not give it. The error is the first deployment's, in message
 // order.
-func decodeAll(msgs []json.RawMessage) ([]*stateDep, error) {
+//
+// unchecked says the pieces' JSON has not been checked (splitDeployments):
+// a piece that the fast decoder does not take is then checked as
+// DecodeMessage checks a deployment (skipValue) before it is decoded.
+func decodeAll(msgs []json.RawMessage, unchecked bool) ([]*stateDep, error) {
 	out := make([]*stateDep, len(msgs))
 	all := make([]stateDep, len(msgs)) // one allocation for all
 	errs := make([]error, len(msgs))
@@ -237,6 +242,12 @@ func decodeAll(msgs []json.RawMessage) ([]*stateDep, error) {
 			e.hash = digestOf(enc)
 			out[i] = e
 			return
+		}
+		if unchecked {
+			if end, ok := skipValue(msgs[i], 0, 0); !ok || end != len(msgs[i]) {
+				errs[i] = errors.New("wire: deployment: not one JSON value within the nesting DecodeMessage takes")
+				return
+			}
 		}
 		spec, err := DecodeDeployment(msgs[i])
 		if err != nil {

@@ -54,6 +54,15 @@ type Message struct {
 	decoded *decodedDeps
 }
 
+// UnmarshalJSON decodes a message as encoding/json does, and forgets what
+// DecodeMessage decoded of the message it replaces: the deployments'
+// JSON may be overwritten where it was.
+func (m *Message) UnmarshalJSON(b []byte) error {
+	type plain Message
+	m.decoded = nil
+	return json.Unmarshal(b, (*plain)(m))
+}
+
 // EncodeDeployment returns the canonical JSON of d, its spec's JSON
 // (routes.DeploymentSpec): fields in a fixed order, serving keys sorted,
 // instances sorted by ID, a missing serving map or instance list written
