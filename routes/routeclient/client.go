@@ -154,6 +154,14 @@ func (s *Source) Run(ctx context.Context, sink routes.Sink) error {
 		return errors.New("routeclient: no route server URLs")
 	}
 	s.setDefaults()
+	if s.CacheDir != "" {
+		// Snapshot files a crash left half written or never put in
+		// place (a full table's is staged while the table is checked).
+		tmp, _ := filepath.Glob(filepath.Join(s.CacheDir, ".routes-*.tmp"))
+		for _, f := range tmp {
+			os.Remove(f)
+		}
+	}
 	defer s.flushDisk()
 	if s.Report != nil {
 		reportCtx, stopReports := context.WithCancel(ctx)
@@ -343,15 +351,17 @@ func (g *staging) wait() (*wire.Staged, error) {
 	return g.f, g.err
 }
 
-// abort removes the staged file, once it is written; a nil g does
-// nothing.
+// abort removes the staged file once it is written, without waiting for
+// it; a nil g does nothing.
 func (g *staging) abort() {
 	if g == nil {
 		return
 	}
-	if f, err := g.wait(); err == nil {
-		f.Abort()
-	}
+	go func() {
+		if f, err := g.wait(); err == nil {
+			f.Abort()
+		}
+	}()
 }
 
 // readBody reads a response body to its end, into a buffer of the

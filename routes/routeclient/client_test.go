@@ -794,3 +794,20 @@ func TestRefusedFullTableLeavesTheDisk(t *testing.T) {
 		t.Errorf("disk at version %d after a refused table; want 10", v)
 	}
 }
+
+// A snapshot file a crash left staged or half written is removed when
+// the source starts.
+func TestStaleStagedFilesRemovedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".routes-1234.tmp")
+	if err := os.WriteFile(stale, []byte("half a table"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	url := fullServer(t, func() []byte { return fullMessage(10, "127.0.0.1:10") })
+	src := &Source{URLs: []string{url}, ProxyID: "p1", CacheDir: dir, SaveInterval: time.Hour, Logger: quiet}
+	k := runSource(t, src)
+	k.waitVersion(t, 10)
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the stale staged file is still there: %v", err)
+	}
+}
