@@ -328,9 +328,10 @@ func (x *snapEdit) readAhead(deps []*routes.Deployment) {
 
 // zoneOf returns the zone ds lists the instance of entry e in, among
 // those it has eligible (a deployment holds the entry of each of its
-// instances for as long as it is in the table). A deployment of many instances is indexed once
-// per Prepare, so that removing deployments that share its instances
-// costs what they hold, not that times its size.
+// instances for as long as it is in the table). A deployment of many
+// instances is indexed once per Prepare, so that removing deployments
+// that share its instances costs what they hold, not that times its
+// size.
 func (x *snapEdit) zoneOf(ds *depState, e *entry) (string, bool) {
 	if len(ds.insts) <= 8 {
 		for _, ei := range ds.insts {

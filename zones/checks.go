@@ -76,7 +76,7 @@ func (c *checker) reconcile(ctx context.Context) {
 	}
 	removed := false
 	for st, cancel := range c.running {
-		if e := s.entry(st.key); e == nil || e.st.Load() != st {
+		if e := s.entry(st.key); e == nil || c.b.stateOf(e) != st {
 			cancel()
 			delete(c.running, st)
 			removed = true
