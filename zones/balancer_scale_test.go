@@ -180,10 +180,7 @@ func TestStateMadeOnPreviousTableIsShared(t *testing.T) {
 	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
 	b.Prepare(tbl)
 	old := b.lookup(d.Instances[0])
-	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := wholeAgain(t, d)
 	b.Prepare(again)
 	cur := b.lookup(d.Instances[0])
 	if cur == old || cur.st.Load() != nil {
@@ -203,10 +200,7 @@ func TestStateMadeOnPreviousTableOutlivesLaterTables(t *testing.T) {
 	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
 	b.Prepare(tbl)
 	old := b.lookup(d.Instances[0])
-	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := wholeAgain(t, d)
 	b.Prepare(again)
 	st := b.stateOf(old) // a request begun on the previous table
 	st.begin()
@@ -236,10 +230,7 @@ func TestStateMadeDuringPrepareIsTakenOver(t *testing.T) {
 	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
 	b.Prepare(tbl)
 	old := b.lookup(d.Instances[0])
-	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := wholeAgain(t, d)
 	// As Prepare would see it: the new entry made while the old one had
 	// no state, then a request on the old table makes one.
 	var st *instState
@@ -249,4 +240,15 @@ func TestStateMadeDuringPrepareIsTakenOver(t *testing.T) {
 	if got := b.lookup(d.Instances[0]).st.Load(); got != st {
 		t.Error("the state made on the old entry during Prepare is not the new entry's")
 	}
+}
+
+// wholeAgain is a table of d's spec alone, built whole: not derived
+// from the table d is in, so that Prepare makes new entries for it.
+func wholeAgain(t *testing.T, d *routes.Deployment) *routes.Table {
+	t.Helper()
+	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return again
 }
