@@ -56,6 +56,23 @@ type Deployment struct {
 	TotalWeight uint64
 
 	taken atomic.Bool // a table holds it: NewTableOf and WithOf copy it
+
+	// picker is what a Picker keeps with the deployment (PickerState).
+	picker atomic.Value
+}
+
+// PickerState returns what a Picker keeps with d (CompareAndSwapPickerState),
+// or nil: its own state for the deployment, which a pick then finds in
+// the deployment it has in hand instead of in a map of the table's
+// deployments. It does not allocate, and is safe for concurrent use.
+func (d *Deployment) PickerState() any { return d.picker.Load() }
+
+// CompareAndSwapPickerState keeps next with d in place of old (nil when
+// nothing is kept yet) and reports whether it did. The values kept with
+// a deployment are of one concrete type, as with atomic.Value; a Picker
+// that finds another's value there keeps its own elsewhere.
+func (d *Deployment) CompareAndSwapPickerState(old, next any) bool {
+	return d.picker.CompareAndSwap(old, next)
 }
 
 // Table is an immutable snapshot of the routing table. Build it with NewTable

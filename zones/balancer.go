@@ -23,6 +23,9 @@ type Balancer struct {
 	stateMu sync.Mutex // serializes making instance states (stateOf)
 	ejectMu sync.Mutex // serializes ejection decisions
 
+	// seq numbers the snapshots Prepare makes, from 1. Prepare's, under
+	// prepMu.
+	seq uint64
 	// scanned is how many instances the last Prepare looked at to find
 	// where an instance is counted (snapEdit.zoneOf), for tests.
 	scanned int
@@ -45,13 +48,30 @@ type Balancer struct {
 
 // snapshot is what the balancer derives from one table. It is immutable
 // once published, but for the atomics of the structures it points to.
-// Its maps are persistent (cowmap, entrySet): a table derived from the
+// Its sets are persistent (entrySet, cowmap): a table derived from the
 // previous one (routes.Table.ChangeFrom) gets a snapshot that shares all
 // but what the change touched, so Prepare costs what changed.
+//
+// A deployment's state is kept with the deployment
+// (routes.Deployment.PickerState), where a pick finds it without a
+// lookup, and a full table's load sets it instead of filling a map.
+// Which snapshots hold a state is told by numbers: the snapshot that
+// made it (born), the one whose table no longer has the deployment
+// (gone), and the first snapshot of the line of derived tables this one
+// is in (base): see holds.
 type snapshot struct {
 	table *routes.Table
-	deps  *cowmap.Map[*routes.Deployment, *depState]
-	byKey *entrySet // the entries, by instance key
+	seq   uint64 // the Prepare that made it
+	base  uint64 // the seq of the snapshot of the last table prepared whole
+	// prevBase is the base of the snapshot before this one: when this
+	// one starts a line, the previous one ended the line that started
+	// there.
+	prevBase uint64
+	// others holds the states of the deployments whose own place holds
+	// another balancer's (tables prepared by two balancers); nil when
+	// there are none.
+	others *cowmap.Map[*routes.Deployment, *depState]
+	byKey  *entrySet // the entries, by instance key
 	// zones counts, for each zone of the table's instances, the
 	// instances eligible in some deployment (each once, in the zone one
 	// of those deployments lists it in: the first to make it eligible,
@@ -112,6 +132,9 @@ func (e *entry) eligible() *eligibility { return e.elig.Load() }
 
 // depState is a deployment of a snapshot.
 type depState struct {
+	b     *Balancer // whose state it is
+	born  uint64    // the seq of the snapshot that made it
+	gone  atomic.Uint64
 	d     *routes.Deployment
 	insts []eligInst // parallel to d.Eligible
 	zones []string   // zones of d.Eligible, local zone first if any
@@ -142,13 +165,14 @@ func (b *Balancer) now() int64 { return b.cfg.Clock().UnixNano() }
 
 // snapEdit is a snapshot being built by Prepare.
 type snapEdit struct {
-	old   *snapshot // the current one; nil before the first table
-	deps  *cowmap.Editor[*routes.Deployment, *depState]
-	byKey *entryEditor
-	zones map[string]int
-	insts map[string]int
-	built []*depState // the deployments added
-	made  []*entry    // the entries made, fresh until published
+	old    *snapshot                                     // the current one; nil before the first table
+	seq    uint64                                        // the snapshot's
+	others *cowmap.Editor[*routes.Deployment, *depState] // nil until needed
+	byKey  *entryEditor
+	zones  map[string]int
+	insts  map[string]int
+	built  []*depState // the deployments added
+	made   []*entry    // the entries made, fresh until published
 
 	// zoneLists are zone lists of deployments built, which the next
 	// ones with the same list share (most deployments of a table list
@@ -226,20 +250,25 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	defer b.prepMu.Unlock()
 	old := b.snap.Load()
 	flips := b.flips.Load()
-	x := &snapEdit{old: old}
+	b.seq++
+	x := &snapEdit{old: old, seq: b.seq}
+	base := b.seq
 	var ch *routes.Change
 	if old != nil {
 		ch = t.ChangeFrom(old.table)
 	}
 	if ch != nil {
-		x.deps, x.byKey = old.deps.Edit(), old.byKey.edit()
+		base = old.base
+		if old.others != nil {
+			x.others = old.others.Edit()
+		}
+		x.byKey = old.byKey.edit()
 		x.zones, x.insts = maps.Clone(old.zones), maps.Clone(old.insts)
 		for _, d := range ch.Removed {
-			x.remove(d)
+			x.remove(b, d)
 		}
 	} else {
 		n := t.Len()
-		x.deps = cowmap.Build[*routes.Deployment, *depState](cowmap.Pointer, n)
 		x.byKey = buildEntries(3 * n)
 		x.zones, x.insts = map[string]int{}, map[string]int{}
 		x.made = make([]*entry, 0, 3*n) // most deployments have about 3
@@ -258,7 +287,7 @@ func (b *Balancer) Prepare(t *routes.Table) {
 			x.readAhead(added[i:min(len(added), i+readAhead)])
 		}
 		ds := b.newDepState(d, x)
-		x.deps.Set(d, ds)
+		x.keep(d, ds)
 		x.built = append(x.built, ds)
 	}
 	x.flushZones()
@@ -269,7 +298,13 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	if b.testHookPrepared != nil {
 		b.testHookPrepared()
 	}
-	s := &snapshot{table: t, deps: x.deps.Done(), byKey: x.byKey.done(), zones: x.zones, insts: x.insts}
+	s := &snapshot{table: t, seq: x.seq, base: base, byKey: x.byKey.done(), zones: x.zones, insts: x.insts}
+	if old != nil {
+		s.prevBase = old.base
+	}
+	if x.others != nil {
+		s.others = x.others.Done()
+	}
 	if old != nil {
 		old.prev.Store(nil)
 		s.prev.Store(old)
@@ -360,11 +395,38 @@ func (x *snapEdit) zoneOf(ds *depState, e *entry) (string, bool) {
 	return z, ok
 }
 
+// keep keeps ds, made for d by the Prepare of x, where depOf finds it:
+// with d, unless d holds another balancer's state.
+func (x *snapEdit) keep(d *routes.Deployment, ds *depState) {
+	for {
+		cur := d.PickerState()
+		if o, ok := cur.(*depState); ok && o.b != ds.b {
+			break
+		}
+		if d.CompareAndSwapPickerState(cur, ds) {
+			return
+		}
+	}
+	if x.others == nil {
+		x.others = cowmap.Build[*routes.Deployment, *depState](cowmap.Pointer, 0)
+	}
+	x.others.Set(d, ds)
+}
+
 // remove takes d, a deployment of the current table that the new one
 // does not have, out of the snapshot being built.
-func (x *snapEdit) remove(d *routes.Deployment) {
-	ds, _ := x.deps.Get(d)
-	x.deps.Delete(d)
+func (x *snapEdit) remove(b *Balancer, d *routes.Deployment) {
+	ds, _ := d.PickerState().(*depState)
+	if ds == nil || ds.b != b {
+		ds = nil
+		if x.others != nil {
+			ds, _ = x.others.Get(d)
+			x.others.Delete(d)
+		}
+	}
+	if ds != nil {
+		ds.gone.Store(x.seq)
+	}
 	for _, in := range d.Instances {
 		k := keyOf(in)
 		e := x.byKey.get(k)
@@ -410,6 +472,8 @@ func (x *snapEdit) remove(d *routes.Deployment) {
 
 func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 	ds := &depState{
+		b:     b,
+		born:  x.seq,
 		d:     d,
 		insts: make([]eligInst, len(d.Eligible)),
 	}
@@ -533,14 +597,45 @@ func (b *Balancer) depOf(d *routes.Deployment) *depState {
 	if s == nil {
 		return nil
 	}
-	if ds, ok := s.deps.Get(d); ok {
-		return ds
+	ds, _ := d.PickerState().(*depState)
+	if ds == nil || ds.b != b {
+		ds = s.other(d)
 	}
-	if p := s.prev.Load(); p != nil {
-		ds, _ := p.deps.Get(d)
-		return ds
+	if ds == nil || !s.holds(ds) {
+		return nil
+	}
+	return ds
+}
+
+// other finds the state of d in others, of s or of the previous
+// snapshot.
+func (s *snapshot) other(d *routes.Deployment) *depState {
+	for _, s := range [2]*snapshot{s, s.prevOrNil()} {
+		if s != nil && s.others != nil {
+			if ds, ok := s.others.Get(d); ok {
+				return ds
+			}
+		}
 	}
 	return nil
+}
+
+// holds reports whether ds, a state of a deployment of some table this
+// balancer prepared, is of s's table or of the previous one: the
+// deployment was in one of them. A state made for a snapshot after s
+// (being prepared) is held too: its deployment is of a newer table.
+func (s *snapshot) holds(ds *depState) bool {
+	if g := ds.gone.Load(); g != 0 && g < s.seq {
+		// In the tables before the snapshot gone, the last of which is
+		// older than s's previous one.
+		return false
+	}
+	if ds.born >= s.base {
+		return true // of s's line of tables
+	}
+	// Of a line before: only s's previous snapshot, the last of its
+	// line, may have it, when s is the first of its own line.
+	return s.seq == s.base && ds.born >= s.prevBase
 }
 
 // invalidate makes the deployments that have the instance st rebuild

@@ -432,3 +432,93 @@ func TestGenerationSplitHoldsUnderLoad(t *testing.T) {
 		t.Errorf("busy blue-1 got %d picks, idle blue-2 %d; want the idle one to get well over twice as many", byInst[blue1.ID], byInst[blue2.ID])
 	}
 }
+
+// A deployment that a derived table removes is balanced while the table
+// before it is the previous one, and no longer after; one that it
+// replaces likewise. Its state is kept with the deployment, so what ends
+// it is the count of tables, not a map.
+func TestPickAcrossDerivedTables(t *testing.T) {
+	b, _ := testBalancer(Config{LocalZone: "zone-a"})
+	ins := layout(map[string]int{"zone-a": 2, "zone-b": 2})
+	spec := func(id string) *routes.DeploymentSpec {
+		return &routes.DeploymentSpec{ID: id, Kind: "es", Serving: map[string]int{"blue": 100}, Instances: clone(ins)}
+	}
+	t1, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{spec("aaaaaaaa"), spec("bbbbbbbb"), spec("cccccccc")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(t1)
+	a1 := t1.Lookup([]byte("aaaaaaaa"))
+	c1 := t1.Lookup([]byte("cccccccc"))
+	t2, err := t1.With(nil, []*routes.DeploymentSpec{spec("cccccccc")}, []string{"aaaaaaaa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(t2)
+	for _, d := range []*routes.Deployment{a1, c1} {
+		if b.depOf(d) == nil || b.Pick(d) == nil {
+			t.Fatalf("%s, of the previous table: not balanced", d.ID)
+		}
+	}
+	if b.Stats().Unprepared != 0 {
+		t.Fatalf("Unprepared = %d; want 0", b.Stats().Unprepared)
+	}
+	t3, err := t2.With(nil, []*routes.DeploymentSpec{spec("dddddddd")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Prepare(t3)
+	for _, d := range []*routes.Deployment{a1, c1} {
+		if b.depOf(d) != nil {
+			t.Errorf("%s, two tables back: still has a state", d.ID)
+		}
+	}
+	for _, id := range []string{"bbbbbbbb", "cccccccc", "dddddddd"} {
+		if d := t3.Lookup([]byte(id)); b.depOf(d) == nil {
+			t.Errorf("%s of the current table: no state", id)
+		}
+	}
+	// A table prepared whole starts a new line: the one before it is
+	// still the previous table, the one before that is not.
+	b2 := t1.Lookup([]byte("bbbbbbbb"))
+	t4, _ := oneDep(t, nil, nil, clone(ins))
+	b.Prepare(t4)
+	if d := t3.Lookup([]byte("dddddddd")); b.depOf(d) == nil || b.depOf(b2) == nil {
+		t.Errorf("deployments of the previous table, of its line's first and last tables: no state")
+	}
+	t5, _ := oneDep(t, nil, nil, clone(ins))
+	b.Prepare(t5)
+	if d := t3.Lookup([]byte("dddddddd")); b.depOf(d) != nil || b.depOf(b2) != nil {
+		t.Errorf("deployments two tables back still have a state")
+	}
+}
+
+// Two balancers over the same table each keep their own state: the one
+// that prepares it second finds the first's with the deployment and
+// keeps its own beside it.
+func TestTwoBalancersOneTable(t *testing.T) {
+	ins := layout(map[string]int{"zone-a": 2, "zone-b": 2})
+	tb, d := oneDep(t, nil, nil, ins)
+	b1, _ := testBalancer(Config{LocalZone: "zone-a"})
+	b2, _ := testBalancer(Config{LocalZone: "zone-b"})
+	b1.Prepare(tb)
+	b2.Prepare(tb)
+	if s1, s2 := b1.depOf(d), b2.depOf(d); s1 == nil || s2 == nil || s1 == s2 || s1.b != b1 || s2.b != b2 {
+		t.Fatalf("states %p and %p; want one of each balancer's", s1, s2)
+	}
+	if _, byZone := picks(t, b1, d, 200); byZone["zone-a"] != 200 {
+		t.Errorf("first balancer picks by zone %v; want its local zone-a", byZone)
+	}
+	if _, byZone := picks(t, b2, d, 200); byZone["zone-b"] != 200 {
+		t.Errorf("second balancer picks by zone %v; want its local zone-b", byZone)
+	}
+	// A change the second derives keeps its state beside the first's.
+	tb2, err := tb.With(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2.Prepare(tb2)
+	if _, byZone := picks(t, b2, d, 200); byZone["zone-b"] != 200 || b2.Stats().Unprepared != 0 {
+		t.Errorf("second balancer after a change: picks by zone %v, %d unprepared", byZone, b2.Stats().Unprepared)
+	}
+}

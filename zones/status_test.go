@@ -213,14 +213,11 @@ func checkSnapshot(t *testing.T, step int, b *Balancer) {
 	t.Helper()
 	s := b.snap.Load()
 	tb := s.table
-	if s.deps.Len() != tb.Len() {
-		t.Fatalf("step %d: %d deployment states for %d deployments", step, s.deps.Len(), tb.Len())
-	}
 	refs := map[instKey]int{}
 	eligibleIn := map[instKey][]*routes.Deployment{}
 	for _, d := range tb.Deployments() {
-		ds, ok := s.deps.Get(d)
-		if !ok || ds.d != d {
+		ds := b.depOf(d)
+		if ds == nil || ds.d != d || ds.gone.Load() != 0 {
 			t.Fatalf("step %d: deployment %s has no state", step, d.ID)
 		}
 		for _, in := range d.Instances {
