@@ -160,7 +160,7 @@ func (x *exchange) roundTrip(st *tableState, d *routes.Deployment, in *routes.In
 			s.metrics.retries.Inc()
 			x.resp.Reset()
 		}
-		s.cfg.Picker.Begin(in)
+		s.cfg.Picker.Begin(d, in)
 		err := s.transport.RoundTrip(in.Addr, &x.ureq, &x.uresp)
 		o := outcome(err, x.resp.StatusCode())
 		if err == nil && x.uresp.Body != nil {
@@ -168,7 +168,7 @@ func (x *exchange) roundTrip(st *tableState, d *routes.Deployment, in *routes.In
 			// CloseWithError.
 			x.trackEnd, x.trackOutcome = in, o
 		} else {
-			s.cfg.Picker.End(in, o)
+			s.cfg.Picker.End(d, in, o)
 		}
 		if c := gens[in]; c != nil {
 			c.add(o)
@@ -285,7 +285,7 @@ func (x *exchange) CloseWithError(werr error) error {
 			o = outcome(uerr, 0) // the instance failed mid-body
 		}
 		x.trackEnd = nil
-		x.s.cfg.Picker.End(in, o)
+		x.s.cfg.Picker.End(x.dep, in, o)
 	}
 	x.finish()
 	return nil

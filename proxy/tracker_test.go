@@ -30,12 +30,12 @@ type trackedEnd struct {
 }
 
 func (p *recordingPicker) Pick(d *routes.Deployment) *routes.Instance { return d.Instances[0] }
-func (p *recordingPicker) Begin(*routes.Instance) {
+func (p *recordingPicker) Begin(*routes.Deployment, *routes.Instance) {
 	p.mu.Lock()
 	p.begins++
 	p.mu.Unlock()
 }
-func (p *recordingPicker) End(_ *routes.Instance, o zones.Outcome) {
+func (p *recordingPicker) End(_ *routes.Deployment, _ *routes.Instance, o zones.Outcome) {
 	p.mu.Lock()
 	p.ends = append(p.ends, trackedEnd{time.Now(), o})
 	p.mu.Unlock()

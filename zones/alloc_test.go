@@ -33,11 +33,11 @@ func TestHotPathAllocs(t *testing.T) {
 			for name, f := range map[string]func(){
 				"Pick":      func() { in = b.Pick(d) },
 				"PickOther": func() { in = b.PickOther(d, tried) },
-				"Begin+End": func() { b.Begin(d.Eligible[3]); b.End(d.Eligible[3], OutcomeSuccess) },
+				"Begin+End": func() { b.Begin(d, d.Eligible[3]); b.End(d, d.Eligible[3], OutcomeSuccess) },
 				"End 5xx": func() {
-					b.Begin(d.Eligible[7])
-					b.End(d.Eligible[7], OutcomeStatus5xx)
-					b.End(d.Eligible[7], OutcomeSuccess)
+					b.Begin(d, d.Eligible[7])
+					b.End(d, d.Eligible[7], OutcomeStatus5xx)
+					b.End(d, d.Eligible[7], OutcomeSuccess)
 				},
 			} {
 				if n := testing.AllocsPerRun(1000, f); n != 0 {

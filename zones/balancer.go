@@ -722,17 +722,50 @@ func (e *entry) state() *instState {
 // It is only read.
 var pristine instState
 
-// Begin records that a request starts on in.
-func (b *Balancer) Begin(in *routes.Instance) {
-	if e := b.lookup(in); e != nil {
-		b.stateOf(e).begin()
+// Begin records that a request starts on in, an instance of d as Pick
+// or PickOther gave it (d may be nil: in is then found by address and
+// ID).
+func (b *Balancer) Begin(d *routes.Deployment, in *routes.Instance) {
+	if st := b.stateFor(d, in); st != nil {
+		st.begin()
 	}
 }
 
-// End records that a request on in ended, with outcome o, for passive
-// health. Each Begin is paired with one End.
-func (b *Balancer) End(in *routes.Instance, o Outcome) {
-	if e := b.lookup(in); e != nil {
-		b.outcome(e, o)
+// End records that a request on in, an instance of d, ended with outcome
+// o, for passive health. Each Begin is paired with one End.
+func (b *Balancer) End(d *routes.Deployment, in *routes.Instance, o Outcome) {
+	if st := b.stateFor(d, in); st != nil {
+		b.outcome(st, o)
 	}
+}
+
+// viewScan bounds how many of a deployment's eligible instances
+// stateFor looks through for the instance of a request.
+const viewScan = 32
+
+// stateFor returns the state to count a request on in, an instance of d,
+// by: the state d's view holds for it, which the pick that gave in has
+// just read (d and its view are in cache, where looking in up by
+// address and ID costs a few cache misses in a large table); else, when
+// d is not balanced or in is not among its first viewScan eligible
+// instances, the state of in's entry in the current table, or nil when
+// the table no longer has in. Both give an instance's one state: a
+// view's states are its instances' entries' states, which every table
+// that has the instance shares (stateOf).
+func (b *Balancer) stateFor(d *routes.Deployment, in *routes.Instance) *instState {
+	if d != nil {
+		if ds := b.depOf(d); ds != nil {
+			if v := ds.view.Load(); v != nil {
+				for i, el := range d.Eligible[:min(len(d.Eligible), viewScan)] {
+					if el == in {
+						return v.states[i]
+					}
+				}
+			}
+		}
+	}
+	if e := b.lookup(in); e != nil {
+		return b.stateOf(e)
+	}
+	return nil
 }

@@ -150,8 +150,8 @@ func TestStatesMadeAtFirstPick(t *testing.T) {
 	if n := states(b); n != 3 {
 		t.Fatalf("after a pick in one deployment, %d states; want its 3", n)
 	}
-	b.Begin(d1.Instances[2])
-	b.End(d1.Instances[2], OutcomeSuccess)
+	b.Begin(d1, d1.Instances[2])
+	b.End(d1, d1.Instances[2], OutcomeSuccess)
 	if n := states(b); n != 4 {
 		t.Fatalf("after a request on an instance of another, %d states; want 4", n)
 	}
@@ -216,7 +216,7 @@ func TestStateMadeOnPreviousTableOutlivesLaterTables(t *testing.T) {
 	}
 	for range 3 {
 		b.stateOf(old).begin()
-		b.outcome(old, OutcomeConnectError)
+		b.outcome(b.stateOf(old), OutcomeConnectError)
 	}
 	if !st.ejected(b.now()) {
 		t.Error("three failures counted through the previous table's entry did not eject the instance")

@@ -22,8 +22,8 @@ func BenchmarkPick(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					in := bal.Pick(d)
-					bal.Begin(in)
-					bal.End(in, OutcomeSuccess)
+					bal.Begin(d, in)
+					bal.End(d, in, OutcomeSuccess)
 				}
 			})
 		})
@@ -76,9 +76,10 @@ func BenchmarkPickRandom(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		in := bal.Pick(order[i])
-		bal.Begin(in)
-		bal.End(in, OutcomeSuccess)
+		d := order[i]
+		in := bal.Pick(d)
+		bal.Begin(d, in)
+		bal.End(d, in, OutcomeSuccess)
 		if i++; i == len(order) {
 			i = 0
 		}

@@ -49,18 +49,18 @@ func TestConcurrentPrepareAndPick(t *testing.T) {
 					continue
 				}
 				picked.Add(1)
-				b.Begin(in)
+				b.Begin(d, in)
 				o := outcomes[(i+g)%len(outcomes)]
 				if o != OutcomeSuccess {
 					if other := b.PickOther(d, []*routes.Instance{in}); other != nil {
 						if other.ID == in.ID {
 							t.Errorf("PickOther returned the tried instance")
 						}
-						b.Begin(other)
-						b.End(other, OutcomeSuccess)
+						b.Begin(d, other)
+						b.End(d, other, OutcomeSuccess)
 					}
 				}
-				b.End(in, o)
+				b.End(d, in, o)
 			}
 		}()
 	}

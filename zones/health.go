@@ -122,8 +122,7 @@ func (st *instState) decayedTimes(now, base int64) int64 {
 }
 
 // outcome records the end of a request on e's instance.
-func (b *Balancer) outcome(e *entry, o Outcome) {
-	st := b.stateOf(e)
+func (b *Balancer) outcome(st *instState, o Outcome) {
 	st.end()
 	switch {
 	case o == OutcomeSuccess:

@@ -47,8 +47,8 @@ func TestConsecutiveFailures(t *testing.T) {
 			b.Prepare(tbl)
 			in := d.Eligible[0]
 			for _, o := range tc.outcomes {
-				b.Begin(in)
-				b.End(in, o)
+				b.Begin(d, in)
+				b.End(d, in, o)
 			}
 			if got := instStatus(t, allStatus(b), in.ID).Ejected; got != tc.ejected {
 				t.Errorf("ejected = %v; want %v", got, tc.ejected)
@@ -170,8 +170,8 @@ func TestStateAcrossTables(t *testing.T) {
 	b.Prepare(t1)
 	ejected, busy, gone := byID(t, d1, "zone-a-1"), byID(t, d1, "zone-a-2"), byID(t, d1, "zone-b-3")
 	fail(b, ejected, 5)
-	b.Begin(busy)
-	b.Begin(busy)
+	b.Begin(d1, busy)
+	b.Begin(d1, busy)
 	fail(b, gone, 4)
 
 	// New objects for the same instances; zone-b-3 left.
@@ -192,12 +192,12 @@ func TestStateAcrossTables(t *testing.T) {
 	if byInst, _ := picks(t, b, d2, 1000); byInst["zone-a-1"] != 0 {
 		t.Errorf("ejected instance picked after reload")
 	}
-	b.End(busy, OutcomeSuccess) // the old object
-	b.End(byID(t, d2, "zone-a-2"), OutcomeSuccess)
+	b.End(d1, busy, OutcomeSuccess) // the old object
+	b.End(d2, byID(t, d2, "zone-a-2"), OutcomeSuccess)
 	if x := instStatus(t, allStatus(b), "zone-a-2"); x.Outstanding != 0 {
 		t.Errorf("outstanding after End with old and new objects = %d; want 0", x.Outstanding)
 	}
-	b.End(gone, OutcomeSuccess) // not in the table: ignored
+	b.End(d1, gone, OutcomeSuccess) // not in the table: ignored
 
 	// zone-b-3 comes back: a fresh state.
 	t3, _ := oneDep(t, nil, nil, clone(ins))
@@ -282,4 +282,43 @@ func TestCheckThresholds(t *testing.T) {
 	if s := b.Stats(); s.MarkedUnhealthy != 1 || s.MarkedHealthy != 1 || s.Checks != 11 || s.CheckFailures != 6 {
 		t.Errorf("stats = %+v; want 1 marked unhealthy, 1 healthy, 11 checks, 6 failures", s)
 	}
+}
+
+// Begin and End given the deployment find each instance's state through
+// the deployment's view; without it, by address and ID. Both reach the
+// one state of the instance, so a request may be counted either way.
+func TestBeginEndThroughTheView(t *testing.T) {
+	b, _ := testBalancer(Config{})
+	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2, "zone-b": 2}))
+	b.Prepare(tbl)
+	if b.Pick(d) == nil {
+		t.Fatal("no instance")
+	}
+	for k, in := range d.Eligible {
+		b.Begin(d, in)
+		for _, x := range allStatus(b).Instances {
+			want := int64(0)
+			if x.ID == in.ID {
+				want = 1
+			}
+			if x.Outstanding != want {
+				t.Fatalf("after Begin on %s: %s has %d outstanding; want %d", in.ID, x.ID, x.Outstanding, want)
+			}
+		}
+		if k%2 == 0 {
+			b.End(nil, in, OutcomeSuccess)
+		} else {
+			b.End(d, in, OutcomeSuccess)
+		}
+		if got := instStatus(t, allStatus(b), in.ID).Outstanding; got != 0 {
+			t.Fatalf("after End on %s: %d outstanding; want 0", in.ID, got)
+		}
+	}
+	// An instance that is not d's is found by address and ID.
+	_, other := oneDep(t, nil, nil, clone(d.Instances[:1]))
+	b.Begin(d, other.Instances[0])
+	if got := instStatus(t, allStatus(b), other.Instances[0].ID).Outstanding; got != 1 {
+		t.Fatalf("Begin with an instance object d does not have: %d outstanding; want 1", got)
+	}
+	b.End(d, other.Instances[0], OutcomeSuccess)
 }

@@ -97,11 +97,11 @@ func byID(t testing.TB, d *routes.Deployment, id string) *routes.Instance {
 	return nil
 }
 
-// fail ends n requests on in with a 5xx.
+// fail ends n requests on in with a 5xx, found by address and ID.
 func fail(b *Balancer, in *routes.Instance, n int) {
 	for range n {
-		b.Begin(in)
-		b.End(in, OutcomeStatus5xx)
+		b.Begin(nil, in)
+		b.End(nil, in, OutcomeStatus5xx)
 	}
 }
 

@@ -177,14 +177,14 @@ func TestPowerOfTwoChoices(t *testing.T) {
 		{"idle again", 0, 0.47, 0.53},
 	} {
 		for range tc.inFlight {
-			b.Begin(busy)
+			b.Begin(d, busy)
 		}
 		byInst, _ := picks(t, b, d, nPicks)
 		if got := float64(byInst[busy.ID]) / nPicks; got < tc.lo || got > tc.hi {
 			t.Errorf("%s: busy share = %.3f; want %.2f to %.2f", tc.name, got, tc.lo, tc.hi)
 		}
 		for range tc.inFlight {
-			b.End(busy, OutcomeSuccess)
+			b.End(d, busy, OutcomeSuccess)
 		}
 	}
 	if got := instStatus(t, allStatus(b), busy.ID).Outstanding; got != 0 {
@@ -419,7 +419,7 @@ func TestGenerationSplitHoldsUnderLoad(t *testing.T) {
 	b.Prepare(tb)
 	blue1, blue2 := byID(t, d, "zone-a-1"), byID(t, d, "zone-a-2")
 	for i := 0; i < 50; i++ {
-		b.Begin(blue1) // blue-1 busy; green idle
+		b.Begin(d, blue1) // blue-1 busy; green idle
 	}
 	byInst, _ := picks(t, b, d, 100000)
 	green := float64(byInst["zone-a-3"]+byInst["zone-a-4"]) / 100000

@@ -24,9 +24,10 @@ type Picker interface {
 	Prepare(t *routes.Table)
 	// Begin and End bracket each attempt on an instance: Begin when it
 	// starts, End with its outcome when it ends (for a response with a
-	// body, when the body has been sent). Every Begin has one End.
-	Begin(in *routes.Instance)
-	End(in *routes.Instance, o Outcome)
+	// body, when the body has been sent). Every Begin has one End. d is
+	// the deployment that Pick or PickOther gave in for.
+	Begin(d *routes.Deployment, in *routes.Instance)
+	End(d *routes.Deployment, in *routes.Instance, o Outcome)
 }
 
 // Checker is a picker's background work: RunChecks runs active health
@@ -105,10 +106,10 @@ func (Weighted) PickOther(d *routes.Deployment, tried []*routes.Instance) *route
 func (Weighted) Prepare(*routes.Table) {}
 
 // Begin implements Picker; Weighted keeps no state.
-func (Weighted) Begin(*routes.Instance) {}
+func (Weighted) Begin(*routes.Deployment, *routes.Instance) {}
 
 // End implements Picker; Weighted keeps no state.
-func (Weighted) End(*routes.Instance, Outcome) {}
+func (Weighted) End(*routes.Deployment, *routes.Instance, Outcome) {}
 
 // triedIn reports whether in is one of tried: the same instance, or one
 // with its ID and address (from an earlier table).
