@@ -104,9 +104,11 @@ type entry struct {
 	// prepMu.
 	home int32
 	elig atomic.Pointer[eligibility]
-	// fresh is the snapEdit that made the entry, until its snapshot is
-	// published: that Prepare may change its eligibility in place.
-	fresh *snapEdit
+	// fresh is the seq of the snapshot whose Prepare made the entry:
+	// until it is published, that Prepare may change the entry's
+	// eligibility in place. (A number, not the snapEdit, so that nothing
+	// need be cleared at publication: a later Prepare has another seq.)
+	fresh uint64
 }
 
 // eligibility is where an entry is eligible; replaced whole.
@@ -172,7 +174,6 @@ type snapEdit struct {
 	zones  map[string]int
 	insts  map[string]int
 	built  []*depState // the deployments added
-	made   []*entry    // the entries made, fresh until published
 
 	// zoneLists are zone lists of deployments built, which the next
 	// ones with the same list share (most deployments of a table list
@@ -271,7 +272,6 @@ func (b *Balancer) Prepare(t *routes.Table) {
 		n := t.Len()
 		x.byKey = buildEntries(3 * n)
 		x.zones, x.insts = map[string]int{}, map[string]int{}
-		x.made = make([]*entry, 0, 3*n) // most deployments have about 3
 	}
 	var added []*routes.Deployment
 	if ch != nil {
@@ -292,9 +292,6 @@ func (b *Balancer) Prepare(t *routes.Table) {
 	}
 	x.flushZones()
 	b.scanned = x.scanned
-	for _, e := range x.made {
-		e.fresh = nil // published below
-	}
 	if b.testHookPrepared != nil {
 		b.testHookPrepared()
 	}
@@ -515,7 +512,7 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			if x.old != nil {
 				oe = x.old.byKey.getHashed(k, h)
 			}
-			ne := &newEntry{e: entry{key: k, fresh: x}}
+			ne := &newEntry{e: entry{key: k, fresh: x.seq}}
 			e = &ne.e
 			e.elig.Store(&ne.el)
 			if oe != nil {
@@ -528,7 +525,6 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 					x.adopt = append(x.adopt, [2]*entry{e, oe})
 				}
 			}
-			x.made = append(x.made, e)
 			x.byKey.addHashed(e, h)
 		}
 		e.refs++
@@ -547,7 +543,7 @@ func (b *Balancer) newDepState(d *routes.Deployment, x *snapEdit) *depState {
 			if in.Zone == zone {
 				e.home++
 			}
-			if e.fresh == x {
+			if e.fresh == x.seq {
 				// No reader has it yet: grow its list in place (an
 				// instance that many deployments share must not cost
 				// a copy of its list for each of them).
