@@ -60,8 +60,10 @@ type exchange struct {
 	ubody *upstream.Body
 	// trackEnd is the instance whose request the balancer still counts
 	// as outstanding while its response body streams (Picker.End when
-	// the body ends), with the outcome its headers gave.
+	// the body ends), with the deployment it was picked for (a retry may
+	// have moved to a newer table's) and the outcome its headers gave.
 	trackEnd     *routes.Instance
+	trackDep     *routes.Deployment
 	trackOutcome zones.Outcome
 	cbody        clientBody
 	conn         readDeadliner // the client's connection, or what sets its read deadline
@@ -166,7 +168,7 @@ func (x *exchange) roundTrip(st *tableState, d *routes.Deployment, in *routes.In
 		if err == nil && x.uresp.Body != nil {
 			// Outstanding until the body has been sent: see
 			// CloseWithError.
-			x.trackEnd, x.trackOutcome = in, o
+			x.trackEnd, x.trackDep, x.trackOutcome = in, d, o
 		} else {
 			s.cfg.Picker.End(d, in, o)
 		}
@@ -284,8 +286,9 @@ func (x *exchange) CloseWithError(werr error) error {
 		if !complete && uerr != nil && o == zones.OutcomeSuccess {
 			o = outcome(uerr, 0) // the instance failed mid-body
 		}
-		x.trackEnd = nil
-		x.s.cfg.Picker.End(x.dep, in, o)
+		d := x.trackDep
+		x.trackEnd, x.trackDep = nil, nil
+		x.s.cfg.Picker.End(d, in, o)
 	}
 	x.finish()
 	return nil

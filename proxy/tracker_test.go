@@ -16,12 +16,15 @@ import (
 )
 
 // recordingPicker picks the first instance and records the Begin and End
-// calls.
+// calls; open counts the Begins of each deployment and instance that no
+// End has matched, which unpaired counts the Ends of.
 type recordingPicker struct {
 	zones.Weighted
-	mu     sync.Mutex
-	begins int
-	ends   []trackedEnd
+	mu       sync.Mutex
+	begins   int
+	ends     []trackedEnd
+	open     map[[2]any]int
+	unpaired int
 }
 
 type trackedEnd struct {
@@ -30,14 +33,23 @@ type trackedEnd struct {
 }
 
 func (p *recordingPicker) Pick(d *routes.Deployment) *routes.Instance { return d.Instances[0] }
-func (p *recordingPicker) Begin(*routes.Deployment, *routes.Instance) {
+func (p *recordingPicker) Begin(d *routes.Deployment, in *routes.Instance) {
 	p.mu.Lock()
 	p.begins++
+	if p.open == nil {
+		p.open = map[[2]any]int{}
+	}
+	p.open[[2]any{d, in}]++
 	p.mu.Unlock()
 }
-func (p *recordingPicker) End(_ *routes.Deployment, _ *routes.Instance, o zones.Outcome) {
+func (p *recordingPicker) End(d *routes.Deployment, in *routes.Instance, o zones.Outcome) {
 	p.mu.Lock()
 	p.ends = append(p.ends, trackedEnd{time.Now(), o})
+	if k := [2]any{d, in}; p.open[k] > 0 {
+		p.open[k]--
+	} else {
+		p.unpaired++
+	}
 	p.mu.Unlock()
 }
 
@@ -106,6 +118,11 @@ func TestTrackerEndsWhenTheBodyEnds(t *testing.T) {
 	_, ends = waitEnds(t, picker, 2)
 	if len(ends) != 2 || ends[1].o == zones.OutcomeSuccess {
 		t.Errorf("after a body cut short by the instance: ends %+v; want a second End with a failure", ends)
+	}
+	picker.mu.Lock()
+	defer picker.mu.Unlock()
+	if picker.unpaired != 0 {
+		t.Errorf("%d End calls with a deployment and instance no Begin had", picker.unpaired)
 	}
 }
 
