@@ -397,8 +397,8 @@ func (x *snapEdit) zoneOf(ds *depState, e *entry) (string, bool) {
 func (x *snapEdit) keep(d *routes.Deployment, ds *depState) {
 	for {
 		cur := d.PickerState()
-		if o, ok := cur.(*depState); ok && o.b != ds.b {
-			break
+		if o, ok := cur.(*depState); cur != nil && (!ok || o.b != ds.b) {
+			break // another picker's, or another balancer's
 		}
 		if d.CompareAndSwapPickerState(cur, ds) {
 			return
@@ -692,11 +692,17 @@ func (b *Balancer) stateOf(e *entry) *instState {
 }
 
 // otherState is the state of another entry of e's instance in the
-// current or the previous table, or nil.
+// current or the previous table, or nil. For an entry of a table being
+// prepared, the current table is the previous one: the table before
+// that, which the new table does not follow, gives nothing (an instance
+// it dropped comes back with a fresh state).
 func (b *Balancer) otherState(e *entry) *instState {
 	s := b.snap.Load()
-	for _, s := range [2]*snapshot{s, s.prevOrNil()} {
-		if o := s.entry(e.key); o != nil && o != e {
+	for i, o := range [2]*snapshot{s, s.prevOrNil()} {
+		if i == 1 && s != nil && e.fresh > s.seq {
+			break
+		}
+		if o := o.entry(e.key); o != nil && o != e {
 			if st := o.st.Load(); st != nil {
 				return st
 			}

@@ -252,3 +252,48 @@ func wholeAgain(t *testing.T, d *routes.Deployment) *routes.Table {
 	}
 	return again
 }
+
+// An instance that a table dropped comes back with a fresh state, also
+// when a pick during the Prepare that brings it back builds a view of
+// the new entries (a table that shares its deployments with an older
+// one, prepared again): the entry of a table being prepared takes a
+// state from the current table only, not from the one before it.
+func TestReturningInstanceFreshWithPickDuringPrepare(t *testing.T) {
+	for _, pickDuring := range []bool{false, true} {
+		b, _ := testBalancer(Config{})
+		ins := layout(map[string]int{"zone-a": 3, "zone-b": 3})
+		t1, d1 := oneDep(t, nil, nil, ins)
+		b.Prepare(t1)
+		fail(b, byID(t, d1, "zone-b-3"), 5)
+		if !instStatus(t, allStatus(b), "zone-b-3").Ejected {
+			t.Fatal("not ejected")
+		}
+		t2, _ := oneDep(t, nil, nil, clone(ins[:5])) // zone-b-3 leaves
+		b.Prepare(t2)
+		if pickDuring {
+			b.testHookPrepared = func() { b.Pick(d1) } // a deployment of t1, shared
+		}
+		b.Prepare(t1) // zone-b-3 comes back
+		b.testHookPrepared = nil
+		if x := instStatus(t, allStatus(b), "zone-b-3"); x.Ejected || x.ConsecutiveFailures != 0 {
+			t.Errorf("pick during Prepare %v: returning instance %+v; want a fresh state", pickDuring, x)
+		}
+	}
+}
+
+// A deployment that holds another picker's value keeps it: the balancer
+// keeps its own state beside it.
+func TestDeploymentHoldingAnotherPickersValue(t *testing.T) {
+	tb, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
+	if !d.CompareAndSwapPickerState(nil, "another picker's state") {
+		t.Fatal("no swap")
+	}
+	b, _ := testBalancer(Config{})
+	b.Prepare(tb)
+	if b.Pick(d) == nil || b.depOf(d) == nil {
+		t.Fatal("not balanced")
+	}
+	if v := d.PickerState(); v != "another picker's state" {
+		t.Errorf("the deployment holds %v; want the other picker's value", v)
+	}
+}
