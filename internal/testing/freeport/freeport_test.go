@@ -33,3 +33,27 @@ func TestListenBelowEphemeral(t *testing.T) {
 		seen[port] = true
 	}
 }
+
+// A port handed out and closed again is not handed out again: the
+// process it was given to may not have bound it yet.
+func TestListenHandsOutAPortOnce(t *testing.T) {
+	lo, hi, ok := belowEphemeral()
+	if !ok {
+		t.Skip("no room below the ephemeral range here: Listen falls back to port 0")
+	}
+	// Drawn at random from thousands, a few hundred ports would repeat.
+	n := min(2000, (hi-lo)/4)
+	seen := map[int]bool{}
+	for range n {
+		ln, err := Listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if seen[port] {
+			t.Fatalf("port %d handed out twice", port)
+		}
+		seen[port] = true
+	}
+}
