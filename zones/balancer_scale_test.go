@@ -176,11 +176,7 @@ func TestStatesMadeAtFirstPick(t *testing.T) {
 // table's entry takes when it first needs one: they are the same
 // instance.
 func TestStateMadeOnPreviousTableIsShared(t *testing.T) {
-	b, _ := testBalancer(Config{})
-	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
-	b.Prepare(tbl)
-	old := b.lookup(d.Instances[0])
-	again := wholeAgain(t, d)
+	b, d, old, again := wholeAgain(t, Config{})
 	b.Prepare(again)
 	cur := b.lookup(d.Instances[0])
 	if cur == old || cur.st.Load() != nil {
@@ -196,11 +192,7 @@ func TestStateMadeOnPreviousTableIsShared(t *testing.T) {
 // in stays the instance's across the tables that follow, derived or
 // not, and failures counted on it eject the instance.
 func TestStateMadeOnPreviousTableOutlivesLaterTables(t *testing.T) {
-	b, _ := testBalancer(Config{ConsecutiveFailures: 3, MaxEjectedPercent: 100})
-	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
-	b.Prepare(tbl)
-	old := b.lookup(d.Instances[0])
-	again := wholeAgain(t, d)
+	b, d, old, again := wholeAgain(t, Config{ConsecutiveFailures: 3, MaxEjectedPercent: 100})
 	b.Prepare(again)
 	st := b.stateOf(old) // a request begun on the previous table
 	st.begin()
@@ -226,11 +218,7 @@ func TestStateMadeOnPreviousTableOutlivesLaterTables(t *testing.T) {
 // A state made on the old entry while a whole table is prepared is
 // taken over when the table is published.
 func TestStateMadeDuringPrepareIsTakenOver(t *testing.T) {
-	b, _ := testBalancer(Config{})
-	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
-	b.Prepare(tbl)
-	old := b.lookup(d.Instances[0])
-	again := wholeAgain(t, d)
+	b, d, old, again := wholeAgain(t, Config{})
 	// As Prepare would see it: the new entry made while the old one had
 	// no state, then a request on the old table makes one.
 	var st *instState
@@ -242,15 +230,21 @@ func TestStateMadeDuringPrepareIsTakenOver(t *testing.T) {
 	}
 }
 
-// wholeAgain is a table of d's spec alone, built whole: not derived
-// from the table d is in, so that Prepare makes new entries for it.
-func wholeAgain(t *testing.T, d *routes.Deployment) *routes.Table {
+// wholeAgain returns a balancer for cfg that has prepared a table of
+// one deployment d of two instances, the entry of d's first instance,
+// and a table of d's spec alone built whole, not yet prepared: not
+// derived from the table d is in, so that Prepare makes new entries for
+// it.
+func wholeAgain(t *testing.T, cfg Config) (b *Balancer, d *routes.Deployment, old *entry, again *routes.Table) {
 	t.Helper()
+	b, _ = testBalancer(cfg)
+	tbl, d := oneDep(t, nil, nil, layout(map[string]int{"zone-a": 2}))
+	b.Prepare(tbl)
 	again, err := routes.NewTable("example.test", nil, []*routes.DeploymentSpec{&d.DeploymentSpec})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return again
+	return b, d, b.lookup(d.Instances[0]), again
 }
 
 // An instance that a table dropped comes back with a fresh state, also

@@ -185,14 +185,7 @@ func TestDecodeMessageSplitsDeployments(t *testing.T) {
 // message's Deployments are still the JSON they were decoded from.
 func TestApplyUsesDecodedDeploymentsOfTheirBytes(t *testing.T) {
 	full := baseSnapshot().Full(false)
-	m, err := DecodeMessage(full)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := Apply(nil, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, st := decodeApplied(t, full)
 	if e, _ := st.deps.Get("aaaaaaaa"); e != m.decoded.deps[0] {
 		t.Error("Apply decoded the deployments again")
 	}
@@ -240,4 +233,19 @@ func TestUnmarshalOverADecodedMessage(t *testing.T) {
 	if e, _ := st.deps.Get("aaaaaaaa"); e.dep.Instances[0].Addr != "127.0.0.1:8" {
 		t.Errorf("applied %s; want the new message's 127.0.0.1:8", e.dep.Instances[0].Addr)
 	}
+}
+
+// decodeApplied decodes msg, a full message, with DecodeMessage and
+// applies it to no state.
+func decodeApplied(t *testing.T, msg []byte) (*Message, *State) {
+	t.Helper()
+	m, err := DecodeMessage(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := Apply(nil, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, st
 }

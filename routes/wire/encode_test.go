@@ -55,14 +55,7 @@ func TestStateKeepsOnlyEncodingsItCannotMakeAgain(t *testing.T) {
 	sum.add(odd)
 	msg = bytes.Replace(msg, []byte(snap.Hash), []byte(sumHash("example.test", map[string]string{}, sum)), 1)
 
-	m, err := DecodeMessage(msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := Apply(nil, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := decodeApplied(t, msg)
 	ea, _ := st.deps.Get(a.ID)
 	eb, _ := st.deps.Get(b.ID)
 	if ea.enc != nil {
